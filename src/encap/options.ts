@@ -1,0 +1,232 @@
+/**
+ * Tunnel options as people and programs write them, their validation, and the resolved
+ * configuration the data path uses. A bad option is a ConfigError naming the field, the
+ * value, and what is allowed.
+ */
+import { z } from 'zod';
+import {
+  classifyIpv4,
+  formatIpv4,
+  formatIpv6,
+  ipv6Network,
+  ipv6PrefixMatch,
+  parseIpv4,
+  parseIpv6,
+  parseIpv6Prefix,
+  type Ipv6Prefix,
+} from '../packet/address.js';
+import { delegatedPrefixLength, embedIpv4, inDomain, SIX_TO_FOUR, type SixRdDomain } from '../packet/sixrd.js';
+
+export type TunnelMode = '6in4' | '6to4';
+export type PmtuMode = 'static' | 'dynamic';
+
+/** Options for one tunnel, as passed by a program or read from flags / a config file. */
+export interface TunnelOptions {
+  mode: TunnelMode;
+  /** Our IPv4 address (the engine resolves `auto` before this point). */
+  local: string;
+  /** 6in4: the broker's IPv4 ("Server IPv4 Address"). */
+  remote?: string;
+  /** Tunnel address with prefix length: 6in4 "Client IPv6 Address"; 6to4 default 2002:V4ADDR::1/16. */
+  address?: string;
+  /** 6in4: the broker's IPv6 ("Server IPv6 Address"); default the address's prefix ::1. */
+  peer?: string;
+  /** Prefixes routed to us through the tunnel ("Routed /64", "Routed /48"); used for routes only. */
+  routed?: string[];
+  /** 6to4: the relay's unicast IPv4 for non-6to4 destinations. No default (RFC 7526). */
+  relay?: string;
+  /** Tunnel MTU, 1280..1480 (R04); default 1480. */
+  mtu?: number;
+  /** R05/R07: `static` (DF clear, IPv4 may fragment; default) or `dynamic` (DF set, path MTU learnt). */
+  pmtu?: PmtuMode;
+  /** R10: outer TTL 1..255 or `inherit` (inner hop limit); default 64. */
+  ttl?: number | 'inherit';
+  /** R13: outer TOS 0..255 or `inherit` (inner traffic class); default 0. ECN bits always follow RFC 6040. */
+  tos?: number | 'inherit';
+  /** Lab override for R25/R31: accept non-global IPv4 addresses. */
+  allowNonGlobal?: boolean;
+  /** R23: ICMPv6 errors we originate, per second (default 100) and burst (default 100). */
+  icmpRate?: number;
+  icmpBurst?: number;
+}
+
+/** The validated, resolved form: numbers and byte arrays, ready for the data path. */
+export interface TunnelConfig {
+  mode: TunnelMode;
+  local: number;
+  remote: number;
+  address: Ipv6Prefix;
+  peer: Buffer | null;
+  routed: Ipv6Prefix[];
+  relay: number;
+  mtu: number;
+  pmtu: PmtuMode;
+  /** 1..255, or -1 for inherit. */
+  ttl: number;
+  /** 0..255, or -1 for inherit. */
+  tos: number;
+  allowNonGlobal: boolean;
+  icmpRate: number;
+  icmpBurst: number;
+  /** 6to4/6rd domain and our delegated prefix within it (6to4 only). */
+  domain: SixRdDomain | null;
+  sitePrefix: Ipv6Prefix | null;
+}
+
+export const MTU_MIN = 1280;
+export const MTU_MAX = 1480;
+export const MTU_DEFAULT = 1480;
+export const TTL_DEFAULT = 64;
+export const TOS_DEFAULT = 0;
+export const ICMP_RATE_DEFAULT = 100;
+export const ICMP_BURST_DEFAULT = 100;
+
+/** A configuration error: which field, what value, and what would be accepted. */
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    readonly expected: string,
+  ) {
+    super(`${field}: ${describe(value)} is not valid; ${expected}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'a missing value';
+  return JSON.stringify(v) ?? String(v);
+}
+
+const EXPECT = {
+  mode: 'use "6in4" (a configured tunnel, e.g. a tunnel broker) or "6to4"',
+  local: 'use a dotted-quad IPv4 address such as 192.0.2.10',
+  remote: 'use the broker\'s "Server IPv4 Address", a dotted-quad IPv4 such as 198.51.100.1',
+  address: 'use an IPv6 address with prefix length, such as 2001:db8:1::2/64 ("Client IPv6 Address")',
+  peer: 'use an IPv6 address without prefix length, such as 2001:db8:1::1 ("Server IPv6 Address")',
+  routed: 'use IPv6 prefixes such as 2001:db8:2::/64 ("Routed /64")',
+  relay: 'use the unicast IPv4 address of a 6to4 relay you trust, such as 203.0.113.1',
+  mtu: `use an integer in ${MTU_MIN}..${MTU_MAX} (${MTU_DEFAULT} is the default and what brokers use; ${MTU_MIN} is the RFC 4213 conservative choice)`,
+  pmtu: 'use "static" (DF clear, IPv4 may fragment) or "dynamic" (DF set, learn the path MTU)',
+  ttl: 'use an integer in 1..255 or "inherit" (copy the inner hop limit)',
+  tos: 'use an integer in 0..255 or "inherit" (copy the inner traffic class)',
+  allowNonGlobal: 'use true or false',
+  icmpRate: 'use a number of ICMPv6 errors per second, 0 or more',
+  icmpBurst: 'use a whole number of ICMPv6 errors, 1 or more',
+} as const satisfies Record<keyof TunnelOptions, string>;
+
+const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null);
+const schema = z.strictObject({
+  mode: z.enum(['6in4', '6to4']),
+  local: ipv4Text,
+  remote: ipv4Text.optional(),
+  address: z.string().refine((s) => parseIpv6Prefix(s) !== null).optional(),
+  peer: z.string().refine((s) => parseIpv6(s) !== null).optional(),
+  routed: z.array(z.string().refine((s) => parseIpv6Prefix(s) !== null)).optional(),
+  relay: ipv4Text.optional(),
+  mtu: z.number().int().min(MTU_MIN).max(MTU_MAX).optional(),
+  pmtu: z.enum(['static', 'dynamic']).optional(),
+  ttl: z.union([z.literal('inherit'), z.number().int().min(1).max(255)]).optional(),
+  tos: z.union([z.literal('inherit'), z.number().int().min(0).max(255)]).optional(),
+  allowNonGlobal: z.boolean().optional(),
+  icmpRate: z.number().min(0).finite().optional(),
+  icmpBurst: z.number().int().min(1).optional(),
+});
+
+function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let v: unknown = input;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+/** Validates options and resolves them; throws ConfigError on the first problem. */
+export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
+  const parsed = schema.safeParse(options);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    if (issue.code === 'unrecognized_keys') {
+      const key = issue.keys[0];
+      throw new ConfigError(key, valueAt(options, [key]), `unknown option; known options are ${Object.keys(EXPECT).join(', ')}`);
+    }
+    const field = String(issue.path[0] ?? 'options') as keyof typeof EXPECT;
+    const where = issue.path.map(String).join('.');
+    throw new ConfigError(where || 'options', valueAt(options, issue.path), EXPECT[field] ?? issue.message);
+  }
+  const o = parsed.data;
+  const local = parseIpv4(o.local)!;
+  const allowNonGlobal = o.allowNonGlobal ?? false;
+  const routed = (o.routed ?? []).map((r) => ipv6Network(parseIpv6Prefix(r)!));
+  const common = {
+    local,
+    routed,
+    mtu: o.mtu ?? MTU_DEFAULT,
+    pmtu: o.pmtu ?? 'static',
+    ttl: o.ttl === 'inherit' ? -1 : (o.ttl ?? TTL_DEFAULT),
+    tos: o.tos === 'inherit' ? -1 : (o.tos ?? TOS_DEFAULT),
+    allowNonGlobal,
+    icmpRate: o.icmpRate ?? ICMP_RATE_DEFAULT,
+    icmpBurst: o.icmpBurst ?? ICMP_BURST_DEFAULT,
+  };
+  return o.mode === '6in4' ? resolve6in4(o, common) : resolve6to4(o, common);
+}
+
+type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'domain' | 'sitePrefix'>;
+type Parsed = z.infer<typeof schema>;
+
+function resolve6in4(o: Parsed, common: Common): TunnelConfig {
+  if (o.remote === undefined) throw new ConfigError('remote', undefined, `6in4 needs it: ${EXPECT.remote}`);
+  if (o.address === undefined) throw new ConfigError('address', undefined, `6in4 needs it: ${EXPECT.address}`);
+  if (o.relay !== undefined) throw new ConfigError('relay', o.relay, 'relay is for 6to4 only; remove it or use mode 6to4');
+  const address = parseIpv6Prefix(o.address)!;
+  if (address.len > 127) throw new ConfigError('address', o.address, 'the tunnel link needs room for two addresses: use a prefix length up to /127 (brokers use /64)');
+  let peer: Buffer;
+  if (o.peer !== undefined) {
+    peer = parseIpv6(o.peer)!;
+  } else {
+    peer = ipv6Network(address).addr;
+    peer[15] |= 1;
+    if (peer.equals(address.addr)) {
+      throw new ConfigError('peer', undefined, `it defaults to ${formatIpv6(peer)}, which is our own address; give the broker's "Server IPv6 Address"`);
+    }
+  }
+  if (!ipv6PrefixMatch(peer, 0, address.addr, 0, address.len)) {
+    throw new ConfigError('peer', o.peer, `use an address inside ${formatIpv6(ipv6Network(address).addr)}/${address.len}, the tunnel's link prefix`);
+  }
+  return { mode: '6in4', ...common, remote: parseIpv4(o.remote)!, address, peer, relay: 0, domain: null, sitePrefix: null };
+}
+
+function resolve6to4(o: Parsed, common: Common): TunnelConfig {
+  if (o.remote !== undefined) throw new ConfigError('remote', o.remote, '6to4 has no single remote; use relay for non-6to4 destinations, or mode 6in4');
+  if (o.peer !== undefined) throw new ConfigError('peer', o.peer, 'peer is for 6in4 only; remove it');
+  const cls = classifyIpv4(common.local);
+  if (cls !== 'global' && !common.allowNonGlobal) {
+    throw new ConfigError('local', o.local, `6to4 needs a global unicast IPv4 (RFC 3056/3964) and this is ${cls} space; use the host's public IPv4, or allowNonGlobal (--allow-nonglobal) in a lab`);
+  }
+  let relay = 0;
+  if (o.relay !== undefined) {
+    relay = parseIpv4(o.relay)!;
+    const rc = classifyIpv4(relay);
+    if (rc === '6to4-relay-anycast') {
+      throw new ConfigError('relay', o.relay, 'the 192.88.99.0/24 anycast relay is deprecated (RFC 7526); use the unicast address of a relay you trust');
+    }
+    if (rc !== 'global' && !common.allowNonGlobal) {
+      throw new ConfigError('relay', o.relay, `a relay must be global unicast IPv4 and this is ${rc} space; use a public relay address, or allowNonGlobal in a lab`);
+    }
+  }
+  const domain = SIX_TO_FOUR;
+  const siteAddr = Buffer.alloc(16);
+  embedIpv4(domain, common.local, siteAddr, 0);
+  const sitePrefix: Ipv6Prefix = { addr: siteAddr, len: delegatedPrefixLength(domain) };
+  let address: Ipv6Prefix;
+  if (o.address !== undefined) {
+    address = parseIpv6Prefix(o.address)!;
+    if (!inDomain(domain, address.addr, 0) || !ipv6PrefixMatch(address.addr, 0, siteAddr, 0, sitePrefix.len)) {
+      throw new ConfigError('address', o.address, `in 6to4 it must be inside our site prefix ${formatIpv6(siteAddr)}/48 (derived from local ${formatIpv4(common.local)}); omit it for ${formatIpv6(siteAddr).replace(/::$/, '::1')}/16`);
+    }
+  } else {
+    const addr = Buffer.from(siteAddr);
+    addr[15] = 1;
+    address = { addr, len: domain.prefixLen };
+  }
+  return { mode: '6to4', ...common, remote: 0, address, peer: null, relay, domain, sitePrefix };
+}

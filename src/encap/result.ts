@@ -1,0 +1,23 @@
+/** What the encapsulator or decapsulator decided about one packet. Reused: never allocated per packet. */
+
+export const Verdict = {
+  /** Send buf[offset, offset+length): the outer IPv4 packet (encap) or the inner IPv6 packet (decap). */
+  Forward: 1,
+  /** Write buf[offset, offset+length), an ICMPv6 error we built in place, back toward the TUN. */
+  Reply: 2,
+  /** Dropped; `reason` indexes `DROP_REASONS` and the counter has been incremented. */
+  Drop: 3,
+  /** Absorbed with nothing to send (e.g. an ICMPv4 "fragmentation needed" that updated the path MTU). */
+  Consumed: 4,
+} as const;
+export type Verdict = (typeof Verdict)[keyof typeof Verdict];
+
+export class PacketResult {
+  verdict: Verdict = Verdict.Drop;
+  offset = 0;
+  length = 0;
+  /** Encap Forward: the outer IPv4 destination (also in the header we wrote). */
+  outerDst = 0;
+  /** Drop: index into DROP_REASONS. */
+  reason = 0;
+}

@@ -1,0 +1,337 @@
+/**
+ * The protocol-41 encapsulator and decapsulator for one tunnel (RFC 4213 configured tunnel, or
+ * 6to4 per RFC 3056/3964). Pure: buffers in, verdicts out, no I/O. Every call works in place on
+ * the caller's buffer and reuses the caller's PacketResult, so the hot path allocates nothing.
+ */
+import {
+  extractIpv4,
+  inDomain,
+  type SixRdDomain,
+} from '../packet/sixrd.js';
+import { isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, ipv6PrefixMatch, type Ipv6Prefix } from '../packet/address.js';
+import { checksum, fold } from '../packet/checksum.js';
+import { ICMPV4, Icmpv4Type, Icmpv4UnreachCode, isIcmpv4Error } from '../packet/icmpv4.js';
+import {
+  ICMPV6_ERROR_OVERHEAD,
+  Icmpv6Type,
+  Icmpv6UnreachCode,
+  isIcmpv6ErrorPacket,
+  writeIcmpv6ErrorInPlace,
+} from '../packet/icmpv6.js';
+import { checkIpv4, IPV4, IPV4_FLAG_DF, Ipv4Error, PROTO_ICMP, PROTO_IPV6 } from '../packet/ipv4.js';
+import { checkIpv6, IPV6, IPV6_MIN_MTU, ipv6TrafficClass, setIpv6TrafficClass } from '../packet/ipv6.js';
+import { Counters, Drop, Traffic } from './counters.js';
+import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
+import { resolveTunnelOptions, type TunnelConfig, type TunnelOptions } from './options.js';
+import { PathMtuTable } from './path-mtu.js';
+import { PacketResult, Verdict } from './result.js';
+import { monotonicMs, TokenBucket, type Clock } from './token-bucket.js';
+
+/**
+ * Bytes the caller must leave free in front of an IPv6 packet handed to `encapsulate`:
+ * 20 for the outer IPv4 header, 48 so that a Packet Too Big can be built in place.
+ */
+export const ENCAP_HEADROOM = ICMPV6_ERROR_OVERHEAD;
+
+export interface TunnelEnvironment {
+  /** Monotonic milliseconds; tests inject their own. */
+  clock?: Clock;
+  /** Counter storage, e.g. over a SharedArrayBuffer read by another thread. */
+  counters?: Counters;
+  /** First IPv4 Identification minus one; default random. Golden-vector tests fix it. */
+  initialIpId?: number;
+}
+
+export class Tunnel {
+  readonly config: TunnelConfig;
+  readonly counters: Counters;
+  private readonly icmpBucket: TokenBucket;
+  private readonly pathMtu: PathMtuTable;
+  private readonly dynamicPmtu: boolean;
+  private readonly is6in4: boolean;
+  private readonly domain: SixRdDomain | null;
+  private readonly site: Ipv6Prefix | null;
+  private local = 0;
+  private ipId = 0;
+  /** Sum of the outer-header words that never change: version/IHL, protocol, local address. */
+  private fixedSum = 0;
+  /** 6in4: the remote's address words, also fixed. */
+  private remoteSum = 0;
+
+  constructor(options: TunnelOptions | TunnelConfig, env: TunnelEnvironment = {}) {
+    this.config = isResolved(options) ? options : resolveTunnelOptions(options);
+    const clock = env.clock ?? monotonicMs;
+    this.counters = env.counters ?? new Counters();
+    this.icmpBucket = new TokenBucket(this.config.icmpRate, this.config.icmpBurst, clock);
+    this.pathMtu = new PathMtuTable(clock);
+    this.dynamicPmtu = this.config.pmtu === 'dynamic';
+    this.is6in4 = this.config.mode === '6in4';
+    this.domain = this.config.domain;
+    this.site = this.config.sitePrefix;
+    // R03: start the Identification sequence somewhere unpredictable, as hosts do.
+    this.ipId = (env.initialIpId ?? Math.random() * 0x10000) & 0xffff;
+    const r = this.config.remote;
+    this.remoteSum = (r >>> 16) + (r & 0xffff);
+    this.setLocalAddress(this.config.local);
+  }
+
+  /** Our IPv4 address now (it may follow the host's, see setLocalAddress). */
+  get localAddress(): number {
+    return this.local;
+  }
+
+  /** 6in4 `--local auto`: the host's source address toward the remote changed. */
+  setLocalAddress(v4: number): void {
+    if (this.config.mode !== '6in4' && v4 !== this.config.local) {
+      throw new Error('6to4 derives its prefix from the local IPv4; restart the tunnel to change it');
+    }
+    this.local = v4 >>> 0;
+    this.fixedSum = 0x4500 + PROTO_IPV6 + (this.local >>> 16) + (this.local & 0xffff);
+  }
+
+  /** The tunnel MTU toward an outer destination: configured, lowered by a learnt path MTU (R07). */
+  mtuFor(outerDst: number): number {
+    const mtu = this.config.mtu;
+    if (!this.dynamicPmtu) return mtu;
+    const pmtu = this.pathMtu.get(outerDst);
+    if (pmtu === 0) return mtu;
+    return tunnelMtuFromPath(pmtu, mtu);
+  }
+
+  pathMtuEntries(): Array<{ dst: number; mtu: number; expiresInMs: number }> {
+    return this.pathMtu.entriesForStatus();
+  }
+
+  /**
+   * Encapsulates the IPv6 packet at buf[off, off+len) (R01–R10, R13, R28). The outer header is
+   * written into the headroom at off-20; nothing else moves. A packet over the tunnel MTU is
+   * turned, in place, into an ICMPv6 Packet Too Big for its sender (verdict Reply).
+   */
+  encapsulate(buf: Buffer, off: number, len: number, out: PacketResult): PacketResult {
+    if (off < ENCAP_HEADROOM) return this.drop(out, Drop.no_headroom);
+    if (checkIpv6(buf, off, len) !== 0) return this.drop(out, Drop.tx_malformed_ipv6);
+
+    let dst: number;
+    let dstSum: number;
+    if (this.is6in4) {
+      dst = this.config.remote;
+      dstSum = this.remoteSum;
+    } else {
+      const d = off + IPV6.DST;
+      if (isBogus6to4Inner(buf, d)) return this.drop(out, Drop.tx_6to4_bogus_destination);
+      if (inDomain(this.domain!, buf, d)) {
+        dst = extractIpv4(this.domain!, buf, d, this.local);
+        if (isBogus6to4Ipv4(dst, this.config.allowNonGlobal)) return this.drop(out, Drop.tx_6to4_bogus_embedded_ipv4);
+      } else {
+        dst = this.config.relay;
+        if (dst === 0) return this.drop(out, Drop.tx_6to4_no_relay);
+      }
+      dstSum = (dst >>> 16) + (dst & 0xffff);
+    }
+
+    // R04/R05/R07: the MTU and DF bit for this destination.
+    const total = len + IPV4.HEADER_LEN;
+    let mtu = this.config.mtu;
+    let flags = 0;
+    if (this.dynamicPmtu) {
+      const pmtu = this.pathMtu.get(dst);
+      if (pmtu === 0) {
+        flags = IPV4_FLAG_DF;
+      } else {
+        mtu = tunnelMtuFromPath(pmtu, mtu);
+        // R07: below the IPv6 minimum we still carry 1280, letting IPv4 fragment (DF clear).
+        if (total <= pmtu) flags = IPV4_FLAG_DF;
+      }
+    }
+    if (len > mtu) return this.packetTooBig(buf, off, len, mtu, out);
+
+    const tc = ipv6TrafficClass(buf, off);
+    const tos = encapOuterTos(this.config.tos < 0 ? tc : this.config.tos, tc); // R13
+    const ttl = this.config.ttl < 0 ? buf[off + IPV6.HOP_LIMIT] : this.config.ttl; // R10; R09: hop limit untouched
+    const id = (this.ipId = (this.ipId + 1) & 0xffff); // R03
+    const h = off - IPV4.HEADER_LEN;
+    const sum = this.fixedSum + tos + total + id + flags + (ttl << 8) + dstSum;
+    const local = this.local;
+    buf[h] = 0x45; // R01: version 4, IHL 5, no options
+    buf[h + 1] = tos;
+    buf[h + 2] = total >>> 8;
+    buf[h + 3] = total & 0xff;
+    buf[h + 4] = id >>> 8;
+    buf[h + 5] = id & 0xff;
+    buf[h + 6] = flags >>> 8;
+    buf[h + 7] = 0;
+    buf[h + 8] = ttl;
+    buf[h + 9] = PROTO_IPV6;
+    const ck = ~fold(sum) & 0xffff; // R02
+    buf[h + 10] = ck >>> 8;
+    buf[h + 11] = ck & 0xff;
+    buf[h + 12] = local >>> 24;
+    buf[h + 13] = (local >>> 16) & 0xff;
+    buf[h + 14] = (local >>> 8) & 0xff;
+    buf[h + 15] = local & 0xff;
+    buf[h + 16] = dst >>> 24;
+    buf[h + 17] = (dst >>> 16) & 0xff;
+    buf[h + 18] = (dst >>> 8) & 0xff;
+    buf[h + 19] = dst & 0xff;
+
+    const t = this.counters.traffic;
+    t[Traffic.tx_packets]++;
+    t[Traffic.tx_bytes] += len;
+    out.verdict = Verdict.Forward;
+    out.offset = h;
+    out.length = total;
+    out.outerDst = dst;
+    return out;
+  }
+
+  /**
+   * Decapsulates the IPv4 packet at buf[off, off+len) (R06, R13–R17, R29–R32). On Forward, the
+   * inner IPv6 packet is buf[out.offset, out.offset+out.length), byte for byte what the peer sent
+   * but for R13's ECN. ICMPv4 errors about our own packets are handled too (see icmpv4Error).
+   */
+  decapsulate(buf: Buffer, off: number, len: number, out: PacketResult): PacketResult {
+    const e = checkIpv4(buf, off, len, true);
+    if (e !== Ipv4Error.None) return this.drop(out, e === Ipv4Error.Checksum ? Drop.rx_bad_ipv4_checksum : Drop.rx_malformed_ipv4);
+    const ihl = (buf[off] & 0x0f) << 2;
+    const total = (buf[off + 2] << 8) | buf[off + 3];
+    if ((((buf[off + 6] << 8) | buf[off + 7]) & 0x3fff) !== 0) return this.drop(out, Drop.rx_ipv4_fragment);
+    const outerSrc = buf.readUInt32BE(off + IPV4.SRC);
+    if (buf.readUInt32BE(off + IPV4.DST) !== this.local) return this.drop(out, Drop.rx_wrong_outer_destination);
+    const proto = buf[off + IPV4.PROTOCOL];
+    if (proto === PROTO_ICMP) return this.decapIcmpv4(buf, off + ihl, total - ihl, out);
+    if (proto !== PROTO_IPV6) return this.drop(out, Drop.rx_not_protocol_41);
+    // R14: a configured tunnel accepts only its remote; no ICMP goes back (RFC 4213 §3.6).
+    if (this.is6in4 && outerSrc !== this.config.remote) return this.drop(out, Drop.rx_wrong_outer_source);
+
+    const io = off + ihl;
+    const ilen = total - ihl;
+    if (checkIpv6(buf, io, ilen) !== 0) return this.drop(out, Drop.rx_malformed_ipv6);
+    const src = io + IPV6.SRC;
+    const dst = io + IPV6.DST;
+    if (isBogusInnerSource(buf, src)) return this.drop(out, Drop.rx_bogus_inner_source); // R15
+
+    if (!this.is6in4) {
+      const allow = this.config.allowNonGlobal;
+      if (isBogus6to4Ipv4(outerSrc, allow)) return this.drop(out, Drop.rx_6to4_bogus_outer_ipv4); // R31
+      if (isBogus6to4Inner(buf, src) || isBogus6to4Inner(buf, dst)) return this.drop(out, Drop.rx_6to4_bogus_inner_address); // R32
+      if (inDomain(this.domain!, buf, src)) {
+        // R29: a 6to4 source must come from the IPv4 it embeds.
+        if (extractIpv4(this.domain!, buf, src, this.local) !== outerSrc) return this.drop(out, Drop.rx_6to4_spoofed_source);
+      } else if (this.config.relay === 0 || outerSrc !== this.config.relay) {
+        return this.drop(out, Drop.rx_6to4_not_from_relay);
+      }
+      // R30: only our own /48; a 6to4 site is not a transit router.
+      if (!ipv6PrefixMatch(buf, dst, this.site!.addr, 0, this.site!.len)) return this.drop(out, Drop.rx_6to4_not_our_prefix);
+    }
+
+    // R13, RFC 6040 §4.2.
+    const tc = ipv6TrafficClass(buf, io);
+    const ecn = decapInnerEcn(buf[off + IPV4.TOS] & 0x03, tc & 0x03);
+    if (ecn === ECN_DROP) return this.drop(out, Drop.rx_ecn_ce_on_not_ect);
+    if (ecn !== (tc & 0x03)) setIpv6TrafficClass(buf, io, (tc & 0xfc) | ecn);
+
+    const t = this.counters.traffic;
+    t[Traffic.rx_packets]++;
+    t[Traffic.rx_bytes] += ilen;
+    out.verdict = Verdict.Forward;
+    out.offset = io;
+    out.length = ilen;
+    return out;
+  }
+
+  /**
+   * R07/R11/R12: an ICMPv4 error about a protocol-41 packet we sent to `origDst`. The quoted
+   * inner IPv6 packet (as much as the error carried) is at buf[io, io+ilen), with at least
+   * ENCAP_HEADROOM bytes free before it. "Fragmentation needed" lowers the path MTU; destination
+   * unreachable and TTL exceeded are relayed to the inner source the way Linux's sit does:
+   * ICMPv6 Destination Unreachable code 3 (address unreachable) and Time Exceeded code 0.
+   */
+  icmpv4Error(type: number, code: number, info: number, origDst: number, buf: Buffer, io: number, ilen: number, out: PacketResult): PacketResult {
+    if (this.is6in4 && origDst !== this.config.remote) return this.drop(out, Drop.icmp4_not_ours);
+    const t = this.counters.traffic;
+    if (type === Icmpv4Type.DestUnreachable && code === Icmpv4UnreachCode.FragmentationNeeded) {
+      t[Traffic.icmp4_frag_needed]++;
+      if (this.dynamicPmtu && this.pathMtu.update(origDst, info)) t[Traffic.path_mtu_updates]++;
+      out.verdict = Verdict.Consumed;
+      return out;
+    }
+    let type6: number;
+    let code6: number;
+    if (type === Icmpv4Type.DestUnreachable && code !== Icmpv4UnreachCode.SourceRouteFailed) {
+      type6 = Icmpv6Type.DestUnreachable;
+      code6 = Icmpv6UnreachCode.AddressUnreachable;
+    } else if (type === Icmpv4Type.TimeExceeded && code === 0) {
+      type6 = Icmpv6Type.TimeExceeded;
+      code6 = 0;
+    } else {
+      return this.drop(out, Drop.icmp4_ignored);
+    }
+    if (io < ENCAP_HEADROOM) return this.drop(out, Drop.no_headroom);
+    if (ilen < IPV6.HEADER_LEN || buf[io] >> 4 !== 6) return this.drop(out, Drop.icmp4_malformed);
+    if (isBogusInnerSource(buf, io + IPV6.SRC) || isIcmpv6ErrorPacket(buf, io, ilen)) {
+      return this.drop(out, Drop.icmp4_not_relayable);
+    }
+    if (!this.icmpBucket.take()) {
+      t[Traffic.icmp6_rate_limited]++;
+      out.verdict = Verdict.Consumed;
+      return out;
+    }
+    const length = writeIcmpv6ErrorInPlace(buf, io, ilen, type6, code6, 0, this.config.address.addr, 0);
+    t[Traffic.icmp6_errors_relayed]++;
+    out.verdict = Verdict.Reply;
+    out.offset = io - ICMPV6_ERROR_OVERHEAD;
+    out.length = length;
+    return out;
+  }
+
+  /** An ICMPv4 message inside an IPv4 packet handed to decapsulate (the embedder's path). */
+  private decapIcmpv4(buf: Buffer, icmp: number, icmpLen: number, out: PacketResult): PacketResult {
+    if (icmpLen < ICMPV4.HEADER_LEN || checksum(buf, icmp, icmpLen) !== 0) return this.drop(out, Drop.icmp4_malformed);
+    const type = buf[icmp + ICMPV4.TYPE];
+    if (!isIcmpv4Error(type)) return this.drop(out, Drop.icmp4_ignored);
+    const q = icmp + ICMPV4.HEADER_LEN;
+    const qlen = icmpLen - ICMPV4.HEADER_LEN;
+    if (qlen < IPV4.HEADER_LEN || buf[q] >> 4 !== 4) return this.drop(out, Drop.icmp4_malformed);
+    const qihl = (buf[q] & 0x0f) << 2;
+    if (qihl < IPV4.HEADER_LEN || qihl > qlen) return this.drop(out, Drop.icmp4_malformed);
+    if (buf[q + IPV4.PROTOCOL] !== PROTO_IPV6 || buf.readUInt32BE(q + IPV4.SRC) !== this.local) {
+      return this.drop(out, Drop.icmp4_not_ours);
+    }
+    const code = buf[icmp + ICMPV4.CODE];
+    const info = buf.readUInt16BE(icmp + ICMPV4.NEXT_HOP_MTU);
+    return this.icmpv4Error(type, code, info, buf.readUInt32BE(q + IPV4.DST), buf, q + qihl, qlen - qihl, out);
+  }
+
+  /** R08, R19–R24: drop the packet and, when allowed, answer its sender with Packet Too Big. */
+  private packetTooBig(buf: Buffer, off: number, len: number, mtu: number, out: PacketResult): PacketResult {
+    this.drop(out, Drop.tx_too_big);
+    // RFC 4443 §2.4(e): never to an unspecified or multicast source, never about an error.
+    if (isBogusInnerSource(buf, off + IPV6.SRC) || isIcmpv6ErrorPacket(buf, off, len)) return out;
+    if (!this.icmpBucket.take()) {
+      this.counters.traffic[Traffic.icmp6_rate_limited]++;
+      return out;
+    }
+    out.length = writeIcmpv6ErrorInPlace(buf, off, len, Icmpv6Type.PacketTooBig, 0, mtu, this.config.address.addr, 0);
+    out.offset = off - ICMPV6_ERROR_OVERHEAD;
+    out.verdict = Verdict.Reply;
+    this.counters.traffic[Traffic.icmp6_packet_too_big_sent]++;
+    return out;
+  }
+
+  private drop(out: PacketResult, reason: number): PacketResult {
+    this.counters.drops[reason]++;
+    out.verdict = Verdict.Drop;
+    out.reason = reason;
+    return out;
+  }
+}
+
+/** R07: tunnel MTU = path MTU − 20, never above the configured MTU, never below 1280. */
+export function tunnelMtuFromPath(pathMtu: number, configured: number): number {
+  const m = pathMtu - IPV4.HEADER_LEN;
+  return m >= configured ? configured : m < IPV6_MIN_MTU ? IPV6_MIN_MTU : m;
+}
+
+function isResolved(o: TunnelOptions | TunnelConfig): o is TunnelConfig {
+  return typeof o.local === 'number';
+}

@@ -1,0 +1,96 @@
+/** IPv4 header (RFC 791) field offsets and a zero-copy view. */
+import { checksum } from './checksum.js';
+
+export const IPV4 = {
+  VER_IHL: 0,
+  TOS: 1,
+  TOTAL_LEN: 2,
+  ID: 4,
+  FLAGS_FRAG: 6,
+  TTL: 8,
+  PROTOCOL: 9,
+  CHECKSUM: 10,
+  SRC: 12,
+  DST: 16,
+  /** Minimum header length: IHL 5, no options (R01). */
+  HEADER_LEN: 20,
+} as const;
+
+export const IPV4_FLAG_DF = 0x4000;
+export const IPV4_FLAG_MF = 0x2000;
+export const IPV4_FRAG_OFFSET_MASK = 0x1fff;
+
+/** IANA protocol numbers used here. */
+export const PROTO_ICMP = 1;
+export const PROTO_IPV6 = 41;
+export const PROTO_ICMPV6 = 58;
+
+/** Why a buffer is not a usable IPv4 packet. */
+export const Ipv4Error = {
+  None: 0,
+  Truncated: 1,
+  Version: 2,
+  HeaderLength: 3,
+  TotalLength: 4,
+  Checksum: 5,
+} as const;
+export type Ipv4Error = (typeof Ipv4Error)[keyof typeof Ipv4Error];
+
+/**
+ * Validates the IPv4 header at buf[off] against the `len` bytes available. After `None`,
+ * every accessor of `Ipv4View` is in bounds for the header and the total length.
+ */
+export function checkIpv4(buf: Uint8Array, off: number, len: number, verifyChecksum: boolean): Ipv4Error {
+  if (len < IPV4.HEADER_LEN) return Ipv4Error.Truncated;
+  const verIhl = buf[off];
+  if (verIhl >> 4 !== 4) return Ipv4Error.Version;
+  const ihl = (verIhl & 0x0f) << 2;
+  if (ihl < IPV4.HEADER_LEN || ihl > len) return Ipv4Error.HeaderLength;
+  const total = (buf[off + 2] << 8) | buf[off + 3];
+  if (total < ihl || total > len) return Ipv4Error.TotalLength;
+  if (verifyChecksum && checksum(buf, off, ihl) !== 0) return Ipv4Error.Checksum;
+  return Ipv4Error.None;
+}
+
+/** A reusable view: `attach` it to a packet, then read or write fields in place. */
+export class Ipv4View {
+  buf: Buffer = Buffer.alloc(0);
+  off = 0;
+
+  attach(buf: Buffer, off: number): this {
+    this.buf = buf;
+    this.off = off;
+    return this;
+  }
+
+  get version(): number { return this.buf[this.off] >> 4; }
+  get headerLength(): number { return (this.buf[this.off] & 0x0f) << 2; }
+  get tos(): number { return this.buf[this.off + IPV4.TOS]; }
+  set tos(v: number) { this.buf[this.off + IPV4.TOS] = v; }
+  get totalLength(): number { return this.buf.readUInt16BE(this.off + IPV4.TOTAL_LEN); }
+  set totalLength(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.TOTAL_LEN); }
+  get id(): number { return this.buf.readUInt16BE(this.off + IPV4.ID); }
+  set id(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.ID); }
+  get flagsFragment(): number { return this.buf.readUInt16BE(this.off + IPV4.FLAGS_FRAG); }
+  set flagsFragment(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.FLAGS_FRAG); }
+  get dontFragment(): boolean { return (this.flagsFragment & IPV4_FLAG_DF) !== 0; }
+  get moreFragments(): boolean { return (this.flagsFragment & IPV4_FLAG_MF) !== 0; }
+  get fragmentOffset(): number { return (this.flagsFragment & IPV4_FRAG_OFFSET_MASK) << 3; }
+  get ttl(): number { return this.buf[this.off + IPV4.TTL]; }
+  set ttl(v: number) { this.buf[this.off + IPV4.TTL] = v; }
+  get protocol(): number { return this.buf[this.off + IPV4.PROTOCOL]; }
+  set protocol(v: number) { this.buf[this.off + IPV4.PROTOCOL] = v; }
+  get checksum(): number { return this.buf.readUInt16BE(this.off + IPV4.CHECKSUM); }
+  set checksum(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.CHECKSUM); }
+  /** Source address as an unsigned 32-bit number. */
+  get src(): number { return this.buf.readUInt32BE(this.off + IPV4.SRC); }
+  set src(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + IPV4.SRC); }
+  get dst(): number { return this.buf.readUInt32BE(this.off + IPV4.DST); }
+  set dst(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + IPV4.DST); }
+
+  /** Recomputes the header checksum over the header's own length. */
+  fillChecksum(): void {
+    this.checksum = 0;
+    this.checksum = checksum(this.buf, this.off, this.headerLength);
+  }
+}

@@ -1,0 +1,69 @@
+/** IPv6 header (RFC 8200 §3) field offsets and a zero-copy view. */
+
+export const IPV6 = {
+  VER_TC_FLOW: 0,
+  PAYLOAD_LEN: 4,
+  NEXT_HEADER: 6,
+  HOP_LIMIT: 7,
+  SRC: 8,
+  DST: 24,
+  HEADER_LEN: 40,
+} as const;
+
+/** RFC 8200 §5: every link must carry this; also the ceiling for ICMPv6 errors (RFC 4443 §2.4(c)). */
+export const IPV6_MIN_MTU = 1280;
+
+export const Ipv6Error = {
+  None: 0,
+  Truncated: 1,
+  Version: 2,
+  PayloadLength: 3,
+} as const;
+export type Ipv6Error = (typeof Ipv6Error)[keyof typeof Ipv6Error];
+
+/**
+ * Validates the fixed header at buf[off] against exactly `len` bytes: the payload length must
+ * account for every byte (a tunnel carries whole packets, so anything else is malformed).
+ */
+export function checkIpv6(buf: Uint8Array, off: number, len: number): Ipv6Error {
+  if (len < IPV6.HEADER_LEN) return Ipv6Error.Truncated;
+  if (buf[off] >> 4 !== 6) return Ipv6Error.Version;
+  if (((buf[off + 4] << 8) | buf[off + 5]) + IPV6.HEADER_LEN !== len) return Ipv6Error.PayloadLength;
+  return Ipv6Error.None;
+}
+
+/** Traffic class of the IPv6 header at buf[off]. */
+export function ipv6TrafficClass(buf: Uint8Array, off: number): number {
+  return ((buf[off] & 0x0f) << 4) | (buf[off + 1] >> 4);
+}
+
+export function setIpv6TrafficClass(buf: Uint8Array, off: number, tc: number): void {
+  buf[off] = 0x60 | (tc >> 4);
+  buf[off + 1] = ((tc & 0x0f) << 4) | (buf[off + 1] & 0x0f);
+}
+
+export class Ipv6View {
+  buf: Buffer = Buffer.alloc(0);
+  off = 0;
+
+  attach(buf: Buffer, off: number): this {
+    this.buf = buf;
+    this.off = off;
+    return this;
+  }
+
+  get version(): number { return this.buf[this.off] >> 4; }
+  get trafficClass(): number { return ipv6TrafficClass(this.buf, this.off); }
+  set trafficClass(v: number) { setIpv6TrafficClass(this.buf, this.off, v); }
+  get flowLabel(): number { return this.buf.readUInt32BE(this.off) & 0xfffff; }
+  get payloadLength(): number { return this.buf.readUInt16BE(this.off + IPV6.PAYLOAD_LEN); }
+  set payloadLength(v: number) { this.buf.writeUInt16BE(v, this.off + IPV6.PAYLOAD_LEN); }
+  get nextHeader(): number { return this.buf[this.off + IPV6.NEXT_HEADER]; }
+  set nextHeader(v: number) { this.buf[this.off + IPV6.NEXT_HEADER] = v; }
+  get hopLimit(): number { return this.buf[this.off + IPV6.HOP_LIMIT]; }
+  set hopLimit(v: number) { this.buf[this.off + IPV6.HOP_LIMIT] = v; }
+  /** Offset in `buf` of the 16-byte source address (addresses stay in the packet: no copy). */
+  get srcOffset(): number { return this.off + IPV6.SRC; }
+  get dstOffset(): number { return this.off + IPV6.DST; }
+  get payloadOffset(): number { return this.off + IPV6.HEADER_LEN; }
+}

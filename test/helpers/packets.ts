@@ -1,0 +1,112 @@
+/** Test-only packet builders: readable, allocating, and independent of the code under test's writers. */
+import { parseIpv4, parseIpv6 } from '../../src/packet/address.js';
+
+export const HEADROOM = 64;
+
+function ip6(text: string): Buffer {
+  const b = parseIpv6(text);
+  if (!b) throw new Error(`bad IPv6 in test: ${text}`);
+  return b;
+}
+
+export function ip4(text: string): number {
+  const n = parseIpv4(text);
+  if (n === null) throw new Error(`bad IPv4 in test: ${text}`);
+  return n;
+}
+
+/** Internet checksum, written out plainly so it does not share code with src/packet. */
+export function refChecksum(bytes: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < bytes.length; i += 2) s += (bytes[i] << 8) + (i + 1 < bytes.length ? bytes[i + 1] : 0);
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 65536);
+  return ~s & 0xffff;
+}
+
+export interface Ipv6Spec {
+  src: string;
+  dst: string;
+  hopLimit?: number;
+  trafficClass?: number;
+  flowLabel?: number;
+  nextHeader?: number;
+  payload?: Buffer;
+}
+
+/** An IPv6 packet; with no payload given, an ICMPv6 echo request with a correct checksum. */
+export function ipv6Packet(spec: Ipv6Spec & { payloadLen?: number }): Buffer {
+  let nh = spec.nextHeader ?? 58;
+  let payload = spec.payload;
+  const src = ip6(spec.src);
+  const dst = ip6(spec.dst);
+  if (!payload) {
+    nh = 58;
+    const n = spec.payloadLen ?? 16;
+    payload = Buffer.alloc(Math.max(8, n));
+    payload[0] = 128;
+    payload.writeUInt32BE(0x12340001, 4);
+    for (let i = 8; i < payload.length; i++) payload[i] = i & 0xff;
+    const pseudo = Buffer.concat([src, dst, u32(payload.length), Buffer.from([0, 0, 0, 58])]);
+    payload.writeUInt16BE(refChecksum(Buffer.concat([pseudo, payload])), 2);
+  }
+  const h = Buffer.alloc(40);
+  const tc = spec.trafficClass ?? 0;
+  h.writeUInt32BE(((6 << 28) | (tc << 20) | (spec.flowLabel ?? 0)) >>> 0, 0);
+  h.writeUInt16BE(payload.length, 4);
+  h[6] = nh;
+  h[7] = spec.hopLimit ?? 64;
+  src.copy(h, 8);
+  dst.copy(h, 24);
+  return Buffer.concat([h, payload]);
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
+}
+
+export interface Ipv4Spec {
+  src: string;
+  dst: string;
+  protocol?: number;
+  ttl?: number;
+  tos?: number;
+  id?: number;
+  flagsFragment?: number;
+  payload: Buffer;
+}
+
+/** An IPv4 packet with a correct header checksum. */
+export function ipv4Packet(spec: Ipv4Spec): Buffer {
+  const h = Buffer.alloc(20);
+  h[0] = 0x45;
+  h[1] = spec.tos ?? 0;
+  h.writeUInt16BE(20 + spec.payload.length, 2);
+  h.writeUInt16BE(spec.id ?? 1, 4);
+  h.writeUInt16BE(spec.flagsFragment ?? 0, 6);
+  h[8] = spec.ttl ?? 64;
+  h[9] = spec.protocol ?? 41;
+  h.writeUInt32BE(ip4(spec.src), 12);
+  h.writeUInt32BE(ip4(spec.dst), 16);
+  h.writeUInt16BE(refChecksum(h), 10);
+  return Buffer.concat([h, spec.payload]);
+}
+
+/** An ICMPv4 error quoting `quoted` (an IPv4 packet), with a correct checksum. */
+export function icmpv4Error(type: number, code: number, rest: number, quoted: Buffer): Buffer {
+  const m = Buffer.alloc(8 + quoted.length);
+  m[0] = type;
+  m[1] = code;
+  m.writeUInt32BE(rest >>> 0, 4);
+  quoted.copy(m, 8);
+  m.writeUInt16BE(refChecksum(m), 2);
+  return m;
+}
+
+/** Places `pkt` in a fresh buffer with `headroom` spare bytes in front; returns [buf, off]. */
+export function withHeadroom(pkt: Buffer, headroom = HEADROOM, tailroom = 0): [Buffer, number] {
+  const buf = Buffer.alloc(headroom + pkt.length + tailroom, 0xee);
+  pkt.copy(buf, headroom);
+  return [buf, headroom];
+}

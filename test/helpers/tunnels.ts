@@ -1,0 +1,39 @@
+/** Tunnel fixtures on documentation addresses (RFC 5737, RFC 3849). */
+import { Tunnel, type TunnelEnvironment, type TunnelOptions } from '../../src/index.js';
+
+export const LOCAL = '192.0.2.1';
+export const REMOTE = '198.51.100.1';
+export const RELAY = '203.0.113.1';
+/** Another 6to4 site: 198.51.100.7 → 2002:c633:6407::/48. */
+export const PEER_SITE_V4 = '198.51.100.7';
+export const PEER_SITE = '2002:c633:6407::';
+export const OUR_SITE = '2002:c000:201::';
+
+export const BROKER: TunnelOptions = {
+  mode: '6in4',
+  local: LOCAL,
+  remote: REMOTE,
+  address: '2001:db8:1::2/64',
+  routed: ['2001:db8:2::/64'],
+};
+
+export const SIX_TO_FOUR: TunnelOptions = {
+  mode: '6to4',
+  local: LOCAL,
+  relay: RELAY,
+  allowNonGlobal: true,
+};
+
+/** A clock the test moves by hand. */
+export class ManualClock {
+  now = 1_000_000;
+  readonly fn = (): number => this.now;
+  advance(ms: number): void {
+    this.now += ms;
+  }
+}
+
+export function tunnel(options: Partial<TunnelOptions> & { mode?: TunnelOptions['mode'] } = {}, env: TunnelEnvironment = {}): Tunnel {
+  const base = options.mode === '6to4' ? SIX_TO_FOUR : BROKER;
+  return new Tunnel({ ...base, ...options } as TunnelOptions, { initialIpId: 0x1233, ...env });
+}

@@ -1,0 +1,225 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  checksum,
+  checksumAdjust,
+  classifyIpv4,
+  delegatedPrefixLength,
+  embedIpv4,
+  extractIpv4,
+  formatIpv4,
+  formatIpv6,
+  inDomain,
+  isBogus6to4Inner,
+  isBogus6to4Ipv4,
+  isBogusInnerSource,
+  isIcmpv6ErrorPacket,
+  linkLocalFromIpv4,
+  parseIpv4,
+  parseIpv6,
+  parseIpv6Prefix,
+  SIX_TO_FOUR,
+  validateDomain,
+  Ipv4View,
+  checkIpv4,
+  Ipv4Error,
+  checkIpv6,
+  Ipv6Error,
+  Ipv6View,
+} from '../src/index.js';
+import { ip4, ipv4Packet, ipv6Packet, refChecksum } from './helpers/packets.js';
+
+describe('checksum', () => {
+  it('matches RFC 1071 §3 worked example', () => {
+    const b = Buffer.from('0001f203f4f5f6f7', 'hex');
+    // sum = ddf2; checksum = ~ddf2 = 220d
+    expect(checksum(b, 0, b.length)).toBe(0x220d);
+  });
+
+  it('handles odd lengths by padding with a zero byte', () => {
+    const b = Buffer.from('0102030405', 'hex');
+    expect(checksum(b, 0, 5)).toBe(refChecksum(b));
+  });
+
+  it('incremental update (RFC 1624) equals recomputation', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 20, maxLength: 20 }), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 0xffff }), (bytes, word, value) => {
+        const b = Buffer.from(bytes);
+        b.writeUInt16BE(0, 10);
+        const ck = checksum(b, 0, 20);
+        b.writeUInt16BE(ck, 10);
+        const at = word === 5 ? 0 : word * 2; // never the checksum word itself
+        const old = b.readUInt16BE(at);
+        b.writeUInt16BE(value, at);
+        const adjusted = checksumAdjust(ck, old, value);
+        b.writeUInt16BE(0, 10);
+        const fresh = checksum(b, 0, 20);
+        // 0x0000 and 0xffff are the same value in one's complement
+        expect(adjusted === fresh || adjusted + fresh === 0xffff).toBe(true);
+      }),
+    );
+  });
+});
+
+describe('addresses', () => {
+  it('parses and formats IPv4, refusing leading zeros and junk', () => {
+    expect(parseIpv4('192.0.2.1')).toBe(0xc0000201);
+    expect(formatIpv4(0xcb0071fe)).toBe('203.0.113.254');
+    for (const bad of ['192.0.2', '192.0.2.256', '192.0.02.1', ' 192.0.2.1', '1.2.3.4.5', '']) expect(parseIpv4(bad)).toBeNull();
+  });
+
+  it('parses IPv6 text forms and formats them canonically (RFC 5952)', () => {
+    const cases: Array<[string, string]> = [
+      ['2001:db8::1', '2001:db8::1'],
+      ['2001:0DB8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+      ['::', '::'],
+      ['::1', '::1'],
+      ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+      ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+      ['::ffff:192.0.2.1', '::ffff:c000:201'],
+      ['2002:c000:201::1', '2002:c000:201::1'],
+      ['fe80::c000:201', 'fe80::c000:201'],
+    ];
+    for (const [input, canonical] of cases) expect(formatIpv6(parseIpv6(input)!)).toBe(canonical);
+    for (const bad of ['2001:db8:::1', '1:2:3:4:5:6:7:8:9', '2001:db8::g', 'fe80::1%eth0', ':', '1::2::3', '12345::']) {
+      expect(parseIpv6(bad)).toBeNull();
+    }
+  });
+
+  it('round-trips any 16 bytes through text', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
+      expect(Buffer.from(parseIpv6(formatIpv6(b))!)).toEqual(Buffer.from(b));
+    }));
+  });
+
+  it('parses prefixes', () => {
+    expect(parseIpv6Prefix('2001:db8:1::2/64')?.len).toBe(64);
+    expect(parseIpv6Prefix('2001:db8::/129')).toBeNull();
+    expect(parseIpv6Prefix('2001:db8::')).toBeNull();
+  });
+
+  it('R17: link-local from the IPv4 address', () => {
+    expect(formatIpv6(linkLocalFromIpv4(ip4('192.0.2.1')))).toBe('fe80::c000:201');
+  });
+
+  it('R25: classifies IPv4 by the RFC 6890 special-purpose registry', () => {
+    expect(classifyIpv4(ip4('10.1.2.3'))).toBe('private');
+    expect(classifyIpv4(ip4('172.31.255.255'))).toBe('private');
+    expect(classifyIpv4(ip4('172.32.0.1'))).toBe('global');
+    expect(classifyIpv4(ip4('100.64.0.1'))).toBe('shared');
+    expect(classifyIpv4(ip4('100.128.0.1'))).toBe('global');
+    expect(classifyIpv4(ip4('127.0.0.1'))).toBe('loopback');
+    expect(classifyIpv4(ip4('169.254.1.1'))).toBe('link-local');
+    expect(classifyIpv4(ip4('192.0.2.1'))).toBe('documentation');
+    expect(classifyIpv4(ip4('198.51.100.1'))).toBe('documentation');
+    expect(classifyIpv4(ip4('203.0.113.1'))).toBe('documentation');
+    expect(classifyIpv4(ip4('192.88.99.1'))).toBe('6to4-relay-anycast');
+    expect(classifyIpv4(ip4('224.0.0.1'))).toBe('multicast');
+    expect(classifyIpv4(ip4('240.0.0.1'))).toBe('reserved');
+    expect(classifyIpv4(ip4('255.255.255.255'))).toBe('broadcast');
+    expect(classifyIpv4(ip4('0.1.2.3'))).toBe('this-network');
+  });
+
+  it('R31: bogus 6to4 IPv4 ranges, and what the lab override lifts', () => {
+    const bogus = ['0.0.0.1', '10.0.0.1', '127.0.0.1', '169.254.0.1', '172.16.0.1', '192.168.1.1', '100.64.0.1', '224.0.0.1', '240.0.0.1', '255.255.255.255'];
+    for (const a of bogus) expect(isBogus6to4Ipv4(ip4(a), false), a).toBe(true);
+    for (const a of ['0.0.0.1', '127.0.0.1', '224.0.0.1', '240.0.0.1', '255.255.255.255']) expect(isBogus6to4Ipv4(ip4(a), true), a).toBe(true);
+    for (const a of ['10.0.0.1', '192.168.1.1', '100.64.0.1']) expect(isBogus6to4Ipv4(ip4(a), true), a).toBe(false);
+    for (const a of ['192.0.2.1', '198.51.100.1', '203.0.113.1']) expect(isBogus6to4Ipv4(ip4(a), false), a).toBe(false);
+  });
+
+  it('R15/R32: bogus inner IPv6 addresses', () => {
+    const r15 = ['::', '::1', 'ff02::1', '::ffff:192.0.2.1', '::192.0.2.1'];
+    for (const a of r15) expect(isBogusInnerSource(parseIpv6(a)!, 0), a).toBe(true);
+    for (const a of ['2001:db8::1', 'fe80::1', '2002:c000:201::1']) expect(isBogusInnerSource(parseIpv6(a)!, 0), a).toBe(false);
+    for (const a of [...r15, 'fe80::1', 'febf::1', 'fec0::1', 'feff::1']) expect(isBogus6to4Inner(parseIpv6(a)!, 0), a).toBe(true);
+    for (const a of ['2001:db8::1', 'fe7f::1', '2002:c000:201::1']) expect(isBogus6to4Inner(parseIpv6(a)!, 0), a).toBe(false);
+  });
+});
+
+describe('6to4 / 6rd address maths', () => {
+  it('6to4 embeds the whole IPv4 after 2002::/16 (RFC 3056 §2)', () => {
+    const out = Buffer.alloc(16);
+    embedIpv4(SIX_TO_FOUR, ip4('192.0.2.1'), out, 0);
+    expect(formatIpv6(out)).toBe('2002:c000:201::');
+    expect(delegatedPrefixLength(SIX_TO_FOUR)).toBe(48);
+    const a = parseIpv6('2002:cb00:71fe:5::9')!;
+    expect(inDomain(SIX_TO_FOUR, a, 0)).toBe(true);
+    expect(formatIpv4(extractIpv4(SIX_TO_FOUR, a, 0, 0))).toBe('203.0.113.254');
+    expect(inDomain(SIX_TO_FOUR, parseIpv6('2003::1')!, 0)).toBe(false);
+  });
+
+  it('6rd with a non-byte-aligned prefix and an IPv4 mask (RFC 5969 §4 example shape)', () => {
+    // prefix 2001:db8::/30, IPv4 mask 8 → 24 embedded bits, delegated /54
+    const d = { prefix: parseIpv6('2001:db8::')!, prefixLen: 30, v4MaskLen: 8 };
+    validateDomain(d);
+    expect(delegatedPrefixLength(d)).toBe(54);
+    const out = Buffer.alloc(16);
+    embedIpv4(d, ip4('192.0.2.130'), out, 0);
+    // bits 30..53 carry 0x000282: 2001:0db8 | 00.. then 0x000282 shifted into place
+    expect(extractIpv4(d, out, 0, ip4('192.255.255.255'))).toBe(ip4('192.0.2.130'));
+    expect(inDomain(d, out, 0)).toBe(true);
+    expect(out.subarray(0, 3)).toEqual(Buffer.from([0x20, 0x01, 0x0d]));
+  });
+
+  it('embed/extract round-trips for any domain parameters', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 32 }), fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 0xffffffff }), (prefixLen, v4MaskLen, prefix, v4) => {
+        const d = { prefix, prefixLen, v4MaskLen };
+        const out = Buffer.alloc(16);
+        embedIpv4(d, v4, out, 0);
+        expect(inDomain(d, out, 0)).toBe(true);
+        expect(extractIpv4(d, out, 0, v4)).toBe(v4 >>> 0);
+      }),
+    );
+  });
+
+  it('refuses a domain whose delegated prefix is longer than /64', () => {
+    expect(() => validateDomain({ prefix: new Uint8Array(16), prefixLen: 40, v4MaskLen: 0 })).toThrow(/longer than \/64/);
+  });
+});
+
+describe('views', () => {
+  it('checkIpv4 gates malformed headers and the view reads fields in place', () => {
+    const p = ipv4Packet({ src: '192.0.2.1', dst: '198.51.100.1', ttl: 7, tos: 0x2e, id: 0xbeef, flagsFragment: 0x4000, payload: Buffer.alloc(8) });
+    expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.None);
+    const v = new Ipv4View().attach(p, 0);
+    expect([v.version, v.headerLength, v.ttl, v.tos, v.id, v.dontFragment, v.protocol, v.totalLength]).toEqual([4, 20, 7, 0x2e, 0xbeef, true, 41, 28]);
+    expect(formatIpv4(v.src)).toBe('192.0.2.1');
+    v.ttl = 8;
+    expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.Checksum);
+    v.fillChecksum();
+    expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.None);
+    expect(checkIpv4(p, 0, 19, true)).toBe(Ipv4Error.Truncated);
+    expect(checkIpv4(p, 0, 27, true)).toBe(Ipv4Error.TotalLength);
+    p[0] = 0x44;
+    expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.HeaderLength);
+    p[0] = 0x65;
+    expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.Version);
+  });
+
+  it('checkIpv6 requires the payload length to account for every byte', () => {
+    const p = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2', trafficClass: 0xb9, flowLabel: 0x12345 });
+    expect(checkIpv6(p, 0, p.length)).toBe(Ipv6Error.None);
+    expect(checkIpv6(p, 0, p.length - 1)).toBe(Ipv6Error.PayloadLength);
+    expect(checkIpv6(p, 0, 39)).toBe(Ipv6Error.Truncated);
+    const v = new Ipv6View().attach(p, 0);
+    expect([v.trafficClass, v.flowLabel, v.nextHeader]).toEqual([0xb9, 0x12345, 58]);
+    v.trafficClass = 0x03;
+    expect([v.trafficClass, v.flowLabel, v.version]).toEqual([0x03, 0x12345, 6]);
+  });
+
+  it('RFC 4443 §2.4(e): recognises ICMPv6 errors, also behind extension headers', () => {
+    const echo = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2' });
+    expect(isIcmpv6ErrorPacket(echo, 0, echo.length)).toBe(false);
+    const err = Buffer.from(echo);
+    err[40] = 1;
+    expect(isIcmpv6ErrorPacket(err, 0, err.length)).toBe(true);
+    // hop-by-hop (8 bytes) then ICMPv6 type 2
+    const hbh = Buffer.concat([Buffer.from([58, 0, 1, 4, 0, 0, 0, 0]), Buffer.from([2, 0, 0, 0, 0, 0, 5, 0])]);
+    const wrapped = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 0, payload: hbh });
+    expect(isIcmpv6ErrorPacket(wrapped, 0, wrapped.length)).toBe(true);
+    const udp = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 17, payload: Buffer.alloc(8) });
+    expect(isIcmpv6ErrorPacket(udp, 0, udp.length)).toBe(false);
+  });
+});
