@@ -29,7 +29,7 @@ export interface TunnelOptions {
   remote?: string;
   /** Tunnel address with prefix length: 6in4 "Client IPv6 Address"; 6to4 default 2002:V4ADDR::1/16. */
   address?: string;
-  /** 6in4: the broker's IPv6 ("Server IPv6 Address"); default the address's prefix ::1. */
+  /** 6in4: the broker's IPv6 ("Server IPv6 Address"); default the link prefix ::1 (::2 if we are ::1). */
   peer?: string;
   /** Prefixes routed to us through the tunnel ("Routed /64", "Routed /48"); used for routes only. */
   routed?: string[];
@@ -183,10 +183,12 @@ function resolve6in4(o: Parsed, common: Common): TunnelConfig {
   if (o.peer !== undefined) {
     peer = parseIpv6(o.peer)!;
   } else {
+    // Brokers number the link server ::1, client ::2; the server end of a lab is ::1 itself.
     peer = ipv6Network(address).addr;
     peer[15] |= 1;
+    if (peer.equals(address.addr)) peer[15] = (peer[15] & 0xfc) | 2;
     if (peer.equals(address.addr)) {
-      throw new ConfigError('peer', undefined, `it defaults to ${formatIpv6(peer)}, which is our own address; give the broker's "Server IPv6 Address"`);
+      throw new ConfigError('peer', undefined, `it cannot default on a /${address.len} link; give the other end's IPv6 address`);
     }
   }
   if (!ipv6PrefixMatch(peer, 0, address.addr, 0, address.len)) {

@@ -18,7 +18,7 @@ import {
   isIcmpv6ErrorPacket,
   writeIcmpv6ErrorInPlace,
 } from '../packet/icmpv6.js';
-import { checkIpv4, IPV4, IPV4_FLAG_DF, Ipv4Error, PROTO_ICMP, PROTO_IPV6 } from '../packet/ipv4.js';
+import { checkIpv4, IPV4, IPV4_FLAG_DF, Ipv4Error, ipv4AtS32, PROTO_ICMP, PROTO_IPV6 } from '../packet/ipv4.js';
 import { checkIpv6, IPV6, IPV6_MIN_MTU, ipv6TrafficClass, setIpv6TrafficClass } from '../packet/ipv6.js';
 import { Counters, Drop, Traffic } from './counters.js';
 import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
@@ -52,6 +52,10 @@ export class Tunnel {
   private readonly domain: SixRdDomain | null;
   private readonly site: Ipv6Prefix | null;
   private local = 0;
+  /** Addresses in `| 0` form for allocation-free comparisons (see ipv4AtS32). */
+  private localS32 = 0;
+  private readonly remoteS32: number;
+  private readonly relayS32: number;
   private ipId = 0;
   /** Sum of the outer-header words that never change: version/IHL, protocol, local address. */
   private fixedSum = 0;
@@ -70,6 +74,8 @@ export class Tunnel {
     this.site = this.config.sitePrefix;
     // R03: start the Identification sequence somewhere unpredictable, as hosts do.
     this.ipId = (env.initialIpId ?? Math.random() * 0x10000) & 0xffff;
+    this.remoteS32 = this.config.remote | 0;
+    this.relayS32 = this.config.relay | 0;
     const r = this.config.remote;
     this.remoteSum = (r >>> 16) + (r & 0xffff);
     this.setLocalAddress(this.config.local);
@@ -86,6 +92,7 @@ export class Tunnel {
       throw new Error('6to4 derives its prefix from the local IPv4; restart the tunnel to change it');
     }
     this.local = v4 >>> 0;
+    this.localS32 = v4 | 0;
     this.fixedSum = 0x4500 + PROTO_IPV6 + (this.local >>> 16) + (this.local & 0xffff);
   }
 
@@ -195,13 +202,13 @@ export class Tunnel {
     const ihl = (buf[off] & 0x0f) << 2;
     const total = (buf[off + 2] << 8) | buf[off + 3];
     if ((((buf[off + 6] << 8) | buf[off + 7]) & 0x3fff) !== 0) return this.drop(out, Drop.rx_ipv4_fragment);
-    const outerSrc = buf.readUInt32BE(off + IPV4.SRC);
-    if (buf.readUInt32BE(off + IPV4.DST) !== this.local) return this.drop(out, Drop.rx_wrong_outer_destination);
+    const outerSrc = ipv4AtS32(buf, off + IPV4.SRC);
+    if (ipv4AtS32(buf, off + IPV4.DST) !== this.localS32) return this.drop(out, Drop.rx_wrong_outer_destination);
     const proto = buf[off + IPV4.PROTOCOL];
     if (proto === PROTO_ICMP) return this.decapIcmpv4(buf, off + ihl, total - ihl, out);
     if (proto !== PROTO_IPV6) return this.drop(out, Drop.rx_not_protocol_41);
     // R14: a configured tunnel accepts only its remote; no ICMP goes back (RFC 4213 §3.6).
-    if (this.is6in4 && outerSrc !== this.config.remote) return this.drop(out, Drop.rx_wrong_outer_source);
+    if (this.is6in4 && outerSrc !== this.remoteS32) return this.drop(out, Drop.rx_wrong_outer_source);
 
     const io = off + ihl;
     const ilen = total - ihl;
@@ -216,8 +223,8 @@ export class Tunnel {
       if (isBogus6to4Inner(buf, src) || isBogus6to4Inner(buf, dst)) return this.drop(out, Drop.rx_6to4_bogus_inner_address); // R32
       if (inDomain(this.domain!, buf, src)) {
         // R29: a 6to4 source must come from the IPv4 it embeds.
-        if (extractIpv4(this.domain!, buf, src, this.local) !== outerSrc) return this.drop(out, Drop.rx_6to4_spoofed_source);
-      } else if (this.config.relay === 0 || outerSrc !== this.config.relay) {
+        if ((extractIpv4(this.domain!, buf, src, this.local) | 0) !== outerSrc) return this.drop(out, Drop.rx_6to4_spoofed_source);
+      } else if (this.relayS32 === 0 || outerSrc !== this.relayS32) {
         return this.drop(out, Drop.rx_6to4_not_from_relay);
       }
       // R30: only our own /48; a 6to4 site is not a transit router.
@@ -294,7 +301,7 @@ export class Tunnel {
     if (qlen < IPV4.HEADER_LEN || buf[q] >> 4 !== 4) return this.drop(out, Drop.icmp4_malformed);
     const qihl = (buf[q] & 0x0f) << 2;
     if (qihl < IPV4.HEADER_LEN || qihl > qlen) return this.drop(out, Drop.icmp4_malformed);
-    if (buf[q + IPV4.PROTOCOL] !== PROTO_IPV6 || buf.readUInt32BE(q + IPV4.SRC) !== this.local) {
+    if (buf[q + IPV4.PROTOCOL] !== PROTO_IPV6 || ipv4AtS32(buf, q + IPV4.SRC) !== this.localS32) {
       return this.drop(out, Drop.icmp4_not_ours);
     }
     const code = buf[icmp + ICMPV4.CODE];

@@ -25,6 +25,15 @@ export const PROTO_ICMP = 1;
 export const PROTO_IPV6 = 41;
 export const PROTO_ICMPV6 = 58;
 
+/**
+ * The IPv4 address at buf[off] as a signed 32-bit integer (`addr | 0` form). The hot path compares
+ * addresses in this form: values above 2^31 as unsigned numbers would be boxed as heap doubles,
+ * an allocation per packet.
+ */
+export function ipv4AtS32(buf: Uint8Array, off: number): number {
+  return (buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3];
+}
+
 /** Why a buffer is not a usable IPv4 packet. */
 export const Ipv4Error = {
   None: 0,

@@ -1,0 +1,115 @@
+/**
+ * Micro benchmarks of the pure encapsulator (no I/O): packets/s for encapsulate, decapsulate and
+ * the round trip at 80- and 1280-byte inner packets, and heap bytes allocated per packet over
+ * ≥ 1e6 packets. Run: `npm run bench:micro` (add `-- --json` for JSON).
+ */
+import Benchmark from 'benchmark';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { cpus } from 'node:os';
+import { PacketResult, Tunnel, Verdict } from '../src/index.js';
+
+const json = process.argv.includes('--json');
+const HEADROOM = 64;
+
+function innerPacket(size: number): Buffer {
+  const buf = Buffer.alloc(HEADROOM + size);
+  const p = buf.subarray(HEADROOM);
+  p.writeUInt32BE(0x60000000, 0);
+  p.writeUInt16BE(size - 40, 4);
+  p[6] = 17;
+  p[7] = 64;
+  Buffer.from('20010db8000100000000000000000002', 'hex').copy(p, 8);
+  Buffer.from('20010db8000100000000000000000001', 'hex').copy(p, 24);
+  return buf;
+}
+
+const a = new Tunnel({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' });
+const b = new Tunnel({ mode: '6in4', local: '198.51.100.1', remote: '192.0.2.1', address: '2001:db8:1::1/64' });
+const out = new PacketResult();
+
+interface Case {
+  name: string;
+  size: number;
+  op: () => void;
+}
+
+function cases(size: number): Case[] {
+  const txBuf = innerPacket(size);
+  const rxBuf = innerPacket(size);
+  a.encapsulate(rxBuf, HEADROOM, size, out); // rxBuf now holds a valid outer packet at HEADROOM-20
+  const rtBuf = innerPacket(size);
+  return [
+    { name: 'encapsulate', size, op: () => void a.encapsulate(txBuf, HEADROOM, size, out) },
+    { name: 'decapsulate', size, op: () => void b.decapsulate(rxBuf, HEADROOM - 20, size + 20, out) },
+    {
+      name: 'round trip',
+      size,
+      op: () => {
+        a.encapsulate(rtBuf, HEADROOM, size, out);
+        if (b.decapsulate(rtBuf, out.offset, out.length, out).verdict !== Verdict.Forward) throw new Error('round trip failed');
+      },
+    },
+  ];
+}
+
+const all = [...cases(80), ...cases(1280)];
+
+/** Heap bytes per packet over `packets`, in GC-free chunks (a chunk that saw a GC is retried). */
+function allocatedPerPacket(op: () => void, packets: number): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return NaN;
+  let gcs = 0;
+  const obs = new PerformanceObserver((l) => (gcs += l.getEntries().length));
+  obs.observe({ entryTypes: ['gc'] });
+  const chunk = 50_000;
+  let bytes = 0;
+  let done = 0;
+  for (let tries = 0; done < packets && tries < 1000; tries++) {
+    gc();
+    const seen = gcs;
+    const h0 = process.memoryUsage().heapUsed;
+    for (let i = 0; i < chunk; i++) op();
+    const h1 = process.memoryUsage().heapUsed;
+    if (gcs !== seen) continue;
+    bytes += h1 - h0;
+    done += chunk;
+  }
+  obs.disconnect();
+  return Math.max(0, bytes) / done;
+}
+
+interface Row {
+  operation: string;
+  innerBytes: number;
+  packetsPerSecond: number;
+  rme: number;
+  bytesAllocatedPerPacket: number;
+}
+
+const rows: Row[] = [];
+const suite = new Benchmark.Suite();
+for (const c of all) suite.add(`${c.name} ${c.size}`, c.op, { minSamples: 20 });
+suite.on('cycle', (ev: Benchmark.Event) => {
+  const bench = ev.target as unknown as Benchmark & { name: string };
+  const c = all.find((x) => `${x.name} ${x.size}` === bench.name)!;
+  rows.push({
+    operation: c.name,
+    innerBytes: c.size,
+    packetsPerSecond: Math.round(bench.hz ?? 0),
+    rme: Number((bench.stats?.rme ?? 0).toFixed(2)),
+    bytesAllocatedPerPacket: Number(allocatedPerPacket(c.op, 1_000_000).toFixed(4)),
+  });
+});
+suite.run();
+
+const env = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, v8: process.versions.v8, date: new Date().toISOString() };
+if (json) {
+  console.log(JSON.stringify({ environment: env, results: rows }, null, 2));
+} else {
+  console.log(`CPU: ${env.cpu} (${env.cores} cores); Node ${env.node}`);
+  console.log('| operation | inner bytes | packets/s | ±% | heap bytes/packet (1e6 packets) |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(`| ${r.operation} | ${r.innerBytes} | ${r.packetsPerSecond.toLocaleString('en-US')} | ${r.rme} | ${Number.isNaN(r.bytesAllocatedPerPacket) ? 'run with --expose-gc' : r.bytesAllocatedPerPacket} |`);
+  }
+}

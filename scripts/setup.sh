@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the tests, the lab and the benchmarks need on a fresh Debian machine:
+# Debian packages (skipped when present), npm dependencies, and the native addon.
+# Safe to run again: each step does nothing when its work is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(python3-scapy tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo -n); else
+    echo "setup: need root (or sudo) to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+# The native addon (TUN, raw socket, batched I/O): rebuild when a source is newer than the binary.
+if [ -d native ] && [ -f native/binding.gyp ]; then
+  addon=native/build/Release/tun6in4_native.node
+  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \))" ]; then
+    echo "setup: building the native addon"
+    npm run --silent build:native
+  fi
+fi

@@ -1,0 +1,92 @@
+"""Builds and parses packets with scapy, an implementation independent of ours.
+
+Reads one JSON request on stdin, writes one JSON answer on stdout.
+  {"op": "build"}                       -> {name: hex}  reference packets built by scapy
+  {"op": "parse", "packets": {name: hex}} -> {name: fields} what scapy reads in our bytes
+Run with Debian's /usr/bin/python3 (python3-scapy).
+"""
+import json
+import sys
+
+from scapy.all import (ICMP, IP, UDP, TCP, IPv6, ICMPv6EchoRequest, ICMPv6PacketTooBig,
+                       ICMPv6DestUnreach, ICMPv6TimeExceeded, Raw, raw)
+
+LOCAL, REMOTE = "192.0.2.1", "198.51.100.1"
+PEER_SITE_V4, RELAY = "198.51.100.7", "203.0.113.1"
+
+
+def build():
+    out = {}
+    inner_6in4 = IPv6(src="2001:db8:1::1", dst="2001:db8:1::2", hlim=61, tc=0x28, fl=0x54321) / \
+        ICMPv6EchoRequest(id=0x77, seq=3, data=b"scapy-built payload" * 3)
+    out["inner_6in4"] = inner_6in4
+    out["outer_6in4"] = IP(src=REMOTE, dst=LOCAL, ttl=64, id=4242) / inner_6in4
+    big_inner = IPv6(src="2001:db8:1::1", dst="2001:db8:2::10") / UDP(sport=5000, dport=6000) / Raw(b"\xab" * 1900)
+    out["inner_big"] = big_inner
+    out["outer_big"] = IP(src=REMOTE, dst=LOCAL) / big_inner
+    out["outer_spoofed"] = IP(src="203.0.113.66", dst=LOCAL) / inner_6in4
+    inner_6to4 = IPv6(src="2002:c633:6407::1", dst="2002:c000:201::1") / TCP(sport=443, dport=50000, flags="SA")
+    out["inner_6to4"] = inner_6to4
+    out["outer_6to4"] = IP(src=PEER_SITE_V4, dst=LOCAL) / inner_6to4
+    out["outer_6to4_spoofed"] = IP(src="203.0.113.99", dst=LOCAL) / inner_6to4
+    inner_native = IPv6(src="2001:db8:5::1", dst="2002:c000:201::1") / UDP(sport=53, dport=5353) / Raw(b"hi")
+    out["inner_native"] = inner_native
+    out["outer_native_via_relay"] = IP(src=RELAY, dst=LOCAL) / inner_native
+    out["outer_native_not_relay"] = IP(src=PEER_SITE_V4, dst=LOCAL) / inner_native
+    # IPv6 packets for us to encapsulate (the TUN side)
+    out["tx_6in4"] = IPv6(src="2001:db8:1::2", dst="2001:db8:ffff::9", hlim=17, tc=0xb9) / UDP(sport=1, dport=2) / Raw(b"z" * 100)
+    out["tx_too_big"] = IPv6(src="2001:db8:1::2", dst="2001:db8:ffff::9") / UDP(sport=1, dport=2) / Raw(b"q" * 1500)
+    out["tx_6to4_direct"] = IPv6(src="2002:c000:201::1", dst="2002:c633:6407::5") / ICMPv6EchoRequest()
+    out["tx_6to4_relay"] = IPv6(src="2002:c000:201::1", dst="2001:db8:5::1") / ICMPv6EchoRequest()
+    return {k: raw(v).hex() for k, v in out.items()}
+
+
+def checksum_ok(layer_cls, pkt, field):
+    """scapy recomputes a checksum when the field is None; compare with what we wrote."""
+    layer = pkt[layer_cls]
+    got = getattr(layer, field)
+    copy = pkt.copy()
+    setattr(copy[layer_cls], field, None)
+    return getattr(copy.__class__(raw(copy))[layer_cls], field) == got
+
+
+def parse(packets):
+    result = {}
+    for name, h in packets.items():
+        data = bytes.fromhex(h)
+        f = {}
+        if data[0] >> 4 == 4:
+            p = IP(data)
+            f.update(version=p.version, ihl=p.ihl, tos=p.tos, len=p.len, id=p.id, flags=int(p.flags),
+                     frag=p.frag, ttl=p.ttl, proto=p.proto, src=p.src, dst=p.dst,
+                     ip_checksum_ok=checksum_ok(IP, p, "chksum"), ip_payload=raw(p.payload).hex())
+            if IPv6 in p:
+                f["inner_src"], f["inner_dst"], f["inner_hlim"] = p[IPv6].src, p[IPv6].dst, p[IPv6].hlim
+        else:
+            p = IPv6(data)
+            f.update(version=p.version, src=p.src, dst=p.dst, plen=p.plen, nh=p.nh, hlim=p.hlim, tc=p.tc)
+            for cls, kind in ((ICMPv6PacketTooBig, "ptb"), (ICMPv6DestUnreach, "unreach"), (ICMPv6TimeExceeded, "timeexceeded")):
+                if cls in p:
+                    layer = p[cls]
+                    f.update(icmp_kind=kind, icmp_type=layer.type, icmp_code=layer.code,
+                             icmp_checksum_ok=checksum_ok(cls, p, "cksum"))
+                    if kind == "ptb":
+                        f["mtu"] = layer.mtu
+                    # the quoted packet, as scapy dissects it
+                    f["quoted"] = raw(layer.payload).hex()
+        result[name] = f
+    return result
+
+
+def main():
+    req = json.load(sys.stdin)
+    if req["op"] == "build":
+        json.dump(build(), sys.stdout)
+    elif req["op"] == "parse":
+        json.dump(parse(req["packets"]), sys.stdout)
+    else:
+        raise SystemExit("unknown op " + req["op"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, formatIpv6, resolveTunnelOptions, type TunnelOptions } from '../src/index.js';
+import { BROKER, SIX_TO_FOUR } from './helpers/tunnels.js';
+
+function errorOf(o: unknown): ConfigError {
+  try {
+    resolveTunnelOptions(o as TunnelOptions);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('tunnel options', () => {
+  it('resolves a broker tunnel with defaults: peer ::1, MTU 1480, static PMTU, TTL 64, TOS 0', () => {
+    const c = resolveTunnelOptions(BROKER);
+    expect(formatIpv6(c.peer!)).toBe('2001:db8:1::1');
+    expect([c.mtu, c.pmtu, c.ttl, c.tos]).toEqual([1480, 'static', 64, 0]);
+    expect(c.routed.map((r) => `${formatIpv6(r.addr)}/${r.len}`)).toEqual(['2001:db8:2::/64']);
+  });
+
+  it('the server end of a lab (::1) defaults its peer to ::2', () => {
+    const c = resolveTunnelOptions({ ...BROKER, address: '2001:db8:1::1/64' });
+    expect(formatIpv6(c.peer!)).toBe('2001:db8:1::2');
+  });
+
+  // Each bad option: the field named, the value shown, the fix said.
+  const cases: Array<[string, unknown, string, RegExp]> = [
+    ['bad mode', { ...BROKER, mode: 'sit' }, 'mode', /"sit".*"6in4".*"6to4"/],
+    ['bad local', { ...BROKER, local: '192.0.2' }, 'local', /dotted-quad/],
+    ['missing remote', { ...BROKER, remote: undefined }, 'remote', /6in4 needs it/],
+    ['missing address', { ...BROKER, address: undefined }, 'address', /Client IPv6 Address/],
+    ['address without length', { ...BROKER, address: '2001:db8:1::2' }, 'address', /prefix length/],
+    ['peer off-link', { ...BROKER, peer: '2001:db8:9::1' }, 'peer', /inside 2001:db8:1::\/64/],
+    ['bad routed', { ...BROKER, routed: ['2001:db8:2::/64', 'nonsense'] }, 'routed.1', /IPv6 prefixes/],
+    ['mtu too big', { ...BROKER, mtu: 1500 }, 'mtu', /1280\.\.1480/],
+    ['mtu as text', { ...BROKER, mtu: '1480' }, 'mtu', /integer/],
+    ['bad pmtu', { ...BROKER, pmtu: 'auto' }, 'pmtu', /"static".*"dynamic"/],
+    ['bad tos', { ...BROKER, tos: 300 }, 'tos', /0\.\.255 or "inherit"/],
+    ['unknown key', { ...BROKER, mtuu: 1400 }, 'mtuu', /unknown option/],
+    ['relay on 6in4', { ...BROKER, relay: '203.0.113.1' }, 'relay', /6to4 only/],
+    ['remote on 6to4', { ...SIX_TO_FOUR, remote: '198.51.100.1' }, 'remote', /no single remote/],
+    ['6to4 private local', { ...SIX_TO_FOUR, local: '192.168.1.10', allowNonGlobal: false }, 'local', /global unicast.*private/],
+    ['6to4 address outside site', { ...SIX_TO_FOUR, address: '2002:c000:202::1/16' }, 'address', /2002:c000:201::\/48/],
+    ['6to4 anycast relay', { ...SIX_TO_FOUR, relay: '192.88.99.1' }, 'relay', /RFC 7526/],
+  ];
+  for (const [what, options, field, fix] of cases) {
+    it(`names the field and the fix: ${what}`, () => {
+      const e = errorOf(options);
+      expect(e.field).toBe(field);
+      expect(e.message.startsWith(`${field}: `)).toBe(true);
+      expect(e.message).toMatch(fix);
+    });
+  }
+});
