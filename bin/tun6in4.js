@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Runs the built CLI when dist/ exists (an installed package), else the TypeScript source via tsx.
 import { existsSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const built = new URL('../dist/cli/main.js', import.meta.url);
 if (existsSync(built)) {
-  await import(pathToFileURL(built).href);
+  await import(built.href);
 } else {
-  await import('tsx/esm');
+  const { register } = await import('tsx/esm/api');
+  register();
   await import(new URL('../src/cli/main.ts', import.meta.url).href);
 }

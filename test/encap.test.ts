@@ -462,3 +462,32 @@ describe('6to4 (RFC 3056, RFC 3964)', () => {
     expectDrop(t, decap(t, fromSite({ dst: 'fe80::1' })).r, 'rx_6to4_bogus_inner_address');
   });
 });
+
+describe('6to4 relay router (RFC 3056 §5)', () => {
+  const relay = () => tunnel({ mode: '6to4', local: RELAY, relay: undefined, role: 'relay' });
+  const toRelay = (src: string, dst: string, outerSrc: string) =>
+    ipv4Packet({ src: outerSrc, dst: RELAY, payload: ipv6Packet({ src, dst }) });
+
+  it('carries a 6to4 site\'s traffic to native IPv6, checking the source embeds the outer IPv4 (R29)', () => {
+    const t = relay();
+    expect(decap(t, toRelay(`${OUR_SITE}1`, '2001:db8:5::2', LOCAL)).r.verdict).toBe(Verdict.Forward);
+    expectDrop(t, decap(t, toRelay(`${OUR_SITE}1`, '2001:db8:5::2', PEER_SITE_V4)).r, 'rx_6to4_spoofed_source');
+  });
+
+  it('refuses tunnelled native sources and 6to4-to-6to4 transit (RFC 3964 §5.2)', () => {
+    const t = relay();
+    expectDrop(t, decap(t, toRelay('2001:db8:5::9', '2001:db8:5::2', LOCAL)).r, 'rx_6to4_not_from_relay');
+    expectDrop(t, decap(t, toRelay(`${OUR_SITE}1`, `${PEER_SITE}1`, LOCAL)).r, 'rx_6to4_not_our_prefix');
+  });
+
+  it('sends native replies to the site\'s embedded IPv4 (R28)', () => {
+    const t = relay();
+    const { r } = encap(t, ipv6Packet({ src: '2001:db8:5::2', dst: `${OUR_SITE}1` }));
+    expect(r.outerDst).toBe(ip4(LOCAL));
+  });
+
+  it('a relay with a relay, or a role on 6in4, is a configuration error', () => {
+    expect(() => tunnel({ mode: '6to4', local: RELAY, role: 'relay' })).toThrow(/relay: .*does not use another relay/);
+    expect(() => tunnel({ role: 'relay' })).toThrow(/role: .*6to4 only/);
+  });
+});

@@ -44,6 +44,10 @@ export const DROP_REASONS = [
   'icmp4_not_ours', // quotes a packet this tunnel did not send
   'icmp4_ignored', // a type/code we do not relay (e.g. source route failed, redirect)
   'icmp4_not_relayable', // quoted inner packet is an ICMPv6 error or has a bogus source (RFC 4443 §2.4(e))
+  // I/O, counted by the engine
+  'tx_send_error', // the raw socket refused the packet (errno in the log)
+  'rx_tun_write_error', // the TUN refused the packet
+  'rx_truncated', // larger than a receive slot
 ] as const;
 
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];

@@ -19,6 +19,7 @@ import { delegatedPrefixLength, embedIpv4, inDomain, SIX_TO_FOUR, type SixRdDoma
 
 export type TunnelMode = '6in4' | '6to4';
 export type PmtuMode = 'static' | 'dynamic';
+export type SixToFourRole = 'site' | 'relay';
 
 /** Options for one tunnel, as passed by a program or read from flags / a config file. */
 export interface TunnelOptions {
@@ -35,6 +36,11 @@ export interface TunnelOptions {
   routed?: string[];
   /** 6to4: the relay's unicast IPv4 for non-6to4 destinations. No default (RFC 7526). */
   relay?: string;
+  /**
+   * 6to4: `site` (default) serves our own 2002:V4ADDR::/48; `relay` is a 6to4 relay router
+   * (RFC 3056 §5): it carries native IPv6 to and from any 6to4 site.
+   */
+  role?: SixToFourRole;
   /** Tunnel MTU, 1280..1480 (R04); default 1480. */
   mtu?: number;
   /** R05/R07: `static` (DF clear, IPv4 may fragment; default) or `dynamic` (DF set, path MTU learnt). */
@@ -59,6 +65,7 @@ export interface TunnelConfig {
   peer: Buffer | null;
   routed: Ipv6Prefix[];
   relay: number;
+  role: SixToFourRole;
   mtu: number;
   pmtu: PmtuMode;
   /** 1..255, or -1 for inherit. */
@@ -106,6 +113,7 @@ const EXPECT = {
   peer: 'use an IPv6 address without prefix length, such as 2001:db8:1::1 ("Server IPv6 Address")',
   routed: 'use IPv6 prefixes such as 2001:db8:2::/64 ("Routed /64")',
   relay: 'use the unicast IPv4 address of a 6to4 relay you trust, such as 203.0.113.1',
+  role: 'use "site" (a 6to4 site, the default) or "relay" (a 6to4 relay router)',
   mtu: `use an integer in ${MTU_MIN}..${MTU_MAX} (${MTU_DEFAULT} is the default and what brokers use; ${MTU_MIN} is the RFC 4213 conservative choice)`,
   pmtu: 'use "static" (DF clear, IPv4 may fragment) or "dynamic" (DF set, learn the path MTU)',
   ttl: 'use an integer in 1..255 or "inherit" (copy the inner hop limit)',
@@ -124,6 +132,7 @@ const schema = z.strictObject({
   peer: z.string().refine((s) => parseIpv6(s) !== null).optional(),
   routed: z.array(z.string().refine((s) => parseIpv6Prefix(s) !== null)).optional(),
   relay: ipv4Text.optional(),
+  role: z.enum(['site', 'relay']).optional(),
   mtu: z.number().int().min(MTU_MIN).max(MTU_MAX).optional(),
   pmtu: z.enum(['static', 'dynamic']).optional(),
   ttl: z.union([z.literal('inherit'), z.number().int().min(1).max(255)]).optional(),
@@ -170,13 +179,14 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
   return o.mode === '6in4' ? resolve6in4(o, common) : resolve6to4(o, common);
 }
 
-type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'domain' | 'sitePrefix'>;
+type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'role' | 'domain' | 'sitePrefix'>;
 type Parsed = z.infer<typeof schema>;
 
 function resolve6in4(o: Parsed, common: Common): TunnelConfig {
   if (o.remote === undefined) throw new ConfigError('remote', undefined, `6in4 needs it: ${EXPECT.remote}`);
   if (o.address === undefined) throw new ConfigError('address', undefined, `6in4 needs it: ${EXPECT.address}`);
   if (o.relay !== undefined) throw new ConfigError('relay', o.relay, 'relay is for 6to4 only; remove it or use mode 6to4');
+  if (o.role !== undefined) throw new ConfigError('role', o.role, 'role is for 6to4 only; remove it or use mode 6to4');
   const address = parseIpv6Prefix(o.address)!;
   if (address.len > 127) throw new ConfigError('address', o.address, 'the tunnel link needs room for two addresses: use a prefix length up to /127 (brokers use /64)');
   let peer: Buffer;
@@ -194,7 +204,7 @@ function resolve6in4(o: Parsed, common: Common): TunnelConfig {
   if (!ipv6PrefixMatch(peer, 0, address.addr, 0, address.len)) {
     throw new ConfigError('peer', o.peer, `use an address inside ${formatIpv6(ipv6Network(address).addr)}/${address.len}, the tunnel's link prefix`);
   }
-  return { mode: '6in4', ...common, remote: parseIpv4(o.remote)!, address, peer, relay: 0, domain: null, sitePrefix: null };
+  return { mode: '6in4', ...common, remote: parseIpv4(o.remote)!, address, peer, relay: 0, role: 'site', domain: null, sitePrefix: null };
 }
 
 function resolve6to4(o: Parsed, common: Common): TunnelConfig {
@@ -204,6 +214,8 @@ function resolve6to4(o: Parsed, common: Common): TunnelConfig {
   if (cls !== 'global' && !common.allowNonGlobal) {
     throw new ConfigError('local', o.local, `6to4 needs a global unicast IPv4 (RFC 3056/3964) and this is ${cls} space; use the host's public IPv4, or allowNonGlobal (--allow-nonglobal) in a lab`);
   }
+  const role = o.role ?? 'site';
+  if (role === 'relay' && o.relay !== undefined) throw new ConfigError('relay', o.relay, 'a 6to4 relay router does not use another relay; remove relay or use role "site"');
   let relay = 0;
   if (o.relay !== undefined) {
     relay = parseIpv4(o.relay)!;
@@ -230,5 +242,5 @@ function resolve6to4(o: Parsed, common: Common): TunnelConfig {
     addr[15] = 1;
     address = { addr, len: domain.prefixLen };
   }
-  return { mode: '6to4', ...common, remote: 0, address, peer: null, relay, domain, sitePrefix };
+  return { mode: '6to4', ...common, remote: 0, address, peer: null, relay, role, domain, sitePrefix };
 }

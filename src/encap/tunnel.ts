@@ -49,6 +49,7 @@ export class Tunnel {
   private readonly pathMtu: PathMtuTable;
   private readonly dynamicPmtu: boolean;
   private readonly is6in4: boolean;
+  private readonly isRelay: boolean;
   private readonly domain: SixRdDomain | null;
   private readonly site: Ipv6Prefix | null;
   private local = 0;
@@ -70,6 +71,7 @@ export class Tunnel {
     this.pathMtu = new PathMtuTable(clock);
     this.dynamicPmtu = this.config.pmtu === 'dynamic';
     this.is6in4 = this.config.mode === '6in4';
+    this.isRelay = this.config.role === 'relay';
     this.domain = this.config.domain;
     this.site = this.config.sitePrefix;
     // R03: start the Identification sequence somewhere unpredictable, as hosts do.
@@ -224,11 +226,14 @@ export class Tunnel {
       if (inDomain(this.domain!, buf, src)) {
         // R29: a 6to4 source must come from the IPv4 it embeds.
         if ((extractIpv4(this.domain!, buf, src, this.local) | 0) !== outerSrc) return this.drop(out, Drop.rx_6to4_spoofed_source);
-      } else if (this.relayS32 === 0 || outerSrc !== this.relayS32) {
+      } else if (this.isRelay || this.relayS32 === 0 || outerSrc !== this.relayS32) {
+        // Native sources arrive only from our relay; a relay gets them natively, never tunnelled.
         return this.drop(out, Drop.rx_6to4_not_from_relay);
       }
-      // R30: only our own /48; a 6to4 site is not a transit router.
-      if (!ipv6PrefixMatch(buf, dst, this.site!.addr, 0, this.site!.len)) return this.drop(out, Drop.rx_6to4_not_our_prefix);
+      // R30: a site takes only its own /48 (no transit). A relay carries 6to4 to native IPv6, but
+      // 6to4-to-6to4 goes direct (RFC 3964 §5.2), so a 2002:: destination must be its own /48.
+      const ours = ipv6PrefixMatch(buf, dst, this.site!.addr, 0, this.site!.len);
+      if (!ours && (!this.isRelay || inDomain(this.domain!, buf, dst))) return this.drop(out, Drop.rx_6to4_not_our_prefix);
     }
 
     // R13, RFC 6040 §4.2.

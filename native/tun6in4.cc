@@ -1,0 +1,490 @@
+// tun6in4 native addon: what Node cannot do by itself. It opens the TUN device and the raw
+// protocol-41 socket, moves batches of packets between those fds and JS-owned buffers
+// (recvmmsg/sendmmsg, drain loops), and watches fds on the main event loop with uv_poll.
+// It holds no tunnel logic: every decision about a packet is made in TypeScript.
+
+#include <napi.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/errqueue.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr int kMaxBatch = 256;
+constexpr int kIpv4HeaderLen = 20;
+constexpr int kErrInfoStride = 6;  // origin, type, code, info, original destination, errno
+
+Napi::Value ThrowErrno(Napi::Env env, const char* what, int err) {
+  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, what));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value ThrowType(Napi::Env env, const char* msg) {
+  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+bool ArgsAre(const Napi::CallbackInfo& info, size_t n) {
+  return info.Length() >= n;
+}
+
+// openTun(name: string, flags: { multiQueue?: false }) -> { fd, name }
+// IFF_TUN | IFF_NO_PI: the fd carries bare IP packets. Non-blocking and close-on-exec.
+// The caller decides whether a name may be created or must already exist (TUNSETIFF does both).
+Napi::Value OpenTun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ArgsAre(info, 1) || !info[0].IsString()) return ThrowType(env, "openTun(name: string)");
+  std::string name = info[0].As<Napi::String>();
+  if (name.size() >= IFNAMSIZ) return ThrowType(env, "interface name longer than 15 bytes");
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return ThrowErrno(env, "open /dev/net/tun", errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, "ioctl TUNSETIFF", err);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("name", Napi::String::New(env, ifr.ifr_name));
+  return out;
+}
+
+// openRawSocket(localAddr: uint32, pmtuDiscover: number, bufferBytes: number) -> fd
+// A raw IPv4 socket for protocol 41. The kernel builds the outer header (no IP_HDRINCL), so it
+// can fragment when DF is clear (R05) and pick unique IDs; TTL and TOS come per packet as
+// ancillary data. IP_RECVERR queues ICMPv4 errors about our packets (R07/R11/R12).
+Napi::Value OpenRawSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ArgsAre(info, 3)) return ThrowType(env, "openRawSocket(localAddr, pmtuDiscover, bufferBytes)");
+  uint32_t local = info[0].As<Napi::Number>().Uint32Value();
+  int pmtu = info[1].As<Napi::Number>().Int32Value();
+  int bufBytes = info[2].As<Napi::Number>().Int32Value();
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPV6);
+  if (fd < 0) return ThrowErrno(env, "socket(AF_INET, SOCK_RAW, 41)", errno);
+  int one = 1;
+  auto fail = [&](const char* what) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, what, err);
+  };
+  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0) return fail("setsockopt IP_MTU_DISCOVER");
+  if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) return fail("setsockopt IP_RECVERR");
+  if (bufBytes > 0) {
+    // FORCE variants need CAP_NET_ADMIN, which we have when we can open the TUN; fall back quietly.
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufBytes, sizeof bufBytes);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufBytes, sizeof bufBytes);
+  }
+  if (local != 0) {
+    // Binding fixes our source address and makes the kernel deliver only packets sent to it (R14).
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(local);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return fail("bind");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+struct Slots {
+  uint8_t* base;
+  size_t size;
+};
+
+bool GetBytes(const Napi::Value& v, Slots* out) {
+  if (!v.IsTypedArray()) return false;
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_uint8_array) return false;
+  Napi::Uint8Array u8 = v.As<Napi::Uint8Array>();
+  out->base = u8.Data();
+  out->size = u8.ByteLength();
+  return true;
+}
+
+bool GetInt32s(const Napi::Value& v, int32_t** data, size_t* count) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return false;
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  *data = a.Data();
+  *count = a.ElementLength();
+  return true;
+}
+
+// Common shape of the "read a batch into slots" calls:
+//   (fd, arena: Uint8Array, slotSize, headroom, max, lens: Int32Array, ...)
+// Packet i lands at arena[i * slotSize + headroom]; its length goes to lens[i].
+struct ReadArgs {
+  int fd;
+  Slots arena;
+  int slotSize;
+  int headroom;
+  int max;
+  int32_t* lens;
+};
+
+bool ParseReadArgs(const Napi::CallbackInfo& info, ReadArgs* a) {
+  if (info.Length() < 6 || !info[0].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber())
+    return false;
+  size_t nLens = 0;
+  if (!GetBytes(info[1], &a->arena) || !GetInt32s(info[5], &a->lens, &nLens)) return false;
+  a->fd = info[0].As<Napi::Number>().Int32Value();
+  a->slotSize = info[2].As<Napi::Number>().Int32Value();
+  a->headroom = info[3].As<Napi::Number>().Int32Value();
+  a->max = info[4].As<Napi::Number>().Int32Value();
+  if (a->max > kMaxBatch) a->max = kMaxBatch;
+  if (static_cast<size_t>(a->max) > nLens) a->max = static_cast<int>(nLens);
+  if (a->slotSize <= a->headroom || a->headroom < 0) return false;
+  size_t slots = a->arena.size / static_cast<size_t>(a->slotSize);
+  if (static_cast<size_t>(a->max) > slots) a->max = static_cast<int>(slots);
+  return true;
+}
+
+// tunRead(fd, arena, slotSize, headroom, max, lens) -> packets read (0 when none waiting).
+// Drains up to max packets with one read() each; stops at EAGAIN. Errors other than EAGAIN
+// are thrown only when no packet was read, so none is lost.
+Napi::Value TunRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ReadArgs a;
+  if (!ParseReadArgs(info, &a)) return ThrowType(env, "tunRead(fd, arena, slotSize, headroom, max, lens)");
+  int n = 0;
+  while (n < a.max) {
+    uint8_t* p = a.arena.base + static_cast<size_t>(n) * a.slotSize + a.headroom;
+    ssize_t r = read(a.fd, p, a.slotSize - a.headroom);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || n > 0) break;
+      return ThrowErrno(env, "read tun", errno);
+    }
+    a.lens[n++] = static_cast<int32_t>(r);
+  }
+  return Napi::Number::New(env, n);
+}
+
+// Common shape of the "write a batch from slots" calls: (fd, arena, offs, lens, n, errs).
+struct WriteArgs {
+  int fd;
+  Slots arena;
+  int32_t* offs;
+  int32_t* lens;
+  int32_t* errs;
+  int n;
+};
+
+bool ParseWriteArgs(const Napi::CallbackInfo& info, WriteArgs* a) {
+  if (info.Length() < 6 || !info[0].IsNumber() || !info[4].IsNumber()) return false;
+  size_t nOffs = 0, nLens = 0, nErrs = 0;
+  if (!GetBytes(info[1], &a->arena) || !GetInt32s(info[2], &a->offs, &nOffs) || !GetInt32s(info[3], &a->lens, &nLens) ||
+      !GetInt32s(info[5], &a->errs, &nErrs))
+    return false;
+  a->fd = info[0].As<Napi::Number>().Int32Value();
+  a->n = info[4].As<Napi::Number>().Int32Value();
+  if (a->n < 0 || static_cast<size_t>(a->n) > nOffs || static_cast<size_t>(a->n) > nLens ||
+      static_cast<size_t>(a->n) > nErrs || a->n > kMaxBatch)
+    return false;
+  for (int i = 0; i < a->n; i++) {
+    if (a->offs[i] < 0 || a->lens[i] < 0 || static_cast<size_t>(a->offs[i]) + a->lens[i] > a->arena.size) return false;
+  }
+  return true;
+}
+
+// tunWrite(fd, arena, offs, lens, n, errs) -> packets written; errs[i] = errno or 0.
+Napi::Value TunWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WriteArgs a;
+  if (!ParseWriteArgs(info, &a)) return ThrowType(env, "tunWrite(fd, arena, offs, lens, n, errs): bad arguments or slot outside arena");
+  int ok = 0;
+  for (int i = 0; i < a.n; i++) {
+    ssize_t r;
+    do r = write(a.fd, a.arena.base + a.offs[i], a.lens[i]);
+    while (r < 0 && errno == EINTR);
+    a.errs[i] = r < 0 ? errno : 0;
+    if (r >= 0) ok++;
+  }
+  return Napi::Number::New(env, ok);
+}
+
+struct SendState {
+  struct mmsghdr msgs[kMaxBatch];
+  struct iovec iovs[kMaxBatch];
+  struct sockaddr_in addrs[kMaxBatch];
+  alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2];
+};
+thread_local SendState send_state;
+
+// rawSend(fd, arena, offs, lens, n, errs) -> packets sent; errs[i] = errno or 0.
+// Slot i holds a whole outer packet as the encapsulator wrote it. The kernel builds the IPv4
+// header itself from the destination, TTL and TOS we read out of that header; only the inner
+// IPv6 packet (past the 20 bytes) is handed over. One sendmmsg per batch; a failed message is
+// marked and skipped, and a full socket buffer is waited out briefly before giving up.
+Napi::Value RawSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WriteArgs a;
+  if (!ParseWriteArgs(info, &a)) return ThrowType(env, "rawSend(fd, arena, offs, lens, n, errs): bad arguments or slot outside arena");
+  SendState& s = send_state;
+  for (int i = 0; i < a.n; i++) {
+    uint8_t* h = a.arena.base + a.offs[i];
+    if (a.lens[i] < kIpv4HeaderLen) {
+      a.errs[i] = EINVAL;
+      continue;
+    }
+    s.iovs[i].iov_base = h + kIpv4HeaderLen;
+    s.iovs[i].iov_len = a.lens[i] - kIpv4HeaderLen;
+    memset(&s.addrs[i], 0, sizeof s.addrs[i]);
+    s.addrs[i].sin_family = AF_INET;
+    memcpy(&s.addrs[i].sin_addr.s_addr, h + 16, 4);
+    struct msghdr* m = &s.msgs[i].msg_hdr;
+    memset(m, 0, sizeof *m);
+    m->msg_name = &s.addrs[i];
+    m->msg_namelen = sizeof s.addrs[i];
+    m->msg_iov = &s.iovs[i];
+    m->msg_iovlen = 1;
+    m->msg_control = s.control[i];
+    m->msg_controllen = sizeof s.control[i];
+    struct cmsghdr* c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_TTL;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int ttl = h[8];
+    memcpy(CMSG_DATA(c), &ttl, sizeof ttl);
+    c = CMSG_NXTHDR(m, c);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_TOS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int tos = h[1];
+    memcpy(CMSG_DATA(c), &tos, sizeof tos);
+    a.errs[i] = 0;
+  }
+  int i = 0, sent = 0, waits = 0;
+  while (i < a.n) {
+    if (a.errs[i] != 0) {
+      i++;
+      continue;
+    }
+    int run = 1;
+    while (i + run < a.n && a.errs[i + run] == 0) run++;
+    int r = sendmmsg(a.fd, &s.msgs[i], run, 0);
+    if (r > 0) {
+      sent += r;
+      i += r;
+      continue;
+    }
+    int err = errno;
+    if (err == EINTR) continue;
+    if ((err == EAGAIN || err == ENOBUFS) && waits < 2) {
+      // Back-pressure: the socket buffer is full. Wait a little for room rather than drop a batch.
+      struct pollfd pfd = {a.fd, POLLOUT, 0};
+      poll(&pfd, 1, 5);
+      waits++;
+      continue;
+    }
+    a.errs[i] = err;
+    i++;
+  }
+  return Napi::Number::New(env, sent);
+}
+
+struct RecvState {
+  struct mmsghdr msgs[kMaxBatch];
+  struct iovec iovs[kMaxBatch];
+};
+thread_local RecvState recv_state;
+
+// rawRecv(fd, arena, slotSize, headroom, max, lens) -> packets received, 0 when none,
+// or -errno for a socket error (IP_RECVERR reports an ICMP error once this way; the caller
+// then reads the error queue). Each slot gets a whole IPv4 packet, header included,
+// reassembled by the kernel (R06). A packet larger than a slot is marked with length -1.
+Napi::Value RawRecv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ReadArgs a;
+  if (!ParseReadArgs(info, &a)) return ThrowType(env, "rawRecv(fd, arena, slotSize, headroom, max, lens)");
+  RecvState& s = recv_state;
+  for (int i = 0; i < a.max; i++) {
+    s.iovs[i].iov_base = a.arena.base + static_cast<size_t>(i) * a.slotSize + a.headroom;
+    s.iovs[i].iov_len = a.slotSize - a.headroom;
+    memset(&s.msgs[i].msg_hdr, 0, sizeof s.msgs[i].msg_hdr);
+    s.msgs[i].msg_hdr.msg_iov = &s.iovs[i];
+    s.msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int r;
+  do r = recvmmsg(a.fd, s.msgs, a.max, MSG_DONTWAIT, nullptr);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return Napi::Number::New(env, (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno);
+  for (int i = 0; i < r; i++) {
+    a.lens[i] = (s.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : static_cast<int32_t>(s.msgs[i].msg_len);
+  }
+  return Napi::Number::New(env, r);
+}
+
+// rawRecvErrors(fd, arena, slotSize, headroom, max, lens, info) -> errors read.
+// Reads the socket's error queue: for each ICMPv4 error (or local error) about a packet we
+// sent, slot i gets what the kernel kept of the offending packet past its IPv4 header — the
+// quoted inner IPv6 packet — and info[6i..6i+5] = origin, ICMP type, code, info (the next-hop
+// MTU for "fragmentation needed"), original destination (as int32), errno.
+Napi::Value RawRecvErrors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ReadArgs a;
+  int32_t* out = nullptr;
+  size_t nOut = 0;
+  if (!ParseReadArgs(info, &a) || info.Length() < 7 || !GetInt32s(info[6], &out, &nOut))
+    return ThrowType(env, "rawRecvErrors(fd, arena, slotSize, headroom, max, lens, info)");
+  if (static_cast<size_t>(a.max) * kErrInfoStride > nOut) a.max = static_cast<int>(nOut / kErrInfoStride);
+  int n = 0;
+  while (n < a.max) {
+    struct sockaddr_in from;
+    struct iovec iov = {a.arena.base + static_cast<size_t>(n) * a.slotSize + a.headroom,
+                        static_cast<size_t>(a.slotSize - a.headroom)};
+    alignas(struct cmsghdr) uint8_t control[512];
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    ssize_t r = recvmsg(a.fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    struct sock_extended_err* ee = nullptr;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR)
+        ee = reinterpret_cast<struct sock_extended_err*>(CMSG_DATA(c));
+    }
+    if (!ee) continue;
+    int32_t* o = out + n * kErrInfoStride;
+    o[0] = ee->ee_origin;
+    o[1] = ee->ee_type;
+    o[2] = ee->ee_code;
+    o[3] = static_cast<int32_t>(ee->ee_info);
+    o[4] = static_cast<int32_t>(ntohl(from.sin_addr.s_addr));
+    o[5] = static_cast<int32_t>(ee->ee_errno);
+    a.lens[n] = (m.msg_flags & MSG_TRUNC) ? static_cast<int32_t>(iov.iov_len) : static_cast<int32_t>(r);
+    n++;
+  }
+  return Napi::Number::New(env, n);
+}
+
+// Poller: a uv_poll handle on the main loop calling back into JS when an fd is readable.
+// The callback runs with the Poller object as receiver (napi_make_callback needs an object).
+class Poller : public Napi::ObjectWrap<Poller> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Poller",
+                       {InstanceMethod("start", &Poller::Start), InstanceMethod("stop", &Poller::Stop),
+                        InstanceMethod("close", &Poller::Close)});
+  }
+
+  explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "new Poller(fd, callback)").ThrowAsJavaScriptException();
+      return;
+    }
+    env_ = env;
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    handle_ = new uv_poll_t;
+    handle_->data = this;
+    int err = uv_poll_init(loop, handle_, info[0].As<Napi::Number>().Int32Value());
+    if (err != 0) {
+      delete handle_;
+      handle_ = nullptr;
+      Napi::Error::New(env, std::string("uv_poll_init: ") + uv_strerror(err)).ThrowAsJavaScriptException();
+    }
+  }
+
+  ~Poller() override { CloseHandle(); }
+
+ private:
+  void Start(const Napi::CallbackInfo& info) {
+    if (!handle_ || active_) return;
+    int err = uv_poll_start(handle_, UV_READABLE, OnPoll);
+    if (err != 0) {
+      Napi::Error::New(info.Env(), std::string("uv_poll_start: ") + uv_strerror(err)).ThrowAsJavaScriptException();
+      return;
+    }
+    active_ = true;
+    Ref();  // keep the JS object (and so this) alive while it can be called back
+  }
+
+  void Stop(const Napi::CallbackInfo&) { StopPolling(); }
+
+  void Close(const Napi::CallbackInfo&) { CloseHandle(); }
+
+  void StopPolling() {
+    if (!handle_ || !active_) return;
+    uv_poll_stop(handle_);
+    active_ = false;
+    Unref();
+  }
+
+  void CloseHandle() {
+    StopPolling();
+    if (!handle_) return;
+    handle_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    handle_ = nullptr;
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    Poller* self = static_cast<Poller*>(handle->data);
+    if (!self || !self->active_) return;
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    self->callback_.MakeCallback(self->Value(), {Napi::Number::New(env, status < 0 ? status : events)});
+    if (env.IsExceptionPending()) {
+      // No JS frame is above us: route the exception to process 'uncaughtException'.
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
+    }
+    // libuv stops a poll handle on POLLERR (status UV_EBADF). For the raw socket POLLERR means
+    // "ICMP error queued", which the callback has just drained: keep watching.
+    if (status < 0 && self->handle_ && self->active_ && uv_poll_start(self->handle_, UV_READABLE, OnPoll) != 0) {
+      self->StopPolling();
+    }
+  }
+
+  Napi::Env env_{nullptr};
+  Napi::FunctionReference callback_;
+  uv_poll_t* handle_ = nullptr;
+  bool active_ = false;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("openTun", Napi::Function::New(env, OpenTun));
+  exports.Set("openRawSocket", Napi::Function::New(env, OpenRawSocket));
+  exports.Set("tunRead", Napi::Function::New(env, TunRead));
+  exports.Set("tunWrite", Napi::Function::New(env, TunWrite));
+  exports.Set("rawSend", Napi::Function::New(env, RawSend));
+  exports.Set("rawRecv", Napi::Function::New(env, RawRecv));
+  exports.Set("rawRecvErrors", Napi::Function::New(env, RawRecvErrors));
+  exports.Set("Poller", Poller::Define(env));
+  exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tun6in4_native, Init)

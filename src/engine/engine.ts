@@ -1,0 +1,201 @@
+/**
+ * The forwarding loops of one tunnel: TUN → encapsulate → raw socket, and raw socket (and its
+ * error queue) → decapsulate → TUN. Batched: one native call per batch of packets, one arena
+ * per direction allocated up front, no allocation per packet. Readiness is level-triggered, so
+ * each wake-up drains at most `maxBatchesPerWake` batches and yields, keeping timers on time.
+ */
+import { Drop, Counters } from '../encap/counters.js';
+import { PacketResult, Verdict } from '../encap/result.js';
+import type { Tunnel } from '../encap/tunnel.js';
+import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
+import { ErrorOrigin, ERROR_INFO_STRIDE, type TunDevice, type TunnelSocket } from '../io/types.js';
+
+/** Room in front of every packet: the outer header on TX, an ICMPv6 error built in place on both sides. */
+export const SLOT_HEADROOM = 64;
+/** A whole reassembled IPv4 packet (R06) fits a slot. */
+export const SLOT_SIZE = SLOT_HEADROOM + 65536;
+
+const EMSGSIZE = 90;
+
+export interface EngineOptions {
+  /** Packets per native call (1..256); default 64. */
+  batchSize?: number;
+  /** Batches handled per readiness callback before yielding to the event loop; default 4. */
+  maxBatchesPerWake?: number;
+  /** Told about I/O errors (errno), at most once per batch. */
+  onIoError?: (where: 'send' | 'tun-write' | 'recv', errno: number) => void;
+}
+
+class Direction {
+  readonly arena: Buffer;
+  readonly lens: Int32Array;
+  readonly outOffs: Int32Array;
+  readonly outLens: Int32Array;
+  readonly replyOffs: Int32Array;
+  readonly replyLens: Int32Array;
+  readonly errs: Int32Array;
+  constructor(batch: number) {
+    this.arena = Buffer.alloc(batch * SLOT_SIZE);
+    this.lens = new Int32Array(batch);
+    this.outOffs = new Int32Array(batch);
+    this.outLens = new Int32Array(batch);
+    this.replyOffs = new Int32Array(batch);
+    this.replyLens = new Int32Array(batch);
+    this.errs = new Int32Array(batch);
+  }
+}
+
+export class TunnelEngine {
+  readonly counters: Counters;
+  /** Wall-clock ms of the last packet each way (0: never). */
+  lastRxAt = 0;
+  lastTxAt = 0;
+  private readonly batch: number;
+  private readonly maxBatches: number;
+  private readonly tx: Direction;
+  private readonly rx: Direction;
+  private readonly errInfo: Int32Array;
+  private readonly result = new PacketResult();
+  private running = false;
+
+  constructor(
+    readonly tunnel: Tunnel,
+    private readonly tun: TunDevice,
+    private readonly socket: TunnelSocket,
+    private readonly options: EngineOptions = {},
+  ) {
+    this.counters = tunnel.counters;
+    this.batch = Math.max(1, Math.min(256, options.batchSize ?? 64));
+    this.maxBatches = Math.max(1, options.maxBatchesPerWake ?? 4);
+    this.tx = new Direction(this.batch);
+    this.rx = new Direction(this.batch);
+    this.errInfo = new Int32Array(this.batch * ERROR_INFO_STRIDE);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.tun.watch(() => this.pumpTx());
+    this.socket.watch(() => this.pumpRx());
+  }
+
+  /** Stops both loops and closes both endpoints. Idempotent. */
+  stop(): void {
+    this.running = false;
+    this.tun.close();
+    this.socket.close();
+  }
+
+  /** TUN → network. Public so a caller with its own readiness source can drive it. */
+  pumpTx(): void {
+    const d = this.tx;
+    const t = this.tunnel;
+    const r = this.result;
+    for (let b = 0; b < this.maxBatches && this.running; b++) {
+      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
+      if (n === 0) break;
+      let out = 0;
+      let replies = 0;
+      for (let i = 0; i < n; i++) {
+        t.encapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (r.verdict === Verdict.Forward) {
+          d.outOffs[out] = r.offset;
+          d.outLens[out++] = r.length;
+        } else if (r.verdict === Verdict.Reply) {
+          d.replyOffs[replies] = r.offset;
+          d.replyLens[replies++] = r.length;
+        }
+      }
+      if (out > 0) {
+        const sent = this.socket.send(d.arena, d.outOffs, d.outLens, out, d.errs);
+        if (sent < out) this.countErrors(d.errs, out, Drop.tx_send_error, 'send');
+        this.lastTxAt = Date.now();
+      }
+      if (replies > 0) this.writeTun(d, d.replyOffs, d.replyLens, replies);
+      if (n < this.batch) break; // a short batch means the device is drained
+    }
+  }
+
+  /** Network → TUN, ICMPv4 errors first. */
+  pumpRx(): void {
+    const d = this.rx;
+    const t = this.tunnel;
+    const r = this.result;
+    this.drainErrors();
+    for (let b = 0; b < this.maxBatches && this.running; b++) {
+      const n = this.socket.recv(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
+      if (n < 0) {
+        // IP_RECVERR reports a queued ICMP error once as a socket error: read the queue, go on.
+        this.drainErrors();
+        continue;
+      }
+      if (n === 0) break;
+      let out = 0;
+      for (let i = 0; i < n; i++) {
+        if (d.lens[i] < 0) {
+          this.counters.drops[Drop.rx_truncated]++;
+          continue;
+        }
+        t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (r.verdict === Verdict.Forward || r.verdict === Verdict.Reply) {
+          d.outOffs[out] = r.offset;
+          d.outLens[out++] = r.length;
+        }
+      }
+      if (out > 0) {
+        this.writeTun(d, d.outOffs, d.outLens, out);
+        this.lastRxAt = Date.now();
+      }
+      if (n < this.batch) break;
+    }
+  }
+
+  private drainErrors(): void {
+    const d = this.rx;
+    const info = this.errInfo;
+    const r = this.result;
+    for (;;) {
+      const n = this.socket.recvErrors(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens, info);
+      if (n === 0) return;
+      let replies = 0;
+      for (let i = 0; i < n; i++) {
+        const k = i * ERROR_INFO_STRIDE;
+        const origin = info[k];
+        let type = info[k + 1];
+        let code = info[k + 2];
+        const dst = info[k + 4] >>> 0;
+        if (origin === ErrorOrigin.Local) {
+          // A local "message too long" carries the MTU the kernel knows; treat it as RFC 1191's report.
+          if (info[k + 5] !== EMSGSIZE) continue;
+          type = Icmpv4Type.DestUnreachable;
+          code = Icmpv4UnreachCode.FragmentationNeeded;
+        } else if (origin !== ErrorOrigin.Icmp) {
+          continue;
+        }
+        this.tunnel.icmpv4Error(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (r.verdict === Verdict.Reply) {
+          d.replyOffs[replies] = r.offset;
+          d.replyLens[replies++] = r.length;
+        }
+      }
+      if (replies > 0) this.writeTun(d, d.replyOffs, d.replyLens, replies);
+      if (n < this.batch) return;
+    }
+  }
+
+  private writeTun(d: Direction, offs: Int32Array, lens: Int32Array, n: number): void {
+    const written = this.tun.write(d.arena, offs, lens, n, d.errs);
+    if (written < n) this.countErrors(d.errs, n, Drop.rx_tun_write_error, 'tun-write');
+  }
+
+  private countErrors(errs: Int32Array, n: number, reason: number, where: 'send' | 'tun-write'): void {
+    let first = 0;
+    for (let i = 0; i < n; i++) {
+      if (errs[i] !== 0) {
+        this.counters.drops[reason]++;
+        if (first === 0) first = errs[i];
+      }
+    }
+    if (first !== 0) this.options.onIoError?.(where, first);
+  }
+}

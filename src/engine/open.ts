@@ -1,0 +1,138 @@
+/**
+ * Opening a tunnel on this host: validate the options, create the TUN interface, configure it,
+ * open the raw socket, start the engine. The returned handle reads status and closes the
+ * tunnel. This is what `tun6in4 run` does, for programs that embed us.
+ */
+import { formatIpv4, formatIpv6, formatIpv6Prefix } from '../packet/address.js';
+import { ConfigError, type TunnelOptions } from '../encap/options.js';
+import type { CountersSnapshot } from '../encap/counters.js';
+import { Tunnel } from '../encap/tunnel.js';
+import { LinuxRawSocket, LinuxTun } from '../io/linux.js';
+import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfaceOptions } from '../tun/interface.js';
+import { linkExists } from '../tun/iproute.js';
+import { TunnelEngine, type EngineOptions } from './engine.js';
+
+export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, InterfaceOptions, EngineOptions {
+  /** Our IPv4, or `auto`: the source address the kernel uses toward `remote` (6in4) or `relay` (6to4). */
+  local: string;
+  /** Interface name to create (must not exist); default `tun6in4-%d`, numbered by the kernel. */
+  dev?: string;
+}
+
+/** Why a tunnel could not be opened on this host (configuration errors are ConfigError). */
+export class TunnelSetupError extends Error {
+  constructor(
+    readonly code: 'DEVICE_EXISTS' | 'NO_PERMISSION' | 'NO_TUN' | 'SETUP_FAILED',
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'TunnelSetupError';
+  }
+}
+
+export interface TunnelStatus {
+  name: string;
+  mode: string;
+  state: 'running' | 'stopped';
+  local: string;
+  remote?: string;
+  relay?: string;
+  address: string;
+  peer?: string;
+  mtu: number;
+  pmtu: string;
+  pathMtu: Array<{ dst: string; mtu: number; expiresInMs: number }>;
+  lastRxAt: string | null;
+  lastTxAt: string | null;
+  counters: CountersSnapshot;
+}
+
+export interface RunningTunnel {
+  readonly name: string;
+  readonly tunnel: Tunnel;
+  readonly engine: TunnelEngine;
+  status(): TunnelStatus;
+  /** Stops forwarding, deletes the interface and the routes we added. Idempotent. */
+  close(): Promise<void>;
+}
+
+const ERRNO_EPERM = 1;
+const ERRNO_ENOENT = 2;
+const ERRNO_EACCES = 13;
+
+export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTunnel> {
+  const { dev, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, ...tunnelOptions } = options;
+  let local = tunnelOptions.local;
+  if (local === 'auto') {
+    const toward = tunnelOptions.mode === '6in4' ? tunnelOptions.remote : tunnelOptions.relay;
+    if (!toward) throw new ConfigError('local', 'auto', `"auto" needs ${tunnelOptions.mode === '6in4' ? 'remote' : 'relay'} to find the route; give the IPv4 address instead`);
+    local = await sourceAddressToward(toward);
+  }
+  const tunnel = new Tunnel({ ...tunnelOptions, local });
+  const name = dev ?? 'tun6in4-%d';
+  if (!name.includes('%d') && (await linkExists(name))) {
+    throw new TunnelSetupError('DEVICE_EXISTS', `interface ${name} already exists; choose another --dev, or delete it (ip link del ${name})`);
+  }
+
+  let tun: LinuxTun | undefined;
+  let socket: LinuxRawSocket | undefined;
+  let routes: InstalledRoutes = { unreachable: [] };
+  try {
+    tun = LinuxTun.open(name);
+    routes = await configureInterface(tun.name, tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric });
+    socket = LinuxRawSocket.open(tunnel.localAddress, tunnel.config.pmtu);
+  } catch (e) {
+    socket?.close();
+    tun?.close();
+    await removeRoutes(routes);
+    throw setupError(e, name);
+  }
+
+  const engine = new TunnelEngine(tunnel, tun, socket, { batchSize, maxBatchesPerWake, onIoError });
+  engine.start();
+  let state: 'running' | 'stopped' = 'running';
+  const iface = tun.name;
+  const c = tunnel.config;
+  return {
+    name: iface,
+    tunnel,
+    engine,
+    status(): TunnelStatus {
+      return {
+        name: iface,
+        mode: c.mode,
+        state,
+        local: formatIpv4(tunnel.localAddress),
+        ...(c.mode === '6in4' ? { remote: formatIpv4(c.remote), peer: formatIpv6(c.peer!) } : {}),
+        ...(c.relay ? { relay: formatIpv4(c.relay) } : {}),
+        address: formatIpv6Prefix(c.address),
+        mtu: c.mtu,
+        pmtu: c.pmtu,
+        pathMtu: tunnel.pathMtuEntries().map((e) => ({ dst: formatIpv4(e.dst), mtu: e.mtu, expiresInMs: Math.round(e.expiresInMs) })),
+        lastRxAt: engine.lastRxAt ? new Date(engine.lastRxAt).toISOString() : null,
+        lastTxAt: engine.lastTxAt ? new Date(engine.lastTxAt).toISOString() : null,
+        counters: tunnel.counters.snapshot(),
+      };
+    },
+    async close(): Promise<void> {
+      if (state === 'stopped') return;
+      state = 'stopped';
+      engine.stop();
+      await removeRoutes(routes);
+    },
+  };
+}
+
+function setupError(e: unknown, name: string): Error {
+  if (e instanceof ConfigError || e instanceof TunnelSetupError) return e;
+  const errno = (e as { errno?: number }).errno;
+  const msg = (e as Error).message ?? String(e);
+  if (errno === ERRNO_EPERM || errno === ERRNO_EACCES) {
+    return new TunnelSetupError('NO_PERMISSION', `${msg}: run as root, or grant CAP_NET_ADMIN and CAP_NET_RAW`, e);
+  }
+  if (errno === ERRNO_ENOENT && msg.includes('/dev/net/tun')) {
+    return new TunnelSetupError('NO_TUN', `${msg}: this host has no /dev/net/tun; load the tun module or pass the device into the container`, e);
+  }
+  return new TunnelSetupError('SETUP_FAILED', `setting up ${name} failed: ${msg}`, e);
+}

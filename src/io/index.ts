@@ -1,0 +1,3 @@
+export * from './types.js';
+export * from './fake.js';
+export * from './linux.js';

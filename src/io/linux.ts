@@ -1,0 +1,95 @@
+/** The Linux implementations of TunDevice and TunnelSocket over the native addon. */
+import { closeSync } from 'node:fs';
+import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT, type NativePoller } from './native.js';
+import type { TunDevice, TunnelSocket } from './types.js';
+
+class FdWatcher {
+  private poller: NativePoller | null = null;
+  constructor(private readonly fd: number) {}
+  watch(cb: () => void): void {
+    this.poller?.close();
+    this.poller = new (loadNative().Poller)(this.fd, () => cb());
+    this.poller.start();
+  }
+  close(): void {
+    this.poller?.close();
+    this.poller = null;
+  }
+}
+
+export class LinuxTun implements TunDevice {
+  private readonly watcher: FdWatcher;
+  private closed = false;
+
+  private constructor(readonly fd: number, readonly name: string) {
+    this.watcher = new FdWatcher(fd);
+  }
+
+  /**
+   * Opens (creating) a TUN device. A name ending in %d lets the kernel pick a free number.
+   * TUNSETIFF attaches to an existing device of that name too: callers that must not touch an
+   * existing interface check first (see src/tun).
+   */
+  static open(name: string): LinuxTun {
+    const { fd, name: actual } = loadNative().openTun(name);
+    return new LinuxTun(fd, actual);
+  }
+
+  read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    return loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens);
+  }
+
+  write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
+    return loadNative().tunWrite(this.fd, arena, offs, lens, n, errs);
+  }
+
+  watch(cb: () => void): void {
+    this.watcher.watch(cb);
+  }
+
+  /** Idempotent. Closing the last fd of a non-persistent TUN deletes the interface and its routes. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher.close();
+    closeSync(this.fd);
+  }
+}
+
+export class LinuxRawSocket implements TunnelSocket {
+  private readonly watcher: FdWatcher;
+  private closed = false;
+
+  private constructor(readonly fd: number) {
+    this.watcher = new FdWatcher(fd);
+  }
+
+  /** A protocol-41 raw socket bound to `local`; `pmtu` picks DF clear (static) or path MTU discovery (dynamic). */
+  static open(local: number, pmtu: 'static' | 'dynamic', bufferBytes = 4 << 20): LinuxRawSocket {
+    const fd = loadNative().openRawSocket(local, pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, bufferBytes);
+    return new LinuxRawSocket(fd);
+  }
+
+  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    return loadNative().rawRecv(this.fd, arena, slotSize, headroom, max, lens);
+  }
+
+  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+    return loadNative().rawRecvErrors(this.fd, arena, slotSize, headroom, max, lens, info);
+  }
+
+  send(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
+    return loadNative().rawSend(this.fd, arena, offs, lens, n, errs);
+  }
+
+  watch(cb: () => void): void {
+    this.watcher.watch(cb);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher.close();
+    closeSync(this.fd);
+  }
+}

@@ -1,0 +1,38 @@
+/** Loads the native addon (native/) and types what it exports. */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export interface NativePoller {
+  start(): void;
+  stop(): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  openTun(name: string): { fd: number; name: string };
+  openRawSocket(localAddr: number, pmtuDiscover: number, bufferBytes: number): number;
+  tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
+  tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
+  rawSend(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
+  rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
+  rawRecvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
+  MAX_BATCH: number;
+}
+
+/** linux/in.h IP_PMTUDISC_*: DONT clears DF; WANT sets DF but fragments above the known path MTU. */
+export const IP_PMTUDISC_DONT = 0;
+export const IP_PMTUDISC_WANT = 1;
+
+let addon: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (addon) return addon;
+  const path = fileURLToPath(new URL('../../native/build/Release/tun6in4_native.node', import.meta.url));
+  if (!existsSync(path)) {
+    throw new Error(`the native addon is not built (${path}); run "npm run build:native" (npm test and npm run lab build it)`);
+  }
+  addon = createRequire(import.meta.url)(path) as NativeAddon;
+  return addon;
+}

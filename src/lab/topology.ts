@@ -1,0 +1,198 @@
+/**
+ * The lab networks, all on documentation addresses inside namespaces this run creates:
+ *
+ * 6in4:  client ── wan (router) ── broker        client 192.0.2.1, broker 198.51.100.1
+ *        tunnel 2001:db8:1::2/64 ↔ 2001:db8:1::1/64, routed 2001:db8:2::/64 to the client
+ *
+ * 6to4:  site1 ── wan ── site2                   site1 192.0.2.1 (2002:c000:201::/48)
+ *                  │                             site2 198.51.100.7 (2002:c633:6407::/48)
+ *                relay ── native                 relay 203.0.113.1, native 2001:db8:5::2
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { CountersSnapshot } from '../encap/counters.js';
+import type { TunnelStatus } from '../engine/open.js';
+import { Namespace, NamespaceSet } from './netns.js';
+import { nodeProgram } from './scripts.js';
+
+export type LabMode = '6in4' | '6to4';
+
+interface HostPlan {
+  role: string;
+  v4?: { addr: string; gw: string };
+  /** `tun6in4 run` flags for this host's engine (without --dev). */
+  engine?: string[];
+}
+
+const PLANS: Record<LabMode, HostPlan[]> = {
+  '6in4': [
+    {
+      role: 'client',
+      v4: { addr: '192.0.2.1', gw: '192.0.2.254' },
+      engine: ['--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64', '--routed', '2001:db8:2::/64'],
+    },
+    {
+      role: 'broker',
+      v4: { addr: '198.51.100.1', gw: '198.51.100.254' },
+      engine: ['--mode', '6in4', '--local', '198.51.100.1', '--remote', '192.0.2.1', '--address', '2001:db8:1::1/64', '--no-default-route'],
+    },
+  ],
+  '6to4': [
+    {
+      role: 'site1',
+      v4: { addr: '192.0.2.1', gw: '192.0.2.254' },
+      engine: ['--mode', '6to4', '--local', '192.0.2.1', '--relay', '203.0.113.1', '--allow-nonglobal'],
+    },
+    {
+      role: 'site2',
+      v4: { addr: '198.51.100.7', gw: '198.51.100.254' },
+      engine: ['--mode', '6to4', '--local', '198.51.100.7', '--relay', '203.0.113.1', '--allow-nonglobal'],
+    },
+    {
+      role: 'relay',
+      v4: { addr: '203.0.113.1', gw: '203.0.113.254' },
+      engine: ['--mode', '6to4', '--role', 'relay', '--local', '203.0.113.1', '--allow-nonglobal', '--no-default-route'],
+    },
+    { role: 'native' },
+  ],
+};
+
+export interface EngineProcess {
+  host: string;
+  child: ChildProcess;
+  /** The status the engine logged when its tunnel came up. */
+  up: TunnelStatus;
+  /** Filled when the engine exits: the counters it logged on the way down. */
+  down?: { counters: CountersSnapshot; code: number | null; signal: string | null };
+  logs: string[];
+}
+
+export interface LabOptions {
+  /** Extra `tun6in4 run` flags per host role. */
+  engineArgs?: Record<string, string[]>;
+  /** Seconds to wait for an engine to come up. */
+  startTimeoutS?: number;
+}
+
+export class LabNetwork {
+  readonly engines = new Map<string, EngineProcess>();
+
+  private constructor(
+    readonly mode: LabMode,
+    readonly set: NamespaceSet,
+    readonly hosts: Map<string, Namespace>,
+  ) {}
+
+  host(role: string): Namespace {
+    const h = this.hosts.get(role);
+    if (!h) throw new Error(`no host ${role} in the ${this.mode} lab`);
+    return h;
+  }
+
+  /** Builds the namespaces and links, then starts an engine on every tunnel host. */
+  static async create(mode: LabMode, tag: string, opts: LabOptions = {}): Promise<LabNetwork> {
+    const set = new NamespaceSet(tag);
+    const hosts = new Map<string, Namespace>();
+    const lab = new LabNetwork(mode, set, hosts);
+    try {
+      const wan = await set.add('wan');
+      hosts.set('wan', wan);
+      await wan.sysctl('net.ipv4.ip_forward', '1');
+      for (const plan of PLANS[mode]) {
+        const ns = await set.add(plan.role);
+        hosts.set(plan.role, ns);
+        if (!plan.v4) continue;
+        await set.link(ns, 'eth0', wan, `to-${plan.role}`);
+        await ns.ip(['addr', 'add', `${plan.v4.addr}/24`, 'dev', 'eth0']);
+        await wan.ip(['addr', 'add', `${plan.v4.gw}/24`, 'dev', `to-${plan.role}`]);
+        await ns.ip(['route', 'add', 'default', 'via', plan.v4.gw]);
+      }
+      if (mode === '6to4') {
+        const relay = lab.host('relay');
+        const native = lab.host('native');
+        await set.link(relay, 'eth1', native, 'eth0');
+        await relay.sysctl('net.ipv6.conf.all.forwarding', '1');
+        await relay.ip(['-6', 'addr', 'add', '2001:db8:5::1/64', 'dev', 'eth1', 'nodad']);
+        await native.ip(['-6', 'addr', 'add', '2001:db8:5::2/64', 'dev', 'eth0', 'nodad']);
+        await native.ip(['-6', 'route', 'add', 'default', 'via', '2001:db8:5::1']);
+      }
+      await Promise.all(
+        PLANS[mode].filter((p) => p.engine).map((p) => lab.startEngine(p.role, [...p.engine!, ...(opts.engineArgs?.[p.role] ?? [])], opts.startTimeoutS ?? 20)),
+      );
+      if (mode === '6in4') {
+        // The broker routes the client's /64 to it; the client uses an address of it on lo.
+        await lab.host('broker').ip(['-6', 'route', 'add', '2001:db8:2::/64', 'via', '2001:db8:1::2', 'dev', 'tun0']);
+        await lab.host('client').ip(['-6', 'addr', 'add', '2001:db8:2::1/128', 'dev', 'lo']);
+      }
+      return lab;
+    } catch (e) {
+      await lab.destroy();
+      throw e;
+    }
+  }
+
+  /** Starts `tun6in4 run … --dev tun0` inside the host's namespace and waits for "tunnel up". */
+  async startEngine(role: string, args: string[], timeoutS = 20): Promise<EngineProcess> {
+    const [cmd, pre] = nodeProgram('cli/main');
+    const child = this.host(role).spawn(cmd, [...pre, 'run', '--dev', 'tun0', ...args]);
+    const proc: EngineProcess = { host: role, child, up: undefined as unknown as TunnelStatus, logs: [] };
+    this.engines.set(role, proc);
+    const exited = new Promise<void>((resolve) =>
+      child.on('exit', (code, signal) => {
+        proc.down = { counters: proc.down?.counters ?? (undefined as unknown as CountersSnapshot), code, signal };
+        resolve();
+      }),
+    );
+    const lines = createInterface({ input: child.stderr! });
+    const up = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`engine on ${role} did not come up in ${timeoutS}s:\n${proc.logs.join('\n')}`)), timeoutS * 1000);
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`engine on ${role} exited before coming up:\n${proc.logs.join('\n')}`));
+      });
+      lines.on('line', (line) => {
+        proc.logs.push(line);
+        let rec: { msg?: string; status?: TunnelStatus; counters?: CountersSnapshot };
+        try {
+          rec = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (rec.msg === 'tunnel up' && rec.status) {
+          proc.up = rec.status;
+          clearTimeout(timer);
+          resolve();
+        }
+        if (rec.msg === 'tunnel down' && rec.counters) proc.down = { counters: rec.counters, code: null, signal: null };
+      });
+    });
+    await up;
+    return proc;
+  }
+
+  /** SIGTERMs the engine and waits for it to exit; returns what it logged on the way down. */
+  async stopEngine(role: string, timeoutMs = 5000): Promise<EngineProcess> {
+    const proc = this.engines.get(role);
+    if (!proc) throw new Error(`no engine on ${role}`);
+    if (proc.child.exitCode === null && proc.child.signalCode === null) {
+      const gone = new Promise((resolve) => proc.child.once('exit', resolve));
+      proc.child.kill('SIGTERM');
+      const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+      await gone;
+      clearTimeout(timer);
+      // let the last stderr lines (the "tunnel down" record) be read
+      await new Promise((r) => setImmediate(r));
+    }
+    return proc;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.engines.keys()].map((r) => this.stopEngine(r)));
+  }
+
+  /** Stops every engine and deletes every namespace of this lab. Never throws. */
+  async destroy(): Promise<void> {
+    await this.stopAll().catch(() => undefined);
+    await this.set.destroy();
+  }
+}

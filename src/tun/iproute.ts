@@ -1,0 +1,37 @@
+/**
+ * Interface set-up through iproute2's `ip`. It is on every Linux host with networking, each step
+ * is a command an operator can read in the log and run by hand, and set-up is not a hot path;
+ * rtnetlink from the addon would save milliseconds at start and cost a netlink codec.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export class IpCommandError extends Error {
+  constructor(readonly args: string[], readonly stderr: string) {
+    super(`ip ${args.join(' ')}: ${stderr.trim() || 'failed'}`);
+    this.name = 'IpCommandError';
+  }
+}
+
+/** Runs `ip …args`; throws IpCommandError with ip's own message on failure. */
+export async function ip(args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run('ip', args, { encoding: 'utf8' });
+    return stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; code?: string; message: string };
+    if (err.code === 'ENOENT') throw new IpCommandError(args, 'the ip command (Debian package iproute2) is not installed');
+    throw new IpCommandError(args, err.stderr ?? err.message);
+  }
+}
+
+export async function linkExists(name: string): Promise<boolean> {
+  try {
+    await ip(['link', 'show', 'dev', name]);
+    return true;
+  } catch {
+    return false;
+  }
+}
