@@ -26,7 +26,9 @@ const UNREACHABLE_METRIC = 4294967295;
 export async function configureInterface(name: string, config: TunnelConfig, local: number, opts: InterfaceOptions = {}): Promise<InstalledRoutes> {
   // No kernel-generated link-local: the tunnel's is fe80::<IPv4> (R17, RFC 4213 §3.7).
   await ip(['link', 'set', 'dev', name, 'addrgenmode', 'none']);
-  await ip(['link', 'set', 'dev', name, 'mtu', String(config.mtu), 'up']);
+  // 6to4 has no link to send multicast on (the engine would only drop MLD and RS); 6in4 does.
+  const multicast = config.mode === '6to4' ? ['multicast', 'off'] : [];
+  await ip(['link', 'set', 'dev', name, 'mtu', String(config.mtu), ...multicast, 'up']);
   await ip(['-6', 'addr', 'add', formatIpv6Prefix(config.address), 'dev', name, 'nodad']);
   await ip(['-6', 'addr', 'add', `${formatIpv6(linkLocalFromIpv4(local))}/64`, 'dev', name, 'nodad']);
   const wantDefault = (opts.defaultRoute ?? true) && (config.mode === '6in4' || config.relay !== 0);

@@ -78,8 +78,20 @@ def parse(packets):
     return result
 
 
+def send_tunnelled(req):
+    """Sends protocol-41 packets from inside a test namespace (with whatever outer source we like)."""
+    from scapy.all import send
+    pkt = IP(src=req["outer_src"], dst=req["outer_dst"]) / \
+        IPv6(src=req["inner_src"], dst=req["inner_dst"]) / ICMPv6EchoRequest(id=req["echo_id"], seq=1)
+    send(pkt, count=req.get("count", 1), inter=0.01, verbose=0)
+    return {"sent": req.get("count", 1)}
+
+
 def main():
     req = json.load(sys.stdin)
+    if req["op"] == "send":
+        json.dump(send_tunnelled(req), sys.stdout)
+        return
     if req["op"] == "build":
         json.dump(build(), sys.stdout)
     elif req["op"] == "parse":

@@ -1,0 +1,152 @@
+/**
+ * The lab: the README's main command. Builds a namespace network, runs our engine at every
+ * tunnel endpoint, shows the tunnel working (ping6 both ways, a full-MTU packet, link-local,
+ * multicast, a TCP transfer with an integrity check), collects every engine's counters, and
+ * removes everything it made, also on Ctrl-C.
+ */
+import { cpus } from 'node:os';
+import type { CountersSnapshot } from '../encap/counters.js';
+import { removeStaleNamespaces } from './netns.js';
+import { ping6, tcpTransfer, type PingOptions, type TransferResult } from './probes.js';
+import { LabNetwork, type LabMode } from './topology.js';
+
+export interface LabStep {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface LabReport {
+  mode: LabMode;
+  passed: boolean;
+  steps: LabStep[];
+  transfer: TransferResult | null;
+  counters: Record<string, CountersSnapshot | null>;
+  cleanShutdown: Record<string, boolean>;
+  environment: { cpu: string; cores: number; node: string; kernel: string };
+  durationSeconds: number;
+}
+
+export interface RunLabOptions {
+  mode: LabMode;
+  transferBytes?: number;
+  progress?: (line: string) => void;
+}
+
+interface PingStep {
+  name: string;
+  from: string;
+  to: string;
+  opts?: PingOptions;
+  /** Multicast: replies come from every listener (ourselves too); success = one came from this address. */
+  expectReplyFrom?: string;
+}
+
+const PINGS: Record<LabMode, PingStep[]> = {
+  '6in4': [
+    { name: 'ping6 client → broker', from: 'client', to: '2001:db8:1::1' },
+    { name: 'ping6 broker → client', from: 'broker', to: '2001:db8:1::2' },
+    { name: 'ping6 filling the 1480-byte MTU, DF', from: 'client', to: '2001:db8:1::1', opts: { size: 1432, dontFragment: true } },
+    { name: 'ping6 link-local (R17)', from: 'client', to: 'fe80::c633:6401%tun0' },
+    { name: 'ping6 multicast ff02::1 across the link', from: 'client', to: 'ff02::1%tun0', expectReplyFrom: 'fe80::c633:6401' },
+    { name: 'ping6 broker → routed /64', from: 'broker', to: '2001:db8:2::1' },
+  ],
+  '6to4': [
+    { name: 'ping6 site1 → site2 (direct)', from: 'site1', to: '2002:c633:6407::1' },
+    { name: 'ping6 site2 → site1 (direct)', from: 'site2', to: '2002:c000:201::1' },
+    { name: 'ping6 site1 → native via relay', from: 'site1', to: '2001:db8:5::2' },
+    { name: 'ping6 native → site1 via relay', from: 'native', to: '2002:c000:201::1' },
+    { name: 'ping6 filling the 1480-byte MTU, DF', from: 'site1', to: '2002:c633:6407::1', opts: { size: 1432, dontFragment: true } },
+  ],
+};
+
+const TRANSFER: Record<LabMode, { from: string; to: string; addr: string }> = {
+  '6in4': { from: 'client', to: 'broker', addr: '2001:db8:1::1' },
+  '6to4': { from: 'site1', to: 'site2', addr: '2002:c633:6407::1' },
+};
+
+export async function runLab(o: RunLabOptions): Promise<LabReport> {
+  const started = Date.now();
+  const say = o.progress ?? (() => undefined);
+  const steps: LabStep[] = [];
+  const record = (s: LabStep) => {
+    steps.push(s);
+    say(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name}: ${s.detail}`);
+  };
+  await removeStaleNamespaces('lab');
+  say(`building the ${o.mode} lab (namespaces, veth, engines)…`);
+  const lab = await LabNetwork.create(o.mode, 'lab');
+  const onSignal = () => {
+    say('interrupted: cleaning up');
+    void lab.destroy().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let transfer: TransferResult | null = null;
+  const counters: Record<string, CountersSnapshot | null> = {};
+  const cleanShutdown: Record<string, boolean> = {};
+  try {
+    record({ name: 'engines up', ok: true, detail: [...lab.engines.values()].map((e) => `${e.host}: ${e.up.name} ${e.up.address}`).join('; ') });
+    for (const p of PINGS[o.mode]) {
+      const r = await ping6(lab.host(p.from), p.to, p.opts);
+      const ok = p.expectReplyFrom ? r.output.includes(`from ${p.expectReplyFrom}`) : r.ok;
+      record({ name: p.name, ok, detail: `${r.received}/${r.transmitted} replies${r.duplicates ? ` (+${r.duplicates} dup)` : ''}${r.rttAvgMs !== null ? `, rtt avg ${r.rttAvgMs} ms` : ''}` });
+    }
+    const t = TRANSFER[o.mode];
+    const bytes = o.transferBytes ?? 64 * 1024 * 1024;
+    transfer = await tcpTransfer(lab.host(t.from), lab.host(t.to), t.addr, bytes);
+    record({
+      name: `TCP ${fmtBytes(bytes)} ${t.from} → ${t.to}, sha256 at both ends`,
+      ok: transfer.ok,
+      detail: `${transfer.ok ? 'hashes match' : `MISMATCH sent ${transfer.sentSha256.slice(0, 16)} got ${transfer.receivedSha256.slice(0, 16)} (${transfer.receivedBytes} bytes)`}, ${transfer.mbitPerSecond.toFixed(0)} Mbit/s over ${transfer.seconds.toFixed(2)} s`,
+    });
+  } catch (e) {
+    record({ name: 'lab run', ok: false, detail: (e as Error).message });
+  } finally {
+    await lab.stopAll();
+    for (const [host, e] of lab.engines) {
+      counters[host] = e.down?.counters ?? null;
+      cleanShutdown[host] = e.down?.code === 0;
+    }
+    await lab.destroy();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  record({
+    name: 'engines stopped cleanly on SIGTERM',
+    ok: Object.values(cleanShutdown).every(Boolean),
+    detail: Object.entries(cleanShutdown).map(([h, ok]) => `${h}: ${ok ? 'exit 0' : 'failed'}`).join(', '),
+  });
+  const kernel = (await import('node:os')).release();
+  return {
+    mode: o.mode,
+    passed: steps.every((s) => s.ok),
+    steps,
+    transfer,
+    counters,
+    cleanShutdown,
+    environment: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, kernel },
+    durationSeconds: (Date.now() - started) / 1000,
+  };
+}
+
+function fmtBytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(0)} MiB` : `${n} bytes`;
+}
+
+export function formatLabReport(r: LabReport): string {
+  const lines = [`tun6in4 lab (${r.mode}) — ${r.passed ? 'PASSED' : 'FAILED'} in ${r.durationSeconds.toFixed(1)} s`, ''];
+  for (const s of r.steps) lines.push(`  ${s.ok ? '✔' : '✘'} ${s.name}: ${s.detail}`);
+  lines.push('', 'Counters per engine (non-zero):');
+  for (const [host, c] of Object.entries(r.counters)) {
+    if (!c) {
+      lines.push(`  ${host}: (no counters: the engine did not shut down cleanly)`);
+      continue;
+    }
+    const traffic = Object.entries(c.traffic).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(' ');
+    const drops = Object.entries(c.drops).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(' ');
+    lines.push(`  ${host}: ${traffic || 'no traffic'}${drops ? ` | drops: ${drops}` : ' | no drops'}`);
+  }
+  lines.push('', `Environment: ${r.environment.cpu}, ${r.environment.cores} cores, Node ${r.environment.node}, Linux ${r.environment.kernel}`, '');
+  return lines.join('\n');
+}

@@ -1,0 +1,62 @@
+/** Helpers for tests that need root: namespaces, captures (cap / libpcap) and scapy senders inside them. */
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Namespace } from '../../src/lab/netns.js';
+
+/**
+ * Tests that need root run in CI (which is root). They may skip only when we are not root and
+ * CI is unset; in CI without root they fail loudly instead.
+ */
+export function rootOrSkip(): boolean {
+  if (process.getuid?.() === 0) return true;
+  if (process.env.CI) throw new Error('this suite needs root (namespaces, TUN, raw sockets) and CI is set: run CI as root');
+  console.warn('skipping: needs root (network namespaces, TUN, raw sockets); run as root or with CI=true');
+  return false;
+}
+
+const CAPTURE = fileURLToPath(new URL('./cap-capture.ts', import.meta.url));
+
+export interface Capture {
+  linkType: string;
+  /** Captured frames as bytes. */
+  packets: Buffer[];
+}
+
+/**
+ * Starts a libpcap capture (the `cap` package) in a namespace and resolves once it is capturing;
+ * `result` settles when `count` packets were seen or the timeout passed. (The result is wrapped
+ * in an object: an async function returning a bare promise would wait for it.)
+ */
+export async function startCapture(ns: Namespace, iface: string, filter: string, count: number, timeoutMs: number): Promise<{ result: Promise<Capture> }> {
+  const child = ns.spawn(process.execPath, ['--import', import.meta.resolve('tsx'), CAPTURE, iface, filter, String(count), String(timeoutMs)]);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const lines = createInterface({ input: child.stderr! });
+  const errors: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    lines.on('line', (l) => (l === 'ready' ? resolve() : errors.push(l)));
+    child.on('exit', () => reject(new Error(`capture on ${iface} failed: ${errors.join('\n')}`)));
+  });
+  const result = new Promise<Capture>((resolve, reject) => {
+    // 'close', not 'exit': the result line may still be in the pipe when the process exits.
+    child.on('close', () => {
+      try {
+        const r = JSON.parse(out) as { linkType: string; packets: string[] };
+        resolve({ linkType: r.linkType, packets: r.packets.map((h) => Buffer.from(h, 'hex')) });
+      } catch {
+        reject(new Error(`capture on ${iface} printed no result: ${errors.join('\n')}`));
+      }
+    });
+  });
+  return { result };
+}
+
+const SCAPY_TOOL = fileURLToPath(new URL('../interop/scapy_tool.py', import.meta.url));
+
+/** Sends protocol-41 packets built by scapy from inside a namespace. */
+export async function scapySend(
+  ns: Namespace,
+  p: { outer_src: string; outer_dst: string; inner_src: string; inner_dst: string; echo_id: number; count: number },
+): Promise<void> {
+  await ns.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify({ op: 'send', ...p }), timeoutMs: 30_000 });
+}
