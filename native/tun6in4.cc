@@ -42,15 +42,17 @@ bool ArgsAre(const Napi::CallbackInfo& info, size_t n) {
   return info.Length() >= n;
 }
 
-// openTun(name: string, flags: { multiQueue?: false }) -> { fd, name }
-// IFF_TUN | IFF_NO_PI: the fd carries bare IP packets. Non-blocking and close-on-exec.
+// openTun(name: string, nonBlocking = true) -> { fd, name }
+// IFF_TUN | IFF_NO_PI: the fd carries bare IP packets. Close-on-exec; non-blocking unless asked
+// (only the benchmark's naive baseline wants a blocking fd, for fs.read on the threadpool).
 // The caller decides whether a name may be created or must already exist (TUNSETIFF does both).
 Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!ArgsAre(info, 1) || !info[0].IsString()) return ThrowType(env, "openTun(name: string)");
   std::string name = info[0].As<Napi::String>();
   if (name.size() >= IFNAMSIZ) return ThrowType(env, "interface name longer than 15 bytes");
-  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  bool nonBlocking = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0));
   if (fd < 0) return ThrowErrno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
