@@ -103,10 +103,23 @@ describe.runIf(canRun)('6in4 engine against the kernel', () => {
     expect((await control.result).packets).toHaveLength(1);
   }, 30_000);
 
+  it('R07: an ICMPv4 "fragmentation needed" from a router lowers the tunnel MTU; later packets get PTB 1380', async () => {
+    // The router's link toward the broker carries 1400 bytes; the client runs --pmtu dynamic (DF set).
+    await lab.host('wan').ip(['link', 'set', 'to-broker', 'mtu', '1400']);
+    const client = lab.host('client');
+    await ping6(client, '2001:db8:1::1', { count: 1, size: 1432, dontFragment: true, timeoutS: 1 });
+    const after = await ping6(client, '2001:db8:1::1', { count: 2, size: 1432, dontFragment: true, timeoutS: 1 });
+    expect(after.output).toMatch(/mtu[=:] ?1380/);
+    // a packet that fits the learnt MTU still crosses
+    expect((await ping6(client, '2001:db8:1::1', { count: 2, size: 1332, dontFragment: true })).ok).toBe(true);
+    await lab.host('wan').ip(['link', 'set', 'to-broker', 'mtu', '1500']);
+  }, 30_000);
+
   it('SIGTERM: the engine exits 0 with its counters, leaving no interface or route behind', async () => {
     const proc = await lab.stopEngine('client');
     expect(proc.down?.code).toBe(0);
     expect(proc.down?.counters.drops.rx_wrong_outer_source).toBe(5);
+    expect(proc.down?.counters.traffic.path_mtu_updates).toBeGreaterThan(0);
     const links = await lab.host('client').ip(['-o', 'link', 'show']);
     expect(links).not.toMatch(/tun0/);
     const routes = await lab.host('client').ip(['-6', 'route', 'show', 'table', 'all']);
