@@ -14,7 +14,11 @@
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -386,6 +390,34 @@ Napi::Value RawRecvErrors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
+// dropPrivileges(uid, gid) -> undefined
+// Becomes uid/gid (no supplementary groups) while keeping exactly CAP_NET_ADMIN and CAP_NET_RAW,
+// also as ambient capabilities so the `ip` commands run at teardown or on an address change
+// inherit them. Capabilities are per thread: this runs on the main thread, which is the one that
+// opens sockets and spawns children; glibc applies the uid/gid change to every thread.
+Napi::Value DropPrivileges(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) return ThrowType(env, "dropPrivileges(uid, gid)");
+  uid_t uid = info[0].As<Napi::Number>().Uint32Value();
+  gid_t gid = info[1].As<Napi::Number>().Uint32Value();
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return ThrowErrno(env, "prctl PR_SET_KEEPCAPS", errno);
+  if (setgroups(0, nullptr) < 0) return ThrowErrno(env, "setgroups", errno);
+  if (setresgid(gid, gid, gid) < 0) return ThrowErrno(env, "setresgid", errno);
+  if (setresuid(uid, uid, uid) < 0) return ThrowErrno(env, "setresuid", errno);
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[2];
+  memset(&hdr, 0, sizeof hdr);
+  memset(data, 0, sizeof data);
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  uint32_t keep = (1u << CAP_NET_ADMIN) | (1u << CAP_NET_RAW);
+  data[0].effective = data[0].permitted = data[0].inheritable = keep;
+  if (syscall(SYS_capset, &hdr, data) < 0) return ThrowErrno(env, "capset", errno);
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) < 0) return ThrowErrno(env, "prctl PR_CAP_AMBIENT NET_ADMIN", errno);
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0) < 0) return ThrowErrno(env, "prctl PR_CAP_AMBIENT NET_RAW", errno);
+  prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  return env.Undefined();
+}
+
 // Poller: a uv_poll handle on the main loop calling back into JS when an fd is readable.
 // The callback runs with the Poller object as receiver (napi_make_callback needs an object).
 class Poller : public Napi::ObjectWrap<Poller> {
@@ -482,6 +514,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rawSend", Napi::Function::New(env, RawSend));
   exports.Set("rawRecv", Napi::Function::New(env, RawRecv));
   exports.Set("rawRecvErrors", Napi::Function::New(env, RawRecvErrors));
+  exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivileges));
   exports.Set("Poller", Poller::Define(env));
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
   return exports;

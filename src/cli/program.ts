@@ -4,9 +4,15 @@
  */
 import { Command, Option } from 'commander';
 import { ConfigError } from '../encap/options.js';
-import { openTunnel, TunnelSetupError, type OpenTunnelOptions } from '../engine/open.js';
-import { collect, FLAG_FOR_FIELD, integer, integerOrInherit } from './flags.js';
+import { TunnelSetupError } from '../engine/open.js';
+import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../daemon/config.js';
+import { Daemon } from '../daemon/daemon.js';
+import { queryControl } from '../daemon/control.js';
+import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
+import { HE_UPDATE_URL } from '../daemon/broker-update.js';
+import { collect, FLAG_FOR_FIELD, integer, integerOrInherit, secondsOrOff } from './flags.js';
 import { createLogger } from './log.js';
+import { formatStatus } from './status-format.js';
 
 const BROKER_EXAMPLE = `
 Examples, from a tunnel broker's "Tunnel Details" page:
@@ -15,6 +21,7 @@ Examples, from a tunnel broker's "Tunnel Details" page:
   Client IPv4 Address: 192.0.2.10        -> --local 192.0.2.10     (or --local auto behind a 1:1 NAT)
   Client IPv6 Address: 2001:db8:1::2/64  -> --address 2001:db8:1::2/64
   Routed /64:          2001:db8:2::/64   -> --routed 2001:db8:2::/64
+  Tunnel ID: 123456, your account name   -> --tunnel-id 123456 --username you --update-key-file /etc/tun6in4/he.key
 
   tun6in4 run --mode 6in4 --local auto --remote 198.51.100.1 \\
       --address 2001:db8:1::2/64 --routed 2001:db8:2::/64
@@ -33,7 +40,7 @@ export function buildProgram(): Command {
     .command('run')
     .description('run one tunnel in the foreground until SIGINT or SIGTERM')
     .addOption(new Option('--mode <mode>', 'tunnel mode').choices(['6in4', '6to4']).makeOptionMandatory())
-    .option('--local <ipv4|auto>', 'our IPv4 address, or auto (the source address toward --remote / --relay)', 'auto')
+    .option('--local <ipv4|auto>', 'our IPv4 address, or auto (the source address toward --remote / --relay, followed when it changes)', 'auto')
     .option('--remote <ipv4>', '6in4: the broker\'s IPv4 ("Server IPv4 Address")')
     .option('--address <ipv6/len>', '6in4: our tunnel address ("Client IPv6 Address"); 6to4 default 2002:V4ADDR::1/16')
     .option('--peer <ipv6>', '6in4: the broker\'s IPv6 ("Server IPv6 Address"); default ::1 of --address')
@@ -44,12 +51,55 @@ export function buildProgram(): Command {
     .addOption(new Option('--pmtu <mode>', 'static: DF clear, IPv4 may fragment; dynamic: DF set, learn the path MTU').choices(['static', 'dynamic']))
     .option('--ttl <1..255|inherit>', 'outer TTL (default 64)', integerOrInherit)
     .option('--tos <0..255|inherit>', 'outer TOS (default 0); ECN always follows RFC 6040', integerOrInherit)
+    .option('--keepalive <seconds|off>', '6in4: ICMPv6 echo to the peer every N seconds (default 60)', secondsOrOff)
+    .option('--clamp-mss', 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU')
     .option('--dev <name>', 'interface to create (must not exist); default tun6in4-N')
     .option('--no-default-route', 'do not route the IPv6 default through the tunnel')
     .option('--allow-nonglobal', 'lab override: accept non-global IPv4 addresses (R25/R31)')
     .option('--icmp-rate <per-second>', 'ICMPv6 errors we send per second (default 100)', integer)
+    .option('--update-url <url>', `broker update URL (default ${HE_UPDATE_URL})`)
+    .option('--tunnel-id <id>', 'broker tunnel id: enables the broker endpoint update')
+    .option('--username <name>', 'broker account name, for the update')
+    .option('--update-key-file <file>', 'file holding the broker update key (never put the key on the command line)')
+    .option('--control <path>', 'control socket for `tun6in4 status`', DEFAULT_CONTROL_SOCKET)
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
+    .option('--user <name>', 'drop to this user once the TUN and raw socket are open')
+    .option('--group <name>', 'and this group (default the user\'s)')
     .addHelpText('after', BROKER_EXAMPLE)
-    .action(async (flags) => runCommand(flags));
+    .action(async (flags: RunFlags) => {
+      const config = configFromFlags(flags);
+      await serve(config, null);
+    });
+
+  program
+    .command('up')
+    .description('run the tunnels of a configuration file; SIGHUP reloads it')
+    .requiredOption('-c, --config <file>', 'JSON configuration (see examples/)')
+    .action(async (flags: { config: string }) => {
+      const path = flags.config;
+      await serve(loadDaemonConfig(path), () => loadDaemonConfig(path));
+    });
+
+  program
+    .command('status')
+    .description('ask the running daemon for each tunnel\'s state, counters and drops')
+    .option('--json', 'print JSON')
+    .option('--control <path>', 'the daemon\'s control socket', DEFAULT_CONTROL_SOCKET)
+    .action(async (flags: { json?: boolean; control: string }) => {
+      const s = await queryControl(flags.control, 'status');
+      process.stdout.write(flags.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s as never));
+    });
+
+  program
+    .command('doctor')
+    .description('check this host for what a tunnel needs; each finding with its fix (exit 0 only if none fails)')
+    .addOption(new Option('--mode <mode>', 'check addresses for this mode too').choices(['6in4', '6to4']))
+    .option('--local <ipv4|auto>', 'our IPv4 (default: the source address toward --remote / --relay)')
+    .option('--remote <ipv4>', '6in4: the broker\'s IPv4')
+    .option('--relay <ipv4>', '6to4: the relay\'s IPv4')
+    .option('--mtu <bytes>', 'the tunnel MTU you plan', integer)
+    .option('--json', 'print JSON')
+    .action(async (flags) => (await import('./doctor-command.js')).runDoctorCommand(flags));
 
   program
     .command('lab')
@@ -75,56 +125,111 @@ interface RunFlags {
   pmtu?: 'static' | 'dynamic';
   ttl?: number | 'inherit';
   tos?: number | 'inherit';
+  keepalive?: number | 'off';
+  clampMss?: boolean;
   dev?: string;
   defaultRoute: boolean;
   allowNonglobal?: boolean;
   icmpRate?: number;
+  updateUrl?: string;
+  tunnelId?: string;
+  username?: string;
+  updateKeyFile?: string;
+  control: string;
+  metricsListen?: string;
+  user?: string;
+  group?: string;
 }
 
-async function runCommand(flags: RunFlags): Promise<void> {
-  const log = createLogger();
-  const options: OpenTunnelOptions = {
-    mode: flags.mode,
-    local: flags.local,
-    remote: flags.remote,
-    address: flags.address,
-    peer: flags.peer,
-    routed: flags.routed,
-    relay: flags.relay,
-    role: flags.role,
-    mtu: flags.mtu,
-    pmtu: flags.pmtu,
-    ttl: flags.ttl,
-    tos: flags.tos,
-    dev: flags.dev,
-    defaultRoute: flags.defaultRoute,
-    allowNonGlobal: flags.allowNonglobal,
-    icmpRate: flags.icmpRate,
-    onIoError: (where, errno) => log.warn({ where, errno }, 'packet I/O error'),
-  };
-  for (const k of Object.keys(options) as Array<keyof OpenTunnelOptions>) if (options[k] === undefined) delete options[k];
+/** `run`'s flags as a one-tunnel configuration, validated by the same code as a config file. */
+function configFromFlags(f: RunFlags): DaemonConfig {
+  const updateAsked = f.tunnelId !== undefined || f.username !== undefined || f.updateKeyFile !== undefined || f.updateUrl !== undefined;
+  if (updateAsked && (f.tunnelId === undefined || f.username === undefined || f.updateKeyFile === undefined)) {
+    throw new ConfigError('tunnelId', f.tunnelId, 'the broker update needs --tunnel-id, --username and --update-key-file together');
+  }
+  const tunnel = prune({
+    mode: f.mode,
+    local: f.local,
+    remote: f.remote,
+    address: f.address,
+    peer: f.peer,
+    routed: f.routed,
+    relay: f.relay,
+    role: f.role,
+    mtu: f.mtu,
+    pmtu: f.pmtu,
+    ttl: f.ttl,
+    tos: f.tos,
+    keepalive: f.keepalive,
+    clampMss: f.clampMss,
+    dev: f.dev,
+    defaultRoute: f.defaultRoute === false ? false : undefined,
+    allowNonGlobal: f.allowNonglobal,
+    icmpRate: f.icmpRate,
+    update: updateAsked ? prune({ url: f.updateUrl, tunnelId: f.tunnelId, username: f.username, keyFile: f.updateKeyFile }) : undefined,
+  });
+  return parseDaemonConfig(
+    prune({
+      tunnels: { [f.dev ?? 'tunnel']: tunnel },
+      control: { socket: f.control },
+      metrics: f.metricsListen ? { listen: f.metricsListen } : undefined,
+      user: f.user,
+      group: f.group,
+    }),
+  );
+}
 
-  const running = await openTunnel(options);
-  log.info({ status: running.status() }, 'tunnel up');
+function prune<T extends Record<string, unknown>>(o: T): T {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+/** Runs the daemon until SIGINT/SIGTERM; SIGHUP reloads when there is a file to reload. */
+async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null): Promise<void> {
+  const log = createLogger(process.env.TUN6IN4_LOG_LEVEL ?? config.logLevel);
+  const daemon = new Daemon(log);
+  const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
+  await daemon.start(config, gid);
+  if (daemon.tunnels.size === 0) {
+    const why = daemon.status().failed.map((f) => `${f.tunnel}: ${f.error}`).join('; ');
+    await daemon.stop();
+    throw new TunnelSetupError('SETUP_FAILED', why || 'no tunnel started');
+  }
+  if (config.user) {
+    const ids = dropPrivileges(config.user, config.group);
+    log.info(ids, 'dropped privileges (keeping CAP_NET_ADMIN and CAP_NET_RAW)');
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    const status = running.status();
-    await running.close();
-    log.info({ signal, counters: status.counters }, 'tunnel down');
+    const final = daemon.status().tunnels;
+    await daemon.stop();
+    for (const t of final) log.info({ signal, tunnel: t.tunnel, counters: t.counters }, 'tunnel down');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    if (reload) void daemon.reload(reload);
+    else log.warn('SIGHUP: nothing to reload (tunnel from flags; use `tun6in4 up -c <file>` to reload a file)');
+  });
 }
 
-/** Turns library errors into one line that names the flag and the fix. */
-export function describeError(e: unknown): string {
+/** Turns library errors into one line that names the flag (or config path) and the fix. */
+export function describeError(e: unknown, fromFlags = process.argv.includes('run')): string {
   if (e instanceof ConfigError) {
     const field = e.field.split('.')[0];
-    const flag = FLAG_FOR_FIELD[field] ?? field;
-    return `${flag}: ${e.message.slice(e.field.length + 2)}`;
+    return `${FLAG_FOR_FIELD[field] ?? field}: ${e.message.slice(e.field.length + 2)}`;
+  }
+  if (e instanceof ConfigFileError) {
+    if (fromFlags) {
+      const parts = e.path.split('.');
+      const field = parts.length > 2 ? parts[parts.length - 1] : parts[0];
+      const flag = FLAG_FOR_FIELD[field] ?? FLAG_FOR_FIELD[parts[2] ?? ''] ?? e.path;
+      return `${flag}: ${e.message.slice(e.path.length + 2)}`;
+    }
+    return e.message;
   }
   if (e instanceof TunnelSetupError) return e.message;
   return (e as Error)?.message ?? String(e);

@@ -14,6 +14,7 @@ export const TRAFFIC_COUNTERS = [
   'icmp6_rate_limited', // R23: an ICMPv6 error we would have sent, suppressed by the token bucket
   'icmp4_frag_needed', // R07 input
   'path_mtu_updates', // R07: tunnel MTU lowered for a destination
+  'tcp_mss_clamped', // --clamp-mss rewrote a SYN
 ] as const;
 
 export const DROP_REASONS = [

@@ -51,6 +51,8 @@ export interface TunnelOptions {
   tos?: number | 'inherit';
   /** Lab override for R25/R31: accept non-global IPv4 addresses. */
   allowNonGlobal?: boolean;
+  /** Rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU; default off. */
+  clampMss?: boolean;
   /** R23: ICMPv6 errors we originate, per second (default 100) and burst (default 100). */
   icmpRate?: number;
   icmpBurst?: number;
@@ -73,6 +75,7 @@ export interface TunnelConfig {
   /** 0..255, or -1 for inherit. */
   tos: number;
   allowNonGlobal: boolean;
+  clampMss: boolean;
   icmpRate: number;
   icmpBurst: number;
   /** 6to4/6rd domain and our delegated prefix within it (6to4 only). */
@@ -119,6 +122,7 @@ const EXPECT = {
   ttl: 'use an integer in 1..255 or "inherit" (copy the inner hop limit)',
   tos: 'use an integer in 0..255 or "inherit" (copy the inner traffic class)',
   allowNonGlobal: 'use true or false',
+  clampMss: 'use true or false',
   icmpRate: 'use a number of ICMPv6 errors per second, 0 or more',
   icmpBurst: 'use a whole number of ICMPv6 errors, 1 or more',
 } as const satisfies Record<keyof TunnelOptions, string>;
@@ -138,6 +142,7 @@ const schema = z.strictObject({
   ttl: z.union([z.literal('inherit'), z.number().int().min(1).max(255)]).optional(),
   tos: z.union([z.literal('inherit'), z.number().int().min(0).max(255)]).optional(),
   allowNonGlobal: z.boolean().optional(),
+  clampMss: z.boolean().optional(),
   icmpRate: z.number().min(0).finite().optional(),
   icmpBurst: z.number().int().min(1).optional(),
 });
@@ -173,6 +178,7 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
     ttl: o.ttl === 'inherit' ? -1 : (o.ttl ?? TTL_DEFAULT),
     tos: o.tos === 'inherit' ? -1 : (o.tos ?? TOS_DEFAULT),
     allowNonGlobal,
+    clampMss: o.clampMss ?? false,
     icmpRate: o.icmpRate ?? ICMP_RATE_DEFAULT,
     icmpBurst: o.icmpBurst ?? ICMP_BURST_DEFAULT,
   };

@@ -23,6 +23,7 @@ import { checkIpv6, IPV6, IPV6_MIN_MTU, ipv6TrafficClass, setIpv6TrafficClass } 
 import { Counters, Drop, Traffic } from './counters.js';
 import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
 import { resolveTunnelOptions, type TunnelConfig, type TunnelOptions } from './options.js';
+import { clampMss, mssForMtu } from './mss.js';
 import { PathMtuTable } from './path-mtu.js';
 import { PacketResult, Verdict } from './result.js';
 import { monotonicMs, TokenBucket, type Clock } from './token-bucket.js';
@@ -153,6 +154,7 @@ export class Tunnel {
       }
     }
     if (len > mtu) return this.packetTooBig(buf, off, len, mtu, out);
+    if (this.config.clampMss && clampMss(buf, off, len, mssForMtu(mtu))) this.counters.traffic[Traffic.tcp_mss_clamped]++;
 
     const tc = ipv6TrafficClass(buf, off);
     const tos = encapOuterTos(this.config.tos < 0 ? tc : this.config.tos, tc); // R13
@@ -241,6 +243,7 @@ export class Tunnel {
     const ecn = decapInnerEcn(buf[off + IPV4.TOS] & 0x03, tc & 0x03);
     if (ecn === ECN_DROP) return this.drop(out, Drop.rx_ecn_ce_on_not_ect);
     if (ecn !== (tc & 0x03)) setIpv6TrafficClass(buf, io, (tc & 0xfc) | ecn);
+    if (this.config.clampMss && clampMss(buf, io, ilen, mssForMtu(this.config.mtu))) this.counters.traffic[Traffic.tcp_mss_clamped]++;
 
     const t = this.counters.traffic;
     t[Traffic.rx_packets]++;

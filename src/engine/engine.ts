@@ -26,6 +26,12 @@ export interface EngineOptions {
   onIoError?: (where: 'send' | 'tun-write' | 'recv', errno: number) => void;
 }
 
+/**
+ * Sees each decapsulated packet before the TUN does; returning true consumes it. The keepalive
+ * uses this to take its own echo replies.
+ */
+export type RxInterceptor = (buf: Buffer, off: number, len: number) => boolean;
+
 class Direction {
   readonly arena: Buffer;
   readonly lens: Int32Array;
@@ -56,12 +62,17 @@ export class TunnelEngine {
   private readonly rx: Direction;
   private readonly errInfo: Int32Array;
   private readonly result = new PacketResult();
+  private readonly localResult = new PacketResult();
+  private readonly localErrs = new Int32Array(1);
+  private readonly localOffs = new Int32Array(1);
+  private readonly localLens = new Int32Array(1);
   private running = false;
+  private interceptor: RxInterceptor | null = null;
 
   constructor(
     readonly tunnel: Tunnel,
     private readonly tun: TunDevice,
-    private readonly socket: TunnelSocket,
+    private socket: TunnelSocket,
     private readonly options: EngineOptions = {},
   ) {
     this.counters = tunnel.counters;
@@ -77,6 +88,33 @@ export class TunnelEngine {
     this.running = true;
     this.tun.watch(() => this.pumpTx());
     this.socket.watch(() => this.pumpRx());
+  }
+
+  /** Swaps in a new socket (e.g. bound to a new local address) and closes the old one. */
+  replaceSocket(socket: TunnelSocket): void {
+    const old = this.socket;
+    this.socket = socket;
+    if (this.running) socket.watch(() => this.pumpRx());
+    old.close();
+  }
+
+  setRxInterceptor(fn: RxInterceptor | null): void {
+    this.interceptor = fn;
+  }
+
+  /**
+   * Encapsulates and sends one IPv6 packet we originate (not read from the TUN), sitting at
+   * buf[off, off+len) with ENCAP_HEADROOM before it. Returns the send errno, or -1 if the
+   * encapsulator did not forward it.
+   */
+  sendOwn(buf: Buffer, off: number, len: number): number {
+    const r = this.tunnel.encapsulate(buf, off, len, this.localResult);
+    if (r.verdict !== Verdict.Forward) return -1;
+    this.localOffs[0] = r.offset;
+    this.localLens[0] = r.length;
+    this.socket.send(buf, this.localOffs, this.localLens, 1, this.localErrs);
+    if (this.localErrs[0] !== 0) this.counters.drops[Drop.tx_send_error]++;
+    return this.localErrs[0];
   }
 
   /** Stops both loops and closes both endpoints. Idempotent. */
@@ -137,6 +175,7 @@ export class TunnelEngine {
           continue;
         }
         t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(d.arena, r.offset, r.length)) continue;
         if (r.verdict === Verdict.Forward || r.verdict === Verdict.Reply) {
           d.outOffs[out] = r.offset;
           d.outLens[out++] = r.length;

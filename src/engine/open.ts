@@ -53,6 +53,8 @@ export interface RunningTunnel {
   readonly tunnel: Tunnel;
   readonly engine: TunnelEngine;
   status(): TunnelStatus;
+  /** 6in4: our IPv4 changed (e.g. `--local auto` after a DHCP renewal): rebind and carry on. */
+  changeLocalAddress(local: number): void;
   /** Stops forwarding, deletes the interface and the routes we added. Idempotent. */
   close(): Promise<void>;
 }
@@ -114,6 +116,11 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         lastTxAt: engine.lastTxAt ? new Date(engine.lastTxAt).toISOString() : null,
         counters: tunnel.counters.snapshot(),
       };
+    },
+    changeLocalAddress(local: number): void {
+      const socket = LinuxRawSocket.open(local, c.pmtu);
+      tunnel.setLocalAddress(local);
+      engine.replaceSocket(socket);
     },
     async close(): Promise<void> {
       if (state === 'stopped') return;

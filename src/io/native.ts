@@ -17,6 +17,7 @@ export interface NativeAddon {
   rawSend(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   rawRecvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  dropPrivileges(uid: number, gid: number): void;
   Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
   MAX_BATCH: number;
 }

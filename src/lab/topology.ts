@@ -59,6 +59,8 @@ const PLANS: Record<LabMode, HostPlan[]> = {
 
 export interface EngineProcess {
   host: string;
+  /** Its control socket, for `tun6in4 status --control`. */
+  control: string;
   child: ChildProcess;
   /** The status the engine logged when its tunnel came up. */
   up: TunnelStatus;
@@ -134,8 +136,9 @@ export class LabNetwork {
   /** Starts `tun6in4 run … --dev tun0` inside the host's namespace and waits for "tunnel up". */
   async startEngine(role: string, args: string[], timeoutS = 20): Promise<EngineProcess> {
     const [cmd, pre] = nodeProgram('cli/main');
-    const child = this.host(role).spawn(cmd, [...pre, 'run', '--dev', 'tun0', ...args]);
-    const proc: EngineProcess = { host: role, child, up: undefined as unknown as TunnelStatus, logs: [] };
+    const control = `/run/tun6in4/${this.host(role).name}.sock`;
+    const child = this.host(role).spawn(cmd, [...pre, 'run', '--dev', 'tun0', '--control', control, ...args]);
+    const proc: EngineProcess = { host: role, control, child, up: undefined as unknown as TunnelStatus, logs: [] };
     this.engines.set(role, proc);
     const exited = new Promise<void>((resolve) =>
       child.on('exit', (code, signal) => {

@@ -1,0 +1,17 @@
+/** `tun6in4 doctor`: prints each finding with its fix; exit 0 only if nothing failed. */
+import { runDoctor, type DoctorOptions } from '../doctor/doctor.js';
+
+const MARK = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', info: 'info' } as const;
+
+export async function runDoctorCommand(flags: DoctorOptions & { json?: boolean }): Promise<void> {
+  const findings = await runDoctor(flags);
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
+  } else {
+    for (const f of findings) {
+      process.stdout.write(`${MARK[f.level]} ${f.check}: ${f.detail}\n`);
+      if (f.fix) process.stdout.write(`     fix: ${f.fix}\n`);
+    }
+  }
+  process.exit(findings.some((f) => f.level === 'fail') ? 1 : 0);
+}

@@ -1,0 +1,32 @@
+/** Human-readable `tun6in4 status`. */
+import type { DaemonStatus } from '../daemon/daemon.js';
+
+function ago(iso: string | null): string {
+  if (!iso) return 'never';
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  return s < 120 ? `${s.toFixed(0)} s ago` : s < 7200 ? `${(s / 60).toFixed(0)} min ago` : `${(s / 3600).toFixed(1)} h ago`;
+}
+
+export function formatStatus(d: DaemonStatus): string {
+  const lines: string[] = [`tun6in4 daemon pid ${d.pid}, up since ${d.startedAt}${d.uid !== null ? `, uid ${d.uid}` : ''}`];
+  if (d.lastReload) lines.push(`last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `refused: ${d.lastReload.error}`}`);
+  for (const t of d.tunnels) {
+    const ends = t.mode === '6in4' ? `local ${t.local}${t.localAuto ? ' (auto)' : ''} → remote ${t.remote}, peer ${t.peer}` : `local ${t.local}${t.relay ? `, relay ${t.relay}` : ', no relay'}`;
+    lines.push('', `${t.tunnel} (${t.name}) ${t.mode} ${t.health.toUpperCase()}  ${t.address}  mtu ${t.mtu} (${t.pmtu})`, `  ${ends}`);
+    if (t.keepalive) {
+      const k = t.keepalive;
+      lines.push(`  keepalive every ${k.intervalSeconds} s: rtt ${k.rttMs.last ?? '-'} ms (avg ${k.rttMs.average ?? '-'}), loss ${k.lossPercent ?? '-'}%, ${k.received}/${k.sent} answered, last reply ${ago(k.lastReplyAt)}`);
+    }
+    const tr = t.counters.traffic;
+    lines.push(`  rx ${tr.rx_packets} packets / ${tr.rx_bytes} bytes (last ${ago(t.lastRxAt)}), tx ${tr.tx_packets} packets / ${tr.tx_bytes} bytes (last ${ago(t.lastTxAt)})`);
+    const drops = Object.entries(t.counters.drops).filter(([, v]) => v > 0);
+    lines.push(`  drops: ${drops.length ? drops.map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}`);
+    if (t.pathMtu.length) lines.push(`  path MTU: ${t.pathMtu.map((p) => `${p.dst} ${p.mtu}`).join(', ')}`);
+    if (t.brokerUpdate) {
+      const b = t.brokerUpdate;
+      lines.push(`  broker update: ${b.outcome}${b.response ? ` ("${b.response}")` : ''} — ${b.detail}${b.nextRetryAt ? `, retry at ${b.nextRetryAt}` : ''}`);
+    }
+  }
+  for (const f of d.failed) lines.push('', `${f.tunnel} FAILED: ${f.error}`);
+  return `${lines.join('\n')}\n`;
+}

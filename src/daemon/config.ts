@@ -1,0 +1,137 @@
+/**
+ * The daemon's configuration file (JSON): one or more tunnels and the daemon's own settings.
+ * Every error names the place in the file (`tunnels.he.mtu`), the value and the fix.
+ *
+ * {
+ *   "tunnels": { "he": { "mode": "6in4", "local": "auto", "remote": "…", "address": "…", … } },
+ *   "control": { "socket": "/run/tun6in4/tun6in4.sock", "mode": "0660", "group": "tun6in4" },
+ *   "metrics": { "listen": "127.0.0.1:9641" },
+ *   "user": "tun6in4", "group": "tun6in4",
+ *   "log": { "level": "info" }
+ * }
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError, resolveTunnelOptions, type TunnelOptions } from '../encap/options.js';
+import type { TunnelSpec } from './managed-tunnel.js';
+
+export const DEFAULT_CONTROL_SOCKET = '/run/tun6in4/tun6in4.sock';
+
+export interface DaemonConfig {
+  tunnels: Array<{ name: string; spec: TunnelSpec }>;
+  control: { socket: string; mode: number; group?: string };
+  metrics: { listen?: string };
+  user?: string;
+  group?: string;
+  logLevel: string;
+}
+
+/** A problem in a configuration file: where (a dotted path), and what to do. */
+export class ConfigFileError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(`${path}: ${message}`);
+    this.name = 'ConfigFileError';
+  }
+}
+
+const daemonTunnelKeys = z.strictObject({
+  dev: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'an interface name of 1..15 letters, digits, "-", "_" or "."').optional(),
+  defaultRoute: z.boolean().optional(),
+  defaultRouteMetric: z.number().int().min(1).max(4294967295).optional(),
+  keepalive: z.union([z.literal('off'), z.number().int().min(1).max(86_400)], { error: 'seconds (1..86400) or "off"' }).optional(),
+  localCheckSeconds: z.number().int().min(1).max(86_400).optional(),
+  update: z
+    .strictObject({
+      url: z.url({ error: 'an http(s) URL' }).optional(),
+      tunnelId: z.string().min(1, 'the broker\'s tunnel id'),
+      username: z.string().min(1, 'the broker account\'s username'),
+      keyFile: z.string().min(1, 'a file holding the update key (never put the key itself here)'),
+      timeoutMs: z.number().int().min(100).max(120_000).optional(),
+    })
+    .optional(),
+});
+const DAEMON_KEYS = Object.keys(daemonTunnelKeys.shape);
+
+const fileSchema = z.strictObject({
+  tunnels: z.record(z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/, 'tunnel names are 1..32 letters, digits, "-" or "_"'), z.record(z.string(), z.unknown())),
+  control: z
+    .strictObject({
+      socket: z.string().min(1).optional(),
+      mode: z.string().regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0600" or "0660"').optional(),
+      group: z.string().min(1).optional(),
+    })
+    .optional(),
+  metrics: z.strictObject({ listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port, e.g. "127.0.0.1:9641"').optional() }).optional(),
+  user: z.string().min(1).optional(),
+  group: z.string().min(1).optional(),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional() }).optional(),
+});
+
+function issueToError(issue: z.core.$ZodIssue, prefix: string): ConfigFileError {
+  const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+  if (issue.code === 'unrecognized_keys') return new ConfigFileError([path, issue.keys[0]].filter(Boolean).join('.'), 'unknown key; remove it or check its spelling');
+  return new ConfigFileError(path || '(file)', issue.message);
+}
+
+/** Validates a parsed configuration object. */
+export function parseDaemonConfig(raw: unknown): DaemonConfig {
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) throw issueToError(parsed.error.issues[0], '');
+  const f = parsed.data;
+  const names = Object.keys(f.tunnels);
+  if (names.length === 0) throw new ConfigFileError('tunnels', 'no tunnel configured; add at least one under "tunnels"');
+  const tunnels = names.map((name) => ({ name, spec: parseTunnel(name, f.tunnels[name]) }));
+  const devs = tunnels.map((t) => t.spec.dev).filter(Boolean);
+  const dup = devs.find((d, i) => devs.indexOf(d) !== i);
+  if (dup) throw new ConfigFileError('tunnels', `two tunnels use dev "${dup}"; give each its own interface name`);
+  return {
+    tunnels,
+    control: { socket: f.control?.socket ?? DEFAULT_CONTROL_SOCKET, mode: parseInt(f.control?.mode ?? '0600', 8), group: f.control?.group },
+    metrics: { listen: f.metrics?.listen },
+    user: f.user,
+    group: f.group,
+    logLevel: f.log?.level ?? 'info',
+  };
+}
+
+function parseTunnel(name: string, entry: Record<string, unknown>): TunnelSpec {
+  const where = `tunnels.${name}`;
+  const daemonPart: Record<string, unknown> = {};
+  const tunnelPart: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(entry)) (DAEMON_KEYS.includes(k) ? daemonPart : tunnelPart)[k] = v;
+  const d = daemonTunnelKeys.safeParse(daemonPart);
+  if (!d.success) throw issueToError(d.error.issues[0], where);
+  const options = tunnelPart as unknown as TunnelOptions;
+  // Check every tunnel field now, before anything is touched. "auto" is resolved at start, so
+  // validate the rest with a stand-in address.
+  const check = options.local === 'auto' ? { ...options, local: '192.0.2.1', allowNonGlobal: true } : options;
+  try {
+    resolveTunnelOptions(check);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigFileError(`${where}.${e.field}`, e.message.slice(e.field.length + 2));
+    throw e;
+  }
+  return { ...(tunnelPart as unknown as TunnelSpec), ...d.data };
+}
+
+/** Reads and validates a configuration file. */
+export function loadDaemonConfig(path: string): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const fix = code === 'ENOENT' ? 'check the path' : code === 'EACCES' ? 'make it readable by this user' : 'check the file';
+    throw new ConfigFileError(path, `cannot read it (${code ?? (e as Error).message}); ${fix}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigFileError(path, `not valid JSON (${(e as Error).message})`);
+  }
+  return parseDaemonConfig(raw);
+}

@@ -1,0 +1,145 @@
+/**
+ * The long-running process: tunnels from a configuration, reloaded on SIGHUP without disturbing
+ * unchanged tunnels, a control socket for status, optional Prometheus metrics, and a privilege
+ * drop once everything that needs root is open.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { Server } from 'node:net';
+import { unlinkSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { DaemonConfig } from './config.js';
+import { listenControl } from './control.js';
+import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
+import { renderMetrics } from './metrics.js';
+
+export interface DaemonStatus {
+  pid: number;
+  startedAt: string;
+  uid: number | null;
+  tunnels: ManagedStatus[];
+  /** Tunnels that failed to open, with the reason. */
+  failed: Array<{ tunnel: string; error: string }>;
+  lastReload: { at: string; ok: boolean; error?: string } | null;
+}
+
+/** Stable text of a spec, to tell changed tunnels from unchanged ones. */
+function canonical(spec: TunnelSpec): string {
+  const sort = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sort) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])])) : v;
+  return JSON.stringify(sort(spec));
+}
+
+export class Daemon {
+  readonly tunnels = new Map<string, ManagedTunnel>();
+  private readonly failed = new Map<string, string>();
+  private control: Server | null = null;
+  private metrics: HttpServer | null = null;
+  private controlPath: string | null = null;
+  private readonly startedAt = new Date().toISOString();
+  private lastReload: DaemonStatus['lastReload'] = null;
+
+  constructor(private readonly log: Logger) {}
+
+  /** Starts the control socket (and metrics) of `config`, then its tunnels. */
+  async start(config: DaemonConfig, gid?: number): Promise<void> {
+    this.control = await listenControl(config.control.socket, config.control.mode, gid, (cmd) => this.command(cmd));
+    this.controlPath = config.control.socket;
+    if (config.metrics.listen) this.metrics = await this.listenMetrics(config.metrics.listen);
+    await this.apply(config);
+  }
+
+  private command(cmd: string): unknown {
+    if (cmd === 'status') return this.status();
+    if (cmd === 'metrics') return { text: renderMetrics(this.status().tunnels) };
+    return { error: `unknown command "${cmd}"; known: status, metrics` };
+  }
+
+  private async listenMetrics(listen: string): Promise<HttpServer> {
+    const i = listen.lastIndexOf(':');
+    const host = listen.slice(0, i);
+    const port = Number(listen.slice(i + 1));
+    const server = createHttpServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('try /metrics\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(this.status().tunnels));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new Error(`metrics: cannot listen on ${listen}: ${(e as Error).message}`)));
+      server.listen(port, host, () => resolve());
+    });
+    this.log.info({ listen }, 'metrics listening');
+    return server;
+  }
+
+  /**
+   * Makes the running tunnels match `config`: removed ones stop, added ones start, changed ones
+   * restart, unchanged ones are not touched. A tunnel that fails to open is logged and shown in
+   * status; the others run on.
+   */
+  async apply(config: DaemonConfig): Promise<void> {
+    const wanted = new Map(config.tunnels.map((t) => [t.name, t.spec]));
+    for (const [name, t] of this.tunnels) {
+      const spec = wanted.get(name);
+      if (!spec || canonical(spec) !== canonical(t.spec)) {
+        await t.close();
+        this.tunnels.delete(name);
+        this.log.info({ tunnel: name }, spec ? 'tunnel changed; restarting it' : 'tunnel removed; stopped');
+      }
+    }
+    for (const name of this.failed.keys()) if (!wanted.has(name)) this.failed.delete(name);
+    for (const [name, spec] of wanted) {
+      if (this.tunnels.has(name)) continue;
+      try {
+        const t = await ManagedTunnel.open(name, spec, this.log.child({ tunnel: name }));
+        this.tunnels.set(name, t);
+        this.failed.delete(name);
+        this.log.info({ tunnel: name, status: t.status() }, 'tunnel up');
+      } catch (e) {
+        this.failed.set(name, (e as Error).message);
+        this.log.error({ tunnel: name, error: (e as Error).message }, 'tunnel failed to start');
+      }
+    }
+  }
+
+  /** SIGHUP: load and apply a new configuration; a bad one keeps the old running and says why. */
+  async reload(load: () => DaemonConfig): Promise<void> {
+    let config: DaemonConfig;
+    try {
+      config = load();
+    } catch (e) {
+      this.lastReload = { at: new Date().toISOString(), ok: false, error: (e as Error).message };
+      this.log.error({ error: (e as Error).message }, 'reload refused: keeping the running configuration');
+      return;
+    }
+    await this.apply(config);
+    this.lastReload = { at: new Date().toISOString(), ok: true };
+    this.log.info({ tunnels: [...this.tunnels.keys()] }, 'configuration reloaded');
+  }
+
+  status(): DaemonStatus {
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      uid: process.getuid?.() ?? null,
+      tunnels: [...this.tunnels.values()].map((t) => t.status()),
+      failed: [...this.failed].map(([tunnel, error]) => ({ tunnel, error })),
+      lastReload: this.lastReload,
+    };
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.tunnels.values()) await t.close();
+    this.tunnels.clear();
+    await new Promise((r) => (this.metrics ? this.metrics.close(r) : r(undefined)));
+    await new Promise((r) => (this.control ? this.control.close(r) : r(undefined)));
+    if (this.controlPath) {
+      try {
+        unlinkSync(this.controlPath);
+      } catch {
+        /* already gone, or not ours to remove after a privilege drop */
+      }
+    }
+  }
+}

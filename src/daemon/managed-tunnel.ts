@@ -1,0 +1,115 @@
+/**
+ * One tunnel as the daemon runs it: the engine (openTunnel) plus what keeps it healthy over time
+ * — keepalive probes and the state derived from them, following `--local auto`, and telling
+ * the broker our IPv4.
+ */
+import { formatIpv4, parseIpv4 } from '../packet/address.js';
+import { openTunnel, type OpenTunnelOptions, type RunningTunnel, type TunnelStatus } from '../engine/open.js';
+import { Keepalive, type KeepaliveStats, type TunnelState } from '../engine/keepalive.js';
+import { monotonicMs } from '../encap/token-bucket.js';
+import { sourceAddressToward } from '../tun/interface.js';
+import { BrokerUpdater, type BrokerUpdateOptions, type UpdateLog, type UpdateStatus } from './broker-update.js';
+
+export interface TunnelSpec extends OpenTunnelOptions {
+  /** Seconds between keepalive probes, or "off". Default 60 for 6in4; 6to4 has no single peer. */
+  keepalive?: number | 'off';
+  /** Broker endpoint update (6in4). */
+  update?: BrokerUpdateOptions;
+  /** With local "auto": seconds between checks of the source address; default 30. */
+  localCheckSeconds?: number;
+}
+
+export interface ManagedStatus extends TunnelStatus {
+  tunnel: string;
+  health: TunnelState;
+  keepalive: KeepaliveStats | null;
+  brokerUpdate: UpdateStatus | null;
+  localAuto: boolean;
+}
+
+export const KEEPALIVE_DEFAULT_S = 60;
+
+export class ManagedTunnel {
+  private timers: NodeJS.Timeout[] = [];
+  private keepalive: Keepalive | null = null;
+  private updater: BrokerUpdater | null = null;
+  private checkingLocal = false;
+
+  private constructor(
+    readonly name: string,
+    readonly spec: TunnelSpec,
+    readonly running: RunningTunnel,
+    private readonly log: UpdateLog,
+  ) {}
+
+  static async open(name: string, spec: TunnelSpec, log: UpdateLog): Promise<ManagedTunnel> {
+    const { keepalive, update, localCheckSeconds, ...options } = spec;
+    // Read the key before touching the host: a missing key file is a configuration error.
+    const updater = update ? new BrokerUpdater(update, log) : null;
+    const running = await openTunnel(options);
+    const m = new ManagedTunnel(name, spec, running, log);
+    m.updater = updater;
+    const seconds = keepalive === 'off' ? 0 : (keepalive ?? (spec.mode === '6in4' ? KEEPALIVE_DEFAULT_S : 0));
+    if (seconds > 0 && spec.mode === '6in4') m.startKeepalive(seconds);
+    if (spec.local === 'auto' && spec.mode === '6in4') m.every((localCheckSeconds ?? 30) * 1000, () => void m.checkLocal());
+    updater?.start(running.tunnel.localAddress);
+    return m;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private startKeepalive(seconds: number): void {
+    const ka = new Keepalive(this.running.tunnel, seconds, monotonicMs);
+    this.keepalive = ka;
+    this.running.engine.setRxInterceptor(ka.intercept);
+    const probe = () => {
+      const [buf, off, len] = ka.nextProbe();
+      this.running.engine.sendOwn(buf, off, len);
+    };
+    probe();
+    this.every(seconds * 1000, probe);
+  }
+
+  /** `--local auto`: follow the kernel's source address toward the remote without a restart. */
+  async checkLocal(): Promise<void> {
+    if (this.checkingLocal) return;
+    this.checkingLocal = true;
+    try {
+      const now = parseIpv4(await sourceAddressToward(this.spec.remote!));
+      const was = this.running.tunnel.localAddress;
+      if (now === null || now === was) return;
+      this.running.changeLocalAddress(now);
+      this.log.info({ tunnel: this.name, from: formatIpv4(was), to: formatIpv4(now) }, 'local IPv4 changed; tunnel follows');
+      this.updater?.start(now);
+    } catch (e) {
+      this.log.warn({ tunnel: this.name, error: (e as Error).message }, 'could not check the local IPv4');
+    } finally {
+      this.checkingLocal = false;
+    }
+  }
+
+  status(): ManagedStatus {
+    const s = this.running.status();
+    const lastRx = this.running.engine.lastRxAt;
+    const health: TunnelState = s.state === 'stopped' ? 'down' : this.keepalive ? this.keepalive.state(lastRx) : lastRx && Date.now() - lastRx < 5 * 60_000 ? 'up' : 'idle';
+    return {
+      ...s,
+      tunnel: this.name,
+      health,
+      keepalive: this.keepalive?.stats() ?? null,
+      brokerUpdate: this.updater?.status() ?? null,
+      localAuto: this.spec.local === 'auto',
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.updater?.stop();
+    await this.running.close();
+  }
+}

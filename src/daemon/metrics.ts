@@ -1,0 +1,32 @@
+/** Prometheus text exposition (format 0.0.4) of every tunnel's counters and health. */
+import { DROP_REASONS, TRAFFIC_COUNTERS } from '../encap/counters.js';
+import type { ManagedStatus } from './managed-tunnel.js';
+
+const HELP: Record<string, string> = {
+  rx_packets: 'Inner IPv6 packets delivered to the TUN',
+  rx_bytes: 'Inner IPv6 bytes delivered to the TUN',
+  tx_packets: 'Inner IPv6 packets encapsulated toward the network',
+  tx_bytes: 'Inner IPv6 bytes encapsulated toward the network',
+};
+
+const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+export function renderMetrics(tunnels: ManagedStatus[]): string {
+  const out: string[] = [];
+  for (const name of TRAFFIC_COUNTERS) {
+    const metric = `tun6in4_${name}_total`;
+    out.push(`# HELP ${metric} ${HELP[name] ?? name.replace(/_/g, ' ')}`, `# TYPE ${metric} counter`);
+    for (const t of tunnels) out.push(`${metric}{tunnel="${esc(t.tunnel)}"} ${t.counters.traffic[name]}`);
+  }
+  out.push('# HELP tun6in4_drops_total Packets dropped, by reason', '# TYPE tun6in4_drops_total counter');
+  for (const t of tunnels) for (const r of DROP_REASONS) out.push(`tun6in4_drops_total{tunnel="${esc(t.tunnel)}",reason="${r}"} ${t.counters.drops[r]}`);
+  out.push('# HELP tun6in4_up 1 when the tunnel is up (keepalive answered or traffic seen), else 0', '# TYPE tun6in4_up gauge');
+  for (const t of tunnels) out.push(`tun6in4_up{tunnel="${esc(t.tunnel)}",health="${t.health}"} ${t.health === 'up' ? 1 : 0}`);
+  out.push('# HELP tun6in4_keepalive_rtt_seconds Last keepalive round-trip time', '# TYPE tun6in4_keepalive_rtt_seconds gauge');
+  for (const t of tunnels) if (t.keepalive?.rttMs.last != null) out.push(`tun6in4_keepalive_rtt_seconds{tunnel="${esc(t.tunnel)}"} ${t.keepalive.rttMs.last / 1000}`);
+  out.push('# HELP tun6in4_keepalive_loss_ratio Keepalive loss over the recent window', '# TYPE tun6in4_keepalive_loss_ratio gauge');
+  for (const t of tunnels) if (t.keepalive?.lossPercent != null) out.push(`tun6in4_keepalive_loss_ratio{tunnel="${esc(t.tunnel)}"} ${t.keepalive.lossPercent / 100}`);
+  out.push('# HELP tun6in4_mtu_bytes Configured tunnel MTU', '# TYPE tun6in4_mtu_bytes gauge');
+  for (const t of tunnels) out.push(`tun6in4_mtu_bytes{tunnel="${esc(t.tunnel)}"} ${t.mtu}`);
+  return `${out.join('\n')}\n`;
+}

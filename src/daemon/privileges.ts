@@ -1,0 +1,34 @@
+/** Least privilege: become an unprivileged user once the TUN and raw sockets are open. */
+import { readFileSync } from 'node:fs';
+import { loadNative } from '../io/native.js';
+
+function lookup(file: string, name: string, what: string): { id: number; gid?: number } {
+  if (/^\d+$/.test(name)) return { id: Number(name) };
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name) return { id: Number(f[2]), gid: f[3] !== undefined ? Number(f[3]) : undefined };
+  }
+  throw new Error(`no ${what} named "${name}" in ${file}; create it (e.g. useradd --system ${name}) or give a numeric id`);
+}
+
+export function resolveUser(name: string): { uid: number; gid: number | undefined } {
+  const u = lookup('/etc/passwd', name, 'user');
+  return { uid: u.id, gid: u.gid };
+}
+
+export function resolveGroup(name: string): number {
+  return lookup('/etc/group', name, 'group').id;
+}
+
+/**
+ * Drops to `user` (and `group`, default the user's primary group), keeping only CAP_NET_ADMIN and
+ * CAP_NET_RAW: enough to reopen the raw socket when the local address changes and to remove our
+ * routes at shutdown, nothing else.
+ */
+export function dropPrivileges(user: string, group?: string): { uid: number; gid: number } {
+  const u = resolveUser(user);
+  const gid = group !== undefined ? resolveGroup(group) : u.gid;
+  if (gid === undefined) throw new Error(`user "${user}" has no primary group; give --group`);
+  loadNative().dropPrivileges(u.uid, gid);
+  return { uid: u.uid, gid };
+}

@@ -1,0 +1,122 @@
+/** `tun6in4 doctor`: checks of this host for what a tunnel needs, each finding with its fix. */
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { classifyIpv4, parseIpv4 } from '../packet/address.js';
+import { MTU_DEFAULT } from '../encap/options.js';
+import { loadNative } from '../io/native.js';
+import { ip } from '../tun/iproute.js';
+import { sourceAddressToward } from '../tun/interface.js';
+
+export type FindingLevel = 'ok' | 'warn' | 'fail' | 'info';
+
+export interface Finding {
+  check: string;
+  level: FindingLevel;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorOptions {
+  mode?: '6in4' | '6to4';
+  local?: string;
+  remote?: string;
+  relay?: string;
+  mtu?: number;
+}
+
+const CAP_NET_ADMIN = 12;
+const CAP_NET_RAW = 13;
+
+function capabilities(): bigint {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? BigInt(`0x${m[1]}`) : 0n;
+}
+
+export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const add = (f: Finding) => out.push(f);
+
+  // /dev/net/tun: opening it creates nothing (only TUNSETIFF does).
+  if (!existsSync('/dev/net/tun')) {
+    add({ check: '/dev/net/tun', level: 'fail', detail: 'missing', fix: 'load the tun module (modprobe tun), or pass the device into the container (--device /dev/net/tun)' });
+  } else {
+    try {
+      closeSync(openSync('/dev/net/tun', 'r+'));
+      add({ check: '/dev/net/tun', level: 'ok', detail: 'present and openable' });
+    } catch (e) {
+      add({ check: '/dev/net/tun', level: 'fail', detail: `cannot open: ${(e as NodeJS.ErrnoException).code}`, fix: 'run as root or grant access to /dev/net/tun (and CAP_NET_ADMIN)' });
+    }
+  }
+
+  const caps = capabilities();
+  for (const [name, bit] of [['CAP_NET_ADMIN', CAP_NET_ADMIN], ['CAP_NET_RAW', CAP_NET_RAW]] as const) {
+    const has = (caps >> BigInt(bit)) & 1n;
+    add(
+      has
+        ? { check: name, level: 'ok', detail: 'in the effective set' }
+        : { check: name, level: 'fail', detail: 'missing', fix: `run as root, or give ${name} (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)` },
+    );
+  }
+
+  try {
+    const fd = loadNative().openRawSocket(0, 0, 0);
+    closeSync(fd);
+    add({ check: 'raw socket (protocol 41)', level: 'ok', detail: 'opens' });
+  } catch (e) {
+    add({ check: 'raw socket (protocol 41)', level: 'fail', detail: (e as Error).message, fix: 'needs CAP_NET_RAW; some sandboxes (gVisor without --net-raw) refuse raw sockets entirely' });
+  }
+
+  const sit = existsSync('/sys/module/sit') || /^sit /m.test(readFileSyncSafe('/proc/modules'));
+  add({ check: 'kernel sit driver', level: 'info', detail: sit ? 'present: the kernel could run this tunnel too' : 'absent: this is the case tun6in4 is for' });
+
+  if (o.mode) await checkAddresses(o, add);
+  return out;
+}
+
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function checkAddresses(o: DoctorOptions, add: (f: Finding) => void): Promise<void> {
+  const toward = o.mode === '6in4' ? o.remote : o.relay;
+  let local = o.local && o.local !== 'auto' ? o.local : undefined;
+  if (!local && toward) {
+    try {
+      local = await sourceAddressToward(toward);
+      add({ check: 'local IPv4', level: 'ok', detail: `${local} (the source address toward ${toward})` });
+    } catch (e) {
+      add({ check: 'local IPv4', level: 'fail', detail: (e as Error).message, fix: `add a route toward ${toward}, or give --local` });
+    }
+  }
+  const v4 = local ? parseIpv4(local) : null;
+  if (v4 !== null) {
+    const cls = classifyIpv4(v4);
+    if (o.mode === '6to4' && cls !== 'global') {
+      add({ check: 'local IPv4 class', level: 'fail', detail: `${local} is ${cls} space; 6to4 needs a public IPv4 (RFC 3056)`, fix: 'use a host with a public IPv4, or a tunnel broker (6in4), which works behind NAT' });
+    } else if (o.mode === '6in4' && cls !== 'global') {
+      add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine behind a 1:1 NAT; the broker must see your public IPv4 and the NAT must pass protocol 41 (keepalive holds its state)` });
+    } else {
+      add({ check: 'local IPv4 class', level: 'ok', detail: `${local} is global unicast` });
+    }
+  }
+  if (toward) {
+    try {
+      const route = await ip(['-4', '-o', 'route', 'get', toward]);
+      const dev = / dev (\S+)/.exec(route)?.[1];
+      const mtuRoute = / mtu (\d+)/.exec(route)?.[1];
+      const link = dev ? await ip(['-o', 'link', 'show', 'dev', dev]) : '';
+      const devMtu = Number(mtuRoute ?? / mtu (\d+)/.exec(link)?.[1] ?? 0);
+      const tunnelMtu = o.mtu ?? MTU_DEFAULT;
+      if (devMtu && devMtu - 20 < tunnelMtu) {
+        add({ check: 'MTU', level: 'warn', detail: `path to ${toward} leaves via ${dev} with MTU ${devMtu}; a ${tunnelMtu}-byte tunnel MTU needs ${tunnelMtu + 20}`, fix: `use --mtu ${Math.max(1280, devMtu - 20)} (or --pmtu dynamic); with --pmtu static IPv4 fragments every full-size packet` });
+      } else if (devMtu) {
+        add({ check: 'MTU', level: 'ok', detail: `${dev} MTU ${devMtu} carries a ${tunnelMtu}-byte tunnel MTU` });
+      }
+    } catch (e) {
+      add({ check: 'route', level: 'fail', detail: `no route toward ${toward}: ${(e as Error).message}`, fix: 'give the host an IPv4 default route' });
+    }
+  }
+}
