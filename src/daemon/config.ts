@@ -37,26 +37,31 @@ export class ConfigFileError extends Error {
   }
 }
 
+function wholeNumber(min: number, max: number, what: string) {
+  const msg = `use ${what}: a whole number in ${min}..${max}`;
+  return z.number({ error: msg }).int({ error: msg }).min(min, { error: msg }).max(max, { error: msg });
+}
+
 const daemonTunnelKeys = z.strictObject({
   dev: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'an interface name of 1..15 letters, digits, "-", "_" or "."').optional(),
   defaultRoute: z.boolean().optional(),
-  defaultRouteMetric: z.number().int().min(1).max(4294967295).optional(),
-  keepalive: z.union([z.literal('off'), z.number().int().min(1).max(86_400)], { error: 'seconds (1..86400) or "off"' }).optional(),
-  localCheckSeconds: z.number().int().min(1).max(86_400).optional(),
+  defaultRouteMetric: wholeNumber(1, 4294967295, 'a route metric').optional(),
+  keepalive: z.custom<number | 'off'>((v) => v === 'off' || (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 86_400), { error: 'use seconds (1..86400) or "off"' }).optional(),
+  localCheckSeconds: wholeNumber(1, 86_400, 'seconds').optional(),
   update: z
     .strictObject({
       url: z.url({ error: 'an http(s) URL' }).optional(),
       tunnelId: z.string().min(1, 'the broker\'s tunnel id'),
       username: z.string().min(1, 'the broker account\'s username'),
       keyFile: z.string().min(1, 'a file holding the update key (never put the key itself here)'),
-      timeoutMs: z.number().int().min(100).max(120_000).optional(),
+      timeoutMs: wholeNumber(100, 120_000, 'milliseconds').optional(),
     })
     .optional(),
 });
 const DAEMON_KEYS = Object.keys(daemonTunnelKeys.shape);
 
 const fileSchema = z.strictObject({
-  tunnels: z.record(z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/, 'tunnel names are 1..32 letters, digits, "-" or "_"'), z.record(z.string(), z.unknown())),
+  tunnels: z.record(z.string(), z.record(z.string(), z.unknown(), { error: 'each tunnel is an object of options' }), { error: 'an object of named tunnels' }),
   control: z
     .strictObject({
       socket: z.string().min(1).optional(),
@@ -82,6 +87,8 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   if (!parsed.success) throw issueToError(parsed.error.issues[0], '');
   const f = parsed.data;
   const names = Object.keys(f.tunnels);
+  const badName = names.find((n) => !/^[a-zA-Z0-9_-]{1,32}$/.test(n));
+  if (badName !== undefined) throw new ConfigFileError(`tunnels.${badName}`, 'tunnel names are 1..32 letters, digits, "-" or "_"');
   if (names.length === 0) throw new ConfigFileError('tunnels', 'no tunnel configured; add at least one under "tunnels"');
   const tunnels = names.map((name) => ({ name, spec: parseTunnel(name, f.tunnels[name]) }));
   const devs = tunnels.map((t) => t.spec.dev).filter(Boolean);

@@ -72,6 +72,8 @@ export interface EngineProcess {
 export interface LabOptions {
   /** Extra `tun6in4 run` flags per host role. */
   engineArgs?: Record<string, string[]>;
+  /** Hosts whose engine the caller starts itself (e.g. from a config file). */
+  skipEngines?: string[];
   /** Seconds to wait for an engine to come up. */
   startTimeoutS?: number;
 }
@@ -119,9 +121,9 @@ export class LabNetwork {
         await native.ip(['-6', 'route', 'add', 'default', 'via', '2001:db8:5::1']);
       }
       await Promise.all(
-        PLANS[mode].filter((p) => p.engine).map((p) => lab.startEngine(p.role, [...p.engine!, ...(opts.engineArgs?.[p.role] ?? [])], opts.startTimeoutS ?? 20)),
+        PLANS[mode].filter((p) => p.engine && !opts.skipEngines?.includes(p.role)).map((p) => lab.startEngine(p.role, [...p.engine!, ...(opts.engineArgs?.[p.role] ?? [])], opts.startTimeoutS ?? 20)),
       );
-      if (mode === '6in4') {
+      if (mode === '6in4' && lab.engines.has('broker')) {
         // The broker routes the client's /64 to it; the client uses an address of it on lo.
         await lab.host('broker').ip(['-6', 'route', 'add', '2001:db8:2::/64', 'via', '2001:db8:1::2', 'dev', 'tun0']);
         await lab.host('client').ip(['-6', 'addr', 'add', '2001:db8:2::1/128', 'dev', 'lo']);
@@ -134,10 +136,15 @@ export class LabNetwork {
   }
 
   /** Starts `tun6in4 run … --dev tun0` inside the host's namespace and waits for "tunnel up". */
-  async startEngine(role: string, args: string[], timeoutS = 20): Promise<EngineProcess> {
-    const [cmd, pre] = nodeProgram('cli/main');
+  startEngine(role: string, args: string[], timeoutS = 20): Promise<EngineProcess> {
     const control = `/run/tun6in4/${this.host(role).name}.sock`;
-    const child = this.host(role).spawn(cmd, [...pre, 'run', '--dev', 'tun0', '--control', control, ...args]);
+    return this.startTun6in4(role, ['run', '--dev', 'tun0', '--control', control, ...args], control, timeoutS);
+  }
+
+  /** Starts `tun6in4 <argv>` in the host's namespace and waits for its first "tunnel up". */
+  async startTun6in4(role: string, argv: string[], control: string, timeoutS = 20): Promise<EngineProcess> {
+    const [cmd, pre] = nodeProgram('cli/main');
+    const child = this.host(role).spawn(cmd, [...pre, ...argv]);
     const proc: EngineProcess = { host: role, control, child, up: undefined as unknown as TunnelStatus, logs: [] };
     this.engines.set(role, proc);
     const exited = new Promise<void>((resolve) =>

@@ -1,0 +1,102 @@
+/** The broker endpoint update against a small HTTP server on loopback that plays the broker. */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BrokerUpdater } from '../src/daemon/broker-update.js';
+import { ip4 } from './helpers/packets.js';
+
+const KEY = 'sEcReTkEy-42';
+let server: Server;
+let url: string;
+let answer: (req: IncomingMessage) => { status: number; body: string; delayMs?: number } = () => ({ status: 200, body: 'good' });
+const requests: Array<{ url: string; auth: string | undefined }> = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    requests.push({ url: req.url!, auth: req.headers.authorization });
+    const a = answer(req);
+    setTimeout(() => res.writeHead(a.status).end(a.body), a.delayMs ?? 0);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address() as { port: number };
+  url = `http://127.0.0.1:${addr.port}/nic/update`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+function updater(logs: string[], extra: Partial<ConstructorParameters<typeof BrokerUpdater>[0]> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tun6in4-key-'));
+  writeFileSync(join(dir, 'key'), `${KEY}\n`);
+  const log = (level: string) => (obj: object, msg: string) => logs.push(`${level} ${msg} ${JSON.stringify(obj)}`);
+  return new BrokerUpdater({ url, tunnelId: '123456', username: 'alice', keyFile: join(dir, 'key'), timeoutMs: 300, retryBaseMs: 50, ...extra }, { info: log('info'), warn: log('warn'), error: log('error') });
+}
+
+const waitFor = async (cond: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+};
+
+describe('broker update (HE dyndns-style)', () => {
+  it('sends hostname=<tunnel id> with basic auth; no myip for a non-public local IPv4', async () => {
+    requests.length = 0;
+    answer = () => ({ status: 200, body: 'good 192.0.2.10' });
+    const r = await updater([]).once(ip4('192.0.2.10'));
+    expect(r.outcome).toBe('good');
+    expect(requests[0].url).toBe('/nic/update?hostname=123456');
+    expect(requests[0].auth).toBe(`Basic ${Buffer.from(`alice:${KEY}`).toString('base64')}`);
+  });
+
+  it('good and nochg succeed', async () => {
+    answer = () => ({ status: 200, body: 'nochg 192.0.2.10' });
+    expect((await updater([]).once(ip4('192.0.2.10'))).outcome).toBe('nochg');
+  });
+
+  for (const word of ['badauth', 'nohost', '!yours', 'notfqdn', 'abuse']) {
+    it(`${word} is permanent: no retry, said in status and logs, the key never logged`, async () => {
+      requests.length = 0;
+      answer = () => ({ status: word === 'badauth' ? 401 : 200, body: word });
+      const logs: string[] = [];
+      const u = updater(logs);
+      u.start(ip4('192.0.2.10'));
+      await waitFor(() => u.status().outcome !== 'pending');
+      await new Promise((r) => setTimeout(r, 200)); // time for retries, were there any
+      expect(u.status().outcome).toBe('permanent-failure');
+      expect(u.status().response).toBe(word);
+      expect(requests).toHaveLength(1);
+      expect(logs.some((l) => l.startsWith('error broker update refused'))).toBe(true);
+      expect(logs.join('\n')).not.toContain(KEY);
+      u.stop();
+    });
+  }
+
+  it('garbage answers back off and retry until the broker accepts', async () => {
+    requests.length = 0;
+    let n = 0;
+    answer = () => (++n < 3 ? { status: 500, body: '<html>oops</html>' } : { status: 200, body: 'good 192.0.2.10' });
+    const logs: string[] = [];
+    const u = updater(logs);
+    u.start(ip4('192.0.2.10'));
+    await waitFor(() => u.status().outcome === 'good');
+    expect(u.status().outcome).toBe('good');
+    expect(requests).toHaveLength(3);
+    expect(logs.filter((l) => l.startsWith('warn'))).toHaveLength(2);
+    expect(logs.join('\n')).not.toContain(KEY);
+  });
+
+  it('a slow broker times out and is retried', async () => {
+    let n = 0;
+    answer = () => (++n === 1 ? { status: 200, body: 'good', delayMs: 1000 } : { status: 200, body: 'nochg 192.0.2.10' });
+    const u = updater([]);
+    u.start(ip4('192.0.2.10'));
+    await waitFor(() => u.status().outcome === 'retrying');
+    expect(u.status().detail).toMatch(/no answer within 300 ms/);
+    await waitFor(() => u.status().outcome === 'nochg');
+    expect(u.status().outcome).toBe('nochg');
+    u.stop();
+  });
+
+  it('a missing key file is a clear error', () => {
+    expect(() => updater([], { keyFile: '/nonexistent/key' })).toThrow(/update key file \/nonexistent\/key: ENOENT/);
+  });
+});
