@@ -3,32 +3,38 @@ import { closeSync } from 'node:fs';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT, type NativePoller } from './native.js';
 import type { TunDevice, TunnelSocket } from './types.js';
 
-class FdWatcher {
+/** An fd we own: readiness through a uv_poll on the main loop, and an idempotent close. */
+abstract class FdEndpoint {
   private poller: NativePoller | null = null;
-  constructor(private readonly fd: number) {}
+  private closed = false;
+
+  protected constructor(readonly fd: number) {}
+
   watch(cb: () => void): void {
     this.poller?.close();
     this.poller = new (loadNative().Poller)(this.fd, () => cb());
     this.poller.start();
   }
+
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.poller?.close();
     this.poller = null;
+    closeSync(this.fd);
   }
 }
 
-export class LinuxTun implements TunDevice {
-  private readonly watcher: FdWatcher;
-  private closed = false;
-
-  private constructor(readonly fd: number, readonly name: string) {
-    this.watcher = new FdWatcher(fd);
+export class LinuxTun extends FdEndpoint implements TunDevice {
+  private constructor(fd: number, readonly name: string) {
+    super(fd);
   }
 
   /**
    * Opens (creating) a TUN device. A name ending in %d lets the kernel pick a free number.
    * TUNSETIFF attaches to an existing device of that name too: callers that must not touch an
-   * existing interface check first (see src/tun).
+   * existing interface check first (see src/engine/open.ts). Closing the last fd of a
+   * non-persistent TUN deletes the interface and its routes.
    */
   static open(name: string): LinuxTun {
     const { fd, name: actual } = loadNative().openTun(name);
@@ -42,32 +48,12 @@ export class LinuxTun implements TunDevice {
   write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
     return loadNative().tunWrite(this.fd, arena, offs, lens, n, errs);
   }
-
-  watch(cb: () => void): void {
-    this.watcher.watch(cb);
-  }
-
-  /** Idempotent. Closing the last fd of a non-persistent TUN deletes the interface and its routes. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.watcher.close();
-    closeSync(this.fd);
-  }
 }
 
-export class LinuxRawSocket implements TunnelSocket {
-  private readonly watcher: FdWatcher;
-  private closed = false;
-
-  private constructor(readonly fd: number) {
-    this.watcher = new FdWatcher(fd);
-  }
-
+export class LinuxRawSocket extends FdEndpoint implements TunnelSocket {
   /** A protocol-41 raw socket bound to `local`; `pmtu` picks DF clear (static) or path MTU discovery (dynamic). */
   static open(local: number, pmtu: 'static' | 'dynamic', bufferBytes = 4 << 20): LinuxRawSocket {
-    const fd = loadNative().openRawSocket(local, pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, bufferBytes);
-    return new LinuxRawSocket(fd);
+    return new LinuxRawSocket(loadNative().openRawSocket(local, pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, bufferBytes));
   }
 
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
@@ -80,16 +66,5 @@ export class LinuxRawSocket implements TunnelSocket {
 
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
     return loadNative().rawSend(this.fd, arena, offs, lens, n, errs);
-  }
-
-  watch(cb: () => void): void {
-    this.watcher.watch(cb);
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.watcher.close();
-    closeSync(this.fd);
   }
 }
