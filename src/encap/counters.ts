@@ -11,7 +11,7 @@ export const TRAFFIC_COUNTERS = [
   'tx_bytes',
   'icmp6_packet_too_big_sent', // R08
   'icmp6_errors_relayed', // R11/R12
-  'icmp6_rate_limited', // R23: an ICMPv6 error we would have sent, suppressed by the token bucket
+  'icmp6_rate_limited', // R23: ICMPv6 errors (PTB or relayed) suppressed by the token bucket; not itself a packet outcome
   'icmp4_frag_needed', // R07 input
   'path_mtu_updates', // R07: tunnel MTU lowered for a destination
   'tcp_mss_clamped', // --clamp-mss rewrote a SYN
@@ -45,6 +45,7 @@ export const DROP_REASONS = [
   'icmp4_not_ours', // quotes a packet this tunnel did not send
   'icmp4_ignored', // a type/code we do not relay (e.g. source route failed, redirect)
   'icmp4_not_relayable', // quoted inner packet is an ICMPv6 error or has a bogus source (RFC 4443 §2.4(e))
+  'icmp4_relay_rate_limited', // R23: would have been relayed, but the ICMPv6 token bucket was empty
   // I/O, counted by the engine
   'tx_send_error', // the raw socket refused the packet (errno in the log)
   'rx_tun_write_error', // the TUN refused the packet

@@ -288,8 +288,7 @@ export class Tunnel {
     }
     if (!this.icmpBucket.take()) {
       t[Traffic.icmp6_rate_limited]++;
-      out.verdict = Verdict.Consumed;
-      return out;
+      return this.drop(out, Drop.icmp4_relay_rate_limited);
     }
     const length = writeIcmpv6ErrorInPlace(buf, io, ilen, type6, code6, 0, this.config.address.addr, 0);
     t[Traffic.icmp6_errors_relayed]++;
