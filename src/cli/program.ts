@@ -57,6 +57,7 @@ export function buildProgram(): Command {
     .option('--no-default-route', 'do not route the IPv6 default through the tunnel')
     .option('--allow-nonglobal', 'lab override: accept non-global IPv4 addresses (R25/R31)')
     .option('--icmp-rate <per-second>', 'ICMPv6 errors we send per second (default 100)', integer)
+    .option('--icmp-burst <count>', 'ICMPv6 errors we may send at once before the rate applies (default 100)', integer)
     .option('--update-url <url>', `broker update URL (default ${HE_UPDATE_URL})`)
     .option('--tunnel-id <id>', 'broker tunnel id: enables the broker endpoint update')
     .option('--username <name>', 'broker account name, for the update')
@@ -131,6 +132,7 @@ interface RunFlags {
   defaultRoute: boolean;
   allowNonglobal?: boolean;
   icmpRate?: number;
+  icmpBurst?: number;
   updateUrl?: string;
   tunnelId?: string;
   username?: string;
@@ -166,6 +168,7 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     defaultRoute: f.defaultRoute === false ? false : undefined,
     allowNonGlobal: f.allowNonglobal,
     icmpRate: f.icmpRate,
+    icmpBurst: f.icmpBurst,
     update: updateAsked ? prune({ url: f.updateUrl, tunnelId: f.tunnelId, username: f.username, keyFile: f.updateKeyFile }) : undefined,
   });
   return parseDaemonConfig(
@@ -187,7 +190,13 @@ function prune<T extends Record<string, unknown>>(o: T): T {
 /** Runs the daemon until SIGINT/SIGTERM; SIGHUP reloads when there is a file to reload. */
 async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null): Promise<void> {
   const log = createLogger(process.env.TUN6IN4_LOG_LEVEL ?? config.logLevel);
-  const daemon = new Daemon(log);
+  // A single tunnel from flags has nothing left to do once it has failed: exit 1 so a
+  // supervisor restarts it. A config-file daemon keeps serving status and waits for SIGHUP.
+  const daemon = new Daemon(log, () => {
+    if (reload) return;
+    log.error('no tunnel left running; exiting');
+    void daemon.stop().then(() => process.exit(1));
+  });
   const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
   await daemon.start(config, gid);
   if (daemon.tunnels.size === 0) {

@@ -38,7 +38,20 @@ export class Daemon {
   private readonly startedAt = new Date().toISOString();
   private lastReload: DaemonStatus['lastReload'] = null;
 
-  constructor(private readonly log: Logger) {}
+  /** `onAllFailed`: every tunnel has died at run time (the `run` command exits then). */
+  constructor(
+    private readonly log: Logger,
+    private readonly onAllFailed: () => void = () => undefined,
+  ) {}
+
+  private tunnelFailed(name: string, t: ManagedTunnel, e: Error): void {
+    if (this.tunnels.get(name) !== t) return;
+    this.tunnels.delete(name);
+    const msg = /EBADFD|bad state/i.test(e.message) ? `interface ${t.running.name} disappeared (${e.message}); tunnel stopped, reload or restart to recreate it` : e.message;
+    this.failed.set(name, msg);
+    this.log.error({ tunnel: name, error: msg }, 'tunnel failed');
+    if (this.tunnels.size === 0) this.onAllFailed();
+  }
 
   /** Starts the control socket (and metrics) of `config`, then its tunnels. */
   async start(config: DaemonConfig, gid?: number): Promise<void> {
@@ -92,7 +105,9 @@ export class Daemon {
     for (const [name, spec] of wanted) {
       if (this.tunnels.has(name)) continue;
       try {
-        const t = await ManagedTunnel.open(name, spec, this.log.child({ tunnel: name }));
+        let opened: ManagedTunnel | undefined;
+        const t = await ManagedTunnel.open(name, spec, this.log.child({ tunnel: name }), (e) => opened && this.tunnelFailed(name, opened, e));
+        opened = t;
         this.tunnels.set(name, t);
         this.failed.delete(name);
         this.log.info({ tunnel: name, status: t.status() }, 'tunnel up');

@@ -42,12 +42,20 @@ export class ManagedTunnel {
     private readonly log: UpdateLog,
   ) {}
 
-  static async open(name: string, spec: TunnelSpec, log: UpdateLog): Promise<ManagedTunnel> {
+  /** `onFailed` is told when the tunnel dies underneath us (e.g. its interface was deleted). */
+  static async open(name: string, spec: TunnelSpec, log: UpdateLog, onFailed: (e: Error) => void = () => undefined): Promise<ManagedTunnel> {
     const { keepalive, update, localCheckSeconds, ...options } = spec;
     // Read the key before touching the host: a missing key file is a configuration error.
     const updater = update ? new BrokerUpdater(update, log) : null;
-    const running = await openTunnel(options);
-    const m = new ManagedTunnel(name, spec, running, log);
+    let m: ManagedTunnel | undefined;
+    const running = await openTunnel({
+      ...options,
+      onFatal: (e) => {
+        void m?.close();
+        onFailed(e);
+      },
+    });
+    m = new ManagedTunnel(name, spec, running, log);
     m.updater = updater;
     const seconds = keepalive === 'off' ? 0 : (keepalive ?? (spec.mode === '6in4' ? KEEPALIVE_DEFAULT_S : 0));
     if (seconds > 0 && spec.mode === '6in4') m.startKeepalive(seconds);

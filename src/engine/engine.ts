@@ -24,6 +24,11 @@ export interface EngineOptions {
   maxBatchesPerWake?: number;
   /** Told about I/O errors (errno), at most once per batch. */
   onIoError?: (where: 'send' | 'tun-write' | 'recv', errno: number) => void;
+  /**
+   * Told when an endpoint fails for good (e.g. the TUN interface was deleted underneath us: reads
+   * fail with EBADFD). The engine has stopped and closed both endpoints by then.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 /**
@@ -86,15 +91,28 @@ export class TunnelEngine {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.tun.watch(() => this.pumpTx());
-    this.socket.watch(() => this.pumpRx());
+    this.tun.watch(() => this.guard(this.pumpTx));
+    this.socket.watch(() => this.guard(this.pumpRx));
+  }
+
+  /** Runs a pump; an exception from an endpoint stops the engine instead of the process. */
+  private guard(pump: () => void): void {
+    try {
+      pump.call(this);
+    } catch (e) {
+      if (!this.running) return;
+      this.stop();
+      const err = e instanceof Error ? e : new Error(String(e));
+      if (this.options.onFatal) this.options.onFatal(err);
+      else throw err;
+    }
   }
 
   /** Swaps in a new socket (e.g. bound to a new local address) and closes the old one. */
   replaceSocket(socket: TunnelSocket): void {
     const old = this.socket;
     this.socket = socket;
-    if (this.running) socket.watch(() => this.pumpRx());
+    if (this.running) socket.watch(() => this.guard(this.pumpRx));
     old.close();
   }
 

@@ -64,7 +64,7 @@ const ERRNO_ENOENT = 2;
 const ERRNO_EACCES = 13;
 
 export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTunnel> {
-  const { dev, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, ...tunnelOptions } = options;
+  const { dev, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, onFatal, ...tunnelOptions } = options;
   let local = tunnelOptions.local;
   if (local === 'auto') {
     const toward = tunnelOptions.mode === '6in4' ? tunnelOptions.remote : tunnelOptions.relay;
@@ -91,9 +91,18 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
     throw setupError(e, name);
   }
 
-  const engine = new TunnelEngine(tunnel, tun, socket, { batchSize, maxBatchesPerWake, onIoError });
-  engine.start();
   let state: 'running' | 'stopped' = 'running';
+  const engine = new TunnelEngine(tunnel, tun, socket, {
+    batchSize,
+    maxBatchesPerWake,
+    onIoError,
+    onFatal: (e) => {
+      state = 'stopped';
+      void removeRoutes(routes);
+      onFatal?.(e);
+    },
+  });
+  engine.start();
   const iface = tun.name;
   const c = tunnel.config;
   return {

@@ -60,3 +60,9 @@ export async function scapySend(
 ): Promise<void> {
   await ns.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify({ op: 'send', ...p }), timeoutMs: 30_000 });
 }
+
+/** Sends packets we built (IPv4 or IPv6, as bytes) through scapy from inside a namespace, each `count` times. */
+export async function scapySendRaw(ns: Namespace, packets: Array<{ bytes: Buffer; count: number }>): Promise<void> {
+  const req = { op: 'send_raw', packets: packets.map((p) => ({ hex: p.bytes.toString('hex'), count: p.count })) };
+  await ns.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify(req), timeoutMs: 120_000 });
+}
