@@ -3,6 +3,7 @@
  * — keepalive probes and the state derived from them, following `--local auto`, and telling
  * the broker our IPv4.
  */
+import { constants as osConstants } from 'node:os';
 import { formatIpv4, parseIpv4 } from '../packet/address.js';
 import { openTunnel, type OpenTunnelOptions, type RunningTunnel, type TunnelStatus } from '../engine/open.js';
 import { Keepalive, type KeepaliveStats, type TunnelState } from '../engine/keepalive.js';
@@ -29,6 +30,11 @@ export interface ManagedStatus extends TunnelStatus {
 
 export const KEEPALIVE_DEFAULT_S = 60;
 
+function errnoName(errno: number): string {
+  const entry = Object.entries(osConstants.errno).find(([, v]) => v === errno);
+  return entry ? entry[0] : `errno ${errno}`;
+}
+
 export class ManagedTunnel {
   private timers: NodeJS.Timeout[] = [];
   private keepalive: Keepalive | null = null;
@@ -48,8 +54,21 @@ export class ManagedTunnel {
     // Read the key before touching the host: a missing key file is a configuration error.
     const updater = update ? new BrokerUpdater(update, log) : null;
     let m: ManagedTunnel | undefined;
+    // Under a persistent fault every batch fails: log the first, then at most once a second.
+    let lastIoLog = 0;
+    let suppressed = 0;
     const running = await openTunnel({
       ...options,
+      onIoError: (where, errno) => {
+        const now = Date.now();
+        if (now - lastIoLog < 1000) {
+          suppressed++;
+          return;
+        }
+        log.warn({ tunnel: name, where, errno, error: errnoName(errno), suppressedSinceLast: suppressed }, 'packet I/O error');
+        lastIoLog = now;
+        suppressed = 0;
+      },
       onFatal: (e) => {
         void m?.close();
         onFailed(e);

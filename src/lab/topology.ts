@@ -9,6 +9,7 @@
  *                relay ── native                 relay 203.0.113.1, native 2001:db8:5::2
  */
 import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { CountersSnapshot } from '../encap/counters.js';
 import type { TunnelStatus } from '../engine/open.js';
@@ -135,10 +136,30 @@ export class LabNetwork {
     }
   }
 
+  private readonly argsOf = new Map<string, string[]>();
+
   /** Starts `tun6in4 run … --dev tun0` inside the host's namespace and waits for "tunnel up". */
   startEngine(role: string, args: string[], timeoutS = 20): Promise<EngineProcess> {
     const control = `/run/tun6in4/${this.host(role).name}.sock`;
+    this.argsOf.set(role, args);
     return this.startTun6in4(role, ['run', '--dev', 'tun0', '--control', control, ...args], control, timeoutS);
+  }
+
+  /** Starts the host's engine again with the flags it last ran with (after a crash or a kill). */
+  async restartEngine(role: string): Promise<EngineProcess> {
+    const args = this.argsOf.get(role);
+    if (!args) throw new Error(`no engine ran on ${role}`);
+    const p = await this.startEngine(role, args);
+    if (this.mode === '6in4' && role === 'broker') await this.host('broker').ip(['-6', 'route', 'replace', '2001:db8:2::/64', 'via', '2001:db8:1::2', 'dev', 'tun0']);
+    return p;
+  }
+
+  /** Resident memory (kB) and open fds of a host's engine process. */
+  engineResources(role: string): { rssKb: number; fds: number } {
+    const pid = this.engines.get(role)?.child.pid;
+    if (!pid) throw new Error(`no engine on ${role}`);
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return { rssKb: Number(/^VmRSS:\s+(\d+)/m.exec(st)?.[1] ?? 0), fds: readdirSync(`/proc/${pid}/fd`).length };
   }
 
   /** Starts `tun6in4 <argv>` in the host's namespace and waits for its first "tunnel up". */
