@@ -1,11 +1,52 @@
-/** The CLI as a user meets it: bad flags exit non-zero with one line naming the flag and the fix. */
+/**
+ * The CLI as a user meets it: bad flags and bad configuration files exit non-zero with one line
+ * naming the flag (or the place in the file) and the fix, and touch nothing on the system.
+ */
 import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NamespaceSet, type Namespace } from '../src/lab/netns.js';
 
 const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
 const BROKER = ['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64'];
+const dir = mkdtempSync(join(tmpdir(), 'tun6in4-cli-'));
+const file = (name: string, content: unknown) => {
+  const p = join(dir, name);
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  return p;
+};
+const he = { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
+const unreadable = file('unreadable.json', { tunnels: { he } });
+chmodSync(unreadable, 0);
+
+// [what, argv, expected message]. Validation happens before anything on the system is touched.
+const BAD: Array<[string, string[], RegExp]> = [
+  ['MTU out of range', [...BROKER, '--mtu', '9000'], /--mtu: 9000 is not valid; use an integer in 1280\.\.1480/],
+  ['not a number', [...BROKER, '--ttl', 'sixty'], /--ttl.*whole number or "inherit"/],
+  ['TOS out of range', [...BROKER, '--tos', '300'], /--tos: 300 is not valid; use an integer in 0\.\.255 or "inherit"/],
+  ['unknown mode', ['run', '--mode', 'sit', '--local', '192.0.2.1'], /--mode.*Allowed choices are 6in4, 6to4/],
+  ['malformed IPv6 address', ['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8::zz/64'], /--address: .*IPv6 address with prefix length/],
+  ['malformed IPv4 address', ['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.256', '--address', '2001:db8:1::2/64'], /--remote: .*dotted-quad/],
+  ['malformed routed prefix', [...BROKER, '--routed', '2001:db8:2::'], /--routed: .*IPv6 prefixes/],
+  ['6to4 on a private IPv4', ['run', '--mode', '6to4', '--local', '10.1.2.3'], /--local: "10\.1\.2\.3" .*global unicast.*private.*--allow-nonglobal/],
+  ['contradictory: relay on 6in4', [...BROKER, '--relay', '203.0.113.1'], /--relay: .*6to4 only/],
+  ['contradictory: peer on 6to4', ['run', '--mode', '6to4', '--local', '192.0.2.1', '--allow-nonglobal', '--peer', '2001:db8::1'], /--peer: .*6in4 only/],
+  ['contradictory: relay router with a relay', ['run', '--mode', '6to4', '--role', 'relay', '--local', '192.0.2.1', '--allow-nonglobal', '--relay', '203.0.113.1'], /--relay: .*does not use another relay/],
+  ['half a broker update', [...BROKER, '--tunnel-id', '42'], /--tunnel-id: .*needs --tunnel-id, --username and --update-key-file together/],
+  ['keepalive zero', [...BROKER, '--keepalive', '0'], /--keepalive.*seconds \(1 or more\) or "off"/],
+  ['unknown flag', [...BROKER, '--mtuu', '1400'], /unknown option '--mtuu'/],
+  ['missing config file', ['up', '-c', join(dir, 'missing.json')], /missing\.json: cannot read it \(ENOENT\); check the path/],
+  ['config not JSON', ['up', '-c', file('notjson.json', '{ tunnels: ')], /notjson\.json: not valid JSON/],
+  ['config unknown key', ['up', '-c', file('unknown.json', { tunnels: { he: { ...he, mtuu: 1 } } })], /tunnels\.he\.mtuu: .*unknown option/],
+  ['config out of range', ['up', '-c', file('range.json', { tunnels: { he: { ...he, mtu: 1000 } } })], /tunnels\.he\.mtu: 1000 is not valid; use an integer in 1280\.\.1480/],
+  ['config 6to4 private', ['up', '-c', file('private.json', { tunnels: { s: { mode: '6to4', local: '172.16.0.1' } } })], /tunnels\.s\.local: .*private space/],
+  ['config contradictory', ['up', '-c', file('contra.json', { tunnels: { he: { ...he, relay: '203.0.113.1' } } })], /tunnels\.he\.relay: .*6to4 only/],
+];
+if (process.getuid?.() !== 0) BAD.push(['unreadable config', ['up', '-c', unreadable], /unreadable\.json: cannot read it \(EACCES\)/]);
 
 describe('tun6in4 CLI', () => {
   it('--help maps a broker\'s tunnel details page onto flags', () => {
@@ -15,21 +56,34 @@ describe('tun6in4 CLI', () => {
     expect(r.stdout).toMatch(/Routed \/64:.*--routed/);
   });
 
-  // Validation happens before anything on the system is touched, so these need no root.
-  const cases: Array<[string, string[], RegExp]> = [
-    ['MTU out of range', [...BROKER, '--mtu', '9000'], /--mtu: 9000 is not valid; use an integer in 1280\.\.1480/],
-    ['not a number', [...BROKER, '--ttl', 'sixty'], /--ttl.*whole number or "inherit"/],
-    ['unknown mode', ['run', '--mode', 'sit', '--local', '192.0.2.1'], /--mode.*Allowed choices are 6in4, 6to4/],
-    ['bad address', ['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8::zz/64'], /--address: .*IPv6 address with prefix length/],
-    ['6to4 on a private IPv4', ['run', '--mode', '6to4', '--local', '10.1.2.3'], /--local: "10\.1\.2\.3" .*global unicast.*private.*--allow-nonglobal/],
-    ['relay on 6in4', [...BROKER, '--relay', '203.0.113.1'], /--relay: .*6to4 only/],
-    ['unknown flag', [...BROKER, '--mtuu', '1400'], /unknown option '--mtuu'/],
-  ];
-  for (const [what, args, message] of cases) {
-    it(`exits non-zero naming the flag: ${what}`, () => {
+  for (const [what, args, message] of BAD) {
+    it(`exits non-zero naming the flag or field and the fix: ${what}`, () => {
       const r = run(...args);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
     });
   }
+});
+
+describe.runIf(process.getuid?.() === 0)('bad configuration touches nothing (as root, in a namespace)', () => {
+  const set = new NamespaceSet('cli');
+  let ns: Namespace;
+  beforeAll(async () => {
+    ns = await set.add('ns');
+  });
+  afterAll(() => set.destroy());
+
+  it('no interface, route or control socket appears for any bad flag or file', async () => {
+    const before = [await ns.ip(['-o', 'link']), await ns.ip(['-6', 'route', 'show', 'table', 'all']), await ns.ip(['-4', 'route', 'show', 'table', 'all'])];
+    const control = join(dir, 'control.sock');
+    for (const [what, args] of BAD) {
+      const argv = args[0] === 'run' ? [...args, '--control', control] : args;
+      const r = await ns.run(process.execPath, [BIN, ...argv], { timeoutMs: 30_000 });
+      expect(r.code, what).not.toBe(0);
+    }
+    const after = [await ns.ip(['-o', 'link']), await ns.ip(['-6', 'route', 'show', 'table', 'all']), await ns.ip(['-4', 'route', 'show', 'table', 'all'])];
+    expect(after).toEqual(before);
+    expect(existsSync(control)).toBe(false);
+  }, 120_000);
 });
