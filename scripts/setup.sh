@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3-scapy tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace)
+# `setup.sh bench` adds what only the benchmarks use.
+if [ "${1:-}" = bench ]; then APT_PACKAGES+=(ethtool linux-perf gcc); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
