@@ -3,6 +3,7 @@
  * per-run prefix, so cleanup removes exactly what this run made, by name.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
 import { ip } from '../tun/iproute.js';
 
 export class Namespace {
@@ -97,8 +98,21 @@ export class NamespaceSet {
         }
       }
       await ip(['netns', 'del', ns.name]).catch(() => undefined);
+      removeControlSockets(ns.name);
     }
   }
+}
+
+/** Engines in lab namespaces use /run/tun6in4/<namespace>*.sock; a killed one leaves its socket. */
+const CONTROL_DIR = '/run/tun6in4';
+function removeControlSockets(prefix: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(CONTROL_DIR);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith(prefix) && n.endsWith('.sock')) rmSync(`${CONTROL_DIR}/${n}`, { force: true });
 }
 
 /** Removes namespaces left by earlier runs of `tag` whose process is gone (e.g. after a crash). */
@@ -116,5 +130,19 @@ export async function removeStaleNamespaces(tag: string): Promise<void> {
       alive = false;
     }
     if (!alive) await ip(['netns', 'del', name]).catch(() => undefined);
+  }
+  // sockets of earlier runs whose namespaces are already gone
+  try {
+    for (const n of readdirSync(CONTROL_DIR)) {
+      const m = new RegExp(`^t6-${tag}-(\\d+)-`).exec(n);
+      if (!m) continue;
+      try {
+        process.kill(Number(m[1]), 0);
+      } catch {
+        rmSync(`${CONTROL_DIR}/${n}`, { force: true });
+      }
+    }
+  } catch {
+    /* no control directory yet */
   }
 }
