@@ -9,5 +9,5 @@ export async function runLabCommand(flags: { mode: '6in4' | '6to4'; json?: boole
   const progress = flags.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
   const report = await runLab({ mode: flags.mode, transferBytes: flags.transferMib * 1024 * 1024, progress });
   process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatLabReport(report));
-  process.exit(report.passed ? 0 : 1);
+  process.exit(report.interrupted ? 130 : report.passed ? 0 : 1);
 }

@@ -18,6 +18,8 @@ export interface LabStep {
 
 export interface LabReport {
   mode: LabMode;
+  /** Stopped early by Ctrl-C / SIGTERM: not a pass. */
+  interrupted: boolean;
   passed: boolean;
   steps: LabStep[];
   transfer: TransferResult | null;
@@ -69,7 +71,9 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
   const started = Date.now();
   const say = o.progress ?? (() => undefined);
   const steps: LabStep[] = [];
+  let interrupted = false;
   const record = (s: LabStep) => {
+    if (interrupted) return; // steps failing because we are tearing down are not results
     steps.push(s);
     say(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name}: ${s.detail}`);
   };
@@ -77,21 +81,28 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
   say(`building the ${o.mode} lab (namespaces, veth, engines)…`);
   const lab = await LabNetwork.create(o.mode, 'lab');
   const onSignal = () => {
-    say('interrupted: cleaning up');
-    void lab.destroy().then(() => process.exit(130));
+    if (interrupted) {
+      // a second Ctrl-C: do not wait for the current step
+      void lab.destroy().then(() => process.exit(130));
+      return;
+    }
+    interrupted = true;
+    say('interrupted: finishing the current step, then cleaning up (Ctrl-C again to stop now)');
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let transfer: TransferResult | null = null;
   const counters: Record<string, CountersSnapshot | null> = {};
   const cleanShutdown: Record<string, boolean> = {};
   try {
     record({ name: 'engines up', ok: true, detail: [...lab.engines.values()].map((e) => `${e.host}: ${e.up.name} ${e.up.address}`).join('; ') });
     for (const p of PINGS[o.mode]) {
+      if (interrupted) break;
       const r = await ping6(lab.host(p.from), p.to, p.opts);
       const ok = p.expectReplyFrom ? r.output.includes(`from ${p.expectReplyFrom}`) : r.ok;
       record({ name: p.name, ok, detail: `${r.received}/${r.transmitted} replies${r.duplicates ? ` (+${r.duplicates} dup)` : ''}${r.rttAvgMs !== null ? `, rtt avg ${r.rttAvgMs} ms` : ''}` });
     }
+    if (interrupted) throw new Error('interrupted');
     const t = TRANSFER[o.mode];
     const bytes = o.transferBytes ?? 64 * 1024 * 1024;
     transfer = await tcpTransfer(lab.host(t.from), lab.host(t.to), t.addr, bytes);
@@ -101,7 +112,7 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
       detail: `${transfer.ok ? 'hashes match' : `MISMATCH sent ${transfer.sentSha256.slice(0, 16)} got ${transfer.receivedSha256.slice(0, 16)} (${transfer.receivedBytes} bytes)`}, ${transfer.mbitPerSecond.toFixed(0)} Mbit/s over ${transfer.seconds.toFixed(2)} s`,
     });
   } catch (e) {
-    record({ name: 'lab run', ok: false, detail: (e as Error).message });
+    if (!interrupted) record({ name: 'lab run', ok: false, detail: (e as Error).message });
   } finally {
     await lab.stopAll();
     for (const [host, e] of lab.engines) {
@@ -120,7 +131,8 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
   const kernel = (await import('node:os')).release();
   return {
     mode: o.mode,
-    passed: steps.every((s) => s.ok),
+    interrupted,
+    passed: !interrupted && steps.every((s) => s.ok),
     steps,
     transfer,
     counters,
@@ -135,7 +147,7 @@ function fmtBytes(n: number): string {
 }
 
 export function formatLabReport(r: LabReport): string {
-  const lines = [`tun6in4 lab (${r.mode}) — ${r.passed ? 'PASSED' : 'FAILED'} in ${r.durationSeconds.toFixed(1)} s`, ''];
+  const lines = [`tun6in4 lab (${r.mode}) — ${r.interrupted ? 'INTERRUPTED' : r.passed ? 'PASSED' : 'FAILED'} in ${r.durationSeconds.toFixed(1)} s`, ''];
   for (const s of r.steps) lines.push(`  ${s.ok ? '✔' : '✘'} ${s.name}: ${s.detail}`);
   lines.push('', 'Counters per engine (non-zero):');
   for (const [host, c] of Object.entries(r.counters)) {
