@@ -229,3 +229,26 @@ describe.runIf(canRun)('tun6in4 doctor', () => {
     expect(r.stdout).toMatch(/AmbientCapabilities/);
   }, 30_000);
 });
+
+describe.runIf(canRun)('defaults that must not collide', () => {
+  let lab: LabNetwork;
+  beforeAll(async () => {
+    lab = await LabNetwork.create('6in4', 'dflt', { skipEngines: ['client', 'broker'] });
+  }, 60_000);
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('two daemons on the default control socket (in two namespaces, /run is shared) both run; status finds one; an existing default route is left alone', async () => {
+    await lab.host('client').ip(['-6', 'route', 'add', 'default', 'dev', 'lo', 'metric', '1024']);
+    const a = await lab.startTun6in4('client', ['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64', '--dev', 'tun0', '--keepalive', 'off'], '');
+    const b = await lab.startTun6in4('broker', ['run', '--mode', '6in4', '--local', '198.51.100.1', '--remote', '192.0.2.1', '--address', '2001:db8:1::1/64', '--dev', 'tun0', '--keepalive', 'off', '--no-default-route'], '');
+    expect(a.logs.join('\n')).toMatch(/no default route through the tunnel: an IPv6 default route with metric 1024 already exists/);
+    expect(await lab.host('client').ip(['-6', 'route', 'show', 'default'])).toMatch(/default dev lo metric 1024/);
+    expect(b.logs.join('\n')).toMatch(/tun6in4\.sock is in use by another tun6in4; this one answers on \/run\/tun6in4\/tun6in4-\d+\.sock/);
+    expect((await ping6(lab.host('broker'), '2001:db8:1::2', { count: 2 })).ok).toBe(true);
+    const st = spawnSync(process.execPath, [BIN, 'status'], { encoding: 'utf8' });
+    expect(st.status).toBe(0);
+    expect(st.stdout).toMatch(/tun0 \(tun0\) 6in4/);
+  }, 60_000);
+});

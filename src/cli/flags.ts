@@ -20,6 +20,7 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   icmpRate: '--icmp-rate',
   icmpBurst: '--icmp-burst',
   dev: '--dev',
+  defaultRouteMetric: '--default-route-metric',
   keepalive: '--keepalive',
   url: '--update-url',
   tunnelId: '--tunnel-id',

@@ -7,7 +7,7 @@ import { ConfigError } from '../encap/options.js';
 import { TunnelSetupError } from '../engine/open.js';
 import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { queryControl } from '../daemon/control.js';
+import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
 import { HE_UPDATE_URL } from '../daemon/broker-update.js';
 import { collect, FLAG_FOR_FIELD, integer, integerOrInherit, secondsOrOff } from './flags.js';
@@ -55,6 +55,7 @@ export function buildProgram(): Command {
     .option('--clamp-mss', 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU')
     .option('--dev <name>', 'interface to create (must not exist); default tun6in4-N')
     .option('--no-default-route', 'do not route the IPv6 default through the tunnel')
+    .option('--default-route-metric <n>', 'metric of that default route (default 1024)', integer)
     .option('--allow-nonglobal', 'lab override: accept non-global IPv4 addresses (R25/R31)')
     .option('--icmp-rate <per-second>', 'ICMPv6 errors we send per second (default 100)', integer)
     .option('--icmp-burst <count>', 'ICMPv6 errors we may send at once before the rate applies (default 100)', integer)
@@ -87,7 +88,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .option('--control <path>', 'the daemon\'s control socket', DEFAULT_CONTROL_SOCKET)
     .action(async (flags: { json?: boolean; control: string }) => {
-      const s = await queryControl(flags.control, 'status');
+      const s = await queryControl(await findControlSocket(flags.control), 'status');
       process.stdout.write(flags.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s as never));
     });
 
@@ -130,6 +131,7 @@ interface RunFlags {
   clampMss?: boolean;
   dev?: string;
   defaultRoute: boolean;
+  defaultRouteMetric?: number;
   allowNonglobal?: boolean;
   icmpRate?: number;
   icmpBurst?: number;
@@ -166,6 +168,7 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     clampMss: f.clampMss,
     dev: f.dev,
     defaultRoute: f.defaultRoute === false ? false : undefined,
+    defaultRouteMetric: f.defaultRouteMetric,
     allowNonGlobal: f.allowNonglobal,
     icmpRate: f.icmpRate,
     icmpBurst: f.icmpBurst,

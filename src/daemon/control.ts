@@ -2,9 +2,9 @@
  * The daemon's local control socket (a Unix socket, mode 0600 or 0660): a client writes one
  * line — `status` — and reads one JSON document back. `tun6in4 status` is such a client.
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export type ControlHandler = (command: string) => unknown;
 
@@ -81,4 +81,23 @@ export function queryControl(path: string, command: string, timeoutMs = 5000): P
       reject(new Error(`cannot reach the daemon at ${path}: ${e.code ?? e.message}${fix ? `; ${fix}` : ''}`));
     });
   });
+}
+
+/**
+ * The socket `tun6in4 status` should ask: `wanted` when a daemon answers there; otherwise, when
+ * `wanted` is missing, the only live socket beside it (a daemon that found the default taken).
+ */
+export async function findControlSocket(wanted: string): Promise<string> {
+  if (existsSync(wanted) && (await isAlive(wanted))) return wanted;
+  let others: string[] = [];
+  try {
+    others = readdirSync(dirname(wanted)).filter((n) => n.endsWith('.sock')).map((n) => join(dirname(wanted), n));
+  } catch {
+    return wanted;
+  }
+  const live: string[] = [];
+  for (const p of others) if (p !== wanted && (await isAlive(p))) live.push(p);
+  if (live.length === 1) return live[0];
+  if (live.length > 1) throw new Error(`no daemon at ${wanted}, and several elsewhere: ${live.join(', ')}; pick one with --control`);
+  return wanted;
 }

@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { Server } from 'node:net';
 import { unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { DaemonConfig } from './config.js';
+import { DEFAULT_CONTROL_SOCKET, type DaemonConfig } from './config.js';
 import { listenControl } from './control.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
@@ -55,8 +55,19 @@ export class Daemon {
 
   /** Starts the control socket (and metrics) of `config`, then its tunnels. */
   async start(config: DaemonConfig, gid?: number): Promise<void> {
-    this.control = await listenControl(config.control.socket, config.control.mode, gid, (cmd) => this.command(cmd));
-    this.controlPath = config.control.socket;
+    let path = config.control.socket;
+    const handler = (cmd: string) => this.command(cmd);
+    try {
+      this.control = await listenControl(path, config.control.mode, gid, handler);
+    } catch (e) {
+      // Another daemon (e.g. in another network namespace: /run is shared) has the default path.
+      // The tunnels matter more than the control socket: take a per-process one and say where.
+      if (path !== DEFAULT_CONTROL_SOCKET || !/another tun6in4 answers/.test((e as Error).message)) throw e;
+      path = DEFAULT_CONTROL_SOCKET.replace(/\.sock$/, `-${process.pid}.sock`);
+      this.control = await listenControl(path, config.control.mode, gid, handler);
+      this.log.warn({ control: path }, `${DEFAULT_CONTROL_SOCKET} is in use by another tun6in4; this one answers on ${path} (tun6in4 status --control ${path})`);
+    }
+    this.controlPath = path;
     if (config.metrics.listen) this.metrics = await this.listenMetrics(config.metrics.listen);
     await this.apply(config);
   }

@@ -75,6 +75,8 @@ export class ManagedTunnel {
       },
     });
     m = new ManagedTunnel(name, spec, running, log);
+    const skipped = running.status().defaultRouteSkipped;
+    if (skipped) log.warn({ tunnel: name }, `no default route through the tunnel: ${skipped}`);
     m.updater = updater;
     const seconds = keepalive === 'off' ? 0 : (keepalive ?? (spec.mode === '6in4' ? KEEPALIVE_DEFAULT_S : 0));
     if (seconds > 0 && spec.mode === '6in4') m.startKeepalive(seconds);

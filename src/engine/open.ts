@@ -43,6 +43,8 @@ export interface TunnelStatus {
   mtu: number;
   pmtu: string;
   pathMtu: Array<{ dst: string; mtu: number; expiresInMs: number }>;
+  /** Set when a default route was asked for but not added (one already exists). */
+  defaultRouteSkipped?: string;
   lastRxAt: string | null;
   lastTxAt: string | null;
   counters: CountersSnapshot;
@@ -121,6 +123,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         mtu: c.mtu,
         pmtu: c.pmtu,
         pathMtu: tunnel.pathMtuEntries().map((e) => ({ dst: formatIpv4(e.dst), mtu: e.mtu, expiresInMs: Math.round(e.expiresInMs) })),
+        ...(routes.defaultRouteSkipped ? { defaultRouteSkipped: routes.defaultRouteSkipped } : {}),
         lastRxAt: engine.lastRxAt ? new Date(engine.lastRxAt).toISOString() : null,
         lastTxAt: engine.lastTxAt ? new Date(engine.lastTxAt).toISOString() : null,
         counters: tunnel.counters.snapshot(),

@@ -13,6 +13,8 @@ export interface InterfaceOptions {
 /** Routes we add that do not vanish with the interface, kept so that teardown can remove them. */
 export interface InstalledRoutes {
   unreachable: Ipv6Prefix[];
+  /** Why no default route was added although one was asked for (another default route exists). */
+  defaultRouteSkipped?: string;
 }
 
 /** Metric of the unreachable routes for our own prefixes: any real route for them wins. */
@@ -32,13 +34,20 @@ export async function configureInterface(name: string, config: TunnelConfig, loc
   await ip(['-6', 'addr', 'add', formatIpv6Prefix(config.address), 'dev', name, 'nodad']);
   await ip(['-6', 'addr', 'add', `${formatIpv6(linkLocalFromIpv4(local))}/64`, 'dev', name, 'nodad']);
   const wantDefault = (opts.defaultRoute ?? true) && (config.mode === '6in4' || config.relay !== 0);
+  const installed: InstalledRoutes = { unreachable: [] };
   if (wantDefault) {
     const via = config.peer ? ['via', formatIpv6(config.peer)] : [];
-    await ip(['-6', 'route', 'add', 'default', ...via, 'dev', name, 'metric', String(opts.defaultRouteMetric ?? 1024)]);
+    const metric = String(opts.defaultRouteMetric ?? 1024);
+    try {
+      await ip(['-6', 'route', 'add', 'default', ...via, 'dev', name, 'metric', metric]);
+    } catch (e) {
+      // Never take over a default route someone else installed: carry on without ours, and say so.
+      if (!/File exists/.test((e as Error).message)) throw e;
+      installed.defaultRouteSkipped = `an IPv6 default route with metric ${metric} already exists; give another --default-route-metric or remove it`;
+    }
   }
   const own = [...config.routed];
   if (config.sitePrefix) own.push(ipv6Network(config.sitePrefix));
-  const installed: InstalledRoutes = { unreachable: [] };
   for (const p of own) {
     await ip(['-6', 'route', 'replace', 'unreachable', formatIpv6Prefix(p), 'metric', String(UNREACHABLE_METRIC)]);
     installed.unreachable.push(p);
