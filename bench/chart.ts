@@ -26,7 +26,7 @@ export function renderChart(rows: ChartRow[], env: { cpu?: string; cores: number
   ];
   rows.forEach((r, i) => {
     const y = top + i * rowH;
-    const ours = r.name === 'tun6in4';
+    const ours = r.name.startsWith('tun6in4');
     const color = ours ? '#d9480f' : r.name.startsWith('kernel') ? '#868e96' : r.name.startsWith('c-') ? '#1c7ed6' : '#495057';
     out.push(`<text x="${left - 8}" y="${y + 16}" text-anchor="end"${ours ? ' font-weight="bold"' : ''}>${esc(r.name)}</text>`);
     const tw = (r.tcp1 / maxT) * (panelW - 60);

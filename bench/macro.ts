@@ -90,6 +90,18 @@ const FORWARDERS: Forwarder[] = [
     },
   },
   {
+    name: 'tun6in4-offload',
+    kind: 'tunnel',
+    description: 'this engine with --offload: TSO super-packets segmented in TS, received segments merged (GRO) into the TUN',
+    async start(ns, e) {
+      const c = ns.spawn(process.execPath, ['--trace-gc', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', '--offload', '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
+      gcLog.set(c, []);
+      createInterface({ input: c.stdout! }).on('line', (l) => gcLog.get(c)!.push(l));
+      await waitFor(c, 'stderr', /"tunnel up"/, 'tun6in4 --offload');
+      return c;
+    },
+  },
+  {
     name: 'naive-node',
     kind: 'tunnel',
     description: 'baseline: fs.read/fs.writeSync on the TUN fd + the raw-socket package, one packet per call',

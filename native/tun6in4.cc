@@ -46,7 +46,7 @@ bool ArgsAre(const Napi::CallbackInfo& info, size_t n) {
   return info.Length() >= n;
 }
 
-// openTun(name: string, nonBlocking = true) -> { fd, name }
+// openTun(name: string, nonBlocking = true, offload = false) -> { fd, name }
 // IFF_TUN | IFF_NO_PI: the fd carries bare IP packets. Close-on-exec; non-blocking unless asked
 // (only the benchmark's naive baseline wants a blocking fd, for fs.read on the threadpool).
 // The caller decides whether a name may be created or must already exist (TUNSETIFF does both).
@@ -56,16 +56,24 @@ Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>();
   if (name.size() >= IFNAMSIZ) return ThrowType(env, "interface name longer than 15 bytes");
   bool nonBlocking = info.Length() < 2 || !info[1].IsBoolean() || info[1].As<Napi::Boolean>().Value();
+  // offload: every frame carries a virtio_net_hdr, and the kernel may hand us TCP/IPv6
+  // super-packets (TSO6) with partial checksums, which the engine segments.
+  bool offload = info.Length() >= 3 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0));
   if (fd < 0) return ThrowErrno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     close(fd);
     return ThrowErrno(env, "ioctl TUNSETIFF", err);
+  }
+  if (offload && ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO6)) < 0) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, "ioctl TUNSETOFFLOAD", err);
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));

@@ -20,6 +20,7 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   icmpRate: '--icmp-rate',
   icmpBurst: '--icmp-burst',
   dev: '--dev',
+  offload: '--offload',
   defaultRouteMetric: '--default-route-metric',
   keepalive: '--keepalive',
   url: '--update-url',

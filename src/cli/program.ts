@@ -53,6 +53,7 @@ export function buildProgram(): Command {
     .option('--tos <0..255|inherit>', 'outer TOS (default 0); ECN always follows RFC 6040', integerOrInherit)
     .option('--keepalive <seconds|off>', '6in4: ICMPv6 echo to the peer every N seconds (default 60)', secondsOrOff)
     .option('--clamp-mss', 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU')
+    .option('--offload', 'TUN offload: segment TCP super-packets ourselves and merge received segments (GRO)')
     .option('--dev <name>', 'interface to create (must not exist); default tun6in4-N')
     .option('--no-default-route', 'do not route the IPv6 default through the tunnel')
     .option('--default-route-metric <n>', 'metric of that default route (default 1024)', integer)
@@ -129,6 +130,7 @@ interface RunFlags {
   tos?: number | 'inherit';
   keepalive?: number | 'off';
   clampMss?: boolean;
+  offload?: boolean;
   dev?: string;
   defaultRoute: boolean;
   defaultRouteMetric?: number;
@@ -166,6 +168,7 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     tos: f.tos,
     keepalive: f.keepalive,
     clampMss: f.clampMss,
+    offload: f.offload,
     dev: f.dev,
     defaultRoute: f.defaultRoute === false ? false : undefined,
     defaultRouteMetric: f.defaultRouteMetric,

@@ -9,6 +9,18 @@ import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
 import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
 import { ErrorOrigin, ERROR_INFO_STRIDE, type TunDevice, type TunnelSocket } from '../io/types.js';
+import { IPV6 } from '../packet/ipv6.js';
+import {
+  completeChecksum,
+  segmentTcp6,
+  TcpCoalescer,
+  VNET,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_ECN,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV6,
+  VNET_HDR_LEN,
+} from '../packet/vnet.js';
 
 /** Room in front of every packet: the outer header on TX, an ICMPv6 error built in place on both sides. */
 export const SLOT_HEADROOM = 64;
@@ -37,22 +49,28 @@ export interface EngineOptions {
  */
 export type RxInterceptor = (buf: Buffer, off: number, len: number) => boolean;
 
+/** Per-packet arrays are sized for the most one native call may move. */
+const MAX_CALL = 256;
+/** TX with offload: room to cut super-packets into tunnel-MTU segments before a send. */
+const SEG_SLOTS = 256;
+const SEG_SLOT = 2048;
+
 class Direction {
   readonly arena: Buffer;
   readonly lens: Int32Array;
-  readonly outOffs: Int32Array;
-  readonly outLens: Int32Array;
-  readonly replyOffs: Int32Array;
-  readonly replyLens: Int32Array;
-  readonly errs: Int32Array;
-  constructor(batch: number) {
-    this.arena = Buffer.alloc(batch * SLOT_SIZE);
+  readonly outOffs = new Int32Array(MAX_CALL);
+  readonly outLens = new Int32Array(MAX_CALL);
+  readonly tunOffs = new Int32Array(MAX_CALL);
+  readonly tunLens = new Int32Array(MAX_CALL);
+  readonly errs = new Int32Array(MAX_CALL);
+  out = 0;
+  toTun = 0;
+  /** Start of the extra region after the batch slots (segments on TX, merged frames on RX). */
+  readonly extra: number;
+  constructor(batch: number, extraBytes: number) {
+    this.extra = batch * SLOT_SIZE;
+    this.arena = Buffer.alloc(this.extra + extraBytes);
     this.lens = new Int32Array(batch);
-    this.outOffs = new Int32Array(batch);
-    this.outLens = new Int32Array(batch);
-    this.replyOffs = new Int32Array(batch);
-    this.replyLens = new Int32Array(batch);
-    this.errs = new Int32Array(batch);
   }
 }
 
@@ -73,6 +91,10 @@ export class TunnelEngine {
   private readonly localLens = new Int32Array(1);
   private running = false;
   private interceptor: RxInterceptor | null = null;
+  /** TUN offload: frames carry a virtio_net_hdr of `vh` bytes; TX cuts super-packets, RX merges. */
+  private readonly offload: boolean;
+  private readonly vh: number;
+  private readonly coalescer = new TcpCoalescer();
 
   constructor(
     readonly tunnel: Tunnel,
@@ -83,8 +105,10 @@ export class TunnelEngine {
     this.counters = tunnel.counters;
     this.batch = Math.max(1, Math.min(256, options.batchSize ?? 64));
     this.maxBatches = Math.max(1, options.maxBatchesPerWake ?? 4);
-    this.tx = new Direction(this.batch);
-    this.rx = new Direction(this.batch);
+    this.offload = tun.offload === true;
+    this.vh = this.offload ? VNET_HDR_LEN : 0;
+    this.tx = new Direction(this.batch, this.offload ? SEG_SLOTS * SEG_SLOT : 0);
+    this.rx = new Direction(this.batch, this.offload ? this.batch * SLOT_SIZE : 0);
     this.errInfo = new Int32Array(this.batch * ERROR_INFO_STRIDE);
   }
 
@@ -145,31 +169,74 @@ export class TunnelEngine {
   /** TUN → network. Public so a caller with its own readiness source can drive it. */
   pumpTx(): void {
     const d = this.tx;
-    const t = this.tunnel;
-    const r = this.result;
+    const vh = this.vh;
     for (let b = 0; b < this.maxBatches && this.running; b++) {
-      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
+      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM - vh, this.batch, d.lens);
       if (n === 0) break;
-      let out = 0;
-      let replies = 0;
+      let segUsed = 0;
       for (let i = 0; i < n; i++) {
-        t.encapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
-        if (r.verdict === Verdict.Forward) {
-          d.outOffs[out] = r.offset;
-          d.outLens[out++] = r.length;
-        } else if (r.verdict === Verdict.Reply) {
-          d.replyOffs[replies] = r.offset;
-          d.replyLens[replies++] = r.length;
+        const off = i * SLOT_SIZE + SLOT_HEADROOM;
+        const len = d.lens[i] - vh;
+        if (vh !== 0) {
+          const h = off - vh;
+          const gso = d.arena[h + VNET.GSO_TYPE] & ~VNET_GSO_ECN;
+          if (gso === VNET_GSO_TCPV6) {
+            const gsoSize = d.arena.readUInt16LE(h + VNET.GSO_SIZE);
+            const need = gsoSize > 0 ? Math.ceil(len / gsoSize) : SEG_SLOTS + 1;
+            if (segUsed + need > SEG_SLOTS) {
+              this.flushTx();
+              segUsed = 0;
+            }
+            const base = d.extra + SLOT_HEADROOM;
+            const k = segmentTcp6(d.arena, off, len, gsoSize, d.arena, (j) => base + (segUsed + j) * SEG_SLOT, SEG_SLOTS - segUsed);
+            if (k < 0) {
+              this.counters.drops[Drop.tx_malformed_ipv6]++;
+              continue;
+            }
+            for (let j = 0; j < k; j++) {
+              const so = base + (segUsed + j) * SEG_SLOT;
+              this.txOne(so, IPV6.HEADER_LEN + d.arena.readUInt16BE(so + IPV6.PAYLOAD_LEN));
+            }
+            segUsed += k;
+            continue;
+          }
+          if (gso !== VNET_GSO_NONE) {
+            this.counters.drops[Drop.tx_malformed_ipv6]++;
+            continue;
+          }
+          if ((d.arena[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
+            completeChecksum(d.arena, off, len, d.arena.readUInt16LE(h + VNET.CSUM_START), d.arena.readUInt16LE(h + VNET.CSUM_OFFSET));
+          }
         }
+        this.txOne(off, len);
       }
-      if (out > 0) {
-        const sent = this.socket.send(d.arena, d.outOffs, d.outLens, out, d.errs);
-        if (sent < out) this.countErrors(d.errs, out, Drop.tx_send_error, 'send');
-        this.lastTxAt = Date.now();
-      }
-      if (replies > 0) this.writeTun(d, d.replyOffs, d.replyLens, replies);
+      this.flushTx();
       if (n < this.batch) break; // a short batch means the device is drained
     }
+  }
+
+  /** Encapsulates one packet of the TX arena and queues what comes out. */
+  private txOne(off: number, len: number): void {
+    const d = this.tx;
+    const r = this.tunnel.encapsulate(d.arena, off, len, this.result);
+    if (r.verdict === Verdict.Forward) {
+      d.outOffs[d.out] = r.offset;
+      d.outLens[d.out++] = r.length;
+      if (d.out === MAX_CALL) this.flushTx();
+    } else if (r.verdict === Verdict.Reply) {
+      this.queueTun(d, r.offset, r.length);
+    }
+  }
+
+  private flushTx(): void {
+    const d = this.tx;
+    if (d.out > 0) {
+      const sent = this.socket.send(d.arena, d.outOffs, d.outLens, d.out, d.errs);
+      if (sent < d.out) this.countErrors(d.errs, d.out, Drop.tx_send_error, 'send');
+      d.out = 0;
+      this.lastTxAt = Date.now();
+    }
+    this.flushTun(d);
   }
 
   /** Network → TUN, ICMPv4 errors first. */
@@ -186,25 +253,59 @@ export class TunnelEngine {
         continue;
       }
       if (n === 0) break;
-      let out = 0;
+      let merging = false;
+      let groUsed = 0;
       for (let i = 0; i < n; i++) {
         if (d.lens[i] < 0) {
           this.counters.drops[Drop.rx_truncated]++;
           continue;
         }
         t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
         if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(d.arena, r.offset, r.length)) continue;
-        if (r.verdict === Verdict.Forward || r.verdict === Verdict.Reply) {
-          d.outOffs[out] = r.offset;
-          d.outLens[out++] = r.length;
+        if (this.offload) {
+          // GRO: consecutive segments of one flow become one super-packet for the kernel
+          if (merging && this.coalescer.tryAppend(d.arena, r.offset, r.length)) continue;
+          if (merging) this.finishMerge(d);
+          merging = false;
+          if (r.verdict === Verdict.Forward && TcpCoalescer.eligible(d.arena, r.offset, r.length)) {
+            this.coalescer.start(d.arena, d.extra + groUsed++ * SLOT_SIZE + SLOT_HEADROOM, d.arena, r.offset, r.length);
+            merging = true;
+            continue;
+          }
         }
+        this.queueTun(d, r.offset, r.length);
       }
-      if (out > 0) {
-        this.writeTun(d, d.outOffs, d.outLens, out);
+      if (merging) this.finishMerge(d);
+      if (d.toTun > 0) {
+        this.flushTun(d);
         this.lastRxAt = Date.now();
       }
       if (n < this.batch) break;
     }
+  }
+
+  private finishMerge(d: Direction): void {
+    const [off, len] = this.coalescer.finish();
+    if (d.toTun === MAX_CALL) this.flushTun(d);
+    d.tunOffs[d.toTun] = off;
+    d.tunLens[d.toTun++] = len;
+  }
+
+  /** Queues an IPv6 packet for the TUN, behind an empty virtio_net_hdr when offload is on. */
+  private queueTun(d: Direction, off: number, len: number): void {
+    if (d.toTun === MAX_CALL) this.flushTun(d);
+    const vh = this.vh;
+    if (vh !== 0) d.arena.fill(0, off - vh, off);
+    d.tunOffs[d.toTun] = off - vh;
+    d.tunLens[d.toTun++] = len + vh;
+  }
+
+  private flushTun(d: Direction): void {
+    if (d.toTun === 0) return;
+    const written = this.tun.write(d.arena, d.tunOffs, d.tunLens, d.toTun, d.errs);
+    if (written < d.toTun) this.countErrors(d.errs, d.toTun, Drop.rx_tun_write_error, 'tun-write');
+    d.toTun = 0;
   }
 
   private drainErrors(): void {
@@ -214,7 +315,6 @@ export class TunnelEngine {
     for (;;) {
       const n = this.socket.recvErrors(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens, info);
       if (n === 0) return;
-      let replies = 0;
       for (let i = 0; i < n; i++) {
         const k = i * ERROR_INFO_STRIDE;
         const origin = info[k];
@@ -230,19 +330,11 @@ export class TunnelEngine {
           continue;
         }
         this.tunnel.icmpv4Error(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
-        if (r.verdict === Verdict.Reply) {
-          d.replyOffs[replies] = r.offset;
-          d.replyLens[replies++] = r.length;
-        }
+        if (r.verdict === Verdict.Reply) this.queueTun(d, r.offset, r.length);
       }
-      if (replies > 0) this.writeTun(d, d.replyOffs, d.replyLens, replies);
+      this.flushTun(d);
       if (n < this.batch) return;
     }
-  }
-
-  private writeTun(d: Direction, offs: Int32Array, lens: Int32Array, n: number): void {
-    const written = this.tun.write(d.arena, offs, lens, n, d.errs);
-    if (written < n) this.countErrors(d.errs, n, Drop.rx_tun_write_error, 'tun-write');
   }
 
   private countErrors(errs: Int32Array, n: number, reason: number, where: 'send' | 'tun-write'): void {

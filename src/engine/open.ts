@@ -17,6 +17,11 @@ export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, Interfa
   local: string;
   /** Interface name to create (must not exist); default `tun6in4-%d`, numbered by the kernel. */
   dev?: string;
+  /**
+   * TUN offload: the kernel hands us 64 KiB TCP super-packets that we cut into tunnel-MTU
+   * segments, and we hand it merged runs of received segments (GRO). Default off.
+   */
+  offload?: boolean;
 }
 
 /** Why a tunnel could not be opened on this host (configuration errors are ConfigError). */
@@ -66,7 +71,7 @@ const ERRNO_ENOENT = 2;
 const ERRNO_EACCES = 13;
 
 export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTunnel> {
-  const { dev, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, onFatal, ...tunnelOptions } = options;
+  const { dev, offload, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, onFatal, ...tunnelOptions } = options;
   let local = tunnelOptions.local;
   if (local === 'auto') {
     const toward = tunnelOptions.mode === '6in4' ? tunnelOptions.remote : tunnelOptions.relay;
@@ -83,7 +88,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   let socket: LinuxRawSocket | undefined;
   let routes: InstalledRoutes = { unreachable: [] };
   try {
-    tun = LinuxTun.open(name);
+    tun = LinuxTun.open(name, offload ?? false);
     routes = await configureInterface(tun.name, tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric });
     socket = LinuxRawSocket.open(tunnel.localAddress, tunnel.config.pmtu);
   } catch (e) {

@@ -26,7 +26,7 @@ abstract class FdEndpoint {
 }
 
 export class LinuxTun extends FdEndpoint implements TunDevice {
-  private constructor(fd: number, readonly name: string) {
+  private constructor(fd: number, readonly name: string, readonly offload: boolean) {
     super(fd);
   }
 
@@ -36,9 +36,9 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
    * existing interface check first (see src/engine/open.ts). Closing the last fd of a
    * non-persistent TUN deletes the interface and its routes.
    */
-  static open(name: string): LinuxTun {
-    const { fd, name: actual } = loadNative().openTun(name);
-    return new LinuxTun(fd, actual);
+  static open(name: string, offload = false): LinuxTun {
+    const { fd, name: actual } = loadNative().openTun(name, true, offload);
+    return new LinuxTun(fd, actual, offload);
   }
 
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {

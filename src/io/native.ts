@@ -10,7 +10,7 @@ export interface NativePoller {
 }
 
 export interface NativeAddon {
-  openTun(name: string, nonBlocking?: boolean): { fd: number; name: string };
+  openTun(name: string, nonBlocking?: boolean, offload?: boolean): { fd: number; name: string };
   openRawSocket(localAddr: number, pmtuDiscover: number, bufferBytes: number): number;
   tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;

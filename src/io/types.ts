@@ -6,6 +6,8 @@
 
 export interface TunDevice {
   readonly name: string;
+  /** Frames carry a virtio_net_hdr and may be TCP super-packets (see src/packet/vnet.ts). */
+  readonly offload?: boolean;
   /** Reads up to `max` IPv6 packets; returns how many (0: none waiting). */
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   /** Writes `n` IPv6 packets; errs[i] gets 0 or an errno. Returns how many were written. */

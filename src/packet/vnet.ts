@@ -1,0 +1,189 @@
+/**
+ * TUN offload (IFF_VNET_HDR): every TUN read and write carries a 10-byte virtio_net_hdr in front
+ * of the IP packet (linux/virtio_net.h; little-endian on the hosts we run on). With TUNSETOFFLOAD
+ * the kernel hands us TCP super-packets up to 64 KiB ("GSO") with the TCP checksum left partial;
+ * we cut them into tunnel-MTU segments (TX), and on the way in we merge consecutive segments of a
+ * flow into one super-packet (GRO) so the kernel's stack runs once per ~40 segments.
+ */
+import { fold, sum16 } from './checksum.js';
+import { IPV6 } from './ipv6.js';
+
+export const VNET_HDR_LEN = 10;
+export const VNET = { FLAGS: 0, GSO_TYPE: 1, HDR_LEN: 2, GSO_SIZE: 4, CSUM_START: 6, CSUM_OFFSET: 8 } as const;
+export const VNET_F_NEEDS_CSUM = 1;
+export const VNET_GSO_NONE = 0;
+export const VNET_GSO_TCPV6 = 4;
+export const VNET_GSO_ECN = 0x80;
+
+const PROTO_TCP = 6;
+const TCP_SEQ = 4;
+const TCP_FLAGS = 13;
+const TCP_CHECKSUM = 16;
+const FIN = 0x01;
+const SYN = 0x02;
+const RST = 0x04;
+const PSH = 0x08;
+const URG = 0x20;
+const CWR = 0x80;
+
+/**
+ * Completes a checksum the kernel left partial (VIRTIO_NET_HDR_F_NEEDS_CSUM): the field at
+ * start+offset holds the pseudo-header sum; the one's complement of the sum from `start` to the
+ * end is the checksum.
+ */
+export function completeChecksum(buf: Buffer, pkt: number, len: number, start: number, offset: number): boolean {
+  const at = pkt + start + offset;
+  if (start + offset + 2 > len) return false;
+  const ck = ~fold(sum16(buf, pkt + start, len - start)) & 0xffff;
+  buf[at] = ck >>> 8;
+  buf[at + 1] = ck & 0xff;
+  return true;
+}
+
+/** Sum of the IPv6 pseudo-header for a TCP segment of `tcpLen` bytes (not folded). */
+function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
+  return sum16(buf, pkt + IPV6.SRC, 32, tcpLen + PROTO_TCP);
+}
+
+/**
+ * TX: cuts the TCP/IPv6 super-packet at src[pkt, pkt+len) into segments of `gsoSize` payload
+ * bytes. Segment i is written at dst[dstOff(i)] (headers copied, sequence number, flags, lengths
+ * and the full checksum set). Returns the number of segments, or -1 if the packet is not a TCP
+ * super-packet we can cut (extension headers, truncated).
+ */
+export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: number, dst: Buffer, dstOff: (i: number) => number, maxSegments: number): number {
+  if (src[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + 20 || gsoSize <= 0) return -1;
+  const tcp = pkt + IPV6.HEADER_LEN;
+  const tcpHdr = (src[tcp + 12] >> 4) << 2;
+  const hdrLen = IPV6.HEADER_LEN + tcpHdr;
+  if (tcpHdr < 20 || hdrLen > len) return -1;
+  const payload = len - hdrLen;
+  const n = Math.max(1, Math.ceil(payload / gsoSize));
+  if (n > maxSegments) return -1;
+  const seq0 = src.readUInt32BE(tcp + TCP_SEQ);
+  const flags = src[tcp + TCP_FLAGS];
+  for (let i = 0; i < n; i++) {
+    const o = dstOff(i);
+    const chunk = Math.min(gsoSize, payload - i * gsoSize);
+    src.copy(dst, o, pkt, pkt + hdrLen);
+    src.copy(dst, o + hdrLen, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk);
+    dst.writeUInt16BE(tcpHdr + chunk, o + IPV6.PAYLOAD_LEN);
+    const t = o + IPV6.HEADER_LEN;
+    dst.writeUInt32BE((seq0 + i * gsoSize) >>> 0, t + TCP_SEQ);
+    let f = flags;
+    if (i < n - 1) f &= ~(FIN | PSH);
+    if (i > 0) f &= ~CWR;
+    dst[t + TCP_FLAGS] = f;
+    dst[t + TCP_CHECKSUM] = 0;
+    dst[t + TCP_CHECKSUM + 1] = 0;
+    const ck = ~fold(sum16(dst, t, tcpHdr + chunk, tcpPseudo(dst, o, tcpHdr + chunk))) & 0xffff;
+    dst[t + TCP_CHECKSUM] = ck >>> 8;
+    dst[t + TCP_CHECKSUM + 1] = ck & 0xff;
+  }
+  return n;
+}
+
+/** Largest IPv6 payload a merged packet may reach (the payload-length field is 16 bits). */
+const MAX_MERGED = 65535;
+
+/**
+ * RX: merges consecutive TCP segments of one flow into a super-packet. `start` a run with a
+ * segment, `tryAppend` later ones (true if taken), then `finish` to write the run out with its
+ * virtio_net_hdr in front. Only plain data segments merge: same addresses, ports, header length
+ * and options, ACK and window, traffic class and hop limit; sequence numbers contiguous; equal
+ * sizes but for a shorter last one; no SYN/FIN/RST/URG; PSH only on the last.
+ */
+export class TcpCoalescer {
+  /** Where the merged packet is built: out[base - VNET_HDR_LEN, ...]. */
+  private out: Buffer = Buffer.alloc(0);
+  private base = 0;
+  private len = 0;
+  private hdrLen = 0;
+  private segSize = 0;
+  private count = 0;
+  private nextSeq = 0;
+  private closed = false;
+
+  /** True if the IPv6 packet at buf[pkt, pkt+len) could start or join a run. */
+  static eligible(buf: Buffer, pkt: number, len: number): boolean {
+    if (buf[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + 20) return false;
+    const tcp = pkt + IPV6.HEADER_LEN;
+    const hdr = (buf[tcp + 12] >> 4) << 2;
+    if (hdr < 20 || IPV6.HEADER_LEN + hdr >= len) return false; // no payload: nothing to merge
+    return (buf[tcp + TCP_FLAGS] & (SYN | FIN | RST | URG)) === 0;
+  }
+
+  /** Starts a run by copying the first segment to out[base] (base ≥ VNET_HDR_LEN). */
+  start(out: Buffer, base: number, buf: Buffer, pkt: number, len: number): void {
+    buf.copy(out, base, pkt, pkt + len);
+    this.out = out;
+    this.base = base;
+    this.len = len;
+    this.hdrLen = IPV6.HEADER_LEN + ((buf[pkt + IPV6.HEADER_LEN + 12] >> 4) << 2);
+    this.segSize = len - this.hdrLen;
+    this.count = 1;
+    this.nextSeq = (buf.readUInt32BE(pkt + IPV6.HEADER_LEN + TCP_SEQ) + this.segSize) >>> 0;
+    this.closed = (buf[pkt + IPV6.HEADER_LEN + TCP_FLAGS] & PSH) !== 0;
+  }
+
+  get segments(): number {
+    return this.count;
+  }
+
+  tryAppend(buf: Buffer, pkt: number, len: number): boolean {
+    if (this.closed || !TcpCoalescer.eligible(buf, pkt, len)) return false;
+    const o = this.out;
+    const b = this.base;
+    const hl = this.hdrLen;
+    const payload = len - hl;
+    if (payload <= 0 || payload > this.segSize || this.len + payload - IPV6.HEADER_LEN > MAX_MERGED) return false;
+    // same flow, same header shape: IPv6 version/class/flow, next header, hop limit, addresses
+    if (buf[pkt] !== o[b] || buf[pkt + 1] !== o[b + 1] || buf[pkt + 6] !== o[b + 6] || buf[pkt + 7] !== o[b + 7]) return false;
+    for (let i = 8; i < 40; i++) if (buf[pkt + i] !== o[b + i]) return false;
+    const t = pkt + IPV6.HEADER_LEN;
+    const ot = b + IPV6.HEADER_LEN;
+    if (((buf[t + 12] >> 4) << 2) !== hl - IPV6.HEADER_LEN) return false;
+    if (buf.readUInt32BE(t + TCP_SEQ) !== this.nextSeq) return false;
+    // ports, ack, data offset, window; flags may differ only by PSH; options byte for byte
+    for (let i = 0; i < 4; i++) if (buf[t + i] !== o[ot + i]) return false;
+    for (let i = 8; i < 13; i++) if (buf[t + i] !== o[ot + i]) return false;
+    if ((buf[t + TCP_FLAGS] & ~PSH) !== (o[ot + TCP_FLAGS] & ~PSH)) return false;
+    if (buf[t + 14] !== o[ot + 14] || buf[t + 15] !== o[ot + 15]) return false;
+    for (let i = 20; i < hl - IPV6.HEADER_LEN; i++) if (buf[t + i] !== o[ot + i]) return false;
+    buf.copy(o, b + this.len, pkt + hl, pkt + len);
+    this.len += payload;
+    this.count++;
+    this.nextSeq = (this.nextSeq + payload) >>> 0;
+    if (buf[t + TCP_FLAGS] & PSH) {
+      o[ot + TCP_FLAGS] |= PSH;
+      this.closed = true;
+    }
+    if (payload < this.segSize) this.closed = true; // a short segment ends a run
+    return true;
+  }
+
+  /**
+   * Writes the run's virtio_net_hdr and lengths. Returns [offset, length] of the frame to write
+   * (header included). A single segment goes out as it was, with an empty header.
+   */
+  finish(): [number, number] {
+    const o = this.out;
+    const b = this.base;
+    const h = b - VNET_HDR_LEN;
+    o.fill(0, h, b);
+    if (this.count > 1) {
+      const tcpLen = this.len - IPV6.HEADER_LEN;
+      o.writeUInt16BE(tcpLen, b + IPV6.PAYLOAD_LEN);
+      o[h + VNET.FLAGS] = VNET_F_NEEDS_CSUM;
+      o[h + VNET.GSO_TYPE] = VNET_GSO_TCPV6;
+      o.writeUInt16LE(this.hdrLen, h + VNET.HDR_LEN);
+      o.writeUInt16LE(this.segSize, h + VNET.GSO_SIZE);
+      o.writeUInt16LE(IPV6.HEADER_LEN, h + VNET.CSUM_START);
+      o.writeUInt16LE(TCP_CHECKSUM, h + VNET.CSUM_OFFSET);
+      // the kernel finishes the checksum: leave the pseudo-header sum in the field
+      const ps = fold(tcpPseudo(o, b, tcpLen));
+      o.writeUInt16BE(ps, b + IPV6.HEADER_LEN + TCP_CHECKSUM);
+    }
+    return [h, this.len + VNET_HDR_LEN];
+  }
+}
