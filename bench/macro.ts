@@ -81,25 +81,13 @@ const FORWARDERS: Forwarder[] = [
     name: 'tun6in4',
     kind: 'tunnel',
     description: 'this engine: batched recvmmsg/sendmmsg, TUN drain loop, uv_poll readiness',
-    async start(ns, e) {
-      const c = ns.spawn(process.execPath, ['--trace-gc', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
-      gcLog.set(c, []);
-      createInterface({ input: c.stdout! }).on('line', (l) => gcLog.get(c)!.push(l));
-      await waitFor(c, 'stderr', /"tunnel up"/, 'tun6in4');
-      return c;
-    },
+    start: (ns, e) => startOurs(ns, e, []),
   },
   {
     name: 'tun6in4-offload',
     kind: 'tunnel',
     description: 'this engine with --offload: TSO super-packets segmented in TS, received segments merged (GRO) into the TUN',
-    async start(ns, e) {
-      const c = ns.spawn(process.execPath, ['--trace-gc', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', '--offload', '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
-      gcLog.set(c, []);
-      createInterface({ input: c.stdout! }).on('line', (l) => gcLog.get(c)!.push(l));
-      await waitFor(c, 'stderr', /"tunnel up"/, 'tun6in4 --offload');
-      return c;
-    },
+    start: (ns, e) => startOurs(ns, e, ['--offload']),
   },
   {
     name: 'naive-node',
@@ -149,6 +137,15 @@ const FORWARDERS: Forwarder[] = [
 ];
 
 const gcLog = new Map<ChildProcess, string[]>();
+
+/** Our engine, with --trace-gc on stdout so the heap allocated per packet can be measured. */
+async function startOurs(ns: Namespace, e: End, extra: string[]): Promise<ChildProcess> {
+  const c = ns.spawn(process.execPath, ['--trace-gc', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', ...extra, '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
+  gcLog.set(c, []);
+  createInterface({ input: c.stdout! }).on('line', (l) => gcLog.get(c)!.push(l));
+  await waitFor(c, 'stderr', /"tunnel up"/, `tun6in4 ${extra.join(' ')}`);
+  return c;
+}
 
 async function startC(ns: Namespace, e: End, batch: number): Promise<ChildProcess> {
   const c = ns.spawn(buildReference(batch), ['tun0', e.local, e.remote]);

@@ -6,14 +6,10 @@
  */
 import { checksumAdjust } from '../packet/checksum.js';
 import { IPV6 } from '../packet/ipv6.js';
+import { PROTO_TCP, TCP, TcpFlag, TcpOption, tcpHeaderLength } from '../packet/tcp.js';
 
-const PROTO_TCP = 6;
-const TCP_FLAGS = 13;
-const TCP_CHECKSUM = 16;
-const TCP_SYN = 0x02;
-const OPT_END = 0;
-const OPT_NOP = 1;
-const OPT_MSS = 2;
+const { FLAGS: TCP_FLAGS, CHECKSUM: TCP_CHECKSUM } = TCP;
+const { END: OPT_END, NOP: OPT_NOP, MSS: OPT_MSS } = TcpOption;
 
 /** The largest MSS a tunnel MTU allows: the MTU less the IPv6 (40) and TCP (20) headers. */
 export function mssForMtu(mtu: number): number {
@@ -25,8 +21,8 @@ export function clampMss(buf: Buffer, off: number, len: number, maxMss: number):
   if (buf[off + IPV6.NEXT_HEADER] !== PROTO_TCP) return false;
   const tcp = off + IPV6.HEADER_LEN;
   const end = off + len;
-  if (tcp + 20 > end || (buf[tcp + TCP_FLAGS] & TCP_SYN) === 0) return false;
-  const dataOff = (buf[tcp + 12] >> 4) << 2;
+  if (tcp + 20 > end || (buf[tcp + TCP_FLAGS] & TcpFlag.SYN) === 0) return false;
+  const dataOff = tcpHeaderLength(buf, tcp);
   const optEnd = Math.min(tcp + dataOff, end);
   for (let i = tcp + 20; i < optEnd; ) {
     const kind = buf[i];

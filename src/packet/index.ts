@@ -5,3 +5,5 @@ export * from './icmpv4.js';
 export * from './icmpv6.js';
 export * from './address.js';
 export * from './sixrd.js';
+export * from './tcp.js';
+export * from './vnet.js';

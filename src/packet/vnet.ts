@@ -7,6 +7,7 @@
  */
 import { fold, sum16 } from './checksum.js';
 import { IPV6 } from './ipv6.js';
+import { PROTO_TCP, TCP, TcpFlag, tcpHeaderLength } from './tcp.js';
 
 export const VNET_HDR_LEN = 10;
 export const VNET = { FLAGS: 0, GSO_TYPE: 1, HDR_LEN: 2, GSO_SIZE: 4, CSUM_START: 6, CSUM_OFFSET: 8 } as const;
@@ -15,16 +16,8 @@ export const VNET_GSO_NONE = 0;
 export const VNET_GSO_TCPV6 = 4;
 export const VNET_GSO_ECN = 0x80;
 
-const PROTO_TCP = 6;
-const TCP_SEQ = 4;
-const TCP_FLAGS = 13;
-const TCP_CHECKSUM = 16;
-const FIN = 0x01;
-const SYN = 0x02;
-const RST = 0x04;
-const PSH = 0x08;
-const URG = 0x20;
-const CWR = 0x80;
+const { SEQ: TCP_SEQ, FLAGS: TCP_FLAGS, CHECKSUM: TCP_CHECKSUM } = TCP;
+const { FIN, SYN, RST, PSH, URG, CWR } = TcpFlag;
 
 /**
  * Completes a checksum the kernel left partial (VIRTIO_NET_HDR_F_NEEDS_CSUM): the field at
@@ -54,7 +47,7 @@ function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
 export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: number, dst: Buffer, dstOff: (i: number) => number, maxSegments: number): number {
   if (src[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + 20 || gsoSize <= 0) return -1;
   const tcp = pkt + IPV6.HEADER_LEN;
-  const tcpHdr = (src[tcp + 12] >> 4) << 2;
+  const tcpHdr = tcpHeaderLength(src, tcp);
   const hdrLen = IPV6.HEADER_LEN + tcpHdr;
   if (tcpHdr < 20 || hdrLen > len) return -1;
   const payload = len - hdrLen;
@@ -108,7 +101,7 @@ export class TcpCoalescer {
   static eligible(buf: Buffer, pkt: number, len: number): boolean {
     if (buf[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + 20) return false;
     const tcp = pkt + IPV6.HEADER_LEN;
-    const hdr = (buf[tcp + 12] >> 4) << 2;
+    const hdr = tcpHeaderLength(buf, tcp);
     if (hdr < 20 || IPV6.HEADER_LEN + hdr >= len) return false; // no payload: nothing to merge
     return (buf[tcp + TCP_FLAGS] & (SYN | FIN | RST | URG)) === 0;
   }
@@ -119,7 +112,7 @@ export class TcpCoalescer {
     this.out = out;
     this.base = base;
     this.len = len;
-    this.hdrLen = IPV6.HEADER_LEN + ((buf[pkt + IPV6.HEADER_LEN + 12] >> 4) << 2);
+    this.hdrLen = IPV6.HEADER_LEN + tcpHeaderLength(buf, pkt + IPV6.HEADER_LEN);
     this.segSize = len - this.hdrLen;
     this.count = 1;
     this.nextSeq = (buf.readUInt32BE(pkt + IPV6.HEADER_LEN + TCP_SEQ) + this.segSize) >>> 0;
@@ -142,7 +135,7 @@ export class TcpCoalescer {
     for (let i = 8; i < 40; i++) if (buf[pkt + i] !== o[b + i]) return false;
     const t = pkt + IPV6.HEADER_LEN;
     const ot = b + IPV6.HEADER_LEN;
-    if (((buf[t + 12] >> 4) << 2) !== hl - IPV6.HEADER_LEN) return false;
+    if (tcpHeaderLength(buf, t) !== hl - IPV6.HEADER_LEN) return false;
     if (buf.readUInt32BE(t + TCP_SEQ) !== this.nextSeq) return false;
     // ports, ack, data offset, window; flags may differ only by PSH; options byte for byte
     for (let i = 0; i < 4; i++) if (buf[t + i] !== o[ot + i]) return false;
