@@ -40,6 +40,21 @@ describe('keepalive', () => {
     expect(k.intercept(req, 0, len)).toBe(false); // a request is not a reply
   });
 
+  it('state before the first reply: starting, and down once 3 probes went unanswered; early losses leave no history', () => {
+    const k = new Keepalive(new Tunnel(BROKER), 1, new ManualClock().fn);
+    k.nextProbe();
+    k.nextProbe();
+    expect(k.state(0)).toBe('starting');
+    k.nextProbe();
+    k.nextProbe();
+    expect(k.state(0)).toBe('down');
+    const [b, o, l] = k.nextProbe();
+    k.intercept(replyTo(Buffer.from(b.subarray(o, o + l))), 0, l);
+    expect(k.state(0)).toBe('up');
+    k.nextProbe();
+    expect(k.stats().lossPercent).toBe(0);
+  });
+
   it('state: starting, up, degraded after a loss, down after 3 losses with nothing received', () => {
     const clock = new ManualClock();
     const k = new Keepalive(new Tunnel(BROKER), 1, clock.fn);

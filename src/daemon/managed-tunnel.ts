@@ -29,6 +29,8 @@ export interface ManagedStatus extends TunnelStatus {
 }
 
 export const KEEPALIVE_DEFAULT_S = 60;
+/** Probe interval until the first answer. */
+const EARLY_PROBE_S = 5;
 
 function errnoName(errno: number): string {
   const entry = Object.entries(osConstants.errno).find(([, v]) => v === errno);
@@ -101,6 +103,17 @@ export class ManagedTunnel {
     };
     probe();
     this.every(seconds * 1000, probe);
+    // Until the peer has answered once (it may start after us), probe every few seconds so the
+    // state leaves "starting" promptly; then the configured interval alone.
+    const early = Math.min(seconds, EARLY_PROBE_S) * 1000;
+    if (early < seconds * 1000) {
+      const t = setInterval(() => {
+        if (ka.stats().received > 0) return clearInterval(t);
+        probe();
+      }, early);
+      t.unref();
+      this.timers.push(t);
+    }
   }
 
   /** `--local auto`: follow the kernel's source address toward the remote without a restart. */

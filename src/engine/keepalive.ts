@@ -50,6 +50,7 @@ export class Keepalive {
   private lastReplyAt = 0;
   /** Wall-clock send time of the first probe of the current run of lost ones (0: none lost). */
   private lostRunStartedAt = 0;
+  private lostBeforeFirstReply = 0;
 
   constructor(
     private readonly tunnel: Tunnel,
@@ -110,6 +111,13 @@ export class Keepalive {
 
   private finishPending(): void {
     if (this.pendingSeq < 0) return;
+    if (this.received === 0) {
+      // Before the peer ever answered (it may come up after us) losses do not make history:
+      // they only decide between "starting" and "down".
+      this.lostBeforeFirstReply++;
+      this.pendingSeq = -1;
+      return;
+    }
     this.window.push(this.pendingAnswered);
     if (this.window.length > KEEPALIVE_WINDOW) this.window.shift();
     if (this.pendingAnswered) this.lostRunStartedAt = 0;
@@ -123,8 +131,9 @@ export class Keepalive {
    * a probe was answered. `lastRxAt` is wall-clock ms of the last packet received (0: never).
    */
   state(lastRxAt: number): TunnelState {
+    if (this.received === 0) return this.lostBeforeFirstReply >= DOWN_AFTER_LOST ? 'down' : 'starting';
     const w = this.pendingAnswered ? [...this.window, true] : this.window;
-    if (w.length === 0) return 'starting';
+    if (w.length === 0) return 'up';
     const tail = w.slice(-DOWN_AFTER_LOST);
     if (!this.pendingAnswered && tail.length === DOWN_AFTER_LOST && tail.every((x) => !x) && lastRxAt < this.lostRunStartedAt) return 'down';
     if (w.some((x) => !x)) return 'degraded';
