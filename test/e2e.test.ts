@@ -115,6 +115,24 @@ describe.runIf(canRun)('6in4 engine against the kernel', () => {
     await lab.host('wan').ip(['link', 'set', 'to-broker', 'mtu', '1500']);
   }, 30_000);
 
+  it('R05/R06: static MTU lets IPv4 fragment on a narrower path; the far kernel reassembles and we decapsulate', async () => {
+    // The broker runs --pmtu static (DF clear) with a 1400-byte tunnel MTU raised to 1480 on tun0
+    // earlier; the link between the router and the client now carries only 1300 bytes (both ends:
+    // a veth drops what exceeds the receiving end's MTU).
+    const wan = lab.host('wan');
+    await wan.ip(['link', 'set', 'to-client', 'mtu', '1300']);
+    await lab.host('client').ip(['link', 'set', 'eth0', 'mtu', '1300']);
+    try {
+      const cap = await startCapture(wan, 'to-client', 'ip proto 41 and ip[6:2] & 0x3fff != 0', 2, 10_000);
+      const r = await ping6(lab.host('broker'), '2001:db8:1::2', { count: 2, size: 1300, dontFragment: true });
+      expect(r.ok).toBe(true);
+      expect((await cap.result).packets.length).toBeGreaterThan(0); // it really crossed as IPv4 fragments
+    } finally {
+      await wan.ip(['link', 'set', 'to-client', 'mtu', '1500']);
+      await lab.host('client').ip(['link', 'set', 'eth0', 'mtu', '1500']);
+    }
+  }, 30_000);
+
   it('SIGTERM: the engine exits 0 with its counters, leaving no interface or route behind', async () => {
     const proc = await lab.stopEngine('client');
     expect(proc.down?.code).toBe(0);
