@@ -166,6 +166,11 @@ describe.runIf(canRun)('operating a broker tunnel', () => {
     expect(await ifindex('tun0')).toBe(heIndex);
     expect(tunnel(s, 'he')!.keepalive!.sent).toBeGreaterThanOrEqual(sentBefore);
     expect(tunnel(s, 'second')!.name).toBe('tun1');
+    // both tunnels use 192.0.2.1: one shared socket, so 'second' never sees (nor counts) he's traffic
+    expect((await ping6(c, '2001:db8:1::1', { count: 3 })).ok).toBe(true);
+    s = await status();
+    expect(tunnel(s, 'second')!.counters.dropsTotal).toBe(0);
+    expect(tunnel(s, 'second')!.counters.traffic.rx_packets).toBe(0);
 
     writeConfig({ he: { ...he, mtu: 9000 }, second });
     client.child.kill('SIGHUP');

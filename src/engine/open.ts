@@ -8,6 +8,8 @@ import { ConfigError, type TunnelOptions } from '../encap/options.js';
 import type { CountersSnapshot } from '../encap/counters.js';
 import { Tunnel } from '../encap/tunnel.js';
 import { LinuxRawSocket, LinuxTun } from '../io/linux.js';
+import { SocketHub } from '../io/socket-hub.js';
+import type { TunnelSocket } from '../io/types.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfaceOptions } from '../tun/interface.js';
 import { linkExists } from '../tun/iproute.js';
 import { TunnelEngine, type EngineOptions } from './engine.js';
@@ -85,12 +87,13 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   }
 
   let tun: LinuxTun | undefined;
-  let socket: LinuxRawSocket | undefined;
+  let socket: TunnelSocket | undefined;
+  const role = { remote: tunnel.config.mode === '6in4' ? tunnel.config.remote : 0 };
   let routes: InstalledRoutes = { unreachable: [] };
   try {
     tun = LinuxTun.open(name, offload ?? false);
     routes = await configureInterface(tun.name, tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric });
-    socket = LinuxRawSocket.open(tunnel.localAddress, tunnel.config.pmtu);
+    socket = SocketHub.attach(tunnel.localAddress, tunnel.config.pmtu, role, (l, p) => LinuxRawSocket.open(l, p));
   } catch (e) {
     socket?.close();
     tun?.close();
@@ -135,7 +138,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
       };
     },
     changeLocalAddress(local: number): void {
-      const socket = LinuxRawSocket.open(local, c.pmtu);
+      const socket = SocketHub.attach(local, c.pmtu, role, (l, p) => LinuxRawSocket.open(l, p));
       tunnel.setLocalAddress(local);
       engine.replaceSocket(socket);
     },

@@ -1,0 +1,186 @@
+/**
+ * One protocol-41 raw socket per local IPv4 address, shared by every tunnel of the process that
+ * uses that address. The kernel hands each raw socket a copy of every protocol-41 packet, so two
+ * tunnels with their own sockets would each see — and count as dropped — the other's traffic.
+ * The hub receives once and gives each packet to exactly one tunnel: the 6in4 tunnel whose remote
+ * sent it, else the 6to4 tunnel, else the first tunnel (so a spoofed packet is counted once).
+ * With a single tunnel a port passes straight through to the socket: no copy.
+ */
+import type { TunnelSocket } from './types.js';
+import { ERROR_INFO_STRIDE } from './types.js';
+
+const HUB_BATCH = 64;
+const HUB_SLOT = 64 + 65536;
+const HUB_HEADROOM = 64;
+
+export type SocketFactory = (local: number, pmtu: 'static' | 'dynamic') => TunnelSocket;
+
+export interface PortRole {
+  /** 6in4: the remote whose packets are ours (0 for 6to4). */
+  remote: number;
+}
+
+export class SocketHub {
+  private static readonly hubs = new Map<string, SocketHub>();
+
+  /** The hub for (local, pmtu), created with `open` on first use. */
+  static attach(local: number, pmtu: 'static' | 'dynamic', role: PortRole, open: SocketFactory): TunnelSocket {
+    const key = `${local >>> 0}/${pmtu}`;
+    let hub = SocketHub.hubs.get(key);
+    if (!hub) {
+      hub = new SocketHub(open(local, pmtu), () => SocketHub.hubs.delete(key));
+      SocketHub.hubs.set(key, hub);
+    }
+    return hub.attach(role);
+  }
+
+  private readonly ports: HubPort[] = [];
+  private readonly arena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
+  private readonly lens = new Int32Array(HUB_BATCH);
+  private readonly errInfo = new Int32Array(HUB_BATCH * ERROR_INFO_STRIDE);
+  private readonly errLens = new Int32Array(HUB_BATCH);
+  private readonly errArena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
+  private watching = false;
+
+  private constructor(
+    readonly socket: TunnelSocket,
+    private readonly onEmpty: () => void,
+  ) {}
+
+  private attach(role: PortRole): HubPort {
+    const port = new HubPort(this, role.remote >>> 0);
+    this.ports.push(port);
+    if (this.ports.length === 2) this.ports[0].shared = true;
+    port.shared = this.ports.length > 1;
+    return port;
+  }
+
+  detach(port: HubPort): void {
+    const i = this.ports.indexOf(port);
+    if (i >= 0) this.ports.splice(i, 1);
+    if (this.ports.length === 1) this.ports[0].shared = false;
+    if (this.ports.length === 0) {
+      this.socket.close();
+      this.onEmpty();
+    }
+  }
+
+  /** A port asks to be told when it may have packets. */
+  watchFor(): void {
+    if (this.watching) return;
+    this.watching = true;
+    this.socket.watch(() => this.pump());
+  }
+
+  /** Which port owns a packet from `src` (or an error about a packet sent to `src`). */
+  private owner(src: number): HubPort {
+    let fallback: HubPort | null = null;
+    for (const p of this.ports) {
+      if (p.remote === src) return p;
+      if (p.remote === 0 && fallback === null) fallback = p;
+    }
+    return fallback ?? this.ports[0];
+  }
+
+  /** Readiness: with one port it reads for itself; shared, the hub reads and hands out. */
+  private pump(): void {
+    if (this.ports.length === 1) {
+      this.ports[0].notify();
+      return;
+    }
+    for (let round = 0; round < 4; round++) {
+      const e = this.socket.recvErrors(this.errArena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.errLens, this.errInfo);
+      for (let i = 0; i < e; i++) this.owner(this.errInfo[i * ERROR_INFO_STRIDE + 4] >>> 0).pendingErrors.push(i);
+      let n = this.socket.recv(this.arena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.lens);
+      if (n < 0) n = 0; // an IP_RECVERR report: the errors were read above
+      for (let i = 0; i < n; i++) {
+        const off = i * HUB_SLOT + HUB_HEADROOM;
+        const src = this.lens[i] >= 20 ? this.arena.readUInt32BE(off + 12) : 0;
+        this.owner(src).pending.push(i);
+      }
+      for (const p of this.ports) if (p.pending.length > 0 || p.pendingErrors.length > 0) p.notify();
+      for (const p of this.ports) {
+        p.pending.length = 0;
+        p.pendingErrors.length = 0;
+      }
+      if (n < HUB_BATCH && e < HUB_BATCH) return;
+    }
+  }
+
+  /** Copies this batch's packets for `port` into the caller's slots. */
+  deliver(port: HubPort, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    let k = 0;
+    while (k < max && port.cursor < port.pending.length) {
+      const i = port.pending[port.cursor++];
+      const len = this.lens[i];
+      if (len < 0 || len > slotSize - headroom) {
+        lens[k++] = -1;
+        continue;
+      }
+      this.arena.copy(arena, k * slotSize + headroom, i * HUB_SLOT + HUB_HEADROOM, i * HUB_SLOT + HUB_HEADROOM + len);
+      lens[k++] = len;
+    }
+    return k;
+  }
+
+  deliverErrors(port: HubPort, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+    let k = 0;
+    while (k < max && port.errCursor < port.pendingErrors.length) {
+      const i = port.pendingErrors[port.errCursor++];
+      const len = Math.min(this.errLens[i], slotSize - headroom);
+      this.errArena.copy(arena, k * slotSize + headroom, i * HUB_SLOT + HUB_HEADROOM, i * HUB_SLOT + HUB_HEADROOM + len);
+      lens[k] = len;
+      info.set(this.errInfo.subarray(i * ERROR_INFO_STRIDE, (i + 1) * ERROR_INFO_STRIDE), k * ERROR_INFO_STRIDE);
+      k++;
+    }
+    return k;
+  }
+}
+
+/** One tunnel's view of a shared socket. */
+export class HubPort implements TunnelSocket {
+  shared = false;
+  readonly pending: number[] = [];
+  readonly pendingErrors: number[] = [];
+  cursor = 0;
+  errCursor = 0;
+  private cb: (() => void) | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly hub: SocketHub,
+    readonly remote: number,
+  ) {}
+
+  notify(): void {
+    this.cursor = 0;
+    this.errCursor = 0;
+    this.cb?.();
+  }
+
+  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    if (!this.shared) return this.hub.socket.recv(arena, slotSize, headroom, max, lens);
+    return this.hub.deliver(this, arena, slotSize, headroom, max, lens);
+  }
+
+  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+    if (!this.shared) return this.hub.socket.recvErrors(arena, slotSize, headroom, max, lens, info);
+    return this.hub.deliverErrors(this, arena, slotSize, headroom, max, lens, info);
+  }
+
+  send(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
+    return this.hub.socket.send(arena, offs, lens, n, errs);
+  }
+
+  watch(cb: () => void): void {
+    this.cb = cb;
+    this.hub.watchFor();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cb = null;
+    this.hub.detach(this);
+  }
+}

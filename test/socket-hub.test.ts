@@ -1,0 +1,49 @@
+/** Several tunnels on one local IPv4 share one raw socket: each packet reaches exactly one tunnel. */
+import { describe, expect, it } from 'vitest';
+import { FakeSocket, FakeTun, SocketHub, Tunnel, TunnelEngine } from '../src/index.js';
+import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
+
+const settle = () => new Promise((r) => setTimeout(r, 30));
+
+function engineOn(local: string, remote: string, address: string, fake: FakeSocket) {
+  const tunnel = new Tunnel({ mode: '6in4', local, remote, address });
+  const tun = new FakeTun();
+  const port = SocketHub.attach(ip4(local), 'static', { remote: ip4(remote) }, () => fake);
+  const engine = new TunnelEngine(tunnel, tun, port);
+  engine.start();
+  return { tunnel, tun, engine };
+}
+
+describe('a shared raw socket per local address', () => {
+  it('gives each 6in4 tunnel its own remote\'s packets, and a spoofed packet to one tunnel only', async () => {
+    const fake = new FakeSocket();
+    const a = engineOn('192.0.2.50', '198.51.100.1', '2001:db8:1::2/64', fake);
+    const b = engineOn('192.0.2.50', '198.51.100.2', '2001:db8:2::2/64', fake);
+    const toA = ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2' });
+    const toB = ipv6Packet({ src: '2001:db8:2::1', dst: '2001:db8:2::2' });
+    fake.inject(
+      ipv4Packet({ src: '198.51.100.1', dst: '192.0.2.50', payload: toA }),
+      ipv4Packet({ src: '198.51.100.2', dst: '192.0.2.50', payload: toB }),
+      ipv4Packet({ src: '203.0.113.9', dst: '192.0.2.50', payload: toA }),
+    );
+    await settle();
+    expect(a.tun.written).toEqual([toA]);
+    expect(b.tun.written).toEqual([toB]);
+    const drops = [a, b].map((x) => x.tunnel.counters.snapshot().drops.rx_wrong_outer_source);
+    expect(drops[0] + drops[1]).toBe(1);
+
+    // ICMP errors go to the tunnel whose remote the quoted packet was sent to
+    fake.injectError({ type: 3, code: 1, info: 0, originalDst: ip4('198.51.100.2'), quoted: ipv6Packet({ src: '2001:db8:2::2', dst: '2001:db8:9::1' }) });
+    await settle();
+    expect(b.tun.written).toHaveLength(2);
+    expect(a.tun.written).toHaveLength(1);
+
+    // alone again, the remaining tunnel reads the socket itself
+    b.engine.stop();
+    fake.inject(ipv4Packet({ src: '198.51.100.1', dst: '192.0.2.50', payload: toA }));
+    await settle();
+    expect(a.tun.written).toHaveLength(2);
+    a.engine.stop();
+    expect(fake.closed).toBe(true);
+  });
+});
