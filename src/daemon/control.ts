@@ -8,10 +8,18 @@ import { dirname, join } from 'node:path';
 
 export type ControlHandler = (command: string) => unknown;
 
+/** Another live daemon answers on the control socket path we were given. */
+export class ControlSocketBusyError extends Error {
+  constructor(readonly path: string) {
+    super(`another tun6in4 answers on ${path}; stop it or choose another control socket (--control)`);
+    this.name = 'ControlSocketBusyError';
+  }
+}
+
 export async function listenControl(path: string, mode: number, gid: number | undefined, handler: ControlHandler): Promise<Server> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   if (existsSync(path)) {
-    if (await isAlive(path)) throw new Error(`another tun6in4 answers on ${path}; stop it or choose another control socket (--control)`);
+    if (await isAlive(path)) throw new ControlSocketBusyError(path);
     unlinkSync(path); // stale: its daemon is gone
   }
   const server = createServer((sock) => {

@@ -8,7 +8,8 @@ import type { Server } from 'node:net';
 import { unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { DEFAULT_CONTROL_SOCKET, type DaemonConfig } from './config.js';
-import { listenControl } from './control.js';
+import { ControlSocketBusyError, listenControl } from './control.js';
+import { EBADFD } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
 
@@ -47,7 +48,7 @@ export class Daemon {
   private tunnelFailed(name: string, t: ManagedTunnel, e: Error): void {
     if (this.tunnels.get(name) !== t) return;
     this.tunnels.delete(name);
-    const msg = /EBADFD|bad state/i.test(e.message) ? `interface ${t.running.name} disappeared (${e.message}); tunnel stopped, reload or restart to recreate it` : e.message;
+    const msg = (e as { errno?: number }).errno === EBADFD ? `interface ${t.running.name} disappeared (${e.message}); tunnel stopped, reload or restart to recreate it` : e.message;
     this.failed.set(name, msg);
     this.log.error({ tunnel: name, error: msg }, 'tunnel failed');
     if (this.tunnels.size === 0) this.onAllFailed();
@@ -62,7 +63,7 @@ export class Daemon {
     } catch (e) {
       // Another daemon (e.g. in another network namespace: /run is shared) has the default path.
       // The tunnels matter more than the control socket: take a per-process one and say where.
-      if (path !== DEFAULT_CONTROL_SOCKET || !/another tun6in4 answers/.test((e as Error).message)) throw e;
+      if (path !== DEFAULT_CONTROL_SOCKET || !(e instanceof ControlSocketBusyError)) throw e;
       path = DEFAULT_CONTROL_SOCKET.replace(/\.sock$/, `-${process.pid}.sock`);
       this.control = await listenControl(path, config.control.mode, gid, handler);
       this.log.warn({ control: path }, `${DEFAULT_CONTROL_SOCKET} is in use by another tun6in4; this one answers on ${path} (tun6in4 status --control ${path})`);

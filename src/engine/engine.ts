@@ -4,6 +4,7 @@
  * per direction allocated up front, no allocation per packet. Readiness is level-triggered, so
  * each wake-up drains at most `maxBatchesPerWake` batches and yields, keeping timers on time.
  */
+import { constants as osConstants } from 'node:os';
 import { Drop, Counters } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
@@ -27,7 +28,7 @@ export const SLOT_HEADROOM = 64;
 /** A whole reassembled IPv4 packet (R06) fits a slot. */
 export const SLOT_SIZE = SLOT_HEADROOM + 65536;
 
-const EMSGSIZE = 90;
+const { EMSGSIZE } = osConstants.errno;
 
 export interface EngineOptions {
   /** Packets per native call (1..256); default 64. */

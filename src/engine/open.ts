@@ -3,6 +3,7 @@
  * open the raw socket, start the engine. The returned handle reads status and closes the
  * tunnel. This is what `tun6in4 run` does, for programs that embed us.
  */
+import { constants as osConstants } from 'node:os';
 import { formatIpv4, formatIpv6, formatIpv6Prefix } from '../packet/address.js';
 import { ConfigError, type TunnelOptions } from '../encap/options.js';
 import type { CountersSnapshot } from '../encap/counters.js';
@@ -68,9 +69,7 @@ export interface RunningTunnel {
   close(): Promise<void>;
 }
 
-const ERRNO_EPERM = 1;
-const ERRNO_ENOENT = 2;
-const ERRNO_EACCES = 13;
+const { EPERM, ENOENT, EACCES } = osConstants.errno;
 
 export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTunnel> {
   const { dev, offload, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, onFatal, ...tunnelOptions } = options;
@@ -155,10 +154,10 @@ function setupError(e: unknown, name: string): Error {
   if (e instanceof ConfigError || e instanceof TunnelSetupError) return e;
   const errno = (e as { errno?: number }).errno;
   const msg = (e as Error).message ?? String(e);
-  if (errno === ERRNO_EPERM || errno === ERRNO_EACCES) {
+  if (errno === EPERM || errno === EACCES) {
     return new TunnelSetupError('NO_PERMISSION', `${msg}: run as root, or grant CAP_NET_ADMIN and CAP_NET_RAW`, e);
   }
-  if (errno === ERRNO_ENOENT && msg.includes('/dev/net/tun')) {
+  if (errno === ENOENT && msg.includes('/dev/net/tun')) {
     return new TunnelSetupError('NO_TUN', `${msg}: this host has no /dev/net/tun; load the tun module or pass the device into the container`, e);
   }
   return new TunnelSetupError('SETUP_FAILED', `setting up ${name} failed: ${msg}`, e);

@@ -22,6 +22,12 @@ export interface NativeAddon {
   MAX_BATCH: number;
 }
 
+/**
+ * EBADFD (asm-generic/errno.h), not in os.constants: what a TUN fd returns once its interface
+ * was deleted underneath it.
+ */
+export const EBADFD = 77;
+
 /** linux/in.h IP_PMTUDISC_*: DONT clears DF; WANT sets DF but fragments above the known path MTU. */
 export const IP_PMTUDISC_DONT = 0;
 export const IP_PMTUDISC_WANT = 1;
