@@ -9,7 +9,7 @@ import { Drop, Counters } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
 import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
-import { ErrorOrigin, ERROR_INFO_STRIDE, type TunDevice, type TunnelSocket } from '../io/types.js';
+import { ErrorOrigin, ERROR_INFO_STRIDE, SLOT_HEADROOM, SLOT_SIZE, type TunDevice, type TunnelSocket } from '../io/types.js';
 import { IPV6 } from '../packet/ipv6.js';
 import {
   completeChecksum,
@@ -23,10 +23,7 @@ import {
   VNET_HDR_LEN,
 } from '../packet/vnet.js';
 
-/** Room in front of every packet: the outer header on TX, an ICMPv6 error built in place on both sides. */
-export const SLOT_HEADROOM = 64;
-/** A whole reassembled IPv4 packet (R06) fits a slot. */
-export const SLOT_SIZE = SLOT_HEADROOM + 65536;
+export { SLOT_HEADROOM, SLOT_SIZE };
 
 const { EMSGSIZE } = osConstants.errno;
 
@@ -189,7 +186,7 @@ export class TunnelEngine {
               segUsed = 0;
             }
             const base = d.extra + SLOT_HEADROOM;
-            const k = segmentTcp6(d.arena, off, len, gsoSize, d.arena, (j) => base + (segUsed + j) * SEG_SLOT, SEG_SLOTS - segUsed);
+            const k = segmentTcp6(d.arena, off, len, gsoSize, d.arena, base + segUsed * SEG_SLOT, SEG_SLOT, SEG_SLOTS - segUsed);
             if (k < 0) {
               this.counters.drops[Drop.tx_malformed_ipv6]++;
               continue;

@@ -6,12 +6,9 @@
  * sent it, else the 6to4 tunnel, else the first tunnel (so a spoofed packet is counted once).
  * With a single tunnel a port passes straight through to the socket: no copy.
  */
-import type { TunnelSocket } from './types.js';
-import { ERROR_INFO_STRIDE } from './types.js';
+import { ERROR_INFO_STRIDE, SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT, type TunnelSocket } from './types.js';
 
 const HUB_BATCH = 64;
-const HUB_SLOT = 64 + 65536;
-const HUB_HEADROOM = 64;
 
 export type SocketFactory = (local: number, pmtu: 'static' | 'dynamic') => TunnelSocket;
 
@@ -50,19 +47,21 @@ export class SocketHub {
   private attach(role: PortRole): HubPort {
     const port = new HubPort(this, role.remote >>> 0);
     this.ports.push(port);
-    if (this.ports.length === 2) this.ports[0].shared = true;
-    port.shared = this.ports.length > 1;
     return port;
   }
 
   detach(port: HubPort): void {
     const i = this.ports.indexOf(port);
     if (i >= 0) this.ports.splice(i, 1);
-    if (this.ports.length === 1) this.ports[0].shared = false;
     if (this.ports.length === 0) {
       this.socket.close();
       this.onEmpty();
     }
+  }
+
+  /** More than one tunnel on this socket: the hub reads and hands packets out. */
+  get shared(): boolean {
+    return this.ports.length > 1;
   }
 
   /** A port asks to be told when it may have packets. */
@@ -84,7 +83,7 @@ export class SocketHub {
 
   /** Readiness: with one port it reads for itself; shared, the hub reads and hands out. */
   private pump(): void {
-    if (this.ports.length === 1) {
+    if (!this.shared) {
       this.ports[0].notify();
       return;
     }
@@ -139,7 +138,6 @@ export class SocketHub {
 
 /** One tunnel's view of a shared socket. */
 export class HubPort implements TunnelSocket {
-  shared = false;
   readonly pending: number[] = [];
   readonly pendingErrors: number[] = [];
   cursor = 0;
@@ -159,12 +157,12 @@ export class HubPort implements TunnelSocket {
   }
 
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    if (!this.shared) return this.hub.socket.recv(arena, slotSize, headroom, max, lens);
+    if (!this.hub.shared) return this.hub.socket.recv(arena, slotSize, headroom, max, lens);
     return this.hub.deliver(this, arena, slotSize, headroom, max, lens);
   }
 
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
-    if (!this.shared) return this.hub.socket.recvErrors(arena, slotSize, headroom, max, lens, info);
+    if (!this.hub.shared) return this.hub.socket.recvErrors(arena, slotSize, headroom, max, lens, info);
     return this.hub.deliverErrors(this, arena, slotSize, headroom, max, lens, info);
   }
 

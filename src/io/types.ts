@@ -4,6 +4,11 @@
  * caller-owned arena: packet i lives at arena[i * slotSize + headroom], or at offs[i] for writes.
  */
 
+/** Room in front of every packet: the outer header on TX, an ICMPv6 error built in place on both sides. */
+export const SLOT_HEADROOM = 64;
+/** A whole reassembled IPv4 packet (R06) fits a slot. */
+export const SLOT_SIZE = SLOT_HEADROOM + 65536;
+
 export interface TunDevice {
   readonly name: string;
   /** Frames carry a virtio_net_hdr and may be TCP super-packets (see src/packet/vnet.ts). */

@@ -40,11 +40,11 @@ function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
 
 /**
  * TX: cuts the TCP/IPv6 super-packet at src[pkt, pkt+len) into segments of `gsoSize` payload
- * bytes. Segment i is written at dst[dstOff(i)] (headers copied, sequence number, flags, lengths
+ * bytes. Segment i is written at dst[first + i * stride] (headers copied, sequence number, flags, lengths
  * and the full checksum set). Returns the number of segments, or -1 if the packet is not a TCP
  * super-packet we can cut (extension headers, truncated).
  */
-export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: number, dst: Buffer, dstOff: (i: number) => number, maxSegments: number): number {
+export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: number, dst: Buffer, first: number, stride: number, maxSegments: number): number {
   if (src[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + 20 || gsoSize <= 0) return -1;
   const tcp = pkt + IPV6.HEADER_LEN;
   const tcpHdr = tcpHeaderLength(src, tcp);
@@ -56,7 +56,7 @@ export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: numb
   const seq0 = src.readUInt32BE(tcp + TCP_SEQ);
   const flags = src[tcp + TCP_FLAGS];
   for (let i = 0; i < n; i++) {
-    const o = dstOff(i);
+    const o = first + i * stride;
     const chunk = Math.min(gsoSize, payload - i * gsoSize);
     src.copy(dst, o, pkt, pkt + hdrLen);
     src.copy(dst, o + hdrLen, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk);
