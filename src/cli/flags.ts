@@ -34,6 +34,24 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   group: '--group',
 };
 
+/** A bad `run` flag: the message starts with the flag's name. */
+export class FlagError extends Error {
+  constructor(readonly flag: string, detail: string) {
+    super(`${flag}: ${detail}`);
+    this.name = 'FlagError';
+  }
+
+  /**
+   * `run` validates its flags as a one-tunnel config file; a config path such as
+   * `tunnels.tun0.update.keyFile` names the flag by its last part, `tunnels.tun0.mtu` by the field.
+   */
+  static fromConfigPath(path: string, detail: string): FlagError {
+    const parts = path.split('.');
+    const field = parts.length > 2 ? parts[parts.length - 1] : parts[0];
+    return new FlagError(FLAG_FOR_FIELD[field] ?? FLAG_FOR_FIELD[parts[2] ?? ''] ?? path, detail);
+  }
+}
+
 export function integer(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number.');
   return Number(text);

@@ -3,14 +3,15 @@
  * library's typed options, calls it, and prints; nothing here touches packets.
  */
 import { Command, Option } from 'commander';
-import { ConfigError } from '../encap/options.js';
+import { ConfigError, type TunnelOptions } from '../encap/options.js';
 import { TunnelSetupError } from '../engine/open.js';
 import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
+import type { TunnelSpec } from '../daemon/managed-tunnel.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
 import { HE_UPDATE_URL } from '../daemon/broker-update.js';
-import { collect, FLAG_FOR_FIELD, integer, integerOrInherit, secondsOrOff } from './flags.js';
+import { collect, FLAG_FOR_FIELD, FlagError, integer, integerOrInherit, secondsOrOff } from './flags.js';
 import { createLogger } from './log.js';
 import { formatStatus } from './status-format.js';
 
@@ -115,37 +116,21 @@ export function buildProgram(): Command {
   return program;
 }
 
-interface RunFlags {
-  mode: '6in4' | '6to4';
-  local: string;
-  remote?: string;
-  address?: string;
-  peer?: string;
-  routed?: string[];
-  relay?: string;
-  role?: 'site' | 'relay';
-  mtu?: number;
-  pmtu?: 'static' | 'dynamic';
-  ttl?: number | 'inherit';
-  tos?: number | 'inherit';
-  keepalive?: number | 'off';
-  clampMss?: boolean;
-  offload?: boolean;
-  dev?: string;
-  defaultRoute: boolean;
-  defaultRouteMetric?: number;
-  allowNonglobal?: boolean;
-  icmpRate?: number;
-  icmpBurst?: number;
-  updateUrl?: string;
-  tunnelId?: string;
-  username?: string;
-  updateKeyFile?: string;
-  control: string;
-  metricsListen?: string;
-  user?: string;
-  group?: string;
-}
+/** What commander parses for `run`: the library's own option types where the names agree. */
+type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'routed' | 'relay' | 'role' | 'mtu' | 'pmtu' | 'ttl' | 'tos' | 'clampMss' | 'icmpRate' | 'icmpBurst'> &
+  Pick<TunnelSpec, 'keepalive' | 'offload' | 'dev' | 'defaultRouteMetric'> & {
+    local: string;
+    defaultRoute: boolean;
+    allowNonglobal?: boolean;
+    updateUrl?: string;
+    tunnelId?: string;
+    username?: string;
+    updateKeyFile?: string;
+    control: string;
+    metricsListen?: string;
+    user?: string;
+    group?: string;
+  };
 
 /** `run`'s flags as a one-tunnel configuration, validated by the same code as a config file. */
 function configFromFlags(f: RunFlags): DaemonConfig {
@@ -177,15 +162,19 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     icmpBurst: f.icmpBurst,
     update: updateAsked ? prune({ url: f.updateUrl, tunnelId: f.tunnelId, username: f.username, keyFile: f.updateKeyFile }) : undefined,
   });
-  return parseDaemonConfig(
-    prune({
-      tunnels: { [f.dev ?? 'tunnel']: tunnel },
-      control: { socket: f.control },
-      metrics: f.metricsListen ? { listen: f.metricsListen } : undefined,
-      user: f.user,
-      group: f.group,
-    }),
-  );
+  try {
+    return parseDaemonConfig(
+      prune({
+        tunnels: { [f.dev ?? 'tunnel']: tunnel },
+        control: { socket: f.control },
+        metrics: f.metricsListen ? { listen: f.metricsListen } : undefined,
+        user: f.user,
+        group: f.group,
+      }),
+    );
+  } catch (e) {
+    throw e instanceof ConfigFileError ? FlagError.fromConfigPath(e.path, e.message.slice(e.path.length + 2)) : e;
+  }
 }
 
 function prune<T extends Record<string, unknown>>(o: T): T {
@@ -232,21 +221,11 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
 }
 
 /** Turns library errors into one line that names the flag (or config path) and the fix. */
-export function describeError(e: unknown, fromFlags = process.argv.includes('run')): string {
+export function describeError(e: unknown): string {
   if (e instanceof ConfigError) {
     const field = e.field.split('.')[0];
     return `${FLAG_FOR_FIELD[field] ?? field}: ${e.message.slice(e.field.length + 2)}`;
   }
-  if (e instanceof ConfigFileError) {
-    if (fromFlags) {
-      const parts = e.path.split('.');
-      const field = parts.length > 2 ? parts[parts.length - 1] : parts[0];
-      const flag = FLAG_FOR_FIELD[field] ?? FLAG_FOR_FIELD[parts[2] ?? ''] ?? e.path;
-      return `${flag}: ${e.message.slice(e.path.length + 2)}`;
-    }
-    return e.message;
-  }
-  if (e instanceof TunnelSetupError) return e.message;
   return (e as Error)?.message ?? String(e);
 }
 
