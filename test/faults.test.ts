@@ -9,20 +9,13 @@ import { ping6, tcpTransfer } from '../src/lab/probes.js';
 import { LabNetwork } from '../src/lab/topology.js';
 import { queryControl } from '../src/daemon/control.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
-import { rootOrSkip } from './helpers/netlab.js';
+import { rootOrSkip, until } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 
 /** Waits until an engine's status satisfies `ok` (e.g. a transfer is under way). */
-async function waitForStatus(lab: LabNetwork, role: string, ok: (s: DaemonStatus) => boolean, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const s = (await queryControl(lab.engines.get(role)!.control, 'status').catch(() => null)) as DaemonStatus | null;
-    if (s && ok(s)) return;
-    if (Date.now() > end) throw new Error(`timed out waiting on ${role}'s status`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitForStatus = (lab: LabNetwork, role: string, ok: (s: DaemonStatus) => boolean) =>
+  until(`${role}'s status`, () => queryControl(lab.engines.get(role)!.control, 'status') as Promise<DaemonStatus>, ok, 20_000, 50);
 const rxPackets = (s: DaemonStatus) => s.tunnels[0]?.counters.traffic.rx_packets ?? 0;
 
 describe.runIf(canRun)('faults', () => {

@@ -16,26 +16,11 @@ import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { removeStaleNamespaces } from '../src/lab/netns.js';
 import { ping6, tcpTransfer } from '../src/lab/probes.js';
 import { LabNetwork, type EngineProcess } from '../src/lab/topology.js';
-import { rootOrSkip, startCapture } from './helpers/netlab.js';
+import { rootOrSkip, startCapture, until } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
 const FAKE_BROKER = fileURLToPath(new URL('./helpers/fake-broker.ts', import.meta.url));
-
-async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    try {
-      last = await probe();
-      if (ok(last)) return last;
-    } catch (e) {
-      if (Date.now() > end) throw e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe.runIf(canRun)('operating a broker tunnel', () => {
   let lab: LabNetwork;

@@ -120,6 +120,8 @@ describe('addresses', () => {
     expect(classifyIpv4(ip4('0.1.2.3'))).toBe('this-network');
   });
 
+  // The addresses in these two tests are inputs to pure classification functions: the refused
+  // ranges themselves. No packet is built for or sent to any of them.
   it('R31: bogus 6to4 IPv4 ranges, and what the lab override lifts', () => {
     const bogus = ['0.0.0.1', '10.0.0.1', '127.0.0.1', '169.254.0.1', '172.16.0.1', '192.168.1.1', '100.64.0.1', '224.0.0.1', '240.0.0.1', '255.255.255.255'];
     for (const a of bogus) expect(isBogus6to4Ipv4(ip4(a), false), a).toBe(true);

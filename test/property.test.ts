@@ -2,17 +2,10 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PacketResult, Tunnel, Verdict } from '../src/index.js';
 import { icmpv4Error, ipv4Packet, ipv6Packet, withHeadroom } from './helpers/packets.js';
-import { LOCAL, REMOTE, tunnel } from './helpers/tunnels.js';
+import { LOCAL, packetOutcomes as outcomes, REMOTE, tunnel } from './helpers/tunnels.js';
 
 const out = new PacketResult();
 
-/** Sum of every counter a packet can end in: one packet, exactly one outcome. */
-function outcomes(t: Tunnel): number {
-  let n = 0;
-  for (const v of t.counters.drops) n += v;
-  const tr = t.counters.snapshot().traffic;
-  return n + tr.rx_packets + tr.tx_packets + tr.icmp6_errors_relayed + tr.icmp4_frag_needed;
-}
 
 const arbInner = fc.record({
   payload: fc.uint8Array({ minLength: 0, maxLength: 1400 }),

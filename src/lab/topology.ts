@@ -126,7 +126,7 @@ export class LabNetwork {
       );
       if (mode === '6in4' && lab.engines.has('broker')) {
         // The broker routes the client's /64 to it; the client uses an address of it on lo.
-        await lab.host('broker').ip(['-6', 'route', 'add', '2001:db8:2::/64', 'via', '2001:db8:1::2', 'dev', 'tun0']);
+        await lab.routeClientPrefixAtBroker();
         await lab.host('client').ip(['-6', 'addr', 'add', '2001:db8:2::1/128', 'dev', 'lo']);
       }
       return lab;
@@ -150,8 +150,13 @@ export class LabNetwork {
     const args = this.argsOf.get(role);
     if (!args) throw new Error(`no engine ran on ${role}`);
     const p = await this.startEngine(role, args);
-    if (this.mode === '6in4' && role === 'broker') await this.host('broker').ip(['-6', 'route', 'replace', '2001:db8:2::/64', 'via', '2001:db8:1::2', 'dev', 'tun0']);
+    if (this.mode === '6in4' && role === 'broker') await this.routeClientPrefixAtBroker();
     return p;
+  }
+
+  /** 6in4: the broker routes the client's routed /64 through its tunnel (again after a restart). */
+  private async routeClientPrefixAtBroker(): Promise<void> {
+    await this.host('broker').ip(['-6', 'route', 'replace', '2001:db8:2::/64', 'via', '2001:db8:1::2', 'dev', 'tun0']);
   }
 
   /** Resident memory (kB) and open fds of a host's engine process. */

@@ -5,6 +5,7 @@
  * outcome is counted, an output lies inside the buffer, and what we forward is well formed.
  * `npm run fuzz -- --inputs 10000000` is the long run; the test suite runs a short one.
  */
+import { packetOutcomes as outcomeCount } from '../helpers/tunnels.js';
 import { checkIpv6, PacketResult, Tunnel, Verdict, DROP_REASONS, checksum, type TunnelOptions } from '../../src/index.js';
 
 /** xorshift32: fast, seeded, reproducible. */
@@ -152,12 +153,6 @@ export interface FuzzStats {
   failures: string[];
 }
 
-function outcomeCount(t: Tunnel): number {
-  let n = 0;
-  for (const v of t.counters.drops) n += v;
-  const tr = t.counters.snapshot().traffic;
-  return n + tr.rx_packets + tr.tx_packets + tr.icmp6_errors_relayed + tr.icmp4_frag_needed;
-}
 
 export function fuzz(inputs: number, seed = 1): FuzzStats {
   const r = new Rng(seed);

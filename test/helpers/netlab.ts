@@ -66,3 +66,19 @@ export async function scapySendRaw(ns: Namespace, packets: Array<{ bytes: Buffer
   const req = { op: 'send_raw', packets: packets.map((p) => ({ hex: p.bytes.toString('hex'), count: p.count })) };
   await ns.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify(req), timeoutMs: 120_000 });
 }
+
+/** Polls `probe` until `ok` holds (errors count as not yet), or fails after `timeoutMs` with the last value. */
+export async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000, everyMs = 200): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    try {
+      last = await probe();
+      if (ok(last)) return last;
+    } catch (e) {
+      if (Date.now() > end) throw e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 2000)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

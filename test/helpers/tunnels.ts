@@ -1,5 +1,5 @@
 /** Tunnel fixtures on documentation addresses (RFC 5737, RFC 3849). */
-import { Tunnel, type TunnelEnvironment, type TunnelOptions } from '../../src/index.js';
+import { Traffic, Tunnel, type TunnelEnvironment, type TunnelOptions } from '../../src/index.js';
 
 export const LOCAL = '192.0.2.1';
 export const REMOTE = '198.51.100.1';
@@ -36,4 +36,15 @@ export class ManualClock {
 export function tunnel(options: Partial<TunnelOptions> & { mode?: TunnelOptions['mode'] } = {}, env: TunnelEnvironment = {}): Tunnel {
   const base = options.mode === '6to4' ? SIX_TO_FOUR : BROKER;
   return new Tunnel({ ...base, ...options } as TunnelOptions, { initialIpId: 0x1233, ...env });
+}
+
+/**
+ * Every counter a packet can end in (a drop, delivered, encapsulated, an ICMPv4 error relayed or
+ * absorbed as a path-MTU report). One packet in, exactly one of these goes up.
+ */
+export function packetOutcomes(t: Tunnel): number {
+  let n = 0;
+  for (const v of t.counters.drops) n += v;
+  const tr = t.counters.traffic;
+  return n + tr[Traffic.rx_packets] + tr[Traffic.tx_packets] + tr[Traffic.icmp6_errors_relayed] + tr[Traffic.icmp4_frag_needed];
 }
