@@ -157,7 +157,7 @@ function setupError(e: unknown, name: string): Error {
   if (errno === EPERM || errno === EACCES) {
     return new TunnelSetupError('NO_PERMISSION', `${msg}: run as root, or grant CAP_NET_ADMIN and CAP_NET_RAW`, e);
   }
-  if (errno === ENOENT && msg.includes('/dev/net/tun')) {
+  if (errno === ENOENT && (e as { syscall?: string }).syscall === 'open /dev/net/tun') {
     return new TunnelSetupError('NO_TUN', `${msg}: this host has no /dev/net/tun; load the tun module or pass the device into the container`, e);
   }
   return new TunnelSetupError('SETUP_FAILED', `setting up ${name} failed: ${msg}`, e);
