@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import {
   checksum,
   checksumAdjust,
+  fold,
+  sum16,
   classifyIpv4,
   delegatedPrefixLength,
   embedIpv4,
@@ -29,6 +31,13 @@ import {
 } from '../src/index.js';
 import { ip4, ipv4Packet, ipv6Packet, refChecksum } from './helpers/packets.js';
 
+/** RFC 1071 by the book: big-endian 16-bit words, a trailing odd byte padded with zero. */
+function refSum(bytes: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < bytes.length; i += 2) s += (bytes[i] << 8) | (bytes[i + 1] ?? 0);
+  return s;
+}
+
 describe('checksum', () => {
   it('matches RFC 1071 §3 worked example', () => {
     const b = Buffer.from('0001f203f4f5f6f7', 'hex');
@@ -39,6 +48,26 @@ describe('checksum', () => {
   it('handles odd lengths by padding with a zero byte', () => {
     const b = Buffer.from('0102030405', 'hex');
     expect(checksum(b, 0, 5)).toBe(refChecksum(b));
+  });
+
+  it('the word-wide sum equals the byte-pair sum at any alignment, length and view offset', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 3000, size: 'max' }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: 0xfffff }),
+        (bytes, viewOffset, off, initial) => {
+          // a Buffer that is itself a view into a larger ArrayBuffer, the packet at `off` in it
+          const backing = Buffer.alloc(viewOffset + off + bytes.length + 8, 0xa5);
+          const view = backing.subarray(viewOffset);
+          view.set(bytes, off);
+          expect(fold(sum16(view, off, bytes.length, initial))).toBe(fold(initial + refSum(bytes)));
+          expect(checksum(view, off, bytes.length)).toBe(refChecksum(Buffer.from(bytes)));
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it('incremental update (RFC 1624) equals recomputation', () => {

@@ -4,13 +4,69 @@
  * no intermediate overflow is possible before `fold`.
  */
 
+import { endianness } from 'node:os';
+
+/**
+ * Sums of 128 bytes or more read 32-bit words: RFC 1071 §2(B) lets the sum be taken in the host's
+ * byte order and swapped once at the end, and four bytes per load run ~4× faster than two
+ * single-byte loads per 16-bit word. The word view covers the whole ArrayBuffer behind the packet
+ * (packets sit in one long-lived arena), so it is made again only when the arena changes.
+ */
+const WIDE_MIN = 128;
+const WIDE = endianness() === 'LE';
+let wideBacking: ArrayBufferLike | null = null;
+let wideBytes: Uint8Array = new Uint8Array(0);
+let wideWords: Int32Array = new Int32Array(0);
+
 /** One's-complement sum of the 16-bit big-endian words in buf[off, off+len); not folded. */
 export function sum16(buf: Uint8Array, off: number, len: number, initial = 0): number {
+  if (len >= WIDE_MIN && WIDE) return initial + sumWide(buf, off, len);
   let sum = initial;
   const end = off + (len & ~1);
   for (let i = off; i < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
   if (len & 1) sum += buf[off + len - 1] << 8;
   return sum;
+}
+
+const swap16 = (x: number): number => ((x & 0xff) << 8) | (x >>> 8);
+
+function sumWide(buf: Uint8Array, off: number, len: number): number {
+  if (buf.buffer !== wideBacking) {
+    wideBacking = buf.buffer;
+    wideBytes = new Uint8Array(buf.buffer);
+    wideWords = new Int32Array(buf.buffer, 0, buf.buffer.byteLength >>> 2);
+  }
+  const bytes = wideBytes;
+  const words = wideWords;
+  const start = buf.byteOffset + off;
+  const end = start + len;
+  // `s` sums 16-bit words aligned to even addresses of the ArrayBuffer (even address = high byte)
+  let s = 0;
+  let a = start;
+  for (; a < end && (a & 3) !== 0; a++) s += (a & 1) === 0 ? bytes[a] << 8 : bytes[a];
+  const lastWord = end >>> 2;
+  // a 32-bit word is ≡ its two halves added (2^16 ≡ 1 in one's-complement arithmetic); the halves
+  // keep the sums small integers, and four words a step keep the loop short
+  let lo = 0;
+  let hi = 0;
+  let k = a >>> 2;
+  for (; k + 4 <= lastWord; k += 4) {
+    const w0 = words[k];
+    const w1 = words[k + 1];
+    const w2 = words[k + 2];
+    const w3 = words[k + 3];
+    lo += (w0 & 0xffff) + (w1 & 0xffff) + (w2 & 0xffff) + (w3 & 0xffff);
+    hi += (w0 >>> 16) + (w1 >>> 16) + (w2 >>> 16) + (w3 >>> 16);
+  }
+  for (; k < lastWord; k++) {
+    lo += words[k] & 0xffff;
+    hi += words[k] >>> 16;
+  }
+  if (a < lastWord << 2) a = lastWord << 2;
+  s += swap16(fold(lo + hi));
+  for (; a < end; a++) s += (a & 1) === 0 ? bytes[a] << 8 : bytes[a];
+  // a packet starting at an odd address has its high bytes on the odd addresses
+  return (start & 1) === 0 ? s : swap16(fold(s));
 }
 
 /** Folds carries back into 16 bits. */

@@ -1,3 +1,4 @@
+export * from './bytes.js';
 export * from './checksum.js';
 export * from './ipv4.js';
 export * from './ipv6.js';

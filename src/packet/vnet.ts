@@ -5,6 +5,7 @@
  * we cut them into tunnel-MTU segments (TX), and on the way in we merge consecutive segments of a
  * flow into one super-packet (GRO) so the kernel's stack runs once per ~40 segments.
  */
+import { moveBytes } from './bytes.js';
 import { fold, sum16 } from './checksum.js';
 import { IPV6 } from './ipv6.js';
 import { PROTO_TCP, TCP, TcpFlag, tcpHeaderLength } from './tcp.js';
@@ -58,8 +59,8 @@ export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: numb
   for (let i = 0; i < n; i++) {
     const o = first + i * stride;
     const chunk = Math.min(gsoSize, payload - i * gsoSize);
-    src.copy(dst, o, pkt, pkt + hdrLen);
-    src.copy(dst, o + hdrLen, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk);
+    moveBytes(src, pkt, pkt + hdrLen, dst, o);
+    moveBytes(src, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk, dst, o + hdrLen);
     dst.writeUInt16BE(tcpHdr + chunk, o + IPV6.PAYLOAD_LEN);
     const t = o + IPV6.HEADER_LEN;
     dst.writeUInt32BE((seq0 + i * gsoSize) >>> 0, t + TCP_SEQ);
@@ -108,7 +109,7 @@ export class TcpCoalescer {
 
   /** Starts a run by copying the first segment to out[base] (base ≥ VNET_HDR_LEN). */
   start(out: Buffer, base: number, buf: Buffer, pkt: number, len: number): void {
-    buf.copy(out, base, pkt, pkt + len);
+    moveBytes(buf, pkt, pkt + len, out, base);
     this.out = out;
     this.base = base;
     this.len = len;
@@ -143,7 +144,7 @@ export class TcpCoalescer {
     if ((buf[t + TCP_FLAGS] & ~PSH) !== (o[ot + TCP_FLAGS] & ~PSH)) return false;
     if (buf[t + 14] !== o[ot + 14] || buf[t + 15] !== o[ot + 15]) return false;
     for (let i = 20; i < hl - IPV6.HEADER_LEN; i++) if (buf[t + i] !== o[ot + i]) return false;
-    buf.copy(o, b + this.len, pkt + hl, pkt + len);
+    moveBytes(buf, pkt + hl, pkt + len, o, b + this.len);
     this.len += payload;
     this.count++;
     this.nextSeq = (this.nextSeq + payload) >>> 0;
