@@ -67,12 +67,16 @@ async function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern
   });
 }
 
-/** The C reference, compiled once per run of the harness. */
-function buildReference(batch: number): string {
+type Variant = 'threads' | 'uring';
+const VARIANT_FLAGS: Record<Variant, string[]> = { threads: ['-DTHREADS', '-pthread'], uring: ['-DURING', '-luring'] };
+
+/** The C reference, compiled when its source is newer than the binary. */
+function buildReference(batch: number, variant?: Variant): string {
   const src = here('reference/forwarder.c');
-  const out = here(`reference/build/forwarder-${batch}`);
+  const out = here(`reference/build/forwarder-${batch}${variant ? `-${variant}` : ''}`);
   mkdirSync(here('reference/build'), { recursive: true });
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) execFileSync('gcc', ['-O2', '-Wall', `-DBATCH=${batch}`, '-o', out, src]);
+  const flags = variant ? VARIANT_FLAGS[variant] : [];
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) execFileSync('gcc', ['-O2', '-Wall', `-DBATCH=${batch}`, '-o', out, src, ...flags]);
   return out;
 }
 
@@ -80,8 +84,14 @@ const FORWARDERS: Forwarder[] = [
   {
     name: 'tun6in4',
     kind: 'tunnel',
-    description: 'this engine: batched recvmmsg/sendmmsg, TUN drain loop, uv_poll readiness',
+    description: 'this engine: batched recvmmsg/sendmmsg, TUN reads and writes in io_uring batches, uv_poll readiness',
     start: (ns, e) => startOurs(ns, e, []),
+  },
+  {
+    name: 'tun6in4-no-uring',
+    kind: 'tunnel',
+    description: 'this engine with --no-io-uring: one read()/write() per packet on the TUN',
+    start: (ns, e) => startOurs(ns, e, ['--no-io-uring']),
   },
   {
     name: 'tun6in4-offload',
@@ -116,6 +126,22 @@ const FORWARDERS: Forwarder[] = [
     },
   },
   {
+    name: 'c-threaded',
+    kind: 'tunnel',
+    description: 'probe: the batched C reference with one thread per direction (does a worker per direction help on 2 cores?)',
+    async start(ns, e) {
+      return startC(ns, e, 64, 'threads');
+    },
+  },
+  {
+    name: 'c-uring',
+    kind: 'tunnel',
+    description: 'probe: the batched C reference through io_uring (64 TUN reads per submission, sends and TUN writes as ring entries)',
+    async start(ns, e) {
+      return startC(ns, e, 64, 'uring');
+    },
+  },
+  {
     name: 'kernel-veth',
     kind: 'kernel',
     description: 'ceiling: kernel IPv6 straight over the veth, offloads on (no tunnel)',
@@ -147,9 +173,9 @@ async function startOurs(ns: Namespace, e: End, extra: string[]): Promise<ChildP
   return c;
 }
 
-async function startC(ns: Namespace, e: End, batch: number): Promise<ChildProcess> {
-  const c = ns.spawn(buildReference(batch), ['tun0', e.local, e.remote]);
-  await waitFor(c, 'stdout', /^ready$/, `C forwarder (batch ${batch})`);
+async function startC(ns: Namespace, e: End, batch: number, variant?: Variant): Promise<ChildProcess> {
+  const c = ns.spawn(buildReference(batch, variant), ['tun0', e.local, e.remote]);
+  await waitFor(c, 'stdout', /^ready$/, `C forwarder (batch ${batch}${variant ? `, ${variant}` : ''})`);
   await ns.ip(['link', 'set', 'dev', 'tun0', 'addrgenmode', 'none']);
   await ns.ip(['link', 'set', 'dev', 'tun0', 'mtu', '1480', 'up']);
   await ns.ip(['-6', 'addr', 'add', e.address, 'dev', 'tun0', 'nodad']);

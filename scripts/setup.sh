@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-scapy tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace)
+# liburing-dev: the native addon batches TUN reads and writes through io_uring when it is there.
+APT_PACKAGES=(python3-scapy tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev)
 # `setup.sh bench` adds what only the benchmarks use.
 if [ "${1:-}" = bench ]; then APT_PACKAGES+=(ethtool linux-perf gcc); fi
 
@@ -32,7 +33,9 @@ fi
 # The native addon (TUN, raw socket, batched I/O): rebuild when a source is newer than the binary.
 if [ -d native ] && [ -f native/binding.gyp ]; then
   addon=native/build/Release/tun6in4_native.node
-  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \))" ]; then
+  # also rebuild when liburing arrived after the addon was built without it
+  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \))" ] ||
+    { [ -f /usr/include/liburing.h ] && ! ldd "$addon" | grep -q liburing; }; then
     echo "setup: building the native addon"
     npm run --silent build:native
   fi

@@ -21,6 +21,7 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   icmpBurst: '--icmp-burst',
   dev: '--dev',
   offload: '--offload',
+  ioUring: '--no-io-uring',
   defaultRouteMetric: '--default-route-metric',
   keepalive: '--keepalive',
   url: '--update-url',

@@ -55,6 +55,7 @@ export function buildProgram(): Command {
     .option('--keepalive <seconds|off>', '6in4: ICMPv6 echo to the peer every N seconds (default 60)', secondsOrOff)
     .option('--clamp-mss', 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU')
     .option('--offload', 'TUN offload: segment TCP super-packets ourselves and merge received segments (GRO)')
+    .option('--no-io-uring', 'move TUN packets with read()/write() per packet instead of io_uring batches')
     .option('--dev <name>', 'interface to create (must not exist); default tun6in4-N')
     .option('--no-default-route', 'do not route the IPv6 default through the tunnel')
     .option('--default-route-metric <n>', 'metric of that default route (default 1024)', integer)
@@ -121,6 +122,7 @@ type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'ro
   Pick<TunnelSpec, 'keepalive' | 'offload' | 'dev' | 'defaultRouteMetric'> & {
     local: string;
     defaultRoute: boolean;
+    ioUring: boolean;
     allowNonglobal?: boolean;
     updateUrl?: string;
     tunnelId?: string;
@@ -154,6 +156,7 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     keepalive: f.keepalive,
     clampMss: f.clampMss,
     offload: f.offload,
+    ioUring: f.ioUring === false ? false : undefined,
     dev: f.dev,
     defaultRoute: f.defaultRoute === false ? false : undefined,
     defaultRouteMetric: f.defaultRouteMetric,

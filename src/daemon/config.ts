@@ -46,6 +46,7 @@ const daemonTunnelKeys = z.strictObject({
   dev: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'an interface name of 1..15 letters, digits, "-", "_" or "."').optional(),
   defaultRoute: z.boolean().optional(),
   offload: z.boolean({ error: 'use true or false' }).optional(),
+  ioUring: z.boolean({ error: 'use true or false' }).optional(),
   defaultRouteMetric: wholeNumber(1, 4294967295, 'a route metric').optional(),
   keepalive: z.custom<number | 'off'>((v) => v === 'off' || (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 86_400), { error: 'use seconds (1..86400) or "off"' }).optional(),
   localCheckSeconds: wholeNumber(1, 86_400, 'seconds').optional(),

@@ -26,7 +26,13 @@ abstract class FdEndpoint {
 }
 
 export class LinuxTun extends FdEndpoint implements TunDevice {
-  private constructor(fd: number, readonly name: string, readonly offload: boolean) {
+  private constructor(
+    fd: number,
+    readonly name: string,
+    readonly offload: boolean,
+    /** Batches of TUN reads and writes go through io_uring (one syscall a batch, not one a packet). */
+    readonly ioUring: boolean,
+  ) {
     super(fd);
   }
 
@@ -36,17 +42,18 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
    * existing interface check first (see src/engine/open.ts). Closing the last fd of a
    * non-persistent TUN deletes the interface and its routes.
    */
-  static open(name: string, offload = false): LinuxTun {
-    const { fd, name: actual } = loadNative().openTun(name, true, offload);
-    return new LinuxTun(fd, actual, offload);
+  static open(name: string, offload = false, ioUring = true): LinuxTun {
+    const native = loadNative();
+    const { fd, name: actual } = native.openTun(name, true, offload);
+    return new LinuxTun(fd, actual, offload, ioUring && native.ioUringAvailable());
   }
 
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    return loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens);
+    return loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ioUring);
   }
 
   write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
-    return loadNative().tunWrite(this.fd, arena, offs, lens, n, errs);
+    return loadNative().tunWrite(this.fd, arena, offs, lens, n, errs, this.ioUring);
   }
 }
 

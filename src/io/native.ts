@@ -12,14 +12,16 @@ export interface NativePoller {
 export interface NativeAddon {
   openTun(name: string, nonBlocking?: boolean, offload?: boolean): { fd: number; name: string };
   openRawSocket(localAddr: number, pmtuDiscover: number, bufferBytes: number): number;
-  tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
-  tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
+  tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, ring?: boolean): number;
+  tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, ring?: boolean): number;
   rawSend(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   rawRecvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
   dropPrivileges(uid: number, gid: number): void;
   Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
   MAX_BATCH: number;
+  /** True if this thread has an io_uring for TUN reads and writes (built with liburing, kernel allows it). */
+  ioUringAvailable(): boolean;
 }
 
 /**
