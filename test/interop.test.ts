@@ -4,9 +4,9 @@
  * bad checksum. These would fail if our bytes were wrong.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PacketResult, Verdict, DROP_REASONS, type Tunnel } from '../src/index.js';
+import { PacketResult, Verdict, DROP_REASONS, PROTO_TCP, segmentTcp6, upperLayerOffset, type Tunnel } from '../src/index.js';
 import { scapy, tshark } from './helpers/external.js';
-import { icmpv4Error, ipv4Packet, withHeadroom } from './helpers/packets.js';
+import { asKernelHandsIt, icmpv4Error, ipv4Packet, withHeadroom } from './helpers/packets.js';
 import { LOCAL, tunnel } from './helpers/tunnels.js';
 
 let ref: Record<string, string>;
@@ -112,4 +112,29 @@ describe('we emit, scapy and tshark parse', () => {
     });
     expect(frames[names.indexOf('encap_6in4')]['ipv6.src']).toBe('2001:db8:1::2');
   });
+});
+
+describe('TSO segmentation, checked by scapy (plain, and behind Hop-by-Hop + Segment Routing headers)', () => {
+  const MSS = 1388;
+
+  for (const name of ['tso_plain', 'tso_srh']) {
+    it(`${name}: every segment has a checksum scapy accepts, the right sequence number, flags and bytes`, () => {
+      const sup = hex(name);
+      const tcpOff = upperLayerOffset(sup, 0, sup.length, PROTO_TCP);
+      expect(tcpOff).toBe(name === 'tso_srh' ? 40 + 8 + 40 : 40);
+      asKernelHandsIt(sup, tcpOff);
+      const out = Buffer.alloc(8 * 2048);
+      const n = segmentTcp6(sup, 0, sup.length, tcpOff, MSS, out, 0, 2048, 8);
+      expect(n).toBe(Math.ceil(5000 / MSS));
+      const segs = Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i}`, out.subarray(i * 2048, i * 2048 + 40 + out.readUInt16BE(i * 2048 + 4)).toString('hex')]));
+      const parsed = scapy<Record<string, Parsed>>({ op: 'parse', packets: segs });
+      let payload = '';
+      for (let i = 0; i < n; i++) {
+        const p = parsed[`s${i}`];
+        expect(p, `segment ${i}`).toMatchObject({ tcp_checksum_ok: true, tcp_seq: 1000 + i * MSS, tcp_flags: i === n - 1 ? 0x18 : 0x10, srh: name === 'tso_srh' });
+        payload += p.tcp_payload;
+      }
+      expect(payload).toBe(Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) & 0xff)).toString('hex'));
+    });
+  }
 });

@@ -1,7 +1,7 @@
 /** TUN offload: cutting TCP super-packets into segments (TX) and merging segments back (GRO, RX). */
 import { describe, expect, it } from 'vitest';
 import { completeChecksum, segmentTcp6, TcpCoalescer, VNET, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
-import { ipv6Packet, refChecksum } from './helpers/packets.js';
+import { asKernelHandsIt, ipv6Packet, refChecksum } from './helpers/packets.js';
 
 function tcpSegment(seq: number, payload: Buffer, flags = 0x10, options = Buffer.alloc(0)): Buffer {
   const tcp = Buffer.alloc(20 + options.length);
@@ -32,8 +32,9 @@ const ts = Buffer.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]); // NOP NOP timest
 describe('TSO segmentation (TX)', () => {
   it('cuts a 5000-byte super-packet into 1388-byte segments with seq, flags, lengths and checksums right', () => {
     const sup = tcpSegment(1000, data, 0x18 | 0x01, ts); // ACK PSH FIN
+    asKernelHandsIt(sup, 40);
     const out = Buffer.alloc(8 * 2048);
-    const n = segmentTcp6(sup, 0, sup.length, 1388, out, 64, 2048, 8);
+    const n = segmentTcp6(sup, 0, sup.length, 40, 1388, out, 64, 2048, 8);
     expect(n).toBe(4);
     let got = Buffer.alloc(0);
     for (let i = 0; i < n; i++) {
@@ -48,11 +49,12 @@ describe('TSO segmentation (TX)', () => {
     expect(got).toEqual(data);
   });
 
-  it('refuses what it cannot cut (not TCP, too many segments)', () => {
+  it('refuses what it cannot cut (not TCP, TCP not where the kernel said, too many segments)', () => {
     const udp = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 17, payload: Buffer.alloc(100) });
-    expect(segmentTcp6(udp, 0, udp.length, 50, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
+    expect(segmentTcp6(udp, 0, udp.length, 40, 50, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
     const sup = tcpSegment(1, data);
-    expect(segmentTcp6(sup, 0, sup.length, 100, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
+    expect(segmentTcp6(sup, 0, sup.length, 48, 1388, Buffer.alloc(8 * 2048), 0, 2048, 8)).toBe(-1);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 100, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
   });
 
   it('completes a checksum the kernel left partial', () => {
@@ -106,5 +108,16 @@ describe('GRO coalescing (RX)', () => {
     d.start(out, 64, segs[2], 0, segs[2].length); // PSH set: the run is closed
     expect(d.tryAppend(tcpSegment(8000, data.subarray(0, 1000), 0x10, ts), 0, 1084)).toBe(false);
     expect(TcpCoalescer.eligible(tcpSegment(1, Buffer.alloc(10), 0x02), 0, 70)).toBe(false); // SYN
+  });
+
+  it('never merges a segment whose TCP checksum is wrong (the kernel would not check it after us)', () => {
+    const out = Buffer.alloc(70_000);
+    const c = new TcpCoalescer();
+    const corrupt = Buffer.from(segs[1]);
+    corrupt[100] ^= 0x01; // one payload bit flipped in flight
+    expect(TcpCoalescer.eligible(segs[1], 0, segs[1].length)).toBe(true);
+    expect(TcpCoalescer.eligible(corrupt, 0, corrupt.length)).toBe(false);
+    c.start(out, 64, segs[0], 0, segs[0].length);
+    expect(c.tryAppend(corrupt, 0, corrupt.length)).toBe(false);
   });
 });

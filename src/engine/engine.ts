@@ -11,6 +11,7 @@ import type { Tunnel } from '../encap/tunnel.js';
 import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
 import { ErrorOrigin, ERROR_INFO_STRIDE, SLOT_HEADROOM, SLOT_SIZE, type TunDevice, type TunnelSocket } from '../io/types.js';
 import { IPV6 } from '../packet/ipv6.js';
+import { TCP } from '../packet/tcp.js';
 import {
   completeChecksum,
   segmentTcp6,
@@ -186,7 +187,10 @@ export class TunnelEngine {
               segUsed = 0;
             }
             const base = d.extra + SLOT_HEADROOM;
-            const k = segmentTcp6(d.arena, off, len, gsoSize, d.arena, base + segUsed * SEG_SLOT, SEG_SLOT, SEG_SLOTS - segUsed);
+            // a super-packet always comes with its TCP checksum left partial: that is what tells us where TCP starts
+            const partial = (d.arena[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0 && d.arena.readUInt16LE(h + VNET.CSUM_OFFSET) === TCP.CHECKSUM;
+            const tcpOff = partial ? d.arena.readUInt16LE(h + VNET.CSUM_START) : -1;
+            const k = tcpOff < 0 ? -1 : segmentTcp6(d.arena, off, len, tcpOff, gsoSize, d.arena, base + segUsed * SEG_SLOT, SEG_SLOT, SEG_SLOTS - segUsed);
             if (k < 0) {
               this.counters.drops[Drop.tx_malformed_ipv6]++;
               continue;

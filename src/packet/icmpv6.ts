@@ -1,6 +1,6 @@
 /** ICMPv6 (RFC 4443) header offsets, types, and the in-place error builder. */
 import { checksum, ipv6PseudoHeaderSum } from './checksum.js';
-import { IPV6, IPV6_MIN_MTU } from './ipv6.js';
+import { EXT_DEST_OPTS, EXT_FRAGMENT, EXT_HOP_BY_HOP, EXT_ROUTING, IPV6, IPV6_MIN_MTU } from './ipv6.js';
 import { PROTO_ICMPV6 } from './ipv4.js';
 
 export const ICMPV6 = {
@@ -97,11 +97,6 @@ export function isIcmpv6ErrorPacket(buf: Uint8Array, off: number, len: number): 
     at += extLen;
   }
 }
-
-const EXT_HOP_BY_HOP = 0;
-const EXT_ROUTING = 43;
-const EXT_FRAGMENT = 44;
-const EXT_DEST_OPTS = 60;
 
 function isExtensionHeader(nh: number): boolean {
   return nh === EXT_HOP_BY_HOP || nh === EXT_ROUTING || nh === EXT_FRAGMENT || nh === EXT_DEST_OPTS;

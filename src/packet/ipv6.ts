@@ -10,6 +10,28 @@ export const IPV6 = {
   HEADER_LEN: 40,
 } as const;
 
+/** Extension headers (RFC 8200 §4) that may stand between the fixed header and the upper layer. */
+export const EXT_HOP_BY_HOP = 0;
+export const EXT_ROUTING = 43;
+export const EXT_FRAGMENT = 44;
+export const EXT_DEST_OPTS = 60;
+
+/**
+ * Offset (from `off`) of the `proto` header of the IPv6 packet at buf[off, off+len), past any
+ * Hop-by-Hop, Routing and Destination Options headers; -1 if the chain ends elsewhere, is cut
+ * short, or holds a Fragment header (then there is no whole upper-layer packet here).
+ */
+export function upperLayerOffset(buf: Uint8Array, off: number, len: number, proto: number): number {
+  let next = buf[off + IPV6.NEXT_HEADER];
+  let at = IPV6.HEADER_LEN;
+  while (next !== proto) {
+    if ((next !== EXT_HOP_BY_HOP && next !== EXT_ROUTING && next !== EXT_DEST_OPTS) || at + 2 > len) return -1;
+    next = buf[off + at];
+    at += (buf[off + at + 1] + 1) << 3;
+  }
+  return at <= len ? at : -1;
+}
+
 /** RFC 8200 §5: every link must carry this; also the ceiling for ICMPv6 errors (RFC 4443 §2.4(c)). */
 export const IPV6_MIN_MTU = 1280;
 

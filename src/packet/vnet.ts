@@ -7,7 +7,7 @@
  */
 import { moveBytes } from './bytes.js';
 import { fold, sum16 } from './checksum.js';
-import { IPV6 } from './ipv6.js';
+import { IPV6, upperLayerOffset } from './ipv6.js';
 import { PROTO_TCP, TCP, TcpFlag, tcpHeaderLength } from './tcp.js';
 
 export const VNET_HDR_LEN = 10;
@@ -41,28 +41,38 @@ function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
 
 /**
  * TX: cuts the TCP/IPv6 super-packet at src[pkt, pkt+len) into segments of `gsoSize` payload
- * bytes. Segment i is written at dst[first + i * stride] (headers copied, sequence number, flags, lengths
- * and the full checksum set). Returns the number of segments, or -1 if the packet is not a TCP
- * super-packet we can cut (extension headers, truncated).
+ * bytes. `tcpOff` is where its TCP header starts (the virtio csum_start: past any extension
+ * headers, which every segment carries too). Segment i is written at dst[first + i * stride]
+ * with its payload length, sequence number, flags and full checksum set. Returns the number of
+ * segments, or -1 if the packet is not a TCP super-packet we can cut.
+ *
+ * The checksum field of a super-packet holds what the kernel put there for the device to finish
+ * (VIRTIO_NET_HDR_F_NEEDS_CSUM): the pseudo-header sum over the whole TCP length, with the
+ * destination that RFC 8200 §8.1 calls for — the final one when a Routing header is present.
+ * Each segment's pseudo-header sum is that one with the length swapped for its own, the
+ * adjustment Linux's own software GSO makes, so no address is summed again here.
  */
-export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: number, dst: Buffer, first: number, stride: number, maxSegments: number): number {
-  if (src[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + 20 || gsoSize <= 0) return -1;
-  const tcp = pkt + IPV6.HEADER_LEN;
+export function segmentTcp6(src: Buffer, pkt: number, len: number, tcpOff: number, gsoSize: number, dst: Buffer, first: number, stride: number, maxSegments: number): number {
+  if (gsoSize <= 0 || tcpOff + 20 > len || upperLayerOffset(src, pkt, len, PROTO_TCP) !== tcpOff) return -1;
+  const tcp = pkt + tcpOff;
   const tcpHdr = tcpHeaderLength(src, tcp);
-  const hdrLen = IPV6.HEADER_LEN + tcpHdr;
+  const hdrLen = tcpOff + tcpHdr;
   if (tcpHdr < 20 || hdrLen > len) return -1;
   const payload = len - hdrLen;
   const n = Math.max(1, Math.ceil(payload / gsoSize));
   if (n > maxSegments) return -1;
   const seq0 = src.readUInt32BE(tcp + TCP_SEQ);
   const flags = src[tcp + TCP_FLAGS];
+  const fullLen = len - tcpOff;
+  // the kernel's pseudo-header sum with the super-packet's TCP length taken out again
+  const pseudoLess = ((src[tcp + TCP_CHECKSUM] << 8) | src[tcp + TCP_CHECKSUM + 1]) + (~(fullLen >>> 16) & 0xffff) + (~fullLen & 0xffff);
   for (let i = 0; i < n; i++) {
     const o = first + i * stride;
     const chunk = Math.min(gsoSize, payload - i * gsoSize);
     moveBytes(src, pkt, pkt + hdrLen, dst, o);
     moveBytes(src, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk, dst, o + hdrLen);
-    dst.writeUInt16BE(tcpHdr + chunk, o + IPV6.PAYLOAD_LEN);
-    const t = o + IPV6.HEADER_LEN;
+    dst.writeUInt16BE(hdrLen - IPV6.HEADER_LEN + chunk, o + IPV6.PAYLOAD_LEN);
+    const t = o + tcpOff;
     dst.writeUInt32BE((seq0 + i * gsoSize) >>> 0, t + TCP_SEQ);
     let f = flags;
     if (i < n - 1) f &= ~(FIN | PSH);
@@ -70,7 +80,7 @@ export function segmentTcp6(src: Buffer, pkt: number, len: number, gsoSize: numb
     dst[t + TCP_FLAGS] = f;
     dst[t + TCP_CHECKSUM] = 0;
     dst[t + TCP_CHECKSUM + 1] = 0;
-    const ck = ~fold(sum16(dst, t, tcpHdr + chunk, tcpPseudo(dst, o, tcpHdr + chunk))) & 0xffff;
+    const ck = ~fold(sum16(dst, t, tcpHdr + chunk, pseudoLess + tcpHdr + chunk)) & 0xffff;
     dst[t + TCP_CHECKSUM] = ck >>> 8;
     dst[t + TCP_CHECKSUM + 1] = ck & 0xff;
   }
@@ -98,13 +108,19 @@ export class TcpCoalescer {
   private nextSeq = 0;
   private closed = false;
 
-  /** True if the IPv6 packet at buf[pkt, pkt+len) could start or join a run. */
+  /**
+   * True if the IPv6 packet at buf[pkt, pkt+len) could start or join a run. Its TCP checksum must
+   * be right: a merged packet goes to the kernel with the checksum left for it to fill in, so it
+   * would never check the segments' own (Linux's GRO, too, merges only verified segments). A
+   * segment with a bad checksum goes through unmerged, for the kernel to drop and count.
+   */
   static eligible(buf: Buffer, pkt: number, len: number): boolean {
     if (buf[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + 20) return false;
     const tcp = pkt + IPV6.HEADER_LEN;
     const hdr = tcpHeaderLength(buf, tcp);
     if (hdr < 20 || IPV6.HEADER_LEN + hdr >= len) return false; // no payload: nothing to merge
-    return (buf[tcp + TCP_FLAGS] & (SYN | FIN | RST | URG)) === 0;
+    if ((buf[tcp + TCP_FLAGS] & (SYN | FIN | RST | URG)) !== 0) return false;
+    return fold(sum16(buf, tcp, len - IPV6.HEADER_LEN, tcpPseudo(buf, pkt, len - IPV6.HEADER_LEN))) === 0xffff;
   }
 
   /** Starts a run by copying the first segment to out[base] (base ≥ VNET_HDR_LEN). */

@@ -23,6 +23,23 @@ export function refChecksum(bytes: Uint8Array): number {
   return ~s & 0xffff;
 }
 
+/**
+ * Turns the full TCP checksum of a TCP/IPv6 packet into what a TUN with TSO hands over for a
+ * super-packet: the pseudo-header sum alone (VIRTIO_NET_HDR_F_NEEDS_CSUM), over the whole TCP length.
+ */
+export function asKernelHandsIt(pkt: Buffer, tcpOff: number): void {
+  const at = tcpOff + 16;
+  const full = pkt.readUInt16BE(at);
+  pkt.writeUInt16BE(0, at);
+  let body = 0;
+  for (let i = tcpOff; i < pkt.length; i += 2) body += (pkt[i] << 8) + (i + 1 < pkt.length ? pkt[i + 1] : 0);
+  while (body > 0xffff) body = (body & 0xffff) + Math.floor(body / 65536);
+  // full = ~(pseudo + body), so pseudo = ~full - body in one's complement
+  let pseudo = (~full & 0xffff) + (~body & 0xffff);
+  while (pseudo > 0xffff) pseudo = (pseudo & 0xffff) + (pseudo >>> 16);
+  pkt.writeUInt16BE(pseudo, at);
+}
+
 export interface Ipv6Spec {
   src: string;
   dst: string;

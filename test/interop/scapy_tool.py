@@ -9,7 +9,8 @@ import json
 import sys
 
 from scapy.all import (ICMP, IP, UDP, TCP, IPv6, ICMPv6EchoRequest, ICMPv6PacketTooBig,
-                       ICMPv6DestUnreach, ICMPv6TimeExceeded, Raw, raw)
+                       ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6ExtHdrHopByHop,
+                       IPv6ExtHdrSegmentRouting, Raw, raw)
 
 LOCAL, REMOTE = "192.0.2.1", "198.51.100.1"
 PEER_SITE_V4, RELAY = "198.51.100.7", "203.0.113.1"
@@ -38,6 +39,15 @@ def build():
     out["tx_too_big"] = IPv6(src="2001:db8:1::2", dst="2001:db8:ffff::9") / UDP(sport=1, dport=2) / Raw(b"q" * 1500)
     out["tx_6to4_direct"] = IPv6(src="2002:c000:201::1", dst="2002:c633:6407::5") / ICMPv6EchoRequest()
     out["tx_6to4_relay"] = IPv6(src="2002:c000:201::1", dst="2001:db8:5::1") / ICMPv6EchoRequest()
+    # TCP super-packets as a TUN with TSO hands them over (checksums made full here; the test
+    # turns them into the kernel's partial form), one behind Hop-by-Hop + Segment Routing headers
+    # whose final destination (RFC 8200 §8.1) is not the IPv6 destination
+    tso_payload = bytes((i * 7) & 0xff for i in range(5000))
+    tso_tcp = TCP(sport=5001, dport=40000, seq=1000, ack=777, flags="PA", window=512,
+                  options=[("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]) / Raw(tso_payload)
+    out["tso_plain"] = IPv6(src="2001:db8:1::2", dst="2001:db8:1::1") / tso_tcp
+    out["tso_srh"] = IPv6(src="2001:db8:1::2", dst="2001:db8:7::1") / IPv6ExtHdrHopByHop() / \
+        IPv6ExtHdrSegmentRouting(addresses=["2001:db8:9::99", "2001:db8:7::1"], segleft=1) / tso_tcp
     return {k: raw(v).hex() for k, v in out.items()}
 
 
@@ -65,6 +75,10 @@ def parse(packets):
         else:
             p = IPv6(data)
             f.update(version=p.version, src=p.src, dst=p.dst, plen=p.plen, nh=p.nh, hlim=p.hlim, tc=p.tc)
+            if TCP in p:
+                t = p[TCP]
+                f.update(tcp_seq=t.seq, tcp_flags=int(t.flags), tcp_checksum_ok=checksum_ok(TCP, p, "chksum"),
+                         tcp_payload=raw(t.payload).hex(), srh=IPv6ExtHdrSegmentRouting in p)
             for cls, kind in ((ICMPv6PacketTooBig, "ptb"), (ICMPv6DestUnreach, "unreach"), (ICMPv6TimeExceeded, "timeexceeded")):
                 if cls in p:
                     layer = p[cls]
