@@ -84,20 +84,20 @@ const FORWARDERS: Forwarder[] = [
   {
     name: 'tun6in4',
     kind: 'tunnel',
-    description: 'this engine: batched recvmmsg/sendmmsg, TUN reads and writes in io_uring batches, uv_poll readiness',
+    description: 'this engine as it runs by default: TUN offload (TSO super-packets cut in TS, received segments merged, GRO), TUN reads and writes in io_uring batches, recvmmsg/sendmmsg, uv_poll readiness',
     start: (ns, e) => startOurs(ns, e, []),
+  },
+  {
+    name: 'tun6in4-no-offload',
+    kind: 'tunnel',
+    description: 'this engine with --no-offload: one TUN packet per tunnel packet (io_uring batches still)',
+    start: (ns, e) => startOurs(ns, e, ['--no-offload']),
   },
   {
     name: 'tun6in4-no-uring',
     kind: 'tunnel',
-    description: 'this engine with --no-io-uring: one read()/write() per packet on the TUN',
-    start: (ns, e) => startOurs(ns, e, ['--no-io-uring']),
-  },
-  {
-    name: 'tun6in4-offload',
-    kind: 'tunnel',
-    description: 'this engine with --offload: TSO super-packets segmented in TS, received segments merged (GRO) into the TUN',
-    start: (ns, e) => startOurs(ns, e, ['--offload']),
+    description: 'this engine with --no-offload --no-io-uring: one read()/write() per packet on the TUN',
+    start: (ns, e) => startOurs(ns, e, ['--no-offload', '--no-io-uring']),
   },
   {
     name: 'naive-node',

@@ -20,7 +20,7 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   icmpRate: '--icmp-rate',
   icmpBurst: '--icmp-burst',
   dev: '--dev',
-  offload: '--offload',
+  offload: '--no-offload',
   ioUring: '--no-io-uring',
   defaultRouteMetric: '--default-route-metric',
   keepalive: '--keepalive',

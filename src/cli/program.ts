@@ -54,7 +54,7 @@ export function buildProgram(): Command {
     .option('--tos <0..255|inherit>', 'outer TOS (default 0); ECN always follows RFC 6040', integerOrInherit)
     .option('--keepalive <seconds|off>', '6in4: ICMPv6 echo to the peer every N seconds (default 60)', secondsOrOff)
     .option('--clamp-mss', 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU')
-    .option('--offload', 'TUN offload: segment TCP super-packets ourselves and merge received segments (GRO)')
+    .option('--no-offload', 'no TUN offload: the kernel segments TCP before the TUN and we merge nothing (default: offload on)')
     .option('--no-io-uring', 'move TUN packets with read()/write() per packet instead of io_uring batches')
     .option('--dev <name>', 'interface to create (must not exist); default tun6in4-N')
     .option('--no-default-route', 'do not route the IPv6 default through the tunnel')
@@ -119,9 +119,10 @@ export function buildProgram(): Command {
 
 /** What commander parses for `run`: the library's own option types where the names agree. */
 type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'routed' | 'relay' | 'role' | 'mtu' | 'pmtu' | 'ttl' | 'tos' | 'clampMss' | 'icmpRate' | 'icmpBurst'> &
-  Pick<TunnelSpec, 'keepalive' | 'offload' | 'dev' | 'defaultRouteMetric'> & {
+  Pick<TunnelSpec, 'keepalive' | 'dev' | 'defaultRouteMetric'> & {
     local: string;
     defaultRoute: boolean;
+    offload: boolean;
     ioUring: boolean;
     allowNonglobal?: boolean;
     updateUrl?: string;
@@ -155,7 +156,7 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     tos: f.tos,
     keepalive: f.keepalive,
     clampMss: f.clampMss,
-    offload: f.offload,
+    offload: f.offload === false ? false : undefined,
     ioUring: f.ioUring === false ? false : undefined,
     dev: f.dev,
     defaultRoute: f.defaultRoute === false ? false : undefined,

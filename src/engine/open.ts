@@ -22,7 +22,9 @@ export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, Interfa
   dev?: string;
   /**
    * TUN offload: the kernel hands us 64 KiB TCP super-packets that we cut into tunnel-MTU
-   * segments, and we hand it merged runs of received segments (GRO). Default off.
+   * segments, and we hand it merged runs of received segments (GRO); what crosses the wire is
+   * the same. Default on: ~1.4x the single-stream TCP throughput (bench/); off costs nothing
+   * but that speed.
    */
   offload?: boolean;
   /**
@@ -98,7 +100,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   const role = { remote: tunnel.config.mode === '6in4' ? tunnel.config.remote : 0 };
   let routes: InstalledRoutes = { unreachable: [] };
   try {
-    tun = LinuxTun.open(name, offload ?? false, ioUring ?? true);
+    tun = LinuxTun.open(name, offload ?? true, ioUring ?? true);
     routes = await configureInterface(tun.name, tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric });
     socket = SocketHub.attach(tunnel.localAddress, tunnel.config.pmtu, role, (l, p) => LinuxRawSocket.open(l, p));
   } catch (e) {
