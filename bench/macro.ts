@@ -9,7 +9,7 @@
  * baseline and to the batched C reference from the same run. Output: Markdown, JSON and an SVG
  * chart in bench/results/. Needs root.
  *
- *   npm run bench:macro [-- --runs 3 --seconds 5 --quick --only tun6in4,naive-node --json]
+ *   npm run bench:macro [-- --runs 3 --seconds 5 --quick --only tun6in4,naive-node --json --out DIR]
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -26,6 +26,7 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '5' },
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    out: { type: 'string' },
     only: { type: 'string' },
   },
 });
@@ -383,7 +384,7 @@ const md = [
   '',
 ].join('\n');
 
-const dir = here('results');
+const dir = flags.out ?? here('results');
 mkdirSync(dir, { recursive: true });
 const stamp = report.environment.date.replace(/[:.]/g, '-');
 writeFileSync(`${dir}/macro-${stamp}.json`, JSON.stringify(report, null, 2));

@@ -1,0 +1,55 @@
+/**
+ * The macro benchmark harness, CI-sized (--quick: one 2-second run per measurement): it must
+ * build the C reference, bring each forwarder up in its namespaces, measure, and write the
+ * report, JSON and chart. A smoke check: numbers must exist and be positive, never fast enough
+ * (timing on a shared machine is the benchmark's business, not a test's).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { removeStaleNamespaces } from '../src/lab/netns.js';
+import { rootOrSkip } from './helpers/netlab.js';
+
+const canRun = rootOrSkip();
+const MACRO = fileURLToPath(new URL('../bench/macro.ts', import.meta.url));
+
+interface Stat {
+  median: number;
+}
+interface Report {
+  environment: { cpu: string; kernel: string; node: string };
+  results: Array<{ forwarder: string; tcp1Gbps: Stat; udpPps: Stat; rttP50Ms: Stat; tcp1RatioToCBatched: number | null; udpRatioToBaseline: number | null }>;
+}
+
+describe.runIf(canRun)('npm run bench:macro -- --quick (smoke)', () => {
+  const out = mkdtempSync(join(tmpdir(), 'tun6in4-bench-'));
+  afterAll(async () => {
+    rmSync(out, { recursive: true, force: true });
+    await removeStaleNamespaces('bench');
+  });
+
+  it('measures our engine, the naive baseline and the batched C reference, and writes report, JSON and chart', async () => {
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', MACRO, '--quick', '--only', 'tun6in4,naive-node,c-batched', '--json', '--out', out], { timeout: 240_000, maxBuffer: 1 << 24 }, (e, so, se) =>
+        e ? reject(new Error(`${e.message}\n${se}`)) : resolve(so),
+      ),
+    );
+    const report = JSON.parse(stdout) as Report;
+    expect(report.environment.node).toBe(process.version);
+    expect(report.results.map((r) => r.forwarder)).toEqual(['tun6in4', 'naive-node', 'c-batched']);
+    for (const r of report.results) {
+      expect(r.tcp1Gbps.median, r.forwarder).toBeGreaterThan(0);
+      expect(r.udpPps.median, r.forwarder).toBeGreaterThan(0);
+      expect(r.rttP50Ms.median, r.forwarder).toBeGreaterThan(0);
+    }
+    const ours = report.results[0];
+    expect(ours.tcp1RatioToCBatched).toBeGreaterThan(0);
+    expect(ours.udpRatioToBaseline).toBeGreaterThan(0);
+    expect(readFileSync(join(out, 'macro-latest.md'), 'utf8')).toContain('| tun6in4 |');
+    expect(readFileSync(join(out, 'macro-latest.svg'), 'utf8')).toContain('<svg');
+    expect(existsSync(join(out, 'macro-latest.json'))).toBe(true);
+  }, 300_000);
+});
