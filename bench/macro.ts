@@ -68,8 +68,8 @@ async function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern
   });
 }
 
-type Variant = 'threads' | 'uring';
-const VARIANT_FLAGS: Record<Variant, string[]> = { threads: ['-DTHREADS', '-pthread'], uring: ['-DURING', '-luring'] };
+type Variant = 'threads' | 'uring' | 'offload';
+const VARIANT_FLAGS: Record<Variant, string[]> = { threads: ['-DTHREADS', '-pthread'], uring: ['-DURING', '-luring'], offload: ['-DOFFLOAD'] };
 
 /** The C reference, compiled when its source is newer than the binary. */
 function buildReference(batch: number, variant?: Variant): string {
@@ -140,6 +140,14 @@ const FORWARDERS: Forwarder[] = [
     description: 'probe: the batched C reference through io_uring (64 TUN reads per submission, sends and TUN writes as ring entries)',
     async start(ns, e) {
       return startC(ns, e, 64, 'uring');
+    },
+  },
+  {
+    name: 'c-offload',
+    kind: 'tunnel',
+    description: 'reference: the batched C forwarder with TUN offload done as our engine does it (TSO super-packets cut in C, verified segments merged into GSO writes)',
+    async start(ns, e) {
+      return startC(ns, e, 64, 'offload');
     },
   },
   {

@@ -1,9 +1,16 @@
 /*
  * A minimal 6in4 forwarder in C, the yardstick for the macro benchmark: TUN <-> raw IPv4
  * socket (protocol 41, kernel-built outer header, DF clear), no policy beyond the outer source
- * check. Two builds of this one file:
+ * check. Builds of this one file:
  *   -DBATCH=1   one packet per syscall (read/sendto, recv/write), poll() between packets
  *   -DBATCH=64  TUN drain + sendmmsg, recvmmsg + write loop, poll() only when both ran dry
+ *   -DBATCH=64 -DTHREADS  the same, one thread per direction, each polling its own fd
+ *               (the probe for "a worker per direction": does a second thread help on 2 cores?)
+ *   -DBATCH=64 -DURING    the same batches through one io_uring (liburing): up to 64 TUN reads in
+ *               one submission, sends as SENDMSG entries, TUN writes as WRITE entries
+ *   -DBATCH=64 -DOFFLOAD  TUN offload as our engine does it by default: TSO super-packets cut
+ *               into segments here, received segments of a flow (checksums verified) merged
+ *               into one GSO write into the TUN; the strongest C yardstick
  * usage: forwarder <tun-name> <local-ipv4> <remote-ipv4>   (the harness configures the interface)
  */
 #define _GNU_SOURCE
@@ -12,6 +19,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -90,6 +98,138 @@ static int rx_step(void) {
   if (k > 0) ring_run(k, res);
   return m > 0;
 }
+#elif defined(OFFLOAD)
+#define VH ((int)sizeof(struct virtio_net_hdr))
+#define MAXSEG 1024
+static unsigned char seg[MAXSEG][2048], merged[BATCH][SLOT + 64];
+static struct mmsghdr sout[MAXSEG];
+static struct iovec siov[MAXSEG];
+
+static uint32_t sum16(const unsigned char *p, size_t n, uint32_t s) {
+  uint64_t acc = s;
+  for (; n > 1; p += 2, n -= 2) acc += (uint32_t)(p[0] << 8 | p[1]);
+  if (n) acc += (uint32_t)p[0] << 8;
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  return (uint32_t)acc;
+}
+static void wr16(unsigned char *p, unsigned v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
+static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+static void wr32(unsigned char *p, uint32_t v) { wr16(p, v >> 16); wr16(p + 2, v & 0xffff); }
+static uint32_t pseudo(const unsigned char *ip6, unsigned tcplen) { return sum16(ip6 + 8, 32, tcplen + 6); }
+
+static int nseg;
+static void queue(unsigned char *p, size_t len) {
+  if (nseg == MAXSEG) return;
+  siov[nseg].iov_base = p; siov[nseg].iov_len = len;
+  sout[nseg].msg_hdr.msg_name = &remote; sout[nseg].msg_hdr.msg_namelen = sizeof remote;
+  sout[nseg].msg_hdr.msg_iov = &siov[nseg]; sout[nseg].msg_hdr.msg_iovlen = 1;
+  nseg++;
+}
+
+/* TUN -> network: super-packets cut here (no extension headers in this yardstick) */
+static int tx_step(void) {
+  int n = 0;
+  nseg = 0;
+  for (; n < BATCH; n++) {
+    ssize_t r = read(tun, tx[n], SLOT);
+    if (r <= VH) break;
+    struct virtio_net_hdr *h = (struct virtio_net_hdr *)tx[n];
+    unsigned char *p = tx[n] + VH;
+    size_t len = (size_t)r - VH;
+    if ((h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_TCPV6 && p[6] == 6) {
+      unsigned thl = (p[52] >> 4) * 4, hl = 40 + thl, mss = h->gso_size;
+      size_t payload = len - hl;
+      uint32_t seq = rd32(p + 44);
+      for (size_t off = 0; off < payload && nseg < MAXSEG; off += mss) {
+        size_t chunk = payload - off < mss ? payload - off : mss;
+        unsigned char *q = seg[nseg];
+        memcpy(q, p, hl);
+        memcpy(q + hl, p + hl + off, chunk);
+        wr16(q + 4, thl + chunk);
+        wr32(q + 44, seq + (uint32_t)off);
+        if (off + chunk < payload) q[53] &= ~0x09; /* FIN, PSH only on the last */
+        if (off) q[53] &= ~0x80;                    /* CWR only on the first */
+        wr16(q + 56, 0);
+        wr16(q + 56, ~sum16(q + 40, thl + chunk, pseudo(q, thl + chunk)) & 0xffff);
+        queue(q, hl + chunk);
+      }
+      continue;
+    }
+    if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+      unsigned at = h->csum_start + h->csum_offset;
+      uint32_t s = sum16(p + h->csum_start, len - h->csum_start, 0);
+      wr16(p + at, ~s & 0xffff);
+    }
+    queue(p, len);
+  }
+  for (int sent = 0; sent < nseg;) { int r = sendmmsg(raw, sout + sent, nseg - sent, 0); if (r <= 0) break; sent += r; }
+  return n > 0;
+}
+
+/* the run being merged: its frame, length, header length, segment size, next sequence number */
+static unsigned char *run; static size_t runLen; static unsigned runHl, runMss, runCount; static uint32_t runNext;
+
+static void flush_run(void) {
+  if (!run) return;
+  struct virtio_net_hdr *h = (struct virtio_net_hdr *)run;
+  unsigned char *p = run + VH;
+  memset(h, 0, VH);
+  if (runCount > 1) {
+    wr16(p + 4, (unsigned)runLen - 40);
+    h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM; h->gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+    h->hdr_len = (uint16_t)runHl; h->gso_size = (uint16_t)runMss; h->csum_start = 40; h->csum_offset = 16;
+    wr16(p + 56, pseudo(p, (unsigned)runLen - 40));
+  }
+  if (write(tun, run, VH + runLen) < 0 && errno != EAGAIN) perror("write tun");
+  run = NULL;
+}
+
+static int mergeable(const unsigned char *p, size_t len) {
+  if (p[6] != 6 || len < 60) return 0;
+  unsigned thl = (p[52] >> 4) * 4;
+  if (len <= 40 + thl || (p[53] & 0x27)) return 0; /* no payload, or FIN/SYN/RST/URG */
+  return sum16(p + 40, len - 40, pseudo(p, (unsigned)(len - 40))) == 0xffff;
+}
+
+/* network -> TUN: consecutive segments of one flow become one write */
+static int rx_step(void) {
+  int m = recvmmsg(raw, in, BATCH, MSG_DONTWAIT, NULL), runs = 0;
+  for (int i = 0; i < m; i++) {
+    unsigned char *o = rx[i];
+    if (memcmp(o + 12, &remote.sin_addr, 4) != 0) continue;
+    int ihl = (o[0] & 15) * 4;
+    unsigned char *p = o + ihl;
+    size_t len = in[i].msg_len - ihl;
+    if (run && mergeable(p, len)) {
+      unsigned char *r = run + VH;
+      unsigned thl = (p[52] >> 4) * 4;
+      size_t pl = len - 40 - thl;
+      if (40 + thl == runHl && rd32(p + 44) == runNext && pl <= runMss && runLen + pl <= 65535 &&
+          memcmp(p + 8, r + 8, 32) == 0 && memcmp(p + 40, r + 40, 4) == 0 && memcmp(p + 48, r + 48, 5) == 0 &&
+          (p[53] & ~0x08) == (r[53] & ~0x08) && memcmp(p + 54, r + 54, 2) == 0 && memcmp(p + 60, r + 60, thl - 20) == 0 &&
+          !(r[53] & 0x08)) {
+        memcpy(r + runLen, p + 40 + thl, pl);
+        runLen += pl; runNext += (uint32_t)pl; runCount++;
+        r[53] |= p[53] & 0x08;
+        if (pl < runMss) flush_run();
+        continue;
+      }
+    }
+    flush_run();
+    if (mergeable(p, len) && runs < BATCH) {
+      run = merged[runs++];
+      memcpy(run + VH, p, len);
+      runLen = len; runHl = 40 + (p[52] >> 4) * 4; runMss = (unsigned)(len - runHl); runCount = 1;
+      runNext = rd32(p + 44) + runMss;
+      if (p[53] & 0x08) flush_run();
+      continue;
+    }
+    memset(p - VH, 0, VH); /* the IPv4 header's tail is room for an empty virtio header */
+    if (write(tun, p - VH, VH + len) < 0 && errno != EAGAIN) perror("write tun");
+  }
+  flush_run();
+  return m > 0;
+}
 #else
 /* TUN -> network; returns 1 if it moved anything */
 static int tx_step(void) {
@@ -136,8 +276,14 @@ int main(int argc, char **argv) {
   tun = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   struct ifreq ifr; memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+#ifdef OFFLOAD
+  ifr.ifr_flags |= IFF_VNET_HDR;
+#endif
   strncpy(ifr.ifr_name, argv[1], IFNAMSIZ - 1);
   if (tun < 0 || ioctl(tun, TUNSETIFF, &ifr) < 0) { perror("tun"); return 1; }
+#ifdef OFFLOAD
+  if (ioctl(tun, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO6)) < 0) { perror("TUNSETOFFLOAD"); return 1; }
+#endif
   raw = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPV6);
   int dont = IP_PMTUDISC_DONT, buf = 4 << 20;
   setsockopt(raw, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof dont);
