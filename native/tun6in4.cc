@@ -639,6 +639,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivileges));
   exports.Set("Poller", Poller::Define(env));
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
+#ifdef HAVE_LIBURING
+  exports.Set("IO_URING_COMPILED", Napi::Boolean::New(env, true));
+#else
+  exports.Set("IO_URING_COMPILED", Napi::Boolean::New(env, false));
+#endif
   exports.Set("ioUringAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
 #ifdef HAVE_LIBURING
     return Napi::Boolean::New(info.Env(), GetRing() != nullptr);

@@ -2,7 +2,8 @@
  * The `tun6in4` command: a thin shell over the library. Every sub-command parses flags into the
  * library's typed options, calls it, and prints; nothing here touches packets.
  */
-import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, type TunnelOptions } from '../encap/options.js';
 import { TunnelSetupError } from '../engine/open.js';
 import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../daemon/config.js';
@@ -13,6 +14,7 @@ import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
 import { HE_UPDATE_URL } from '../daemon/broker-update.js';
 import { collect, FLAG_FOR_FIELD, FlagError, integer, integerOrInherit, secondsOrOff } from './flags.js';
 import { createLogger } from './log.js';
+import { missingNetworkCapabilities } from '../doctor/doctor.js';
 import { formatStatus } from './status-format.js';
 
 const BROKER_EXAMPLE = `
@@ -34,7 +36,10 @@ Examples, from a tunnel broker's "Tunnel Details" page:
 export function buildProgram(): Command {
   const program = new Command('tun6in4')
     .description('Userspace IPv6-in-IPv4 (protocol 41) tunnels: 6in4 (tunnel brokers) and 6to4, without the kernel sit driver')
-    .showHelpAfterError('(run with --help for usage)')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    // Flag errors are ours to print (one line, exit 2; see main), not commander's.
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined })
     .addHelpText('after', BROKER_EXAMPLE);
 
   program
@@ -73,6 +78,7 @@ export function buildProgram(): Command {
     .addHelpText('after', BROKER_EXAMPLE)
     .action(async (flags: RunFlags) => {
       const config = configFromFlags(flags);
+      requireNetworkPrivileges();
       await serve(config, null);
     });
 
@@ -82,7 +88,9 @@ export function buildProgram(): Command {
     .requiredOption('-c, --config <file>', 'JSON configuration (see examples/)')
     .action(async (flags: { config: string }) => {
       const path = flags.config;
-      await serve(loadDaemonConfig(path), () => loadDaemonConfig(path));
+      const config = loadDaemonConfig(path);
+      requireNetworkPrivileges();
+      await serve(config, () => loadDaemonConfig(path));
     });
 
   program
@@ -114,7 +122,34 @@ export function buildProgram(): Command {
     .option('--transfer-mib <MiB>', 'size of the TCP integrity transfer', integer, 64)
     .action(async (flags) => (await import('./lab-command.js')).runLabCommand(flags));
 
+  program
+    .command('build-native')
+    .description('build the native addon from source for this host (when no prebuilt binary fits it): needs g++, make and python3; uses this host\'s Node headers, downloads nothing')
+    .action(async () => {
+      const { buildNativeAddon } = await import('../io/native-build.js');
+      const { nativeAddonInfo } = await import('../io/native.js');
+      await buildNativeAddon();
+      const info = nativeAddonInfo();
+      process.stdout.write(`built ${info.path} (io_uring ${info.ioUringCompiled ? 'compiled in' : 'not compiled in: install liburing-dev and build again for faster TUN I/O'})\n`);
+    });
+
   return program;
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Before anything else `run`/`up` do: say what they need rather than fail on the first socket. */
+function requireNetworkPrivileges(): void {
+  const missing = missingNetworkCapabilities();
+  if (missing.length) {
+    throw new TunnelSetupError(
+      'NO_PERMISSION',
+      `a tunnel needs root, or CAP_NET_ADMIN and CAP_NET_RAW (${missing.join(' and ')} missing here): run it with sudo, or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW; see contrib/tun6in4.service)`,
+    );
+  }
 }
 
 /** What commander parses for `run`: the library's own option types where the names agree. */
@@ -199,8 +234,12 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
   const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
   await daemon.start(config, gid);
   if (daemon.tunnels.size === 0) {
-    const why = daemon.status().failed.map((f) => `${f.tunnel}: ${f.error}`).join('; ');
+    const failed = daemon.status().failed;
+    const why = failed.map((f) => `${f.tunnel}: ${f.error}`).join('; ');
     await daemon.stop();
+    // One tunnel from flags: its own error names the flag (e.g. --local), as a bad flag does.
+    const only = failed.length === 1 && !reload ? daemon.failure(failed[0].tunnel) : undefined;
+    if (only instanceof ConfigError) throw only;
     throw new TunnelSetupError('SETUP_FAILED', why || 'no tunnel started');
   }
   if (config.user) {
@@ -237,6 +276,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help, --version and help for a missing sub-command end here too, already printed.
+      if (e.exitCode === 0 || e.code === 'commander.help') process.exit(e.exitCode);
+      process.stderr.write(`tun6in4: ${e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see tun6in4 --help)\n`);
+      process.exit(2);
+    }
     process.stderr.write(`tun6in4: ${describeError(e)}\n`);
     process.exit(2);
   }

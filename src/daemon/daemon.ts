@@ -32,7 +32,8 @@ function canonical(spec: TunnelSpec): string {
 
 export class Daemon {
   readonly tunnels = new Map<string, ManagedTunnel>();
-  private readonly failed = new Map<string, string>();
+  /** Why each failed tunnel failed: the message status shows, and the error itself. */
+  private readonly failed = new Map<string, { message: string; error: unknown }>();
   private control: Server | null = null;
   private metrics: HttpServer | null = null;
   private controlPath: string | null = null;
@@ -49,9 +50,14 @@ export class Daemon {
     if (this.tunnels.get(name) !== t) return;
     this.tunnels.delete(name);
     const msg = (e as { errno?: number }).errno === EBADFD ? `interface ${t.running.name} disappeared (${e.message}); tunnel stopped, reload or restart to recreate it` : e.message;
-    this.failed.set(name, msg);
+    this.failed.set(name, { message: msg, error: e });
     this.log.error({ tunnel: name, error: msg }, 'tunnel failed');
     if (this.tunnels.size === 0) this.onAllFailed();
+  }
+
+  /** The error a tunnel failed with (to open, or later), if it has. */
+  failure(name: string): unknown {
+    return this.failed.get(name)?.error;
   }
 
   /** Starts the control socket (and metrics) of `config`, then its tunnels. */
@@ -122,9 +128,12 @@ export class Daemon {
         opened = t;
         this.tunnels.set(name, t);
         this.failed.delete(name);
-        this.log.info({ tunnel: name, status: t.status() }, 'tunnel up');
+        const st = t.status();
+        // `up` is the line a person reads; `status` (all of it) is for programs reading the
+        // JSON log, and a terminal's pretty log leaves it out.
+        this.log.info({ tunnel: name, up: describeUp(st), status: st }, 'tunnel up');
       } catch (e) {
-        this.failed.set(name, (e as Error).message);
+        this.failed.set(name, { message: (e as Error).message, error: e });
         this.log.error({ tunnel: name, error: (e as Error).message }, 'tunnel failed to start');
       }
     }
@@ -151,7 +160,7 @@ export class Daemon {
       startedAt: this.startedAt,
       uid: process.getuid?.() ?? null,
       tunnels: [...this.tunnels.values()].map((t) => t.status()),
-      failed: [...this.failed].map(([tunnel, error]) => ({ tunnel, error })),
+      failed: [...this.failed].map(([tunnel, f]) => ({ tunnel, error: f.message })),
       lastReload: this.lastReload,
     };
   }
@@ -169,4 +178,11 @@ export class Daemon {
       }
     }
   }
+}
+
+/** `tun6in4-0: 6in4 192.0.2.1 -> 198.51.100.1, 2001:db8:1::2/64, MTU 1480, offload, io_uring`. */
+function describeUp(s: ManagedStatus): string {
+  const far = s.remote ?? (s.relay ? `relay ${s.relay}` : 'any');
+  const io = [s.tunIo.offload ? 'offload' : 'no offload', s.tunIo.ioUring ? 'io_uring' : 'read/write'].join(', ');
+  return `${s.name}: ${s.mode} ${s.local} -> ${far}, ${s.address}, MTU ${s.mtu} (${s.pmtu}), ${io}`;
 }

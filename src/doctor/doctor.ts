@@ -2,7 +2,7 @@
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { classifyIpv4, parseIpv4 } from '../packet/address.js';
 import { MTU_DEFAULT } from '../encap/options.js';
-import { loadNative } from '../io/native.js';
+import { BUILD_NATIVE_COMMAND, loadNative, NativeAddonError, nativeAddonInfo, type NativeAddon, type NativeAddonInfo } from '../io/native.js';
 import { ip } from '../tun/iproute.js';
 import { sourceAddressToward } from '../tun/interface.js';
 
@@ -31,6 +31,14 @@ function capabilities(): bigint {
   return m ? BigInt(`0x${m[1]}`) : 0n;
 }
 
+const NETWORK_CAPABILITIES = [['CAP_NET_ADMIN', CAP_NET_ADMIN], ['CAP_NET_RAW', CAP_NET_RAW]] as const;
+
+/** Which of the two capabilities a tunnel needs this process lacks (none when root). */
+export function missingNetworkCapabilities(): string[] {
+  const caps = capabilities();
+  return NETWORK_CAPABILITIES.filter(([, bit]) => ((caps >> BigInt(bit)) & 1n) === 0n).map(([name]) => name);
+}
+
 export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
   const out: Finding[] = [];
   const add = (f: Finding) => out.push(f);
@@ -47,22 +55,25 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
     }
   }
 
-  const caps = capabilities();
-  for (const [name, bit] of [['CAP_NET_ADMIN', CAP_NET_ADMIN], ['CAP_NET_RAW', CAP_NET_RAW]] as const) {
-    const has = (caps >> BigInt(bit)) & 1n;
+  const missing = missingNetworkCapabilities();
+  for (const [name] of NETWORK_CAPABILITIES) {
     add(
-      has
-        ? { check: name, level: 'ok', detail: 'in the effective set' }
-        : { check: name, level: 'fail', detail: 'missing', fix: `run as root, or give ${name} (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)` },
+      missing.includes(name)
+        ? { check: name, level: 'fail', detail: 'missing', fix: `run as root, or give ${name} (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW)` }
+        : { check: name, level: 'ok', detail: 'in the effective set' },
     );
   }
 
-  try {
-    const fd = loadNative().openRawSocket(0, 0, 0);
-    closeSync(fd);
-    add({ check: 'raw socket (protocol 41)', level: 'ok', detail: 'opens' });
-  } catch (e) {
-    add({ check: 'raw socket (protocol 41)', level: 'fail', detail: (e as Error).message, fix: 'needs CAP_NET_RAW; some sandboxes (gVisor without --net-raw) refuse raw sockets entirely' });
+  const native = checkNativeAddon(add);
+  if (native) {
+    try {
+      const fd = native.openRawSocket(0, 0, 0);
+      closeSync(fd);
+      add({ check: 'raw socket (protocol 41)', level: 'ok', detail: 'opens' });
+    } catch (e) {
+      const fix = missing.includes('CAP_NET_RAW') ? 'needs CAP_NET_RAW (see above)' : 'this sandbox refuses raw sockets (gVisor needs --net-raw); a protocol-41 tunnel cannot run here';
+      add({ check: 'raw socket (protocol 41)', level: 'fail', detail: (e as Error).message, fix });
+    }
   }
 
   const sit = existsSync('/sys/module/sit') || /^sit /m.test(readFileSyncSafe('/proc/modules'));
@@ -70,6 +81,30 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
 
   if (o.mode) await checkAddresses(o, add);
   return out;
+}
+
+/** The addon loads (which build, io_uring compiled in and usable); returns it for the checks that need it. */
+function checkNativeAddon(add: (f: Finding) => void): NativeAddon | null {
+  let native: NativeAddon;
+  let info: NativeAddonInfo;
+  try {
+    native = loadNative();
+    info = nativeAddonInfo();
+  } catch (e) {
+    const known = e instanceof NativeAddonError;
+    add({ check: 'native addon', level: 'fail', detail: known ? e.problem : (e as Error).message, fix: known ? e.fix : BUILD_NATIVE_COMMAND });
+    return null;
+  }
+  const build = info.build === 'prebuilt' ? 'prebuilt binary from the package' : 'built on this host';
+  add({ check: 'native addon', level: 'ok', detail: `loads: ${build} (${info.path})` });
+  if (!info.ioUringCompiled) {
+    add({ check: 'io_uring', level: 'warn', detail: 'not compiled into this build: TUN packets move one syscall each', fix: `install liburing-dev and run ${BUILD_NATIVE_COMMAND}` });
+  } else if (native.ioUringAvailable()) {
+    add({ check: 'io_uring', level: 'ok', detail: 'compiled in and allowed by the kernel: TUN reads and writes go in batches' });
+  } else {
+    add({ check: 'io_uring', level: 'warn', detail: 'compiled in but refused here (kernel.io_uring_disabled, a seccomp profile, or an old kernel): TUN packets move one syscall each', fix: 'allow io_uring (sysctl kernel.io_uring_disabled=0, or the container\'s seccomp profile); tunnels work without it, slower' });
+  }
+  return native;
 }
 
 function readFileSyncSafe(path: string): string {

@@ -3,12 +3,14 @@
  * open the raw socket, start the engine. The returned handle reads status and closes the
  * tunnel. This is what `tun6in4 run` does, for programs that embed us.
  */
+import { createSocket } from 'node:dgram';
 import { constants as osConstants } from 'node:os';
 import { formatIpv4, formatIpv6, formatIpv6Prefix } from '../packet/address.js';
 import { ConfigError, type TunnelOptions } from '../encap/options.js';
 import type { CountersSnapshot } from '../encap/counters.js';
 import { Tunnel } from '../encap/tunnel.js';
 import { LinuxRawSocket, LinuxTun } from '../io/linux.js';
+import { NativeAddonError } from '../io/native.js';
 import { SocketHub } from '../io/socket-hub.js';
 import type { TunnelSocket } from '../io/types.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfaceOptions } from '../tun/interface.js';
@@ -90,6 +92,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
     local = await sourceAddressToward(toward);
   }
   const tunnel = new Tunnel({ ...tunnelOptions, local });
+  await assertLocalAddress(local);
   const name = dev ?? 'tun6in4-%d';
   if (!name.includes('%d') && (await linkExists(name))) {
     throw new TunnelSetupError('DEVICE_EXISTS', `interface ${name} already exists; choose another --dev, or delete it (ip link del ${name})`);
@@ -162,8 +165,28 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   };
 }
 
+/**
+ * The raw socket binds to `local`; an address this host does not have fails there as a bare
+ * EADDRNOTAVAIL after the interface exists. Binding a UDP socket to it first needs no privilege
+ * and creates nothing.
+ */
+async function assertLocalAddress(local: string): Promise<void> {
+  const probe = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind({ address: local, port: 0, exclusive: true }, resolve);
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw e;
+    throw new ConfigError('local', local, `this host has no interface with ${local}; give one of its IPv4 addresses (ip -4 addr), or "auto"`);
+  } finally {
+    probe.close();
+  }
+}
+
 function setupError(e: unknown, name: string): Error {
-  if (e instanceof ConfigError || e instanceof TunnelSetupError) return e;
+  if (e instanceof ConfigError || e instanceof TunnelSetupError || e instanceof NativeAddonError) return e;
   const errno = (e as { errno?: number }).errno;
   const msg = (e as Error).message ?? String(e);
   if (errno === EPERM || errno === EACCES) {

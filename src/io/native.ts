@@ -1,6 +1,6 @@
 /** Loads the native addon (native/) and types what it exports. */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface NativePoller {
@@ -20,6 +20,8 @@ export interface NativeAddon {
   dropPrivileges(uid: number, gid: number): void;
   Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
   MAX_BATCH: number;
+  /** Built with liburing. */
+  IO_URING_COMPILED: boolean;
   /** True if this thread has an io_uring for TUN reads and writes (built with liburing, kernel allows it). */
   ioUringAvailable(): boolean;
 }
@@ -34,14 +36,93 @@ export const EBADFD = 77;
 export const IP_PMTUDISC_DONT = 0;
 export const IP_PMTUDISC_WANT = 1;
 
-let addon: NativeAddon | undefined;
+/** Where the addon's builds live: `build/Release` (built here) and `prebuilds/<platform>-<arch>/`. */
+const NATIVE_DIR = fileURLToPath(new URL('../../native/', import.meta.url));
 
+/** The one command that builds the addon from source in the user's own project. */
+export const BUILD_NATIVE_COMMAND = 'npx tun6in4 build-native';
+const BUILD_NATIVE_FIX = `${BUILD_NATIVE_COMMAND} (builds it from source with this host's g++, make, python3 and Node headers; downloads nothing)`;
+
+/** Which addon binary was loaded, and what it can do. */
+export interface NativeAddonInfo {
+  path: string;
+  /** `prebuilt`: shipped in the package; `local`: built on this host (`native/build`). */
+  build: 'prebuilt' | 'local';
+  /** Built with liburing (statically linked in the prebuilds). Whether the kernel allows it is `ioUringAvailable()`. */
+  ioUringCompiled: boolean;
+}
+
+/**
+ * The addon cannot be loaded on this host: none was built or shipped for it, or the one found
+ * does not load. The packet layer, `Tunnel` and the engine over fakes never need it.
+ */
+export class NativeAddonError extends Error {
+  readonly code: 'NATIVE_NOT_FOUND' | 'NATIVE_LOAD_FAILED';
+  /** What is wrong, without the fix. */
+  readonly problem: string;
+  /** The command that fixes it, in the user's project. */
+  readonly fix = BUILD_NATIVE_FIX;
+
+  constructor(
+    reason: 'not-found' | 'load-failed',
+    /** `linux-x64 glibc 2.36`, as this host is. */
+    readonly target: string,
+    /** The directory searched for `build/Release/*.node` and `prebuilds/<platform>-<arch>/*.node`. */
+    readonly searched: string,
+    override readonly cause?: unknown,
+  ) {
+    const problem =
+      reason === 'not-found'
+        ? `no native addon for ${target}: the package ships prebuilt binaries for linux-x64 and linux-arm64 (glibc) only, and none was built here (looked in ${searched}build/Release and ${searched}prebuilds/)`
+        : `the native addon for ${target} does not load: ${firstLine(cause)}`;
+    super(`${problem}; fix: ${BUILD_NATIVE_FIX}`);
+    this.name = 'NativeAddonError';
+    this.code = reason === 'not-found' ? 'NATIVE_NOT_FOUND' : 'NATIVE_LOAD_FAILED';
+    this.problem = problem;
+  }
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split('\n')[0];
+}
+
+/** `linux-x64 glibc 2.36` or `linux-x64 musl`: what a prebuild has to match. */
+export function hostTarget(): string {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  const libc = header?.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'non-glibc (musl?)';
+  return `${process.platform}-${process.arch} ${libc}`;
+}
+
+let addon: NativeAddon | undefined;
+let loaded: NativeAddonInfo | undefined;
+
+/** Loads the addon on first use (a local build first, else the matching prebuild); throws NativeAddonError. */
 export function loadNative(): NativeAddon {
   if (addon) return addon;
-  const path = fileURLToPath(new URL('../../native/build/Release/tun6in4_native.node', import.meta.url));
-  if (!existsSync(path)) {
-    throw new Error(`the native addon is not built (${path}); run "npm run build:native" (npm test and npm run lab build it)`);
+  const require = createRequire(import.meta.url);
+  const gypBuild = require('node-gyp-build') as { path(dir: string): string };
+  let path: string;
+  try {
+    path = gypBuild.path(NATIVE_DIR);
+  } catch (e) {
+    throw new NativeAddonError('not-found', hostTarget(), NATIVE_DIR, e);
   }
-  addon = createRequire(import.meta.url)(path) as NativeAddon;
+  try {
+    addon = require(path) as NativeAddon;
+  } catch (e) {
+    throw new NativeAddonError('load-failed', hostTarget(), NATIVE_DIR, e);
+  }
+  loaded = { path, build: path.includes(`${sep}prebuilds${sep}`) ? 'prebuilt' : 'local', ioUringCompiled: addon.IO_URING_COMPILED };
   return addon;
+}
+
+/** Loads the addon if need be and says which build it is (for `doctor`). */
+export function nativeAddonInfo(): NativeAddonInfo {
+  loadNative();
+  return loaded!;
+}
+
+/** The directory holding the addon's sources, its local build and the prebuilds. */
+export function nativeDir(): string {
+  return NATIVE_DIR;
 }
