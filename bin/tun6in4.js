@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// Runs the built CLI when dist/ exists (an installed package), else the TypeScript source via tsx.
+// In a checkout (src/ present) runs the TypeScript source via tsx, so an old dist/ can never
+// stand in for the code being edited; an installed package ships only dist/.
 import { existsSync } from 'node:fs';
 
-const built = new URL('../dist/cli/main.js', import.meta.url);
-if (existsSync(built)) {
-  await import(built.href);
-} else {
+const source = new URL('../src/cli/main.ts', import.meta.url);
+if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(new URL('../src/cli/main.ts', import.meta.url).href);
+  await import(source.href);
+} else {
+  await import(new URL('../dist/cli/main.js', import.meta.url).href);
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests, the lab and the benchmarks need on a fresh Debian machine:
-# Debian packages (skipped when present), npm dependencies, and the native addon.
+# Debian packages (skipped when present), npm dependencies, and the native addon built here
+# (a checkout loads native/build before the committed prebuilds).
 # Safe to run again: each step does nothing when its work is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# liburing-dev: the native addon batches TUN reads and writes through io_uring when it is there.
-APT_PACKAGES=(python3-scapy tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev)
+# build-essential, python3: the addon (and the test-only `cap` package) build from source in a
+# checkout. liburing-dev: the addon batches TUN reads and writes through io_uring with it.
+# qemu-user-static: the tests run the arm64 prebuild (scripts/verify-arm64.sh).
+APT_PACKAGES=(build-essential python3 python3-scapy tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev qemu-user-static)
 # `setup.sh bench` adds what only the benchmarks use.
 if [ "${1:-}" = bench ]; then APT_PACKAGES+=(ethtool linux-perf gcc); fi
 
@@ -34,8 +37,8 @@ fi
 if [ -d native ] && [ -f native/binding.gyp ]; then
   addon=native/build/Release/tun6in4_native.node
   # also rebuild when liburing arrived after the addon was built without it
-  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \))" ] ||
-    { [ -f /usr/include/liburing.h ] && ! ldd "$addon" | grep -q liburing; }; then
+  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.cjs' -o -name binding.gyp \))" ] ||
+    { [ -f /usr/include/liburing.h ] && ! node -e "process.exit(require('./$addon').IO_URING_COMPILED ? 0 : 1)"; }; then
     echo "setup: building the native addon"
     npm run --silent build:native
   fi

@@ -7,3 +7,5 @@ export * from './encap/index.js';
 export * from './io/index.js';
 export * from './engine/index.js';
 export { configureInterface, removeRoutes, sourceAddressToward, type InterfaceOptions } from './tun/interface.js';
+export { BUILD_NATIVE_COMMAND, NativeAddonError, nativeAddonInfo, type NativeAddonInfo } from './io/native.js';
+export { buildNativeAddon, NativeBuildError, type NativeBuildOptions } from './io/native-build.js';
