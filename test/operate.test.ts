@@ -16,6 +16,7 @@ import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { removeStaleNamespaces } from '../src/lab/netns.js';
 import { ping6, tcpTransfer } from '../src/lab/probes.js';
 import { LabNetwork, type EngineProcess } from '../src/lab/topology.js';
+import { installForAnyUser, type InstalledCopy } from './helpers/installed.js';
 import { rootOrSkip, startCapture, until } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
@@ -185,16 +186,25 @@ describe.runIf(canRun)('operating a broker tunnel', () => {
 
 describe.runIf(canRun)('tun6in4 doctor', () => {
   let lab: LabNetwork;
+  // nobody may not be able to read this checkout (a clone under /root is 0700): it runs an
+  // installed copy in a directory it can read.
+  let installed: InstalledCopy;
   beforeAll(async () => {
     lab = await LabNetwork.create('6in4', 'doc', { skipEngines: ['client', 'broker'] });
-  }, 60_000);
+    installed = installForAnyUser();
+  }, 120_000);
   afterAll(async () => {
+    installed?.remove();
     await lab?.destroy();
   });
 
-  const doctor = (args: string[], asNobody = false) => {
-    const argv = [process.execPath, BIN, 'doctor', ...args];
-    return lab.host('client').run(asNobody ? 'setpriv' : argv[0], asNobody ? ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', ...argv] : argv.slice(1), { timeoutMs: 30_000 });
+  const doctor = async (args: string[], asNobody = false) => {
+    const r = asNobody
+      ? await lab.host('client').run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, installed.bin, 'doctor', ...args], { timeoutMs: 30_000 })
+      : await lab.host('client').run(process.execPath, [BIN, 'doctor', ...args], { timeoutMs: 30_000 });
+    // A doctor that could not start prints nothing on stdout: show why.
+    if (r.code !== 0 && r.code !== 1) throw new Error(`doctor exited ${r.code}: ${r.stderr}`);
+    return r;
   };
 
   it('passes where a tunnel can run, and says what it found', async () => {

@@ -3,12 +3,13 @@
  * with install scripts off, no compiler on PATH and npm offline. The tarball must carry working
  * prebuilt binaries; nothing may be compiled or downloaded at install time.
  */
-import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installTarball, packTarball } from './helpers/installed.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -46,25 +47,14 @@ let contents: string[];
 let installMs: number;
 
 beforeAll(() => {
-  // Packed from a copy of the checkout (prepack builds dist/ there, not under other tests).
-  tarball = execFileSync('bash', [join(ROOT, 'scripts/pack.sh'), join(dir, 'pack')], { encoding: 'utf8' }).trim();
-  contents = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map((f) => f.replace(/^package\//, ''));
-
+  ({ tarball, contents } = packTarball(dir));
   // The measured install is offline. npm needs each dependency's registry metadata in its cache
-  // for that, so an online install into a throwaway project fills the cache first.
-  const warm = join(dir, 'warm');
-  mkdirSync(warm);
-  writeFileSync(join(warm, 'package.json'), '{"name":"warm","version":"1.0.0","private":true}');
-  execFileSync('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', tarball], { cwd: warm, stdio: 'pipe' });
-
+  // for that, so an install allowed to reach the registry fills the cache first.
+  const warm = installTarball(tarball, join(dir, 'warm'));
+  expectOk(warm, 'npm install of the tarball (filling the cache)');
   pathWithoutCompilers();
-  mkdirSync(project);
-  writeFileSync(join(project, 'package.json'), '{"name":"user-project","version":"1.0.0","private":true}');
   const start = performance.now();
-  const r = inProject('npm', ['install', '--offline', '--ignore-scripts', tarball], 120_000);
+  const r = installTarball(tarball, project, { offline: true, env: env() });
   installMs = performance.now() - start;
   expectOk(r, 'npm install --offline of the tarball');
 }, 300_000);
