@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -512,6 +513,24 @@ Napi::Value RawRecvErrors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
+// lockFile(path) -> fd holding an exclusive flock on path (created 0644 if missing), or -1 when
+// another process holds it. Node has no flock. The lock lives as long as the fd (close-on-exec,
+// so no child keeps it) and dies with the process, so a crashed owner leaves nothing to clean.
+Napi::Value LockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "lockFile(path)");
+  std::string path = info[0].As<Napi::String>();
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return ThrowErrno(env, "open lock file", errno);
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) return Napi::Number::New(env, -1);
+    return ThrowErrno(env, "flock", err);
+  }
+  return Napi::Number::New(env, fd);
+}
+
 // dropPrivileges(uid, gid) -> undefined
 // Becomes uid/gid (no supplementary groups) while keeping exactly CAP_NET_ADMIN and CAP_NET_RAW,
 // also as ambient capabilities so the `ip` commands run at teardown or on an address change
@@ -637,6 +656,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rawRecv", Napi::Function::New(env, RawRecv));
   exports.Set("rawRecvErrors", Napi::Function::New(env, RawRecvErrors));
   exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivileges));
+  exports.Set("lockFile", Napi::Function::New(env, LockFile));
   exports.Set("Poller", Poller::Define(env));
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
 #ifdef HAVE_LIBURING

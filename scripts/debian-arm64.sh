@@ -13,14 +13,14 @@ if [ "${1:-}" = --deps ]; then deps=1; shift; fi
 state=$work/apt-arm64
 mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/debs"
 touch "$state/status"
+# APT::Sandbox::User=root: apt's _apt user cannot write into a private (0700) working directory.
 opts=(-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o "Dir::State=$state" -o "Dir::State::Lists=$state/lists"
-  -o "Dir::State::status=$state/status" -o "Dir::Cache=$state/cache" -o Debug::NoLocking=1)
+  -o "Dir::State::status=$state/status" -o "Dir::Cache=$state/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
 if [ -z "$(ls "$state/lists" | grep -v partial)" ]; then apt-get "${opts[@]}" update -qq; fi
 pkgs=("$@")
 if ((deps)); then
   mapfile -t pkgs < <(apt-cache "${opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
     --no-replaces --no-enhances --no-pre-depends "$@" | grep -E '^[a-z0-9]' | sort -u)
 fi
-# apt's sandbox user cannot write to a root-owned working directory; download as root, quietly.
-(cd "$state/debs" && apt-get "${opts[@]}" -o APT::Sandbox::User=root download "${pkgs[@]}" >/dev/null)
+(cd "$state/debs" && apt-get "${opts[@]}" download "${pkgs[@]}" >/dev/null)
 for deb in "$state"/debs/*.deb; do dpkg-deb -x "$deb" "$sysroot"; done

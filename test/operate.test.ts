@@ -239,7 +239,7 @@ describe.runIf(canRun)('defaults that must not collide', () => {
     await lab?.destroy();
   });
 
-  it('two daemons on the default control socket (in two namespaces, /run is shared) both run; status finds one; an existing default route is left alone', async () => {
+  it('two daemons on the default control socket (in two namespaces, /run is shared) both run; status in each namespace finds its own; an existing default route is left alone', async () => {
     await lab.host('client').ip(['-6', 'route', 'add', 'default', 'dev', 'lo', 'metric', '1024']);
     const a = await lab.startTun6in4('client', ['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64', '--dev', 'tun0', '--keepalive', 'off'], '');
     const b = await lab.startTun6in4('broker', ['run', '--mode', '6in4', '--local', '198.51.100.1', '--remote', '192.0.2.1', '--address', '2001:db8:1::1/64', '--dev', 'tun0', '--keepalive', 'off', '--no-default-route'], '');
@@ -247,8 +247,15 @@ describe.runIf(canRun)('defaults that must not collide', () => {
     expect(await lab.host('client').ip(['-6', 'route', 'show', 'default'])).toMatch(/default dev lo metric 1024/);
     expect(b.logs.join('\n')).toMatch(/tun6in4\.sock is in use by another tun6in4; this one answers on \/run\/tun6in4\/tun6in4-\d+\.sock/);
     expect((await ping6(lab.host('broker'), '2001:db8:1::2', { count: 2 })).ok).toBe(true);
-    const st = spawnSync(process.execPath, [BIN, 'status'], { encoding: 'utf8' });
-    expect(st.status).toBe(0);
-    expect(st.stdout).toMatch(/tun0 \(tun0\) 6in4/);
+    const inClient = await lab.host('client').run(process.execPath, [BIN, 'status', '--json'], { timeoutMs: 30_000 });
+    expect(inClient.code, inClient.stderr).toBe(0);
+    expect((JSON.parse(inClient.stdout) as DaemonStatus).tunnels[0].address).toBe('2001:db8:1::2/64');
+    const inBroker = await lab.host('broker').run(process.execPath, [BIN, 'status', '--json'], { timeoutMs: 30_000 });
+    expect(inBroker.code, inBroker.stderr).toBe(0);
+    expect((JSON.parse(inBroker.stdout) as DaemonStatus).tunnels[0].address).toBe('2001:db8:1::1/64');
+    // From the root namespace neither is ours: status says where they are instead of picking one.
+    const here = spawnSync(process.execPath, [BIN, 'status'], { encoding: 'utf8' });
+    expect(here.status).not.toBe(0);
+    expect(here.stderr).toMatch(/no tun6in4 runs in this network namespace; \d+ in other namespaces answer on/);
   }, 60_000);
 });

@@ -1,5 +1,5 @@
 /**
- * The committed prebuilt binaries (native/prebuilds, made by `npm run prebuild:native`): built
+ * The committed prebuilt binaries (native/prebuilds, made by `npm run build:prebuilds`): built
  * from the sources as they are now, loadable on old glibc, no shared liburing, and the arm64
  * one actually working (under qemu-user, see scripts/verify-arm64.sh).
  */
@@ -28,7 +28,7 @@ function newestGlibc(file: string): number[] {
 }
 
 describe('prebuilt binaries', () => {
-  it('were built from the native sources as they are now (else run npm run prebuild:native and commit)', () => {
+  it('were built from the native sources as they are now (else run npm run build:prebuilds and commit)', () => {
     expect(manifest.sources).toBe(nativeSourcesHash());
   });
 

@@ -98,8 +98,8 @@ export function buildProgram(): Command {
     .description('ask the running daemon for each tunnel\'s state, counters and drops')
     .option('--json', 'print JSON')
     .option('--control <path>', 'the daemon\'s control socket', DEFAULT_CONTROL_SOCKET)
-    .action(async (flags: { json?: boolean; control: string }) => {
-      const s = await queryControl(await findControlSocket(flags.control), 'status');
+    .action(async (flags: { json?: boolean; control: string }, cmd: Command) => {
+      const s = await queryControl(await findControlSocket(flags.control, cmd.getOptionValueSource('control') !== 'default'), 'status');
       process.stdout.write(flags.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s as never));
     });
 

@@ -2,9 +2,10 @@
  * The daemon's local control socket (a Unix socket, mode 0600 or 0660): a client writes one
  * line — `status` — and reads one JSON document back. `tun6in4 status` is such a client.
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { chmodSync, chownSync, closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { loadNative } from '../io/native.js';
 
 export type ControlHandler = (command: string) => unknown;
 
@@ -16,11 +17,66 @@ export class ControlSocketBusyError extends Error {
   }
 }
 
-export async function listenControl(path: string, mode: number, gid: number | undefined, handler: ControlHandler): Promise<Server> {
+/** A control socket this daemon owns; `close` gives it up (socket file and lock removed). */
+export interface ControlListener {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Who owns a control socket path is decided by an exclusive flock on `<path>.lock`, held for the
+ * daemon's lifetime: taking it is atomic, and the kernel drops it when the owner exits, however
+ * it exits. So the owner may replace a socket file left by a dead one, nobody ever unlinks a live
+ * daemon's socket, and the lock file holds the owner's pid for `status` to find its namespace.
+ */
+function claim(path: string): number | null {
+  const lockPath = `${path}.lock`;
+  const native = loadNative();
+  for (;;) {
+    const fd = native.lockFile(lockPath);
+    if (fd < 0) return null;
+    // The previous owner removes its lock file on the way out; if that happened between our open
+    // and our flock, we hold a file nobody else will open: take the one now at the path instead.
+    let current: number | undefined;
+    try {
+      current = statSync(lockPath).ino;
+    } catch {
+      // removed: retry
+    }
+    if (current === fstatSync(fd).ino) {
+      ftruncateSync(fd);
+      writeSync(fd, `${process.pid}\n`, 0);
+      return fd;
+    }
+    closeSync(fd);
+  }
+}
+
+export async function listenControl(path: string, mode: number, gid: number | undefined, handler: ControlHandler): Promise<ControlListener> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  if (existsSync(path)) {
-    if (await isAlive(path)) throw new ControlSocketBusyError(path);
-    unlinkSync(path); // stale: its daemon is gone
+  const lock = claim(path);
+  if (lock === null) throw new ControlSocketBusyError(path);
+  // Removing the lock file is safe while we hold the lock (see claim); the socket file is ours
+  // to remove only once we listen on it.
+  const unlock = (files: string[]) => {
+    for (const p of [...files, `${path}.lock`]) {
+      try {
+        unlinkSync(p);
+      } catch {
+        // already gone, or not ours to remove after a privilege drop: the next owner replaces it
+      }
+    }
+    closeSync(lock);
+  };
+  try {
+    const existing = lstatSync(path, { throwIfNoEntry: false });
+    if (existing && !existing.isSocket()) throw new Error(`${path} exists and is not a socket; remove it or choose another control socket (--control)`);
+    // A daemon from before the lock existed would still answer there.
+    if (existing && (await isAlive(path))) throw new ControlSocketBusyError(path);
+    if (existing) unlinkSync(path); // its owner is gone: we hold the lock
+  } catch (e) {
+    unlock([]);
+    throw e;
   }
   const server = createServer((sock) => {
     let buf = '';
@@ -43,13 +99,25 @@ export async function listenControl(path: string, mode: number, gid: number | un
     });
     sock.on('error', () => undefined);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  chmodSync(path, mode);
-  if (gid !== undefined) chownSync(path, process.getuid?.() ?? 0, gid);
-  return server;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, mode);
+    if (gid !== undefined) chownSync(path, process.getuid?.() ?? 0, gid);
+  } catch (e) {
+    server.close();
+    unlock([path]);
+    throw e;
+  }
+  return {
+    path,
+    close: async () => {
+      await new Promise((r) => server.close(r));
+      unlock([path]);
+    },
+  };
 }
 
 function isAlive(path: string): Promise<boolean> {
@@ -91,21 +159,57 @@ export function queryControl(path: string, command: string, timeoutMs = 5000): P
   });
 }
 
-/**
- * The socket `tun6in4 status` should ask: `wanted` when a daemon answers there; otherwise, when
- * `wanted` is missing, the only live socket beside it (a daemon that found the default taken).
- */
-export async function findControlSocket(wanted: string): Promise<string> {
-  if (existsSync(wanted) && (await isAlive(wanted))) return wanted;
-  let others: string[] = [];
+/** The network namespace of a process (`net:[4026531840]`), or null if we may not see it. */
+function netnsOf(pid: number | 'self'): string | null {
   try {
-    others = readdirSync(dirname(wanted)).filter((n) => n.endsWith('.sock')).map((n) => join(dirname(wanted), n));
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return null;
+  }
+}
+
+/** The pid of the daemon that owns `path`, from the lock file it holds. */
+function ownerOf(path: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(`${path}.lock`, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The socket `tun6in4 status` should ask. /run is shared by every network namespace, so the
+ * daemons considered are the live ones of the caller's namespace (those whose namespace we may
+ * not see count as ours): `wanted` if it is one of them, else the only one there is (a daemon
+ * that found the default taken answers on a per-process socket beside it). With none here but
+ * some elsewhere, the error says where they are. `explicit`: the user named the socket; ask it.
+ */
+export async function findControlSocket(wanted: string, explicit = false): Promise<string> {
+  if (explicit) return wanted;
+  let names: string[] = [];
+  try {
+    names = readdirSync(dirname(wanted)).filter((n) => n.endsWith('.sock'));
   } catch {
     return wanted;
   }
-  const live: string[] = [];
-  for (const p of others) if (p !== wanted && (await isAlive(p))) live.push(p);
-  if (live.length === 1) return live[0];
-  if (live.length > 1) throw new Error(`no daemon at ${wanted}, and several elsewhere: ${live.join(', ')}; pick one with --control`);
+  const candidates = [...new Set([wanted, ...names.map((n) => join(dirname(wanted), n))])];
+  const mine = netnsOf('self');
+  const here: string[] = [];
+  const elsewhere: string[] = [];
+  for (const p of candidates) {
+    if (!existsSync(p) || !(await isAlive(p))) continue;
+    const pid = ownerOf(p);
+    const ns = pid === null ? null : netnsOf(pid);
+    (ns === null || mine === null || ns === mine ? here : elsewhere).push(p);
+  }
+  if (here.includes(wanted)) return wanted;
+  if (here.length === 1) return here[0];
+  if (here.length > 1) throw new Error(`no daemon at ${wanted}, and several in this network namespace: ${here.join(', ')}; pick one with --control`);
+  if (elsewhere.length) {
+    throw new Error(
+      `no tun6in4 runs in this network namespace; ${elsewhere.length} in other namespaces answer on ${elsewhere.join(', ')}: run status inside that namespace (ip netns exec NAME tun6in4 status), or give --control PATH`,
+    );
+  }
   return wanted;
 }

@@ -4,11 +4,9 @@
  * drop once everything that needs root is open.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import type { Server } from 'node:net';
-import { unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { DEFAULT_CONTROL_SOCKET, type DaemonConfig } from './config.js';
-import { ControlSocketBusyError, listenControl } from './control.js';
+import { ControlSocketBusyError, listenControl, type ControlListener } from './control.js';
 import { EBADFD } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
@@ -34,9 +32,8 @@ export class Daemon {
   readonly tunnels = new Map<string, ManagedTunnel>();
   /** Why each failed tunnel failed: the message status shows, and the error itself. */
   private readonly failed = new Map<string, { message: string; error: unknown }>();
-  private control: Server | null = null;
+  private control: ControlListener | null = null;
   private metrics: HttpServer | null = null;
-  private controlPath: string | null = null;
   private readonly startedAt = new Date().toISOString();
   private lastReload: DaemonStatus['lastReload'] = null;
 
@@ -74,7 +71,6 @@ export class Daemon {
       this.control = await listenControl(path, config.control.mode, gid, handler);
       this.log.warn({ control: path }, `${DEFAULT_CONTROL_SOCKET} is in use by another tun6in4; this one answers on ${path} (tun6in4 status --control ${path})`);
     }
-    this.controlPath = path;
     if (config.metrics.listen) this.metrics = await this.listenMetrics(config.metrics.listen);
     await this.apply(config);
   }
@@ -169,14 +165,8 @@ export class Daemon {
     for (const t of this.tunnels.values()) await t.close();
     this.tunnels.clear();
     await new Promise((r) => (this.metrics ? this.metrics.close(r) : r(undefined)));
-    await new Promise((r) => (this.control ? this.control.close(r) : r(undefined)));
-    if (this.controlPath) {
-      try {
-        unlinkSync(this.controlPath);
-      } catch {
-        /* already gone, or not ours to remove after a privilege drop */
-      }
-    }
+    await this.control?.close();
+    this.control = null;
   }
 }
 

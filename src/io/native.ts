@@ -18,6 +18,8 @@ export interface NativeAddon {
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   rawRecvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
   dropPrivileges(uid: number, gid: number): void;
+  /** An fd holding an exclusive flock on `path` (created if missing), or -1 if another process holds it. */
+  lockFile(path: string): number;
   Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
   MAX_BATCH: number;
   /** Built with liburing. */

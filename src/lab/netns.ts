@@ -103,7 +103,7 @@ export class NamespaceSet {
   }
 }
 
-/** Engines in lab namespaces use /run/tun6in4/<namespace>*.sock; a killed one leaves its socket. */
+/** Engines in lab namespaces use /run/tun6in4/<namespace>*.sock (and .sock.lock); a killed one leaves them. */
 const CONTROL_DIR = '/run/tun6in4';
 function removeControlSockets(prefix: string): void {
   let names: string[] = [];
@@ -112,7 +112,7 @@ function removeControlSockets(prefix: string): void {
   } catch {
     return;
   }
-  for (const n of names) if (n.startsWith(prefix) && n.endsWith('.sock')) rmSync(`${CONTROL_DIR}/${n}`, { force: true });
+  for (const n of names) if (n.startsWith(prefix) && /\.sock(\.lock)?$/.test(n)) rmSync(`${CONTROL_DIR}/${n}`, { force: true });
 }
 
 /** Removes namespaces left by earlier runs of `tag` whose process is gone (e.g. after a crash). */
