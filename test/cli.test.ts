@@ -3,7 +3,7 @@
  * naming the flag (or the place in the file) and the fix, and touch nothing on the system.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,18 @@ describe('tun6in4 CLI', () => {
     expect(r.stdout).toMatch(/Routed \/64:.*--routed/);
   });
 
+  it('--version prints the package version', () => {
+    const r = run('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+  });
+
+  it('an unknown or misspelled flag exits 2 with one line naming it (and the likely flag)', () => {
+    const r = run('run', '--mode', '6in4', '--lcoal', '192.0.2.1');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("tun6in4: unknown option '--lcoal' (Did you mean --local?) (see tun6in4 --help)\n");
+  });
+
   for (const [what, args, message] of BAD) {
     it(`exits non-zero naming the flag or field and the fix: ${what}`, () => {
       const r = run(...args);
@@ -86,4 +98,12 @@ describe.runIf(process.getuid?.() === 0)('bad configuration touches nothing (as 
     expect(after).toEqual(before);
     expect(existsSync(control)).toBe(false);
   }, 120_000);
+
+  it('a --local address this host does not have is named as such, before anything is created', async () => {
+    const before = await ns.ip(['-o', 'link']);
+    const r = await ns.run(process.execPath, [BIN, ...BROKER.map((a) => (a === '192.0.2.1' ? '203.0.113.99' : a)), '--control', join(dir, 'local.sock')], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^tun6in4: --local: "203\.0\.113\.99" is not valid; this host has no interface with 203\.0\.113\.99/m);
+    expect(await ns.ip(['-o', 'link'])).toBe(before);
+  }, 60_000);
 });

@@ -4,7 +4,7 @@
  * prebuilt binaries; nothing may be compiled or downloaded at install time.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,15 @@ describe('the npm tarball', () => {
     expect(report.passed).toBe(true);
     expect(report.steps.find((s) => s.name === 'engines up')?.ok).toBe(true);
   }, 200_000);
+
+  it('as root: run as an ordinary user first says it needs root or the two capabilities', () => {
+    if (!rootOrSkip()) return;
+    chmodSync(dir, 0o755); // let nobody reach the installed copy
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, join(project, 'node_modules/tun6in4/bin/tun6in4.js'),
+      'run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64', '--control', join(dir, 'nobody.sock')], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^tun6in4: a tunnel needs root, or CAP_NET_ADMIN and CAP_NET_RAW \(CAP_NET_ADMIN and CAP_NET_RAW missing here\)/);
+  });
 
   // Last: it removes the prebuilds from the installed copy, as on a platform we do not prebuild for.
   it('without a binary for the host, the library still imports and works, and the addon error names the fix', () => {
