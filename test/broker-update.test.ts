@@ -29,7 +29,7 @@ function updater(logs: string[], extra: Partial<ConstructorParameters<typeof Bro
   const dir = mkdtempSync(join(tmpdir(), 'tun6in4-key-'));
   writeFileSync(join(dir, 'key'), `${KEY}\n`);
   const log = (level: string) => (obj: object, msg: string) => logs.push(`${level} ${msg} ${JSON.stringify(obj)}`);
-  return new BrokerUpdater({ url, tunnelId: '123456', username: 'alice', keyFile: join(dir, 'key'), timeoutMs: 300, retryBaseMs: 50, ...extra }, { info: log('info'), warn: log('warn'), error: log('error') });
+  return new BrokerUpdater({ url, insecureHttp: true, tunnelId: '123456', username: 'alice', keyFile: join(dir, 'key'), timeoutMs: 300, retryBaseMs: 50, ...extra }, { info: log('info'), warn: log('warn'), error: log('error') });
 }
 
 const waitFor = async (cond: () => boolean, ms = 3000) => {
@@ -94,6 +94,35 @@ describe('broker update (HE dyndns-style)', () => {
     await waitFor(() => u.status().outcome === 'nochg');
     expect(u.status().outcome).toBe('nochg');
     u.stop();
+  });
+
+  it('an HTTP 401 with no known word is a refused key too: permanent, not retried forever', async () => {
+    requests.length = 0;
+    answer = () => ({ status: 401, body: '' });
+    const logs: string[] = [];
+    const u = updater(logs);
+    u.start(ip4('192.0.2.10'));
+    await waitFor(() => u.status().outcome !== 'pending');
+    expect(u.status().outcome).toBe('permanent-failure');
+    expect(u.status().detail).toMatch(/refused the username or update key/);
+    expect(requests).toHaveLength(1);
+    u.stop();
+  });
+
+  it('a URL carrying credentials is refused before anything is sent, and the key in it never appears', () => {
+    const withKey = url.replace('http://', `http://alice:${KEY}@`);
+    let message = '';
+    try {
+      updater([], { url: withKey });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/update url: no credentials in the URL/);
+    expect(message).not.toContain(KEY);
+  });
+
+  it('plain http is refused unless allowed explicitly', () => {
+    expect(() => updater([], { insecureHttp: false })).toThrow(/plain http sends the update key in cleartext; use https/);
   });
 
   it('a missing key file is a clear error', () => {

@@ -37,6 +37,8 @@ const BAD: Array<[string, string[], RegExp]> = [
   ['contradictory: peer on 6to4', ['run', '--mode', '6to4', '--local', '192.0.2.1', '--allow-nonglobal', '--peer', '2001:db8::1'], /--peer: .*6in4 only/],
   ['contradictory: relay router with a relay', ['run', '--mode', '6to4', '--role', 'relay', '--local', '192.0.2.1', '--allow-nonglobal', '--relay', '203.0.113.1'], /--relay: .*does not use another relay/],
   ['half a broker update', [...BROKER, '--tunnel-id', '42'], /--tunnel-id: .*needs --tunnel-id, --username and --update-key-file together/],
+  ['broker update over plain http', [...BROKER, '--tunnel-id', '42', '--username', 'u', '--update-key-file', '/k', '--update-url', 'http://198.51.100.1/nic/update'], /--update-url: .*cleartext; use https, or .*--update-insecure-http/],
+  ['credentials in the update URL', [...BROKER, '--tunnel-id', '42', '--username', 'u', '--update-key-file', '/k', '--update-url', 'https://u:sEcReT@198.51.100.1/nic/update'], /--update-url: .*no credentials in the URL/],
   ['keepalive zero', [...BROKER, '--keepalive', '0'], /--keepalive.*seconds \(1 or more\) or "off"/],
   ['unknown flag', [...BROKER, '--mtuu', '1400'], /unknown option '--mtuu'/],
   ['missing config file', ['up', '-c', join(dir, 'missing.json')], /missing\.json: cannot read it \(ENOENT\); check the path/],

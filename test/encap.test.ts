@@ -307,6 +307,33 @@ describe('decapsulation and ingress', () => {
     const short = fromRemote(fromPeer().subarray(0, 50));
     expectDrop(t, decap(t, short).r, 'rx_malformed_ipv6');
   });
+
+  it('bytes after the inner payload length are trimmed and counted, and the packet delivered (RFC 8200, as Linux)', () => {
+    const t = tunnel();
+    const pkt = fromPeer({ payloadLen: 100 });
+    const wire = ipv4Packet({ src: REMOTE, dst: LOCAL, payload: Buffer.concat([pkt, Buffer.alloc(13, 0xee)]) });
+    const { r, bytes } = decap(t, wire);
+    expect(r.verdict).toBe(Verdict.Forward);
+    expect(bytes).toEqual(pkt);
+    expect(t.counters.traffic[Traffic.rx_trailing_bytes_trimmed]).toBe(1);
+    expect(t.counters.traffic[Traffic.rx_bytes]).toBe(pkt.length);
+  });
+
+  it('IPv4 options the kernel filled in after checking the header (Record Route) are delivered from the raw socket; an embedder\'s bad checksum is still dropped', () => {
+    const pkt = fromPeer();
+    // Record Route with room for two addresses, pointer at the first free slot, then EOL padding
+    const rr = Buffer.from([7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const wire = ipv4Packet({ src: REMOTE, dst: LOCAL, options: rr, payload: pkt });
+    wire.writeUInt32BE(ip4('198.51.100.77'), 23); // recorded on the way, checksum left as it was
+    wire[22] = 8;
+    const fromKernel = tunnel();
+    const [buf, off] = withHeadroom(wire);
+    const r = fromKernel.decapsulate(buf, off, wire.length, out, true);
+    expect(r.verdict).toBe(Verdict.Forward);
+    expect(buf.subarray(r.offset, r.offset + r.length)).toEqual(pkt);
+    const embedder = tunnel();
+    expectDrop(embedder, decap(embedder, wire).r, 'rx_bad_ipv4_checksum');
+  });
 });
 
 describe('ICMPv4 errors (R11/R12) and the errors we originate (R19–R24)', () => {

@@ -13,6 +13,7 @@ describe('fuzzing decapsulation, encapsulation and ICMP handling', () => {
       expect(s.outcomes.consumed).toBeGreaterThan(100);
       const reasons = Object.entries(s.drops).filter(([, v]) => v > 0).map(([k]) => k);
       expect(reasons).toEqual(expect.arrayContaining(['rx_6to4_spoofed_source', 'icmp4_malformed', 'tx_too_big', 'rx_ipv4_fragment', 'rx_bad_ipv4_checksum']));
+      expect(s.trimmed).toBeGreaterThan(0); // trailing bytes after the inner packet (forwarded, trimmed)
     }, 60_000);
   }
 });

@@ -13,6 +13,9 @@ import { rootOrSkip, scapySendRaw } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 const N = 50;
+/** Record Route with room for two addresses: Linux fills it in on local delivery (RFC 791). */
+const RECORD_ROUTE = Buffer.from([7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+const echoFrom = (src: string) => ipv6Packet({ src, dst: '2001:db8:1::2' });
 
 describe.runIf(canRun)('6in4 under attack', () => {
   let lab: LabNetwork;
@@ -41,7 +44,14 @@ describe.runIf(canRun)('6in4 under attack', () => {
       { bytes: toClient(icmpv4Error(3, 1, 0, garbageQuote), '203.0.113.254', 1), count: N }, // ICMP quoting garbage → icmp4_malformed
       { bytes: toClient(icmpv4Error(3, 1, 0, Buffer.alloc(28, 0x45)), '203.0.113.254', 1), count: N }, // not about our packets: the kernel keeps it
       { bytes: ipv4Packet({ src: '198.51.100.1', dst: '192.0.2.77', payload: legit }), count: N }, // not our address: never reaches us
+      // legitimate, and delivered as Linux sit delivers them:
+      { bytes: toClient(Buffer.concat([echoFrom('2001:db8:1::a1'), Buffer.alloc(11, 0xee)])), count: N }, // trailing bytes → trimmed
+      { bytes: ipv4Packet({ src: '198.51.100.1', dst: '192.0.2.1', options: RECORD_ROUTE, payload: echoFrom('2001:db8:1::a2') }), count: N }, // the kernel records into it, checksum left stale
     ];
+    // count the echo requests that reach the client's stack through the tunnel
+    await lab.host('client').exec('nft', ['-f', '-'], {
+      input: `table ip6 t6count { chain in { type filter hook input priority 0; iifname "tun0" ip6 saddr 2001:db8:1::a1 icmpv6 type echo-request counter; iifname "tun0" ip6 saddr 2001:db8:1::a2 icmpv6 type echo-request counter; }; }`,
+    });
     const [transfer] = await Promise.all([
       // broker → client: the client sends only ACKs, which fit its lowered tunnel MTU
       tcpTransfer(lab.host('broker'), lab.host('client'), '2001:db8:1::2', 32 << 20),
@@ -54,6 +64,8 @@ describe.runIf(canRun)('6in4 under attack', () => {
     const floodSeconds = (Date.now() - t0) / 1000;
 
     expect(transfer.ok).toBe(true);
+    const delivered = [...(await lab.host('client').exec('nft', ['list', 'table', 'ip6', 't6count'])).matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    expect(delivered).toEqual([N, N]);
     const { down } = await lab.stopEngine('client');
     const d = down!.counters.drops;
     const tr = down!.counters.traffic;
@@ -62,6 +74,8 @@ describe.runIf(canRun)('6in4 under attack', () => {
     expect(d.rx_malformed_ipv6).toBe(2 * N);
     expect(d.icmp4_malformed).toBe(N);
     expect(d.rx_wrong_outer_destination).toBe(0);
+    expect(d.rx_bad_ipv4_checksum).toBe(0);
+    expect(tr.rx_trailing_bytes_trimmed).toBe(N);
     expect(d.tx_too_big).toBe(300);
     expect(tr.icmp6_packet_too_big_sent + tr.icmp6_rate_limited).toBe(300);
     // burst 10, then 10 per second: the limit held

@@ -41,7 +41,7 @@ describe.runIf(canRun)('operating a broker tunnel', () => {
     keepalive: 1,
     localCheckSeconds: 1,
     clampMss: true,
-    update: { url: 'http://198.51.100.1:8080/nic/update', tunnelId: '4242', username: 'lab', keyFile: '' },
+    update: { url: 'http://198.51.100.1:8080/nic/update', insecureHttp: true, tunnelId: '4242', username: 'lab', keyFile: '' },
   };
   const writeConfig = (tunnels: Record<string, unknown>) =>
     writeFileSync(configPath, JSON.stringify({ tunnels, control: { socket: control, mode: '0660' }, metrics: { listen: '127.0.0.1:9641' } }, null, 2));

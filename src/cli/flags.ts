@@ -25,6 +25,7 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   defaultRouteMetric: '--default-route-metric',
   keepalive: '--keepalive',
   url: '--update-url',
+  insecureHttp: '--update-insecure-http',
   tunnelId: '--tunnel-id',
   username: '--username',
   keyFile: '--update-key-file',

@@ -68,6 +68,7 @@ export function buildProgram(): Command {
     .option('--icmp-rate <per-second>', 'ICMPv6 errors we send per second (default 100)', integer)
     .option('--icmp-burst <count>', 'ICMPv6 errors we may send at once before the rate applies (default 100)', integer)
     .option('--update-url <url>', `broker update URL (default ${HE_UPDATE_URL})`)
+    .option('--update-insecure-http', 'allow a plain http:// --update-url (the key crosses the network in cleartext)')
     .option('--tunnel-id <id>', 'broker tunnel id: enables the broker endpoint update')
     .option('--username <name>', 'broker account name, for the update')
     .option('--update-key-file <file>', 'file holding the broker update key (never put the key on the command line)')
@@ -161,6 +162,7 @@ type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'ro
     ioUring: boolean;
     allowNonglobal?: boolean;
     updateUrl?: string;
+    updateInsecureHttp?: boolean;
     tunnelId?: string;
     username?: string;
     updateKeyFile?: string;
@@ -199,7 +201,7 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     allowNonGlobal: f.allowNonglobal,
     icmpRate: f.icmpRate,
     icmpBurst: f.icmpBurst,
-    update: updateAsked ? prune({ url: f.updateUrl, tunnelId: f.tunnelId, username: f.username, keyFile: f.updateKeyFile }) : undefined,
+    update: updateAsked ? prune({ url: f.updateUrl, insecureHttp: f.updateInsecureHttp, tunnelId: f.tunnelId, username: f.username, keyFile: f.updateKeyFile }) : undefined,
   });
   try {
     return parseDaemonConfig(

@@ -12,8 +12,10 @@ import { classifyIpv4, formatIpv4 } from '../packet/address.js';
 export const HE_UPDATE_URL = 'https://ipv4.tunnelbroker.net/nic/update';
 
 export interface BrokerUpdateOptions {
-  /** Default Hurricane Electric's. */
+  /** Default Hurricane Electric's. https only, unless `insecureHttp`; never with credentials in it. */
   url?: string;
+  /** Allow a plain http:// URL (the key then crosses the network in cleartext): a broker on a trusted network only. */
+  insecureHttp?: boolean;
   /** The broker's tunnel id (HE: the numeric "Tunnel ID"). */
   tunnelId: string;
   username: string;
@@ -62,6 +64,8 @@ export class BrokerUpdater {
       throw new Error(`update key file ${opts.keyFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; create it with the broker's update key (chmod 600)`);
     }
     if (!this.key) throw new Error(`update key file ${opts.keyFile} is empty; put the broker's update key in it`);
+    const problem = updateUrlProblem(opts.url ?? HE_UPDATE_URL, opts.insecureHttp ?? false);
+    if (problem) throw new Error(`update url: ${problem}`);
   }
 
   status(): UpdateStatus {
@@ -95,8 +99,9 @@ export class BrokerUpdater {
       const body = (await res.text()).trim().split('\n')[0].slice(0, 200);
       const word = body.split(/\s+/)[0];
       if (word === 'good' || word === 'nochg') return { outcome: word, response: body, detail: `broker accepted (${res.status})`, at, attempts, nextRetryAt: null };
-      if (PERMANENT.has(word)) {
-        return { outcome: 'permanent-failure', response: body, detail: permanentHint(word), at, attempts, nextRetryAt: null };
+      // A refused key stays refused: HTTP 401/403 are as final as the broker's own words.
+      if (PERMANENT.has(word) || res.status === 401 || res.status === 403) {
+        return { outcome: 'permanent-failure', response: body || null, detail: permanentHint(PERMANENT.has(word) ? word : 'badauth'), at, attempts, nextRetryAt: null };
       }
       return { outcome: 'retrying', response: body || null, detail: `unexpected answer (HTTP ${res.status})`, at, attempts, nextRetryAt: null };
     } catch (e) {
@@ -109,7 +114,7 @@ export class BrokerUpdater {
   private async attempt(local: number, gen: number, delayMs: number): Promise<void> {
     const r = await this.once(local);
     if (gen !== this.generation) return;
-    const where = { url: this.opts.url ?? HE_UPDATE_URL, tunnelId: this.opts.tunnelId, local: formatIpv4(local), response: r.response };
+    const where = { url: redactUrl(this.opts.url ?? HE_UPDATE_URL), tunnelId: this.opts.tunnelId, local: formatIpv4(local), response: r.response };
     if (r.outcome === 'retrying') {
       r.nextRetryAt = new Date(Date.now() + delayMs).toISOString();
       this.log.warn({ ...where, detail: r.detail, retryInMs: delayMs }, 'broker update failed; will retry');
@@ -121,6 +126,37 @@ export class BrokerUpdater {
       this.log.info(where, 'broker updated');
     }
     this.current = r;
+  }
+}
+
+/**
+ * Why `url` cannot carry the update, or null. Credentials in the URL (the form some broker pages
+ * show) would be logged and shown in status wherever the URL is; plain http sends the key in
+ * cleartext.
+ */
+export function updateUrlProblem(url: string, insecureHttp: boolean): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a URL';
+  }
+  if (u.username || u.password) return 'no credentials in the URL: give the account as username and the key in keyFile (a URL is logged and shown in status; a key file is not)';
+  if (u.protocol === 'http:' && !insecureHttp) return 'plain http sends the update key in cleartext; use https, or allow it explicitly for a broker on a trusted network (--update-insecure-http, update.insecureHttp)';
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return 'use an https:// URL';
+  return null;
+}
+
+/** The URL without any user or password, for logs and status. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = '';
+    u.password = '';
+    return u.href;
+  } catch {
+    return '(unparsable URL)';
   }
 }
 

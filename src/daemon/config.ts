@@ -13,6 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, resolveTunnelOptions, type TunnelOptions } from '../encap/options.js';
+import { updateUrlProblem } from './broker-update.js';
 import type { TunnelSpec } from './managed-tunnel.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/tun6in4/tun6in4.sock';
@@ -53,10 +54,15 @@ const daemonTunnelKeys = z.strictObject({
   update: z
     .strictObject({
       url: z.url({ error: 'an http(s) URL' }).optional(),
+      insecureHttp: z.boolean({ error: 'use true or false' }).optional(),
       tunnelId: z.string().min(1, 'the broker\'s tunnel id'),
       username: z.string().min(1, 'the broker account\'s username'),
       keyFile: z.string().min(1, 'a file holding the update key (never put the key itself here)'),
       timeoutMs: wholeNumber(100, 120_000, 'milliseconds').optional(),
+    })
+    .superRefine((u, ctx) => {
+      const problem = u.url === undefined ? null : updateUrlProblem(u.url, u.insecureHttp ?? false);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['url'], message: problem });
     })
     .optional(),
 });

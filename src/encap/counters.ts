@@ -15,6 +15,7 @@ export const TRAFFIC_COUNTERS = [
   'icmp4_frag_needed', // R07 input
   'path_mtu_updates', // R07: tunnel MTU lowered for a destination
   'tcp_mss_clamped', // --clamp-mss rewrote a SYN
+  'rx_trailing_bytes_trimmed', // bytes after the inner packet's payload length were cut off (RFC 8200); not itself a packet outcome
 ] as const;
 
 export const DROP_REASONS = [
@@ -32,7 +33,7 @@ export const DROP_REASONS = [
   'rx_not_protocol_41', // R14
   'rx_wrong_outer_destination', // R14: not addressed to our IPv4
   'rx_wrong_outer_source', // R14: 6in4 outer source is not the configured remote
-  'rx_malformed_ipv6', // inner packet not IPv6 or its length disagrees with the outer header
+  'rx_malformed_ipv6', // inner packet not IPv6, or shorter than its payload length says
   'rx_bogus_inner_source', // R15
   'rx_6to4_bogus_outer_ipv4', // R31: outer source in a bogus IPv4 range
   'rx_6to4_bogus_inner_address', // R32

@@ -199,9 +199,14 @@ export class Tunnel {
    * Decapsulates the IPv4 packet at buf[off, off+len) (R06, R13–R17, R29–R32). On Forward, the
    * inner IPv6 packet is buf[out.offset, out.offset+out.length), byte for byte what the peer sent
    * but for R13's ECN. ICMPv4 errors about our own packets are handled too (see icmpv4Error).
+   *
+   * `headerVerified`: the IPv4 header checksum was already checked, as the kernel does before a
+   * raw socket sees a packet. Then it is not checked again: Linux fills in Record Route and
+   * Timestamp options on local delivery without updating the checksum, so a legitimate packet
+   * can reach us with one that no longer verifies. An embedder's bytes are checked (the default).
    */
-  decapsulate(buf: Buffer, off: number, len: number, out: PacketResult): PacketResult {
-    const e = checkIpv4(buf, off, len, true);
+  decapsulate(buf: Buffer, off: number, len: number, out: PacketResult, headerVerified = false): PacketResult {
+    const e = checkIpv4(buf, off, len, !headerVerified);
     if (e !== Ipv4Error.None) return this.drop(out, e === Ipv4Error.Checksum ? Drop.rx_bad_ipv4_checksum : Drop.rx_malformed_ipv4);
     const ihl = (buf[off] & 0x0f) << 2;
     const total = (buf[off + 2] << 8) | buf[off + 3];
@@ -215,7 +220,16 @@ export class Tunnel {
     if (this.is6in4 && outerSrc !== this.remoteS32) return this.drop(out, Drop.rx_wrong_outer_source);
 
     const io = off + ihl;
-    const ilen = total - ihl;
+    let ilen = total - ihl;
+    // RFC 8200: the payload length defines the packet. Bytes after it in the IPv4 payload are
+    // trimmed and counted, as Linux does; a packet longer than what arrived is malformed.
+    if (ilen > IPV6.HEADER_LEN && buf[io] >> 4 === 6) {
+      const declared = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN;
+      if (declared < ilen) {
+        ilen = declared;
+        this.counters.traffic[Traffic.rx_trailing_bytes_trimmed]++;
+      }
+    }
     if (checkIpv6(buf, io, ilen) !== 0) return this.drop(out, Drop.rx_malformed_ipv6);
     const src = io + IPV6.SRC;
     const dst = io + IPV6.DST;

@@ -262,7 +262,8 @@ export class TunnelEngine {
           this.counters.drops[Drop.rx_truncated]++;
           continue;
         }
-        t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        // the kernel checked the IPv4 header before the raw socket got it
+        t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r, true);
         if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
         if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(d.arena, r.offset, r.length)) continue;
         if (this.offload) {

@@ -88,8 +88,8 @@ function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split('\n')[0];
 }
 
-/** `linux-x64 glibc 2.36` or `linux-x64 musl`: what a prebuild has to match. */
-export function hostTarget(): string {
+/** `linux-x64 glibc 2.36`, or `linux-x64 non-glibc (musl?)`: what a prebuild has to match. */
+function hostTarget(): string {
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
   const libc = header?.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'non-glibc (musl?)';
   return `${process.platform}-${process.arch} ${libc}`;

@@ -6,7 +6,7 @@
  * `npm run fuzz -- --inputs 10000000` is the long run; the test suite runs a short one.
  */
 import { packetOutcomes as outcomeCount } from '../helpers/tunnels.js';
-import { checkIpv6, PacketResult, Tunnel, Verdict, DROP_REASONS, checksum, type TunnelOptions } from '../../src/index.js';
+import { checkIpv6, PacketResult, Traffic, Tunnel, Verdict, DROP_REASONS, checksum, type TunnelOptions } from '../../src/index.js';
 
 /** xorshift32: fast, seeded, reproducible. */
 class Rng {
@@ -149,6 +149,8 @@ export interface FuzzStats {
   inputs: number;
   seconds: number;
   outcomes: Record<string, number>;
+  /** Forwarded packets whose bytes after the inner payload length were trimmed. */
+  trimmed: number;
   drops: Record<string, number>;
   failures: string[];
 }
@@ -196,5 +198,8 @@ export function fuzz(inputs: number, seed = 1): FuzzStats {
   }
   const drops: Record<string, number> = {};
   for (const [, t] of tunnels) DROP_REASONS.forEach((d, k) => (drops[d] = (drops[d] ?? 0) + t.counters.drops[k]));
-  return { inputs, seconds: Number(process.hrtime.bigint() - started) / 1e9, outcomes, drops, failures };
+  // counted beside a packet's outcome, not as one
+  let trimmed = 0;
+  for (const [, t] of tunnels) trimmed += t.counters.traffic[Traffic.rx_trailing_bytes_trimmed];
+  return { inputs, seconds: Number(process.hrtime.bigint() - started) / 1e9, outcomes, drops, trimmed, failures };
 }

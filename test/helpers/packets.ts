@@ -91,15 +91,19 @@ export interface Ipv4Spec {
   tos?: number;
   id?: number;
   flagsFragment?: number;
+  /** IPv4 options (a multiple of 4 bytes), e.g. Record Route. */
+  options?: Buffer;
   payload: Buffer;
 }
 
 /** An IPv4 packet with a correct header checksum. */
 export function ipv4Packet(spec: Ipv4Spec): Buffer {
-  const h = Buffer.alloc(20);
-  h[0] = 0x45;
+  const options = spec.options ?? Buffer.alloc(0);
+  const h = Buffer.alloc(20 + options.length);
+  h[0] = 0x40 | (h.length >> 2);
+  options.copy(h, 20);
   h[1] = spec.tos ?? 0;
-  h.writeUInt16BE(20 + spec.payload.length, 2);
+  h.writeUInt16BE(h.length + spec.payload.length, 2);
   h.writeUInt16BE(spec.id ?? 1, 4);
   h.writeUInt16BE(spec.flagsFragment ?? 0, 6);
   h[8] = spec.ttl ?? 64;
