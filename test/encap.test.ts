@@ -14,6 +14,7 @@ import {
 } from '../src/index.js';
 import { HEADROOM, icmpv4Error, ip4, ipv4Packet, ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { LOCAL, ManualClock, OUR_SITE, PEER_SITE, PEER_SITE_V4, RELAY, REMOTE, tunnel } from './helpers/tunnels.js';
+import { PathMtuTable, PMTU_EXPIRES_MS, PMTU_TABLE_SIZE } from '../src/encap/path-mtu.js';
 
 const out = new PacketResult();
 
@@ -218,13 +219,67 @@ describe('path MTU (R07)', () => {
 
   it('static mode ignores path MTU reports; reports of a bigger MTU or bogus sizes change nothing', () => {
     const s = tunnel();
-    decap(s, fragNeeded(encap(s, inner()).bytes, 1300));
+    const big = inner({ payloadLen: 1400 });
+    decap(s, fragNeeded(encap(s, big).bytes, 1300));
     expect(s.mtuFor(ip4(REMOTE))).toBe(1480);
     const d = tunnel({ pmtu: 'dynamic' });
-    decap(d, fragNeeded(encap(d, inner()).bytes, 1400));
-    decap(d, fragNeeded(encap(d, inner()).bytes, 1450));
-    decap(d, fragNeeded(encap(d, inner()).bytes, 20));
+    decap(d, fragNeeded(encap(d, big).bytes, 1400));
+    decap(d, fragNeeded(encap(d, big).bytes, 1450));
+    decap(d, fragNeeded(encap(d, big).bytes, 20));
     expect(d.mtuFor(ip4(REMOTE))).toBe(1380);
+  });
+
+  it('a forged report is ignored: one quoting a packet that fit the reported MTU (RFC 1191), or one too short to be ours', () => {
+    const d = tunnel({ pmtu: 'dynamic' });
+    expectDrop(d, decap(d, fragNeeded(encap(d, inner({ payloadLen: 100 })).bytes, 1300)).r, 'icmp4_not_ours');
+    const sent = encap(d, inner({ payloadLen: 1400 })).bytes;
+    const short = ipv4Packet({ src: '203.0.113.254', dst: LOCAL, protocol: 1, payload: icmpv4Error(3, 4, 1300, sent.subarray(0, 20 + 4)) });
+    expectDrop(d, decap(d, short).r, 'icmp4_malformed');
+    expect(d.mtuFor(ip4(REMOTE))).toBe(1480);
+  });
+
+  it('the path MTU table stays bounded under 10,000 reports for distinct destinations: stalest evicted and counted, expired ones swept first', () => {
+    const clock = new ManualClock();
+    let evicted = 0;
+    const table = new PathMtuTable(clock.fn, PMTU_TABLE_SIZE, () => evicted++);
+    for (let dst = 1; dst <= 10_000; dst++) expect(table.update(dst, 1300)).toBe(true);
+    expect(table.size).toBe(PMTU_TABLE_SIZE);
+    expect(evicted).toBe(10_000 - PMTU_TABLE_SIZE);
+    expect(table.get(10_000)).toBe(1300); // the newest are kept
+    expect(table.get(1)).toBe(0);
+    expect(table.entriesForStatus()).toHaveLength(32);
+    clock.advance(PMTU_EXPIRES_MS);
+    table.update(20_000, 1300); // all others expired: swept, nothing evicted
+    expect(evicted).toBe(10_000 - PMTU_TABLE_SIZE);
+    expect(table.size).toBe(1);
+  });
+
+  it('repeated reports for one destination update its one entry in place', () => {
+    const t = tunnel({ mode: '6to4', local: LOCAL, relay: RELAY, pmtu: 'dynamic', allowNonGlobal: true });
+    const pkt = inner({ src: `${OUR_SITE}1`, dst: '2001:db8:9::1', payloadLen: 1400 });
+    const [buf, off] = withHeadroom(pkt);
+    // via the relay, reported again and again with a lower MTU: one entry, updated in place
+    for (const mtu of [1400, 1350, 1300]) t.icmpv4Error(3, 4, mtu, ip4(RELAY), buf, off, 48, out);
+    expect(t.pathMtuCount()).toBe(1);
+    expect(t.counters.traffic[Traffic.path_mtu_updates]).toBe(3);
+    expect(t.counters.traffic[Traffic.path_mtu_evictions]).toBe(0);
+  });
+
+  it('6to4: an error counts only if its outer destination is where we would have sent the quoted packet', () => {
+    const t = tunnel({ mode: '6to4', local: LOCAL, relay: RELAY, pmtu: 'dynamic', allowNonGlobal: true });
+    const toPeer = inner({ src: `${OUR_SITE}1`, dst: `${PEER_SITE}1`, payloadLen: 1400 });
+    const sent = encap(t, toPeer).bytes;
+    const claimedFrom = (dst: string) => {
+      const quote = Buffer.from(sent.subarray(0, 20 + 48));
+      quote.writeUInt32BE(ip4(dst), 16);
+      return ipv4Packet({ src: '203.0.113.254', dst: LOCAL, protocol: 1, payload: icmpv4Error(3, 4, 1300, quote) });
+    };
+    // a 2002:: destination goes to the IPv4 it embeds, not to the relay or anyone else
+    expectDrop(t, decap(t, claimedFrom(RELAY)).r, 'icmp4_not_ours');
+    expectDrop(t, decap(t, claimedFrom('198.51.100.200')).r, 'icmp4_not_ours');
+    expect(t.mtuFor(ip4(PEER_SITE_V4))).toBe(1480);
+    expect(decap(t, claimedFrom(PEER_SITE_V4)).r.verdict).toBe(Verdict.Consumed);
+    expect(t.mtuFor(ip4(PEER_SITE_V4))).toBe(1280);
   });
 });
 
@@ -403,6 +458,20 @@ describe('ICMPv4 errors (R11/R12) and the errors we originate (R19–R24)', () =
     clock.advance(100); // one token at 10/s
     expect([verdicts(), verdicts()]).toEqual([Verdict.Reply, Verdict.Drop]);
     expect(t.counters.drops[Drop.tx_too_big]).toBe(6);
+  });
+
+  it('R23: icmpRate 0 sends no error at all, not even a first burst', () => {
+    const t = tunnel({ icmpRate: 0, icmpBurst: 10 });
+    expect(encap(t, inner({ payloadLen: 1500 })).r.verdict).toBe(Verdict.Drop);
+    expect(t.counters.traffic[Traffic.icmp6_packet_too_big_sent]).toBe(0);
+    expect(t.counters.traffic[Traffic.icmp6_rate_limited]).toBe(1);
+  });
+
+  it('R23: a flood of oversized packets does not use up the budget for relayed ICMPv4 errors (a bucket each)', () => {
+    const t = tunnel({ icmpRate: 1, icmpBurst: 2 }, { clock: new ManualClock().fn });
+    for (let i = 0; i < 10; i++) encap(t, inner({ payloadLen: 1500 }));
+    expect(t.counters.traffic[Traffic.icmp6_packet_too_big_sent]).toBe(2);
+    expect(decap(t, errorAbout(t, 3, 1, inner())).r.verdict).toBe(Verdict.Reply);
   });
 });
 

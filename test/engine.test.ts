@@ -52,7 +52,8 @@ describe('engine', () => {
 
   it('R07: a queued "fragmentation needed" lowers the tunnel MTU; R11: an unreachable is relayed to the TUN', async () => {
     const { tun, sock, tunnel, engine } = setup({ pmtu: 'dynamic' });
-    const quoted = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', payloadLen: 64 });
+    // a packet too big for the reported MTU, as RFC 1191 requires of a genuine report
+    const quoted = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', payloadLen: 1420 });
     sock.injectError({ type: 3, code: 4, info: 1400, originalDst: ip4(REMOTE), quoted });
     sock.injectError({ type: 3, code: 1, info: 0, originalDst: ip4(REMOTE), quoted });
     await settle();

@@ -21,7 +21,10 @@ export function formatStatus(d: DaemonStatus): string {
     lines.push(`  rx ${tr.rx_packets} packets / ${tr.rx_bytes} bytes (last ${ago(t.lastRxAt)}), tx ${tr.tx_packets} packets / ${tr.tx_bytes} bytes (last ${ago(t.lastTxAt)})`);
     const drops = Object.entries(t.counters.drops).filter(([, v]) => v > 0);
     lines.push(`  drops: ${drops.length ? drops.map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}`);
-    if (t.pathMtu.length) lines.push(`  path MTU: ${t.pathMtu.map((p) => `${p.dst} ${p.mtu}`).join(', ')}`);
+    if (t.pathMtu.length) {
+      const more = t.pathMtuCount > t.pathMtu.length ? ` (and ${t.pathMtuCount - t.pathMtu.length} more)` : '';
+      lines.push(`  path MTU: ${t.pathMtu.map((p) => `${p.dst} ${p.mtu}`).join(', ')}${more}`);
+    }
     if (t.brokerUpdate) {
       const b = t.brokerUpdate;
       lines.push(`  broker update: ${b.outcome}${b.response ? ` ("${b.response}")` : ''} — ${b.detail}${b.nextRetryAt ? `, retry at ${b.nextRetryAt}` : ''}`);

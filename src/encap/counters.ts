@@ -14,6 +14,7 @@ export const TRAFFIC_COUNTERS = [
   'icmp6_rate_limited', // R23: ICMPv6 errors (PTB or relayed) suppressed by the token bucket; not itself a packet outcome
   'icmp4_frag_needed', // R07 input
   'path_mtu_updates', // R07: tunnel MTU lowered for a destination
+  'path_mtu_evictions', // R07: a remembered path MTU dropped to keep the table bounded
   'tcp_mss_clamped', // --clamp-mss rewrote a SYN
   'rx_trailing_bytes_trimmed', // bytes after the inner packet's payload length were cut off (RFC 8200); not itself a packet outcome
 ] as const;

@@ -7,6 +7,11 @@
 import type { Clock } from './token-bucket.js';
 
 export const PMTU_EXPIRES_MS = 10 * 60 * 1000;
+/**
+ * At most this many destinations are remembered. 6to4 talks to any IPv4 on the internet, and
+ * each "fragmentation needed" names one: without a bound, forged reports grow the table forever.
+ */
+export const PMTU_TABLE_SIZE = 1024;
 /** RFC 791: every IPv4 host must accept 68-byte datagrams unfragmented; smaller reports are bogus. */
 export const IPV4_MIN_MTU = 68;
 
@@ -16,9 +21,15 @@ interface Entry {
 }
 
 export class PathMtuTable {
+  /** In order of last update (a Map keeps insertion order): the first entry is the stalest. */
   private readonly entries = new Map<number, Entry>();
 
-  constructor(private readonly clock: Clock) {}
+  /** `onEvict`: a live entry was dropped to make room (counted by the tunnel). */
+  constructor(
+    private readonly clock: Clock,
+    private readonly capacity = PMTU_TABLE_SIZE,
+    private readonly onEvict: () => void = () => undefined,
+  ) {}
 
   /** Records a report; returns true if the path MTU to `dst` went down. */
   update(dst: number, mtu: number): boolean {
@@ -26,14 +37,23 @@ export class PathMtuTable {
     const now = this.clock();
     const cur = this.get(dst);
     if (cur !== 0 && cur <= mtu) return false;
-    const e = this.entries.get(dst);
-    if (e) {
-      e.mtu = mtu;
-      e.expires = now + PMTU_EXPIRES_MS;
-    } else {
-      this.entries.set(dst, { mtu, expires: now + PMTU_EXPIRES_MS });
-    }
+    this.entries.delete(dst);
+    if (this.entries.size >= this.capacity) this.makeRoom(now);
+    this.entries.set(dst, { mtu, expires: now + PMTU_EXPIRES_MS });
     return true;
+  }
+
+  /** Drops expired entries; if none had expired, the least recently updated one. */
+  private makeRoom(now: number): void {
+    for (const [dst, e] of this.entries) if (now >= e.expires) this.entries.delete(dst);
+    if (this.entries.size < this.capacity) return;
+    const stalest = this.entries.keys().next().value as number;
+    this.entries.delete(stalest);
+    this.onEvict();
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 
   /** The learnt path MTU to `dst`, or 0 if none is known. */
@@ -48,8 +68,14 @@ export class PathMtuTable {
     return e.mtu;
   }
 
-  entriesForStatus(): Array<{ dst: number; mtu: number; expiresInMs: number }> {
+  /** The `limit` most recently updated live entries, newest first (status shows a bounded list). */
+  entriesForStatus(limit = 32): Array<{ dst: number; mtu: number; expiresInMs: number }> {
     const now = this.clock();
-    return [...this.entries].map(([dst, e]) => ({ dst, mtu: e.mtu, expiresInMs: Math.max(0, e.expires - now) }));
+    const out: Array<{ dst: number; mtu: number; expiresInMs: number }> = [];
+    for (const [dst, e] of [...this.entries].reverse()) {
+      if (out.length >= limit) break;
+      if (now < e.expires) out.push({ dst, mtu: e.mtu, expiresInMs: e.expires - now });
+    }
+    return out;
   }
 }

@@ -17,7 +17,8 @@ export class TokenBucket {
     readonly burst: number,
     private readonly clock: Clock = monotonicMs,
   ) {
-    this.tokens = burst;
+    // rate 0 is "never": no initial burst either
+    this.tokens = ratePerSecond > 0 ? burst : 0;
     this.last = clock();
   }
 

@@ -24,7 +24,7 @@ import { Counters, Drop, Traffic } from './counters.js';
 import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
 import { resolveTunnelOptions, type TunnelConfig, type TunnelOptions } from './options.js';
 import { clampMss, mssForMtu } from './mss.js';
-import { PathMtuTable } from './path-mtu.js';
+import { IPV4_MIN_MTU, PathMtuTable, PMTU_TABLE_SIZE } from './path-mtu.js';
 import { PacketResult, Verdict } from './result.js';
 import { monotonicMs, TokenBucket, type Clock } from './token-bucket.js';
 
@@ -46,7 +46,9 @@ export interface TunnelEnvironment {
 export class Tunnel {
   readonly config: TunnelConfig;
   readonly counters: Counters;
-  private readonly icmpBucket: TokenBucket;
+  /** Packet Too Big (R08) and relayed ICMPv4 errors (R11/R12) each have their own, so a flood of one cannot starve the other. */
+  private readonly ptbBucket: TokenBucket;
+  private readonly relayBucket: TokenBucket;
   private readonly pathMtu: PathMtuTable;
   private readonly dynamicPmtu: boolean;
   private readonly is6in4: boolean;
@@ -68,8 +70,9 @@ export class Tunnel {
     this.config = isResolved(options) ? options : resolveTunnelOptions(options);
     const clock = env.clock ?? monotonicMs;
     this.counters = env.counters ?? new Counters();
-    this.icmpBucket = new TokenBucket(this.config.icmpRate, this.config.icmpBurst, clock);
-    this.pathMtu = new PathMtuTable(clock);
+    this.ptbBucket = new TokenBucket(this.config.icmpRate, this.config.icmpBurst, clock);
+    this.relayBucket = new TokenBucket(this.config.icmpRate, this.config.icmpBurst, clock);
+    this.pathMtu = new PathMtuTable(clock, PMTU_TABLE_SIZE, () => this.counters.traffic[Traffic.path_mtu_evictions]++);
     this.dynamicPmtu = this.config.pmtu === 'dynamic';
     this.is6in4 = this.config.mode === '6in4';
     this.isRelay = this.config.role === 'relay';
@@ -110,6 +113,11 @@ export class Tunnel {
 
   pathMtuEntries(): Array<{ dst: number; mtu: number; expiresInMs: number }> {
     return this.pathMtu.entriesForStatus();
+  }
+
+  /** How many destinations have a learnt path MTU (expired ones may still count until swept). */
+  pathMtuCount(): number {
+    return this.pathMtu.size;
   }
 
   /**
@@ -276,9 +284,15 @@ export class Tunnel {
    * ICMPv6 Destination Unreachable code 3 (address unreachable) and Time Exceeded code 0.
    */
   icmpv4Error(type: number, code: number, info: number, origDst: number, buf: Buffer, io: number, ilen: number, out: PacketResult): PacketResult {
-    if (this.is6in4 && origDst !== this.config.remote) return this.drop(out, Drop.icmp4_not_ours);
+    // Anyone who knows our IPv4 and a destination we use can forge an error: act only on one that
+    // quotes a packet this tunnel could have sent there. RFC 792 guarantees 8 bytes of it.
+    if (ilen < 8 || buf[io] >> 4 !== 6) return this.drop(out, Drop.icmp4_malformed);
+    if (!this.couldHaveSent(origDst, buf, io, ilen)) return this.drop(out, Drop.icmp4_not_ours);
     const t = this.counters.traffic;
     if (type === Icmpv4Type.DestUnreachable && code === Icmpv4UnreachCode.FragmentationNeeded) {
+      // RFC 1191: only a packet larger than the next hop's MTU can have drawn this report.
+      const sent = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN + IPV4.HEADER_LEN;
+      if (info >= IPV4_MIN_MTU && sent <= info) return this.drop(out, Drop.icmp4_not_ours);
       t[Traffic.icmp4_frag_needed]++;
       if (this.dynamicPmtu && this.pathMtu.update(origDst, info)) t[Traffic.path_mtu_updates]++;
       out.verdict = Verdict.Consumed;
@@ -300,7 +314,7 @@ export class Tunnel {
     if (isBogusInnerSource(buf, io + IPV6.SRC) || isIcmpv6ErrorPacket(buf, io, ilen)) {
       return this.drop(out, Drop.icmp4_not_relayable);
     }
-    if (!this.icmpBucket.take()) {
+    if (!this.relayBucket.take()) {
       t[Traffic.icmp6_rate_limited]++;
       return this.drop(out, Drop.icmp4_relay_rate_limited);
     }
@@ -310,6 +324,22 @@ export class Tunnel {
     out.offset = io - ICMPV6_ERROR_OVERHEAD;
     out.length = length;
     return out;
+  }
+
+  /**
+   * Whether a packet whose inner IPv6 starts at buf[io] (ilen bytes of it quoted) could have
+   * left this tunnel for the outer destination `dst`: 6in4 sends only to its remote; 6to4 sends a
+   * 2002:: destination to the IPv4 it embeds and anything else to the relay, so with the whole
+   * inner header quoted the two must agree, and with less the destination must at least be one
+   * 6to4 could use.
+   */
+  private couldHaveSent(dst: number, buf: Buffer, io: number, ilen: number): boolean {
+    if (this.is6in4) return dst === this.config.remote;
+    if (isBogus6to4Ipv4(dst, this.config.allowNonGlobal)) return false;
+    if (ilen < IPV6.HEADER_LEN) return true;
+    const d = io + IPV6.DST;
+    if (inDomain(this.domain!, buf, d)) return extractIpv4(this.domain!, buf, d, this.local) === dst;
+    return !this.isRelay && dst === this.config.relay;
   }
 
   /** An ICMPv4 message inside an IPv4 packet handed to decapsulate (the embedder's path). */
@@ -335,7 +365,7 @@ export class Tunnel {
     this.drop(out, Drop.tx_too_big);
     // RFC 4443 §2.4(e): never to an unspecified or multicast source, never about an error.
     if (isBogusInnerSource(buf, off + IPV6.SRC) || isIcmpv6ErrorPacket(buf, off, len)) return out;
-    if (!this.icmpBucket.take()) {
+    if (!this.ptbBucket.take()) {
       this.counters.traffic[Traffic.icmp6_rate_limited]++;
       return out;
     }

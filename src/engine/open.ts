@@ -62,7 +62,9 @@ export interface TunnelStatus {
   pmtu: string;
   /** How packets cross the TUN: TSO/GRO offload or not, io_uring batches or a syscall each. */
   tunIo: { offload: boolean; ioUring: boolean };
+  /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
   pathMtu: Array<{ dst: string; mtu: number; expiresInMs: number }>;
+  pathMtuCount: number;
   /** Set when a default route was asked for but not added (one already exists). */
   defaultRouteSkipped?: string;
   lastRxAt: string | null;
@@ -145,6 +147,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         pmtu: c.pmtu,
         tunIo: { offload: tunDevice.offload, ioUring: tunDevice.ioUring },
         pathMtu: tunnel.pathMtuEntries().map((e) => ({ dst: formatIpv4(e.dst), mtu: e.mtu, expiresInMs: Math.round(e.expiresInMs) })),
+        pathMtuCount: tunnel.pathMtuCount(),
         ...(routes.defaultRouteSkipped ? { defaultRouteSkipped: routes.defaultRouteSkipped } : {}),
         lastRxAt: engine.lastRxAt ? new Date(engine.lastRxAt).toISOString() : null,
         lastTxAt: engine.lastTxAt ? new Date(engine.lastTxAt).toISOString() : null,

@@ -131,7 +131,8 @@ function outerInput(r: Rng, buf: Buffer, off: number, max: number): number {
     buf[off + 20] = r.pick([3, 3, 3, 11, 12, 5, 0, 8]);
     buf[off + 21] = r.int(16);
     buf.writeUInt16BE(0, off + 22);
-    buf.writeUInt32BE(r.pick([0, 68, 576, 1000, 1400, 1500, 65535]), off + 24);
+    // half the reports name an MTU below the quoted packet's size, as a genuine one does (RFC 1191)
+    buf.writeUInt32BE(r.int(2) === 0 ? Math.max(68, qlen - 1 - r.int(200)) : r.pick([0, 68, 576, 1000, 1400, 1500, 65535]), off + 24);
     buf.writeUInt16BE(checksum(buf, off + 20, len - 20), off + 22);
     ipv4Header(r, buf, off, len, 1, r.pick(SOURCES), LOCAL);
   } else {
@@ -179,7 +180,8 @@ export function fuzz(inputs: number, seed = 1): FuzzStats {
         t.encapsulate(buf, HEADROOM, len, out);
       } else {
         len = r.int(3) === 0 ? r.int(60) : ipv6(r, buf, HEADROOM, 1300);
-        t.icmpv4Error(r.pick([3, 11, 12, 5, 3]), r.int(16), r.pick([0, 500, 1300, 1400, 70000]), (r.u32() & 1) === 0 ? 0xc6336401 : r.u32(), buf, HEADROOM, len, out);
+        const mtu = r.int(2) === 0 ? len + 19 - r.int(200) : r.pick([0, 500, 1300, 1400, 70000]); // often below the packet's size, as a genuine report's is
+        t.icmpv4Error(r.pick([3, 11, 12, 5, 3]), r.int(16), mtu, (r.u32() & 1) === 0 ? 0xc6336401 : r.u32(), buf, HEADROOM, len, out);
       }
       const delta = outcomeCount(t) - before;
       if (delta !== 1) failures.push(`${name} path ${path} input ${i}: ${delta} outcomes counted`);
