@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/errqueue.h>
+#include <linux/filter.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
@@ -127,16 +128,19 @@ Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// openRawSocket(localAddr: uint32, pmtuDiscover: number, bufferBytes: number) -> fd
+// openRawSocket(localAddr: uint32, pmtuDiscover: number, bufferBytes: number, sendOnly = false) -> fd
 // A raw IPv4 socket for protocol 41. The kernel builds the outer header (no IP_HDRINCL), so it
 // can fragment when DF is clear (R05) and pick unique IDs; TTL and TOS come per packet as
 // ancillary data. IP_RECVERR queues ICMPv4 errors about our packets (R07/R11/R12).
+// sendOnly: a second socket that only sends (DF is per socket, not per packet): a filter drops
+// everything it would receive, since every raw socket gets its own copy of each packet.
 Napi::Value OpenRawSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!ArgsAre(info, 3)) return ThrowType(env, "openRawSocket(localAddr, pmtuDiscover, bufferBytes)");
+  if (!ArgsAre(info, 3)) return ThrowType(env, "openRawSocket(localAddr, pmtuDiscover, bufferBytes, sendOnly?)");
   uint32_t local = info[0].As<Napi::Number>().Uint32Value();
   int pmtu = info[1].As<Napi::Number>().Int32Value();
   int bufBytes = info[2].As<Napi::Number>().Int32Value();
+  bool sendOnly = info.Length() > 3 && info[3].ToBoolean().Value();
   int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPV6);
   if (fd < 0) return ThrowErrno(env, "socket(AF_INET, SOCK_RAW, 41)", errno);
   int one = 1;
@@ -146,8 +150,15 @@ Napi::Value OpenRawSocket(const Napi::CallbackInfo& info) {
     return ThrowErrno(env, what, err);
   };
   if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0) return fail("setsockopt IP_MTU_DISCOVER");
-  if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) return fail("setsockopt IP_RECVERR");
+  if (sendOnly) {
+    struct sock_filter dropAll = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog prog = {1, &dropAll};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return fail("setsockopt SO_ATTACH_FILTER");
+  } else if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) {
+    return fail("setsockopt IP_RECVERR");
+  }
   if (bufBytes > 0) {
+    // (a send-only socket's receive buffer stays empty: its filter drops everything)
     // FORCE variants need CAP_NET_ADMIN, which we have when we can open the TUN; fall back quietly.
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufBytes, sizeof bufBytes);
@@ -355,10 +366,11 @@ struct SendState {
   struct iovec iovs[kMaxBatch];
   struct sockaddr_in addrs[kMaxBatch];
   alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2];
+  int fds[kMaxBatch];
 };
 thread_local SendState send_state;
 
-// rawSend(fd, arena, offs, lens, n, errs) -> packets sent; errs[i] = errno or 0.
+// rawSend(fd, arena, offs, lens, n, errs, dfClearFd = -1) -> packets sent; errs[i] = errno or 0.
 // Slot i holds a whole outer packet as the encapsulator wrote it. The kernel builds the IPv4
 // header itself from the destination, TTL and TOS we read out of that header; only the inner
 // IPv6 packet (past the 20 bytes) is handed over. One sendmmsg per batch; a failed message is
@@ -366,7 +378,10 @@ thread_local SendState send_state;
 Napi::Value RawSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WriteArgs a;
-  if (!ParseWriteArgs(info, &a)) return ThrowType(env, "rawSend(fd, arena, offs, lens, n, errs): bad arguments or slot outside arena");
+  if (!ParseWriteArgs(info, &a)) return ThrowType(env, "rawSend(fd, arena, offs, lens, n, errs, dfClearFd?): bad arguments or slot outside arena");
+  // With path MTU discovery the socket sets DF on every packet that fits the path; a packet the
+  // encapsulator wrote with DF clear (R07: path MTU below 1300) leaves through dfClearFd instead.
+  int dfClearFd = info.Length() > 6 && info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : -1;
   SendState& s = send_state;
   for (int i = 0; i < a.n; i++) {
     uint8_t* h = a.arena.base + a.offs[i];
@@ -399,6 +414,7 @@ Napi::Value RawSend(const Napi::CallbackInfo& info) {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     int tos = h[1];
     memcpy(CMSG_DATA(c), &tos, sizeof tos);
+    s.fds[i] = dfClearFd >= 0 && !(h[6] & 0x40) ? dfClearFd : a.fd;
     a.errs[i] = 0;
   }
   int i = 0, sent = 0, waits = 0;
@@ -407,9 +423,11 @@ Napi::Value RawSend(const Napi::CallbackInfo& info) {
       i++;
       continue;
     }
+    // a run: consecutive packets for the same socket, in order
+    int fd = s.fds[i];
     int run = 1;
-    while (i + run < a.n && a.errs[i + run] == 0) run++;
-    int r = sendmmsg(a.fd, &s.msgs[i], run, 0);
+    while (i + run < a.n && a.errs[i + run] == 0 && s.fds[i + run] == fd) run++;
+    int r = sendmmsg(fd, &s.msgs[i], run, 0);
     if (r > 0) {
       sent += r;
       i += r;
@@ -419,7 +437,7 @@ Napi::Value RawSend(const Napi::CallbackInfo& info) {
     if (err == EINTR) continue;
     if ((err == EAGAIN || err == ENOBUFS) && waits < 2) {
       // Back-pressure: the socket buffer is full. Wait a little for room rather than drop a batch.
-      struct pollfd pfd = {a.fd, POLLOUT, 0};
+      struct pollfd pfd = {fd, POLLOUT, 0};
       poll(&pfd, 1, 5);
       waits++;
       continue;
@@ -532,7 +550,8 @@ Napi::Value LockFile(const Napi::CallbackInfo& info) {
 }
 
 // dropPrivileges(uid, gid) -> undefined
-// Becomes uid/gid (no supplementary groups) while keeping exactly CAP_NET_ADMIN and CAP_NET_RAW,
+// Becomes uid/gid (no supplementary groups) while keeping exactly CAP_NET_ADMIN and CAP_NET_RAW
+// (also the only ones left in the bounding set, with no_new_privs),
 // also as ambient capabilities so the `ip` commands run at teardown or on an address change
 // inherit them. Capabilities are per thread: this runs on the main thread, which is the one that
 // opens sockets and spawns children; glibc applies the uid/gid change to every thread.
@@ -543,6 +562,17 @@ Napi::Value DropPrivileges(const Napi::CallbackInfo& info) {
   gid_t gid = info[1].As<Napi::Number>().Uint32Value();
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return ThrowErrno(env, "prctl PR_SET_KEEPCAPS", errno);
   if (setgroups(0, nullptr) < 0) return ThrowErrno(env, "setgroups", errno);
+  // Nothing beyond the two can be regained, by us or by a child: bound them, and no setuid or
+  // file-capability program may add privileges (the children are `ip` at teardown). Without
+  // CAP_SETPCAP (started with just the two capabilities) the bounding set is the supervisor's.
+  for (int c = 0; c <= 63; c++) {
+    if (c == CAP_NET_ADMIN || c == CAP_NET_RAW) continue;
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+      if (errno == EINVAL || errno == EPERM) break;  // past the kernel's last capability, or not ours to drop
+      return ThrowErrno(env, "prctl PR_CAPBSET_DROP", errno);
+    }
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return ThrowErrno(env, "prctl PR_SET_NO_NEW_PRIVS", errno);
   if (setresgid(gid, gid, gid) < 0) return ThrowErrno(env, "setresgid", errno);
   if (setresuid(uid, uid, uid) < 0) return ThrowErrno(env, "setresuid", errno);
   struct __user_cap_header_struct hdr;

@@ -1,6 +1,6 @@
 /** The broker endpoint update against a small HTTP server on loopback that plays the broker. */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
 function updater(logs: string[], extra: Partial<ConstructorParameters<typeof BrokerUpdater>[0]> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tun6in4-key-'));
-  writeFileSync(join(dir, 'key'), `${KEY}\n`);
+  writeFileSync(join(dir, 'key'), `${KEY}\n`, { mode: 0o600 });
   const log = (level: string) => (obj: object, msg: string) => logs.push(`${level} ${msg} ${JSON.stringify(obj)}`);
   return new BrokerUpdater({ url, insecureHttp: true, tunnelId: '123456', username: 'alice', keyFile: join(dir, 'key'), timeoutMs: 300, retryBaseMs: 50, ...extra }, { info: log('info'), warn: log('warn'), error: log('error') });
 }
@@ -123,6 +123,20 @@ describe('broker update (HE dyndns-style)', () => {
 
   it('plain http is refused unless allowed explicitly', () => {
     expect(() => updater([], { insecureHttp: false })).toThrow(/plain http sends the update key in cleartext; use https/);
+  });
+
+  it('a key file others can read, or one owned by another user, is refused with the fix', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-key-'));
+    const open = join(dir, 'open.key');
+    writeFileSync(open, `${KEY}\n`, { mode: 0o644 });
+    chmodSync(open, 0o644);
+    expect(() => updater([], { keyFile: open })).toThrow(/open\.key: readable or writable by group or others \(mode 0644\); chmod 600/);
+    if (process.getuid?.() === 0) {
+      const theirs = join(dir, 'theirs.key');
+      writeFileSync(theirs, `${KEY}\n`, { mode: 0o600 });
+      chownSync(theirs, 65534, 65534);
+      expect(() => updater([], { keyFile: theirs })).toThrow(/owned by uid 65534, not by root or this user/);
+    }
   });
 
   it('a missing key file is a clear error', () => {

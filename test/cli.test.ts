@@ -14,9 +14,10 @@ const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
 const BROKER = ['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64'];
 const dir = mkdtempSync(join(tmpdir(), 'tun6in4-cli-'));
-const file = (name: string, content: unknown) => {
+const file = (name: string, content: unknown, mode = 0o644) => {
   const p = join(dir, name);
   writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  chmodSync(p, mode);
   return p;
 };
 const he = { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
@@ -42,6 +43,8 @@ const BAD: Array<[string, string[], RegExp]> = [
   ['keepalive zero', [...BROKER, '--keepalive', '0'], /--keepalive.*seconds \(1 or more\) or "off"/],
   ['unknown flag', [...BROKER, '--mtuu', '1400'], /unknown option '--mtuu'/],
   ['missing config file', ['up', '-c', join(dir, 'missing.json')], /missing\.json: cannot read it \(ENOENT\); check the path/],
+  ['config writable by others', ['up', '-c', file('writable.json', { tunnels: { he } }, 0o666)], /writable\.json: writable by group or others \(mode 0666\); chmod go-w/],
+  ['dropping to root', [...BROKER, '--user', 'root'], /--user: .*dropping privileges to root drops nothing/],
   ['config not JSON', ['up', '-c', file('notjson.json', '{ tunnels: ')], /notjson\.json: not valid JSON/],
   ['config unknown key', ['up', '-c', file('unknown.json', { tunnels: { he: { ...he, mtuu: 1 } } })], /tunnels\.he\.mtuu: .*unknown option/],
   ['config out of range', ['up', '-c', file('range.json', { tunnels: { he: { ...he, mtu: 1000 } } })], /tunnels\.he\.mtu: 1000 is not valid; use an integer in 1280\.\.1480/],

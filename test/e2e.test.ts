@@ -133,6 +133,31 @@ describe.runIf(canRun)('6in4 engine against the kernel', () => {
     }
   }, 30_000);
 
+  // After the R05/R06 test: the client keeps the path MTU learnt here (10 minutes), which would
+  // narrow its replies there.
+  it('R07 (RFC 4213 §3.2.2): with a learnt path MTU below 1300 every packet leaves with DF clear, and full-size ones are fragmented', async () => {
+    const wan = lab.host('wan');
+    const client = lab.host('client');
+    // both ends of the router-broker link, so the broker's (fragmented) replies fit it too
+    await wan.ip(['link', 'set', 'to-broker', 'mtu', '1200']);
+    await lab.host('broker').ip(['link', 'set', 'eth0', 'mtu', '1200']);
+    try {
+      // a DF packet too big for the 1200-byte hop draws "fragmentation needed, MTU 1200"
+      await ping6(client, '2001:db8:1::1', { count: 1, size: 1232, dontFragment: true, timeoutS: 1 });
+      const done = await startCapture(wan, 'to-client', 'ip proto 41 and src 192.0.2.1', 4, 10_000);
+      // small packets and one filling the 1280-byte floor (1300 bytes outer: fragmented on the way out)
+      expect((await ping6(client, '2001:db8:1::1', { count: 2 })).ok).toBe(true);
+      expect((await ping6(client, '2001:db8:1::1', { count: 1, size: 1232, dontFragment: true })).ok).toBe(true);
+      const cap = await done.result;
+      expect(cap.packets.length).toBeGreaterThanOrEqual(4);
+      for (const f of cap.packets) expect(f.readUInt16BE(ETH + 6) & 0x4000, 'DF').toBe(0);
+      expect(cap.packets.some((f) => (f.readUInt16BE(ETH + 6) & 0x2000) !== 0), 'a fragment (MF set)').toBe(true);
+    } finally {
+      await wan.ip(['link', 'set', 'to-broker', 'mtu', '1500']);
+      await lab.host('broker').ip(['link', 'set', 'eth0', 'mtu', '1500']);
+    }
+  }, 30_000);
+
   it('SIGTERM: the engine exits 0 with its counters, leaving no interface or route behind', async () => {
     const proc = await lab.stopEngine('client');
     expect(proc.down?.code).toBe(0);

@@ -55,7 +55,7 @@ describe.runIf(canRun)('operating a broker tunnel', () => {
       engineArgs: { broker: ['--keepalive', '1', '--user', 'nobody', '--routed', '2001:db8:99::/64'] },
     });
     dir = mkdtempSync(join(tmpdir(), 'tun6in4-op-'));
-    writeFileSync(join(dir, 'he.key'), 'lab-update-key\n');
+    writeFileSync(join(dir, 'he.key'), 'lab-update-key\n', { mode: 0o600 });
     he.update.keyFile = join(dir, 'he.key');
     configPath = join(dir, 'tun6in4.json');
     control = `/run/tun6in4/${lab.host('client').name}-up.sock`;
@@ -176,6 +176,8 @@ describe.runIf(canRun)('operating a broker tunnel', () => {
     const st = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
     expect(st).toMatch(/^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
     expect(st).toMatch(/^CapEff:\s+0000000000003000$/m);
+    expect(st).toMatch(/^CapBnd:\s+0000000000003000$/m); // nothing else can be regained
+    expect(st).toMatch(/^NoNewPrivs:\s+1$/m);
     expect((await ping6(lab.host('client'), '2001:db8:1::1', { count: 2 })).ok).toBe(true);
     expect(await lab.host('broker').ip(['-6', 'route', 'show', 'table', 'all'])).toMatch(/unreachable 2001:db8:99::\/64/);
     const down = await lab.stopEngine('broker');

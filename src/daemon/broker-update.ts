@@ -6,7 +6,7 @@
  * `myip` is sent only when the local IPv4 is public: behind a 1:1 NAT the broker must use the
  * address it sees. The key is never logged.
  */
-import { readFileSync } from 'node:fs';
+import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
 import { classifyIpv4, formatIpv4 } from '../packet/address.js';
 
 export const HE_UPDATE_URL = 'https://ipv4.tunnelbroker.net/nic/update';
@@ -59,8 +59,9 @@ export class BrokerUpdater {
     private readonly log: UpdateLog,
   ) {
     try {
-      this.key = readFileSync(opts.keyFile, 'utf8').trim();
+      this.key = readTrustedFile(opts.keyFile, 'secret').trim();
     } catch (e) {
+      if (e instanceof UntrustedFileError) throw new Error(`update key file ${e.message}`);
       throw new Error(`update key file ${opts.keyFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; create it with the broker's update key (chmod 600)`);
     }
     if (!this.key) throw new Error(`update key file ${opts.keyFile} is empty; put the broker's update key in it`);
@@ -96,7 +97,7 @@ export class BrokerUpdater {
     const attempts = this.current.attempts + 1;
     try {
       const res = await fetch(url, { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000) });
-      const body = (await res.text()).trim().split('\n')[0].slice(0, 200);
+      const body = (await firstBytes(res, 4096)).trim().split('\n')[0].slice(0, 200);
       const word = body.split(/\s+/)[0];
       if (word === 'good' || word === 'nochg') return { outcome: word, response: body, detail: `broker accepted (${res.status})`, at, attempts, nextRetryAt: null };
       // A refused key stays refused: HTTP 401/403 are as final as the broker's own words.
@@ -127,6 +128,22 @@ export class BrokerUpdater {
     }
     this.current = r;
   }
+}
+
+/** At most `limit` bytes of a response body, as text: the broker's answer is one short line. */
+async function firstBytes(res: Response, limit: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  while (n < limit) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.length;
+  }
+  await reader.cancel().catch(() => undefined);
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
 /**

@@ -10,10 +10,10 @@
  *   "log": { "level": "info" }
  * }
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, resolveTunnelOptions, type TunnelOptions } from '../encap/options.js';
 import { updateUrlProblem } from './broker-update.js';
+import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
 import type { TunnelSpec } from './managed-tunnel.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/tun6in4/tun6in4.sock';
@@ -78,7 +78,11 @@ const fileSchema = z.strictObject({
     })
     .optional(),
   metrics: z.strictObject({ listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port, e.g. "127.0.0.1:9641"').optional() }).optional(),
-  user: z.string().min(1).optional(),
+  user: z
+    .string()
+    .min(1)
+    .refine((u) => u !== 'root' && u !== '0', 'dropping privileges to root drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)')
+    .optional(),
   group: z.string().min(1).optional(),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional() }).optional(),
 });
@@ -136,8 +140,9 @@ function parseTunnel(name: string, entry: Record<string, unknown>): TunnelSpec {
 export function loadDaemonConfig(path: string): DaemonConfig {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTrustedFile(path, 'config');
   } catch (e) {
+    if (e instanceof UntrustedFileError) throw new ConfigFileError(path, e.problem);
     const code = (e as NodeJS.ErrnoException).code;
     const fix = code === 'ENOENT' ? 'check the path' : code === 'EACCES' ? 'make it readable by this user' : 'check the file';
     throw new ConfigFileError(path, `cannot read it (${code ?? (e as Error).message}); ${fix}`);

@@ -9,6 +9,11 @@ import { loadNative } from '../io/native.js';
 
 export type ControlHandler = (command: string) => unknown;
 
+/** A client that sends no full command within this long is disconnected. */
+const CONTROL_IDLE_MS = 10_000;
+/** Status is for operators and scrapers, not for crowds: more at once are refused. */
+const CONTROL_MAX_CONNECTIONS = 16;
+
 /** Another live daemon answers on the control socket path we were given. */
 export class ControlSocketBusyError extends Error {
   constructor(readonly path: string) {
@@ -80,6 +85,8 @@ export async function listenControl(path: string, mode: number, gid: number | un
   }
   const server = createServer((sock) => {
     let buf = '';
+    // one short command, one answer: a client that says nothing is let go
+    sock.setTimeout(CONTROL_IDLE_MS, () => sock.destroy());
     sock.setEncoding('utf8');
     sock.on('data', (d) => {
       buf += d;
@@ -99,10 +106,18 @@ export async function listenControl(path: string, mode: number, gid: number | un
     });
     sock.on('error', () => undefined);
   });
+  server.maxConnections = CONTROL_MAX_CONNECTIONS;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => resolve());
+      // The socket file gets its mode when bind() creates it (bind runs inside listen(), at
+      // once), so there is no moment when it is more open than asked.
+      const umask = process.umask(0o777 & ~mode);
+      try {
+        server.listen(path, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
     });
     chmodSync(path, mode);
     if (gid !== undefined) chownSync(path, process.getuid?.() ?? 0, gid);

@@ -97,6 +97,9 @@ export class Daemon {
       server.listen(port, host, () => resolve());
     });
     this.log.info({ listen }, 'metrics listening');
+    if (!/^(127\.|localhost$|::1$|\[::1\]$)/.test(host)) {
+      this.log.warn({ listen }, `metrics on ${host} are reachable from other hosts: they show tunnel addresses and traffic; prefer 127.0.0.1 behind a firewall or a reverse proxy`);
+    }
     return server;
   }
 

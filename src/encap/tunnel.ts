@@ -157,8 +157,9 @@ export class Tunnel {
         flags = IPV4_FLAG_DF;
       } else {
         mtu = tunnelMtuFromPath(pmtu, mtu);
-        // R07: below the IPv6 minimum we still carry 1280, letting IPv4 fragment (DF clear).
-        if (total <= pmtu) flags = IPV4_FLAG_DF;
+        // R07, RFC 4213 §3.2.2: a path too narrow for 1280-byte IPv6 still carries 1280, every
+        // packet with DF clear so IPv4 may fragment (what Linux sit does too).
+        if (pmtu - IPV4.HEADER_LEN >= IPV6_MIN_MTU) flags = IPV4_FLAG_DF;
       }
     }
     if (len > mtu) return this.packetTooBig(buf, off, len, mtu, out);

@@ -58,9 +58,34 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
 }
 
 export class LinuxRawSocket extends FdEndpoint implements TunnelSocket {
+  private constructor(
+    fd: number,
+    /**
+     * Dynamic mode: DF is a socket option, so packets the encapsulator wrote with DF clear (R07,
+     * path MTU below 1300) leave through this second, send-only socket with discovery off.
+     */
+    private dfClearFd: number,
+  ) {
+    super(fd);
+  }
+
   /** A protocol-41 raw socket bound to `local`; `pmtu` picks DF clear (static) or path MTU discovery (dynamic). */
   static open(local: number, pmtu: 'static' | 'dynamic', bufferBytes = 4 << 20): LinuxRawSocket {
-    return new LinuxRawSocket(loadNative().openRawSocket(local, pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, bufferBytes));
+    const native = loadNative();
+    const fd = native.openRawSocket(local, pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, bufferBytes);
+    if (pmtu === 'static') return new LinuxRawSocket(fd, -1);
+    try {
+      return new LinuxRawSocket(fd, native.openRawSocket(local, IP_PMTUDISC_DONT, bufferBytes, true));
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  override close(): void {
+    super.close();
+    if (this.dfClearFd >= 0) closeSync(this.dfClearFd);
+    this.dfClearFd = -1;
   }
 
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
@@ -72,6 +97,6 @@ export class LinuxRawSocket extends FdEndpoint implements TunnelSocket {
   }
 
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
-    return loadNative().rawSend(this.fd, arena, offs, lens, n, errs);
+    return loadNative().rawSend(this.fd, arena, offs, lens, n, errs, this.dfClearFd);
   }
 }

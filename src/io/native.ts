@@ -11,10 +11,12 @@ export interface NativePoller {
 
 export interface NativeAddon {
   openTun(name: string, nonBlocking?: boolean, offload?: boolean): { fd: number; name: string };
-  openRawSocket(localAddr: number, pmtuDiscover: number, bufferBytes: number): number;
+  /** `sendOnly`: receives nothing (a drop-all filter) and queues no errors; for sending with other socket options. */
+  openRawSocket(localAddr: number, pmtuDiscover: number, bufferBytes: number, sendOnly?: boolean): number;
   tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, ring?: boolean): number;
   tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, ring?: boolean): number;
-  rawSend(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
+  /** Packets whose header has DF clear leave through `dfClearFd` when one is given. */
+  rawSend(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, dfClearFd?: number): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   rawRecvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
   dropPrivileges(uid: number, gid: number): void;

@@ -4,9 +4,16 @@
  * rtnetlink from the addon would save milliseconds at start and cost a netlink codec.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/**
+ * `ip` by absolute path, found once: after a privilege drop the daemon's children inherit
+ * CAP_NET_ADMIN, so which program runs must not depend on PATH.
+ */
+const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 
 export class IpCommandError extends Error {
   constructor(readonly args: string[], readonly stderr: string) {
@@ -18,7 +25,7 @@ export class IpCommandError extends Error {
 /** Runs `ip …args`; throws IpCommandError with ip's own message on failure. */
 export async function ip(args: string[]): Promise<string> {
   try {
-    const { stdout } = await run('ip', args, { encoding: 'utf8' });
+    const { stdout } = await run(IP, args, { encoding: 'utf8' });
     return stdout;
   } catch (e) {
     const err = e as { stderr?: string; code?: string; message: string };
