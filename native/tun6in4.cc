@@ -46,8 +46,17 @@ struct Ring {
   bool tried = false;
   bool ok = false;
   int readHint = 8;  // reads to queue next time: follows the last batch, so a trickle costs little
+  // Why a working ring was given up at run time ("" while it works): the read()/write() loops
+  // carry on from the next packet, and status shows this.
+  char fallback[96] = "";
 };
 thread_local Ring tl_ring;
+
+// Gives the ring up for good (this thread) and says why, once.
+void RingFallback(const char* what, int err) {
+  if (tl_ring.fallback[0] == 0) snprintf(tl_ring.fallback, sizeof tl_ring.fallback, "%s: %s", what, strerror(err));
+  tl_ring.ok = false;
+}
 
 struct io_uring* GetRing() {
   if (!tl_ring.tried) {
@@ -57,18 +66,32 @@ struct io_uring* GetRing() {
   return tl_ring.ok ? &tl_ring.ring : nullptr;
 }
 
-// Submits what is queued, waits for `want` completions and stores each result at res[user_data].
-// Returns false if the ring itself failed (the caller then falls back to syscalls).
-bool RingRun(struct io_uring* ring, int want, int32_t* res) {
+// A result no completion can have: the operation's outcome is unknown.
+constexpr int32_t kUnknown = INT32_MIN;
+
+// Submits the `want` queued operations, waits for their completions and stores each result at
+// res[user_data]. Returns false if the ring itself failed; then res[i] is kUnknown for every
+// operation whose completion was not seen. If nothing was submitted every entry is kUnknown and
+// the caller may redo all of them with syscalls; once submitted, an operation may still take
+// effect, so it must not be redone (that could write a packet twice).
+bool RingRun(struct io_uring* ring, int want, int32_t* res, bool* submitted) {
+  for (int i = 0; i < want; i++) res[i] = kUnknown;
   int r;
   do r = io_uring_submit_and_wait(ring, want);
   while (r == -EINTR);
-  if (r < 0) return false;
+  *submitted = r > 0;
+  if (r < 0) {
+    RingFallback("io_uring_enter", -r);
+    return false;
+  }
   for (int got = 0; got < want; got++) {
     struct io_uring_cqe* cqe;
     do r = io_uring_wait_cqe(ring, &cqe);
     while (r == -EINTR);
-    if (r < 0) return false;
+    if (r < 0) {
+      RingFallback("io_uring_wait_cqe", -r);
+      return false;
+    }
     res[cqe->user_data] = cqe->res;
     io_uring_cqe_seen(ring, cqe);
   }
@@ -252,20 +275,22 @@ Napi::Value TunRead(const Napi::CallbackInfo& info) {
         sqe->rw_flags = RWF_NOWAIT;
         sqe->user_data = static_cast<__u64>(i);
       }
-      if (!RingRun(ring, k, res)) {
-        tl_ring.ok = false;  // a broken ring: the syscall loop below takes over for good
-        break;
-      }
+      bool submitted;
+      RingRun(ring, k, res, &submitted);  // on failure the syscall loop below takes over for good
       int got = 0;
       for (int i = 0; i < k; i++) {
         if (res[i] >= 0) {
           // a packet can land after an earlier slot found the queue empty: close the gap, in order
           if (got != i) memmove(slot(n + got), slot(n + i), res[i]);
           a.lens[n + got++] = res[i];
-        } else if (res[i] == -EOPNOTSUPP || res[i] == -EINVAL) {
-          tl_ring.ok = false;  // a kernel whose TUN takes no RWF_NOWAIT: use read() from here on
-        } else if (res[i] != -EAGAIN && n + got == 0) {
-          return ThrowErrno(env, "read tun", -res[i]);
+        } else if (res[i] == kUnknown || res[i] == -EAGAIN) {
+          // not read (a read whose completion was lost took nothing we will see again)
+        } else if (res[i] == -EBADFD || res[i] == -EIO) {
+          if (n + got == 0) return ThrowErrno(env, "read tun", -res[i]);  // the interface is gone
+        } else {
+          // Anything else says the ring cannot read this TUN (EINVAL or EOPNOTSUPP from kernels
+          // or containers that refuse RWF_NOWAIT or io_uring on it): read() from here on.
+          RingFallback("io_uring TUN read", -res[i]);
         }
       }
       n += got;
@@ -323,6 +348,15 @@ bool ParseWriteArgs(const Napi::CallbackInfo& info, WriteArgs* a) {
 
 // tunWrite(fd, arena, offs, lens, n, errs, ring = true) -> packets written; errs[i] = errno or 0.
 // With the ring, the whole batch is one submission.
+// write() of packet i of a batch: 1 if written, else 0 with errs[i] = errno.
+int WriteOne(WriteArgs& a, int i) {
+  ssize_t r;
+  do r = write(a.fd, a.arena.base + a.offs[i], a.lens[i]);
+  while (r < 0 && errno == EINTR);
+  a.errs[i] = r < 0 ? errno : 0;
+  return r >= 0 ? 1 : 0;
+}
+
 Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WriteArgs a;
@@ -337,27 +371,33 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info) {
       io_uring_prep_write(sqe, a.fd, a.arena.base + a.offs[i], a.lens[i], static_cast<__u64>(-1));
       sqe->user_data = static_cast<__u64>(i);
     }
-    if (RingRun(ring, a.n, a.errs)) {
-      for (int i = 0; i < a.n; i++) {
-        if (a.errs[i] >= 0) {
-          a.errs[i] = 0;
+    bool submitted;
+    RingRun(ring, a.n, a.errs, &submitted);
+    for (int i = 0; i < a.n; i++) {
+      int32_t r = a.errs[i];
+      if (r >= 0) {
+        a.errs[i] = 0;
+        ok++;
+      } else if (r == kUnknown) {
+        // never submitted: write it below; submitted but unseen: it may have been written, and
+        // a second copy is worse than a loss, so it counts as failed
+        if (submitted) a.errs[i] = EIO;
+        else ok += WriteOne(a, i);
+      } else if (r == -EBADFD || r == -EIO) {
+        a.errs[i] = -r;  // the interface is gone or down: a write() would fail the same way
+      } else {
+        // The kernel refused this write on the ring. If write() takes the same packet, the ring
+        // is at fault (some containers): use write() from here on. If not, the packet was bad.
+        if (WriteOne(a, i)) {
           ok++;
-        } else {
-          a.errs[i] = -a.errs[i];
+          RingFallback("io_uring TUN write", -r);
         }
       }
-      return Napi::Number::New(env, ok);
     }
-    tl_ring.ok = false;
+    return Napi::Number::New(env, ok);
   }
 #endif
-  for (int i = 0; i < a.n; i++) {
-    ssize_t r;
-    do r = write(a.fd, a.arena.base + a.offs[i], a.lens[i]);
-    while (r < 0 && errno == EINTR);
-    a.errs[i] = r < 0 ? errno : 0;
-    if (r >= 0) ok++;
-  }
+  for (int i = 0; i < a.n; i++) ok += WriteOne(a, i);
   return Napi::Number::New(env, ok);
 }
 
@@ -694,6 +734,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #else
   exports.Set("IO_URING_COMPILED", Napi::Boolean::New(env, false));
 #endif
+  exports.Set("ioUringFallback", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+#ifdef HAVE_LIBURING
+    if (tl_ring.fallback[0] != 0) return Napi::String::New(info.Env(), tl_ring.fallback);
+#endif
+    return info.Env().Null();
+  }));
   exports.Set("ioUringAvailable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
 #ifdef HAVE_LIBURING
     return Napi::Boolean::New(info.Env(), GetRing() != nullptr);

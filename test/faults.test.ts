@@ -3,6 +3,7 @@
  * no netem), the peer engine killed and restarted mid-transfer, the TUN deleted underneath the
  * engine, sends refused by the firewall, and SIGTERM under load.
  */
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { removeStaleNamespaces } from '../src/lab/netns.js';
 import { ping6, tcpTransfer } from '../src/lab/probes.js';
@@ -85,4 +86,32 @@ describe.runIf(canRun)('faults', () => {
     }
     void transfer; // it cannot finish now; the namespace teardown ends it
   }, 60_000);
+});
+
+describe.runIf(canRun)('io_uring refused while running', () => {
+  let lab: LabNetwork;
+  const denyIoUring = fileURLToPath(new URL('./helpers/deny_io_uring.py', import.meta.url));
+  beforeEach(async () => {
+    await removeStaleNamespaces('uring');
+    // the client's engine runs under a seccomp filter: its ring is set up, then io_uring_enter fails
+    lab = await LabNetwork.create('6in4', 'uring', {
+      engineArgs: { client: ['--keepalive', 'off'], broker: ['--keepalive', 'off'] },
+      engineWrapper: { client: ['/usr/bin/python3', denyIoUring] },
+    });
+  }, 60_000);
+  afterEach(async () => {
+    await lab?.destroy();
+  });
+
+  it('the engine falls back to read()/write() on its first batch: TCP both ways intact, status says why', async () => {
+    const up = await tcpTransfer(lab.host('client'), lab.host('broker'), '2001:db8:1::1', 16 << 20);
+    const down = await tcpTransfer(lab.host('broker'), lab.host('client'), '2001:db8:1::2', 16 << 20);
+    expect(up.ok).toBe(true);
+    expect(down.ok).toBe(true);
+    const client = (await queryControl(lab.engines.get('client')!.control, 'status')) as DaemonStatus;
+    expect(client.tunnels[0].tunIo).toMatchObject({ ioUring: false, ioUringFallback: 'io_uring_enter: Operation not permitted' });
+    expect(client.tunnels[0].counters.drops.rx_tun_write_error).toBe(0);
+    const broker = (await queryControl(lab.engines.get('broker')!.control, 'status')) as DaemonStatus;
+    expect(broker.tunnels[0].tunIo.ioUring).toBe(true);
+  }, 120_000);
 });

@@ -61,7 +61,7 @@ export interface TunnelStatus {
   mtu: number;
   pmtu: string;
   /** How packets cross the TUN: TSO/GRO offload or not, io_uring batches or a syscall each. */
-  tunIo: { offload: boolean; ioUring: boolean };
+  tunIo: { offload: boolean; ioUring: boolean; ioUringFallback?: string };
   /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
   pathMtu: Array<{ dst: string; mtu: number; expiresInMs: number }>;
   pathMtuCount: number;
@@ -145,7 +145,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         address: formatIpv6Prefix(c.address),
         mtu: c.mtu,
         pmtu: c.pmtu,
-        tunIo: { offload: tunDevice.offload, ioUring: tunDevice.ioUring },
+        tunIo: { offload: tunDevice.offload, ioUring: tunDevice.ioUring, ...(tunDevice.ioUringFallback ? { ioUringFallback: tunDevice.ioUringFallback } : {}) },
         pathMtu: tunnel.pathMtuEntries().map((e) => ({ dst: formatIpv4(e.dst), mtu: e.mtu, expiresInMs: Math.round(e.expiresInMs) })),
         pathMtuCount: tunnel.pathMtuCount(),
         ...(routes.defaultRouteSkipped ? { defaultRouteSkipped: routes.defaultRouteSkipped } : {}),

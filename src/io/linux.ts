@@ -30,10 +30,23 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
     fd: number,
     readonly name: string,
     readonly offload: boolean,
-    /** Batches of TUN reads and writes go through io_uring (one syscall a batch, not one a packet). */
-    readonly ioUring: boolean,
+    private readonly ringWanted: boolean,
   ) {
     super(fd);
+  }
+
+  /**
+   * Batches of TUN reads and writes go through io_uring (one syscall a batch, not one a packet).
+   * It can turn false at run time: the addon gives the ring up when the kernel refuses it (see
+   * `ioUringFallback`) and carries on with read()/write() from the next packet.
+   */
+  get ioUring(): boolean {
+    return this.ringWanted && loadNative().ioUringAvailable();
+  }
+
+  /** Why io_uring was given up while running ("io_uring TUN read: Invalid argument"), or null. */
+  get ioUringFallback(): string | null {
+    return this.ringWanted ? loadNative().ioUringFallback() : null;
   }
 
   /**
@@ -49,11 +62,11 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
   }
 
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    return loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ioUring);
+    return loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ringWanted);
   }
 
   write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
-    return loadNative().tunWrite(this.fd, arena, offs, lens, n, errs, this.ioUring);
+    return loadNative().tunWrite(this.fd, arena, offs, lens, n, errs, this.ringWanted);
   }
 }
 

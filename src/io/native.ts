@@ -28,6 +28,8 @@ export interface NativeAddon {
   IO_URING_COMPILED: boolean;
   /** True if this thread has an io_uring for TUN reads and writes (built with liburing, kernel allows it). */
   ioUringAvailable(): boolean;
+  /** Why this thread's ring was given up at run time (the read()/write() loops took over), or null. */
+  ioUringFallback(): string | null;
 }
 
 /**

@@ -77,6 +77,8 @@ export interface LabOptions {
   skipEngines?: string[];
   /** Seconds to wait for an engine to come up. */
   startTimeoutS?: number;
+  /** A command an engine is started under, per host role (e.g. one that installs a seccomp filter, then execs). */
+  engineWrapper?: Record<string, string[]>;
 }
 
 export class LabNetwork {
@@ -122,7 +124,10 @@ export class LabNetwork {
         await native.ip(['-6', 'route', 'add', 'default', 'via', '2001:db8:5::1']);
       }
       await Promise.all(
-        PLANS[mode].filter((p) => p.engine && !opts.skipEngines?.includes(p.role)).map((p) => lab.startEngine(p.role, [...p.engine!, ...(opts.engineArgs?.[p.role] ?? [])], opts.startTimeoutS ?? 20)),
+        PLANS[mode].filter((p) => p.engine && !opts.skipEngines?.includes(p.role)).map((p) => {
+          if (opts.engineWrapper?.[p.role]) lab.wrapperOf.set(p.role, opts.engineWrapper[p.role]);
+          return lab.startEngine(p.role, [...p.engine!, ...(opts.engineArgs?.[p.role] ?? [])], opts.startTimeoutS ?? 20);
+        }),
       );
       if (mode === '6in4' && lab.engines.has('broker')) {
         // The broker routes the client's /64 to it; the client uses an address of it on lo.
@@ -137,6 +142,7 @@ export class LabNetwork {
   }
 
   private readonly argsOf = new Map<string, string[]>();
+  private readonly wrapperOf = new Map<string, string[]>();
 
   /** Starts `tun6in4 run … --dev tun0` inside the host's namespace and waits for "tunnel up". */
   startEngine(role: string, args: string[], timeoutS = 20): Promise<EngineProcess> {
@@ -170,7 +176,8 @@ export class LabNetwork {
   /** Starts `tun6in4 <argv>` in the host's namespace and waits for its first "tunnel up". */
   async startTun6in4(role: string, argv: string[], control: string, timeoutS = 20): Promise<EngineProcess> {
     const [cmd, pre] = nodeProgram('cli/main');
-    const child = this.host(role).spawn(cmd, [...pre, ...argv]);
+    const [wrap, ...wrapArgs] = [...(this.wrapperOf.get(role) ?? []), cmd];
+    const child = this.host(role).spawn(wrap, [...wrapArgs, ...pre, ...argv]);
     const proc: EngineProcess = { host: role, control, child, up: undefined as unknown as TunnelStatus, logs: [] };
     this.engines.set(role, proc);
     const exited = new Promise<void>((resolve) =>
