@@ -230,16 +230,15 @@ export class Tunnel {
 
     const io = off + ihl;
     let ilen = total - ihl;
+    if (ilen < IPV6.HEADER_LEN || buf[io] >> 4 !== 6) return this.drop(out, Drop.rx_malformed_ipv6);
     // RFC 8200: the payload length defines the packet. Bytes after it in the IPv4 payload are
     // trimmed and counted, as Linux does; a packet longer than what arrived is malformed.
-    if (ilen > IPV6.HEADER_LEN && buf[io] >> 4 === 6) {
-      const declared = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN;
-      if (declared < ilen) {
-        ilen = declared;
-        this.counters.traffic[Traffic.rx_trailing_bytes_trimmed]++;
-      }
+    const declared = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN;
+    if (declared > ilen) return this.drop(out, Drop.rx_malformed_ipv6);
+    if (declared < ilen) {
+      ilen = declared;
+      this.counters.traffic[Traffic.rx_trailing_bytes_trimmed]++;
     }
-    if (checkIpv6(buf, io, ilen) !== 0) return this.drop(out, Drop.rx_malformed_ipv6);
     const src = io + IPV6.SRC;
     const dst = io + IPV6.DST;
     if (isBogusInnerSource(buf, src)) return this.drop(out, Drop.rx_bogus_inner_source); // R15
