@@ -7,7 +7,8 @@
 import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
-import { fold, ipv6PseudoHeaderSum, PacketResult, segmentTcp6, TcpCoalescer, Tunnel, Verdict, VNET_HDR_LEN } from '../src/index.js';
+import { PacketResult, Tunnel, Verdict } from '../src/index.js';
+import { fold, ipv6PseudoHeaderSum, segmentTcp6, TcpCoalescer, VNET_HDR_LEN } from '../src/packet/index.js';
 
 const json = process.argv.includes('--json');
 const HEADROOM = 64;

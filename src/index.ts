@@ -1,11 +1,66 @@
 /**
- * tun6in4: the library entry point. The packet layer and the encapsulator need no TUN and no
- * root (the embedder's path); openTunnel runs a tunnel on this host as `tun6in4 run` does.
+ * tun6in4, the library. Each group below is one way to use it; everything the `tun6in4` command
+ * does is here. Nothing in the first two groups needs root or the native addon; the addon loads
+ * the first time a tunnel opens a real TUN or raw socket. Test doubles are in `tun6in4/testing`.
  */
-export * from './packet/index.js';
-export * from './encap/index.js';
-export * from './io/index.js';
-export * from './engine/index.js';
+
+// Run a tunnel on this host, as `tun6in4 run` does.
+export { openTunnel, TunnelSetupError, type OpenTunnelOptions, type RunningTunnel, type TunnelStatus } from './engine/open.js';
+
+// Embed the protocol: buffers in, verdicts out (no TUN, no root).
+export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
+export { PacketResult, Verdict } from './encap/result.js';
+export {
+  ConfigError,
+  resolveTunnelOptions,
+  MTU_MIN,
+  MTU_MAX,
+  MTU_DEFAULT,
+  TTL_DEFAULT,
+  TOS_DEFAULT,
+  ICMP_RATE_DEFAULT,
+  ICMP_BURST_DEFAULT,
+  type TunnelOptions,
+  type TunnelConfig,
+  type TunnelMode,
+  type PmtuMode,
+  type SixToFourRole,
+} from './encap/options.js';
+export { Counters, Drop, Traffic, DROP_REASONS, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
+// Addresses, as the options and status use them.
+export {
+  parseIpv4,
+  formatIpv4,
+  parseIpv6,
+  formatIpv6,
+  parseIpv6Prefix,
+  formatIpv6Prefix,
+  classifyIpv4,
+  linkLocalFromIpv4,
+  type Ipv4Class,
+  type Ipv6Prefix,
+} from './packet/address.js';
+export { SIX_TO_FOUR, embedIpv4, extractIpv4, type SixRdDomain } from './packet/sixrd.js';
+
+// Drive the batched forwarding loop over your own TUN-like and socket-like endpoints.
+export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';
+export { SLOT_HEADROOM, SLOT_SIZE, ERROR_INFO_STRIDE, ErrorOrigin, type TunDevice, type TunnelSocket } from './io/types.js';
 export { configureInterface, removeRoutes, sourceAddressToward, type InterfaceOptions } from './tun/interface.js';
+
+// Operate: several tunnels from a configuration (`tun6in4 up`), status over the control socket,
+// keepalive and health, the broker update, metrics, least privilege, host checks, the lab.
+export { Daemon, type DaemonStatus } from './daemon/daemon.js';
+export { loadDaemonConfig, parseDaemonConfig, ConfigFileError, DEFAULT_CONTROL_SOCKET, type DaemonConfig } from './daemon/config.js';
+export { ManagedTunnel, KEEPALIVE_DEFAULT_S, type TunnelSpec, type ManagedStatus } from './daemon/managed-tunnel.js';
+export { queryControl, findControlSocket, listenControl, ControlSocketBusyError, type ControlListener, type ControlHandler } from './daemon/control.js';
+export { Keepalive, type KeepaliveStats, type TunnelState } from './engine/keepalive.js';
+export { BrokerUpdater, HE_UPDATE_URL, redactUrl, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
+export { renderMetrics } from './daemon/metrics.js';
+export { dropPrivileges, resolveUser, resolveGroup } from './daemon/privileges.js';
+export { UntrustedFileError } from './daemon/trusted-file.js';
+export { runDoctor, missingNetworkCapabilities, type Finding, type FindingLevel, type DoctorOptions } from './doctor/doctor.js';
+export { runLab, formatLabReport, type LabReport, type LabStep, type RunLabOptions } from './lab/lab.js';
+
+// The native addon: which binary loaded, and building one from source where none fits.
 export { BUILD_NATIVE_COMMAND, NativeAddonError, nativeAddonInfo, type NativeAddonInfo } from './io/native.js';
 export { buildNativeAddon, NativeBuildError, type NativeBuildOptions } from './io/native-build.js';

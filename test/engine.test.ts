@@ -1,6 +1,7 @@
 /** The engine over in-memory TUN and socket fakes: the whole data path, no root needed. */
 import { describe, expect, it } from 'vitest';
-import { FakeSocket, FakeTun, Tunnel, TunnelEngine } from '../src/index.js';
+import { Tunnel, TunnelEngine } from '../src/index.js';
+import { FakeSocket, FakeTun } from '../src/testing.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';
 

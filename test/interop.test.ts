@@ -4,7 +4,8 @@
  * bad checksum. These would fail if our bytes were wrong.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PacketResult, Verdict, DROP_REASONS, PROTO_TCP, segmentTcp6, upperLayerOffset, type Tunnel } from '../src/index.js';
+import { PacketResult, Verdict, DROP_REASONS, type Tunnel } from '../src/index.js';
+import { PROTO_TCP, segmentTcp6, upperLayerOffset } from '../src/packet/index.js';
 import { scapy, tshark } from './helpers/external.js';
 import { asKernelHandsIt, icmpv4Error, ipv4Packet, withHeadroom } from './helpers/packets.js';
 import { LOCAL, tunnel } from './helpers/tunnels.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checksum, ipv6PseudoHeaderSum, PacketResult, Tunnel, Verdict } from '../src/index.js';
+import { PacketResult, Tunnel, Verdict } from '../src/index.js';
+import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
 import { Keepalive } from '../src/engine/keepalive.js';
 import { BROKER, ManualClock } from './helpers/tunnels.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clampMss, PacketResult, Traffic, Tunnel, Verdict } from '../src/index.js';
+import { PacketResult, Traffic, Tunnel, Verdict } from '../src/index.js';
+import { clampMss } from '../src/encap/index.js';
 import { ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { BROKER } from './helpers/tunnels.js';
 

@@ -1,34 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  checksum,
-  checksumAdjust,
-  fold,
-  sum16,
-  classifyIpv4,
-  delegatedPrefixLength,
-  embedIpv4,
-  extractIpv4,
-  formatIpv4,
-  formatIpv6,
-  inDomain,
-  isBogus6to4Inner,
-  isBogus6to4Ipv4,
-  isBogusInnerSource,
-  isIcmpv6ErrorPacket,
-  linkLocalFromIpv4,
-  parseIpv4,
-  parseIpv6,
-  parseIpv6Prefix,
-  SIX_TO_FOUR,
-  validateDomain,
-  Ipv4View,
-  checkIpv4,
-  Ipv4Error,
-  checkIpv6,
-  Ipv6Error,
-  Ipv6View,
-} from '../src/index.js';
+import { classifyIpv4, embedIpv4, extractIpv4, formatIpv4, formatIpv6, linkLocalFromIpv4, parseIpv4, parseIpv6, parseIpv6Prefix, SIX_TO_FOUR } from '../src/index.js';
+import { checksum, checksumAdjust, fold, sum16, delegatedPrefixLength, inDomain, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, isIcmpv6ErrorPacket, validateDomain, Ipv4View, checkIpv4, Ipv4Error, checkIpv6, Ipv6Error, Ipv6View } from '../src/packet/index.js';
 import { ip4, ipv4Packet, ipv6Packet, refChecksum } from './helpers/packets.js';
 
 /** RFC 1071 by the book: big-endian 16-bit words, a trailing odd byte padded with zero. */

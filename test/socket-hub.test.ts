@@ -1,6 +1,8 @@
 /** Several tunnels on one local IPv4 share one raw socket: each packet reaches exactly one tunnel. */
 import { describe, expect, it } from 'vitest';
-import { FakeSocket, FakeTun, SocketHub, Tunnel, TunnelEngine } from '../src/index.js';
+import { Tunnel, TunnelEngine } from '../src/index.js';
+import { FakeSocket, FakeTun } from '../src/testing.js';
+import { SocketHub } from '../src/io/index.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 
 const settle = () => new Promise((r) => setTimeout(r, 30));

@@ -6,7 +6,8 @@
  * `npm run fuzz -- --inputs 10000000` is the long run; the test suite runs a short one.
  */
 import { packetOutcomes as outcomeCount } from '../helpers/tunnels.js';
-import { checkIpv6, PacketResult, Traffic, Tunnel, Verdict, DROP_REASONS, checksum, type TunnelOptions } from '../../src/index.js';
+import { PacketResult, Traffic, Tunnel, Verdict, DROP_REASONS, type TunnelOptions } from '../../src/index.js';
+import { checkIpv6, checksum } from '../../src/packet/index.js';
 
 /** xorshift32: fast, seeded, reproducible. */
 class Rng {
