@@ -5,7 +5,8 @@ import { FakeSocket, FakeTun } from '../src/testing.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';
 
-const settle = () => new Promise((r) => setTimeout(r, 20));
+/** Until both fakes have been drained by the engine (see Watchable.drained): no waiting on time. */
+const settle = (...fakes: Array<FakeTun | FakeSocket>) => Promise.all(fakes.map((f) => f.drained()));
 
 function setup(opts: Partial<typeof BROKER> = {}, batchSize = 4) {
   const tun = new FakeTun();
@@ -21,7 +22,7 @@ describe('engine', () => {
     const { tun, sock, engine } = setup();
     const pkts = Array.from({ length: 11 }, (_, i) => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', payloadLen: 20 + i }));
     tun.inject(...pkts);
-    await settle();
+    await settle(tun, sock);
     expect(sock.sent).toHaveLength(11);
     sock.sent.forEach((s, i) => {
       expect(s.dst).toBe(ip4(REMOTE));
@@ -35,7 +36,7 @@ describe('engine', () => {
     const { tun, sock, tunnel, engine } = setup();
     const inner = ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2' });
     sock.inject(ipv4Packet({ src: REMOTE, dst: LOCAL, payload: inner }), ipv4Packet({ src: '203.0.113.9', dst: LOCAL, payload: inner }));
-    await settle();
+    await settle(tun, sock);
     expect(tun.written).toEqual([inner]);
     expect(tunnel.counters.snapshot().drops.rx_wrong_outer_source).toBe(1);
     engine.stop();
@@ -44,7 +45,7 @@ describe('engine', () => {
   it('R08: Packet Too Big goes back out of the TUN, nothing to the network', async () => {
     const { tun, sock, engine } = setup({ mtu: 1280 });
     tun.inject(ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', payloadLen: 1300 }));
-    await settle();
+    await settle(tun, sock);
     expect(sock.sent).toHaveLength(0);
     expect(tun.written).toHaveLength(1);
     expect([tun.written[0][40], tun.written[0].readUInt32BE(44)]).toEqual([2, 1280]);
@@ -57,7 +58,7 @@ describe('engine', () => {
     const quoted = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', payloadLen: 1420 });
     sock.injectError({ type: 3, code: 4, info: 1400, originalDst: ip4(REMOTE), quoted });
     sock.injectError({ type: 3, code: 1, info: 0, originalDst: ip4(REMOTE), quoted });
-    await settle();
+    await settle(tun, sock);
     expect(tunnel.mtuFor(ip4(REMOTE))).toBe(1380);
     expect(tun.written).toHaveLength(1);
     expect([tun.written[0][40], tun.written[0][41]]).toEqual([1, 3]);
@@ -73,7 +74,7 @@ describe('engine', () => {
     engine.start();
     sock.sendFailures.push(0, 1, 105);
     tun.inject(...[1, 2, 3].map(() => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1' })));
-    await settle();
+    await settle(tun, sock);
     expect(sock.sent).toHaveLength(1);
     expect(tunnel.counters.snapshot().drops.tx_send_error).toBe(2);
     expect(seen).toEqual([['send', 1]]);
@@ -83,7 +84,7 @@ describe('engine', () => {
   it('a packet larger than a receive slot is counted, not delivered cut short', async () => {
     const { tun, sock, tunnel, engine } = setup();
     sock.inject(Buffer.alloc(70_000));
-    await settle();
+    await settle(tun, sock);
     expect(tun.written).toHaveLength(0);
     expect(tunnel.counters.snapshot().drops.rx_truncated).toBe(1);
     engine.stop();

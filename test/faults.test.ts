@@ -43,8 +43,10 @@ describe.runIf(canRun)('faults', () => {
   it('the peer engine killed and restarted mid-transfer: traffic resumes and the data arrives intact', async () => {
     const transfer = tcpTransfer(lab.host('client'), lab.host('broker'), '2001:db8:1::1', 48 << 20);
     await waitForStatus(lab, 'broker', (s) => rxPackets(s) > 3000);
-    lab.engines.get('broker')!.child.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 500));
+    const killed = lab.engines.get('broker')!.child;
+    const gone = new Promise((r) => killed.once('exit', r));
+    killed.kill('SIGKILL');
+    await gone; // its TUN (and tun0's name) is free once the process is gone
     await lab.restartEngine('broker');
     const t = await transfer;
     expect(t.ok).toBe(true);

@@ -5,8 +5,6 @@ import { FakeSocket, FakeTun } from '../src/testing.js';
 import { SocketHub } from '../src/io/index.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 
-const settle = () => new Promise((r) => setTimeout(r, 30));
-
 function engineOn(local: string, remote: string, address: string, fake: FakeSocket) {
   const tunnel = new Tunnel({ mode: '6in4', local, remote, address });
   const tun = new FakeTun();
@@ -28,7 +26,7 @@ describe('a shared raw socket per local address', () => {
       ipv4Packet({ src: '198.51.100.2', dst: '192.0.2.50', payload: toB }),
       ipv4Packet({ src: '203.0.113.9', dst: '192.0.2.50', payload: toA }),
     );
-    await settle();
+    await fake.drained(); // the hub hands packets out before returning: no waiting on time
     expect(a.tun.written).toEqual([toA]);
     expect(b.tun.written).toEqual([toB]);
     const drops = [a, b].map((x) => x.tunnel.counters.snapshot().drops.rx_wrong_outer_source);
@@ -36,14 +34,14 @@ describe('a shared raw socket per local address', () => {
 
     // ICMP errors go to the tunnel whose remote the quoted packet was sent to
     fake.injectError({ type: 3, code: 1, info: 0, originalDst: ip4('198.51.100.2'), quoted: ipv6Packet({ src: '2001:db8:2::2', dst: '2001:db8:9::1' }) });
-    await settle();
+    await fake.drained(); // the hub hands packets out before returning: no waiting on time
     expect(b.tun.written).toHaveLength(2);
     expect(a.tun.written).toHaveLength(1);
 
     // alone again, the remaining tunnel reads the socket itself
     b.engine.stop();
     fake.inject(ipv4Packet({ src: '198.51.100.1', dst: '192.0.2.50', payload: toA }));
-    await settle();
+    await fake.drained(); // the hub hands packets out before returning: no waiting on time
     expect(a.tun.written).toHaveLength(2);
     a.engine.stop();
     expect(fake.closed).toBe(true);

@@ -25,6 +25,15 @@ abstract class Watchable {
     });
   }
   protected abstract pending(): boolean;
+
+  /**
+   * Resolves once the engine has taken everything injected. The engine handles what it takes
+   * before its callback returns, so its output is complete then too: wait on this, not on time.
+   */
+  async drained(): Promise<void> {
+    while (this.scheduled || (this.cb && !this.closed && this.pending())) await new Promise((r) => setImmediate(r));
+  }
+
   close(): void {
     this.closed = true;
   }
