@@ -5,7 +5,7 @@
  */
 
 // Run a tunnel on this host, as `tun6in4 run` does.
-export { openTunnel, TunnelSetupError, type OpenTunnelOptions, type RunningTunnel, type TunnelStatus } from './engine/open.js';
+export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel, type TunnelStatus } from './engine/open.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
 export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
@@ -45,7 +45,9 @@ export { SIX_TO_FOUR, embedIpv4, extractIpv4, type SixRdDomain } from './packet/
 // Drive the batched forwarding loop over your own TUN-like and socket-like endpoints.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';
 export { SLOT_HEADROOM, SLOT_SIZE, ERROR_INFO_STRIDE, ErrorOrigin, type TunDevice, type TunnelSocket } from './io/types.js';
-export { configureInterface, removeRoutes, sourceAddressToward, type InterfaceOptions } from './tun/interface.js';
+export { LinuxTun } from './tun/linux-tun.js';
+export { LinuxRawSocket } from './io/raw-socket.js';
+export { configureInterface, removeRoutes, sourceAddressToward, type InterfacePlan, type InstalledRoutes } from './tun/interface.js';
 
 // Operate: several tunnels from a configuration (`tun6in4 up`), status over the control socket,
 // keepalive and health, the broker update, metrics, least privilege, host checks, the lab.

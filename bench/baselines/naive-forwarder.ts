@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { resolveTunnelOptions } from '../../src/encap/options.js';
 import { loadNative } from '../../src/io/native.js';
 import { configureInterface } from '../../src/tun/interface.js';
+import { interfacePlan } from '../../src/engine/open.js';
 
 const require = createRequire(import.meta.url);
 const raw = require('raw-socket') as {
@@ -26,7 +27,7 @@ const raw = require('raw-socket') as {
 const { values } = parseArgs({ options: { local: { type: 'string' }, remote: { type: 'string' }, address: { type: 'string' }, dev: { type: 'string' } } });
 const config = resolveTunnelOptions({ mode: '6in4', local: values.local!, remote: values.remote!, address: values.address! });
 const { fd, name } = loadNative().openTun(values.dev ?? 'naive%d', false);
-await configureInterface(name, config, config.local);
+await configureInterface(name, interfacePlan(config, config.local));
 const socket = raw.createSocket({ protocol: 41 });
 const remote = values.remote!;
 let rxPackets = 0;

@@ -5,17 +5,38 @@
  */
 import { createSocket } from 'node:dgram';
 import { constants as osConstants } from 'node:os';
-import { formatIpv4, formatIpv6, formatIpv6Prefix } from '../packet/address.js';
-import { ConfigError, type TunnelOptions } from '../encap/options.js';
+import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4 } from '../packet/address.js';
+import { ConfigError, type TunnelConfig, type TunnelOptions } from '../encap/options.js';
 import type { CountersSnapshot } from '../encap/counters.js';
 import { Tunnel } from '../encap/tunnel.js';
-import { LinuxRawSocket, LinuxTun } from '../io/linux.js';
+import { LinuxRawSocket } from '../io/raw-socket.js';
+import { LinuxTun } from '../tun/linux-tun.js';
 import { NativeAddonError } from '../io/native.js';
 import { SocketHub } from '../io/socket-hub.js';
 import type { TunnelSocket } from '../io/types.js';
-import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfaceOptions } from '../tun/interface.js';
+import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
 import { linkExists } from '../tun/iproute.js';
 import { TunnelEngine, type EngineOptions } from './engine.js';
+
+export interface InterfaceOptions {
+  /** Install a default IPv6 route through the tunnel (6to4: only when a relay is set). Default true. */
+  defaultRoute?: boolean;
+  /** Metric of that default route; default 1024 (the kernel's own default). */
+  defaultRouteMetric?: number;
+}
+
+/** The interface a tunnel needs: its MTU, address and link-local (R17), default route, own prefixes. */
+export function interfacePlan(config: TunnelConfig, local: number, opts: InterfaceOptions = {}): InterfacePlan {
+  const wantDefault = (opts.defaultRoute ?? true) && (config.mode === '6in4' || config.relay !== 0);
+  return {
+    mtu: config.mtu,
+    // 6to4 has no link to send multicast on (the engine would only drop MLD and RS); 6in4 does.
+    multicast: config.mode !== '6to4',
+    addresses: [config.address, { addr: linkLocalFromIpv4(local), len: 64 }],
+    defaultRoute: wantDefault ? { via: config.peer ?? null, metric: opts.defaultRouteMetric ?? 1024 } : null,
+    ownPrefixes: config.sitePrefix ? [...config.routed, ipv6Network(config.sitePrefix)] : [...config.routed],
+  };
+}
 
 export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, InterfaceOptions, EngineOptions {
   /** Our IPv4, or `auto`: the source address the kernel uses toward `remote` (6in4) or `relay` (6to4). */
@@ -106,7 +127,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   let routes: InstalledRoutes = { unreachable: [] };
   try {
     tun = LinuxTun.open(name, offload ?? true, ioUring ?? true);
-    routes = await configureInterface(tun.name, tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric });
+    routes = await configureInterface(tun.name, interfacePlan(tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric }));
     socket = SocketHub.attach(tunnel.localAddress, tunnel.config.pmtu, role, (l, p) => LinuxRawSocket.open(l, p));
   } catch (e) {
     socket?.close();

@@ -1,4 +1,4 @@
 export * from './types.js';
 export * from './fake.js';
-export * from './linux.js';
+export * from './raw-socket.js';
 export * from './socket-hub.js';

@@ -1,13 +1,25 @@
-/** Configures the tunnel's TUN interface: MTU, addresses (with the R17 link-local), routes. */
-import { formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4, type Ipv6Prefix } from '../packet/address.js';
-import type { TunnelConfig } from '../encap/options.js';
+/**
+ * Configures a TUN interface with iproute2 from a plain plan: this file knows interfaces, not
+ * tunnel policy (which addresses and routes a tunnel wants is decided in src/engine/open.ts).
+ */
+import { formatIpv6, formatIpv6Prefix, type Ipv6Prefix } from '../packet/address.js';
 import { ip } from './iproute.js';
 
-export interface InterfaceOptions {
-  /** Install a default IPv6 route through the tunnel (6to4: only when a relay is set). Default true. */
-  defaultRoute?: boolean;
-  /** Metric of that default route; default 1024 (the kernel's own default). */
-  defaultRouteMetric?: number;
+/** What the interface gets. */
+export interface InterfacePlan {
+  mtu: number;
+  /** Off where there is no link to send multicast on (6to4). */
+  multicast: boolean;
+  /** The tunnel address, and the link-local one (R17: fe80::<local IPv4>/64; none is generated). */
+  addresses: Ipv6Prefix[];
+  /** A default route through the interface, unless one with this metric exists already. */
+  defaultRoute: { via: Uint8Array | null; metric: number } | null;
+  /**
+   * Prefixes routed to us (and the 6to4 site /48): each gets an `unreachable` route of the worst
+   * metric, so packets to parts of them no LAN uses are refused here instead of bouncing through
+   * the tunnel and back until their hop limit runs out.
+   */
+  ownPrefixes: Ipv6Prefix[];
 }
 
 /** Routes we add that do not vanish with the interface, kept so that teardown can remove them. */
@@ -20,24 +32,15 @@ export interface InstalledRoutes {
 /** Metric of the unreachable routes for our own prefixes: any real route for them wins. */
 const UNREACHABLE_METRIC = 4294967295;
 
-/**
- * Brings the interface up as the tunnel needs it. Routed prefixes (and the 6to4 site /48) get an
- * `unreachable` route of the worst metric, so packets to parts of them not assigned to a LAN are
- * refused here instead of bouncing through the tunnel and back until their hop limit runs out.
- */
-export async function configureInterface(name: string, config: TunnelConfig, local: number, opts: InterfaceOptions = {}): Promise<InstalledRoutes> {
-  // No kernel-generated link-local: the tunnel's is fe80::<IPv4> (R17, RFC 4213 §3.7).
+/** Brings the interface `name` up as planned; returns what teardown must remove. */
+export async function configureInterface(name: string, plan: InterfacePlan): Promise<InstalledRoutes> {
   await ip(['link', 'set', 'dev', name, 'addrgenmode', 'none']);
-  // 6to4 has no link to send multicast on (the engine would only drop MLD and RS); 6in4 does.
-  const multicast = config.mode === '6to4' ? ['multicast', 'off'] : [];
-  await ip(['link', 'set', 'dev', name, 'mtu', String(config.mtu), ...multicast, 'up']);
-  await ip(['-6', 'addr', 'add', formatIpv6Prefix(config.address), 'dev', name, 'nodad']);
-  await ip(['-6', 'addr', 'add', `${formatIpv6(linkLocalFromIpv4(local))}/64`, 'dev', name, 'nodad']);
-  const wantDefault = (opts.defaultRoute ?? true) && (config.mode === '6in4' || config.relay !== 0);
+  await ip(['link', 'set', 'dev', name, 'mtu', String(plan.mtu), ...(plan.multicast ? [] : ['multicast', 'off']), 'up']);
+  for (const a of plan.addresses) await ip(['-6', 'addr', 'add', formatIpv6Prefix(a), 'dev', name, 'nodad']);
   const installed: InstalledRoutes = { unreachable: [] };
-  if (wantDefault) {
-    const via = config.peer ? ['via', formatIpv6(config.peer)] : [];
-    const metric = String(opts.defaultRouteMetric ?? 1024);
+  if (plan.defaultRoute) {
+    const via = plan.defaultRoute.via ? ['via', formatIpv6(plan.defaultRoute.via)] : [];
+    const metric = String(plan.defaultRoute.metric);
     try {
       await ip(['-6', 'route', 'add', 'default', ...via, 'dev', name, 'metric', metric]);
     } catch (e) {
@@ -46,9 +49,7 @@ export async function configureInterface(name: string, config: TunnelConfig, loc
       installed.defaultRouteSkipped = `an IPv6 default route with metric ${metric} already exists; give another --default-route-metric or remove it`;
     }
   }
-  const own = [...config.routed];
-  if (config.sitePrefix) own.push(ipv6Network(config.sitePrefix));
-  for (const p of own) {
+  for (const p of plan.ownPrefixes) {
     await ip(['-6', 'route', 'replace', 'unreachable', formatIpv6Prefix(p), 'metric', String(UNREACHABLE_METRIC)]);
     installed.unreachable.push(p);
   }
