@@ -9,7 +9,7 @@ import { Drop, Counters } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
 import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
-import { ErrorOrigin, ERROR_INFO_STRIDE, SLOT_HEADROOM, SLOT_SIZE, type TunDevice, type TunnelSocket } from '../io/types.js';
+import { ErrorOrigin, ERROR_INFO_STRIDE, MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE, type TunDevice, type TunnelSocket } from '../io/types.js';
 import { IPV6 } from '../packet/ipv6.js';
 import { TCP } from '../packet/tcp.js';
 import {
@@ -29,7 +29,7 @@ export { SLOT_HEADROOM, SLOT_SIZE };
 const { EMSGSIZE } = osConstants.errno;
 
 export interface EngineOptions {
-  /** Packets per native call (1..256); default 64. */
+  /** Packets per native call (1..MAX_BATCH, 256); default 64. */
   batchSize?: number;
   /** Batches handled per readiness callback before yielding to the event loop; default 4. */
   maxBatchesPerWake?: number;
@@ -48,8 +48,6 @@ export interface EngineOptions {
  */
 export type RxInterceptor = (buf: Buffer, off: number, len: number) => boolean;
 
-/** Per-packet arrays are sized for the most one native call may move. */
-const MAX_CALL = 256;
 /** TX with offload: room to cut super-packets into tunnel-MTU segments before a send. */
 const SEG_SLOTS = 256;
 const SEG_SLOT = 2048;
@@ -57,11 +55,11 @@ const SEG_SLOT = 2048;
 class Direction {
   readonly arena: Buffer;
   readonly lens: Int32Array;
-  readonly outOffs = new Int32Array(MAX_CALL);
-  readonly outLens = new Int32Array(MAX_CALL);
-  readonly tunOffs = new Int32Array(MAX_CALL);
-  readonly tunLens = new Int32Array(MAX_CALL);
-  readonly errs = new Int32Array(MAX_CALL);
+  readonly outOffs = new Int32Array(MAX_BATCH);
+  readonly outLens = new Int32Array(MAX_BATCH);
+  readonly tunOffs = new Int32Array(MAX_BATCH);
+  readonly tunLens = new Int32Array(MAX_BATCH);
+  readonly errs = new Int32Array(MAX_BATCH);
   out = 0;
   toTun = 0;
   /** Start of the extra region after the batch slots (segments on TX, merged frames on RX). */
@@ -102,7 +100,7 @@ export class TunnelEngine {
     private readonly options: EngineOptions = {},
   ) {
     this.counters = tunnel.counters;
-    this.batch = Math.max(1, Math.min(256, options.batchSize ?? 64));
+    this.batch = Math.max(1, Math.min(MAX_BATCH, options.batchSize ?? 64));
     this.maxBatches = Math.max(1, options.maxBatchesPerWake ?? 4);
     this.offload = tun.offload === true;
     this.vh = this.offload ? VNET_HDR_LEN : 0;
@@ -224,7 +222,7 @@ export class TunnelEngine {
     if (r.verdict === Verdict.Forward) {
       d.outOffs[d.out] = r.offset;
       d.outLens[d.out++] = r.length;
-      if (d.out === MAX_CALL) this.flushTx();
+      if (d.out === MAX_BATCH) this.flushTx();
     } else if (r.verdict === Verdict.Reply) {
       this.queueTun(d, r.offset, r.length);
     }
@@ -290,14 +288,14 @@ export class TunnelEngine {
 
   private finishMerge(d: Direction): void {
     const [off, len] = this.coalescer.finish();
-    if (d.toTun === MAX_CALL) this.flushTun(d);
+    if (d.toTun === MAX_BATCH) this.flushTun(d);
     d.tunOffs[d.toTun] = off;
     d.tunLens[d.toTun++] = len;
   }
 
   /** Queues an IPv6 packet for the TUN, behind an empty virtio_net_hdr when offload is on. */
   private queueTun(d: Direction, off: number, len: number): void {
-    if (d.toTun === MAX_CALL) this.flushTun(d);
+    if (d.toTun === MAX_BATCH) this.flushTun(d);
     const vh = this.vh;
     // ten stores inline: Buffer#fill is a call into the runtime, per packet
     for (let i = off - vh; i < off; i++) d.arena[i] = 0;

@@ -8,6 +8,8 @@
 export const SLOT_HEADROOM = 64;
 /** A whole reassembled IPv4 packet (R06) fits a slot. */
 export const SLOT_SIZE = SLOT_HEADROOM + 65536;
+/** The most packets one call may move: the addon's kMaxBatch (test/native.test.ts checks they agree). */
+export const MAX_BATCH = 256;
 
 export interface TunDevice {
   readonly name: string;
