@@ -214,7 +214,7 @@ function configFromFlags(f: RunFlags): DaemonConfig {
       }),
     );
   } catch (e) {
-    throw e instanceof ConfigFileError ? FlagError.fromConfigPath(e.path, e.message.slice(e.path.length + 2)) : e;
+    throw e instanceof ConfigFileError ? FlagError.fromConfigPath(e.path, e.detail) : e;
   }
 }
 
@@ -269,7 +269,7 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
 export function describeError(e: unknown): string {
   if (e instanceof ConfigError) {
     const field = e.field.split('.')[0];
-    return `${FLAG_FOR_FIELD[field] ?? field}: ${e.message.slice(e.field.length + 2)}`;
+    return `${FLAG_FOR_FIELD[field] ?? field}: ${e.detail}`;
   }
   return (e as Error)?.message ?? String(e);
 }

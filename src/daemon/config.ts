@@ -30,10 +30,12 @@ export interface DaemonConfig {
 /** A problem in a configuration file: where (a dotted path), and what to do. */
 export class ConfigFileError extends Error {
   constructor(
+    /** Where in the file (`tunnels.he.mtu`), or the file itself. */
     readonly path: string,
-    message: string,
+    /** What is wrong there and the fix, without the path. */
+    readonly detail: string,
   ) {
-    super(`${path}: ${message}`);
+    super(`${path}: ${detail}`);
     this.name = 'ConfigFileError';
   }
 }
@@ -130,7 +132,7 @@ function parseTunnel(name: string, entry: Record<string, unknown>): TunnelSpec {
   try {
     resolveTunnelOptions(check);
   } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigFileError(`${where}.${e.field}`, e.message.slice(e.field.length + 2));
+    if (e instanceof ConfigError) throw new ConfigFileError(`${where}.${e.field}`, e.detail);
     throw e;
   }
   return { ...(tunnelPart as unknown as TunnelSpec), ...d.data };

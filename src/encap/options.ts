@@ -93,13 +93,17 @@ export const ICMP_BURST_DEFAULT = 100;
 
 /** A configuration error: which field, what value, and what would be accepted. */
 export class ConfigError extends Error {
+  /** What is wrong and the fix, without the field's name (for callers that name it their way). */
+  readonly detail: string;
   constructor(
     readonly field: string,
     readonly value: unknown,
     readonly expected: string,
   ) {
-    super(`${field}: ${describe(value)} is not valid; ${expected}`);
+    const detail = `${describe(value)} is not valid; ${expected}`;
+    super(`${field}: ${detail}`);
     this.name = 'ConfigError';
+    this.detail = detail;
   }
 }
 
