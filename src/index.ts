@@ -55,7 +55,7 @@ export { Daemon, type DaemonStatus } from './daemon/daemon.js';
 export { loadDaemonConfig, parseDaemonConfig, ConfigFileError, DEFAULT_CONTROL_SOCKET, type DaemonConfig } from './daemon/config.js';
 export { ManagedTunnel, KEEPALIVE_DEFAULT_S, type TunnelSpec, type ManagedStatus } from './daemon/managed-tunnel.js';
 export { queryControl, findControlSocket, listenControl, ControlSocketBusyError, type ControlListener, type ControlHandler } from './daemon/control.js';
-export { Keepalive, type KeepaliveStats, type TunnelState } from './engine/keepalive.js';
+export { Keepalive, type KeepaliveStats, type TunnelState } from './daemon/keepalive.js';
 export { BrokerUpdater, HE_UPDATE_URL, redactUrl, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
 export { renderMetrics } from './daemon/metrics.js';
 export { dropPrivileges, resolveUser, resolveGroup } from './daemon/privileges.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PacketResult, Tunnel, Verdict } from '../src/index.js';
 import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
-import { Keepalive } from '../src/engine/keepalive.js';
+import { Keepalive } from '../src/daemon/keepalive.js';
 import { BROKER, ManualClock } from './helpers/tunnels.js';
 
 /** What the peer's kernel would answer: the request with type 129 and addresses swapped. */
