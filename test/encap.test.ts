@@ -94,11 +94,12 @@ describe('encapsulation', () => {
     expect(t.counters.drops[Drop.tx_too_big]).toBe(1);
   });
 
-  it('R08: a forwarded packet gets its Packet Too Big addressed to the original sender', () => {
+  it('R08/R24: a forwarded packet gets its Packet Too Big addressed to the original sender, from our tunnel address', () => {
     const t = tunnel();
     const big = ipv6Packet({ src: '2001:db8:2::77', dst: '2001:db8:ffff::1', payloadLen: 1500 });
     const { r, bytes } = encap(t, big);
     expect(r.verdict).toBe(Verdict.Reply);
+    expect(formatIpv6(bytes, 8)).toBe('2001:db8:1::2'); // R24: the tunnel address, not the sender's own
     expect(formatIpv6(bytes, 24)).toBe('2001:db8:2::77');
     expect(bytes.readUInt32BE(44)).toBe(1480);
   });
