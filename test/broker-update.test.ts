@@ -141,6 +141,29 @@ describe('broker update (HE dyndns-style)', () => {
     }
   });
 
+  it('reads only the start of the answer: a broker that never stops talking still gets its first line read', async () => {
+    const endless = createServer((_req, res) => {
+      res.writeHead(200);
+      res.write('good 192.0.2.10\n');
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (endless.address() as { port: number }).port;
+      // an unbounded read would run into the 300 ms timeout and be retried
+      const r = await updater([], { url: `http://127.0.0.1:${port}/nic/update` }).once(ip4('192.0.2.10'));
+      expect(r.outcome).toBe('good');
+    } finally {
+      endless.closeAllConnections();
+      await new Promise<void>((r) => endless.close(() => r()));
+    }
+  });
+
   it('a missing key file is a clear error', () => {
     expect(() => updater([], { keyFile: '/nonexistent/key' })).toThrow(/update key file \/nonexistent\/key: ENOENT/);
   });

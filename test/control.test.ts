@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { createConnection, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ControlSocketBusyError, listenControl, queryControl, type ControlListener } from '../src/daemon/control.js';
 import { DEFAULT_CONTROL_SOCKET } from '../src/daemon/config.js';
@@ -76,6 +77,19 @@ describe('claiming a control socket', () => {
     writeFileSync(path, 'not a socket');
     await expect(listenControl(path, 0o600, undefined, () => ({}))).rejects.toThrow(/exists and is not a socket/);
     expect(readFileSync(path, 'utf8')).toBe('not a socket');
+  });
+
+  it('a client that says nothing is let go, and clients beyond the cap are turned away', async () => {
+    const path = join(dir, 'limits.sock');
+    const l = await listenControl(path, 0o600, undefined, () => ({ answer: 'a' }), { idleMs: 50, maxConnections: 1 });
+    open.push(l);
+    const closed = (c: Socket) => new Promise<void>((resolve) => c.once('close', () => resolve()));
+    const silent = createConnection(path);
+    await new Promise((resolve) => silent.once('connect', resolve));
+    const extra = createConnection(path); // the second at once: over the cap of one
+    await closed(extra);
+    await closed(silent); // idle past 50 ms: the server hangs up (the test's own timeout bounds this wait)
+    expect(await queryControl(path, 'status')).toEqual({ answer: 'a' }); // room again
   });
 
   it('closing removes the socket and its lock file, and the path can be claimed again', async () => {

@@ -57,7 +57,19 @@ function claim(path: string): number | null {
   }
 }
 
-export async function listenControl(path: string, mode: number, gid: number | undefined, handler: ControlHandler): Promise<ControlListener> {
+/** How long a client may idle, and how many may be connected at once. */
+export interface ControlLimits {
+  idleMs: number;
+  maxConnections: number;
+}
+
+export async function listenControl(
+  path: string,
+  mode: number,
+  gid: number | undefined,
+  handler: ControlHandler,
+  limits: ControlLimits = { idleMs: CONTROL_IDLE_MS, maxConnections: CONTROL_MAX_CONNECTIONS },
+): Promise<ControlListener> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const lock = claim(path);
   if (lock === null) throw new ControlSocketBusyError(path);
@@ -86,7 +98,7 @@ export async function listenControl(path: string, mode: number, gid: number | un
   const server = createServer((sock) => {
     let buf = '';
     // one short command, one answer: a client that says nothing is let go
-    sock.setTimeout(CONTROL_IDLE_MS, () => sock.destroy());
+    sock.setTimeout(limits.idleMs, () => sock.destroy());
     sock.setEncoding('utf8');
     sock.on('data', (d) => {
       buf += d;
@@ -106,7 +118,7 @@ export async function listenControl(path: string, mode: number, gid: number | un
     });
     sock.on('error', () => undefined);
   });
-  server.maxConnections = CONTROL_MAX_CONNECTIONS;
+  server.maxConnections = limits.maxConnections;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
