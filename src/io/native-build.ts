@@ -31,8 +31,10 @@ export function findNodeHeaders(): string | null {
   return null;
 }
 
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, cmd)));
+/** Where `cmd` is on PATH, or null. */
+function onPath(cmd: string): string | null {
+  for (const d of (process.env.PATH ?? '').split(delimiter)) if (d && existsSync(join(d, cmd))) return join(d, cmd);
+  return null;
 }
 
 /** npm's bundled node-gyp (every npm has one), else one on PATH. */
@@ -45,8 +47,7 @@ function findNodeGyp(): string | null {
     // no npm on PATH: the other candidates stand
   }
   for (const c of candidates) if (c && existsSync(c)) return c;
-  for (const d of (process.env.PATH ?? '').split(delimiter)) if (d && existsSync(join(d, 'node-gyp'))) return join(d, 'node-gyp');
-  return null;
+  return onPath('node-gyp');
 }
 
 /**
