@@ -1,5 +1,5 @@
-// tun6in4 native addon: what Node cannot do by itself. It opens the TUN device and the raw
-// protocol-41 socket, moves batches of packets between those fds and JS-owned buffers
+// tun6in4 native addon: what Node cannot do by itself. It opens the TUN device, the raw
+// protocol-41 socket and the Foo-over-UDP socket, moves batches of packets between those fds and JS-owned buffers
 // (recvmmsg/sendmmsg, drain loops), and watches fds on the main event loop with uv_poll.
 // It holds no tunnel logic: every decision about a packet is made in TypeScript.
 
@@ -31,7 +31,6 @@
 namespace {
 
 constexpr int kMaxBatch = 256;
-constexpr int kIpv4HeaderLen = 20;
 constexpr int kErrInfoStride = 6;  // origin, type, code, info, original destination, errno
 
 // TUN reads and writes through io_uring: the TUN moves one packet per read() or write(), so a
@@ -401,76 +400,124 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ok);
 }
 
+// Per-packet outer fields, one int32 each (src/packet/ipv4.ts packOuterFields): TTL in bits
+// 0-7, TOS in 8-15, DF in bit 16. The kernel writes the outer header; we only say what goes in it.
+constexpr int32_t kOuterDf = 1 << 16;
+// UDP GSO: at most this many segments per send (UDP_MAX_SEGMENTS on older kernels).
+constexpr int kMaxGsoSegments = 64;
+// The largest UDP payload of one IPv4 datagram.
+constexpr int kMaxUdpPayload = 65535 - 20 - 8;
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
 struct SendState {
   struct mmsghdr msgs[kMaxBatch];
-  struct iovec iovs[kMaxBatch];
+  struct iovec iovs[kMaxBatch];  // one per packet; a GSO message spans several
   struct sockaddr_in addrs[kMaxBatch];
-  alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2];
+  alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2 + CMSG_SPACE(sizeof(uint16_t))];
   int fds[kMaxBatch];
+  int first[kMaxBatch];  // message m carries packets first[m] .. first[m] + count[m] - 1
+  int count[kMaxBatch];
 };
 thread_local SendState send_state;
 
-// rawSend(fd, arena, offs, lens, n, errs, dfClearFd = -1) -> packets sent; errs[i] = errno or 0.
-// Slot i holds a whole outer packet as the encapsulator wrote it. The kernel builds the IPv4
-// header itself from the destination, TTL and TOS we read out of that header; only the inner
-// IPv6 packet (past the 20 bytes) is handed over. One sendmmsg per batch; a failed message is
-// marked and skipped, and a full socket buffer is waited out briefly before giving up.
-Napi::Value RawSend(const Napi::CallbackInfo& info) {
+void AddCmsg(struct msghdr* m, struct cmsghdr** c, int level, int type, const void* data, size_t len) {
+  *c = *c ? CMSG_NXTHDR(m, *c) : CMSG_FIRSTHDR(m);
+  (*c)->cmsg_level = level;
+  (*c)->cmsg_type = type;
+  (*c)->cmsg_len = CMSG_LEN(len);
+  memcpy(CMSG_DATA(*c), data, len);
+}
+
+// sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port = 0, dfClearFd = -1, gso = false)
+//   -> packets sent; errs[i] = errno or 0.
+// Sends payload i (an inner IPv6 packet) to dsts[i] (IPv4, host order) with the TTL, TOS and DF
+// of fields[i]: the kernel builds the IPv4 header (and the UDP header when port != 0, for a UDP
+// socket). TTL and TOS go as ancillary data; DF is a socket option, so with a dfClearFd the
+// packets without DF leave through that socket (IP_PMTUDISC_DONT). With gso, consecutive
+// payloads to the same destination with the same fields and size (the last may be shorter) go
+// as one UDP_SEGMENT message. One sendmmsg per run of messages on one socket; a failed message
+// fails its packets and the rest go on; a full socket buffer is waited out briefly.
+Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WriteArgs a;
-  if (!ParseWriteArgs(info, &a)) return ThrowType(env, "rawSend(fd, arena, offs, lens, n, errs, dfClearFd?): bad arguments or slot outside arena");
-  // With path MTU discovery the socket sets DF on every packet that fits the path; a packet the
-  // encapsulator wrote with DF clear (R07: path MTU below 1300) leaves through dfClearFd instead.
-  int dfClearFd = info.Length() > 6 && info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : -1;
+  int32_t* dsts = nullptr;
+  int32_t* fields = nullptr;
+  size_t nDsts = 0, nFields = 0;
+  if (!ParseWriteArgs(info, &a) || info.Length() < 8 || !GetInt32s(info[6], &dsts, &nDsts) || !GetInt32s(info[7], &fields, &nFields) ||
+      nDsts < static_cast<size_t>(a.n) || nFields < static_cast<size_t>(a.n))
+    return ThrowType(env, "sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port?, dfClearFd?, gso?): bad arguments or slot outside arena");
+  int port = info.Length() > 8 && info[8].IsNumber() ? info[8].As<Napi::Number>().Int32Value() : 0;
+  int dfClearFd = info.Length() > 9 && info[9].IsNumber() ? info[9].As<Napi::Number>().Int32Value() : -1;
+  bool gso = info.Length() > 10 && info[10].ToBoolean().Value();
   SendState& s = send_state;
+  int nm = 0;
   for (int i = 0; i < a.n; i++) {
-    uint8_t* h = a.arena.base + a.offs[i];
-    if (a.lens[i] < kIpv4HeaderLen) {
-      a.errs[i] = EINVAL;
-      continue;
-    }
-    s.iovs[i].iov_base = h + kIpv4HeaderLen;
-    s.iovs[i].iov_len = a.lens[i] - kIpv4HeaderLen;
-    memset(&s.addrs[i], 0, sizeof s.addrs[i]);
-    s.addrs[i].sin_family = AF_INET;
-    memcpy(&s.addrs[i].sin_addr.s_addr, h + 16, 4);
-    struct msghdr* m = &s.msgs[i].msg_hdr;
-    memset(m, 0, sizeof *m);
-    m->msg_name = &s.addrs[i];
-    m->msg_namelen = sizeof s.addrs[i];
-    m->msg_iov = &s.iovs[i];
-    m->msg_iovlen = 1;
-    m->msg_control = s.control[i];
-    m->msg_controllen = sizeof s.control[i];
-    struct cmsghdr* c = CMSG_FIRSTHDR(m);
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_TTL;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    int ttl = h[8];
-    memcpy(CMSG_DATA(c), &ttl, sizeof ttl);
-    c = CMSG_NXTHDR(m, c);
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_TOS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    int tos = h[1];
-    memcpy(CMSG_DATA(c), &tos, sizeof tos);
-    s.fds[i] = dfClearFd >= 0 && !(h[6] & 0x40) ? dfClearFd : a.fd;
     a.errs[i] = 0;
-  }
-  int i = 0, sent = 0, waits = 0;
-  while (i < a.n) {
-    if (a.errs[i] != 0) {
-      i++;
-      continue;
+    s.iovs[i].iov_base = a.arena.base + a.offs[i];
+    s.iovs[i].iov_len = a.lens[i];
+    int fd = dfClearFd >= 0 && !(fields[i] & kOuterDf) ? dfClearFd : a.fd;
+    if (gso && nm > 0) {
+      int m = nm - 1;
+      int f = s.first[m], k = s.count[m];
+      int seg = a.lens[f];
+      int last = a.lens[f + k - 1];
+      if (dsts[i] == dsts[f] && fields[i] == fields[f] && fd == s.fds[m] && k < kMaxGsoSegments && last == seg &&
+          a.lens[i] <= seg && a.lens[i] > 0 && static_cast<long>(seg) * k + a.lens[i] <= kMaxUdpPayload) {
+        s.count[m]++;
+        continue;
+      }
     }
-    // a run: consecutive packets for the same socket, in order
-    int fd = s.fds[i];
+    s.first[nm] = i;
+    s.count[nm] = 1;
+    s.fds[nm] = fd;
+    nm++;
+  }
+  for (int m = 0; m < nm; m++) {
+    int f = s.first[m];
+    struct sockaddr_in* sa = &s.addrs[m];
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(static_cast<uint32_t>(dsts[f]));
+    sa->sin_port = htons(static_cast<uint16_t>(port));
+    struct msghdr* h = &s.msgs[m].msg_hdr;
+    memset(h, 0, sizeof *h);
+    h->msg_name = sa;
+    h->msg_namelen = sizeof *sa;
+    h->msg_iov = &s.iovs[f];
+    h->msg_iovlen = s.count[m];
+    h->msg_control = s.control[m];
+    h->msg_controllen = sizeof s.control[m];
+    struct cmsghdr* c = nullptr;
+    int ttl = fields[f] & 0xff;
+    int tos = (fields[f] >> 8) & 0xff;
+    AddCmsg(h, &c, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    AddCmsg(h, &c, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    size_t used = 2 * CMSG_SPACE(sizeof(int));
+    if (s.count[m] > 1) {
+      uint16_t seg = static_cast<uint16_t>(a.lens[f]);
+      AddCmsg(h, &c, SOL_UDP, UDP_SEGMENT, &seg, sizeof seg);
+      used += CMSG_SPACE(sizeof seg);
+    }
+    h->msg_controllen = used;
+  }
+  int m = 0, sent = 0, waits = 0;
+  while (m < nm) {
+    // a run: consecutive messages for the same socket, in order
+    int fd = s.fds[m];
     int run = 1;
-    while (i + run < a.n && a.errs[i + run] == 0 && s.fds[i + run] == fd) run++;
-    int r = sendmmsg(fd, &s.msgs[i], run, 0);
+    while (m + run < nm && s.fds[m + run] == fd) run++;
+    int r = sendmmsg(fd, &s.msgs[m], run, 0);
     if (r > 0) {
-      sent += r;
-      i += r;
+      for (int j = m; j < m + r; j++) sent += s.count[j];
+      m += r;
       continue;
     }
     int err = errno;
@@ -482,10 +529,123 @@ Napi::Value RawSend(const Napi::CallbackInfo& info) {
       waits++;
       continue;
     }
-    a.errs[i] = err;
-    i++;
+    for (int j = 0; j < s.count[m]; j++) a.errs[s.first[m] + j] = err;
+    m++;
   }
   return Napi::Number::New(env, sent);
+}
+
+// openUdpSocket(localAddr, port, pmtuDiscover, bufferBytes, checksum = false, gro = false)
+//   -> { fd, gso, gro }
+// A UDP socket for Foo-over-UDP (Linux net/ipv4/fou: the UDP payload is the IPv6 packet). Bound
+// to local:port, it receives from any source port; IP_RECVTOS hands us each datagram's outer TOS
+// (R13's ECN); IP_RECVERR queues ICMPv4 errors about what we sent, as on the raw socket.
+// checksum false sends a zero UDP checksum (SO_NO_CHECK), as Linux FOU's noencap-csum; the kernel
+// refuses UDP GSO without checksums, so gso says whether UDP_SEGMENT may be used. gro asks for
+// coalesced datagrams (UDP_GRO); the result says whether the kernel took it.
+Napi::Value OpenUdpSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ArgsAre(info, 4)) return ThrowType(env, "openUdpSocket(localAddr, port, pmtuDiscover, bufferBytes, checksum?, gro?)");
+  uint32_t local = info[0].As<Napi::Number>().Uint32Value();
+  int port = info[1].As<Napi::Number>().Int32Value();
+  int pmtu = info[2].As<Napi::Number>().Int32Value();
+  int bufBytes = info[3].As<Napi::Number>().Int32Value();
+  bool checksum = info.Length() > 4 && info[4].ToBoolean().Value();
+  bool wantGro = info.Length() > 5 && info[5].ToBoolean().Value();
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) return ThrowErrno(env, "socket(AF_INET, SOCK_DGRAM)", errno);
+  int one = 1;
+  auto fail = [&](const char* what) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, what, err);
+  };
+  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0) return fail("setsockopt IP_MTU_DISCOVER");
+  if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) return fail("setsockopt IP_RECVERR");
+  if (setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0) return fail("setsockopt IP_RECVTOS");
+  if (!checksum && setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) < 0) return fail("setsockopt SO_NO_CHECK");
+  if (bufBytes > 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufBytes, sizeof bufBytes);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufBytes, sizeof bufBytes);
+  }
+  // A zero UDP_SEGMENT is accepted by kernels that know the option and changes nothing.
+  int zero = 0;
+  bool gso = checksum && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  bool gro = wantGro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(local);
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return fail("bind");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("gso", Napi::Boolean::New(env, gso));
+  out.Set("gro", Napi::Boolean::New(env, gro));
+  return out;
+}
+
+constexpr int kUdpInfoStride = 4;  // source address, source port, TOS, GRO segment size (0: one datagram)
+
+struct UdpRecvState {
+  struct mmsghdr msgs[kMaxBatch];
+  struct iovec iovs[kMaxBatch];
+  struct sockaddr_in from[kMaxBatch];
+  alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2];
+};
+thread_local UdpRecvState udp_recv_state;
+
+// udpRecv(fd, arena, slotSize, headroom, max, lens, info) -> datagrams received, 0 when none, or
+// -errno for a socket error (then read the error queue). Slot i gets the UDP payload;
+// info[4i..4i+3] = source address (int32), source port, TOS, and the GRO segment size when the
+// kernel coalesced several datagrams of one flow into this slot (each segment that size, the
+// last possibly shorter). A datagram larger than a slot is marked with length -1.
+Napi::Value UdpRecv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ReadArgs a;
+  int32_t* out = nullptr;
+  size_t nOut = 0;
+  if (!ParseReadArgs(info, &a) || info.Length() < 7 || !GetInt32s(info[6], &out, &nOut))
+    return ThrowType(env, "udpRecv(fd, arena, slotSize, headroom, max, lens, info)");
+  if (static_cast<size_t>(a.max) * kUdpInfoStride > nOut) a.max = static_cast<int>(nOut / kUdpInfoStride);
+  UdpRecvState& s = udp_recv_state;
+  for (int i = 0; i < a.max; i++) {
+    s.iovs[i].iov_base = a.arena.base + static_cast<size_t>(i) * a.slotSize + a.headroom;
+    s.iovs[i].iov_len = a.slotSize - a.headroom;
+    struct msghdr* h = &s.msgs[i].msg_hdr;
+    memset(h, 0, sizeof *h);
+    h->msg_name = &s.from[i];
+    h->msg_namelen = sizeof s.from[i];
+    h->msg_iov = &s.iovs[i];
+    h->msg_iovlen = 1;
+    h->msg_control = s.control[i];
+    h->msg_controllen = sizeof s.control[i];
+  }
+  int r;
+  do r = recvmmsg(a.fd, s.msgs, a.max, MSG_DONTWAIT, nullptr);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return Napi::Number::New(env, (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno);
+  for (int i = 0; i < r; i++) {
+    struct msghdr* h = &s.msgs[i].msg_hdr;
+    int32_t* o = out + i * kUdpInfoStride;
+    o[0] = static_cast<int32_t>(ntohl(s.from[i].sin_addr.s_addr));
+    o[1] = ntohs(s.from[i].sin_port);
+    o[2] = 0;
+    o[3] = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+        o[2] = *reinterpret_cast<uint8_t*>(CMSG_DATA(c));
+      } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int seg;
+        memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        o[3] = seg;
+      }
+    }
+    a.lens[i] = (h->msg_flags & MSG_TRUNC) ? -1 : static_cast<int32_t>(s.msgs[i].msg_len);
+  }
+  return Napi::Number::New(env, r);
 }
 
 struct RecvState {
@@ -520,18 +680,18 @@ Napi::Value RawRecv(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
-// rawRecvErrors(fd, arena, slotSize, headroom, max, lens, info) -> errors read.
-// Reads the socket's error queue: for each ICMPv4 error (or local error) about a packet we
-// sent, slot i gets what the kernel kept of the offending packet past its IPv4 header — the
-// quoted inner IPv6 packet — and info[6i..6i+5] = origin, ICMP type, code, info (the next-hop
+// recvErrors(fd, arena, slotSize, headroom, max, lens, info) -> errors read.
+// Reads the socket's error queue (raw or UDP): for each ICMPv4 error (or local error) about a
+// packet we sent, slot i gets what the kernel kept of our payload — past the IPv4 header, and
+// the UDP header on a UDP socket: the quoted inner IPv6 packet — and info[6i..6i+5] = origin, ICMP type, code, info (the next-hop
 // MTU for "fragmentation needed"), original destination (as int32), errno.
-Napi::Value RawRecvErrors(const Napi::CallbackInfo& info) {
+Napi::Value RecvErrors(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ReadArgs a;
   int32_t* out = nullptr;
   size_t nOut = 0;
   if (!ParseReadArgs(info, &a) || info.Length() < 7 || !GetInt32s(info[6], &out, &nOut))
-    return ThrowType(env, "rawRecvErrors(fd, arena, slotSize, headroom, max, lens, info)");
+    return ThrowType(env, "recvErrors(fd, arena, slotSize, headroom, max, lens, info)");
   if (static_cast<size_t>(a.max) * kErrInfoStride > nOut) a.max = static_cast<int>(nOut / kErrInfoStride);
   int n = 0;
   while (n < a.max) {
@@ -722,9 +882,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openRawSocket", Napi::Function::New(env, OpenRawSocket));
   exports.Set("tunRead", Napi::Function::New(env, TunRead));
   exports.Set("tunWrite", Napi::Function::New(env, TunWrite));
-  exports.Set("rawSend", Napi::Function::New(env, RawSend));
+  exports.Set("sendBatch", Napi::Function::New(env, SendBatch));
+  exports.Set("openUdpSocket", Napi::Function::New(env, OpenUdpSocket));
+  exports.Set("udpRecv", Napi::Function::New(env, UdpRecv));
   exports.Set("rawRecv", Napi::Function::New(env, RawRecv));
-  exports.Set("rawRecvErrors", Napi::Function::New(env, RawRecvErrors));
+  exports.Set("recvErrors", Napi::Function::New(env, RecvErrors));
   exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivileges));
   exports.Set("lockFile", Napi::Function::New(env, LockFile));
   exports.Set("Poller", Poller::Define(env));

@@ -5,7 +5,7 @@
  */
 
 // Run a tunnel on this host, as `tun6in4 run` does.
-export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel, type TunnelStatus } from './engine/open.js';
+export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel, type TunnelStatus } from './host/open.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
 export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
@@ -42,11 +42,16 @@ export {
 } from './packet/address.js';
 export { SIX_TO_FOUR, embedIpv4, extractIpv4, type SixRdDomain } from './packet/sixrd.js';
 
-// Drive the batched forwarding loop over your own TUN-like and socket-like endpoints.
+// Drive the batched forwarding loop over your own TUN-like devices and outer transports.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';
-export { SLOT_HEADROOM, SLOT_SIZE, ERROR_INFO_STRIDE, ErrorOrigin, type TunDevice, type TunnelSocket } from './io/types.js';
+export { SLOT_HEADROOM, SLOT_SIZE, MAX_BATCH } from './io/slots.js';
+export { packOuterFields, outerTtl, outerTos, outerDf, OUTER_DF } from './packet/ipv4.js';
+export { type TunDevice } from './tun/device.js';
 export { LinuxTun } from './tun/linux-tun.js';
-export { LinuxRawSocket } from './io/raw-socket.js';
+export { OffloadTun, OFFLOAD_WRITE_HEADROOM, type OffloadDrop } from './tun/offload.js';
+export { ERROR_INFO_STRIDE, ErrorOrigin, type OuterTransport } from './transport/transport.js';
+export { RawTransport } from './transport/raw.js';
+export { SharedSockets, HOST_SOCKETS, type PortRole } from './transport/socket-hub.js';
 export { configureInterface, removeRoutes, sourceAddressToward, type InterfacePlan, type InstalledRoutes } from './tun/interface.js';
 
 // Operate: several tunnels from a configuration (`tun6in4 up`), status over the control socket,

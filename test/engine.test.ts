@@ -1,16 +1,16 @@
 /** The engine over in-memory TUN and socket fakes: the whole data path, no root needed. */
 import { describe, expect, it } from 'vitest';
 import { Tunnel, TunnelEngine } from '../src/index.js';
-import { FakeSocket, FakeTun } from '../src/testing.js';
+import { FakeTransport, FakeTun } from '../src/testing.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';
 
 /** Until both fakes have been drained by the engine (see Watchable.drained): no waiting on time. */
-const settle = (...fakes: Array<FakeTun | FakeSocket>) => Promise.all(fakes.map((f) => f.drained()));
+const settle = (...fakes: Array<FakeTun | FakeTransport>) => Promise.all(fakes.map((f) => f.drained()));
 
 function setup(opts: Partial<typeof BROKER> = {}, batchSize = 4) {
   const tun = new FakeTun();
-  const sock = new FakeSocket();
+  const sock = new FakeTransport();
   const tunnel = new Tunnel({ ...BROKER, ...opts });
   const engine = new TunnelEngine(tunnel, tun, sock, { batchSize, maxBatchesPerWake: 2 });
   engine.start();
@@ -67,7 +67,7 @@ describe('engine', () => {
 
   it('a send the socket refuses is counted as tx_send_error and reported once per batch', async () => {
     const tun = new FakeTun();
-    const sock = new FakeSocket();
+    const sock = new FakeTransport();
     const tunnel = new Tunnel(BROKER);
     const seen: Array<[string, number]> = [];
     const engine = new TunnelEngine(tunnel, tun, sock, { onIoError: (w, e) => seen.push([w, e]) });

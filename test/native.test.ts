@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNative } from '../src/io/native.js';
-import { MAX_BATCH } from '../src/io/types.js';
+import { MAX_BATCH } from '../src/io/slots.js';
 
 const native = loadNative();
 const dir = mkdtempSync(join(tmpdir(), 'tun6in4-native-'));

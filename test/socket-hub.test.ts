@@ -1,14 +1,14 @@
 /** Several tunnels on one local IPv4 share one raw socket: each packet reaches exactly one tunnel. */
 import { describe, expect, it } from 'vitest';
 import { Tunnel, TunnelEngine } from '../src/index.js';
-import { FakeSocket, FakeTun } from '../src/testing.js';
-import { SocketHub } from '../src/io/index.js';
+import { FakeTransport, FakeTun } from '../src/testing.js';
+import { SharedSockets } from '../src/transport/index.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 
-function engineOn(local: string, remote: string, address: string, fake: FakeSocket) {
+function engineOn(local: string, remote: string, address: string, fake: FakeTransport, sockets: SharedSockets) {
   const tunnel = new Tunnel({ mode: '6in4', local, remote, address });
   const tun = new FakeTun();
-  const port = SocketHub.attach(ip4(local), 'static', { remote: ip4(remote) }, () => fake);
+  const port = sockets.attach(`${local}/static`, { remote: ip4(remote) }, () => fake);
   const engine = new TunnelEngine(tunnel, tun, port);
   engine.start();
   return { tunnel, tun, engine };
@@ -16,9 +16,10 @@ function engineOn(local: string, remote: string, address: string, fake: FakeSock
 
 describe('a shared raw socket per local address', () => {
   it('gives each 6in4 tunnel its own remote\'s packets, and a spoofed packet to one tunnel only', async () => {
-    const fake = new FakeSocket();
-    const a = engineOn('192.0.2.50', '198.51.100.1', '2001:db8:1::2/64', fake);
-    const b = engineOn('192.0.2.50', '198.51.100.2', '2001:db8:2::2/64', fake);
+    const fake = new FakeTransport();
+    const sockets = new SharedSockets();
+    const a = engineOn('192.0.2.50', '198.51.100.1', '2001:db8:1::2/64', fake, sockets);
+    const b = engineOn('192.0.2.50', '198.51.100.2', '2001:db8:2::2/64', fake, sockets);
     const toA = ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2' });
     const toB = ipv6Packet({ src: '2001:db8:2::1', dst: '2001:db8:2::2' });
     fake.inject(
@@ -45,5 +46,6 @@ describe('a shared raw socket per local address', () => {
     expect(a.tun.written).toHaveLength(2);
     a.engine.stop();
     expect(fake.closed).toBe(true);
+    expect(sockets.size).toBe(0);
   });
 });

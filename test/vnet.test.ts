@@ -1,6 +1,6 @@
 /** TUN offload: cutting TCP super-packets into segments (TX) and merging segments back (GRO, RX). */
 import { describe, expect, it } from 'vitest';
-import { completeChecksum, segmentTcp6, TcpCoalescer, VNET, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
+import { completeChecksum, segmentTcp6, tcpSegmentCount, TcpCoalescer, VNET, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { asKernelHandsIt, ipv6Packet, refChecksum } from './helpers/packets.js';
 
 function tcpSegment(seq: number, payload: Buffer, flags = 0x10, options = Buffer.alloc(0)): Buffer {
@@ -49,12 +49,26 @@ describe('TSO segmentation (TX)', () => {
     expect(got).toEqual(data);
   });
 
-  it('refuses what it cannot cut (not TCP, TCP not where the kernel said, too many segments)', () => {
+  it('refuses what it cannot cut (not TCP, TCP not where the kernel said, no segment size)', () => {
     const udp = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 17, payload: Buffer.alloc(100) });
     expect(segmentTcp6(udp, 0, udp.length, 40, 50, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
     const sup = tcpSegment(1, data);
     expect(segmentTcp6(sup, 0, sup.length, 48, 1388, Buffer.alloc(8 * 2048), 0, 2048, 8)).toBe(-1);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 100, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 0, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
+    expect(tcpSegmentCount(sup, 0, sup.length, 40, 100)).toBe(50);
+  });
+
+  it('cuts a super-packet a few segments at a time, the same bytes as all at once', () => {
+    const sup = tcpSegment(7, data, 0x18 | 0x01, ts);
+    asKernelHandsIt(sup, 40);
+    const whole = Buffer.alloc(8 * 2048);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, whole, 0, 2048, 8)).toBe(5);
+    const parts = Buffer.alloc(8 * 2048);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 0, 2048, 2, 0)).toBe(2);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 2 * 2048, 2048, 2, 2)).toBe(2);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 4 * 2048, 2048, 2, 4)).toBe(1);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 5 * 2048, 2048, 2, 5)).toBe(0);
+    expect(parts).toEqual(whole);
   });
 
   it('completes a checksum the kernel left partial', () => {

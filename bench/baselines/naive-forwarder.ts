@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { resolveTunnelOptions } from '../../src/encap/options.js';
 import { loadNative } from '../../src/io/native.js';
 import { configureInterface } from '../../src/tun/interface.js';
-import { interfacePlan } from '../../src/engine/open.js';
+import { interfacePlan } from '../../src/host/open.js';
 
 const require = createRequire(import.meta.url);
 const raw = require('raw-socket') as {

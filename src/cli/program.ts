@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, type TunnelOptions } from '../encap/options.js';
-import { TunnelSetupError } from '../engine/open.js';
+import { TunnelSetupError } from '../host/open.js';
 import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import type { TunnelSpec } from '../daemon/managed-tunnel.js';

@@ -27,6 +27,8 @@ export const DROP_REASONS = [
   'tx_6to4_bogus_destination', // R32: inner destination 6to4 cannot carry (link-local, multicast…)
   'tx_6to4_bogus_embedded_ipv4', // R31: 2002:: destination embeds a bogus IPv4
   'tx_6to4_no_relay', // R28: non-6to4 destination and no relay configured
+  'tx_gso_unsupported', // TUN offload: a GSO type other than TCPv6 (never asked for)
+  'tx_gso_malformed', // TUN offload: a TCP super-packet that cannot be cut (no partial checksum at its TCP header)
   // RX: IPv4 packets from the network side
   'rx_malformed_ipv4', // truncated, bad version, IHL or total length
   'rx_bad_ipv4_checksum',

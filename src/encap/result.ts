@@ -1,7 +1,7 @@
 /** What the encapsulator or decapsulator decided about one packet. Reused: never allocated per packet. */
 
 export const Verdict = {
-  /** Send buf[offset, offset+length): the outer IPv4 packet (encap) or the inner IPv6 packet (decap). */
+  /** Send buf[offset, offset+length): the inner IPv6 packet (egress, decap) or the outer IPv4 packet (encapsulate). */
   Forward: 1,
   /** Write buf[offset, offset+length), an ICMPv6 error we built in place, back toward the TUN. */
   Reply: 2,
@@ -16,8 +16,10 @@ export class PacketResult {
   verdict: Verdict = Verdict.Drop;
   offset = 0;
   length = 0;
-  /** Encap Forward: the outer IPv4 destination (also in the header we wrote). */
+  /** Egress/encap Forward: the outer IPv4 destination. */
   outerDst = 0;
+  /** Egress/encap Forward: the outer TTL, TOS and DF (packOuterFields in src/packet/ipv4.ts). */
+  outerFields = 0;
   /** Drop: index into DROP_REASONS. */
   reason = 0;
 }

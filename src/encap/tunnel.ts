@@ -9,7 +9,7 @@ import {
   type SixRdDomain,
 } from '../packet/sixrd.js';
 import { isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, ipv6PrefixMatch, type Ipv6Prefix } from '../packet/address.js';
-import { checksum, fold } from '../packet/checksum.js';
+import { checksum } from '../packet/checksum.js';
 import { ICMPV4, Icmpv4Type, Icmpv4UnreachCode, isIcmpv4Error } from '../packet/icmpv4.js';
 import {
   ICMPV6_ERROR_OVERHEAD,
@@ -18,7 +18,7 @@ import {
   isIcmpv6ErrorPacket,
   writeIcmpv6ErrorInPlace,
 } from '../packet/icmpv6.js';
-import { checkIpv4, IPV4, IPV4_FLAG_DF, Ipv4Error, ipv4AtS32, PROTO_ICMP, PROTO_IPV6 } from '../packet/ipv4.js';
+import { checkIpv4, IPV4, Ipv4Error, ipv4AtS32, packOuterFields, PROTO_ICMP, PROTO_IPV6, writeIpv4Header } from '../packet/ipv4.js';
 import { checkIpv6, IPV6, IPV6_MIN_MTU, ipv6TrafficClass, setIpv6TrafficClass } from '../packet/ipv6.js';
 import { Counters, Drop, Traffic } from './counters.js';
 import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
@@ -61,10 +61,6 @@ export class Tunnel {
   private readonly remoteS32: number;
   private readonly relayS32: number;
   private ipId = 0;
-  /** Sum of the outer-header words that never change: version/IHL, protocol, local address. */
-  private fixedSum = 0;
-  /** 6in4: the remote's address words, also fixed. */
-  private remoteSum = 0;
 
   constructor(options: TunnelOptions | TunnelConfig, env: TunnelEnvironment = {}) {
     this.config = isResolved(options) ? options : resolveTunnelOptions(options);
@@ -82,8 +78,6 @@ export class Tunnel {
     this.ipId = (env.initialIpId ?? Math.random() * 0x10000) & 0xffff;
     this.remoteS32 = this.config.remote | 0;
     this.relayS32 = this.config.relay | 0;
-    const r = this.config.remote;
-    this.remoteSum = (r >>> 16) + (r & 0xffff);
     this.setLocalAddress(this.config.local);
   }
 
@@ -99,7 +93,6 @@ export class Tunnel {
     }
     this.local = v4 >>> 0;
     this.localS32 = v4 | 0;
-    this.fixedSum = 0x4500 + PROTO_IPV6 + (this.local >>> 16) + (this.local & 0xffff);
   }
 
   /** The tunnel MTU toward an outer destination: configured, lowered by a learnt path MTU (R07). */
@@ -121,19 +114,20 @@ export class Tunnel {
   }
 
   /**
-   * Encapsulates the IPv6 packet at buf[off, off+len) (R01–R10, R13, R28). The outer header is
-   * written into the headroom at off-20; nothing else moves. A packet over the tunnel MTU is
-   * turned, in place, into an ICMPv6 Packet Too Big for its sender (verdict Reply).
+   * Decides how the IPv6 packet at buf[off, off+len) leaves the tunnel (R03–R10, R13, R28) without
+   * writing an outer header: on Forward, out.offset/out.length are the inner packet (unchanged
+   * but for an MSS clamp), out.outerDst its IPv4 destination and out.outerFields the TTL, TOS and
+   * DF for the header (see packOuterFields); a transport hands these to the kernel, which writes
+   * the header. A packet over the tunnel MTU is turned, in place, into an ICMPv6 Packet Too Big
+   * for its sender (verdict Reply), which needs ENCAP_HEADROOM free before `off`.
    */
-  encapsulate(buf: Buffer, off: number, len: number, out: PacketResult): PacketResult {
+  egress(buf: Buffer, off: number, len: number, out: PacketResult): PacketResult {
     if (off < ENCAP_HEADROOM) return this.drop(out, Drop.no_headroom);
     if (checkIpv6(buf, off, len) !== 0) return this.drop(out, Drop.tx_malformed_ipv6);
 
     let dst: number;
-    let dstSum: number;
     if (this.is6in4) {
       dst = this.config.remote;
-      dstSum = this.remoteSum;
     } else {
       const d = off + IPV6.DST;
       if (isBogus6to4Inner(buf, d)) return this.drop(out, Drop.tx_6to4_bogus_destination);
@@ -144,22 +138,20 @@ export class Tunnel {
         dst = this.config.relay;
         if (dst === 0) return this.drop(out, Drop.tx_6to4_no_relay);
       }
-      dstSum = (dst >>> 16) + (dst & 0xffff);
     }
 
     // R04/R05/R07: the MTU and DF bit for this destination.
-    const total = len + IPV4.HEADER_LEN;
     let mtu = this.config.mtu;
-    let flags = 0;
+    let df = false;
     if (this.dynamicPmtu) {
       const pmtu = this.pathMtu.get(dst);
       if (pmtu === 0) {
-        flags = IPV4_FLAG_DF;
+        df = true;
       } else {
         mtu = tunnelMtuFromPath(pmtu, mtu);
         // R07, RFC 4213 §3.2.2: a path too narrow for 1280-byte IPv6 still carries 1280, every
         // packet with DF clear so IPv4 may fragment (what Linux sit does too).
-        if (pmtu - IPV4.HEADER_LEN >= IPV6_MIN_MTU) flags = IPV4_FLAG_DF;
+        df = pmtu - IPV4.HEADER_LEN >= IPV6_MIN_MTU;
       }
     }
     if (len > mtu) return this.packetTooBig(buf, off, len, mtu, out);
@@ -168,39 +160,32 @@ export class Tunnel {
     const tc = ipv6TrafficClass(buf, off);
     const tos = encapOuterTos(this.config.tos < 0 ? tc : this.config.tos, tc); // R13
     const ttl = this.config.ttl < 0 ? buf[off + IPV6.HOP_LIMIT] : this.config.ttl; // R10; R09: hop limit untouched
-    const id = (this.ipId = (this.ipId + 1) & 0xffff); // R03
-    const h = off - IPV4.HEADER_LEN;
-    const sum = this.fixedSum + tos + total + id + flags + (ttl << 8) + dstSum;
-    const local = this.local;
-    buf[h] = 0x45; // R01: version 4, IHL 5, no options
-    buf[h + 1] = tos;
-    buf[h + 2] = total >>> 8;
-    buf[h + 3] = total & 0xff;
-    buf[h + 4] = id >>> 8;
-    buf[h + 5] = id & 0xff;
-    buf[h + 6] = flags >>> 8;
-    buf[h + 7] = 0;
-    buf[h + 8] = ttl;
-    buf[h + 9] = PROTO_IPV6;
-    const ck = ~fold(sum) & 0xffff; // R02
-    buf[h + 10] = ck >>> 8;
-    buf[h + 11] = ck & 0xff;
-    buf[h + 12] = local >>> 24;
-    buf[h + 13] = (local >>> 16) & 0xff;
-    buf[h + 14] = (local >>> 8) & 0xff;
-    buf[h + 15] = local & 0xff;
-    buf[h + 16] = dst >>> 24;
-    buf[h + 17] = (dst >>> 16) & 0xff;
-    buf[h + 18] = (dst >>> 8) & 0xff;
-    buf[h + 19] = dst & 0xff;
 
     const t = this.counters.traffic;
     t[Traffic.tx_packets]++;
     t[Traffic.tx_bytes] += len;
     out.verdict = Verdict.Forward;
+    out.offset = off;
+    out.length = len;
+    out.outerDst = dst;
+    out.outerFields = packOuterFields(ttl, tos, df);
+    return out;
+  }
+
+  /**
+   * egress, then the outer IPv4 header written into the headroom at off-20 (R01–R03): on Forward,
+   * out.offset/out.length are the whole protocol-41 packet, for an embedder that sends it itself
+   * (e.g. over an IP_HDRINCL socket). The engine's transports use egress and let the kernel write
+   * the header.
+   */
+  encapsulate(buf: Buffer, off: number, len: number, out: PacketResult): PacketResult {
+    if (this.egress(buf, off, len, out).verdict !== Verdict.Forward) return out;
+    const id = (this.ipId = (this.ipId + 1) & 0xffff); // R03
+    const h = off - IPV4.HEADER_LEN;
+    const total = len + IPV4.HEADER_LEN;
+    writeIpv4Header(buf, h, out.outerFields, total, id, PROTO_IPV6, this.local, out.outerDst);
     out.offset = h;
     out.length = total;
-    out.outerDst = dst;
     return out;
   }
 

@@ -1,6 +1,7 @@
 /**
- * The forwarding loops of one tunnel: TUN → encapsulate → raw socket, and raw socket (and its
- * error queue) → decapsulate → TUN. Batched: one native call per batch of packets, one arena
+ * The forwarding loops of one tunnel: TUN → egress → outer transport, and outer transport (and
+ * its error queue) → decapsulate → TUN. The loop sees batches of plain packets only: offloads
+ * live in the TUN device and the transport. Batched: one native call per batch of packets, one arena
  * per direction allocated up front, no allocation per packet. Readiness is level-triggered, so
  * each wake-up drains at most `maxBatchesPerWake` batches and yields, keeping timers on time.
  */
@@ -9,20 +10,9 @@ import { Drop, Counters } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
 import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
-import { ErrorOrigin, ERROR_INFO_STRIDE, MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE, type TunDevice, type TunnelSocket } from '../io/types.js';
-import { IPV6 } from '../packet/ipv6.js';
-import { TCP } from '../packet/tcp.js';
-import {
-  completeChecksum,
-  segmentTcp6,
-  TcpCoalescer,
-  VNET,
-  VNET_F_NEEDS_CSUM,
-  VNET_GSO_ECN,
-  VNET_GSO_NONE,
-  VNET_GSO_TCPV6,
-  VNET_HDR_LEN,
-} from '../packet/vnet.js';
+import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE } from '../io/slots.js';
+import type { TunDevice } from '../tun/device.js';
+import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from '../transport/transport.js';
 
 export { SLOT_HEADROOM, SLOT_SIZE };
 
@@ -48,25 +38,21 @@ export interface EngineOptions {
  */
 export type RxInterceptor = (buf: Buffer, off: number, len: number) => boolean;
 
-/** TX with offload: room to cut super-packets into tunnel-MTU segments before a send. */
-const SEG_SLOTS = 256;
-const SEG_SLOT = 2048;
-
 class Direction {
   readonly arena: Buffer;
   readonly lens: Int32Array;
+  /** Packets queued for the transport: inner packet, outer destination and fields. */
   readonly outOffs = new Int32Array(MAX_BATCH);
   readonly outLens = new Int32Array(MAX_BATCH);
+  readonly outDsts = new Int32Array(MAX_BATCH);
+  readonly outFields = new Int32Array(MAX_BATCH);
   readonly tunOffs = new Int32Array(MAX_BATCH);
   readonly tunLens = new Int32Array(MAX_BATCH);
   readonly errs = new Int32Array(MAX_BATCH);
   out = 0;
   toTun = 0;
-  /** Start of the extra region after the batch slots (segments on TX, merged frames on RX). */
-  readonly extra: number;
-  constructor(batch: number, extraBytes: number) {
-    this.extra = batch * SLOT_SIZE;
-    this.arena = Buffer.alloc(this.extra + extraBytes);
+  constructor(batch: number) {
+    this.arena = Buffer.alloc(batch * SLOT_SIZE);
     this.lens = new Int32Array(batch);
   }
 }
@@ -86,26 +72,22 @@ export class TunnelEngine {
   private readonly localErrs = new Int32Array(1);
   private readonly localOffs = new Int32Array(1);
   private readonly localLens = new Int32Array(1);
+  private readonly localDsts = new Int32Array(1);
+  private readonly localFields = new Int32Array(1);
   private running = false;
   private interceptor: RxInterceptor | null = null;
-  /** TUN offload: frames carry a virtio_net_hdr of `vh` bytes; TX cuts super-packets, RX merges. */
-  private readonly offload: boolean;
-  private readonly vh: number;
-  private readonly coalescer = new TcpCoalescer();
 
   constructor(
     readonly tunnel: Tunnel,
     private readonly tun: TunDevice,
-    private socket: TunnelSocket,
+    private socket: OuterTransport,
     private readonly options: EngineOptions = {},
   ) {
     this.counters = tunnel.counters;
     this.batch = Math.max(1, Math.min(MAX_BATCH, options.batchSize ?? 64));
     this.maxBatches = Math.max(1, options.maxBatchesPerWake ?? 4);
-    this.offload = tun.offload === true;
-    this.vh = this.offload ? VNET_HDR_LEN : 0;
-    this.tx = new Direction(this.batch, this.offload ? SEG_SLOTS * SEG_SLOT : 0);
-    this.rx = new Direction(this.batch, this.offload ? this.batch * SLOT_SIZE : 0);
+    this.tx = new Direction(this.batch);
+    this.rx = new Direction(this.batch);
     this.errInfo = new Int32Array(this.batch * ERROR_INFO_STRIDE);
   }
 
@@ -129,8 +111,8 @@ export class TunnelEngine {
     }
   }
 
-  /** Swaps in a new socket (e.g. bound to a new local address) and closes the old one. */
-  replaceSocket(socket: TunnelSocket): void {
+  /** Swaps in a new transport (e.g. bound to a new local address) and closes the old one. */
+  replaceSocket(socket: OuterTransport): void {
     const old = this.socket;
     this.socket = socket;
     if (this.running) socket.watch(() => this.guard(this.pumpRx));
@@ -147,11 +129,13 @@ export class TunnelEngine {
    * encapsulator did not forward it.
    */
   sendOwn(buf: Buffer, off: number, len: number): number {
-    const r = this.tunnel.encapsulate(buf, off, len, this.localResult);
+    const r = this.tunnel.egress(buf, off, len, this.localResult);
     if (r.verdict !== Verdict.Forward) return -1;
     this.localOffs[0] = r.offset;
     this.localLens[0] = r.length;
-    this.socket.send(buf, this.localOffs, this.localLens, 1, this.localErrs);
+    this.localDsts[0] = r.outerDst;
+    this.localFields[0] = r.outerFields;
+    this.socket.send(buf, this.localOffs, this.localLens, this.localDsts, this.localFields, 1, this.localErrs);
     if (this.localErrs[0] !== 0) this.counters.drops[Drop.tx_send_error]++;
     return this.localErrs[0];
   }
@@ -166,72 +150,31 @@ export class TunnelEngine {
   /** TUN → network. Public so a caller with its own readiness source can drive it. */
   pumpTx(): void {
     const d = this.tx;
-    const vh = this.vh;
+    const t = this.tunnel;
+    const r = this.result;
     for (let b = 0; b < this.maxBatches && this.running; b++) {
-      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM - vh, this.batch, d.lens);
+      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
       if (n === 0) break;
-      let segUsed = 0;
       for (let i = 0; i < n; i++) {
-        const off = i * SLOT_SIZE + SLOT_HEADROOM;
-        const len = d.lens[i] - vh;
-        if (vh !== 0) {
-          const h = off - vh;
-          const gso = d.arena[h + VNET.GSO_TYPE] & ~VNET_GSO_ECN;
-          if (gso === VNET_GSO_TCPV6) {
-            const gsoSize = d.arena.readUInt16LE(h + VNET.GSO_SIZE);
-            const need = gsoSize > 0 ? Math.ceil(len / gsoSize) : SEG_SLOTS + 1;
-            if (segUsed + need > SEG_SLOTS) {
-              this.flushTx();
-              segUsed = 0;
-            }
-            const base = d.extra + SLOT_HEADROOM;
-            // a super-packet always comes with its TCP checksum left partial: that is what tells us where TCP starts
-            const partial = (d.arena[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0 && d.arena.readUInt16LE(h + VNET.CSUM_OFFSET) === TCP.CHECKSUM;
-            const tcpOff = partial ? d.arena.readUInt16LE(h + VNET.CSUM_START) : -1;
-            const k = tcpOff < 0 ? -1 : segmentTcp6(d.arena, off, len, tcpOff, gsoSize, d.arena, base + segUsed * SEG_SLOT, SEG_SLOT, SEG_SLOTS - segUsed);
-            if (k < 0) {
-              this.counters.drops[Drop.tx_malformed_ipv6]++;
-              continue;
-            }
-            for (let j = 0; j < k; j++) {
-              const so = base + (segUsed + j) * SEG_SLOT;
-              this.txOne(so, IPV6.HEADER_LEN + d.arena.readUInt16BE(so + IPV6.PAYLOAD_LEN));
-            }
-            segUsed += k;
-            continue;
-          }
-          if (gso !== VNET_GSO_NONE) {
-            this.counters.drops[Drop.tx_malformed_ipv6]++;
-            continue;
-          }
-          if ((d.arena[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
-            completeChecksum(d.arena, off, len, d.arena.readUInt16LE(h + VNET.CSUM_START), d.arena.readUInt16LE(h + VNET.CSUM_OFFSET));
-          }
+        t.egress(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (r.verdict === Verdict.Forward) {
+          d.outOffs[d.out] = r.offset;
+          d.outLens[d.out] = r.length;
+          d.outDsts[d.out] = r.outerDst;
+          d.outFields[d.out++] = r.outerFields;
+        } else if (r.verdict === Verdict.Reply) {
+          this.queueTun(d, r.offset, r.length);
         }
-        this.txOne(off, len);
       }
       this.flushTx();
       if (n < this.batch) break; // a short batch means the device is drained
     }
   }
 
-  /** Encapsulates one packet of the TX arena and queues what comes out. */
-  private txOne(off: number, len: number): void {
-    const d = this.tx;
-    const r = this.tunnel.encapsulate(d.arena, off, len, this.result);
-    if (r.verdict === Verdict.Forward) {
-      d.outOffs[d.out] = r.offset;
-      d.outLens[d.out++] = r.length;
-      if (d.out === MAX_BATCH) this.flushTx();
-    } else if (r.verdict === Verdict.Reply) {
-      this.queueTun(d, r.offset, r.length);
-    }
-  }
-
   private flushTx(): void {
     const d = this.tx;
     if (d.out > 0) {
-      const sent = this.socket.send(d.arena, d.outOffs, d.outLens, d.out, d.errs);
+      const sent = this.socket.send(d.arena, d.outOffs, d.outLens, d.outDsts, d.outFields, d.out, d.errs);
       if (sent < d.out) this.countErrors(d.errs, d.out, Drop.tx_send_error, 'send');
       d.out = 0;
       this.lastTxAt = Date.now();
@@ -253,8 +196,6 @@ export class TunnelEngine {
         continue;
       }
       if (n === 0) break;
-      let merging = false;
-      let groUsed = 0;
       for (let i = 0; i < n; i++) {
         if (d.lens[i] < 0) {
           this.counters.drops[Drop.rx_truncated]++;
@@ -264,20 +205,8 @@ export class TunnelEngine {
         t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r, true);
         if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
         if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(d.arena, r.offset, r.length)) continue;
-        if (this.offload) {
-          // GRO: consecutive segments of one flow become one super-packet for the kernel
-          if (merging && this.coalescer.tryAppend(d.arena, r.offset, r.length)) continue;
-          if (merging) this.finishMerge(d);
-          merging = false;
-          if (r.verdict === Verdict.Forward && TcpCoalescer.eligible(d.arena, r.offset, r.length)) {
-            this.coalescer.start(d.arena, d.extra + groUsed++ * SLOT_SIZE + SLOT_HEADROOM, d.arena, r.offset, r.length);
-            merging = true;
-            continue;
-          }
-        }
         this.queueTun(d, r.offset, r.length);
       }
-      if (merging) this.finishMerge(d);
       if (d.toTun > 0) {
         this.flushTun(d);
         this.lastRxAt = Date.now();
@@ -286,21 +215,10 @@ export class TunnelEngine {
     }
   }
 
-  private finishMerge(d: Direction): void {
-    const [off, len] = this.coalescer.finish();
+  private queueTun(d: Direction, off: number, len: number): void {
     if (d.toTun === MAX_BATCH) this.flushTun(d);
     d.tunOffs[d.toTun] = off;
     d.tunLens[d.toTun++] = len;
-  }
-
-  /** Queues an IPv6 packet for the TUN, behind an empty virtio_net_hdr when offload is on. */
-  private queueTun(d: Direction, off: number, len: number): void {
-    if (d.toTun === MAX_BATCH) this.flushTun(d);
-    const vh = this.vh;
-    // ten stores inline: Buffer#fill is a call into the runtime, per packet
-    for (let i = off - vh; i < off; i++) d.arena[i] = 0;
-    d.tunOffs[d.toTun] = off - vh;
-    d.tunLens[d.toTun++] = len + vh;
   }
 
   private flushTun(d: Direction): void {

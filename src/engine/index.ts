@@ -1,2 +1,1 @@
 export * from './engine.js';
-export * from './open.js';

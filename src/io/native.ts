@@ -15,10 +15,31 @@ export interface NativeAddon {
   openRawSocket(localAddr: number, pmtuDiscover: number, bufferBytes: number, sendOnly?: boolean): number;
   tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, ring?: boolean): number;
   tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, ring?: boolean): number;
-  /** Packets whose header has DF clear leave through `dfClearFd` when one is given. */
-  rawSend(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, dfClearFd?: number): number;
+  /**
+   * Sends payload i to dsts[i] (port `port` on a UDP socket, 0 on a raw one) with the TTL/TOS/DF of
+   * fields[i] (packOuterFields); packets without DF leave through `dfClearFd` when one is given;
+   * `gso` groups equal-sized payloads to one destination into UDP_SEGMENT sends.
+   */
+  sendBatch(
+    fd: number,
+    arena: Buffer,
+    offs: Int32Array,
+    lens: Int32Array,
+    n: number,
+    errs: Int32Array,
+    dsts: Int32Array,
+    fields: Int32Array,
+    port?: number,
+    dfClearFd?: number,
+    gso?: boolean,
+  ): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
-  rawRecvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  /** The error queue of a raw or UDP socket: the quoted payload per slot, ERROR_INFO_STRIDE ints per error. */
+  recvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  /** A UDP socket bound to local:port for Foo-over-UDP; says whether UDP GSO and GRO are available on it. */
+  openUdpSocket(localAddr: number, port: number, pmtuDiscover: number, bufferBytes: number, checksum?: boolean, gro?: boolean): { fd: number; gso: boolean; gro: boolean };
+  /** Datagrams into slots; info gets UDP_INFO_STRIDE ints each: source address, source port, TOS, GRO segment size. */
+  udpRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
   dropPrivileges(uid: number, gid: number): void;
   /** An fd holding an exclusive flock on `path` (created if missing), or -1 if another process holds it. */
   lockFile(path: string): number;

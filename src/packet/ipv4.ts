@@ -1,5 +1,5 @@
-/** IPv4 header (RFC 791) field offsets and a zero-copy view. */
-import { checksum } from './checksum.js';
+/** IPv4 header (RFC 791) field offsets, the one header emitter, and a zero-copy view. */
+import { checksum, fold } from './checksum.js';
 
 export const IPV4 = {
   VER_IHL: 0,
@@ -24,6 +24,63 @@ export const IPV4_FRAG_OFFSET_MASK = 0x1fff;
 export const PROTO_ICMP = 1;
 export const PROTO_IPV6 = 41;
 export const PROTO_ICMPV6 = 58;
+
+/**
+ * The per-packet outer fields a transport hands the kernel, which writes the IPv4 header itself:
+ * TTL in bits 0–7, TOS in bits 8–15, DF in bit 16 — one number per packet, so a batch of them is
+ * one Int32Array (the addon reads the same layout).
+ */
+export const OUTER_DF = 0x10000;
+
+export function packOuterFields(ttl: number, tos: number, df: boolean): number {
+  return ttl | (tos << 8) | (df ? OUTER_DF : 0);
+}
+export const outerTtl = (fields: number): number => fields & 0xff;
+export const outerTos = (fields: number): number => (fields >>> 8) & 0xff;
+export const outerDf = (fields: number): boolean => (fields & OUTER_DF) !== 0;
+
+/**
+ * Writes a 20-byte IPv4 header (IHL 5, no options: R01) at buf[h], checksum included (R02), for a
+ * packet of `totalLength` bytes from `src` to `dst` (unsigned or `| 0` form).
+ */
+export function writeIpv4Header(
+  buf: Uint8Array,
+  h: number,
+  fields: number,
+  totalLength: number,
+  id: number,
+  protocol: number,
+  src: number,
+  dst: number,
+): void {
+  const tos = outerTos(fields);
+  const flags = outerDf(fields) ? IPV4_FLAG_DF : 0;
+  const ttl = outerTtl(fields);
+  buf[h + IPV4.VER_IHL] = 0x45;
+  buf[h + IPV4.TOS] = tos;
+  buf[h + IPV4.TOTAL_LEN] = totalLength >>> 8;
+  buf[h + IPV4.TOTAL_LEN + 1] = totalLength & 0xff;
+  buf[h + IPV4.ID] = id >>> 8;
+  buf[h + IPV4.ID + 1] = id & 0xff;
+  buf[h + IPV4.FLAGS_FRAG] = flags >>> 8;
+  buf[h + IPV4.FLAGS_FRAG + 1] = 0;
+  buf[h + IPV4.TTL] = ttl;
+  buf[h + IPV4.PROTOCOL] = protocol;
+  writeIpv4Address(buf, h + IPV4.SRC, src);
+  writeIpv4Address(buf, h + IPV4.DST, dst);
+  const sum =
+    0x4500 + tos + totalLength + id + flags + (ttl << 8) + protocol + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+  const ck = ~fold(sum) & 0xffff;
+  buf[h + IPV4.CHECKSUM] = ck >>> 8;
+  buf[h + IPV4.CHECKSUM + 1] = ck & 0xff;
+}
+
+export function writeIpv4Address(buf: Uint8Array, off: number, addr: number): void {
+  buf[off] = addr >>> 24;
+  buf[off + 1] = (addr >>> 16) & 0xff;
+  buf[off + 2] = (addr >>> 8) & 0xff;
+  buf[off + 3] = addr & 0xff;
+}
 
 /**
  * The IPv4 address at buf[off] as a signed 32-bit integer (`addr | 0` form). The hot path compares

@@ -40,11 +40,24 @@ function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
 }
 
 /**
- * TX: cuts the TCP/IPv6 super-packet at src[pkt, pkt+len) into segments of `gsoSize` payload
- * bytes. `tcpOff` is where its TCP header starts (the virtio csum_start: past any extension
- * headers, which every segment carries too). Segment i is written at dst[first + i * stride]
- * with its payload length, sequence number, flags and full checksum set. Returns the number of
- * segments, or -1 if the packet is not a TCP super-packet we can cut.
+ * TX: how many segments of `gsoSize` payload bytes the TCP/IPv6 super-packet at src[pkt, pkt+len)
+ * cuts into, or -1 if it is not one we can cut. `tcpOff` is where its TCP header starts (the
+ * virtio csum_start: past any extension headers, which every segment carries too).
+ */
+export function tcpSegmentCount(src: Buffer, pkt: number, len: number, tcpOff: number, gsoSize: number): number {
+  if (gsoSize <= 0 || tcpOff + 20 > len || upperLayerOffset(src, pkt, len, PROTO_TCP) !== tcpOff) return -1;
+  const tcpHdr = tcpHeaderLength(src, pkt + tcpOff);
+  const hdrLen = tcpOff + tcpHdr;
+  if (tcpHdr < 20 || hdrLen > len) return -1;
+  return Math.max(1, Math.ceil((len - hdrLen) / gsoSize));
+}
+
+/**
+ * TX: cuts segments `from`, `from + 1`, … (at most `maxSegments` of them) out of the super-packet
+ * (see tcpSegmentCount). Segment from + i is written at dst[first + i * stride] with its payload
+ * length, sequence number, flags and full checksum set. Returns how many were written, or -1 if
+ * the packet is not a TCP super-packet we can cut. The source is only read, so a caller short of
+ * room cuts the rest in a later call.
  *
  * The checksum field of a super-packet holds what the kernel put there for the device to finish
  * (VIRTIO_NET_HDR_F_NEEDS_CSUM): the pseudo-header sum over the whole TCP length, with the
@@ -52,22 +65,32 @@ function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
  * Each segment's pseudo-header sum is that one with the length swapped for its own, the
  * adjustment Linux's own software GSO makes, so no address is summed again here.
  */
-export function segmentTcp6(src: Buffer, pkt: number, len: number, tcpOff: number, gsoSize: number, dst: Buffer, first: number, stride: number, maxSegments: number): number {
-  if (gsoSize <= 0 || tcpOff + 20 > len || upperLayerOffset(src, pkt, len, PROTO_TCP) !== tcpOff) return -1;
+export function segmentTcp6(
+  src: Buffer,
+  pkt: number,
+  len: number,
+  tcpOff: number,
+  gsoSize: number,
+  dst: Buffer,
+  first: number,
+  stride: number,
+  maxSegments: number,
+  from = 0,
+): number {
+  const n = tcpSegmentCount(src, pkt, len, tcpOff, gsoSize);
+  if (n < 0) return -1;
   const tcp = pkt + tcpOff;
   const tcpHdr = tcpHeaderLength(src, tcp);
   const hdrLen = tcpOff + tcpHdr;
-  if (tcpHdr < 20 || hdrLen > len) return -1;
   const payload = len - hdrLen;
-  const n = Math.max(1, Math.ceil(payload / gsoSize));
-  if (n > maxSegments) return -1;
   const seq0 = src.readUInt32BE(tcp + TCP_SEQ);
   const flags = src[tcp + TCP_FLAGS];
   const fullLen = len - tcpOff;
   // the kernel's pseudo-header sum with the super-packet's TCP length taken out again
   const pseudoLess = ((src[tcp + TCP_CHECKSUM] << 8) | src[tcp + TCP_CHECKSUM + 1]) + (~(fullLen >>> 16) & 0xffff) + (~fullLen & 0xffff);
-  for (let i = 0; i < n; i++) {
-    const o = first + i * stride;
+  const end = Math.min(n, from + maxSegments);
+  for (let i = from; i < end; i++) {
+    const o = first + (i - from) * stride;
     const chunk = Math.min(gsoSize, payload - i * gsoSize);
     moveBytes(src, pkt, pkt + hdrLen, dst, o);
     moveBytes(src, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk, dst, o + hdrLen);
@@ -84,7 +107,7 @@ export function segmentTcp6(src: Buffer, pkt: number, len: number, tcpOff: numbe
     dst[t + TCP_CHECKSUM] = ck >>> 8;
     dst[t + TCP_CHECKSUM + 1] = ck & 0xff;
   }
-  return n;
+  return Math.max(0, end - from);
 }
 
 /** Largest IPv6 payload a merged packet may reach (the payload-length field is 16 bits). */
@@ -136,6 +159,23 @@ export class TcpCoalescer {
     this.closed = (buf[pkt + IPV6.HEADER_LEN + TCP_FLAGS] & PSH) !== 0;
   }
 
+  /**
+   * Whether the TCP/IPv6 packet at buf[pkt] belongs to this run's flow: addresses, ports and flow
+   * label (Linux's IPv6 GRO keys flows by the label too; a different traffic class or hop limit is
+   * the same flow but ends the run).
+   */
+  sameFlow(buf: Buffer, pkt: number): boolean {
+    const o = this.out;
+    const b = this.base;
+    if ((buf[pkt + 1] & 0x0f) !== (o[b + 1] & 0x0f) || buf[pkt + 2] !== o[b + 2] || buf[pkt + 3] !== o[b + 3]) return false;
+    if (buf[pkt + IPV6.NEXT_HEADER] !== o[b + IPV6.NEXT_HEADER]) return false;
+    for (let i = IPV6.SRC; i < IPV6.HEADER_LEN; i++) if (buf[pkt + i] !== o[b + i]) return false;
+    const t = pkt + IPV6.HEADER_LEN;
+    const ot = b + IPV6.HEADER_LEN;
+    for (let i = 0; i < 4; i++) if (buf[t + i] !== o[ot + i]) return false;
+    return true;
+  }
+
   get segments(): number {
     return this.count;
   }
@@ -147,8 +187,9 @@ export class TcpCoalescer {
     const hl = this.hdrLen;
     const payload = len - hl;
     if (payload <= 0 || payload > this.segSize || this.len + payload - IPV6.HEADER_LEN > MAX_MERGED) return false;
-    // same flow, same header shape: IPv6 version/class/flow, next header, hop limit, addresses
-    if (buf[pkt] !== o[b] || buf[pkt + 1] !== o[b + 1] || buf[pkt + 6] !== o[b + 6] || buf[pkt + 7] !== o[b + 7]) return false;
+    // same flow, same header shape: IPv6 version/class/flow label, next header, hop limit, addresses
+    for (let i = 0; i < 4; i++) if (buf[pkt + i] !== o[b + i]) return false;
+    if (buf[pkt + 6] !== o[b + 6] || buf[pkt + 7] !== o[b + 7]) return false;
     for (let i = 8; i < 40; i++) if (buf[pkt + i] !== o[b + i]) return false;
     const t = pkt + IPV6.HEADER_LEN;
     const ot = b + IPV6.HEADER_LEN;

@@ -1,6 +1,6 @@
 /**
  * Configures a TUN interface with iproute2 from a plain plan: this file knows interfaces, not
- * tunnel policy (which addresses and routes a tunnel wants is decided in src/engine/open.ts).
+ * tunnel policy (which addresses and routes a tunnel wants is decided in src/host/open.ts).
  */
 import { formatIpv6, formatIpv6Prefix, type Ipv6Prefix } from '../packet/address.js';
 import { ip } from './iproute.js';

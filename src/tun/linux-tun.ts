@@ -1,7 +1,10 @@
-/** The Linux TUN device over the native addon: TUNSETIFF (+ offload), reads and writes in batches. */
+/**
+ * The Linux TUN device over the native addon: TUNSETIFF, reads and writes in batches. Opened with
+ * offload, its reads and writes are frames with a virtio_net_hdr in front: wrap it in OffloadTun.
+ */
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative } from '../io/native.js';
-import type { TunDevice } from '../io/types.js';
+import type { TunDevice } from './device.js';
 
 export class LinuxTun extends FdEndpoint implements TunDevice {
   private constructor(
@@ -30,7 +33,7 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
   /**
    * Opens (creating) a TUN device. A name ending in %d lets the kernel pick a free number.
    * TUNSETIFF attaches to an existing device of that name too: callers that must not touch an
-   * existing interface check first (see src/engine/open.ts). Closing the last fd of a
+   * existing interface check first (see src/host/open.ts). Closing the last fd of a
    * non-persistent TUN deletes the interface and its routes.
    */
   static open(name: string, offload = false, ioUring = true): LinuxTun {

@@ -6,31 +6,42 @@
  * sent it, else the 6to4 tunnel, else the first tunnel (so a spoofed packet is counted once).
  * With a single tunnel a port passes straight through to the socket: no copy.
  */
-import { ERROR_INFO_STRIDE, SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT, type TunnelSocket } from './types.js';
+import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT } from '../io/slots.js';
+import { ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
 
 const HUB_BATCH = 64;
-
-export type SocketFactory = (local: number, pmtu: 'static' | 'dynamic') => TunnelSocket;
 
 export interface PortRole {
   /** 6in4: the remote whose packets are ours (0 for 6to4). */
   remote: number;
 }
 
-export class SocketHub {
-  private static readonly hubs = new Map<string, SocketHub>();
+/**
+ * The shared transports of one process (or of one test): a hub per key, e.g. local address and
+ * path-MTU mode for raw sockets. openTunnel uses `HOST_SOCKETS` unless given its own.
+ */
+export class SharedSockets {
+  private readonly hubs = new Map<string, SocketHub>();
 
-  /** The hub for (local, pmtu), created with `open` on first use. */
-  static attach(local: number, pmtu: 'static' | 'dynamic', role: PortRole, open: SocketFactory): TunnelSocket {
-    const key = `${local >>> 0}/${pmtu}`;
-    let hub = SocketHub.hubs.get(key);
+  /** A port on the hub for `key`, whose transport `open` makes on first use. */
+  attach(key: string, role: PortRole, open: () => OuterTransport): OuterTransport {
+    let hub = this.hubs.get(key);
     if (!hub) {
-      hub = new SocketHub(open(local, pmtu), () => SocketHub.hubs.delete(key));
-      SocketHub.hubs.set(key, hub);
+      hub = new SocketHub(open(), () => this.hubs.delete(key));
+      this.hubs.set(key, hub);
     }
     return hub.attach(role);
   }
 
+  get size(): number {
+    return this.hubs.size;
+  }
+}
+
+/** The process's registry: every tunnel opened here on one local address shares its socket. */
+export const HOST_SOCKETS = new SharedSockets();
+
+export class SocketHub {
   private readonly ports: HubPort[] = [];
   private readonly arena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
   private readonly lens = new Int32Array(HUB_BATCH);
@@ -39,12 +50,12 @@ export class SocketHub {
   private readonly errArena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
   private watching = false;
 
-  private constructor(
-    readonly socket: TunnelSocket,
+  constructor(
+    readonly socket: OuterTransport,
     private readonly onEmpty: () => void,
   ) {}
 
-  private attach(role: PortRole): HubPort {
+  attach(role: PortRole): HubPort {
     const port = new HubPort(this, role.remote >>> 0);
     this.ports.push(port);
     return port;
@@ -137,7 +148,7 @@ export class SocketHub {
 }
 
 /** One tunnel's view of a shared socket. */
-export class HubPort implements TunnelSocket {
+export class HubPort implements OuterTransport {
   readonly pending: number[] = [];
   readonly pendingErrors: number[] = [];
   cursor = 0;
@@ -166,8 +177,8 @@ export class HubPort implements TunnelSocket {
     return this.hub.deliverErrors(this, arena, slotSize, headroom, max, lens, info);
   }
 
-  send(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
-    return this.hub.socket.send(arena, offs, lens, n, errs);
+  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
+    return this.hub.socket.send(arena, offs, lens, dsts, fields, n, errs);
   }
 
   watch(cb: () => void): void {

@@ -1,6 +1,6 @@
 /**
- * Opening a tunnel on this host: validate the options, create the TUN interface, configure it,
- * open the raw socket, start the engine. The returned handle reads status and closes the
+ * The composition root: opening a tunnel on this host. Validate the options, create the TUN
+ * interface (with offload) and configure it, open (or share) the outer transport, start the loop. The returned handle reads status and closes the
  * tunnel. This is what `tun6in4 run` does, for programs that embed us.
  */
 import { createSocket } from 'node:dgram';
@@ -9,14 +9,17 @@ import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv
 import { ConfigError, type TunnelConfig, type TunnelOptions } from '../encap/options.js';
 import type { CountersSnapshot } from '../encap/counters.js';
 import { Tunnel } from '../encap/tunnel.js';
-import { LinuxRawSocket } from '../io/raw-socket.js';
-import { LinuxTun } from '../tun/linux-tun.js';
+import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
-import { SocketHub } from '../io/socket-hub.js';
-import type { TunnelSocket } from '../io/types.js';
+import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
+import type { TunDevice } from '../tun/device.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
 import { linkExists } from '../tun/iproute.js';
-import { TunnelEngine, type EngineOptions } from './engine.js';
+import { LinuxTun } from '../tun/linux-tun.js';
+import { OffloadTun } from '../tun/offload.js';
+import { RawTransport } from '../transport/raw.js';
+import { HOST_SOCKETS, type SharedSockets } from '../transport/socket-hub.js';
+import type { OuterTransport } from '../transport/transport.js';
 
 export interface InterfaceOptions {
   /** Install a default IPv6 route through the tunnel (6to4: only when a relay is set). Default true. */
@@ -56,6 +59,8 @@ export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, Interfa
    * refused (e.g. by a container's seccomp profile), plain read()/write() loops are used.
    */
   ioUring?: boolean;
+  /** Where tunnels on one local address find the socket they share; default the process's own (HOST_SOCKETS). */
+  sharedSockets?: SharedSockets;
 }
 
 /** Why a tunnel could not be opened on this host (configuration errors are ConfigError). */
@@ -107,7 +112,8 @@ export interface RunningTunnel {
 const { EPERM, ENOENT, EACCES } = osConstants.errno;
 
 export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTunnel> {
-  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, onFatal, ...tunnelOptions } = options;
+  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, onFatal, sharedSockets, ...tunnelOptions } = options;
+  const sockets = sharedSockets ?? HOST_SOCKETS;
   let local = tunnelOptions.local;
   if (local === 'auto') {
     const toward = tunnelOptions.mode === '6in4' ? tunnelOptions.remote : tunnelOptions.relay;
@@ -122,13 +128,17 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   }
 
   let tun: LinuxTun | undefined;
-  let socket: TunnelSocket | undefined;
+  let socket: OuterTransport | undefined;
   const role = { remote: tunnel.config.mode === '6in4' ? tunnel.config.remote : 0 };
+  const attach = (l: number): OuterTransport => {
+    const pmtu = tunnel.config.pmtu;
+    return sockets.attach(`raw/${l >>> 0}/${pmtu}`, role, () => RawTransport.open(l, pmtu));
+  };
   let routes: InstalledRoutes = { unreachable: [] };
   try {
     tun = LinuxTun.open(name, offload ?? true, ioUring ?? true);
     routes = await configureInterface(tun.name, interfacePlan(tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric }));
-    socket = SocketHub.attach(tunnel.localAddress, tunnel.config.pmtu, role, (l, p) => LinuxRawSocket.open(l, p));
+    socket = attach(tunnel.localAddress);
   } catch (e) {
     socket?.close();
     tun?.close();
@@ -137,7 +147,9 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   }
 
   let state: 'running' | 'stopped' = 'running';
-  const engine = new TunnelEngine(tunnel, tun, socket, {
+  const drops = tunnel.counters.drops;
+  const device: TunDevice = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++) : tun;
+  const engine = new TunnelEngine(tunnel, device, socket, {
     batchSize,
     maxBatchesPerWake,
     onIoError,
@@ -176,7 +188,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
       };
     },
     changeLocalAddress(local: number): void {
-      const socket = SocketHub.attach(local, c.pmtu, role, (l, p) => LinuxRawSocket.open(l, p));
+      const socket = attach(local);
       tunnel.setLocalAddress(local);
       engine.replaceSocket(socket);
     },

@@ -1,0 +1,36 @@
+/** Readiness for the in-memory test doubles (FakeTun, FakeTransport): a level-triggered poller on setImmediate. */
+
+export abstract class Watchable {
+  private cb: (() => void) | null = null;
+  private scheduled = false;
+  closed = false;
+  watch(cb: () => void): void {
+    this.cb = cb;
+    this.kick();
+  }
+  /** Like a level-triggered poller: calls back (once, soon) while something is waiting. */
+  protected kick(): void {
+    if (this.scheduled || !this.cb || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.cb && !this.closed && this.pending()) {
+        this.cb();
+        if (this.pending()) this.kick();
+      }
+    });
+  }
+  protected abstract pending(): boolean;
+
+  /**
+   * Resolves once the engine has taken everything injected. The engine handles what it takes
+   * before its callback returns, so its output is complete then too: wait on this, not on time.
+   */
+  async drained(): Promise<void> {
+    while (this.scheduled || (this.cb && !this.closed && this.pending())) await new Promise((r) => setImmediate(r));
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * In-memory TunDevice and OuterTransport, so the whole engine runs in unit tests without root.
+ * Copies are fine here: this is the test double, not the data path.
+ */
+import { PROTO_IPV6, writeIpv4Header, IPV4 } from '../packet/ipv4.js';
+import { Watchable } from '../io/fake-readiness.js';
+import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
+
+export interface SentPacket {
+  /**
+   * The protocol-41 packet as the kernel would put it on the wire: an IPv4 header (no options)
+   * from the transport's local address with the destination, TTL, TOS and DF we passed, the
+   * Identification counting up from 1, then the inner packet.
+   */
+  bytes: Buffer;
+  /** Outer destination as an unsigned number. */
+  dst: number;
+  /** The inner IPv6 packet as handed to send. */
+  inner: Buffer;
+  /** The packOuterFields value passed with it. */
+  fields: number;
+}
+
+export interface QueuedError {
+  origin: number;
+  type: number;
+  code: number;
+  info: number;
+  originalDst: number;
+  errno: number;
+  /** What the kernel keeps: the offending packet past its IPv4 header. */
+  quoted: Buffer;
+}
+
+export class FakeTransport extends Watchable implements OuterTransport {
+  readonly inbound: Buffer[] = [];
+  private ipId = 0;
+
+  /** `local`: the IPv4 source the kernel would put on what we send (unsigned or `| 0`). */
+  constructor(readonly local = 0) {
+    super();
+  }
+
+  readonly errors: QueuedError[] = [];
+  readonly sent: SentPacket[] = [];
+  /** errno to fail each send with, in order (0 = succeed); empty: always succeed. */
+  readonly sendFailures: number[] = [];
+
+  inject(...pkts: Buffer[]): void {
+    this.inbound.push(...pkts);
+    this.kick();
+  }
+
+  injectError(e: Omit<QueuedError, 'origin' | 'errno'> & Partial<Pick<QueuedError, 'origin' | 'errno'>>): void {
+    this.errors.push({ origin: ErrorOrigin.Icmp, errno: 0, ...e });
+    this.kick();
+  }
+
+  protected pending(): boolean {
+    return this.inbound.length > 0 || this.errors.length > 0;
+  }
+
+  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    let n = 0;
+    while (n < max && this.inbound.length > 0) {
+      const p = this.inbound.shift()!;
+      if (p.length > slotSize - headroom) {
+        lens[n++] = -1;
+        continue;
+      }
+      p.copy(arena, n * slotSize + headroom);
+      lens[n++] = p.length;
+    }
+    return n;
+  }
+
+  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+    let n = 0;
+    while (n < max && this.errors.length > 0) {
+      const e = this.errors.shift()!;
+      e.quoted.copy(arena, n * slotSize + headroom);
+      lens[n] = e.quoted.length;
+      info.set([e.origin, e.type, e.code, e.info, e.originalDst | 0, e.errno], n * ERROR_INFO_STRIDE);
+      n++;
+    }
+    return n;
+  }
+
+  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
+    let ok = 0;
+    for (let i = 0; i < n; i++) {
+      const fail = this.sendFailures.length > 0 ? this.sendFailures.shift()! : 0;
+      errs[i] = fail;
+      if (fail) continue;
+      const inner = Buffer.from(arena.subarray(offs[i], offs[i] + lens[i]));
+      const bytes = Buffer.alloc(IPV4.HEADER_LEN + inner.length);
+      this.ipId = (this.ipId + 1) & 0xffff;
+      writeIpv4Header(bytes, 0, fields[i], bytes.length, this.ipId, PROTO_IPV6, this.local, dsts[i]);
+      inner.copy(bytes, IPV4.HEADER_LEN);
+      this.sent.push({ bytes, dst: dsts[i] >>> 0, inner, fields: fields[i] });
+      ok++;
+    }
+    return ok;
+  }
+}

@@ -1,0 +1,4 @@
+export * from './transport.js';
+export * from './raw.js';
+export * from './socket-hub.js';
+export * from './fake.js';

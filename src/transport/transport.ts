@@ -1,0 +1,31 @@
+/**
+ * The outer side the forwarding loop sees: one interface for every way of carrying IPv6 in IPv4
+ * (raw protocol 41, Foo-over-UDP). The loop sends inner IPv6 packets with their outer
+ * destination and fields; the transport (the kernel, really) writes the outer headers, and any
+ * offload (UDP GSO/GRO) happens inside it.
+ */
+
+/** Origins of an error-queue entry (linux/errqueue.h SO_EE_ORIGIN_*). */
+export const ErrorOrigin = { Local: 1, Icmp: 2 } as const;
+/** Stride of the `info` array filled by recvErrors: origin, type, code, info, original destination, errno. */
+export const ERROR_INFO_STRIDE = 6;
+
+export interface OuterTransport {
+  /**
+   * Receives up to `max` whole IPv4 packets carrying IPv6 (protocol 41; a UDP transport gives each
+   * payload an IPv4 header of protocol 41 with the datagram's addresses and TOS, so the
+   * decapsulator sees one format); returns how many, 0 when none is waiting, or a negative errno
+   * when the socket reports an error (then read the error queue). lens[i] = -1 marks a packet
+   * larger than a slot.
+   */
+  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
+  /** Reads queued errors about packets we sent (see ERROR_INFO_STRIDE); slot i gets the quoted inner packet. */
+  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  /**
+   * Sends `n` inner IPv6 packets, packet i at arena[offs[i], +lens[i]) to the IPv4 dsts[i] with the
+   * outer TTL, TOS and DF of fields[i] (packOuterFields); errs[i] gets 0 or an errno. Returns how many were sent.
+   */
+  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number;
+  watch(cb: () => void): void;
+  close(): void;
+}

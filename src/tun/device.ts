@@ -1,0 +1,16 @@
+/** The TUN side the forwarding loop sees: batches of plain IPv6 packets, whatever the device does underneath. */
+
+export interface TunDevice {
+  readonly name: string;
+  /**
+   * Reads up to `max` IPv6 packets, packet i at arena[i * slotSize + headroom]; returns how many
+   * (0: none waiting). An offloading device hands back a TCP super-packet already cut into
+   * segments, one per slot, so `max` may be reached by fewer reads.
+   */
+  read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
+  /** Writes `n` IPv6 packets; errs[i] gets 0 or an errno. Returns how many were written. */
+  write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
+  /** Calls `cb` whenever the device may have packets to read. */
+  watch(cb: () => void): void;
+  close(): void;
+}

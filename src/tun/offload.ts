@@ -1,0 +1,290 @@
+/**
+ * TUN offload (IFF_VNET_HDR + TUNSETOFFLOAD) behind the plain TunDevice interface, as
+ * wireguard-go's tun does: reads cut the kernel's TCP super-packets into segments, one per slot
+ * of the caller's batch; writes merge segments of a TCP flow into super-packets (GRO) so the
+ * kernel's stack runs once per ~40 segments. The forwarding loop sees plain IPv6 packets only.
+ */
+import { moveBytes } from '../packet/bytes.js';
+import { IPV6 } from '../packet/ipv6.js';
+import { PROTO_TCP, TCP } from '../packet/tcp.js';
+import {
+  completeChecksum,
+  segmentTcp6,
+  tcpSegmentCount,
+  TcpCoalescer,
+  VNET,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_ECN,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV6,
+  VNET_HDR_LEN,
+} from '../packet/vnet.js';
+import { MAX_BATCH, SLOT_SIZE } from '../io/slots.js';
+import type { TunDevice } from './device.js';
+
+/** Bytes an offloading device writes in front of each packet handed to write(): its virtio_net_hdr. */
+export const OFFLOAD_WRITE_HEADROOM = VNET_HDR_LEN;
+
+/** Why a frame read from the device was dropped. */
+export type OffloadDrop =
+  /** a GSO type other than TCPv6 (we asked the kernel for TCPv6 only) */
+  | 'tx_gso_unsupported'
+  /** a TCP super-packet we cannot cut: no partial checksum at the TCP header, TCP not where the header says */
+  | 'tx_gso_malformed';
+
+/** Runs of different flows merged at once; a batch with more interleaved flows closes the oldest run. */
+const OPEN_RUNS = 8;
+/** Merged frames built before they are written out (scratch room); more in one write flush early. */
+const SCRATCH_FRAMES = 16;
+const SCRATCH_SLOT = VNET_HDR_LEN + 65536 + 6;
+
+export class OffloadTun implements TunDevice {
+  readonly name: string;
+  /** Frames as the device hands them over: read into here, then cut or copied into the caller's slots. */
+  private frames: Buffer = Buffer.alloc(0);
+  private frameLens = new Int32Array(0);
+  private frameCount = 0;
+  /** Next frame to hand out, and the next segment of it when it is a super-packet being cut. */
+  private frameNext = 0;
+  private segNext = 0;
+  /** GRO: one run per scratch slot; at most OPEN_RUNS of them open at once. */
+  private readonly runs = Array.from({ length: SCRATCH_FRAMES }, (_, i) => new GroRun(i));
+  private readonly scratch = Buffer.alloc(SCRATCH_FRAMES * SCRATCH_SLOT);
+  private runClock = 0;
+  /** The arena of the write in progress (lone packets are written from it, in place). */
+  private arena: Buffer = this.scratch;
+  /** Frames queued for the device: where each is, which arena, and its result. */
+  private readonly qOffs = new Int32Array(2 * MAX_BATCH);
+  private readonly qLens = new Int32Array(2 * MAX_BATCH);
+  private readonly qErrs = new Int32Array(2 * MAX_BATCH);
+  private readonly qIsScratch = new Uint8Array(2 * MAX_BATCH);
+  private qCount = 0;
+  /** Input packets whose frames are queued, and the frame of each input packet. */
+  private readonly pendingInputs = new Int32Array(MAX_BATCH);
+  private pendingCount = 0;
+  private readonly frameOf = new Int32Array(MAX_BATCH).fill(-1);
+  private written = 0;
+  private readonly subOffs = new Int32Array(2 * MAX_BATCH);
+  private readonly subLens = new Int32Array(2 * MAX_BATCH);
+  private readonly subErrs = new Int32Array(2 * MAX_BATCH);
+  private readonly subIndex = new Int32Array(2 * MAX_BATCH);
+
+  /**
+   * `device` reads and writes frames with a virtio_net_hdr in front (a TUN opened with
+   * IFF_VNET_HDR and TUNSETOFFLOAD for TCPv6). `onDrop` counts frames that cannot be passed on.
+   */
+  constructor(
+    private readonly device: TunDevice,
+    private readonly onDrop: (reason: OffloadDrop) => void = () => undefined,
+  ) {
+    this.name = device.name;
+  }
+
+  watch(cb: () => void): void {
+    this.device.watch(cb);
+  }
+
+  close(): void {
+    this.device.close();
+  }
+
+  read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    let out = 0;
+    while (out < max) {
+      if (this.frameNext === this.frameCount && !this.fill(max - out)) break;
+      out = this.emit(arena, slotSize, headroom, max, lens, out);
+    }
+    return out;
+  }
+
+  /** Reads up to `want` frames from the device; false when none is waiting. */
+  private fill(want: number): boolean {
+    if (this.frameLens.length < want) {
+      const slots = Math.min(MAX_BATCH, want);
+      this.frames = Buffer.alloc(slots * SLOT_SIZE);
+      this.frameLens = new Int32Array(slots);
+    }
+    this.frameNext = 0;
+    this.segNext = 0;
+    this.frameCount = this.device.read(this.frames, SLOT_SIZE, 0, Math.min(want, this.frameLens.length), this.frameLens);
+    return this.frameCount > 0;
+  }
+
+  /** Hands out frames from `frameNext` into caller slots from `out`; returns the new `out`. */
+  private emit(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, out: number): number {
+    const f = this.frames;
+    while (this.frameNext < this.frameCount && out < max) {
+      const h = this.frameNext * SLOT_SIZE;
+      const pkt = h + VNET_HDR_LEN;
+      const len = this.frameLens[this.frameNext] - VNET_HDR_LEN;
+      const gso = f[h + VNET.GSO_TYPE] & ~VNET_GSO_ECN;
+      const needsCsum = (f[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0;
+      if (len <= 0) {
+        this.frameNext++;
+        continue;
+      }
+      if (gso === VNET_GSO_NONE) {
+        if (needsCsum) completeChecksum(f, pkt, len, f.readUInt16LE(h + VNET.CSUM_START), f.readUInt16LE(h + VNET.CSUM_OFFSET));
+        const o = out * slotSize + headroom;
+        moveBytes(f, pkt, pkt + len, arena, o);
+        lens[out++] = len;
+        this.frameNext++;
+        continue;
+      }
+      if (gso !== VNET_GSO_TCPV6) {
+        this.onDrop('tx_gso_unsupported');
+        this.frameNext++;
+        continue;
+      }
+      // A super-packet always comes with its TCP checksum left partial: that says where TCP starts.
+      const tcpOff = needsCsum && f.readUInt16LE(h + VNET.CSUM_OFFSET) === TCP.CHECKSUM ? f.readUInt16LE(h + VNET.CSUM_START) : -1;
+      const gsoSize = f.readUInt16LE(h + VNET.GSO_SIZE);
+      const total = tcpOff < 0 ? -1 : tcpSegmentCount(f, pkt, len, tcpOff, gsoSize);
+      if (total < 0) {
+        this.onDrop('tx_gso_malformed');
+        this.frameNext++;
+        continue;
+      }
+      const k = segmentTcp6(f, pkt, len, tcpOff, gsoSize, arena, out * slotSize + headroom, slotSize, max - out, this.segNext);
+      for (let j = 0; j < k; j++) {
+        const o = (out + j) * slotSize + headroom;
+        lens[out + j] = IPV6.HEADER_LEN + arena.readUInt16BE(o + IPV6.PAYLOAD_LEN);
+      }
+      out += k;
+      this.segNext += k;
+      if (this.segNext >= total) {
+        this.frameNext++;
+        this.segNext = 0;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Writes `n` IPv6 packets, merging TCP segments of a flow (interleaved flows too) into super-
+   * packets. A packet that goes out alone gets its virtio_net_hdr written in the
+   * OFFLOAD_WRITE_HEADROOM bytes before it. errs[i] is the result of the frame packet i went into;
+   * returns how many packets were written.
+   */
+  write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
+    this.written = 0;
+    this.arena = arena;
+    for (let i = 0; i < n; i++) {
+      const off = offs[i];
+      const len = lens[i];
+      if (TcpCoalescer.eligible(arena, off, len)) {
+        const run = this.runFor(arena, off, RunState.Open);
+        if (run !== null) {
+          if (run.coalescer.tryAppend(arena, off, len)) {
+            run.members[run.count++] = i;
+            continue;
+          }
+          this.finishRun(run);
+        }
+        this.startRun(arena, off, len, i, errs);
+        continue;
+      }
+      // Not mergeable. Merged frames go out after the lone ones of their write, so a lone TCP
+      // packet of a flow with a merged frame pending waits until that frame is out: flow order.
+      if (arena[off + IPV6.NEXT_HEADER] === PROTO_TCP) {
+        const open = this.runFor(arena, off, RunState.Open);
+        if (open !== null) this.finishRun(open);
+        if (open !== null || this.runFor(arena, off, RunState.Finished) !== null) this.flush(errs);
+      }
+      // ten stores inline: Buffer#fill is a call into the runtime, per packet
+      for (let b = off - VNET_HDR_LEN; b < off; b++) arena[b] = 0;
+      this.frameOf[i] = this.queue(off - VNET_HDR_LEN, len + VNET_HDR_LEN, false);
+      this.pendingInputs[this.pendingCount++] = i;
+    }
+    for (const run of this.runs) if (run.state === RunState.Open) this.finishRun(run);
+    this.flush(errs);
+    return this.written;
+  }
+
+  private runFor(buf: Buffer, off: number, state: RunState): GroRun | null {
+    for (const run of this.runs) if (run.state === state && run.coalescer.sameFlow(buf, off)) return run;
+    return null;
+  }
+
+  private startRun(buf: Buffer, off: number, len: number, index: number, errs: Int32Array): void {
+    let open = 0;
+    let oldest: GroRun | null = null;
+    for (const r of this.runs) {
+      if (r.state !== RunState.Open) continue;
+      open++;
+      if (oldest === null || r.startedAt < oldest.startedAt) oldest = r;
+    }
+    if (open === OPEN_RUNS) this.finishRun(oldest!);
+    let run = this.runs.find((r) => r.state === RunState.Free);
+    if (run === undefined) {
+      // scratch is full: write out what is there
+      for (const r of this.runs) if (r.state === RunState.Open) this.finishRun(r);
+      this.flush(errs);
+      run = this.runs[0];
+    }
+    run.coalescer.start(this.scratch, run.slot * SCRATCH_SLOT + VNET_HDR_LEN, buf, off, len);
+    run.state = RunState.Open;
+    run.startedAt = this.runClock++;
+    run.count = 0;
+    run.members[run.count++] = index;
+  }
+
+  private finishRun(run: GroRun): void {
+    const [off, len] = run.coalescer.finish();
+    run.state = RunState.Finished;
+    const q = this.queue(off, len, true);
+    for (let j = 0; j < run.count; j++) {
+      this.frameOf[run.members[j]] = q;
+      this.pendingInputs[this.pendingCount++] = run.members[j];
+    }
+  }
+
+  private queue(off: number, len: number, inScratch: boolean): number {
+    const q = this.qCount++;
+    this.qOffs[q] = off;
+    this.qLens[q] = len;
+    this.qIsScratch[q] = inScratch ? 1 : 0;
+    return q;
+  }
+
+  /** Writes the queued frames, lone packets first, then merged ones (one device write each), and settles errs. */
+  private flush(errs: Int32Array): void {
+    if (this.qCount === 0) return;
+    this.writeFrames(this.arena, 0);
+    this.writeFrames(this.scratch, 1);
+    for (let j = 0; j < this.pendingCount; j++) {
+      const p = this.pendingInputs[j];
+      const e = this.qErrs[this.frameOf[p]];
+      errs[p] = e;
+      if (e === 0) this.written++;
+    }
+    this.pendingCount = 0;
+    this.qCount = 0;
+    for (const r of this.runs) if (r.state === RunState.Finished) r.state = RunState.Free;
+  }
+
+  private writeFrames(buf: Buffer, scratch: number): void {
+    let k = 0;
+    for (let q = 0; q < this.qCount; q++) {
+      if (this.qIsScratch[q] !== scratch) continue;
+      this.subOffs[k] = this.qOffs[q];
+      this.subLens[k] = this.qLens[q];
+      this.subIndex[k++] = q;
+    }
+    if (k === 0) return;
+    this.device.write(buf, this.subOffs, this.subLens, k, this.subErrs);
+    for (let j = 0; j < k; j++) this.qErrs[this.subIndex[j]] = this.subErrs[j];
+  }
+}
+
+const RunState = { Free: 0, Open: 1, Finished: 2 } as const;
+type RunState = (typeof RunState)[keyof typeof RunState];
+
+class GroRun {
+  readonly coalescer = new TcpCoalescer();
+  readonly members = new Int32Array(MAX_BATCH);
+  count = 0;
+  state: RunState = RunState.Free;
+  startedAt = 0;
+  constructor(readonly slot: number) {}
+}

@@ -1,0 +1,249 @@
+/**
+ * TUN offload behind the device (OffloadTun over the in-memory FakeTun): what the kernel hands a
+ * TUN with IFF_VNET_HDR and TUNSETOFFLOAD, cut into plain packets for the loop, and the loop's
+ * packets merged back into super-packets. No root needed.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Tunnel, TunnelEngine } from '../src/index.js';
+import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
+import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
+import { FakeTransport, FakeTun } from '../src/testing.js';
+import { OffloadTun, type OffloadDrop } from '../src/tun/offload.js';
+import { asKernelHandsIt, ipv6Packet, refChecksum } from './helpers/packets.js';
+import { BROKER } from './helpers/tunnels.js';
+
+interface Seg {
+  seq: number;
+  payload: Buffer;
+  flags?: number;
+  sport?: number;
+  flowLabel?: number;
+  src?: string;
+}
+
+function tcp6(s: Seg): Buffer {
+  const tcp = Buffer.alloc(20);
+  tcp.writeUInt16BE(s.sport ?? 5001, 0);
+  tcp.writeUInt16BE(40000, 2);
+  tcp.writeUInt32BE(s.seq >>> 0, 4);
+  tcp.writeUInt32BE(777, 8);
+  tcp[12] = 5 << 4;
+  tcp[13] = s.flags ?? 0x10;
+  tcp.writeUInt16BE(512, 14);
+  const pkt = ipv6Packet({ src: s.src ?? '2001:db8:1::2', dst: '2001:db8:9::1', nextHeader: 6, flowLabel: s.flowLabel, payload: Buffer.concat([tcp, s.payload]) });
+  const len = pkt.length - 40;
+  const pseudo = Buffer.concat([pkt.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 6])]);
+  pkt.writeUInt16BE(refChecksum(Buffer.concat([pseudo, pkt.subarray(40)])), 56);
+  return pkt;
+}
+
+function tcpChecksumOk(p: Buffer): boolean {
+  const len = p.length - 40;
+  const pseudo = Buffer.concat([p.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 6])]);
+  return refChecksum(Buffer.concat([pseudo, p.subarray(40)])) === 0;
+}
+
+/** A frame as the kernel hands it over: virtio_net_hdr, then the packet. */
+function frame(pkt: Buffer, gsoType = 0, gsoSize = 0): Buffer {
+  const h = Buffer.alloc(VNET_HDR_LEN);
+  if (gsoType !== 0) {
+    h[VNET.FLAGS] = VNET_F_NEEDS_CSUM;
+    h[VNET.GSO_TYPE] = gsoType;
+    h.writeUInt16LE(40 + 20, VNET.HDR_LEN);
+    h.writeUInt16LE(gsoSize, VNET.GSO_SIZE);
+    h.writeUInt16LE(40, VNET.CSUM_START);
+    h.writeUInt16LE(16, VNET.CSUM_OFFSET);
+  }
+  return Buffer.concat([h, pkt]);
+}
+
+function superPacket(seq: number, payload: Buffer, gsoSize: number): Buffer {
+  const p = tcp6({ seq, payload, flags: 0x18 });
+  asKernelHandsIt(p, 40);
+  return frame(p, VNET_GSO_TCPV6, gsoSize);
+}
+
+const data = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 13 + 7) & 0xff));
+
+/** Reads everything the device has, `batch` slots at a time, as the engine does. */
+function readAll(dev: OffloadTun, batch: number): Buffer[] {
+  const arena = Buffer.alloc(batch * SLOT_SIZE);
+  const lens = new Int32Array(batch);
+  const out: Buffer[] = [];
+  for (;;) {
+    const n = dev.read(arena, SLOT_SIZE, SLOT_HEADROOM, batch, lens);
+    for (let i = 0; i < n; i++) out.push(Buffer.from(arena.subarray(i * SLOT_SIZE + SLOT_HEADROOM, i * SLOT_SIZE + SLOT_HEADROOM + lens[i])));
+    if (n === 0) return out;
+  }
+}
+
+/** Writes packets as the engine does (each in a slot with headroom); returns the frames the device got. */
+function writeAll(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): { frames: Buffer[]; errs: number[]; written: number } {
+  const arena = Buffer.alloc(pkts.length * 2048 + 64);
+  const offs = new Int32Array(pkts.length);
+  const lens = new Int32Array(pkts.length);
+  pkts.forEach((p, i) => {
+    offs[i] = i * 2048 + 64;
+    lens[i] = p.length;
+    p.copy(arena, offs[i]);
+  });
+  const errs = new Int32Array(pkts.length).fill(-1);
+  const written = dev.write(arena, offs, lens, pkts.length, errs);
+  return { frames: fake.written.splice(0), errs: [...errs], written };
+}
+
+/** Cuts a written frame back into its segments' payloads (or the lone packet). */
+function payloadOf(f: Buffer): Buffer {
+  return f.subarray(VNET_HDR_LEN + 60);
+}
+
+describe('OffloadTun reads: super-packets cut into the caller\'s slots', () => {
+  it('cuts a super-packet across batches smaller than its segment count, bytes and checksums intact', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    const small = tcp6({ seq: 1, payload: Buffer.from('before'), flags: 0x18 });
+    fake.inject(frame(small), superPacket(1000, data.subarray(0, 14_000), 1400), frame(tcp6({ seq: 9, payload: Buffer.from('after') })));
+    const got = readAll(dev, 4);
+    expect(got).toHaveLength(1 + 10 + 1);
+    expect(got[0]).toEqual(small);
+    const segs = got.slice(1, 11);
+    segs.forEach((s, i) => {
+      expect(tcpChecksumOk(s)).toBe(true);
+      expect(s.readUInt32BE(44)).toBe(1000 + i * 1400);
+      expect(s[53] & 0x08).toBe(i === 9 ? 0x08 : 0); // PSH only on the last
+    });
+    expect(Buffer.concat(segs.map((s) => s.subarray(60)))).toEqual(data.subarray(0, 14_000));
+    expect(got[11].subarray(60).toString()).toBe('after');
+  });
+
+  it('finishes a partial checksum, and counts GSO types it never asked for and uncuttable super-packets', () => {
+    const fake = new FakeTun();
+    const drops: OffloadDrop[] = [];
+    const dev = new OffloadTun(fake, (r) => drops.push(r));
+    const p = tcp6({ seq: 5, payload: Buffer.from('partial') });
+    const partial = Buffer.from(p);
+    asKernelHandsIt(partial, 40);
+    const f = frame(partial);
+    f[VNET.FLAGS] = VNET_F_NEEDS_CSUM;
+    f.writeUInt16LE(40, VNET.CSUM_START);
+    f.writeUInt16LE(16, VNET.CSUM_OFFSET);
+    const udpGso = frame(ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', nextHeader: 17, payload: Buffer.alloc(3000) }), 5, 1000);
+    const noPartial = superPacket(1, data.subarray(0, 3000), 1000);
+    noPartial[VNET.FLAGS] = 0;
+    fake.inject(f, udpGso, noPartial);
+    expect(readAll(dev, 8)).toEqual([p]);
+    expect(drops).toEqual(['tx_gso_unsupported', 'tx_gso_malformed']);
+  });
+});
+
+describe('OffloadTun writes: GRO keyed by flow', () => {
+  const seg = (flow: number, i: number, extra: Partial<Seg> = {}) =>
+    tcp6({ seq: 10_000 * flow + i * 1000, payload: data.subarray(i * 1000, (i + 1) * 1000), sport: 5000 + flow, ...extra });
+
+  it('merges interleaved flows each into one super-packet, and reports every packet written', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    const pkts = [seg(1, 0), seg(2, 0), seg(1, 1), seg(2, 1), seg(1, 2), seg(2, 2)];
+    const { frames, errs, written } = writeAll(dev, fake, pkts);
+    expect(frames).toHaveLength(2);
+    for (const f of frames) {
+      expect(f[VNET.GSO_TYPE]).toBe(VNET_GSO_TCPV6);
+      expect(f.readUInt16LE(VNET.GSO_SIZE)).toBe(1000);
+      expect(payloadOf(f)).toEqual(data.subarray(0, 3000));
+    }
+    expect(frames.map((f) => f.readUInt16BE(VNET_HDR_LEN + 40))).toEqual([5001, 5002]);
+    expect(errs).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(written).toBe(6);
+  });
+
+  it('keeps flows with different flow labels apart, as Linux does', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    const { frames } = writeAll(dev, fake, [seg(1, 0, { flowLabel: 1 }), seg(1, 1, { flowLabel: 2 })]);
+    expect(frames).toHaveLength(2);
+    expect(frames.every((f) => f[VNET.GSO_TYPE] === 0)).toBe(true);
+  });
+
+  it('keeps a flow in order: a lone FIN goes after the merged segments before it', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    const fin = tcp6({ seq: 10_000 + 2000, payload: Buffer.alloc(0), flags: 0x11, sport: 5001 });
+    const other = ipv6Packet({ src: '2001:db8:1::7', dst: '2001:db8:9::1' });
+    const { frames } = writeAll(dev, fake, [seg(1, 0), seg(1, 1), other, fin]);
+    // the merged run first, then what followed it in the batch
+    expect(frames).toHaveLength(3);
+    const order = frames.map((f) => (f[VNET_HDR_LEN + 6] === 6 ? f.readUInt32BE(VNET_HDR_LEN + 44) : -1));
+    expect(order.indexOf(10_000)).toBeLessThan(order.indexOf(12_000));
+    expect(payloadOf(frames[order.indexOf(10_000)])).toEqual(data.subarray(0, 2000));
+  });
+
+  it('gives each packet the result of the frame it went into', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    // a device that refuses the first frame of each write call
+    const write = fake.write.bind(fake);
+    fake.write = (arena, offs, lens, n, errs) => {
+      const k = write(arena, offs, lens, n, errs);
+      errs[0] = 5;
+      fake.written.splice(fake.written.length - n, 1);
+      return k - 1;
+    };
+    const lone = ipv6Packet({ src: '2001:db8:1::7', dst: '2001:db8:9::1' });
+    const { errs, written } = writeAll(dev, fake, [lone, seg(1, 0), seg(1, 1)]);
+    // lone packets are one write, merged frames another: both first frames fail
+    expect(errs).toEqual([5, 5, 5]);
+    expect(written).toBe(0);
+  });
+});
+
+describe('TSO and GRO fuzzing', () => {
+  it('any cut of any super-packet, merged back, gives the same bytes; a mutated frame never throws', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20_000 }),
+        fc.integer({ min: 100, max: 1440 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.array(fc.tuple(fc.nat(20_100), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+        (payloadLen, gsoSize, batch, mutations) => {
+          const fake = new FakeTun();
+          const dev = new OffloadTun(fake, () => undefined);
+          fake.inject(superPacket(77, data.subarray(0, payloadLen), gsoSize));
+          const segs = readAll(dev, batch);
+          expect(segs).toHaveLength(Math.ceil(payloadLen / gsoSize));
+          expect(segs.every(tcpChecksumOk)).toBe(true);
+          const back = new FakeTun();
+          const { frames } = writeAll(new OffloadTun(back), back, segs);
+          expect(Buffer.concat(frames.map(payloadOf))).toEqual(data.subarray(0, payloadLen));
+          // the same frame with bytes flipped: dropped or cut, never an exception or an overrun
+          const bad = superPacket(77, data.subarray(0, payloadLen), gsoSize);
+          for (const [at, v] of mutations) if (at < bad.length) bad[at] = v;
+          const f2 = new FakeTun();
+          f2.inject(bad);
+          for (const p of readAll(new OffloadTun(f2, () => undefined), batch)) expect(p.length).toBeLessThanOrEqual(65_535 + 40);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  }, 60_000);
+});
+
+describe('the engine over an offloading fake TUN', () => {
+  it('sends a super-packet as tunnel-MTU protocol-41 packets, the kernel\'s outer header on each', async () => {
+    const raw = new FakeTun();
+    const sock = new FakeTransport(0xc0000232);
+    const tunnel = new Tunnel({ ...BROKER, ttl: 37, tos: 0x20 });
+    const engine = new TunnelEngine(tunnel, new OffloadTun(raw), sock, { batchSize: 8 });
+    engine.start();
+    raw.inject(superPacket(1, data.subarray(0, 5 * 1420), 1420));
+    await Promise.all([raw.drained(), sock.drained()]);
+    expect(sock.sent).toHaveLength(5);
+    for (const s of sock.sent) {
+      expect(s.bytes.length).toBe(20 + 1480);
+      expect([s.bytes[0], s.bytes[1], s.bytes[8], s.bytes[9]]).toEqual([0x45, 0x20, 37, 41]);
+      expect(refChecksum(s.bytes.subarray(0, 20))).toBe(0);
+      expect(tcpChecksumOk(s.inner)).toBe(true);
+    }
+    engine.stop();
+  });
+});
