@@ -10,7 +10,8 @@ export function runCheckCommand(file: string): void {
   try {
     check = checkDaemonConfig(file);
   } catch (e) {
-    // Errors inside the file name their field; say which file too, as `up` run by systemd would not.
+    // An error inside the file names only its field; a check is often one of several (a script
+    // over /etc/tun6in4/*.toml), so the line names the file too.
     if (e instanceof ConfigFileError && e.path !== file) throw new ConfigFileError(`${file}: ${e.path}`, e.detail);
     throw e;
   }

@@ -1,6 +1,8 @@
 /**
- * `tun6in4 check`: everything `up` would refuse in a configuration, found without touching the
- * system — no TUN, no socket, no namespace, no route. Only files are read: the configuration, each
+ * `tun6in4 check`: what `up` would refuse in a configuration file and the files it names, found
+ * without touching the system — no TUN, no socket, no namespace, no route. What depends on the
+ * host at start (a `local` address it has, a free `dev` name) is left to `up` and `doctor`, since a
+ * file is often checked before that host is ready. Only files are read: the configuration, each
  * update key file (under the same trusted-file rules as the daemon, its contents dropped at once),
  * and /etc/passwd and /etc/group for the users and groups it names.
  */
