@@ -56,12 +56,25 @@ export { configureInterface, removeRoutes, sourceAddressToward, type InterfacePl
 
 // Operate: several tunnels from a configuration (`tun6in4 up`), status over the control socket,
 // keepalive and health, the broker update, metrics, least privilege, host checks, the lab.
-export { Daemon, type DaemonStatus } from './daemon/daemon.js';
-export { loadDaemonConfig, parseDaemonConfig, ConfigFileError, DEFAULT_CONTROL_SOCKET, type DaemonConfig } from './daemon/config.js';
+export { Daemon, type DaemonStatus, type RunningConfig } from './daemon/daemon.js';
+export {
+  loadDaemonConfig,
+  parseDaemonConfig,
+  parseDaemonConfigText,
+  configFormatOf,
+  daemonConfigToFile,
+  formatDaemonConfig,
+  ConfigFileError,
+  DEFAULT_CONTROL_SOCKET,
+  type DaemonConfig,
+  type DaemonConfigFile,
+  type ConfigFormat,
+} from './daemon/config.js';
+export { checkDaemonConfig, type ConfigCheck } from './daemon/check.js';
 export { ManagedTunnel, KEEPALIVE_DEFAULT_S, type TunnelSpec, type ManagedStatus } from './daemon/managed-tunnel.js';
 export { queryControl, findControlSocket, listenControl, ControlSocketBusyError, type ControlListener, type ControlHandler } from './daemon/control.js';
 export { Keepalive, type KeepaliveStats, type TunnelState } from './daemon/keepalive.js';
-export { BrokerUpdater, HE_UPDATE_URL, redactUrl, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
+export { BrokerUpdater, HE_UPDATE_URL, redactUrl, readUpdateKey, UpdateKeyError, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
 export { renderMetrics } from './daemon/metrics.js';
 export { dropPrivileges, resolveUser, resolveGroup } from './daemon/privileges.js';
 export { UntrustedFileError } from './daemon/trusted-file.js';

@@ -50,6 +50,13 @@ const BAD: Array<[string, string[], RegExp]> = [
   ['config out of range', ['up', '-c', file('range.json', { tunnels: { he: { ...he, mtu: 1000 } } })], /tunnels\.he\.mtu: 1000 is not valid; use an integer in 1280\.\.1480/],
   ['config 6to4 private', ['up', '-c', file('private.json', { tunnels: { s: { mode: '6to4', local: '172.16.0.1' } } })], /tunnels\.s\.local: .*private space/],
   ['config contradictory', ['up', '-c', file('contra.json', { tunnels: { he: { ...he, relay: '203.0.113.1' } } })], /tunnels\.he\.relay: .*6to4 only/],
+  ['config TOML syntax', ['up', '-c', file('syntax.toml', '[tunnels.he]\nmode = "6in4\n')], /syntax\.toml: not valid TOML at line 2, column \d+: /],
+  ['config TOML out of range', ['up', '-c', file('range.toml', '[tunnels.he]\nmode = "6in4"\nlocal = "192.0.2.1"\nremote = "198.51.100.1"\naddress = "2001:db8:1::2/64"\nmtu = 1000\n')], /tunnels\.he\.mtu: 1000 is not valid; use an integer in 1280\.\.1480/],
+  // check: the same errors, each line naming the file too
+  ['check out of range', ['check', '-c', file('check-range.toml', '[tunnels.he]\nmode = "6in4"\nlocal = "192.0.2.1"\nremote = "198.51.100.1"\naddress = "2001:db8:1::2/64"\nmtu = 1000\n')], /^tun6in4: \S+check-range\.toml: tunnels\.he\.mtu: 1000 is not valid; use an integer in 1280\.\.1480/],
+  ['check missing key file', ['check', '-c', file('check-key.json', { tunnels: { he: { ...he, update: { tunnelId: '1', username: 'u', keyFile: join(dir, 'missing.key') } } } })], /check-key\.json: tunnels\.he\.update\.keyFile: \S+missing\.key: ENOENT; create it with the broker's update key \(chmod 600\)/],
+  ['check writable config', ['check', '-c', file('check-writable.toml', '', 0o666)], /check-writable\.toml: writable by group or others \(mode 0666\); chmod go-w/],
+  ['check unknown user', ['check', '-c', file('check-user.json', { tunnels: { he }, user: 'no-such-user-t6' })], /check-user\.json: user: no user named "no-such-user-t6"/],
 ];
 if (process.getuid?.() !== 0) BAD.push(['unreadable config', ['up', '-c', unreadable], /unreadable\.json: cannot read it \(EACCES\)/]);
 
@@ -77,10 +84,29 @@ describe('tun6in4 CLI', () => {
     it(`exits non-zero naming the flag or field and the fix: ${what}`, () => {
       const r = run(...args);
       expect(r.status).not.toBe(0);
+      if (args[0] === 'check') expect(r.status).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
     });
   }
+});
+
+describe('tun6in4 check', () => {
+  it('a good file: exit 0 and a short summary, the key file read but its key never printed', () => {
+    const key = join(dir, 'good.key');
+    writeFileSync(key, 'sEcReT-update-key\n', { mode: 0o600 });
+    const good = file(
+      'good.toml',
+      ['[tunnels.he]', 'mode = "6in4"', 'local = "auto"', 'remote = "198.51.100.1"', 'address = "2001:db8:1::2/64"', 'dev = "he-ipv6"', '[tunnels.he.update]', 'tunnelId = "1"', 'username = "u"', `keyFile = "${key}"`, '[control]', `socket = "${join(dir, 'check.sock')}"`, ''].join('\n'),
+      0o600,
+    );
+    const r = run('check', '-c', good);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/good\.toml: ok \(TOML, 1 tunnel\)\n  he: 6in4 auto -> 198\.51\.100\.1, 2001:db8:1::2\/64, dev he-ipv6, broker update \(key file \S+good\.key holds a key\)\n/);
+    expect(r.stdout).not.toMatch(/sEcReT/);
+    expect(existsSync(join(dir, 'check.sock'))).toBe(false);
+  });
 });
 
 describe.runIf(process.getuid?.() === 0)('bad configuration touches nothing (as root, in a namespace)', () => {

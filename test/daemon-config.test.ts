@@ -1,8 +1,11 @@
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify as toToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
-import { ConfigFileError, loadDaemonConfig, parseDaemonConfig } from '../src/daemon/config.js';
+import { checkDaemonConfig } from '../src/daemon/check.js';
+import { ConfigFileError, daemonConfigToFile, formatDaemonConfig, loadDaemonConfig, parseDaemonConfig, parseDaemonConfigText, type DaemonConfig } from '../src/daemon/config.js';
 
 const he = { mode: '6in4', local: 'auto', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
 
@@ -49,6 +52,20 @@ describe('daemon configuration file', () => {
       expect(e.path).toBe(path);
       expect(e.message).toMatch(message);
     });
+    it(`TOML and JSON give the same error: ${what}`, () => {
+      const fromText = (text: string, format: 'toml' | 'json') => {
+        try {
+          parseDaemonConfigText(text, format, `f.${format}`);
+        } catch (e) {
+          return e as ConfigFileError;
+        }
+        throw new Error('expected a ConfigFileError');
+      };
+      const t = fromText(toToml(raw), 'toml');
+      const j = fromText(JSON.stringify(raw), 'json');
+      expect([t.path, t.message]).toEqual([j.path, j.message]);
+      expect(t.path).toBe(path);
+    });
   }
 
   it('a missing, unreadable or non-JSON file is an error naming the file', () => {
@@ -57,11 +74,125 @@ describe('daemon configuration file', () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{ "tunnels": ');
     expect(() => loadDaemonConfig(bad)).toThrow(/bad\.json: not valid JSON/);
+    const toml = join(dir, 'toml.json');
+    writeFileSync(toml, '[tunnels.he]\nmode = "6in4"\n');
+    expect(() => loadDaemonConfig(toml)).toThrow(/toml\.json: not valid JSON .*looks like TOML: name the file \*\.toml/);
     if (process.getuid?.() !== 0) {
       const locked = join(dir, 'locked.json');
       writeFileSync(locked, '{}');
       chmodSync(locked, 0);
       expect(() => loadDaemonConfig(locked)).toThrow(/EACCES/);
     }
+  });
+});
+
+const EXAMPLES = fileURLToPath(new URL('../examples/', import.meta.url));
+const withoutFile = ({ file: _file, ...rest }: DaemonConfig) => rest;
+
+describe('TOML configuration files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tun6in4-toml-'));
+  const write = (name: string, text: string, mode = 0o600) => {
+    const p = join(dir, name);
+    writeFileSync(p, text, { mode });
+    chmodSync(p, mode);
+    return p;
+  };
+
+  it('every file in examples/ loads', () => {
+    const files = readdirSync(EXAMPLES);
+    expect(files.filter((f) => f.endsWith('.toml')).length).toBeGreaterThanOrEqual(2);
+    for (const f of files) expect(() => loadDaemonConfig(join(EXAMPLES, f)), f).not.toThrow();
+  });
+
+  it('the TOML broker example (with its comments) is the same configuration as the JSON one', () => {
+    const toml = loadDaemonConfig(join(EXAMPLES, 'he-tunnel.toml'));
+    const json = loadDaemonConfig(join(EXAMPLES, 'he-tunnel.json'));
+    expect(toml.file).toMatch(/he-tunnel\.toml$/);
+    expect(withoutFile(toml)).toEqual(withoutFile(json));
+  });
+
+  it('a TOML syntax error names the file, the line and the column', () => {
+    const p = write('broken.toml', '[tunnels.he]\nmode = "6in4"\nmtu = = 1480\n');
+    expect(() => loadDaemonConfig(p)).toThrow(new ConfigFileError(p, 'not valid TOML at line 3, column 7: invalid value'));
+    const twice = write('twice.toml', '[tunnels.he]\nmode = "6in4"\nmode = "6to4"\n');
+    expect(() => loadDaemonConfig(twice)).toThrow(/twice\.toml: not valid TOML at line 3, column 1: .*already defined/);
+  });
+
+  it('the file form of a configuration reads back as the same configuration, in TOML and in JSON', () => {
+    const config = parseDaemonConfig({
+      tunnels: {
+        he: { ...he, routed: ['2001:db8:2::/64'], ttl: 'inherit', tos: 0, keepalive: 'off', dev: 'he-ipv6', defaultRoute: false, update: { tunnelId: '1', username: 'u', keyFile: '/etc/tun6in4/he.key', timeoutMs: 5000 } },
+        six: { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true, relay: '203.0.113.1', pmtu: 'dynamic', mtu: 1400 },
+      },
+      control: { socket: '/run/tun6in4/x.sock', mode: '660', group: 'tun6in4' },
+      metrics: { listen: '127.0.0.1:9641' },
+      user: 'tun6in4',
+      log: { level: 'debug' },
+    });
+    for (const format of ['toml', 'json'] as const) {
+      const text = formatDaemonConfig(daemonConfigToFile(config), format, ['a comment']);
+      expect(withoutFile(parseDaemonConfigText(text, format, `shown.${format}`))).toEqual(config);
+    }
+    expect(formatDaemonConfig(daemonConfigToFile(config), 'toml', ['a comment'])).toMatch(/^# a comment\n\nuser = "tun6in4"\n\n\[tunnels\.he\]\nmode = "6in4"/);
+  });
+
+  it('the file form carries the update key file, never a key, even one a program put in the spec', () => {
+    const config = parseDaemonConfig({ tunnels: { he: { ...he, update: { tunnelId: '1', username: 'u', keyFile: '/k' } } } });
+    (config.tunnels[0].spec.update as unknown as Record<string, unknown>).key = 'sEcReT';
+    const shown = formatDaemonConfig(daemonConfigToFile(config), 'toml');
+    expect(shown).toMatch(/keyFile = "\/k"/);
+    expect(shown).not.toMatch(/sEcReT/);
+  });
+});
+
+describe('check: a configuration and its key files, validated without touching the system', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tun6in4-check-'));
+  const key = join(dir, 'he.key');
+  writeFileSync(key, 'the-update-key\n', { mode: 0o600 });
+  const config = (tunnel: Record<string, unknown>, extra: Record<string, unknown> = {}) => {
+    const p = join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
+    writeFileSync(p, toToml({ tunnels: { he: { ...he, ...tunnel } }, ...extra }), { mode: 0o600 });
+    return p;
+  };
+  const problem = (p: string) => {
+    try {
+      checkDaemonConfig(p);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigFileError);
+      return e as ConfigFileError;
+    }
+    throw new Error('expected a ConfigFileError');
+  };
+
+  it('a good file: the configuration, its format and the key files read', () => {
+    const p = config({ update: { tunnelId: '1', username: 'u', keyFile: key } }, { user: 'nobody', control: { group: 'root' } });
+    const c = checkDaemonConfig(p);
+    expect(c.format).toBe('toml');
+    expect(c.keyFiles).toEqual([key]);
+    expect(c.config.tunnels[0].spec.update?.keyFile).toBe(key);
+  });
+
+  it('a missing, empty or world-readable key file names tunnels.NAME.update.keyFile and the fix', () => {
+    const missing = problem(config({ update: { tunnelId: '1', username: 'u', keyFile: join(dir, 'nope.key') } }));
+    expect(missing.path).toBe('tunnels.he.update.keyFile');
+    expect(missing.detail).toMatch(/nope\.key: ENOENT; create it/);
+    const empty = join(dir, 'empty.key');
+    writeFileSync(empty, '\n', { mode: 0o600 });
+    expect(problem(config({ update: { tunnelId: '1', username: 'u', keyFile: empty } })).detail).toMatch(/empty\.key: empty; put the broker's update key in it/);
+    const open = join(dir, 'open.key');
+    writeFileSync(open, 'k\n');
+    chmodSync(open, 0o644);
+    const e = problem(config({ update: { tunnelId: '1', username: 'u', keyFile: open } }));
+    expect(e.path).toBe('tunnels.he.update.keyFile');
+    expect(e.detail).toMatch(/readable by others .*mode 0644.*chmod 600/);
+  });
+
+  it('a user or group that does not exist is named with the fix', () => {
+    expect(problem(config({}, { user: 'no-such-user-t6' }))).toMatchObject({ path: 'user', detail: expect.stringMatching(/no user named "no-such-user-t6".*useradd/) });
+    expect(problem(config({}, { control: { group: 'no-such-group-t6' } }))).toMatchObject({ path: 'control.group', detail: expect.stringMatching(/no group named/) });
+  });
+
+  it('schema errors keep their place in the file', () => {
+    expect(problem(config({ mtu: 9000 }))).toMatchObject({ path: 'tunnels.he.mtu', detail: expect.stringMatching(/9000 is not valid; use an integer in 1280\.\.1480/) });
   });
 });

@@ -86,7 +86,7 @@ export function buildProgram(): Command {
   program
     .command('up')
     .description('run the tunnels of a configuration file; SIGHUP reloads it')
-    .requiredOption('-c, --config <file>', 'JSON configuration (see examples/)')
+    .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
     .action(async (flags: { config: string }) => {
       const path = flags.config;
       const config = loadDaemonConfig(path);
@@ -103,6 +103,22 @@ export function buildProgram(): Command {
       const s = await queryControl(await findControlSocket(flags.control, cmd.getOptionValueSource('control') !== 'default'), 'status');
       process.stdout.write(flags.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s as never));
     });
+
+  program
+    .command('check')
+    .description('validate a configuration file and its update key files without touching the system (exit 0, or 2 naming the field and the fix)')
+    .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
+    .action(async (flags: { config: string }) => (await import('./config-commands.js')).runCheckCommand(flags.config));
+
+  program
+    .command('show')
+    .description('print the running daemon\'s configuration as a file `up -c` accepts (update keys never shown, only their files)')
+    .option('--config', 'only the configuration, without the comment header on what runs (for `> file.toml`)')
+    .option('--json', 'print JSON instead of TOML')
+    .option('--control <path>', 'the daemon\'s control socket', DEFAULT_CONTROL_SOCKET)
+    .action(async (flags: { config?: boolean; json?: boolean; control: string }, cmd: Command) =>
+      (await import('./config-commands.js')).runShowCommand({ ...flags, controlExplicit: cmd.getOptionValueSource('control') !== 'default' }),
+    );
 
   program
     .command('doctor')

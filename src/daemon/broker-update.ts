@@ -39,6 +39,30 @@ export interface UpdateStatus {
   nextRetryAt: string | null;
 }
 
+/** An update key file that cannot be used: `detail` says why and the fix. */
+export class UpdateKeyError extends Error {
+  constructor(
+    readonly keyFile: string,
+    readonly detail: string,
+  ) {
+    super(`update key file ${keyFile}: ${detail}`);
+    this.name = 'UpdateKeyError';
+  }
+}
+
+/** The broker update key from its file, under the trusted-file rules; `check` reads it the same way. */
+export function readUpdateKey(keyFile: string): string {
+  let key: string;
+  try {
+    key = readTrustedFile(keyFile, 'secret').trim();
+  } catch (e) {
+    if (e instanceof UntrustedFileError) throw new UpdateKeyError(keyFile, e.problem);
+    throw new UpdateKeyError(keyFile, `${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; create it with the broker's update key (chmod 600)`);
+  }
+  if (!key) throw new UpdateKeyError(keyFile, 'empty; put the broker\'s update key in it');
+  return key;
+}
+
 const PERMANENT = new Set(['badauth', 'nohost', '!yours', 'notfqdn', 'abuse']);
 const MAX_RETRY_MS = 60 * 60 * 1000;
 
@@ -58,13 +82,7 @@ export class BrokerUpdater {
     private readonly opts: BrokerUpdateOptions,
     private readonly log: UpdateLog,
   ) {
-    try {
-      this.key = readTrustedFile(opts.keyFile, 'secret').trim();
-    } catch (e) {
-      if (e instanceof UntrustedFileError) throw new Error(`update key file ${e.message}`);
-      throw new Error(`update key file ${opts.keyFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; create it with the broker's update key (chmod 600)`);
-    }
-    if (!this.key) throw new Error(`update key file ${opts.keyFile} is empty; put the broker's update key in it`);
+    this.key = readUpdateKey(opts.keyFile);
     const problem = updateUrlProblem(opts.url ?? HE_UPDATE_URL, opts.insecureHttp ?? false);
     if (problem) throw new Error(`update url: ${problem}`);
   }

@@ -1,15 +1,26 @@
 /**
- * The daemon's configuration file (JSON): one or more tunnels and the daemon's own settings.
- * Every error names the place in the file (`tunnels.he.mtu`), the value and the fix.
+ * The daemon's configuration file, TOML (`*.toml`) or JSON: one or more tunnels and the daemon's
+ * own settings. Both formats go through one schema, so every error names the same place in the
+ * file (`tunnels.he.mtu`), the value and the fix, whichever format it was written in.
  *
- * {
- *   "tunnels": { "he": { "mode": "6in4", "local": "auto", "remote": "…", "address": "…", … } },
- *   "control": { "socket": "/run/tun6in4/tun6in4.sock", "mode": "0660", "group": "tun6in4" },
- *   "metrics": { "listen": "127.0.0.1:9641" },
- *   "user": "tun6in4", "group": "tun6in4",
- *   "log": { "level": "info" }
- * }
+ *   [tunnels.he]
+ *   mode = "6in4"
+ *   local = "auto"
+ *   remote = "…"
+ *   address = "…"
+ *
+ *   [control]
+ *   socket = "/run/tun6in4/tun6in4.sock"
+ *   mode = "0660"
+ *   group = "tun6in4"
+ *
+ *   [metrics]
+ *   listen = "127.0.0.1:9641"
+ *
+ * and at the top `user`, `group`, and `[log] level`.
  */
+import { extname } from 'node:path';
+import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 import { ConfigError, resolveTunnelOptions, type TunnelOptions } from '../encap/options.js';
 import { updateUrlProblem } from './broker-update.js';
@@ -19,6 +30,8 @@ import type { TunnelSpec } from './managed-tunnel.js';
 export const DEFAULT_CONTROL_SOCKET = '/run/tun6in4/tun6in4.sock';
 
 export interface DaemonConfig {
+  /** The file it was read from (none when built from flags or an object). */
+  file?: string;
   tunnels: Array<{ name: string; spec: TunnelSpec }>;
   control: { socket: string; mode: number; group?: string };
   metrics: { listen?: string };
@@ -138,7 +151,41 @@ function parseTunnel(name: string, entry: Record<string, unknown>): TunnelSpec {
   return { ...(tunnelPart as unknown as TunnelSpec), ...d.data };
 }
 
-/** Reads and validates a configuration file. */
+export type ConfigFormat = 'toml' | 'json';
+
+/**
+ * `*.toml` is TOML; anything else is JSON, which is what every file name meant before TOML was
+ * read, so existing configurations keep loading.
+ */
+export function configFormatOf(path: string): ConfigFormat {
+  return extname(path).toLowerCase() === '.toml' ? 'toml' : 'json';
+}
+
+/** Parses configuration text (`path` names the file in errors) and validates it. */
+export function parseDaemonConfigText(text: string, format: ConfigFormat, path: string): DaemonConfig {
+  let raw: unknown;
+  if (format === 'toml') {
+    try {
+      raw = parseToml(text);
+    } catch (e) {
+      if (!(e instanceof TomlError)) throw e;
+      // The message's first line is the reason; the rest is a code excerpt that a one-line
+      // error cannot carry, so the position is given as line and column instead.
+      const why = e.message.split('\n')[0].replace(/^Invalid TOML document:\s*/, '');
+      throw new ConfigFileError(path, `not valid TOML at line ${e.line}, column ${e.column}: ${why}`);
+    }
+  } else {
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      const hint = /^\s*(#|\[|[A-Za-z_][\w-]*\s*=)/.test(text) ? '; it looks like TOML: name the file *.toml' : '';
+      throw new ConfigFileError(path, `not valid JSON (${(e as Error).message})${hint}`);
+    }
+  }
+  return { file: path, ...parseDaemonConfig(raw) };
+}
+
+/** Reads and validates a configuration file, TOML or JSON by its extension (see configFormatOf). */
 export function loadDaemonConfig(path: string): DaemonConfig {
   let text: string;
   try {
@@ -149,11 +196,54 @@ export function loadDaemonConfig(path: string): DaemonConfig {
     const fix = code === 'ENOENT' ? 'check the path' : code === 'EACCES' ? 'make it readable by this user' : 'check the file';
     throw new ConfigFileError(path, `cannot read it (${code ?? (e as Error).message}); ${fix}`);
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigFileError(path, `not valid JSON (${(e as Error).message})`);
+  return parseDaemonConfigText(text, configFormatOf(path), path);
+}
+
+/** The configuration as the file that gives it: what `parseDaemonConfig` reads back unchanged. */
+export interface DaemonConfigFile {
+  user?: string;
+  group?: string;
+  log: { level: string };
+  tunnels: Record<string, Record<string, unknown>>;
+  control: { socket: string; mode: string; group?: string };
+  metrics?: { listen: string };
+}
+
+/** Broker update settings that may be shown; anything else (a key, now or later) never is. */
+const SHOWN_UPDATE_KEYS = ['url', 'insecureHttp', 'tunnelId', 'username', 'keyFile', 'timeoutMs'] as const;
+
+/**
+ * The file form of a configuration, with the daemon's defaults written out. Tunnel options pass
+ * through as given (`local = "auto"` stays auto: the daemon follows it); the broker update keeps
+ * only the settings above, so a secret can never reach `show`, only the key file's path.
+ */
+export function daemonConfigToFile(config: DaemonConfig): DaemonConfigFile {
+  const tunnels: DaemonConfigFile['tunnels'] = {};
+  for (const { name, spec } of config.tunnels) {
+    const entry: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(spec)) if (v !== undefined && k !== 'update') entry[k] = v;
+    if (spec.update) {
+      const u = spec.update as unknown as Record<string, unknown>;
+      entry.update = Object.fromEntries(SHOWN_UPDATE_KEYS.filter((k) => u[k] !== undefined).map((k) => [k, u[k]]));
+    }
+    tunnels[name] = entry;
   }
-  return parseDaemonConfig(raw);
+  const control: DaemonConfigFile['control'] = { socket: config.control.socket, mode: `0${config.control.mode.toString(8).padStart(3, '0')}` };
+  if (config.control.group !== undefined) control.group = config.control.group;
+  // Written in the order people read a config: who runs it, the tunnels, then the daemon's ports.
+  return {
+    ...(config.user !== undefined && { user: config.user }),
+    ...(config.group !== undefined && { group: config.group }),
+    tunnels,
+    control,
+    ...(config.metrics.listen !== undefined && { metrics: { listen: config.metrics.listen } }),
+    log: { level: config.logLevel },
+  };
+}
+
+/** A configuration file's text; `comments` head a TOML file (JSON has no comments). */
+export function formatDaemonConfig(file: DaemonConfigFile, format: ConfigFormat, comments: string[] = []): string {
+  if (format === 'json') return `${JSON.stringify(file, null, 2)}\n`;
+  const head = comments.map((c) => `# ${c}`.trimEnd()).join('\n');
+  return `${head ? `${head}\n\n` : ''}${stringifyToml(file).trim()}\n`;
 }

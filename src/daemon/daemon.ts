@@ -5,7 +5,7 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
-import { DEFAULT_CONTROL_SOCKET, type DaemonConfig } from './config.js';
+import { daemonConfigToFile, DEFAULT_CONTROL_SOCKET, type DaemonConfig, type DaemonConfigFile } from './config.js';
 import { ControlSocketBusyError, listenControl, type ControlListener } from './control.js';
 import { EBADFD } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
@@ -19,6 +19,19 @@ export interface DaemonStatus {
   /** Tunnels that failed to open, with the reason. */
   failed: Array<{ tunnel: string; error: string }>;
   lastReload: { at: string; ok: boolean; error?: string } | null;
+}
+
+/** What `tun6in4 show` prints: the configuration being run, and where it came from. */
+export interface RunningConfig {
+  pid: number;
+  /** The file it was loaded from; null when it came from `run`'s flags. */
+  source: string | null;
+  appliedAt: string;
+  /** The control socket answering, which differs from the configured one after a fallback. */
+  controlSocket: string | null;
+  config: DaemonConfigFile;
+  tunnels: Array<{ tunnel: string; dev: string; health: string; local: string }>;
+  failed: Array<{ tunnel: string; error: string }>;
 }
 
 /** Stable text of a spec, to tell changed tunnels from unchanged ones. */
@@ -36,6 +49,7 @@ export class Daemon {
   private metrics: HttpServer | null = null;
   private readonly startedAt = new Date().toISOString();
   private lastReload: DaemonStatus['lastReload'] = null;
+  private running: { config: DaemonConfig; at: string } | null = null;
 
   /** `onAllFailed`: every tunnel has died at run time (the `run` command exits then). */
   constructor(
@@ -78,7 +92,8 @@ export class Daemon {
   private command(cmd: string): unknown {
     if (cmd === 'status') return this.status();
     if (cmd === 'metrics') return { text: renderMetrics(this.status().tunnels) };
-    return { error: `unknown command "${cmd}"; known: status, metrics` };
+    if (cmd === 'config') return this.runningConfig();
+    return { error: `unknown command "${cmd}"; known: status, metrics, config` };
   }
 
   private async listenMetrics(listen: string): Promise<HttpServer> {
@@ -109,6 +124,9 @@ export class Daemon {
    * status; the others run on.
    */
   async apply(config: DaemonConfig): Promise<void> {
+    // From here on this is the configuration being run; tunnels that fail to open are part of
+    // it (a reload retries them) and are reported apart.
+    this.running = { config, at: new Date().toISOString() };
     const wanted = new Map(config.tunnels.map((t) => [t.name, t.spec]));
     for (const [name, t] of this.tunnels) {
       const spec = wanted.get(name);
@@ -161,6 +179,21 @@ export class Daemon {
       tunnels: [...this.tunnels.values()].map((t) => t.status()),
       failed: [...this.failed].map(([tunnel, f]) => ({ tunnel, error: f.message })),
       lastReload: this.lastReload,
+    };
+  }
+
+  /** The configuration being run, as a file would give it (never an update key, only its file). */
+  runningConfig(): RunningConfig {
+    if (!this.running) throw new Error('no configuration applied yet');
+    const st = this.status();
+    return {
+      pid: st.pid,
+      source: this.running.config.file ?? null,
+      appliedAt: this.running.at,
+      controlSocket: this.control?.path ?? null,
+      config: daemonConfigToFile(this.running.config),
+      tunnels: st.tunnels.map((t) => ({ tunnel: t.tunnel, dev: t.name, health: t.health, local: t.local })),
+      failed: st.failed,
     };
   }
 

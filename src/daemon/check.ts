@@ -1,0 +1,54 @@
+/**
+ * `tun6in4 check`: what `up` would refuse in a configuration file and the files it names, found
+ * without touching the system — no TUN, no socket, no namespace, no route. What depends on the
+ * host at start (a `local` address it has, a free `dev` name) is left to `up` and `doctor`, since a
+ * file is often checked before that host is ready. Only files are read: the configuration, each
+ * update key file (under the same trusted-file rules as the daemon, its contents dropped at once),
+ * and /etc/passwd and /etc/group for the users and groups it names.
+ */
+import { configFormatOf, ConfigFileError, loadDaemonConfig, type ConfigFormat, type DaemonConfig } from './config.js';
+import { readUpdateKey, UpdateKeyError } from './broker-update.js';
+import { resolveGroup, resolveUser } from './privileges.js';
+
+export interface ConfigCheck {
+  file: string;
+  format: ConfigFormat;
+  config: DaemonConfig;
+  /** Update key files that were read and hold a key (the key itself is not kept). */
+  keyFiles: string[];
+}
+
+/** Validates a configuration file and what it refers to; throws ConfigFileError naming the field and the fix. */
+export function checkDaemonConfig(path: string): ConfigCheck {
+  const config = loadDaemonConfig(path);
+  const keyFiles: string[] = [];
+  for (const { name, spec } of config.tunnels) {
+    if (!spec.update) continue;
+    try {
+      readUpdateKey(spec.update.keyFile);
+    } catch (e) {
+      if (e instanceof UpdateKeyError) throw new ConfigFileError(`tunnels.${name}.update.keyFile`, `${e.keyFile}: ${e.detail}`);
+      throw e;
+    }
+    keyFiles.push(spec.update.keyFile);
+  }
+  // The daemon resolves these only after its tunnels are up (or, for the socket's group, just
+  // before): a typo would surface after the host was already changed.
+  const lookups: Array<[string, string | undefined, (n: string) => unknown]> = [
+    ['user', config.user, resolveUser],
+    ['group', config.group, resolveGroup],
+    ['control.group', config.control.group, resolveGroup],
+  ];
+  for (const [field, name, resolve] of lookups) {
+    if (name === undefined) continue;
+    try {
+      resolve(name);
+    } catch (e) {
+      throw new ConfigFileError(field, (e as Error).message);
+    }
+  }
+  if (config.user !== undefined && config.group === undefined && resolveUser(config.user).gid === undefined) {
+    throw new ConfigFileError('user', `user "${config.user}" has no primary group; give group as well`);
+  }
+  return { file: path, format: configFormatOf(path), config, keyFiles };
+}
