@@ -423,6 +423,7 @@ struct SendState {
   struct sockaddr_in addrs[kMaxBatch];
   alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2 + CMSG_SPACE(sizeof(uint16_t))];
   int fds[kMaxBatch];
+  bool dfs[kMaxBatch];
   int first[kMaxBatch];  // message m carries packets first[m] .. first[m] + count[m] - 1
   int count[kMaxBatch];
 };
@@ -441,7 +442,9 @@ void AddCmsg(struct msghdr* m, struct cmsghdr** c, int level, int type, const vo
 // Sends payload i (an inner IPv6 packet) to dsts[i] (IPv4, host order) with the TTL, TOS and DF
 // of fields[i]: the kernel builds the IPv4 header (and the UDP header when port != 0, for a UDP
 // socket). TTL and TOS go as ancillary data; DF is a socket option, so with a dfClearFd the
-// packets without DF leave through that socket (IP_PMTUDISC_DONT). With gso, consecutive
+// packets without DF leave through that socket (IP_PMTUDISC_DONT); with dfClearFd == fd (a UDP
+// socket: a second one could not share its port) the option is switched around each DF-clear
+// run and back to IP_PMTUDISC_WANT. With gso, consecutive
 // payloads to the same destination with the same fields and size (the last may be shorter) go
 // as one UDP_SEGMENT message. One sendmmsg per run of messages on one socket; a failed message
 // fails its packets and the rest go on; a full socket buffer is waited out briefly.
@@ -458,12 +461,14 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   int dfClearFd = info.Length() > 9 && info[9].IsNumber() ? info[9].As<Napi::Number>().Int32Value() : -1;
   bool gso = info.Length() > 10 && info[10].ToBoolean().Value();
   SendState& s = send_state;
+  bool toggle = dfClearFd >= 0 && dfClearFd == a.fd;
   int nm = 0;
   for (int i = 0; i < a.n; i++) {
     a.errs[i] = 0;
     s.iovs[i].iov_base = a.arena.base + a.offs[i];
     s.iovs[i].iov_len = a.lens[i];
-    int fd = dfClearFd >= 0 && !(fields[i] & kOuterDf) ? dfClearFd : a.fd;
+    bool df = (fields[i] & kOuterDf) != 0;
+    int fd = dfClearFd >= 0 && !df ? dfClearFd : a.fd;
     if (gso && nm > 0) {
       int m = nm - 1;
       int f = s.first[m], k = s.count[m];
@@ -478,6 +483,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     s.first[nm] = i;
     s.count[nm] = 1;
     s.fds[nm] = fd;
+    s.dfs[nm] = df;
     nm++;
   }
   for (int m = 0; m < nm; m++) {
@@ -509,11 +515,17 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     h->msg_controllen = used;
   }
   int m = 0, sent = 0, waits = 0;
+  bool socketDf = true;
   while (m < nm) {
-    // a run: consecutive messages for the same socket, in order
+    // a run: consecutive messages for the same socket (and DF, when toggling), in order
     int fd = s.fds[m];
     int run = 1;
-    while (m + run < nm && s.fds[m + run] == fd) run++;
+    while (m + run < nm && s.fds[m + run] == fd && (!toggle || s.dfs[m + run] == s.dfs[m])) run++;
+    if (toggle && s.dfs[m] != socketDf) {
+      int v = s.dfs[m] ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT;
+      setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
+      socketDf = s.dfs[m];
+    }
     int r = sendmmsg(fd, &s.msgs[m], run, 0);
     if (r > 0) {
       for (int j = m; j < m + r; j++) sent += s.count[j];
@@ -531,6 +543,10 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     for (int j = 0; j < s.count[m]; j++) a.errs[s.first[m] + j] = err;
     m++;
+  }
+  if (!socketDf) {
+    int v = IP_PMTUDISC_WANT;
+    setsockopt(a.fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
   }
   return Napi::Number::New(env, sent);
 }

@@ -53,7 +53,12 @@ export function buildProgram(): Command {
     .option('--routed <prefix>', 'a prefix routed to us ("Routed /64"); repeatable', collect)
     .option('--relay <ipv4>', '6to4: the relay for non-6to4 destinations (no default, RFC 7526)')
     .addOption(new Option('--role <role>', '6to4: site (default) or relay (a 6to4 relay router)').choices(['site', 'relay']))
-    .option('--mtu <bytes>', 'tunnel MTU, 1280..1480 (1280 is the RFC 4213 conservative choice)', integer)
+    .option('--mtu <bytes>', 'tunnel MTU, 1280..1480 (1280 is the RFC 4213 conservative choice; FOU 1280..1472, default 1472)', integer)
+    .addOption(new Option('--encap <kind>', 'none: bare protocol 41; fou: IPv6 in UDP, as Linux `sit … encap fou` (where protocol 41 is filtered; 6in4 only)').choices(['none', 'fou']))
+    .option('--encap-dport <port>', 'FOU: the peer\'s UDP port (we always send there)', integer)
+    .option('--encap-port <port>', 'FOU: the local UDP port we bind, send from and receive on (default: --encap-dport)', integer)
+    .option('--encap-csum', 'FOU: send UDP checksums (allows UDP GSO); default off, as Linux\'s noencap-csum')
+    .option('--no-encap-csum', 'FOU: zero UDP checksums (the default)')
     .addOption(new Option('--pmtu <mode>', 'static: DF clear, IPv4 may fragment; dynamic: DF set, learn the path MTU').choices(['static', 'dynamic']))
     .option('--ttl <1..255|inherit>', 'outer TTL (default 64)', integerOrInherit)
     .option('--tos <0..255|inherit>', 'outer TOS (default 0); ECN always follows RFC 6040', integerOrInherit)
@@ -135,6 +140,7 @@ export function buildProgram(): Command {
     .command('lab')
     .description('the self-contained demo: network namespaces, two (or more) tunnel endpoints, traffic through them, a report (root)')
     .addOption(new Option('--mode <mode>', 'which lab').choices(['6in4', '6to4']).default('6in4'))
+    .addOption(new Option('--encap <kind>', 'fou: the 6in4 lab over Foo-over-UDP (port 5555)').choices(['none', 'fou']).default('none'))
     .option('--json', 'print the report as JSON')
     .option('--transfer-mib <MiB>', 'size of the TCP integrity transfer', integer, 64)
     .action(async (flags) => (await import('./lab-command.js')).runLabCommand(flags));
@@ -170,7 +176,7 @@ function requireNetworkPrivileges(): void {
 }
 
 /** What commander parses for `run`: the library's own option types where the names agree. */
-type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'routed' | 'relay' | 'role' | 'mtu' | 'pmtu' | 'ttl' | 'tos' | 'clampMss' | 'icmpRate' | 'icmpBurst'> &
+type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'routed' | 'relay' | 'role' | 'mtu' | 'pmtu' | 'ttl' | 'tos' | 'clampMss' | 'icmpRate' | 'icmpBurst' | 'encap' | 'encapDport' | 'encapPort' | 'encapCsum'> &
   Pick<TunnelSpec, 'keepalive' | 'dev' | 'defaultRouteMetric'> & {
     local: string;
     defaultRoute: boolean;
@@ -204,6 +210,10 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     relay: f.relay,
     role: f.role,
     mtu: f.mtu,
+    encap: f.encap,
+    encapDport: f.encapDport,
+    encapPort: f.encapPort,
+    encapCsum: f.encapCsum,
     pmtu: f.pmtu,
     ttl: f.ttl,
     tos: f.tos,

@@ -13,6 +13,11 @@ export function formatStatus(d: DaemonStatus): string {
   for (const t of d.tunnels) {
     const ends = t.mode === '6in4' ? `local ${t.local}${t.localAuto ? ' (auto)' : ''} → remote ${t.remote}, peer ${t.peer}` : `local ${t.local}${t.relay ? `, relay ${t.relay}` : ', no relay'}`;
     lines.push('', `${t.tunnel} (${t.name}) ${t.mode} ${t.health.toUpperCase()}  ${t.address}  mtu ${t.mtu} (${t.pmtu})`, `  ${ends}`, `  tun I/O: ${t.tunIo.ioUring ? 'io_uring batches' : 'a syscall per packet'}${t.tunIo.offload ? ', offload (TSO/GRO)' : ''}${t.tunIo.ioUringFallback ? ` (io_uring given up: ${t.tunIo.ioUringFallback})` : ''}`);
+    const tr0 = t.transport;
+    if (tr0?.encap === 'fou') {
+      const off = [tr0.checksum ? 'UDP checksums' : 'zero UDP checksums', tr0.gso ? 'UDP GSO' : 'no UDP GSO', tr0.gro ? 'UDP GRO' : 'no UDP GRO'].join(', ');
+      lines.push(`  transport: Foo-over-UDP, port ${tr0.port} → ${tr0.dport} (${off})`);
+    }
     if (t.keepalive) {
       const k = t.keepalive;
       lines.push(`  keepalive every ${k.intervalSeconds} s: rtt ${k.rttMs.last ?? '-'} ms (avg ${k.rttMs.average ?? '-'}), loss ${k.lossPercent ?? '-'}%, ${k.received}/${k.sent} answered, last reply ${ago(k.lastReplyAt)}`);

@@ -206,9 +206,11 @@ export class Daemon {
   }
 }
 
-/** `tun6in4-0: 6in4 192.0.2.1 -> 198.51.100.1, 2001:db8:1::2/64, MTU 1480, offload, io_uring`. */
+/** `tun6in4-0: 6in4 192.0.2.1 -> 198.51.100.1[, FOU udp 5555 -> 5555], 2001:db8:1::2/64, MTU 1480, offload, io_uring`. */
 function describeUp(s: ManagedStatus): string {
   const far = s.remote ?? (s.relay ? `relay ${s.relay}` : 'any');
   const io = [s.tunIo.offload ? 'offload' : 'no offload', s.tunIo.ioUring ? 'io_uring' : 'read/write'].join(', ');
-  return `${s.name}: ${s.mode} ${s.local} -> ${far}, ${s.address}, MTU ${s.mtu} (${s.pmtu}), ${io}`;
+  const t = s.transport;
+  const over = t.encap === 'fou' ? `, FOU udp ${t.port} -> ${t.dport}` : '';
+  return `${s.name}: ${s.mode} ${s.local} -> ${far}${over}, ${s.address}, MTU ${s.mtu} (${s.pmtu}), ${io}`;
 }

@@ -34,6 +34,9 @@ export const DROP_REASONS = [
   'rx_bad_ipv4_checksum',
   'rx_ipv4_fragment', // embedders must hand us reassembled packets (R06)
   'rx_not_protocol_41', // R14
+  'rx_malformed_udp', // FOU (embedder's datagrams): UDP length outside the IPv4 payload
+  'rx_wrong_udp_port', // FOU (embedder's datagrams): not to our encapPort
+  'rx_bad_udp_checksum', // FOU (embedder's datagrams): a non-zero UDP checksum that is wrong
   'rx_wrong_outer_destination', // R14: not addressed to our IPv4
   'rx_wrong_outer_source', // R14: 6in4 outer source is not the configured remote
   'rx_malformed_ipv6', // inner packet not IPv6, or shorter than its payload length says

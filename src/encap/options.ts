@@ -20,6 +20,8 @@ import { delegatedPrefixLength, embedIpv4, inDomain, SIX_TO_FOUR, type SixRdDoma
 export type TunnelMode = '6in4' | '6to4';
 export type PmtuMode = 'static' | 'dynamic';
 export type SixToFourRole = 'site' | 'relay';
+/** How the IPv6 packet is carried: bare protocol 41, or in UDP as Linux's Foo-over-UDP (`ip fou … ipproto 41`). */
+export type Encapsulation = 'none' | 'fou';
 
 /** Options for one tunnel, as passed by a program or read from flags / a config file. */
 export interface TunnelOptions {
@@ -41,8 +43,16 @@ export interface TunnelOptions {
    * (RFC 3056 §5): it carries native IPv6 to and from any 6to4 site.
    */
   role?: SixToFourRole;
-  /** Tunnel MTU, 1280..1480 (R04); default 1480. */
+  /** Tunnel MTU, 1280..1480 (R04); default 1480 (FOU: 1280..1472, default 1472). */
   mtu?: number;
+  /** `none` (default): protocol 41. `fou`: the same packet in UDP, as Linux `sit … encap fou` (6in4 only). */
+  encap?: Encapsulation;
+  /** FOU: the peer's UDP port (iproute2's encap-dport); we always send there, as Linux does. */
+  encapDport?: number;
+  /** FOU: the local UDP port we bind, send from and receive on; default encapDport. */
+  encapPort?: number;
+  /** FOU: send UDP checksums (Linux encap-csum); default off, as Linux's noencap-csum. Needed for UDP GSO. */
+  encapCsum?: boolean;
   /** R05/R07: `static` (DF clear, IPv4 may fragment; default) or `dynamic` (DF set, path MTU learnt). */
   pmtu?: PmtuMode;
   /** R10: outer TTL 1..255 or `inherit` (inner hop limit); default 64. */
@@ -69,6 +79,13 @@ export interface TunnelConfig {
   relay: number;
   role: SixToFourRole;
   mtu: number;
+  encap: Encapsulation;
+  /** FOU ports (0 without FOU). */
+  encapDport: number;
+  encapPort: number;
+  encapCsum: boolean;
+  /** Bytes in front of the inner packet on the wire: 20 (IPv4), 28 with FOU's UDP header. */
+  outerOverhead: number;
   pmtu: PmtuMode;
   /** 1..255, or -1 for inherit. */
   ttl: number;
@@ -86,6 +103,8 @@ export interface TunnelConfig {
 export const MTU_MIN = 1280;
 export const MTU_MAX = 1480;
 export const MTU_DEFAULT = 1480;
+/** FOU: 1500 − 20 (IPv4) − 8 (UDP). */
+export const FOU_MTU_MAX = 1472;
 export const TTL_DEFAULT = 64;
 export const TOS_DEFAULT = 0;
 export const ICMP_RATE_DEFAULT = 100;
@@ -121,7 +140,11 @@ const EXPECT = {
   routed: 'use IPv6 prefixes such as 2001:db8:2::/64 ("Routed /64")',
   relay: 'use the unicast IPv4 address of a 6to4 relay you trust, such as 203.0.113.1',
   role: 'use "site" (a 6to4 site, the default) or "relay" (a 6to4 relay router)',
-  mtu: `use an integer in ${MTU_MIN}..${MTU_MAX} (${MTU_DEFAULT} is the default and what brokers use; ${MTU_MIN} is the RFC 4213 conservative choice)`,
+  mtu: `use an integer in ${MTU_MIN}..${MTU_MAX} (${MTU_DEFAULT} is the default and what brokers use; ${MTU_MIN} is the RFC 4213 conservative choice; with encap fou ${MTU_MIN}..${FOU_MTU_MAX})`,
+  encap: 'use "none" (bare protocol 41, the default) or "fou" (IPv6 in UDP, as Linux `sit … encap fou`)',
+  encapDport: 'use the peer\'s UDP port, a whole number in 1..65535 (Linux: `ip fou add port N ipproto 41` on the peer)',
+  encapPort: 'use the local UDP port to bind, a whole number in 1..65535 (default: the same as encapDport)',
+  encapCsum: 'use true (send UDP checksums, needed for UDP GSO) or false (zero checksums, as Linux\'s default noencap-csum)',
   pmtu: 'use "static" (DF clear, IPv4 may fragment) or "dynamic" (DF set, learn the path MTU)',
   ttl: 'use an integer in 1..255 or "inherit" (copy the inner hop limit)',
   tos: 'use an integer in 0..255 or "inherit" (copy the inner traffic class)',
@@ -142,6 +165,10 @@ const schema = z.strictObject({
   relay: ipv4Text.optional(),
   role: z.enum(['site', 'relay']).optional(),
   mtu: z.number().int().min(MTU_MIN).max(MTU_MAX).optional(),
+  encap: z.enum(['none', 'fou']).optional(),
+  encapDport: z.number().int().min(1).max(65535).optional(),
+  encapPort: z.number().int().min(1).max(65535).optional(),
+  encapCsum: z.boolean().optional(),
   pmtu: z.enum(['static', 'dynamic']).optional(),
   ttl: z.union([z.literal('inherit'), z.number().int().min(1).max(255)]).optional(),
   tos: z.union([z.literal('inherit'), z.number().int().min(0).max(255)]).optional(),
@@ -174,10 +201,12 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
   const local = parseIpv4(o.local)!;
   const allowNonGlobal = o.allowNonGlobal ?? false;
   const routed = (o.routed ?? []).map((r) => ipv6Network(parseIpv6Prefix(r)!));
+  const encap = resolveEncap(o);
   const common = {
     local,
     routed,
-    mtu: o.mtu ?? MTU_DEFAULT,
+    mtu: o.mtu ?? (encap.encap === 'fou' ? FOU_MTU_MAX : MTU_DEFAULT),
+    ...encap,
     pmtu: o.pmtu ?? 'static',
     ttl: o.ttl === 'inherit' ? -1 : (o.ttl ?? TTL_DEFAULT),
     tos: o.tos === 'inherit' ? -1 : (o.tos ?? TOS_DEFAULT),
@@ -187,6 +216,24 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
     icmpBurst: o.icmpBurst ?? ICMP_BURST_DEFAULT,
   };
   return o.mode === '6in4' ? resolve6in4(o, common) : resolve6to4(o, common);
+}
+
+function resolveEncap(o: z.infer<typeof schema>): Pick<TunnelConfig, 'encap' | 'encapDport' | 'encapPort' | 'encapCsum' | 'outerOverhead'> {
+  const encap = o.encap ?? 'none';
+  if (encap === 'none') {
+    for (const k of ['encapDport', 'encapPort', 'encapCsum'] as const) {
+      if (o[k] !== undefined) throw new ConfigError(k, o[k], 'it is for encap "fou" only; add encap "fou" or remove it');
+    }
+    return { encap, encapDport: 0, encapPort: 0, encapCsum: false, outerOverhead: 20 };
+  }
+  // 6to4 and 6rd find their peers in the inner addresses: one UDP port per domain is a convention
+  // Linux does not have for them; FOU is for configured tunnels.
+  if (o.mode !== '6in4') throw new ConfigError('encap', encap, `FOU carries 6in4 tunnels only; use encap "none" with mode ${o.mode}`);
+  if (o.encapDport === undefined) throw new ConfigError('encapDport', undefined, `encap "fou" needs it: ${EXPECT.encapDport}`);
+  if (o.mtu !== undefined && o.mtu > FOU_MTU_MAX) {
+    throw new ConfigError('mtu', o.mtu, `with encap "fou" the UDP header takes 8 more bytes: use ${MTU_MIN}..${FOU_MTU_MAX}`);
+  }
+  return { encap, encapDport: o.encapDport, encapPort: o.encapPort ?? o.encapDport, encapCsum: o.encapCsum ?? false, outerOverhead: 28 };
 }
 
 type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'role' | 'domain' | 'sitePrefix'>;

@@ -19,6 +19,7 @@ import {
   writeIcmpv6ErrorInPlace,
 } from '../packet/icmpv6.js';
 import { checkIpv4, IPV4, Ipv4Error, ipv4AtS32, packOuterFields, PROTO_ICMP, PROTO_IPV6, writeIpv4Header } from '../packet/ipv4.js';
+import { PROTO_UDP, UDP, udp4Checksum, writeUdpHeader } from '../packet/udp.js';
 import { checkIpv6, IPV6, IPV6_MIN_MTU, ipv6TrafficClass, setIpv6TrafficClass } from '../packet/ipv6.js';
 import { Counters, Drop, Traffic } from './counters.js';
 import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
@@ -52,6 +53,9 @@ export class Tunnel {
   private readonly pathMtu: PathMtuTable;
   private readonly dynamicPmtu: boolean;
   private readonly is6in4: boolean;
+  /** FOU: the inner packet rides in UDP; `overhead` is what the outer headers add (20, or 28). */
+  private readonly fou: boolean;
+  private readonly overhead: number;
   private readonly isRelay: boolean;
   private readonly domain: SixRdDomain | null;
   private readonly site: Ipv6Prefix | null;
@@ -71,6 +75,8 @@ export class Tunnel {
     this.pathMtu = new PathMtuTable(clock, PMTU_TABLE_SIZE, () => this.counters.traffic[Traffic.path_mtu_evictions]++);
     this.dynamicPmtu = this.config.pmtu === 'dynamic';
     this.is6in4 = this.config.mode === '6in4';
+    this.fou = this.config.encap === 'fou';
+    this.overhead = this.config.outerOverhead;
     this.isRelay = this.config.role === 'relay';
     this.domain = this.config.domain;
     this.site = this.config.sitePrefix;
@@ -101,7 +107,7 @@ export class Tunnel {
     if (!this.dynamicPmtu) return mtu;
     const pmtu = this.pathMtu.get(outerDst);
     if (pmtu === 0) return mtu;
-    return tunnelMtuFromPath(pmtu, mtu);
+    return tunnelMtuFromPath(pmtu, mtu, this.overhead);
   }
 
   pathMtuEntries(): Array<{ dst: number; mtu: number; expiresInMs: number }> {
@@ -148,10 +154,10 @@ export class Tunnel {
       if (pmtu === 0) {
         df = true;
       } else {
-        mtu = tunnelMtuFromPath(pmtu, mtu);
+        mtu = tunnelMtuFromPath(pmtu, mtu, this.overhead);
         // R07, RFC 4213 §3.2.2: a path too narrow for 1280-byte IPv6 still carries 1280, every
         // packet with DF clear so IPv4 may fragment (what Linux sit does too).
-        df = pmtu - IPV4.HEADER_LEN >= IPV6_MIN_MTU;
+        df = pmtu - this.overhead >= IPV6_MIN_MTU;
       }
     }
     if (len > mtu) return this.packetTooBig(buf, off, len, mtu, out);
@@ -173,17 +179,21 @@ export class Tunnel {
   }
 
   /**
-   * egress, then the outer IPv4 header written into the headroom at off-20 (R01–R03): on Forward,
-   * out.offset/out.length are the whole protocol-41 packet, for an embedder that sends it itself
-   * (e.g. over an IP_HDRINCL socket). The engine's transports use egress and let the kernel write
-   * the header.
+   * egress, then the outer headers written into the headroom (R01–R03): on Forward,
+   * out.offset/out.length are the whole outer packet — protocol 41, or with FOU IPv4 + UDP from
+   * encapPort to encapDport — for an embedder that sends it itself (e.g. over an IP_HDRINCL
+   * socket). The engine's transports use egress and let the kernel write the headers.
    */
   encapsulate(buf: Buffer, off: number, len: number, out: PacketResult): PacketResult {
     if (this.egress(buf, off, len, out).verdict !== Verdict.Forward) return out;
     const id = (this.ipId = (this.ipId + 1) & 0xffff); // R03
-    const h = off - IPV4.HEADER_LEN;
-    const total = len + IPV4.HEADER_LEN;
-    writeIpv4Header(buf, h, out.outerFields, total, id, PROTO_IPV6, this.local, out.outerDst);
+    const h = off - this.overhead;
+    const total = len + this.overhead;
+    const c = this.config;
+    if (this.fou) {
+      writeUdpHeader(buf, h + IPV4.HEADER_LEN, c.encapPort, c.encapDport, len + UDP.HEADER_LEN, c.encapCsum, this.local, out.outerDst);
+    }
+    writeIpv4Header(buf, h, out.outerFields, total, id, this.fou ? PROTO_UDP : PROTO_IPV6, this.local, out.outerDst);
     out.offset = h;
     out.length = total;
     return out;
@@ -209,12 +219,20 @@ export class Tunnel {
     if (ipv4AtS32(buf, off + IPV4.DST) !== this.localS32) return this.drop(out, Drop.rx_wrong_outer_destination);
     const proto = buf[off + IPV4.PROTOCOL];
     if (proto === PROTO_ICMP) return this.decapIcmpv4(buf, off + ihl, total - ihl, out);
-    if (proto !== PROTO_IPV6) return this.drop(out, Drop.rx_not_protocol_41);
+    let io = off + ihl;
+    let ilen = total - ihl;
+    if (proto === PROTO_UDP && this.fou) {
+      // An embedder's FOU datagram (the engine's UDP transport hands over the payload already).
+      const e = this.checkFou(buf, io, ilen, outerSrc);
+      if (e !== 0) return this.drop(out, e);
+      io += UDP.HEADER_LEN;
+      ilen = ((buf[io - UDP.HEADER_LEN + UDP.LENGTH] << 8) | buf[io - UDP.HEADER_LEN + UDP.LENGTH + 1]) - UDP.HEADER_LEN;
+    } else if (proto !== PROTO_IPV6) {
+      return this.drop(out, Drop.rx_not_protocol_41);
+    }
     // R14: a configured tunnel accepts only its remote; no ICMP goes back (RFC 4213 §3.6).
     if (this.is6in4 && outerSrc !== this.remoteS32) return this.drop(out, Drop.rx_wrong_outer_source);
 
-    const io = off + ihl;
-    let ilen = total - ihl;
     if (ilen < IPV6.HEADER_LEN || buf[io] >> 4 !== 6) return this.drop(out, Drop.rx_malformed_ipv6);
     // RFC 8200: the payload length defines the packet. Bytes after it in the IPv4 payload are
     // trimmed and counted, as Linux does; a packet longer than what arrived is malformed.
@@ -262,6 +280,27 @@ export class Tunnel {
   }
 
   /**
+   * A FOU datagram at buf[u, u+len): to our port, its length inside the IPv4 payload, and a zero
+   * or correct checksum (Linux FOU takes both and drops a wrong one). Returns a drop reason or 0.
+   */
+  private checkFou(buf: Buffer, u: number, len: number, src: number): number {
+    if (len < UDP.HEADER_LEN) return Drop.rx_malformed_udp;
+    const ulen = (buf[u + UDP.LENGTH] << 8) | buf[u + UDP.LENGTH + 1];
+    if (ulen < UDP.HEADER_LEN || ulen > len) return Drop.rx_malformed_udp;
+    if (((buf[u + UDP.DST_PORT] << 8) | buf[u + UDP.DST_PORT + 1]) !== this.config.encapPort) return Drop.rx_wrong_udp_port;
+    const ck = (buf[u + UDP.CHECKSUM] << 8) | buf[u + UDP.CHECKSUM + 1];
+    if (ck !== 0) {
+      buf[u + UDP.CHECKSUM] = 0;
+      buf[u + UDP.CHECKSUM + 1] = 0;
+      const want = udp4Checksum(buf, u, ulen, src >>> 0, this.local);
+      buf[u + UDP.CHECKSUM] = ck >>> 8;
+      buf[u + UDP.CHECKSUM + 1] = ck & 0xff;
+      if (want !== ck) return Drop.rx_bad_udp_checksum;
+    }
+    return 0;
+  }
+
+  /**
    * R07/R11/R12: an ICMPv4 error about a protocol-41 packet we sent to `origDst`. The quoted
    * inner IPv6 packet (as much as the error carried) is at buf[io, io+ilen), with at least
    * ENCAP_HEADROOM bytes free before it. "Fragmentation needed" lowers the path MTU; destination
@@ -276,7 +315,7 @@ export class Tunnel {
     const t = this.counters.traffic;
     if (type === Icmpv4Type.DestUnreachable && code === Icmpv4UnreachCode.FragmentationNeeded) {
       // RFC 1191: only a packet larger than the next hop's MTU can have drawn this report.
-      const sent = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN + IPV4.HEADER_LEN;
+      const sent = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN + this.overhead;
       if (info >= IPV4_MIN_MTU && sent <= info) return this.drop(out, Drop.icmp4_not_ours);
       t[Traffic.icmp4_frag_needed]++;
       if (this.dynamicPmtu && this.pathMtu.update(origDst, info)) t[Traffic.path_mtu_updates]++;
@@ -369,9 +408,9 @@ export class Tunnel {
   }
 }
 
-/** R07: tunnel MTU = path MTU − 20, never above the configured MTU, never below 1280. */
-export function tunnelMtuFromPath(pathMtu: number, configured: number): number {
-  const m = pathMtu - IPV4.HEADER_LEN;
+/** R07: tunnel MTU = path MTU − 20 (− 28 with FOU), never above the configured MTU, never below 1280. */
+export function tunnelMtuFromPath(pathMtu: number, configured: number, overhead: number = IPV4.HEADER_LEN): number {
+  const m = pathMtu - overhead;
   return m >= configured ? configured : m < IPV6_MIN_MTU ? IPV6_MIN_MTU : m;
 }
 

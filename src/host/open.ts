@@ -17,6 +17,7 @@ import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRo
 import { linkExists } from '../tun/iproute.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { OffloadTun } from '../tun/offload.js';
+import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
 import { HOST_SOCKETS, type SharedSockets } from '../transport/socket-hub.js';
 import type { OuterTransport } from '../transport/transport.js';
@@ -88,6 +89,8 @@ export interface TunnelStatus {
   pmtu: string;
   /** How packets cross the TUN: TSO/GRO offload or not, io_uring batches or a syscall each. */
   tunIo: { offload: boolean; ioUring: boolean; ioUringFallback?: string };
+  /** The outer transport: bare protocol 41, or Foo-over-UDP with its ports and offloads. */
+  transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean; gso: boolean; gro: boolean };
   /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
   pathMtu: Array<{ dst: string; mtu: number; expiresInMs: number }>;
   pathMtuCount: number;
@@ -130,8 +133,15 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   let tun: LinuxTun | undefined;
   let socket: OuterTransport | undefined;
   const role = { remote: tunnel.config.mode === '6in4' ? tunnel.config.remote : 0 };
+  const cfg = tunnel.config;
+  let fou: FouTransport | undefined;
   const attach = (l: number): OuterTransport => {
-    const pmtu = tunnel.config.pmtu;
+    const pmtu = cfg.pmtu;
+    if (cfg.encap === 'fou') {
+      // one socket per local port: tunnels sharing a port share it, told apart by the remote
+      const open = () => (fou = FouTransport.open({ local: l, port: cfg.encapPort, dport: cfg.encapDport, pmtu, checksum: cfg.encapCsum }));
+      return sockets.attach(`fou/${l >>> 0}/${cfg.encapPort}`, role, open);
+    }
     return sockets.attach(`raw/${l >>> 0}/${pmtu}`, role, () => RawTransport.open(l, pmtu));
   };
   let routes: InstalledRoutes = { unreachable: [] };
@@ -179,6 +189,10 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         mtu: c.mtu,
         pmtu: c.pmtu,
         tunIo: { offload: tunDevice.offload, ioUring: tunDevice.ioUring, ...(tunDevice.ioUringFallback ? { ioUringFallback: tunDevice.ioUringFallback } : {}) },
+        transport:
+          c.encap === 'fou'
+            ? { encap: 'fou', port: c.encapPort, dport: c.encapDport, checksum: c.encapCsum, gso: fou?.gso ?? false, gro: fou?.gro ?? false }
+            : { encap: 'none' },
         pathMtu: tunnel.pathMtuEntries().map((e) => ({ dst: formatIpv4(e.dst), mtu: e.mtu, expiresInMs: Math.round(e.expiresInMs) })),
         pathMtuCount: tunnel.pathMtuCount(),
         ...(routes.defaultRouteSkipped ? { defaultRouteSkipped: routes.defaultRouteSkipped } : {}),

@@ -10,6 +10,14 @@ import { removeStaleNamespaces } from './netns.js';
 import { ping6, tcpTransfer, type PingOptions, type TransferResult } from './probes.js';
 import { LabNetwork, type LabMode } from './topology.js';
 
+export type LabEncap = 'none' | 'fou';
+
+/** `tun6in4 run` flags that put both ends of the 6in4 lab on Foo-over-UDP. */
+export function labFouArgs(extra: string[] = []): Record<string, string[]> {
+  const fou = ['--encap', 'fou', '--encap-dport', String(LAB_FOU_PORT), ...extra];
+  return { client: fou, broker: fou };
+}
+
 export interface LabStep {
   name: string;
   ok: boolean;
@@ -18,6 +26,8 @@ export interface LabStep {
 
 export interface LabReport {
   mode: LabMode;
+  /** How the tunnels carried IPv6: bare protocol 41 or Foo-over-UDP. */
+  encap: LabEncap;
   /** Stopped early by Ctrl-C / SIGTERM: not a pass. */
   interrupted: boolean;
   passed: boolean;
@@ -31,6 +41,8 @@ export interface LabReport {
 
 export interface RunLabOptions {
   mode: LabMode;
+  /** `fou`: the 6in4 lab over Foo-over-UDP (port 5555 both ends), as where protocol 41 is filtered. */
+  encap?: LabEncap;
   transferBytes?: number;
   progress?: (line: string) => void;
 }
@@ -62,6 +74,17 @@ const PINGS: Record<LabMode, PingStep[]> = {
   ],
 };
 
+/** The lab's FOU port, both ends (Linux: `ip fou add port 5555 ipproto 41`). */
+export const LAB_FOU_PORT = 5555;
+
+/** The steps of a lab, with the MTU-filling ping sized for the transport (FOU's MTU is 8 bytes less). */
+function pingsFor(mode: LabMode, encap: LabEncap): PingStep[] {
+  if (encap === 'none') return PINGS[mode];
+  return PINGS[mode].map((p) =>
+    p.opts?.dontFragment ? { ...p, name: 'ping6 filling the 1472-byte FOU MTU, DF', opts: { ...p.opts, size: 1472 - 48 } } : p,
+  );
+}
+
 const TRANSFER: Record<LabMode, { from: string; to: string; addr: string }> = {
   '6in4': { from: 'client', to: 'broker', addr: '2001:db8:1::1' },
   '6to4': { from: 'site1', to: 'site2', addr: '2002:c633:6407::1' },
@@ -78,8 +101,10 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
     say(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name}: ${s.detail}`);
   };
   await removeStaleNamespaces('lab');
-  say(`building the ${o.mode} lab (namespaces, veth, engines)…`);
-  const lab = await LabNetwork.create(o.mode, 'lab');
+  const encap = o.encap ?? 'none';
+  if (encap === 'fou' && o.mode !== '6in4') throw new Error('the FOU lab is a 6in4 lab: FOU carries configured tunnels only');
+  say(`building the ${o.mode}${encap === 'fou' ? ' over FOU' : ''} lab (namespaces, veth, engines)…`);
+  const lab = await LabNetwork.create(o.mode, 'lab', { engineArgs: encap === 'fou' ? labFouArgs() : undefined });
   const onSignal = () => {
     if (interrupted) {
       // a second Ctrl-C: do not wait for the current step
@@ -96,7 +121,7 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
   const cleanShutdown: Record<string, boolean> = {};
   try {
     record({ name: 'engines up', ok: true, detail: [...lab.engines.values()].map((e) => `${e.host}: ${e.up.name} ${e.up.address}`).join('; ') });
-    for (const p of PINGS[o.mode]) {
+    for (const p of pingsFor(o.mode, encap)) {
       if (interrupted) break;
       const r = await ping6(lab.host(p.from), p.to, p.opts);
       const ok = p.expectReplyFrom ? r.output.includes(`from ${p.expectReplyFrom}`) : r.ok;
@@ -131,6 +156,7 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
   const kernel = (await import('node:os')).release();
   return {
     mode: o.mode,
+    encap,
     interrupted,
     passed: !interrupted && steps.every((s) => s.ok),
     steps,
@@ -147,7 +173,7 @@ function fmtBytes(n: number): string {
 }
 
 export function formatLabReport(r: LabReport): string {
-  const lines = [`tun6in4 lab (${r.mode}) — ${r.interrupted ? 'INTERRUPTED' : r.passed ? 'PASSED' : 'FAILED'} in ${r.durationSeconds.toFixed(1)} s`, ''];
+  const lines = [`tun6in4 lab (${r.mode}${r.encap === 'fou' ? ' over FOU' : ''}) — ${r.interrupted ? 'INTERRUPTED' : r.passed ? 'PASSED' : 'FAILED'} in ${r.durationSeconds.toFixed(1)} s`, ''];
   for (const s of r.steps) lines.push(`  ${s.ok ? '✔' : '✘'} ${s.name}: ${s.detail}`);
   lines.push('', 'Counters per engine (non-zero):');
   for (const [host, c] of Object.entries(r.counters)) {

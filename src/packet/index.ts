@@ -8,3 +8,4 @@ export * from './address.js';
 export * from './sixrd.js';
 export * from './tcp.js';
 export * from './vnet.js';
+export * from './udp.js';

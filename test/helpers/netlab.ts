@@ -61,6 +61,20 @@ export async function scapySend(
   await ns.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify({ op: 'send', ...p }), timeoutMs: 30_000 });
 }
 
+/** Sends Foo-over-UDP datagrams built by scapy (UDP checksum zero, correct or wrong) from inside a namespace. */
+export async function scapySendFou(
+  ns: Namespace,
+  p: { outer_src: string; outer_dst: string; sport: number; dport: number; csum: 'zero' | 'good' | 'bad'; inner_src: string; inner_dst: string; echo_id: number; count: number },
+): Promise<void> {
+  await ns.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify({ op: 'send_fou', ...p }), timeoutMs: 30_000 });
+}
+
+/** What scapy reads in packets we captured (see scapy_tool.py `parse`). */
+export async function scapyParse(ns: Namespace, packets: Record<string, Buffer>): Promise<Record<string, Record<string, unknown>>> {
+  const req = { op: 'parse', packets: Object.fromEntries(Object.entries(packets).map(([k, v]) => [k, v.toString('hex')])) };
+  return JSON.parse(await ns.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify(req), timeoutMs: 30_000 }));
+}
+
 /** Sends packets we built (IPv4 or IPv6, as bytes) through scapy from inside a namespace, each `count` times. */
 export async function scapySendRaw(ns: Namespace, packets: Array<{ bytes: Buffer; count: number }>): Promise<void> {
   const req = { op: 'send_raw', packets: packets.map((p) => ({ hex: p.bytes.toString('hex'), count: p.count })) };

@@ -72,6 +72,14 @@ def parse(packets):
                      ip_checksum_ok=checksum_ok(IP, p, "chksum"), ip_payload=raw(p.payload).hex())
             if IPv6 in p:
                 f["inner_src"], f["inner_dst"], f["inner_hlim"] = p[IPv6].src, p[IPv6].dst, p[IPv6].hlim
+            elif UDP in p:
+                # Foo-over-UDP: scapy does not know the port; the payload is the IPv6 packet
+                u = p[UDP]
+                f.update(udp_sport=u.sport, udp_dport=u.dport, udp_len=u.len, udp_chksum=u.chksum,
+                         udp_checksum_ok=u.chksum == 0 or checksum_ok(UDP, p, "chksum"),
+                         udp_payload=raw(u.payload).hex())
+                inner = IPv6(raw(u.payload))
+                f["inner_src"], f["inner_dst"], f["inner_hlim"] = inner.src, inner.dst, inner.hlim
         else:
             p = IPv6(data)
             f.update(version=p.version, src=p.src, dst=p.dst, plen=p.plen, nh=p.nh, hlim=p.hlim, tc=p.tc)
@@ -99,6 +107,24 @@ def send_tunnelled(req):
         IPv6(src=req["inner_src"], dst=req["inner_dst"]) / ICMPv6EchoRequest(id=req["echo_id"], seq=1)
     send(pkt, count=req.get("count", 1), inter=0.01, verbose=0)
     return {"sent": req.get("count", 1)}
+
+
+def send_fou(req):
+    """Sends Foo-over-UDP datagrams (ipproto 41: the IPv6 packet right after the UDP header) with
+    a zero, correct or wrong UDP checksum, from any source address and port."""
+    from scapy.all import L3RawSocket
+    inner = IPv6(src=req["inner_src"], dst=req["inner_dst"]) / ICMPv6EchoRequest(id=req["echo_id"], seq=1)
+    pkt = IP(src=req["outer_src"], dst=req["outer_dst"]) / UDP(sport=req["sport"], dport=req["dport"]) / inner
+    pkt = IP(raw(pkt))  # checksum computed
+    if req["csum"] == "zero":
+        pkt[UDP].chksum = 0
+    elif req["csum"] == "bad":
+        pkt[UDP].chksum = (pkt[UDP].chksum + 1) & 0xffff or 1
+    sock = L3RawSocket()
+    for _ in range(req.get("count", 1)):
+        sock.send(pkt)
+    sock.close()
+    return {"sent": req.get("count", 1), "chksum": pkt[UDP].chksum}
 
 
 def send_raw(req):
@@ -130,6 +156,9 @@ def main():
         return
     if req["op"] == "send":
         json.dump(send_tunnelled(req), sys.stdout)
+        return
+    if req["op"] == "send_fou":
+        json.dump(send_fou(req), sys.stdout)
         return
     if req["op"] == "build":
         json.dump(build(), sys.stdout)

@@ -1,0 +1,132 @@
+/**
+ * Foo-over-UDP (Linux net/ipv4/fou, `ip fou add port P ipproto 41`): the IPv6 packet is the UDP
+ * payload, with nothing in between. One UDP socket bound to local:encapPort sends to the peer's
+ * encapDport and receives from any source port. UDP GSO carries a run of equal-sized segments to
+ * one peer in one send (checksums on: the kernel refuses GSO without them); UDP GRO hands over
+ * coalesced datagrams, split here. The loop sees what the raw transport gives it: IPv4 packets of
+ * protocol 41, each given a header with the datagram's addresses and TOS (R13's ECN needs it).
+ */
+import { IPV4, packOuterFields, PROTO_IPV6, writeIpv4Header } from '../packet/ipv4.js';
+import { moveBytes } from '../packet/bytes.js';
+import { FdEndpoint } from '../io/fd-endpoint.js';
+import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
+import { MAX_BATCH, SLOT_SIZE } from '../io/slots.js';
+import type { OuterTransport } from './transport.js';
+
+/** Ints per datagram in udpRecv's info: source address, source port, TOS, GRO segment size. */
+const UDP_INFO_STRIDE = 4;
+
+export interface FouOptions {
+  local: number;
+  /** The local port bound, sent from and received on. */
+  port: number;
+  /** The peer's port: every datagram goes there. */
+  dport: number;
+  pmtu: 'static' | 'dynamic';
+  /** Send UDP checksums (and so allow UDP GSO). */
+  checksum: boolean;
+  /** Use UDP GSO / GRO where the kernel allows; default true. */
+  gso?: boolean;
+  gro?: boolean;
+  bufferBytes?: number;
+}
+
+export class FouTransport extends FdEndpoint implements OuterTransport {
+  /** What the kernel granted: UDP_SEGMENT sends (needs checksums) and UDP_GRO receives. */
+  readonly gso: boolean;
+  readonly gro: boolean;
+  private readonly dport: number;
+  private readonly local: number;
+  /** Dynamic path MTU: DF is per socket, so DF-clear runs toggle it (pass the socket itself). */
+  private readonly dfToggleFd: number;
+  /** Datagrams as received (GRO may coalesce several): split into the caller's slots from here. */
+  private readonly rxArena: Buffer = Buffer.alloc(0);
+  private readonly rxLens = new Int32Array(MAX_BATCH);
+  private readonly rxInfo = new Int32Array(MAX_BATCH * UDP_INFO_STRIDE);
+  private rxCount = 0;
+  private rxNext = 0;
+  private rxSegNext = 0;
+
+  private constructor(fd: number, o: FouOptions, gso: boolean, gro: boolean) {
+    super(fd);
+    this.gso = gso;
+    this.gro = gro;
+    this.dport = o.dport;
+    this.local = o.local;
+    this.dfToggleFd = o.pmtu === 'dynamic' ? fd : -1;
+    if (gro) this.rxArena = Buffer.alloc(MAX_BATCH * SLOT_SIZE);
+  }
+
+  static open(o: FouOptions): FouTransport {
+    const native = loadNative();
+    const r = native.openUdpSocket(o.local, o.port, o.pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, o.bufferBytes ?? 4 << 20, o.checksum, o.gro ?? true);
+    return new FouTransport(r.fd, o, r.gso && (o.gso ?? true), r.gro);
+  }
+
+  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
+    return loadNative().sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd, this.gso);
+  }
+
+  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+    return loadNative().recvErrors(this.fd, arena, slotSize, headroom, max, lens, info);
+  }
+
+  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    if (!this.gro) return this.recvDirect(arena, slotSize, headroom, max, lens);
+    let out = 0;
+    while (out < max) {
+      if (this.rxNext === this.rxCount) {
+        const n = loadNative().udpRecv(this.fd, this.rxArena, SLOT_SIZE, IPV4.HEADER_LEN, max - out, this.rxLens, this.rxInfo);
+        if (n <= 0) return out > 0 ? out : n;
+        this.rxCount = n;
+        this.rxNext = 0;
+        this.rxSegNext = 0;
+      }
+      out = this.split(arena, slotSize, headroom, max, lens, out);
+    }
+    return out;
+  }
+
+  /** Without GRO every datagram is one packet: received straight into the caller's slots. */
+  private recvDirect(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    const info = this.rxInfo;
+    const n = loadNative().udpRecv(this.fd, arena, slotSize, headroom + IPV4.HEADER_LEN, max, lens, info);
+    for (let i = 0; i < n; i++) {
+      if (lens[i] < 0) continue;
+      const k = i * UDP_INFO_STRIDE;
+      writeIpv4Header(arena, i * slotSize + headroom, packOuterFields(0, info[k + 2], false), lens[i] + IPV4.HEADER_LEN, 0, PROTO_IPV6, info[k], this.local);
+      lens[i] += IPV4.HEADER_LEN;
+    }
+    return n;
+  }
+
+  /** Hands out received datagrams, GRO-coalesced ones segment by segment, each behind its IPv4 header. */
+  private split(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, out: number): number {
+    const info = this.rxInfo;
+    while (this.rxNext < this.rxCount && out < max) {
+      const i = this.rxNext;
+      const len = this.rxLens[i];
+      const k = i * UDP_INFO_STRIDE;
+      if (len < 0) {
+        lens[out++] = -1;
+        this.rxNext++;
+        continue;
+      }
+      const seg = info[k + 3] > 0 && info[k + 3] < len ? info[k + 3] : len;
+      const from = this.rxSegNext * seg;
+      const chunk = Math.min(seg, len - from);
+      const src = i * SLOT_SIZE + IPV4.HEADER_LEN + from;
+      const o = out * slotSize + headroom;
+      moveBytes(this.rxArena, src, src + chunk, arena, o + IPV4.HEADER_LEN);
+      writeIpv4Header(arena, o, packOuterFields(0, info[k + 2], false), chunk + IPV4.HEADER_LEN, 0, PROTO_IPV6, info[k], this.local);
+      lens[out++] = chunk + IPV4.HEADER_LEN;
+      if (from + chunk >= len) {
+        this.rxNext++;
+        this.rxSegNext = 0;
+      } else {
+        this.rxSegNext++;
+      }
+    }
+    return out;
+  }
+}

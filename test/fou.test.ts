@@ -1,0 +1,135 @@
+/**
+ * Foo-over-UDP end to end, as root, in namespaces these tests create: the Linux FOU wire format
+ * (IPv4 + UDP + the IPv6 packet, UDP checksum zero or correct) read back by scapy, datagrams built
+ * by scapy from any source port with zero, correct and wrong checksums, wrong sources dropped and
+ * counted, path MTU from ICMPv4 "fragmentation needed" about our UDP packets (PTB says m − 28),
+ * TCP integrity with offloads on and off, and the lab over FOU.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryControl } from '../src/daemon/control.js';
+import type { DaemonStatus } from '../src/daemon/daemon.js';
+import { LAB_FOU_PORT, labFouArgs, runLab } from '../src/lab/lab.js';
+import { removeStaleNamespaces } from '../src/lab/netns.js';
+import { ping6, tcpTransfer } from '../src/lab/probes.js';
+import { LabNetwork } from '../src/lab/topology.js';
+import { rootOrSkip, scapyParse, scapySendFou, startCapture, until } from './helpers/netlab.js';
+
+const canRun = rootOrSkip();
+const ETH = 14;
+
+const statusOf = (lab: LabNetwork, role: string) => queryControl(lab.engines.get(role)!.control, 'status') as Promise<DaemonStatus>;
+
+describe.runIf(canRun)('the lab over FOU', () => {
+  beforeAll(() => removeStaleNamespaces('lab'));
+
+  it('passes every step (ping6 both ways, a packet filling the 1472-byte MTU with DF, TCP integrity) and exits cleanly', async () => {
+    const r = await runLab({ mode: '6in4', encap: 'fou', transferBytes: 16 << 20 });
+    expect(r.steps.filter((s) => !s.ok)).toEqual([]);
+    expect(r.steps.map((s) => s.name)).toContain('ping6 filling the 1472-byte FOU MTU, DF');
+    expect(r.cleanShutdown).toEqual({ client: true, broker: true });
+    expect(r.counters.broker!.traffic.rx_packets).toBeGreaterThan(10_000);
+  }, 120_000);
+});
+
+describe.runIf(canRun)('6in4 over FOU against the kernel and scapy', () => {
+  let lab: LabNetwork;
+
+  beforeAll(async () => {
+    await removeStaleNamespaces('fou');
+    lab = await LabNetwork.create('6in4', 'fou', { engineArgs: labFouArgs(['--keepalive', 'off']), skipEngines: ['client'] });
+    // the client sends UDP checksums (and may use UDP GSO), with its own TTL/TOS and path MTU discovery
+    await lab.startEngine('client', [...clientArgs(), '--encap-csum', '--ttl', '33', '--tos', '40', '--pmtu', 'dynamic']);
+  }, 60_000);
+
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  const clientArgs = () => ['--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64', '--routed', '2001:db8:2::/64', ...labFouArgs(['--keepalive', 'off']).client];
+
+  it('puts the Linux FOU format on the wire: UDP 5555 → 5555 around the untouched IPv6 packet, checksum as configured', async () => {
+    const wan = lab.host('wan');
+    // veth leaves UDP checksums for "hardware" to fill in (what a capture sees is the partial sum);
+    // with checksum offload off on the senders' links, the kernel writes them as it would for a NIC without it
+    await lab.host('client').exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
+    await lab.host('broker').exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
+    const done = await startCapture(wan, 'to-client', `udp port ${LAB_FOU_PORT}`, 4, 10_000);
+    await ping6(lab.host('client'), '2001:db8:1::1', { count: 2 });
+    const cap = await done.result;
+    const frames = Object.fromEntries(cap.packets.map((f, i) => [`p${i}`, f.subarray(ETH)]));
+    const parsed = Object.values(await scapyParse(wan, frames));
+    const fromClient = parsed.filter((p) => p.src === '192.0.2.1');
+    const fromBroker = parsed.filter((p) => p.src === '198.51.100.1');
+    expect(fromClient.length).toBeGreaterThan(0);
+    expect(fromBroker.length).toBeGreaterThan(0);
+    for (const p of parsed) {
+      expect([p.proto, p.ihl, p.udp_sport, p.udp_dport]).toEqual([17, 5, LAB_FOU_PORT, LAB_FOU_PORT]);
+      expect(p.udp_len).toBe((p.len as number) - 20);
+      expect([p.ip_checksum_ok, p.udp_checksum_ok]).toEqual([true, true]);
+      // the inner packet is exactly the payload: no FOU/GUE header in between
+      expect((p.udp_payload as string).slice(0, 1)).toBe('6');
+    }
+    // --encap-csum sends real checksums; the broker (default, as Linux noencap-csum) sends zero
+    expect(fromClient.every((p) => p.udp_chksum !== 0)).toBe(true);
+    expect(fromBroker.every((p) => p.udp_chksum === 0)).toBe(true);
+    // R10/R13/R05 as for protocol 41: TTL 33, TOS 40 (ECN bits of Not-ECT inner stay 0), DF with --pmtu dynamic
+    expect(fromClient.every((p) => p.ttl === 33 && p.tos === 40 && ((p.flags as number) & 2) === 2)).toBe(true);
+    expect(fromClient.map((p) => p.inner_dst)).toContain('2001:db8:1::1');
+  }, 30_000);
+
+  it('takes datagrams from the remote from any source port with a zero or correct checksum; a wrong one never reaches the TUN', async () => {
+    const done = await startCapture(lab.host('client'), 'tun0', 'icmp6 and ip6[40] = 128', 3, 5_000);
+    const base = { outer_src: '198.51.100.1', outer_dst: '192.0.2.1', sport: 40_000, dport: LAB_FOU_PORT, inner_src: '2001:db8:1::1', inner_dst: '2001:db8:1::2', count: 1 };
+    await scapySendFou(lab.host('wan'), { ...base, csum: 'zero', echo_id: 0x7001 });
+    await scapySendFou(lab.host('wan'), { ...base, csum: 'good', echo_id: 0x7002, sport: 33_333 });
+    await scapySendFou(lab.host('wan'), { ...base, csum: 'bad', echo_id: 0x7003 });
+    const ids = (await done.result).packets.map((f) => f.readUInt16BE(44));
+    expect(ids.sort()).toEqual([0x7001, 0x7002]);
+  }, 30_000);
+
+  it('drops and counts datagrams from any other IPv4 source; they never reach the TUN', async () => {
+    const before = (await statusOf(lab, 'client')).tunnels[0].counters.drops.rx_wrong_outer_source;
+    const done = await startCapture(lab.host('client'), 'tun0', 'icmp6 and ip6[40] = 128 and ip6[44:2] = 0x7100', 1, 3_000);
+    await scapySendFou(lab.host('wan'), {
+      outer_src: '203.0.113.66',
+      outer_dst: '192.0.2.1',
+      sport: LAB_FOU_PORT,
+      dport: LAB_FOU_PORT,
+      csum: 'good',
+      inner_src: '2001:db8:1::1',
+      inner_dst: '2001:db8:1::2',
+      echo_id: 0x7100,
+      count: 4,
+    });
+    expect((await done.result).packets).toHaveLength(0);
+    const after = await until('the drops counted', () => statusOf(lab, 'client'), (s) => s.tunnels[0].counters.drops.rx_wrong_outer_source >= before + 4);
+    expect(after.tunnels[0].counters.drops.rx_wrong_outer_source).toBe(before + 4);
+  }, 30_000);
+
+  it('R07: "fragmentation needed, MTU 1400" about our UDP packets gives Packet Too Big 1372 (m − 28)', async () => {
+    await lab.host('wan').ip(['link', 'set', 'to-broker', 'mtu', '1400']);
+    try {
+      const client = lab.host('client');
+      await ping6(client, '2001:db8:1::1', { count: 1, size: 1424, dontFragment: true, timeoutS: 1 });
+      const after = await ping6(client, '2001:db8:1::1', { count: 2, size: 1424, dontFragment: true, timeoutS: 1 });
+      expect(after.output).toMatch(/mtu[=:] ?1372/);
+      expect((await ping6(client, '2001:db8:1::1', { count: 2, size: 1372 - 48, dontFragment: true })).ok).toBe(true);
+    } finally {
+      await lab.host('wan').ip(['link', 'set', 'to-broker', 'mtu', '1500']);
+    }
+  }, 30_000);
+
+  it('TCP both ways arrives intact with offloads on (client with UDP checksums and GSO), then with them off', async () => {
+    const s = (await statusOf(lab, 'client')).tunnels[0];
+    expect(s.transport).toMatchObject({ encap: 'fou', port: LAB_FOU_PORT, dport: LAB_FOU_PORT, checksum: true, gso: true });
+    const up = await tcpTransfer(lab.host('client'), lab.host('broker'), '2001:db8:1::1', 16 << 20);
+    const down = await tcpTransfer(lab.host('broker'), lab.host('client'), '2001:db8:1::2', 16 << 20, 5002);
+    expect([up.ok, down.ok]).toEqual([true, true]);
+    await lab.stopEngine('client');
+    await lab.startEngine('client', [...clientArgs(), '--no-offload']);
+    const plain = await tcpTransfer(lab.host('client'), lab.host('broker'), '2001:db8:1::1', 16 << 20, 5003);
+    expect(plain.ok).toBe(true);
+    const stopped = await lab.stopEngine('client');
+    expect(stopped.down?.code).toBe(0);
+  }, 120_000);
+});
