@@ -27,6 +27,9 @@ export function formatStatus(d: DaemonStatus): string {
           ? sixRdLine(t.local, t.relay, t.sixrd)
           : `local ${t.local}${t.relay ? `, relay ${t.relay}` : ', no relay'}`;
     lines.push('', `${t.tunnel} (${t.name}) ${t.mode} ${t.health.toUpperCase()}  ${t.address}  mtu ${t.mtu} (${t.pmtu})`, `  ${ends}`, `  tun I/O: ${t.tunIo.ioUring ? 'io_uring batches' : 'a syscall per packet'}${t.tunIo.offload ? ', offload (TSO/GRO)' : ''}${t.tunIo.ioUringFallback ? ` (io_uring given up: ${t.tunIo.ioUringFallback})` : ''}`);
+    if (t.relayFailovers !== undefined) {
+      lines.push(`  BR failover: ${t.keepalive ? `${t.relayFailovers} so far` : 'off (give --peer, an address beyond the BR, to probe it)'}`);
+    }
     if (t.keepalive) {
       const k = t.keepalive;
       lines.push(`  keepalive every ${k.intervalSeconds} s: rtt ${k.rttMs.last ?? '-'} ms (avg ${k.rttMs.average ?? '-'}), loss ${k.lossPercent ?? '-'}%, ${k.received}/${k.sent} answered, last reply ${ago(k.lastReplyAt)}`);
