@@ -98,6 +98,9 @@ describe('6RD-1: delegated prefix = 6rd prefix ‖ the low 32 − IPv4MaskLen bi
     expect(plan.ownPrefixes.map((a) => `${formatIpv6(a.addr)}/${a.len}`)).toEqual(['2001:db8:a140::/43']);
     expect(plan.multicast).toBe(false);
     expect(plan.mtu).toBe(1480);
+    // a keepalive peer is probed through the BR, not used as a gateway
+    const probing = resolveTunnelOptions({ ...CE, peer: '2001:db8:5::2' });
+    expect(interfacePlan(probing, probing.local).defaultRoute).toEqual({ via: null, metric: 1024 });
   });
 
   it('6RD-1: a delegated prefix longer than /64 is a ConfigError naming both fields', () => {

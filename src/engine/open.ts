@@ -34,7 +34,8 @@ export function interfacePlan(config: TunnelConfig, local: number, opts: Interfa
     // 6to4 and 6rd have no link to send multicast on (the engine would only drop MLD and RS); 6in4 does.
     multicast: config.mode === '6in4',
     addresses: [config.address, { addr: linkLocalFromIpv4(local), len: 64 }],
-    defaultRoute: wantDefault ? { via: config.peer ?? null, metric: opts.defaultRouteMetric ?? 1024 } : null,
+    // A 6rd CE's peer is only what keepalive probes; its default is the device (the BR by mapping).
+    defaultRoute: wantDefault ? { via: config.mode === '6in4' ? config.peer : null, metric: opts.defaultRouteMetric ?? 1024 } : null,
     ownPrefixes: config.sitePrefix ? [...config.routed, ipv6Network(config.sitePrefix)] : [...config.routed],
   };
 }
