@@ -43,4 +43,3 @@ export function parseSixRdDhcp(text: string): SixRdParameters {
   if (relays.some((r) => r === 0 || r >>> 24 === 127 || r >>> 24 >= 224)) bad('a border relay must be a unicast IPv4 address');
   return { ipv4MaskLen, prefix, relays };
 }
-

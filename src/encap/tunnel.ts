@@ -1,15 +1,16 @@
 /**
  * The protocol-41 encapsulator and decapsulator for one tunnel (RFC 4213 configured tunnel,
  * 6to4 per RFC 3056/3964, or 6rd per RFC 5969: the "domain" modes, 6to4 being the 6rd domain
- * 2002::/16 with all 32 IPv4 bits embedded). Pure: buffers in, verdicts out, no I/O. Every call works in place on
- * the caller's buffer and reuses the caller's PacketResult, so the hot path allocates nothing.
+ * 2002::/16 with all 32 IPv4 bits embedded). Pure: buffers in, verdicts out, no I/O. Every call
+ * works in place on the caller's buffer and reuses the caller's PacketResult, so the hot path
+ * allocates nothing.
  */
 import {
   extractIpv4,
   inDomain,
   type SixRdDomain,
 } from '../packet/sixrd.js';
-import { isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, ipv6PrefixMatch, type Ipv6Prefix } from '../packet/address.js';
+import { formatIpv4, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, ipv6PrefixMatch, type Ipv6Prefix } from '../packet/address.js';
 import { checksum, fold } from '../packet/checksum.js';
 import { ICMPV4, Icmpv4Type, Icmpv4UnreachCode, isIcmpv4Error } from '../packet/icmpv4.js';
 import {
@@ -118,7 +119,7 @@ export class Tunnel {
    */
   setRelay(v4: number): void {
     if (this.config.mode !== '6rd' || this.isRelay || !this.config.relays.includes(v4)) {
-      throw new Error(`${v4 >>> 0} is not one of this 6rd CE's border relays`);
+      throw new Error(`${formatIpv4(v4)} is not one of this 6rd CE's border relays`);
     }
     this.relay = v4 >>> 0;
     this.relayS32 = v4 | 0;
