@@ -5,7 +5,7 @@
  */
 
 // Run a tunnel on this host, as `tun6in4 run` does.
-export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel, type TunnelStatus } from './host/open.js';
+export { openTunnel, TunnelSetupError, interfacePlan, sixRdStatus, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel, type TunnelStatus, type SixRdStatus } from './host/open.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
 export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
@@ -26,6 +26,7 @@ export {
   type PmtuMode,
   type SixToFourRole,
 } from './encap/options.js';
+export { parseSixRdDhcp, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
 export { Counters, Drop, Traffic, DROP_REASONS, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
 // Addresses, as the options and status use them.
 export {
@@ -35,12 +36,13 @@ export {
   formatIpv6,
   parseIpv6Prefix,
   formatIpv6Prefix,
+  parseIpv4Prefix,
   classifyIpv4,
   linkLocalFromIpv4,
   type Ipv4Class,
   type Ipv6Prefix,
 } from './packet/address.js';
-export { SIX_TO_FOUR, embedIpv4, extractIpv4, type SixRdDomain } from './packet/sixrd.js';
+export { SIX_TO_FOUR, embedIpv4, extractIpv4, delegatedPrefixLength, type SixRdDomain } from './packet/sixrd.js';
 
 // Drive the batched forwarding loop over your own TUN-like devices and outer transports.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';

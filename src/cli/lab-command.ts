@@ -1,7 +1,8 @@
 /** `tun6in4 lab`: runs the lab and prints its report. */
 import { formatLabReport, runLab } from '../lab/lab.js';
+import type { LabMode } from '../lab/topology.js';
 
-export async function runLabCommand(flags: { mode: '6in4' | '6to4'; encap: 'none' | 'fou'; json?: boolean; transferMib: number }): Promise<void> {
+export async function runLabCommand(flags: { mode: LabMode; encap: 'none' | 'fou'; json?: boolean; transferMib: number }): Promise<void> {
   if (process.getuid?.() !== 0) {
     process.stderr.write('tun6in4 lab: needs root (network namespaces, TUN devices and raw sockets); run it with sudo\n');
     process.exit(2);

@@ -31,11 +31,15 @@ Examples, from a tunnel broker's "Tunnel Details" page:
 
 6to4 (a public IPv4, no broker; pick a relay you trust, there is no default):
   tun6in4 run --mode 6to4 --local 203.0.113.10 --relay 198.51.100.99
+
+6rd (the ISP's parameters by hand, or DHCPv4 option 212 as udhcpc exports it in $ip6rd):
+  tun6in4 run --mode 6rd --local auto --6rd-prefix 2001:db8:a000::/36 --ipv4-mask-len 25 --relay 203.0.113.1
+  tun6in4 run --mode 6rd --local 192.0.2.10 --6rd-dhcp "$ip6rd"
 `;
 
 export function buildProgram(): Command {
   const program = new Command('tun6in4')
-    .description('Userspace IPv6-in-IPv4 (protocol 41) tunnels: 6in4 (tunnel brokers) and 6to4, without the kernel sit driver')
+    .description('Userspace IPv6-in-IPv4 (protocol 41) tunnels: 6in4 (tunnel brokers), 6to4 and 6rd, without the kernel sit driver')
     .version(packageVersion(), '-V, --version', 'print the version')
     // Flag errors are ours to print (one line, exit 2; see main), not commander's.
     .exitOverride()
@@ -45,14 +49,18 @@ export function buildProgram(): Command {
   program
     .command('run')
     .description('run one tunnel in the foreground until SIGINT or SIGTERM')
-    .addOption(new Option('--mode <mode>', 'tunnel mode').choices(['6in4', '6to4']).makeOptionMandatory())
-    .option('--local <ipv4|auto>', 'our IPv4 address, or auto (the source address toward --remote / --relay, followed when it changes)', 'auto')
+    .addOption(new Option('--mode <mode>', 'tunnel mode').choices(['6in4', '6to4', '6rd']).makeOptionMandatory())
+    .option('--local <ipv4|auto>', 'our IPv4 address, or auto (the source address toward --remote / --relay / the first BR; 6in4 follows it when it changes)', 'auto')
     .option('--remote <ipv4>', '6in4: the broker\'s IPv4 ("Server IPv4 Address")')
     .option('--address <ipv6/len>', '6in4: our tunnel address ("Client IPv6 Address"); 6to4 default 2002:V4ADDR::1/16')
-    .option('--peer <ipv6>', '6in4: the broker\'s IPv6 ("Server IPv6 Address"); default ::1 of --address')
+    .option('--peer <ipv6>', '6in4: the broker\'s IPv6 ("Server IPv6 Address"); default ::1 of --address. 6rd CE: an address beyond the BR to probe (enables keepalive and BR failover)')
     .option('--routed <prefix>', 'a prefix routed to us ("Routed /64"); repeatable', collect)
-    .option('--relay <ipv4>', '6to4: the relay for non-6to4 destinations (no default, RFC 7526)')
-    .addOption(new Option('--role <role>', '6to4: site (default) or relay (a 6to4 relay router)').choices(['site', 'relay']))
+    .option('--relay <ipv4>', '6to4: the relay for non-6to4 destinations (no default, RFC 7526); 6rd: the border relay (BR)')
+    .addOption(new Option('--role <role>', '6to4: site (default) or relay (a 6to4 relay router); 6rd: site (a CE, default) or relay (a border relay)').choices(['site', 'relay']))
+    .option('--6rd-prefix <ipv6/len>', '6rd: the ISP\'s 6rd prefix, e.g. 2001:db8:a000::/36')
+    .option('--ipv4-mask-len <0..31>', '6rd: high IPv4 bits all CEs of the domain share (default 0)', integer)
+    .option('--6rd-ipv4-prefix <ipv4/len>', '6rd border relay: the IPv4 prefix of the domain\'s CEs (its length is --ipv4-mask-len)')
+    .option('--6rd-dhcp <option212>', '6rd: "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…" as udhcpc exports $ip6rd (instead of --6rd-prefix, --ipv4-mask-len, --relay)')
     .option('--mtu <bytes>', 'tunnel MTU, 1280..1480 (1280 is the RFC 4213 conservative choice; FOU 1280..1472, default 1472)', integer)
     .addOption(new Option('--encap <kind>', 'none: bare protocol 41; fou: IPv6 in UDP, as Linux `sit … encap fou` (where protocol 41 is filtered; 6in4 only)').choices(['none', 'fou']))
     .option('--encap-dport <port>', 'FOU: the peer\'s UDP port (we always send there)', integer)
@@ -62,7 +70,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--pmtu <mode>', 'static: DF clear, IPv4 may fragment; dynamic: DF set, learn the path MTU').choices(['static', 'dynamic']))
     .option('--ttl <1..255|inherit>', 'outer TTL (default 64)', integerOrInherit)
     .option('--tos <0..255|inherit>', 'outer TOS (default 0); ECN always follows RFC 6040', integerOrInherit)
-    .option('--keepalive <seconds|off>', '6in4: ICMPv6 echo to the peer every N seconds (default 60)', secondsOrOff)
+    .option('--keepalive <seconds|off>', '6in4, 6rd with --peer: ICMPv6 echo to the peer every N seconds (default 60)', secondsOrOff)
     .option('--clamp-mss', 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU')
     .option('--no-offload', 'no TUN offload: the kernel segments TCP before the TUN and we merge nothing (default: offload on)')
     .option('--no-io-uring', 'move TUN packets with read()/write() per packet instead of io_uring batches')
@@ -139,7 +147,7 @@ export function buildProgram(): Command {
   program
     .command('lab')
     .description('the self-contained demo: network namespaces, two (or more) tunnel endpoints, traffic through them, a report (root)')
-    .addOption(new Option('--mode <mode>', 'which lab').choices(['6in4', '6to4']).default('6in4'))
+    .addOption(new Option('--mode <mode>', 'which lab').choices(['6in4', '6to4', '6rd']).default('6in4'))
     .addOption(new Option('--encap <kind>', 'fou: the 6in4 lab over Foo-over-UDP (port 5555)').choices(['none', 'fou']).default('none'))
     .option('--json', 'print the report as JSON')
     .option('--transfer-mib <MiB>', 'size of the TCP integrity transfer', integer, 64)
@@ -179,6 +187,11 @@ function requireNetworkPrivileges(): void {
 type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'routed' | 'relay' | 'role' | 'mtu' | 'pmtu' | 'ttl' | 'tos' | 'clampMss' | 'icmpRate' | 'icmpBurst' | 'encap' | 'encapDport' | 'encapPort' | 'encapCsum'> &
   Pick<TunnelSpec, 'keepalive' | 'dev' | 'defaultRouteMetric'> & {
     local: string;
+    // commander's names for the --6rd-* flags (it camel-cases after the leading digit)
+    '6rdPrefix'?: string;
+    ipv4MaskLen?: number;
+    '6rdIpv4Prefix'?: string;
+    '6rdDhcp'?: string;
     defaultRoute: boolean;
     offload: boolean;
     ioUring: boolean;
@@ -209,6 +222,10 @@ function configFromFlags(f: RunFlags): DaemonConfig {
     routed: f.routed,
     relay: f.relay,
     role: f.role,
+    sixrdPrefix: f['6rdPrefix'],
+    ipv4MaskLen: f.ipv4MaskLen,
+    sixrdIpv4Prefix: f['6rdIpv4Prefix'],
+    sixrdDhcp: f['6rdDhcp'],
     mtu: f.mtu,
     encap: f.encap,
     encapDport: f.encapDport,

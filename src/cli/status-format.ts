@@ -1,5 +1,14 @@
 /** Human-readable `tun6in4 status`. */
 import type { DaemonStatus } from '../daemon/daemon.js';
+import type { SixRdStatus } from '../host/open.js';
+
+/** The derivation, so a wrong ISP parameter shows: 6rd prefix ‖ local's low bits = delegated prefix. */
+function sixRdLine(local: string, relay: string | undefined, s: SixRdStatus): string {
+  const domain = `6rd prefix ${s.prefix}, IPv4 mask length ${s.ipv4MaskLen}`;
+  if (!s.relays.length) return `border relay at ${local}: ${domain}${s.ipv4Prefix ? ` (CEs in ${s.ipv4Prefix})` : ''}, own slot ${s.delegatedPrefix}`;
+  const others = s.relays.length > 1 ? ` (of ${s.relays.join(', ')})` : '';
+  return `${domain}; local ${local} → delegated ${s.delegatedPrefix}; BR ${relay}${others}`;
+}
 
 function ago(iso: string | null): string {
   if (!iso) return 'never';
@@ -11,12 +20,20 @@ export function formatStatus(d: DaemonStatus): string {
   const lines: string[] = [`tun6in4 daemon pid ${d.pid}, up since ${d.startedAt}${d.uid !== null ? `, uid ${d.uid}` : ''}`];
   if (d.lastReload) lines.push(`last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `refused: ${d.lastReload.error}`}`);
   for (const t of d.tunnels) {
-    const ends = t.mode === '6in4' ? `local ${t.local}${t.localAuto ? ' (auto)' : ''} → remote ${t.remote}, peer ${t.peer}` : `local ${t.local}${t.relay ? `, relay ${t.relay}` : ', no relay'}`;
+    const ends =
+      t.mode === '6in4'
+        ? `local ${t.local}${t.localAuto ? ' (auto)' : ''} → remote ${t.remote}, peer ${t.peer}`
+        : t.sixrd
+          ? sixRdLine(t.local, t.relay, t.sixrd)
+          : `local ${t.local}${t.relay ? `, relay ${t.relay}` : ', no relay'}`;
     lines.push('', `${t.tunnel} (${t.name}) ${t.mode} ${t.health.toUpperCase()}  ${t.address}  mtu ${t.mtu} (${t.pmtu})`, `  ${ends}`, `  tun I/O: ${t.tunIo.ioUring ? 'io_uring batches' : 'a syscall per packet'}${t.tunIo.offload ? ', offload (TSO/GRO)' : ''}${t.tunIo.ioUringFallback ? ` (io_uring given up: ${t.tunIo.ioUringFallback})` : ''}`);
     const tr0 = t.transport;
     if (tr0?.encap === 'fou') {
       const off = [tr0.checksum ? 'UDP checksums' : 'zero UDP checksums', tr0.gso ? 'UDP GSO' : 'no UDP GSO', tr0.gro ? 'UDP GRO' : 'no UDP GRO'].join(', ');
       lines.push(`  transport: Foo-over-UDP, port ${tr0.port} → ${tr0.dport} (${off})`);
+    }
+    if (t.relayFailovers !== undefined) {
+      lines.push(`  BR failover: ${t.keepalive ? `${t.relayFailovers} so far` : 'off (give --peer, an address beyond the BR, to probe it)'}`);
     }
     if (t.keepalive) {
       const k = t.keepalive;

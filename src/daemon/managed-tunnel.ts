@@ -1,7 +1,7 @@
 /**
  * One tunnel as the daemon runs it: the engine (openTunnel) plus what keeps it healthy over time
- * — keepalive probes and the state derived from them, following `--local auto`, and telling
- * the broker our IPv4.
+ * — keepalive probes and the state derived from them, failing over between a 6rd CE's border
+ * relays, following `--local auto`, and telling the broker our IPv4.
  */
 import { constants as osConstants } from 'node:os';
 import { formatIpv4, parseIpv4 } from '../packet/address.js';
@@ -12,7 +12,10 @@ import { sourceAddressToward } from '../tun/interface.js';
 import { BrokerUpdater, type BrokerUpdateOptions, type UpdateLog, type UpdateStatus } from './broker-update.js';
 
 export interface TunnelSpec extends OpenTunnelOptions {
-  /** Seconds between keepalive probes, or "off". Default 60 for 6in4; 6to4 has no single peer. */
+  /**
+   * Seconds between keepalive probes, or "off". Default 60 for 6in4 and for a 6rd CE given a
+   * peer to probe beyond its BR; 6to4 has no single peer.
+   */
   keepalive?: number | 'off';
   /** Broker endpoint update (6in4). */
   update?: BrokerUpdateOptions;
@@ -26,6 +29,8 @@ export interface ManagedStatus extends TunnelStatus {
   keepalive: KeepaliveStats | null;
   brokerUpdate: UpdateStatus | null;
   localAuto: boolean;
+  /** 6rd CE with several BRs: failovers so far (none without a keepalive peer). */
+  relayFailovers?: number;
 }
 
 export const KEEPALIVE_DEFAULT_S = 60;
@@ -42,6 +47,8 @@ export class ManagedTunnel {
   private keepalive: Keepalive | null = null;
   private updater: BrokerUpdater | null = null;
   private checkingLocal = false;
+  /** 6rd CE: how many times the BR in use was given up. */
+  private failovers = 0;
 
   private constructor(
     readonly name: string,
@@ -80,8 +87,9 @@ export class ManagedTunnel {
     const skipped = running.status().defaultRouteSkipped;
     if (skipped) log.warn({ tunnel: name }, `no default route through the tunnel: ${skipped}`);
     m.updater = updater;
-    const seconds = keepalive === 'off' ? 0 : (keepalive ?? (spec.mode === '6in4' ? KEEPALIVE_DEFAULT_S : 0));
-    if (seconds > 0 && spec.mode === '6in4') m.startKeepalive(seconds);
+    const probes = running.tunnel.config.peer !== null;
+    const seconds = keepalive === 'off' ? 0 : (keepalive ?? (probes ? KEEPALIVE_DEFAULT_S : 0));
+    if (seconds > 0 && probes) m.startKeepalive(seconds);
     if (spec.local === 'auto' && spec.mode === '6in4') m.every((localCheckSeconds ?? 30) * 1000, () => void m.checkLocal());
     updater?.start(running.tunnel.localAddress);
     return m;
@@ -94,26 +102,51 @@ export class ManagedTunnel {
   }
 
   private startKeepalive(seconds: number): void {
-    const ka = new Keepalive(this.running.tunnel, seconds, monotonicMs);
-    this.keepalive = ka;
-    this.running.engine.setRxInterceptor(ka.intercept);
-    const probe = () => {
-      const [buf, off, len] = ka.nextProbe();
-      this.running.engine.sendOwn(buf, off, len);
-    };
-    probe();
-    this.every(seconds * 1000, probe);
+    this.keepalive = this.newKeepalive(seconds);
+    this.probe();
+    this.every(seconds * 1000, () => this.probe());
     // Until the peer has answered once (it may start after us), probe every few seconds so the
     // state leaves "starting" promptly; then the configured interval alone.
     const early = Math.min(seconds, EARLY_PROBE_S) * 1000;
     if (early < seconds * 1000) {
       const t = setInterval(() => {
-        if (ka.stats().received > 0) return clearInterval(t);
-        probe();
+        if (this.keepalive!.stats().received > 0) return clearInterval(t);
+        this.probe();
       }, early);
       t.unref();
       this.timers.push(t);
     }
+  }
+
+  private newKeepalive(seconds: number): Keepalive {
+    const ka = new Keepalive(this.running.tunnel, seconds, monotonicMs);
+    this.running.engine.setRxInterceptor(ka.intercept);
+    return ka;
+  }
+
+  private probe(): void {
+    const ka = this.keepalive!;
+    const [buf, off, len] = ka.nextProbe();
+    // 6rd: whether the BR answers is the probe's alone to say (state(0)): direct traffic from
+    // other CEs arriving meanwhile proves nothing about the BR.
+    if (this.running.tunnel.config.relays.length > 1 && ka.state(0) === 'down') return this.failOver();
+    this.running.engine.sendOwn(buf, off, len);
+  }
+
+  /**
+   * 6rd CE: the BR in use stopped answering; move to the next one option 212 listed (round
+   * robin, so a recovered first BR is tried again after the others) and probe it afresh.
+   */
+  private failOver(): void {
+    const t = this.running.tunnel;
+    const relays = t.config.relays;
+    const from = t.relayAddress;
+    const to = relays[(relays.indexOf(from) + 1) % relays.length];
+    t.setRelay(to);
+    this.failovers++;
+    this.log.warn({ tunnel: this.name, from: formatIpv4(from), to: formatIpv4(to) }, 'border relay not answering keepalive; failing over to the next');
+    this.keepalive = this.newKeepalive(this.keepalive!.intervalSeconds);
+    this.probe();
   }
 
   /** `--local auto`: follow the kernel's source address toward the remote without a restart. */
@@ -145,6 +178,7 @@ export class ManagedTunnel {
       keepalive: this.keepalive?.stats() ?? null,
       brokerUpdate: this.updater?.status() ?? null,
       localAuto: this.spec.local === 'auto',
+      ...(s.sixrd && s.sixrd.relays.length > 1 ? { relayFailovers: this.failovers } : {}),
     };
   }
 

@@ -29,6 +29,7 @@ export const DROP_REASONS = [
   'tx_6to4_no_relay', // R28: non-6to4 destination and no relay configured
   'tx_gso_unsupported', // TUN offload: a GSO type other than TCPv6 (never asked for)
   'tx_gso_malformed', // TUN offload: a TCP super-packet that cannot be cut (no partial checksum at its TCP header)
+  'tx_6rd_no_relay', // 6rd: destination outside the 6rd prefix on a BR (it forwards natively)
   // RX: IPv4 packets from the network side
   'rx_malformed_ipv4', // truncated, bad version, IHL or total length
   'rx_bad_ipv4_checksum',
@@ -46,6 +47,9 @@ export const DROP_REASONS = [
   'rx_6to4_spoofed_source', // R29: 2002:: source does not embed the outer source
   'rx_6to4_not_from_relay', // R29: native source, outer source is not a configured relay
   'rx_6to4_not_our_prefix', // R30: destination outside our own 6to4 /48 (no transit)
+  'rx_6rd_spoofed_source', // 6rd (RFC 5969 §12): a source in the 6rd prefix does not embed the outer source
+  'rx_6rd_not_from_relay', // 6rd: source outside the 6rd prefix, outer source is not our BR
+  'rx_6rd_not_our_prefix', // 6rd: destination outside our delegated prefix (no transit)
   'rx_ecn_ce_on_not_ect', // R13, RFC 6040 §4.2: CE outer, Not-ECT inner
   // ICMPv4 errors about our own packets (R07/R11/R12)
   'icmp4_malformed', // quote too short to identify our packet or its inner IPv6 header

@@ -4,5 +4,6 @@ export * from './mss.js';
 export * from './options.js';
 export * from './path-mtu.js';
 export * from './result.js';
+export * from './sixrd-dhcp.js';
 export * from './token-bucket.js';
 export * from './tunnel.js';

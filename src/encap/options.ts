@@ -11,13 +11,15 @@ import {
   ipv6Network,
   ipv6PrefixMatch,
   parseIpv4,
+  parseIpv4Prefix,
   parseIpv6,
   parseIpv6Prefix,
   type Ipv6Prefix,
 } from '../packet/address.js';
 import { delegatedPrefixLength, embedIpv4, inDomain, SIX_TO_FOUR, type SixRdDomain } from '../packet/sixrd.js';
+import { parseSixRdDhcp, type SixRdParameters } from './sixrd-dhcp.js';
 
-export type TunnelMode = '6in4' | '6to4';
+export type TunnelMode = '6in4' | '6to4' | '6rd';
 export type PmtuMode = 'static' | 'dynamic';
 export type SixToFourRole = 'site' | 'relay';
 /** How the IPv6 packet is carried: bare protocol 41, or in UDP as Linux's Foo-over-UDP (`ip fou … ipproto 41`). */
@@ -36,13 +38,32 @@ export interface TunnelOptions {
   peer?: string;
   /** Prefixes routed to us through the tunnel ("Routed /64", "Routed /48"); used for routes only. */
   routed?: string[];
-  /** 6to4: the relay's unicast IPv4 for non-6to4 destinations. No default (RFC 7526). */
+  /**
+   * 6to4: the relay's unicast IPv4 for non-6to4 destinations. No default (RFC 7526).
+   * 6rd: the border relay (BR) for destinations outside the 6rd prefix.
+   */
   relay?: string;
   /**
    * 6to4: `site` (default) serves our own 2002:V4ADDR::/48; `relay` is a 6to4 relay router
    * (RFC 3056 §5): it carries native IPv6 to and from any 6to4 site.
+   * 6rd: `site` (default) is a customer edge (CE); `relay` is a border relay (RFC 5969 §8).
    */
   role?: SixToFourRole;
+  /** 6rd: the ISP's 6rd prefix with its length, e.g. 2001:db8:a000::/36 (RFC 5969 §4). */
+  sixrdPrefix?: string;
+  /** 6rd: how many high bits of the IPv4 address every CE of the domain shares, 0..31; default 0. */
+  ipv4MaskLen?: number;
+  /**
+   * 6rd border relay: the IPv4 prefix every CE of the domain is in (Linux's 6rd-relay_prefix),
+   * e.g. 192.0.2.0/25; its length is ipv4MaskLen. A CE takes these bits from its own address.
+   */
+  sixrdIpv4Prefix?: string;
+  /**
+   * 6rd: DHCPv4 option 212 as BusyBox udhcpc exports it (`$ip6rd`):
+   * "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…". Instead of sixrdPrefix, ipv4MaskLen and relay;
+   * with several BRs the first is used and keepalive fails over to the next.
+   */
+  sixrdDhcp?: string;
   /** Tunnel MTU, 1280..1480 (R04); default 1480 (FOU: 1280..1472, default 1472). */
   mtu?: number;
   /** `none` (default): protocol 41. `fou`: the same packet in UDP, as Linux `sit … encap fou` (6in4 only). */
@@ -95,9 +116,16 @@ export interface TunnelConfig {
   clampMss: boolean;
   icmpRate: number;
   icmpBurst: number;
-  /** 6to4/6rd domain and our delegated prefix within it (6to4 only). */
+  /** 6to4/6rd domain and our delegated prefix within it (6to4: the /48). */
   domain: SixRdDomain | null;
   sitePrefix: Ipv6Prefix | null;
+  /**
+   * 6rd: the high ipv4MaskLen bits every CE of the domain shares, as an IPv4 address whose
+   * other bits are ours (a CE's own address; a BR's sixrdIpv4Prefix). 6to4: local.
+   */
+  domainIpv4: number;
+  /** 6rd CE: every BR it was given, in order; `relay` is the first. Empty otherwise. */
+  relays: number[];
 }
 
 export const MTU_MIN = 1280;
@@ -132,14 +160,18 @@ function describe(v: unknown): string {
 }
 
 const EXPECT = {
-  mode: 'use "6in4" (a configured tunnel, e.g. a tunnel broker) or "6to4"',
+  mode: 'use "6in4" (a configured tunnel, e.g. a tunnel broker), "6to4" or "6rd"',
   local: 'use a dotted-quad IPv4 address such as 192.0.2.10',
   remote: 'use the broker\'s "Server IPv4 Address", a dotted-quad IPv4 such as 198.51.100.1',
   address: 'use an IPv6 address with prefix length, such as 2001:db8:1::2/64 ("Client IPv6 Address")',
   peer: 'use an IPv6 address without prefix length, such as 2001:db8:1::1 ("Server IPv6 Address")',
   routed: 'use IPv6 prefixes such as 2001:db8:2::/64 ("Routed /64")',
-  relay: 'use the unicast IPv4 address of a 6to4 relay you trust, such as 203.0.113.1',
-  role: 'use "site" (a 6to4 site, the default) or "relay" (a 6to4 relay router)',
+  relay: 'use the unicast IPv4 address of a 6to4 relay you trust, or of the ISP\'s 6rd border relay, such as 203.0.113.1',
+  role: 'use "site" (a 6to4 site or 6rd CE, the default) or "relay" (a 6to4 relay router or 6rd border relay)',
+  sixrdPrefix: 'use the ISP\'s 6rd prefix with its length, such as 2001:db8:a000::/36',
+  ipv4MaskLen: 'use an integer in 0..31: how many high bits of the IPv4 address all CEs of the 6rd domain share',
+  sixrdIpv4Prefix: 'use the IPv4 prefix all CEs of the 6rd domain are in, such as 192.0.2.0/25 (its length is ipv4MaskLen)',
+  sixrdDhcp: 'use DHCPv4 option 212 as udhcpc exports it in $ip6rd: "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…", such as "25 36 2001:db8:a000:: 203.0.113.1"',
   mtu: `use an integer in ${MTU_MIN}..${MTU_MAX} (${MTU_DEFAULT} is the default and what brokers use; ${MTU_MIN} is the RFC 4213 conservative choice; with encap fou ${MTU_MIN}..${FOU_MTU_MAX})`,
   encap: 'use "none" (bare protocol 41, the default) or "fou" (IPv6 in UDP, as Linux `sit … encap fou`)',
   encapDport: 'use the peer\'s UDP port, a whole number in 1..65535 (Linux: `ip fou add port N ipproto 41` on the peer)',
@@ -156,7 +188,7 @@ const EXPECT = {
 
 const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null);
 const schema = z.strictObject({
-  mode: z.enum(['6in4', '6to4']),
+  mode: z.enum(['6in4', '6to4', '6rd']),
   local: ipv4Text,
   remote: ipv4Text.optional(),
   address: z.string().refine((s) => parseIpv6Prefix(s) !== null).optional(),
@@ -164,6 +196,10 @@ const schema = z.strictObject({
   routed: z.array(z.string().refine((s) => parseIpv6Prefix(s) !== null)).optional(),
   relay: ipv4Text.optional(),
   role: z.enum(['site', 'relay']).optional(),
+  sixrdPrefix: z.string().refine((s) => parseIpv6Prefix(s) !== null).optional(),
+  ipv4MaskLen: z.number().int().min(0).max(31).optional(),
+  sixrdIpv4Prefix: z.string().refine((s) => parseIpv4Prefix(s) !== null).optional(),
+  sixrdDhcp: z.string().optional(),
   mtu: z.number().int().min(MTU_MIN).max(MTU_MAX).optional(),
   encap: z.enum(['none', 'fou']).optional(),
   encapDport: z.number().int().min(1).max(65535).optional(),
@@ -215,7 +251,12 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
     icmpRate: o.icmpRate ?? ICMP_RATE_DEFAULT,
     icmpBurst: o.icmpBurst ?? ICMP_BURST_DEFAULT,
   };
-  return o.mode === '6in4' ? resolve6in4(o, common) : resolve6to4(o, common);
+  if (o.mode !== '6rd') {
+    for (const k of ['sixrdPrefix', 'ipv4MaskLen', 'sixrdIpv4Prefix', 'sixrdDhcp'] as const) {
+      if (o[k] !== undefined) throw new ConfigError(k, o[k], `${k} is for 6rd only; remove it or use mode 6rd`);
+    }
+  }
+  return o.mode === '6in4' ? resolve6in4(o, common) : o.mode === '6to4' ? resolve6to4(o, common) : resolve6rd(o, common);
 }
 
 function resolveEncap(o: z.infer<typeof schema>): Pick<TunnelConfig, 'encap' | 'encapDport' | 'encapPort' | 'encapCsum' | 'outerOverhead'> {
@@ -236,14 +277,14 @@ function resolveEncap(o: z.infer<typeof schema>): Pick<TunnelConfig, 'encap' | '
   return { encap, encapDport: o.encapDport, encapPort: o.encapPort ?? o.encapDport, encapCsum: o.encapCsum ?? false, outerOverhead: 28 };
 }
 
-type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'role' | 'domain' | 'sitePrefix'>;
+type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'role' | 'domain' | 'sitePrefix' | 'domainIpv4' | 'relays'>;
 type Parsed = z.infer<typeof schema>;
 
 function resolve6in4(o: Parsed, common: Common): TunnelConfig {
   if (o.remote === undefined) throw new ConfigError('remote', undefined, `6in4 needs it: ${EXPECT.remote}`);
   if (o.address === undefined) throw new ConfigError('address', undefined, `6in4 needs it: ${EXPECT.address}`);
-  if (o.relay !== undefined) throw new ConfigError('relay', o.relay, 'relay is for 6to4 only; remove it or use mode 6to4');
-  if (o.role !== undefined) throw new ConfigError('role', o.role, 'role is for 6to4 only; remove it or use mode 6to4');
+  if (o.relay !== undefined) throw new ConfigError('relay', o.relay, 'relay is for 6rd and 6to4 only; remove it or use mode 6rd or 6to4');
+  if (o.role !== undefined) throw new ConfigError('role', o.role, 'role is for 6rd and 6to4 only; remove it or use mode 6rd or 6to4');
   const address = parseIpv6Prefix(o.address)!;
   if (address.len > 127) throw new ConfigError('address', o.address, 'the tunnel link needs room for two addresses: use a prefix length up to /127 (brokers use /64)');
   let peer: Buffer;
@@ -261,7 +302,7 @@ function resolve6in4(o: Parsed, common: Common): TunnelConfig {
   if (!ipv6PrefixMatch(peer, 0, address.addr, 0, address.len)) {
     throw new ConfigError('peer', o.peer, `use an address inside ${formatIpv6(ipv6Network(address).addr)}/${address.len}, the tunnel's link prefix`);
   }
-  return { mode: '6in4', ...common, remote: parseIpv4(o.remote)!, address, peer, relay: 0, role: 'site', domain: null, sitePrefix: null };
+  return { mode: '6in4', ...common, remote: parseIpv4(o.remote)!, address, peer, relay: 0, role: 'site', domain: null, sitePrefix: null, domainIpv4: 0, relays: [] };
 }
 
 function resolve6to4(o: Parsed, common: Common): TunnelConfig {
@@ -299,5 +340,106 @@ function resolve6to4(o: Parsed, common: Common): TunnelConfig {
     addr[15] = 1;
     address = { addr, len: domain.prefixLen };
   }
-  return { mode: '6to4', ...common, remote: 0, address, peer: null, relay, role, domain, sitePrefix };
+  return { mode: '6to4', ...common, remote: 0, address, peer: null, relay, role, domain, sitePrefix, domainIpv4: common.local, relays: [] };
+}
+
+/**
+ * 6rd (RFC 5969): a CE derives its delegated prefix from the domain and its IPv4 and reaches the
+ * other CEs directly, everything else through the BR; a BR serves every CE of the domain.
+ * Private and shared IPv4 space is normal inside an ISP's 6rd domain, so no global check.
+ */
+function resolve6rd(o: Parsed, common: Common): TunnelConfig {
+  if (o.remote !== undefined) throw new ConfigError('remote', o.remote, '6rd has no single remote; use relay for the border relay, or mode 6in4');
+  const role = o.role ?? 'site';
+  let params: SixRdParameters;
+  if (o.sixrdDhcp !== undefined) {
+    for (const k of ['sixrdPrefix', 'ipv4MaskLen', 'relay'] as const) {
+      if (o[k] !== undefined) throw new ConfigError(k, o[k], 'sixrdDhcp already gives it; use either sixrdDhcp or sixrdPrefix, ipv4MaskLen and relay');
+    }
+    if (role === 'relay') throw new ConfigError('sixrdDhcp', o.sixrdDhcp, 'option 212 configures a CE; a border relay takes sixrdPrefix, ipv4MaskLen and sixrdIpv4Prefix');
+    params = parseSixRdDhcp(o.sixrdDhcp);
+  } else {
+    if (o.sixrdPrefix === undefined) throw new ConfigError('sixrdPrefix', undefined, `6rd needs it: ${EXPECT.sixrdPrefix}`);
+    const p = parseIpv6Prefix(o.sixrdPrefix)!;
+    const v4Prefix = o.sixrdIpv4Prefix === undefined ? null : parseIpv4Prefix(o.sixrdIpv4Prefix)!;
+    const maskLen = o.ipv4MaskLen ?? v4Prefix?.len ?? 0;
+    if (v4Prefix && v4Prefix.len !== maskLen) {
+      throw new ConfigError('sixrdIpv4Prefix', o.sixrdIpv4Prefix, `its length must equal ipv4MaskLen (${maskLen}); give one of them, or make them agree`);
+    }
+    params = {
+      ipv4MaskLen: maskLen,
+      prefix: { addr: ipv6Network(p).addr, len: p.len },
+      relays: o.relay === undefined ? [] : [parseIpv4(o.relay)!],
+    };
+    checkDelegatedLength('sixrdPrefix', o.sixrdPrefix, params.prefix.len, maskLen);
+  }
+  const domain: SixRdDomain = Object.freeze({ prefix: params.prefix.addr, prefixLen: params.prefix.len, v4MaskLen: params.ipv4MaskLen });
+  const delegatedLen = delegatedPrefixLength(domain);
+  if (role === 'relay') return resolve6rdRelay(o, common, domain);
+  if (o.sixrdIpv4Prefix !== undefined) throw new ConfigError('sixrdIpv4Prefix', o.sixrdIpv4Prefix, 'a CE takes the domain\'s IPv4 bits from its own address; remove it (it is for role "relay")');
+  if (params.relays.length === 0) throw new ConfigError('relay', undefined, `a 6rd CE needs its border relay: ${EXPECT.relay}`);
+  const delegated = Buffer.alloc(16);
+  embedIpv4(domain, common.local, delegated, 0);
+  const sitePrefix: Ipv6Prefix = { addr: delegated, len: delegatedLen };
+  if (o.address !== undefined) throw new ConfigError('address', o.address, `a 6rd CE's address is derived: ${formatIpv6(delegated).replace(/::$/, '::1')}/${domain.prefixLen} (from local ${formatIpv4(common.local)}); remove it`);
+  // RFC 5969 §7.1.1: the interface carries the whole 6rd prefix, so every other CE is on-link
+  // (reached at the IPv4 its address embeds) and only the rest needs the BR.
+  const addr = Buffer.from(delegated);
+  addr[15] = 1;
+  const address: Ipv6Prefix = { addr, len: domain.prefixLen };
+  const peer = o.peer === undefined ? null : parseIpv6(o.peer)!;
+  if (peer && inDomain(domain, peer, 0)) {
+    throw new ConfigError('peer', o.peer, `the keepalive target must be reached through the BR: use an address outside the 6rd prefix ${formatIpv6(domain.prefix)}/${domain.prefixLen}`);
+  }
+  return {
+    mode: '6rd',
+    ...common,
+    remote: 0,
+    address,
+    peer,
+    relay: params.relays[0],
+    role,
+    domain,
+    sitePrefix,
+    domainIpv4: common.local,
+    relays: params.relays,
+  };
+}
+
+/** A 6rd border relay: serves every CE of the domain; its own address sits in the prefix. */
+function resolve6rdRelay(o: Parsed, common: Common, domain: SixRdDomain): TunnelConfig {
+  if (o.relay !== undefined) throw new ConfigError('relay', o.relay, 'a 6rd border relay does not use another relay; remove relay or use role "site"');
+  if (o.peer !== undefined) throw new ConfigError('peer', o.peer, 'peer is the keepalive target of a CE; remove it');
+  if (domain.v4MaskLen > 0 && o.sixrdIpv4Prefix === undefined) {
+    throw new ConfigError('sixrdIpv4Prefix', undefined, `a border relay with ipv4MaskLen ${domain.v4MaskLen} needs the CEs' IPv4 prefix: ${EXPECT.sixrdIpv4Prefix}`);
+  }
+  const domainIpv4 = o.sixrdIpv4Prefix === undefined ? 0 : parseIpv4Prefix(o.sixrdIpv4Prefix)!.addr;
+  let address: Ipv6Prefix;
+  if (o.address !== undefined) {
+    address = parseIpv6Prefix(o.address)!;
+    if (!inDomain(domain, address.addr, 0)) {
+      throw new ConfigError('address', o.address, `a border relay's address must be inside the 6rd prefix ${formatIpv6(domain.prefix)}/${domain.prefixLen}`);
+    }
+    address = { addr: address.addr, len: domain.prefixLen };
+  } else {
+    // The slot of the domain's IPv4 network address (all embedded bits zero) belongs to no CE:
+    // that address is never a host's.
+    const addr = Buffer.from(domain.prefix);
+    addr[15] |= 1;
+    address = { addr, len: domain.prefixLen };
+  }
+  const slot = ipv6Network({ addr: address.addr, len: delegatedPrefixLength(domain) });
+  return { mode: '6rd', ...common, remote: 0, address, peer: null, relay: 0, role: 'relay', domain, sitePrefix: slot, domainIpv4, relays: [] };
+}
+
+/** RFC 5969 §4: the delegated prefix, 6rdPrefixLen + 32 − IPv4MaskLen bits, must fit in a /64 here. */
+export function checkDelegatedLength(field: string, value: unknown, prefixLen: number, ipv4MaskLen: number): void {
+  const len = prefixLen + 32 - ipv4MaskLen;
+  if (len > 64) {
+    throw new ConfigError(
+      field,
+      value,
+      `with 6rd prefix length ${prefixLen} and ipv4MaskLen ${ipv4MaskLen} the delegated prefix would be /${len}, longer than /64: 6rdPrefixLen + 32 − ipv4MaskLen must be at most 64 (check both values with the ISP)`,
+    );
+  }
 }

@@ -1,14 +1,16 @@
 /**
- * The protocol-41 encapsulator and decapsulator for one tunnel (RFC 4213 configured tunnel, or
- * 6to4 per RFC 3056/3964). Pure: buffers in, verdicts out, no I/O. Every call works in place on
- * the caller's buffer and reuses the caller's PacketResult, so the hot path allocates nothing.
+ * The protocol-41 encapsulator and decapsulator for one tunnel (RFC 4213 configured tunnel,
+ * 6to4 per RFC 3056/3964, or 6rd per RFC 5969: the "domain" modes, 6to4 being the 6rd domain
+ * 2002::/16 with all 32 IPv4 bits embedded). Pure: buffers in, verdicts out, no I/O. Every call
+ * works in place on the caller's buffer and reuses the caller's PacketResult, so the hot path
+ * allocates nothing.
  */
 import {
   extractIpv4,
   inDomain,
   type SixRdDomain,
 } from '../packet/sixrd.js';
-import { isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, ipv6PrefixMatch, type Ipv6Prefix } from '../packet/address.js';
+import { formatIpv4, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, ipv6PrefixMatch, type Ipv6Prefix } from '../packet/address.js';
 import { checksum } from '../packet/checksum.js';
 import { ICMPV4, Icmpv4Type, Icmpv4UnreachCode, isIcmpv4Error } from '../packet/icmpv4.js';
 import {
@@ -59,11 +61,22 @@ export class Tunnel {
   private readonly isRelay: boolean;
   private readonly domain: SixRdDomain | null;
   private readonly site: Ipv6Prefix | null;
+  /** The high bits of every embedded IPv4 (6rd ipv4MaskLen); see TunnelConfig.domainIpv4. */
+  private readonly domainIpv4: number;
+  /** R31 lifted: a 6rd domain is the ISP's own IPv4 network, private or shared space included. */
+  private readonly allowNonGlobalIpv4: boolean;
+  /** Drop reasons of the domain checks, named for the mode so 6rd operators read 6rd counters. */
+  private readonly dropSpoofed: number;
+  private readonly dropNotFromRelay: number;
+  private readonly dropNotOurPrefix: number;
+  private readonly dropNoRelay: number;
   private local = 0;
   /** Addresses in `| 0` form for allocation-free comparisons (see ipv4AtS32). */
   private localS32 = 0;
   private readonly remoteS32: number;
-  private readonly relayS32: number;
+  /** The relay (6to4) or BR (6rd) in use; a 6rd CE fails over between its BRs (setRelay). */
+  private relay: number;
+  private relayS32: number;
   private ipId = 0;
 
   constructor(options: TunnelOptions | TunnelConfig, env: TunnelEnvironment = {}) {
@@ -80,11 +93,36 @@ export class Tunnel {
     this.isRelay = this.config.role === 'relay';
     this.domain = this.config.domain;
     this.site = this.config.sitePrefix;
+    this.domainIpv4 = this.config.domainIpv4;
+    const is6rd = this.config.mode === '6rd';
+    this.allowNonGlobalIpv4 = this.config.allowNonGlobal || is6rd;
+    this.dropSpoofed = is6rd ? Drop.rx_6rd_spoofed_source : Drop.rx_6to4_spoofed_source;
+    this.dropNotFromRelay = is6rd ? Drop.rx_6rd_not_from_relay : Drop.rx_6to4_not_from_relay;
+    this.dropNotOurPrefix = is6rd ? Drop.rx_6rd_not_our_prefix : Drop.rx_6to4_not_our_prefix;
+    this.dropNoRelay = is6rd ? Drop.tx_6rd_no_relay : Drop.tx_6to4_no_relay;
     // R03: start the Identification sequence somewhere unpredictable, as hosts do.
     this.ipId = (env.initialIpId ?? Math.random() * 0x10000) & 0xffff;
     this.remoteS32 = this.config.remote | 0;
+    this.relay = this.config.relay;
     this.relayS32 = this.config.relay | 0;
     this.setLocalAddress(this.config.local);
+  }
+
+  /** The relay (6to4) or border relay (6rd) packets for other destinations go to now. */
+  get relayAddress(): number {
+    return this.relay;
+  }
+
+  /**
+   * 6rd CE: switch to another of its border relays (keepalive found this one down). Packets
+   * from the old BR are refused from now on, as from any other non-BR source.
+   */
+  setRelay(v4: number): void {
+    if (this.config.mode !== '6rd' || this.isRelay || !this.config.relays.includes(v4)) {
+      throw new Error(`${formatIpv4(v4)} is not one of this 6rd CE's border relays`);
+    }
+    this.relay = v4 >>> 0;
+    this.relayS32 = v4 | 0;
   }
 
   /** Our IPv4 address now (it may follow the host's, see setLocalAddress). */
@@ -95,7 +133,7 @@ export class Tunnel {
   /** 6in4 `--local auto`: the host's source address toward the remote changed. */
   setLocalAddress(v4: number): void {
     if (this.config.mode !== '6in4' && v4 !== this.config.local) {
-      throw new Error('6to4 derives its prefix from the local IPv4; restart the tunnel to change it');
+      throw new Error(`${this.config.mode} derives its prefix from the local IPv4; restart the tunnel to change it`);
     }
     this.local = v4 >>> 0;
     this.localS32 = v4 | 0;
@@ -138,11 +176,12 @@ export class Tunnel {
       const d = off + IPV6.DST;
       if (isBogus6to4Inner(buf, d)) return this.drop(out, Drop.tx_6to4_bogus_destination);
       if (inDomain(this.domain!, buf, d)) {
-        dst = extractIpv4(this.domain!, buf, d, this.local);
-        if (isBogus6to4Ipv4(dst, this.config.allowNonGlobal)) return this.drop(out, Drop.tx_6to4_bogus_embedded_ipv4);
+        // 6rd (RFC 5969 §7.1.1): another CE of the domain is reached directly, never via the BR.
+        dst = extractIpv4(this.domain!, buf, d, this.domainIpv4);
+        if (isBogus6to4Ipv4(dst, this.allowNonGlobalIpv4)) return this.drop(out, Drop.tx_6to4_bogus_embedded_ipv4);
       } else {
-        dst = this.config.relay;
-        if (dst === 0) return this.drop(out, Drop.tx_6to4_no_relay);
+        dst = this.relay;
+        if (dst === 0) return this.drop(out, this.dropNoRelay);
       }
     }
 
@@ -247,20 +286,23 @@ export class Tunnel {
     if (isBogusInnerSource(buf, src)) return this.drop(out, Drop.rx_bogus_inner_source); // R15
 
     if (!this.is6in4) {
-      const allow = this.config.allowNonGlobal;
+      const allow = this.allowNonGlobalIpv4;
       if (isBogus6to4Ipv4(outerSrc, allow)) return this.drop(out, Drop.rx_6to4_bogus_outer_ipv4); // R31
       if (isBogus6to4Inner(buf, src) || isBogus6to4Inner(buf, dst)) return this.drop(out, Drop.rx_6to4_bogus_inner_address); // R32
       if (inDomain(this.domain!, buf, src)) {
-        // R29: a 6to4 source must come from the IPv4 it embeds.
-        if ((extractIpv4(this.domain!, buf, src, this.local) | 0) !== outerSrc) return this.drop(out, Drop.rx_6to4_spoofed_source);
+        // R29 (6rd: RFC 5969 §12): a domain source must come from the IPv4 it embeds, also when
+        // it arrives through the BR (Linux's 6rd CE drops that too).
+        if ((extractIpv4(this.domain!, buf, src, this.domainIpv4) | 0) !== outerSrc) return this.drop(out, this.dropSpoofed);
       } else if (this.isRelay || this.relayS32 === 0 || outerSrc !== this.relayS32) {
-        // Native sources arrive only from our relay; a relay gets them natively, never tunnelled.
-        return this.drop(out, Drop.rx_6to4_not_from_relay);
+        // Native sources arrive only from our relay or BR; a relay gets them natively, never
+        // tunnelled. (Linux's 6rd CE takes them from any IPv4; anyone could inject them.)
+        return this.drop(out, this.dropNotFromRelay);
       }
-      // R30: a site takes only its own /48 (no transit). A relay carries 6to4 to native IPv6, but
-      // 6to4-to-6to4 goes direct (RFC 3964 §5.2), so a 2002:: destination must be its own /48.
+      // R30: a site or CE takes only its own delegated prefix (no transit). A relay carries the
+      // domain to native IPv6, but domain-to-domain goes direct (RFC 3964 §5.2, RFC 5969 §7.1.1),
+      // so a destination inside the domain must be the relay's own.
       const ours = ipv6PrefixMatch(buf, dst, this.site!.addr, 0, this.site!.len);
-      if (!ours && (!this.isRelay || inDomain(this.domain!, buf, dst))) return this.drop(out, Drop.rx_6to4_not_our_prefix);
+      if (!ours && (!this.isRelay || inDomain(this.domain!, buf, dst))) return this.drop(out, this.dropNotOurPrefix);
     }
 
     // R13, RFC 6040 §4.2.
@@ -359,11 +401,12 @@ export class Tunnel {
    */
   private couldHaveSent(dst: number, buf: Buffer, io: number, ilen: number): boolean {
     if (this.is6in4) return dst === this.config.remote;
-    if (isBogus6to4Ipv4(dst, this.config.allowNonGlobal)) return false;
+    if (isBogus6to4Ipv4(dst, this.allowNonGlobalIpv4)) return false;
     if (ilen < IPV6.HEADER_LEN) return true;
     const d = io + IPV6.DST;
-    if (inDomain(this.domain!, buf, d)) return extractIpv4(this.domain!, buf, d, this.local) === dst;
-    return !this.isRelay && dst === this.config.relay;
+    if (inDomain(this.domain!, buf, d)) return extractIpv4(this.domain!, buf, d, this.domainIpv4) === dst;
+    // A 6rd CE that failed over may still hear about packets it sent to an earlier BR.
+    return !this.isRelay && (dst === this.relay || this.config.relays.includes(dst));
   }
 
   /** An ICMPv4 message inside an IPv4 packet handed to decapsulate (the embedder's path). */

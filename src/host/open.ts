@@ -8,6 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4 } from '../packet/address.js';
 import { ConfigError, type TunnelConfig, type TunnelOptions } from '../encap/options.js';
 import type { CountersSnapshot } from '../encap/counters.js';
+import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
 import { Tunnel } from '../encap/tunnel.js';
 import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
@@ -34,10 +35,11 @@ export function interfacePlan(config: TunnelConfig, local: number, opts: Interfa
   const wantDefault = (opts.defaultRoute ?? true) && (config.mode === '6in4' || config.relay !== 0);
   return {
     mtu: config.mtu,
-    // 6to4 has no link to send multicast on (the engine would only drop MLD and RS); 6in4 does.
-    multicast: config.mode !== '6to4',
+    // 6to4 and 6rd have no link to send multicast on (the engine would only drop MLD and RS); 6in4 does.
+    multicast: config.mode === '6in4',
     addresses: [config.address, { addr: linkLocalFromIpv4(local), len: 64 }],
-    defaultRoute: wantDefault ? { via: config.peer ?? null, metric: opts.defaultRouteMetric ?? 1024 } : null,
+    // A 6rd CE's peer is only what keepalive probes; its default is the device (the BR by mapping).
+    defaultRoute: wantDefault ? { via: config.mode === '6in4' ? config.peer : null, metric: opts.defaultRouteMetric ?? 1024 } : null,
     ownPrefixes: config.sitePrefix ? [...config.routed, ipv6Network(config.sitePrefix)] : [...config.routed],
   };
 }
@@ -83,6 +85,8 @@ export interface TunnelStatus {
   local: string;
   remote?: string;
   relay?: string;
+  /** 6rd: how the delegated prefix was derived, and the border relays. */
+  sixrd?: SixRdStatus;
   address: string;
   peer?: string;
   mtu: number;
@@ -99,6 +103,32 @@ export interface TunnelStatus {
   lastRxAt: string | null;
   lastTxAt: string | null;
   counters: CountersSnapshot;
+}
+
+export interface SixRdStatus {
+  /** The 6rd prefix with its length. */
+  prefix: string;
+  ipv4MaskLen: number;
+  /** CE: 6rd prefix ‖ the low 32 − ipv4MaskLen bits of local. BR: the slot its own address is in. */
+  delegatedPrefix: string;
+  /** CE: every BR in order (`relay` is the one in use). */
+  relays: string[];
+  /** BR: the IPv4 prefix of the domain's CEs. */
+  ipv4Prefix?: string;
+}
+
+/** What `status` shows of a 6rd tunnel's derivation. */
+export function sixRdStatus(c: TunnelConfig): SixRdStatus | undefined {
+  if (c.mode !== '6rd') return undefined;
+  const d = c.domain!;
+  const ipv4Prefix = c.role === 'relay' && d.v4MaskLen > 0 ? `${formatIpv4(c.domainIpv4)}/${d.v4MaskLen}` : undefined;
+  return {
+    prefix: `${formatIpv6(d.prefix)}/${d.prefixLen}`,
+    ipv4MaskLen: d.v4MaskLen,
+    delegatedPrefix: formatIpv6Prefix(c.sitePrefix!),
+    relays: c.relays.map(formatIpv4),
+    ...(ipv4Prefix ? { ipv4Prefix } : {}),
+  };
 }
 
 export interface RunningTunnel {
@@ -119,8 +149,11 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   const sockets = sharedSockets ?? HOST_SOCKETS;
   let local = tunnelOptions.local;
   if (local === 'auto') {
-    const toward = tunnelOptions.mode === '6in4' ? tunnelOptions.remote : tunnelOptions.relay;
-    if (!toward) throw new ConfigError('local', 'auto', `"auto" needs ${tunnelOptions.mode === '6in4' ? 'remote' : 'relay'} to find the route; give the IPv4 address instead`);
+    const o = tunnelOptions;
+    // 6rd from option 212: the route to the first BR is the one its packets will take.
+    const firstBr = o.mode === '6rd' && o.sixrdDhcp !== undefined ? formatIpv4(parseSixRdDhcp(o.sixrdDhcp).relays[0]) : undefined;
+    const toward = o.mode === '6in4' ? o.remote : (o.relay ?? firstBr);
+    if (!toward) throw new ConfigError('local', 'auto', `"auto" needs ${o.mode === '6in4' ? 'remote' : 'relay'} to find the route; give the IPv4 address instead`);
     local = await sourceAddressToward(toward);
   }
   const tunnel = new Tunnel({ ...tunnelOptions, local });
@@ -184,7 +217,8 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         state,
         local: formatIpv4(tunnel.localAddress),
         ...(c.mode === '6in4' ? { remote: formatIpv4(c.remote), peer: formatIpv6(c.peer!) } : {}),
-        ...(c.relay ? { relay: formatIpv4(c.relay) } : {}),
+        ...(tunnel.relayAddress ? { relay: formatIpv4(tunnel.relayAddress) } : {}),
+        ...(c.mode === '6rd' ? { sixrd: sixRdStatus(c) } : {}),
         address: formatIpv6Prefix(c.address),
         mtu: c.mtu,
         pmtu: c.pmtu,

@@ -6,6 +6,8 @@
  */
 import { cpus } from 'node:os';
 import type { CountersSnapshot } from '../encap/counters.js';
+import { queryControl } from '../daemon/control.js';
+import type { DaemonStatus } from '../daemon/daemon.js';
 import { removeStaleNamespaces } from './netns.js';
 import { ping6, tcpTransfer, type PingOptions, type TransferResult } from './probes.js';
 import { LabNetwork, type LabMode } from './topology.js';
@@ -54,6 +56,9 @@ interface PingStep {
   opts?: PingOptions;
   /** Multicast: replies come from every listener (ourselves too); success = one came from this address. */
   expectReplyFrom?: string;
+  /** 6rd: the host whose engine must (via) or must not (notVia) carry this ping, by its counters. */
+  via?: string;
+  notVia?: string;
 }
 
 const PINGS: Record<LabMode, PingStep[]> = {
@@ -72,6 +77,13 @@ const PINGS: Record<LabMode, PingStep[]> = {
     { name: 'ping6 native → site1 via relay', from: 'native', to: '2002:c000:201::1' },
     { name: 'ping6 filling the 1480-byte MTU, DF', from: 'site1', to: '2002:c633:6407::1', opts: { size: 1432, dontFragment: true } },
   ],
+  '6rd': [
+    { name: 'ping6 ce1 → ce2 (direct, not via the BR)', from: 'ce1', to: '2001:db8:a280::1', notVia: 'br' },
+    { name: 'ping6 ce2 → ce1 (direct, not via the BR)', from: 'ce2', to: '2001:db8:a140::1', notVia: 'br' },
+    { name: 'ping6 ce1 → native via the BR', from: 'ce1', to: '2001:db8:5::2', via: 'br' },
+    { name: 'ping6 native → ce2 via the BR', from: 'native', to: '2001:db8:a280::1', via: 'br' },
+    { name: 'ping6 filling the 1480-byte MTU, DF', from: 'ce1', to: '2001:db8:a280::1', opts: { size: 1432, dontFragment: true } },
+  ],
 };
 
 /** The lab's FOU port, both ends (Linux: `ip fou add port 5555 ipproto 41`). */
@@ -88,7 +100,14 @@ function pingsFor(mode: LabMode, encap: LabEncap): PingStep[] {
 const TRANSFER: Record<LabMode, { from: string; to: string; addr: string }> = {
   '6in4': { from: 'client', to: 'broker', addr: '2001:db8:1::1' },
   '6to4': { from: 'site1', to: 'site2', addr: '2002:c633:6407::1' },
+  '6rd': { from: 'ce1', to: 'ce2', addr: '2001:db8:a280::1' },
 };
+
+/** Packets a host's engine has taken in so far, asked over its control socket. */
+async function engineRxPackets(lab: LabNetwork, host: string): Promise<number> {
+  const s = (await queryControl(lab.engines.get(host)!.control, 'status')) as DaemonStatus;
+  return s.tunnels[0].counters.traffic.rx_packets;
+}
 
 export async function runLab(o: RunLabOptions): Promise<LabReport> {
   const started = Date.now();
@@ -123,9 +142,17 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
     record({ name: 'engines up', ok: true, detail: [...lab.engines.values()].map((e) => `${e.host}: ${e.up.name} ${e.up.address}`).join('; ') });
     for (const p of pingsFor(o.mode, encap)) {
       if (interrupted) break;
+      const watched = p.via ?? p.notVia;
+      const before = watched ? await engineRxPackets(lab, watched) : 0;
       const r = await ping6(lab.host(p.from), p.to, p.opts);
-      const ok = p.expectReplyFrom ? r.output.includes(`from ${p.expectReplyFrom}`) : r.ok;
-      record({ name: p.name, ok, detail: `${r.received}/${r.transmitted} replies${r.duplicates ? ` (+${r.duplicates} dup)` : ''}${r.rttAvgMs !== null ? `, rtt avg ${r.rttAvgMs} ms` : ''}` });
+      let ok = p.expectReplyFrom ? r.output.includes(`from ${p.expectReplyFrom}`) : r.ok;
+      let path = '';
+      if (watched) {
+        const carried = (await engineRxPackets(lab, watched)) - before;
+        ok &&= p.via ? carried >= r.received : carried === 0;
+        path = `, ${watched} took in ${carried} packet${carried === 1 ? '' : 's'}`;
+      }
+      record({ name: p.name, ok, detail: `${r.received}/${r.transmitted} replies${r.duplicates ? ` (+${r.duplicates} dup)` : ''}${r.rttAvgMs !== null ? `, rtt avg ${r.rttAvgMs} ms` : ''}${path}` });
     }
     if (interrupted) throw new Error('interrupted');
     const t = TRANSFER[o.mode];

@@ -7,6 +7,12 @@
  * 6to4:  site1 ── wan ── site2                   site1 192.0.2.1 (2002:c000:201::/48)
  *                  │                             site2 198.51.100.7 (2002:c633:6407::/48)
  *                relay ── native                 relay 203.0.113.1, native 2001:db8:5::2
+ *
+ * 6rd:   ce1 ── wan ── ce2                       6rd prefix 2001:db8:a000::/36, IPv4 mask length 25
+ *                │                               (CEs in 192.0.2.0/25, 7 bits embedded, a /43 each)
+ *               br ── native                     ce1 192.0.2.10 (2001:db8:a140::/43), from option 212
+ *                                                ce2 192.0.2.20 (2001:db8:a280::/43), from flags
+ *                                                br 203.0.113.1 (outside the CEs' /25), native 2001:db8:5::2
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -16,11 +22,15 @@ import type { TunnelStatus } from '../host/open.js';
 import { Namespace, NamespaceSet } from './netns.js';
 import { nodeProgram } from './scripts.js';
 
-export type LabMode = '6in4' | '6to4';
+export type LabMode = '6in4' | '6to4' | '6rd';
+
+/** The 6rd lab's domain, as DHCPv4 option 212 would hand it to ce1 (udhcpc's $ip6rd). */
+export const LAB_6RD_DHCP = '25 36 2001:db8:a000:: 203.0.113.1';
 
 interface HostPlan {
   role: string;
-  v4?: { addr: string; gw: string };
+  /** `len` defaults to 24; the 6rd CEs share a /25 between them, so each gets a /28 of it. */
+  v4?: { addr: string; gw: string; len?: number };
   /** `tun6in4 run` flags for this host's engine (without --dev). */
   engine?: string[];
 }
@@ -56,7 +66,28 @@ const PLANS: Record<LabMode, HostPlan[]> = {
     },
     { role: 'native' },
   ],
+  '6rd': [
+    {
+      role: 'ce1',
+      v4: { addr: '192.0.2.10', gw: '192.0.2.1', len: 28 },
+      engine: ['--mode', '6rd', '--local', '192.0.2.10', '--6rd-dhcp', LAB_6RD_DHCP],
+    },
+    {
+      role: 'ce2',
+      v4: { addr: '192.0.2.20', gw: '192.0.2.17', len: 28 },
+      engine: ['--mode', '6rd', '--local', '192.0.2.20', '--6rd-prefix', '2001:db8:a000::/36', '--ipv4-mask-len', '25', '--relay', '203.0.113.1'],
+    },
+    {
+      role: 'br',
+      v4: { addr: '203.0.113.1', gw: '203.0.113.254' },
+      engine: ['--mode', '6rd', '--role', 'relay', '--local', '203.0.113.1', '--6rd-prefix', '2001:db8:a000::/36', '--ipv4-mask-len', '25', '--6rd-ipv4-prefix', '192.0.2.0/25', '--no-default-route'],
+    },
+    { role: 'native' },
+  ],
 };
+
+/** The host that relays between the tunnels and native IPv6, when the lab has one. */
+const RELAY_HOST: Record<LabMode, string | null> = { '6in4': null, '6to4': 'relay', '6rd': 'br' };
 
 export interface EngineProcess {
   host: string;
@@ -110,12 +141,13 @@ export class LabNetwork {
         hosts.set(plan.role, ns);
         if (!plan.v4) continue;
         await set.link(ns, 'eth0', wan, `to-${plan.role}`);
-        await ns.ip(['addr', 'add', `${plan.v4.addr}/24`, 'dev', 'eth0']);
-        await wan.ip(['addr', 'add', `${plan.v4.gw}/24`, 'dev', `to-${plan.role}`]);
+        await ns.ip(['addr', 'add', `${plan.v4.addr}/${plan.v4.len ?? 24}`, 'dev', 'eth0']);
+        await wan.ip(['addr', 'add', `${plan.v4.gw}/${plan.v4.len ?? 24}`, 'dev', `to-${plan.role}`]);
         await ns.ip(['route', 'add', 'default', 'via', plan.v4.gw]);
       }
-      if (mode === '6to4') {
-        const relay = lab.host('relay');
+      const relayHost = RELAY_HOST[mode];
+      if (relayHost) {
+        const relay = lab.host(relayHost);
         const native = lab.host('native');
         await set.link(relay, 'eth1', native, 'eth0');
         await relay.sysctl('net.ipv6.conf.all.forwarding', '1');

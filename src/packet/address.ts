@@ -13,6 +13,15 @@ export function parseIpv4(text: string): number | null {
   return ((+m[1] << 24) | (+m[2] << 16) | (+m[3] << 8) | +m[4]) >>> 0;
 }
 
+/** "a.b.c.d/len" (len 0..32) to the network number and length, or null; host bits are cleared. */
+export function parseIpv4Prefix(text: string): { addr: number; len: number } | null {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(text);
+  const addr = m ? parseIpv4(m[1]) : null;
+  if (!m || addr === null || +m[2] > 32) return null;
+  const len = +m[2];
+  return { addr: len === 0 ? 0 : (addr & (0xffffffff << (32 - len))) >>> 0, len };
+}
+
 export function formatIpv4(addr: number): string {
   return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
 }

@@ -8,7 +8,7 @@ Run with Debian's /usr/bin/python3 (python3-scapy).
 import json
 import sys
 
-from scapy.all import (ICMP, IP, UDP, TCP, IPv6, ICMPv6EchoRequest, ICMPv6PacketTooBig,
+from scapy.all import (ICMP, IP, UDP, TCP, IPv6, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6PacketTooBig,
                        ICMPv6DestUnreach, ICMPv6TimeExceeded, IPv6ExtHdrHopByHop,
                        IPv6ExtHdrSegmentRouting, Raw, raw)
 
@@ -48,7 +48,30 @@ def build():
     out["tso_plain"] = IPv6(src="2001:db8:1::2", dst="2001:db8:1::1") / tso_tcp
     out["tso_srh"] = IPv6(src="2001:db8:1::2", dst="2001:db8:7::1") / IPv6ExtHdrHopByHop() / \
         IPv6ExtHdrSegmentRouting(addresses=["2001:db8:9::99", "2001:db8:7::1"], segleft=1) / tso_tcp
+    out.update(build_6rd())
     return {k: raw(v).hex() for k, v in out.items()}
+
+
+def build_6rd():
+    """The probes of ../shared/reference/linux-sit/6rd.log, against a CE configured as that Linux one
+    was: local 192.0.2.2, 6rd prefix 2001:db8:a000::/36, IPv4 mask length 24, BR 203.0.113.1."""
+    ce, other_ce, br = "192.0.2.2", "192.0.2.1", "203.0.113.1"
+    echo = lambda i: ICMPv6EchoRequest(id=i, seq=1, data=bytes(range(56)))
+    out = {}
+    out["rd_inner_native"] = IPv6(src="2001:db8:99::1", dst="2001:db8:a020::1") / echo(0xd001)
+    out["rd_r1_from_br"] = IP(src=br, dst=ce, id=1, flags=0) / out["rd_inner_native"]
+    out["rd_r2_native_not_br"] = IP(src="198.51.100.9", dst=ce) / out["rd_inner_native"]
+    out["rd_inner_ce"] = IPv6(src="2001:db8:a010::1", dst="2001:db8:a020::1") / echo(0xd003)
+    out["rd_r3_from_ce"] = IP(src=other_ce, dst=ce) / out["rd_inner_ce"]
+    out["rd_r4_ce_source_via_br"] = IP(src=br, dst=ce) / out["rd_inner_ce"]
+    out["rd_r5_spoofed"] = IP(src=other_ce, dst=ce) / IPv6(src="2001:db8:a030::1", dst="2001:db8:a020::1") / echo(0xd005)
+    out["rd_r6_not_ours"] = IP(src=other_ce, dst=ce) / IPv6(src="2001:db8:a010::1", dst="2001:db8:a030::5") / echo(0xd006)
+    # what the CE's kernel hands the TUN: the replies and the R7 pings
+    reply = lambda src, dst, i: IPv6(src=src, dst=dst, hlim=64) / ICMPv6EchoReply(id=i, seq=1, data=bytes(range(56)))
+    out["rd_tx_reply_native"] = reply("2001:db8:a020::1", "2001:db8:99::1", 0xd001)
+    out["rd_tx_reply_ce"] = reply("2001:db8:a020::1", "2001:db8:a010::1", 0xd003)
+    out["rd_tx_to_absent_ce"] = IPv6(src="2001:db8:a020::1", dst="2001:db8:a030::1", hlim=64) / ICMPv6EchoRequest(id=153, seq=0, data=bytes(56))
+    return out
 
 
 def checksum_ok(layer_cls, pkt, field):
