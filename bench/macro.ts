@@ -68,8 +68,16 @@ async function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern
   });
 }
 
-type Variant = 'threads' | 'uring' | 'offload';
-const VARIANT_FLAGS: Record<Variant, string[]> = { threads: ['-DTHREADS', '-pthread'], uring: ['-DURING', '-luring'], offload: ['-DOFFLOAD'] };
+type Variant = 'threads' | 'uring' | 'offload' | 'fou' | 'fou-offload';
+const VARIANT_FLAGS: Record<Variant, string[]> = {
+  threads: ['-DTHREADS', '-pthread'],
+  uring: ['-DURING', '-luring'],
+  offload: ['-DOFFLOAD'],
+  fou: ['-DFOU'],
+  'fou-offload': ['-DFOU', '-DOFFLOAD'],
+};
+/** Foo-over-UDP runs: port 5555 both ends, tunnel MTU 1472. */
+const FOU_ARGS = ['--encap', 'fou', '--encap-dport', '5555'];
 
 /** The C reference, compiled when its source is newer than the binary. */
 function buildReference(batch: number, variant?: Variant): string {
@@ -99,6 +107,18 @@ const FORWARDERS: Forwarder[] = [
     kind: 'tunnel',
     description: 'this engine with --no-offload --no-io-uring: one read()/write() per packet on the TUN',
     start: (ns, e) => startOurs(ns, e, ['--no-offload', '--no-io-uring']),
+  },
+  {
+    name: 'tun6in4-fou',
+    kind: 'tunnel',
+    description: 'this engine over Foo-over-UDP with UDP checksums (so UDP GSO on send, UDP GRO asked for on receive), TUN offload and io_uring as by default',
+    start: (ns, e) => startOurs(ns, e, [...FOU_ARGS, '--encap-csum']),
+  },
+  {
+    name: 'tun6in4-fou-nocsum',
+    kind: 'tunnel',
+    description: 'this engine over Foo-over-UDP as Linux defaults (zero UDP checksums: the kernel allows no UDP GSO then)',
+    start: (ns, e) => startOurs(ns, e, FOU_ARGS),
   },
   {
     name: 'naive-node',
@@ -151,6 +171,22 @@ const FORWARDERS: Forwarder[] = [
     },
   },
   {
+    name: 'c-fou',
+    kind: 'tunnel',
+    description: 'reference: the batched C forwarder over Foo-over-UDP (UDP socket, sendmmsg / recvmmsg, batches of 64)',
+    async start(ns, e) {
+      return startC(ns, e, 64, 'fou');
+    },
+  },
+  {
+    name: 'c-fou-offload',
+    kind: 'tunnel',
+    description: 'reference: the C forwarder over Foo-over-UDP with TUN offload (TSO cut, GRO into the TUN) and UDP GSO sends, as our FOU engine does; no UDP GRO',
+    async start(ns, e) {
+      return startC(ns, e, 64, 'fou-offload');
+    },
+  },
+  {
     name: 'kernel-veth',
     kind: 'kernel',
     description: 'ceiling: kernel IPv6 straight over the veth, offloads on (no tunnel)',
@@ -190,7 +226,7 @@ async function startC(ns: Namespace, e: End, batch: number, variant?: Variant): 
   const c = ns.spawn(buildReference(batch, variant), ['tun0', e.local, e.remote]);
   await waitFor(c, 'stdout', /^ready$/, `C forwarder (batch ${batch}${variant ? `, ${variant}` : ''})`);
   await ns.ip(['link', 'set', 'dev', 'tun0', 'addrgenmode', 'none']);
-  await ns.ip(['link', 'set', 'dev', 'tun0', 'mtu', '1480', 'up']);
+  await ns.ip(['link', 'set', 'dev', 'tun0', 'mtu', variant?.startsWith('fou') ? '1472' : '1480', 'up']);
   await ns.ip(['-6', 'addr', 'add', e.address, 'dev', 'tun0', 'nodad']);
   return c;
 }
@@ -233,6 +269,8 @@ interface Sample {
   udpPps: number;
   udpCpuUsPerPacket: number | null;
   syscallsPerPacket: number | null;
+  /** Syscalls of both forwarders per KiB of TCP payload delivered in the one-stream run. */
+  syscallsPerTcpKiB: number | null;
   heapBytesPerPacket: number | null;
   rttP50Ms: number;
   rttP99Ms: number;
@@ -257,7 +295,12 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
     const iperf = (args: string[]) => a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', String(SECONDS), '-J', ...args], { timeoutMs: (SECONDS + 30) * 1000 });
     const cpu = () => procs.reduce((s, p) => s + cpuSeconds(p.pid!), 0);
 
-    const tcp1 = JSON.parse(await iperf([]));
+    let tcp1: { end: { sum_received: { bits_per_second: number; bytes: number } } } = { end: { sum_received: { bits_per_second: 0, bytes: 0 } } };
+    const tcp1Run = async () => {
+      tcp1 = JSON.parse(await iperf([]));
+      return tcp1.end.sum_received.bytes / 1024;
+    };
+    const sysTcp = withSyscalls && procs.length ? await syscallsPerPacket(procs.map((p) => p.pid!), tcp1Run) : (await tcp1Run(), null);
     const tcp4 = JSON.parse(await iperf(['-P', '4']));
     // UDP 64-byte payloads, unlimited rate; packets counted where they come out
     const rx0 = await rxPackets(b, dev);
@@ -292,6 +335,7 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
       udpPps: udpPackets / elapsed,
       udpCpuUsPerPacket: udpCpu,
       syscallsPerPacket: sys,
+      syscallsPerTcpKiB: sysTcp,
       heapBytesPerPacket: heap,
       rttP50Ms: pct(0.5),
       rttP99Ms: pct(0.99),
@@ -342,6 +386,7 @@ const results = chosen.map((f) => {
     udpPps: stat(s.map((x) => x.udpPps))!,
     udpCpuUsPerPacket: stat(s.map((x) => x.udpCpuUsPerPacket)),
     syscallsPerPacket: stat(s.map((x) => x.syscallsPerPacket)),
+    syscallsPerTcpKiB: stat(s.map((x) => x.syscallsPerTcpKiB)),
     heapBytesPerPacket: stat(s.map((x) => x.heapBytesPerPacket)),
     rttP50Ms: stat(s.map((x) => x.rttP50Ms))!,
     rttP99Ms: stat(s.map((x) => x.rttP99Ms))!,
@@ -349,6 +394,9 @@ const results = chosen.map((f) => {
 });
 const base = results.find((r) => r.forwarder === 'naive-node');
 const cref = results.find((r) => r.forwarder === 'c-batched');
+// the strongest protocol-41 C yardstick (TSO cut + verified GRO), and the C FOU one with the same offloads
+const coff = results.find((r) => r.forwarder === 'c-offload');
+const cfou = results.find((r) => r.forwarder === 'c-fou-offload');
 const ratio = (a: Stat, b: Stat | undefined) => (b ? a.median / b.median : null);
 const report = {
   environment: { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version, ...versions, date: new Date().toISOString() },
@@ -358,7 +406,7 @@ const report = {
     topology: 'two network namespaces, one veth pair; a 6in4 tunnel between them (or plain IPv6 for the kernel ceilings); iperf3 client → server',
     udp: 'iperf3 -u -b 0 -l 64; packets counted at the receiving interface (tun0, or eth0 for the kernel)',
     cpu: 'user+system time of both forwarder processes per UDP packet delivered',
-    syscalls: 'perf stat raw_syscalls:sys_enter on both forwarders during the first UDP run, per packet delivered',
+    syscalls: 'perf stat raw_syscalls:sys_enter on both forwarders during the first UDP run, per packet delivered; and during the first one-stream TCP run, per KiB of payload delivered',
     heap: 'our engine only: V8 heap allocated per packet, from --trace-gc between scavenges during the UDP run (young generation capped at 1 MiB; 0 = not one scavenge, – = one)',
   },
   results: results.map((r) => ({
@@ -367,6 +415,10 @@ const report = {
     tcp1RatioToCBatched: ratio(r.tcp1Gbps, cref?.tcp1Gbps),
     udpRatioToBaseline: ratio(r.udpPps, base?.udpPps),
     udpRatioToCBatched: ratio(r.udpPps, cref?.udpPps),
+    tcp1RatioToCOffload: ratio(r.tcp1Gbps, coff?.tcp1Gbps),
+    tcp1RatioToCFouOffload: ratio(r.tcp1Gbps, cfou?.tcp1Gbps),
+    udpRatioToCOffload: ratio(r.udpPps, coff?.udpPps),
+    rttP50RatioToCBatched: ratio(r.rttP50Ms, cref?.rttP50Ms),
   })),
 };
 
@@ -383,6 +435,13 @@ const md = [
   ...report.results.map(
     (r) =>
       `| ${r.forwarder} | ${f(r.tcp1Gbps)} | ${x(r.tcp1RatioToBaseline)} | ${x(r.tcp1RatioToCBatched)} | ${f(r.tcp4Gbps)} | ${(r.udpPps.median / 1000).toFixed(1)} (${(r.udpPps.min / 1000).toFixed(1)}–${(r.udpPps.max / 1000).toFixed(1)}) | ${x(r.udpRatioToBaseline)} | ${x(r.udpRatioToCBatched)} | ${r.udpCpuUsPerPacket ? r.udpCpuUsPerPacket.median.toFixed(1) : '–'} | ${r.syscallsPerPacket ? r.syscallsPerPacket.median.toFixed(2) : '–'} | ${r.heapBytesPerPacket ? r.heapBytesPerPacket.median.toFixed(1) : '–'} | ${r.rttP50Ms.median.toFixed(3)} / ${r.rttP99Ms.median.toFixed(3)} |`,
+  ),
+  '',
+  '| forwarder | TCP 1 × c-offload | TCP 1 × c-fou-offload | UDP 64 B × c-offload | RTT p50 × c-batched | syscalls / KiB TCP |',
+  '|---|---:|---:|---:|---:|---:|',
+  ...report.results.map(
+    (r) =>
+      `| ${r.forwarder} | ${x(r.tcp1RatioToCOffload)} | ${x(r.tcp1RatioToCFouOffload)} | ${x(r.udpRatioToCOffload)} | ${x(r.rttP50RatioToCBatched)} | ${r.syscallsPerTcpKiB ? r.syscallsPerTcpKiB.median.toFixed(3) : '–'} |`,
   ),
   '',
   ...chosen.map((fw) => `- **${fw.name}**: ${fw.description}`),

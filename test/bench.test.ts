@@ -21,7 +21,7 @@ interface Stat {
 }
 interface Report {
   environment: { cpu: string; kernel: string; node: string };
-  results: Array<{ forwarder: string; tcp1Gbps: Stat; udpPps: Stat; rttP50Ms: Stat; tcp1RatioToCBatched: number | null; udpRatioToBaseline: number | null }>;
+  results: Array<{ forwarder: string; tcp1Gbps: Stat; udpPps: Stat; rttP50Ms: Stat; tcp1RatioToCBatched: number | null; udpRatioToBaseline: number | null; tcp1RatioToCFouOffload: number | null }>;
 }
 
 describe.runIf(canRun)('npm run bench:macro -- --quick (smoke)', () => {
@@ -31,15 +31,15 @@ describe.runIf(canRun)('npm run bench:macro -- --quick (smoke)', () => {
     await removeStaleNamespaces('bench');
   });
 
-  it('measures our engine, the naive baseline and the batched C reference, and writes report, JSON and chart', async () => {
+  it('measures our engine (protocol 41 and FOU), the naive baseline and the C references, and writes report, JSON and chart', async () => {
     const stdout = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, ['--import', 'tsx', MACRO, '--quick', '--only', 'tun6in4,naive-node,c-batched', '--json', '--out', out], { timeout: 240_000, maxBuffer: 1 << 24 }, (e, so, se) =>
+      execFile(process.execPath, ['--import', 'tsx', MACRO, '--quick', '--only', 'tun6in4,naive-node,c-batched,tun6in4-fou,c-fou-offload', '--json', '--out', out], { timeout: 240_000, maxBuffer: 1 << 24 }, (e, so, se) =>
         e ? reject(new Error(`${e.message}\n${se}`)) : resolve(so),
       ),
     );
     const report = JSON.parse(stdout) as Report;
     expect(report.environment.node).toBe(process.version);
-    expect(report.results.map((r) => r.forwarder)).toEqual(['tun6in4', 'naive-node', 'c-batched']);
+    expect(report.results.map((r) => r.forwarder)).toEqual(['tun6in4', 'tun6in4-fou', 'naive-node', 'c-batched', 'c-fou-offload']);
     for (const r of report.results) {
       expect(r.tcp1Gbps.median, r.forwarder).toBeGreaterThan(0);
       expect(r.udpPps.median, r.forwarder).toBeGreaterThan(0);
@@ -48,6 +48,7 @@ describe.runIf(canRun)('npm run bench:macro -- --quick (smoke)', () => {
     const ours = report.results[0];
     expect(ours.tcp1RatioToCBatched).toBeGreaterThan(0);
     expect(ours.udpRatioToBaseline).toBeGreaterThan(0);
+    expect(report.results[1].tcp1RatioToCFouOffload).toBeGreaterThan(0);
     expect(readFileSync(join(out, 'macro-latest.md'), 'utf8')).toContain('| tun6in4 |');
     expect(readFileSync(join(out, 'macro-latest.svg'), 'utf8')).toContain('<svg');
     expect(existsSync(join(out, 'macro-latest.json'))).toBe(true);

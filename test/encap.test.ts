@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, Drop, DROP_REASONS, formatIpv6, PacketResult, Traffic, Verdict, type DropReason, type Tunnel } from '../src/index.js';
+import { ConfigError, Drop, DROP_REASONS, formatIpv6, PacketResult, Traffic, Verdict, type DropReason, type Tunnel, type TunnelOptions } from '../src/index.js';
 import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
 import { HEADROOM, icmpv4Error, ip4, ipv4Packet, ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { LOCAL, ManualClock, OUR_SITE, PEER_SITE, PEER_SITE_V4, RELAY, REMOTE, tunnel } from './helpers/tunnels.js';
@@ -575,5 +575,63 @@ describe('6to4 relay router (RFC 3056 §5)', () => {
   it('a relay with a relay, or a role on 6in4, is a configuration error', () => {
     expect(() => tunnel({ mode: '6to4', local: RELAY, role: 'relay' })).toThrow(/relay: .*does not use another relay/);
     expect(() => tunnel({ role: 'relay' })).toThrow(/role: .*6to4 only/);
+  });
+});
+
+describe('Foo-over-UDP framing for embedders (Linux fou, ipproto 41)', () => {
+  /** A UDP datagram carrying `payload`, checksum computed here independently (RFC 768). */
+  function fouDatagram(payload: Buffer, src: string, dst: string, sport: number, dport: number, csum: 'zero' | 'good' | 'bad'): Buffer {
+    const u = Buffer.alloc(8 + payload.length);
+    u.writeUInt16BE(sport, 0);
+    u.writeUInt16BE(dport, 2);
+    u.writeUInt16BE(u.length, 4);
+    payload.copy(u, 8);
+    if (csum !== 'zero') {
+      const pseudo = Buffer.alloc(12);
+      pseudo.writeUInt32BE(ip4(src), 0);
+      pseudo.writeUInt32BE(ip4(dst), 4);
+      pseudo[9] = 17;
+      pseudo.writeUInt16BE(u.length, 10);
+      const ck = refChecksum(Buffer.concat([pseudo, u])) || 0xffff;
+      u.writeUInt16BE(csum === 'good' ? ck : ck ^ 0x0101, 6);
+    }
+    return ipv4Packet({ src, dst, protocol: 17, payload: u });
+  }
+
+  const fou = (o: Partial<TunnelOptions> = {}) => tunnel({ encap: 'fou', encapDport: 5555, encapPort: 6666, ...o });
+
+  it('encapsulate writes IPv4 protocol 17 + UDP 6666 → 5555 + the untouched packet; zero checksum unless asked', () => {
+    const p = inner({ payloadLen: 100 });
+    const { r, bytes } = encap(fou(), p);
+    expect(r.verdict).toBe(Verdict.Forward);
+    expect([bytes[9], bytes.readUInt16BE(2), bytes.readUInt16BE(20), bytes.readUInt16BE(22), bytes.readUInt16BE(24), bytes.readUInt16BE(26)]).toEqual([17, 28 + p.length, 6666, 5555, 8 + p.length, 0]);
+    expect(refChecksum(bytes.subarray(0, 20))).toBe(0);
+    expect(bytes.subarray(28)).toEqual(p);
+    const withCsum = encap(fou({ encapCsum: true }), p).bytes;
+    expect(withCsum.readUInt16BE(26)).toBe(fouDatagram(p, LOCAL, REMOTE, 6666, 5555, 'good').readUInt16BE(26));
+  });
+
+  it('decapsulate takes our port with a zero or correct checksum from any source port, drops a wrong checksum or port', () => {
+    const p = inner({ src: '2001:db8:1::1', dst: '2001:db8:1::2' });
+    for (const csum of ['zero', 'good'] as const) {
+      const { r, bytes } = decap(fou(), fouDatagram(p, REMOTE, LOCAL, 40_000, 6666, csum));
+      expect(r.verdict).toBe(Verdict.Forward);
+      expect(bytes).toEqual(p);
+    }
+    const t = fou();
+    expectDrop(t, decap(t, fouDatagram(p, REMOTE, LOCAL, 40_000, 6666, 'bad')).r, 'rx_bad_udp_checksum');
+    expectDrop(t, decap(t, fouDatagram(p, REMOTE, LOCAL, 40_000, 5555, 'zero')).r, 'rx_wrong_udp_port');
+    expectDrop(t, decap(t, fouDatagram(p, '203.0.113.9', LOCAL, 6666, 6666, 'zero')).r, 'rx_wrong_outer_source');
+    // without FOU, UDP is not ours
+    const plain = tunnel();
+    expectDrop(plain, decap(plain, fouDatagram(p, REMOTE, LOCAL, 40_000, 6666, 'zero')).r, 'rx_not_protocol_41');
+  });
+
+  it('R07 with FOU: "fragmentation needed, MTU 1400" makes the tunnel MTU 1372 (m − 28)', () => {
+    const t = fou({ pmtu: 'dynamic' });
+    const quoted = inner({ payloadLen: 1420 });
+    const [buf, off] = withHeadroom(quoted);
+    t.icmpv4Error(3, 4, 1400, ip4(REMOTE), buf, off, quoted.length, out);
+    expect(t.mtuFor(ip4(REMOTE))).toBe(1372);
   });
 });

@@ -12,7 +12,7 @@ import { LAB_FOU_PORT, labFouArgs, runLab } from '../src/lab/lab.js';
 import { removeStaleNamespaces } from '../src/lab/netns.js';
 import { ping6, tcpTransfer } from '../src/lab/probes.js';
 import { LabNetwork } from '../src/lab/topology.js';
-import { rootOrSkip, scapyParse, scapySendFou, startCapture, until } from './helpers/netlab.js';
+import { rootOrSkip, scapyParse, scapySend, scapySendFou, startCapture, until } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 const ETH = 14;
@@ -85,6 +85,12 @@ describe.runIf(canRun)('6in4 over FOU against the kernel and scapy', () => {
     await scapySendFou(lab.host('wan'), { ...base, csum: 'bad', echo_id: 0x7003 });
     const ids = (await done.result).packets.map((f) => f.readUInt16BE(44));
     expect(ids.sort()).toEqual([0x7001, 0x7002]);
+  }, 30_000);
+
+  it('still takes bare protocol 41 from the remote, as Linux\'s sit with encap fou does', async () => {
+    const done = await startCapture(lab.host('client'), 'tun0', 'icmp6 and ip6[40] = 128 and ip6[44:2] = 0x7200', 1, 5_000);
+    await scapySend(lab.host('wan'), { outer_src: '198.51.100.1', outer_dst: '192.0.2.1', inner_src: '2001:db8:1::1', inner_dst: '2001:db8:1::2', echo_id: 0x7200, count: 1 });
+    expect((await done.result).packets).toHaveLength(1);
   }, 30_000);
 
   it('drops and counts datagrams from any other IPv4 source; they never reach the TUN', async () => {

@@ -44,7 +44,19 @@ describe('tunnel options', () => {
     ['6to4 private local', { ...SIX_TO_FOUR, local: '192.168.1.10', allowNonGlobal: false }, 'local', /global unicast.*private/],
     ['6to4 address outside site', { ...SIX_TO_FOUR, address: '2002:c000:202::1/16' }, 'address', /2002:c000:201::\/48/],
     ['6to4 anycast relay', { ...SIX_TO_FOUR, relay: '192.88.99.1' }, 'relay', /RFC 7526/],
+    ['FOU without its port', { ...BROKER, encap: 'fou' }, 'encapDport', /peer's UDP port/],
+    ['FOU MTU past 1472', { ...BROKER, encap: 'fou', encapDport: 5555, mtu: 1480 }, 'mtu', /1280\.\.1472/],
+    ['FOU on 6to4', { ...SIX_TO_FOUR, encap: 'fou', encapDport: 5555 }, 'encap', /6in4 tunnels only/],
+    ['FOU port without FOU', { ...BROKER, encapDport: 5555 }, 'encapDport', /encap "fou" only/],
+    ['FOU port out of range', { ...BROKER, encap: 'fou', encapDport: 70000 }, 'encapDport', /1\.\.65535/],
   ];
+  it('FOU: MTU default 1472, encapPort defaults to encapDport, checksums off, 28 bytes of outer headers', () => {
+    const c = resolveTunnelOptions({ ...BROKER, encap: 'fou', encapDport: 5555 });
+    expect([c.mtu, c.encapPort, c.encapDport, c.encapCsum, c.outerOverhead]).toEqual([1472, 5555, 5555, false, 28]);
+    const d = resolveTunnelOptions(BROKER);
+    expect([d.mtu, d.encap, d.outerOverhead]).toEqual([1480, 'none', 20]);
+  });
+
   for (const [what, options, field, fix] of cases) {
     it(`names the field and the fix: ${what}`, () => {
       const e = errorOf(options);

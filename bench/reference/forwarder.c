@@ -11,6 +11,10 @@
  *   -DBATCH=64 -DOFFLOAD  TUN offload as our engine does it by default: TSO super-packets cut
  *               into segments here, received segments of a flow (checksums verified) merged
  *               into one GSO write into the TUN; the strongest C yardstick
+ *   -DFOU       (with -DBATCH=64, alone or with -DOFFLOAD) Foo-over-UDP instead of protocol 41:
+ *               a UDP socket on port 5555 both ends, the IPv6 packet as the payload (Linux fou
+ *               ipproto 41, UDP checksums on); with OFFLOAD the segments of one super-packet
+ *               leave as one UDP_SEGMENT send (UDP GSO). No UDP GRO on receive.
  * usage: forwarder <tun-name> <local-ipv4> <remote-ipv4>   (the harness configures the interface)
  */
 #define _GNU_SOURCE
@@ -33,6 +37,17 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef FOU
+#include <netinet/udp.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#define FOU_PORT 5555
+#define HEADROOM 64 /* room before a received payload for an empty virtio header */
+static struct sockaddr_in from[BATCH];
+#else
+#define HEADROOM 0
+#endif
 
 #ifndef BATCH
 #define BATCH 64
@@ -47,6 +62,21 @@ static int tun, raw;
 static struct sockaddr_in local = {.sin_family = AF_INET}, remote = {.sin_family = AF_INET};
 static struct mmsghdr out[BATCH], in[BATCH];
 static struct iovec oiov[BATCH], iiov[BATCH];
+
+/* The inner IPv6 packet of received message i, or NULL when it is not from the remote. */
+static unsigned char *inner_of(int i, size_t *len) {
+#ifdef FOU
+  if (from[i].sin_addr.s_addr != remote.sin_addr.s_addr) return NULL;
+  *len = in[i].msg_len;
+  return rx[i] + HEADROOM;
+#else
+  unsigned char *p = rx[i];
+  if (memcmp(p + 12, &remote.sin_addr, 4) != 0) return NULL;
+  int ihl = (p[0] & 15) * 4;
+  *len = in[i].msg_len - ihl;
+  return p + ihl;
+#endif
+}
 
 #ifdef URING
 static struct io_uring ring;
@@ -88,11 +118,11 @@ static int rx_step(void) {
   int res[BATCH];
   int m = recvmmsg(raw, in, BATCH, MSG_DONTWAIT, NULL), k = 0;
   for (int i = 0; i < m; i++) {
-    unsigned char *p = rx[i];
-    if (memcmp(p + 12, &remote.sin_addr, 4) != 0) continue;
-    int ihl = (p[0] & 15) * 4;
+    size_t len;
+    unsigned char *p = inner_of(i, &len);
+    if (!p) continue;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-    io_uring_prep_write(sqe, tun, p + ihl, in[i].msg_len - ihl, (__u64)-1);
+    io_uring_prep_write(sqe, tun, p, len, (__u64)-1);
     sqe->user_data = (__u64)k++;
   }
   if (k > 0) ring_run(k, res);
@@ -117,19 +147,34 @@ static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | p[1
 static void wr32(unsigned char *p, uint32_t v) { wr16(p, v >> 16); wr16(p + 2, v & 0xffff); }
 static uint32_t pseudo(const unsigned char *ip6, unsigned tcplen) { return sum16(ip6 + 8, 32, tcplen + 6); }
 
-static int nseg;
+static int nseg, nmsg;
 static void queue(unsigned char *p, size_t len) {
   if (nseg == MAXSEG) return;
   siov[nseg].iov_base = p; siov[nseg].iov_len = len;
-  sout[nseg].msg_hdr.msg_name = &remote; sout[nseg].msg_hdr.msg_namelen = sizeof remote;
-  sout[nseg].msg_hdr.msg_iov = &siov[nseg]; sout[nseg].msg_hdr.msg_iovlen = 1;
-  nseg++;
+  memset(&sout[nmsg].msg_hdr, 0, sizeof sout[nmsg].msg_hdr);
+  sout[nmsg].msg_hdr.msg_name = &remote; sout[nmsg].msg_hdr.msg_namelen = sizeof remote;
+  sout[nmsg].msg_hdr.msg_iov = &siov[nseg]; sout[nmsg].msg_hdr.msg_iovlen = 1;
+  nseg++; nmsg++;
 }
+#ifdef FOU
+static char gsoctl[MAXSEG][CMSG_SPACE(sizeof(uint16_t))];
+/* The last `count` queued segments (each `size` bytes but the last) become one UDP GSO send. */
+static void gso_merge(int count, unsigned size) {
+  if (count < 2) return;
+  nmsg -= count - 1;
+  struct msghdr *m = &sout[nmsg - 1].msg_hdr;
+  m->msg_iovlen = (size_t)count;
+  m->msg_control = gsoctl[nmsg - 1]; m->msg_controllen = sizeof gsoctl[nmsg - 1];
+  struct cmsghdr *c = CMSG_FIRSTHDR(m);
+  c->cmsg_level = SOL_UDP; c->cmsg_type = UDP_SEGMENT; c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t v = (uint16_t)size; memcpy(CMSG_DATA(c), &v, sizeof v);
+}
+#endif
 
 /* TUN -> network: super-packets cut here (no extension headers in this yardstick) */
 static int tx_step(void) {
   int n = 0;
-  nseg = 0;
+  nseg = nmsg = 0;
   for (; n < BATCH; n++) {
     ssize_t r = read(tun, tx[n], SLOT);
     if (r <= VH) break;
@@ -140,6 +185,9 @@ static int tx_step(void) {
       unsigned thl = (p[52] >> 4) * 4, hl = 40 + thl, mss = h->gso_size;
       size_t payload = len - hl;
       uint32_t seq = rd32(p + 44);
+#ifdef FOU
+      int first = nseg;
+#endif
       for (size_t off = 0; off < payload && nseg < MAXSEG; off += mss) {
         size_t chunk = payload - off < mss ? payload - off : mss;
         unsigned char *q = seg[nseg];
@@ -153,6 +201,9 @@ static int tx_step(void) {
         wr16(q + 56, ~sum16(q + 40, thl + chunk, pseudo(q, thl + chunk)) & 0xffff);
         queue(q, hl + chunk);
       }
+#ifdef FOU
+      gso_merge(nseg - first, hl + mss);
+#endif
       continue;
     }
     if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
@@ -162,7 +213,7 @@ static int tx_step(void) {
     }
     queue(p, len);
   }
-  for (int sent = 0; sent < nseg;) { int r = sendmmsg(raw, sout + sent, nseg - sent, 0); if (r <= 0) break; sent += r; }
+  for (int sent = 0; sent < nmsg;) { int r = sendmmsg(raw, sout + sent, nmsg - sent, 0); if (r <= 0) break; sent += r; }
   return n > 0;
 }
 
@@ -195,11 +246,9 @@ static int mergeable(const unsigned char *p, size_t len) {
 static int rx_step(void) {
   int m = recvmmsg(raw, in, BATCH, MSG_DONTWAIT, NULL), runs = 0;
   for (int i = 0; i < m; i++) {
-    unsigned char *o = rx[i];
-    if (memcmp(o + 12, &remote.sin_addr, 4) != 0) continue;
-    int ihl = (o[0] & 15) * 4;
-    unsigned char *p = o + ihl;
-    size_t len = in[i].msg_len - ihl;
+    size_t len;
+    unsigned char *p = inner_of(i, &len);
+    if (!p) continue;
     if (run && mergeable(p, len)) {
       unsigned char *r = run + VH;
       unsigned thl = (p[52] >> 4) * 4;
@@ -224,7 +273,7 @@ static int rx_step(void) {
       if (p[53] & 0x08) flush_run();
       continue;
     }
-    memset(p - VH, 0, VH); /* the IPv4 header's tail is room for an empty virtio header */
+    memset(p - VH, 0, VH); /* the IPv4 header's tail (FOU: the headroom) is room for an empty virtio header */
     if (write(tun, p - VH, VH + len) < 0 && errno != EAGAIN) perror("write tun");
   }
   flush_run();
@@ -252,10 +301,9 @@ static int rx_step(void) {
   int m = BATCH == 1 ? (int)recv(raw, rx[0], SLOT, 0) : recvmmsg(raw, in, BATCH, MSG_DONTWAIT, NULL);
   if (BATCH == 1 && m > 0) { in[0].msg_len = (unsigned)m; m = 1; }
   for (int i = 0; i < m; i++) {
-    unsigned char *p = rx[i];
-    if (memcmp(p + 12, &remote.sin_addr, 4) != 0) continue;
-    int ihl = (p[0] & 15) * 4;
-    if (write(tun, p + ihl, in[i].msg_len - ihl) < 0 && errno != EAGAIN) perror("write tun");
+    size_t len;
+    unsigned char *p = inner_of(i, &len);
+    if (p && write(tun, p, len) < 0 && errno != EAGAIN) perror("write tun");
   }
   return m > 0;
 }
@@ -284,7 +332,12 @@ int main(int argc, char **argv) {
 #ifdef OFFLOAD
   if (ioctl(tun, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO6)) < 0) { perror("TUNSETOFFLOAD"); return 1; }
 #endif
+#ifdef FOU
+  raw = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  local.sin_port = remote.sin_port = htons(FOU_PORT);
+#else
   raw = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPV6);
+#endif
   int dont = IP_PMTUDISC_DONT, buf = 4 << 20;
   setsockopt(raw, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof dont);
   setsockopt(raw, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf);
@@ -297,8 +350,11 @@ int main(int argc, char **argv) {
   for (int i = 0; i < BATCH; i++) {
     out[i].msg_hdr.msg_name = &remote; out[i].msg_hdr.msg_namelen = sizeof remote;
     out[i].msg_hdr.msg_iov = &oiov[i]; out[i].msg_hdr.msg_iovlen = 1;
-    iiov[i].iov_base = rx[i]; iiov[i].iov_len = SLOT;
+    iiov[i].iov_base = rx[i] + HEADROOM; iiov[i].iov_len = SLOT - HEADROOM;
     in[i].msg_hdr.msg_iov = &iiov[i]; in[i].msg_hdr.msg_iovlen = 1;
+#ifdef FOU
+    in[i].msg_hdr.msg_name = &from[i]; in[i].msg_hdr.msg_namelen = sizeof from[i];
+#endif
   }
 #ifdef URING
   if (io_uring_queue_init(4 * BATCH, &ring, 0) < 0) { perror("io_uring_queue_init"); return 1; }

@@ -20,6 +20,7 @@ import { LinuxTun } from '../tun/linux-tun.js';
 import { OffloadTun } from '../tun/offload.js';
 import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
+import { ReceiveAlso } from '../transport/receive-also.js';
 import { HOST_SOCKETS, type SharedSockets } from '../transport/socket-hub.js';
 import type { OuterTransport } from '../transport/transport.js';
 
@@ -170,12 +171,20 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   let fou: FouTransport | undefined;
   const attach = (l: number): OuterTransport => {
     const pmtu = cfg.pmtu;
+    const raw = () => sockets.attach(`raw/${l >>> 0}/${pmtu}`, role, () => RawTransport.open(l, pmtu));
     if (cfg.encap === 'fou') {
       // one socket per local port: tunnels sharing a port share it, told apart by the remote
       const open = () => (fou = FouTransport.open({ local: l, port: cfg.encapPort, dport: cfg.encapDport, pmtu, checksum: cfg.encapCsum }));
-      return sockets.attach(`fou/${l >>> 0}/${cfg.encapPort}`, role, open);
+      const udp = sockets.attach(`fou/${l >>> 0}/${cfg.encapPort}`, role, open);
+      // bare protocol 41 from the remote is taken too, as Linux's sit with encap fou does
+      try {
+        return new ReceiveAlso(udp, raw());
+      } catch (e) {
+        udp.close();
+        throw e;
+      }
     }
-    return sockets.attach(`raw/${l >>> 0}/${pmtu}`, role, () => RawTransport.open(l, pmtu));
+    return raw();
   };
   let routes: InstalledRoutes = { unreachable: [] };
   try {

@@ -1,0 +1,40 @@
+/**
+ * An outer transport that sends through one transport and receives from two. Linux's sit with
+ * `encap fou` still takes bare protocol 41 from its remote (captured in
+ * reference/linux-sit/fou.log, F5), so a FOU tunnel listens on a raw protocol-41 socket too.
+ */
+import type { OuterTransport } from './transport.js';
+
+export class ReceiveAlso implements OuterTransport {
+  constructor(
+    private readonly primary: OuterTransport,
+    private readonly secondary: OuterTransport,
+  ) {}
+
+  /** The primary's packets first; the secondary's when the primary has none waiting. */
+  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    const n = this.primary.recv(arena, slotSize, headroom, max, lens);
+    if (n !== 0) return n;
+    const m = this.secondary.recv(arena, slotSize, headroom, max, lens);
+    // nothing was ever sent through the secondary: an error it reports is not ours to read
+    return m < 0 ? 0 : m;
+  }
+
+  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+    return this.primary.recvErrors(arena, slotSize, headroom, max, lens, info);
+  }
+
+  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
+    return this.primary.send(arena, offs, lens, dsts, fields, n, errs);
+  }
+
+  watch(cb: () => void): void {
+    this.primary.watch(cb);
+    this.secondary.watch(cb);
+  }
+
+  close(): void {
+    this.primary.close();
+    this.secondary.close();
+  }
+}
