@@ -17,7 +17,6 @@
 #include <string.h>
 #include <grp.h>
 #include <linux/capability.h>
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/file.h>
@@ -447,7 +446,7 @@ void AddCmsg(struct msghdr* m, struct cmsghdr** c, int level, int type, const vo
 // run and back to IP_PMTUDISC_WANT. With gso, consecutive
 // payloads to the same destination with the same fields and size (the last may be shorter) go
 // as one UDP_SEGMENT message. One sendmmsg per run of messages on one socket; a failed message
-// fails its packets and the rest go on; a full socket buffer is waited out briefly.
+// fails its packets and the rest go on; at a full socket buffer the rest are marked EAGAIN.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WriteArgs a;
@@ -514,7 +513,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     h->msg_controllen = used;
   }
-  int m = 0, sent = 0, waits = 0;
+  int m = 0, sent = 0;
   bool socketDf = true;
   while (m < nm) {
     // a run: consecutive messages for the same socket (and DF, when toggling), in order
@@ -534,12 +533,12 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     int err = errno;
     if (err == EINTR) continue;
-    if ((err == EAGAIN || err == ENOBUFS) && waits < 2) {
-      // Back-pressure: the socket buffer is full. Wait a little for room rather than drop a batch.
-      struct pollfd pfd = {fd, POLLOUT, 0};
-      poll(&pfd, 1, 5);
-      waits++;
-      continue;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+      // Back-pressure: the socket buffer (or the device queue) is full. Nothing waits here, on the
+      // JS thread: the rest of the batch is marked EAGAIN, in order, for the caller to send
+      // again once the socket is writable.
+      for (int j = s.first[m]; j < a.n; j++) a.errs[j] = EAGAIN;
+      break;
     }
     for (int j = 0; j < s.count[m]; j++) a.errs[s.first[m] + j] = err;
     m++;
@@ -805,7 +804,8 @@ Napi::Value DropPrivileges(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Poller: a uv_poll handle on the main loop calling back into JS when an fd is readable.
+// Poller: a uv_poll handle on the main loop calling back into JS when an fd is readable (or
+// writable: back-pressure on a full socket).
 // The callback runs with the Poller object as receiver (napi_make_callback needs an object).
 class Poller : public Napi::ObjectWrap<Poller> {
  public:
@@ -823,6 +823,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
     }
     env_ = env;
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    // new Poller(fd, cb, writable = false): readiness to write instead of to read
+    events_ = info.Length() > 2 && info[2].ToBoolean().Value() ? UV_WRITABLE : UV_READABLE;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     handle_ = new uv_poll_t;
@@ -840,7 +842,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
  private:
   void Start(const Napi::CallbackInfo& info) {
     if (!handle_ || active_) return;
-    int err = uv_poll_start(handle_, UV_READABLE, OnPoll);
+    int err = uv_poll_start(handle_, events_, OnPoll);
     if (err != 0) {
       Napi::Error::New(info.Env(), std::string("uv_poll_start: ") + uv_strerror(err)).ThrowAsJavaScriptException();
       return;
@@ -882,7 +884,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     }
     // libuv stops a poll handle on POLLERR (status UV_EBADF). For the raw socket POLLERR means
     // "ICMP error queued", which the callback has just drained: keep watching.
-    if (status < 0 && self->handle_ && self->active_ && uv_poll_start(self->handle_, UV_READABLE, OnPoll) != 0) {
+    if (status < 0 && self->handle_ && self->active_ && uv_poll_start(self->handle_, self->events_, OnPoll) != 0) {
       self->StopPolling();
     }
   }
@@ -891,6 +893,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::FunctionReference callback_;
   uv_poll_t* handle_ = nullptr;
   bool active_ = false;
+  int events_ = UV_READABLE;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -16,6 +16,7 @@ export const TRAFFIC_COUNTERS = [
   'path_mtu_updates', // R07: tunnel MTU lowered for a destination
   'path_mtu_evictions', // R07: a remembered path MTU dropped to keep the table bounded
   'tcp_mss_clamped', // --clamp-mss rewrote a SYN
+  'tx_backpressure_waits', // the transport's socket was full: the rest of a batch waited for room (no packet lost); not itself a packet outcome
   'rx_trailing_bytes_trimmed', // bytes after the inner packet's payload length were cut off (RFC 8200); not itself a packet outcome
 ] as const;
 

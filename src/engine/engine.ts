@@ -6,7 +6,7 @@
  * each wake-up drains at most `maxBatchesPerWake` batches and yields, keeping timers on time.
  */
 import { constants as osConstants } from 'node:os';
-import { Drop, Counters } from '../encap/counters.js';
+import { Drop, Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
 import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
@@ -16,7 +16,7 @@ import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from '../transpor
 
 export { SLOT_HEADROOM, SLOT_SIZE };
 
-const { EMSGSIZE } = osConstants.errno;
+const { EMSGSIZE, EAGAIN } = osConstants.errno;
 
 export interface EngineOptions {
   /** Packets per native call (1..MAX_BATCH, 256); default 64. */
@@ -76,6 +76,11 @@ export class TunnelEngine {
   private readonly localFields = new Int32Array(1);
   private running = false;
   private interceptor: RxInterceptor | null = null;
+  /**
+   * Back-pressure: the transport's buffer was full. The packets it did not take wait in the TX
+   * arena (tx.out of them, at the front of the out arrays); the TUN is not read until they are sent.
+   */
+  private txBlocked = false;
 
   constructor(
     readonly tunnel: Tunnel,
@@ -116,6 +121,8 @@ export class TunnelEngine {
     const old = this.socket;
     this.socket = socket;
     if (this.running) socket.watch(() => this.guard(this.pumpRx));
+    // packets waiting for room in the old socket go out through the new one
+    if (this.txBlocked) socket.watchWritable(() => this.guard(this.resumeTx));
     old.close();
   }
 
@@ -152,7 +159,7 @@ export class TunnelEngine {
     const d = this.tx;
     const t = this.tunnel;
     const r = this.result;
-    for (let b = 0; b < this.maxBatches && this.running; b++) {
+    for (let b = 0; b < this.maxBatches && this.running && !this.txBlocked; b++) {
       const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
       if (n === 0) break;
       for (let i = 0; i < n; i++) {
@@ -174,12 +181,49 @@ export class TunnelEngine {
   private flushTx(): void {
     const d = this.tx;
     if (d.out > 0) {
-      const sent = this.socket.send(d.arena, d.outOffs, d.outLens, d.outDsts, d.outFields, d.out, d.errs);
-      if (sent < d.out) this.countErrors(d.errs, d.out, Drop.tx_send_error, 'send');
+      const n = d.out;
+      const sent = this.socket.send(d.arena, d.outOffs, d.outLens, d.outDsts, d.outFields, n, d.errs);
       d.out = 0;
       this.lastTxAt = Date.now();
+      if (sent < n) {
+        this.countErrors(d.errs, n, Drop.tx_send_error, 'send');
+        this.holdUnsent(n);
+      }
     }
     this.flushTun(d);
+  }
+
+  /**
+   * Keeps the packets the transport answered EAGAIN (a full socket) for a later send: they move
+   * to the front of the out arrays, the TUN is paused, and the transport calls back when writable.
+   */
+  private holdUnsent(n: number): void {
+    const d = this.tx;
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      if (d.errs[i] !== EAGAIN) continue;
+      d.outOffs[k] = d.outOffs[i];
+      d.outLens[k] = d.outLens[i];
+      d.outDsts[k] = d.outDsts[i];
+      d.outFields[k++] = d.outFields[i];
+    }
+    if (k === 0) return;
+    d.out = k;
+    this.counters.traffic[Traffic.tx_backpressure_waits]++;
+    if (this.txBlocked) return;
+    this.txBlocked = true;
+    this.tun.pause();
+    this.socket.watchWritable(() => this.guard(this.resumeTx));
+  }
+
+  /** The transport has room again: send what waited, then read the TUN again. */
+  private resumeTx(): void {
+    if (!this.running) return;
+    this.txBlocked = false;
+    this.flushTx();
+    if (this.txBlocked) return;
+    this.tun.resume();
+    this.pumpTx();
   }
 
   /** Network → TUN, ICMPv4 errors first. */
@@ -257,10 +301,11 @@ export class TunnelEngine {
     }
   }
 
+  /** Counts each failed packet under `reason`; EAGAIN is not a failure (the packet waits, see holdUnsent). */
   private countErrors(errs: Int32Array, n: number, reason: number, where: 'send' | 'tun-write'): void {
     let first = 0;
     for (let i = 0; i < n; i++) {
-      if (errs[i] !== 0) {
+      if (errs[i] !== 0 && !(errs[i] === EAGAIN && where === 'send')) {
         this.counters.drops[reason]++;
         if (first === 0) first = errs[i];
       }

@@ -3,6 +3,7 @@
 export abstract class Watchable {
   private cb: (() => void) | null = null;
   private scheduled = false;
+  private paused = false;
   closed = false;
   watch(cb: () => void): void {
     this.cb = cb;
@@ -10,11 +11,11 @@ export abstract class Watchable {
   }
   /** Like a level-triggered poller: calls back (once, soon) while something is waiting. */
   protected kick(): void {
-    if (this.scheduled || !this.cb || this.closed) return;
+    if (this.scheduled || !this.cb || this.closed || this.paused) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (this.cb && !this.closed && this.pending()) {
+      if (this.cb && !this.closed && !this.paused && this.pending()) {
         this.cb();
         if (this.pending()) this.kick();
       }
@@ -27,7 +28,21 @@ export abstract class Watchable {
    * before its callback returns, so its output is complete then too: wait on this, not on time.
    */
   async drained(): Promise<void> {
-    while (this.scheduled || (this.cb && !this.closed && this.pending())) await new Promise((r) => setImmediate(r));
+    while (this.scheduled || (this.cb && !this.closed && !this.paused && this.pending())) await new Promise((r) => setImmediate(r));
+  }
+
+  /** As a real device under back-pressure: no callbacks while paused. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.kick();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
   }
 
   close(): void {

@@ -43,7 +43,8 @@ export interface NativeAddon {
   dropPrivileges(uid: number, gid: number): void;
   /** An fd holding an exclusive flock on `path` (created if missing), or -1 if another process holds it. */
   lockFile(path: string): number;
-  Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
+  /** `writable`: call back when the fd can be written (a full socket buffer drained) instead of read. */
+  Poller: new (fd: number, cb: (events: number) => void, writable?: boolean) => NativePoller;
   MAX_BATCH: number;
   /** Built with liburing. */
   IO_URING_COMPILED: boolean;

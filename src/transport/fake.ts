@@ -3,8 +3,11 @@
  * Copies are fine here: this is the test double, not the data path.
  */
 import { PROTO_IPV6, writeIpv4Header, IPV4 } from '../packet/ipv4.js';
+import { constants as osConstants } from 'node:os';
 import { Watchable } from '../io/fake-readiness.js';
 import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
+
+const { EAGAIN } = osConstants.errno;
 
 export interface SentPacket {
   /**
@@ -45,6 +48,9 @@ export class FakeTransport extends Watchable implements OuterTransport {
   readonly sent: SentPacket[] = [];
   /** errno to fail each send with, in order (0 = succeed); empty: always succeed. */
   readonly sendFailures: number[] = [];
+  /** Room left in the "socket buffer": null = unlimited; at 0 every send meets EAGAIN until makeWritable(). */
+  room: number | null = null;
+  private writableCbs: Array<() => void> = [];
 
   inject(...pkts: Buffer[]): void {
     this.inbound.push(...pkts);
@@ -74,6 +80,17 @@ export class FakeTransport extends Watchable implements OuterTransport {
     return n;
   }
 
+  watchWritable(cb: () => void): void {
+    this.writableCbs.push(cb);
+  }
+
+  /** The buffer drained: `room` more packets (default unlimited), and whoever waits to write is told. */
+  makeWritable(room: number | null = null): void {
+    this.room = room;
+    const cbs = this.writableCbs.splice(0);
+    setImmediate(() => cbs.forEach((f) => f()));
+  }
+
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
     let n = 0;
     while (n < max && this.errors.length > 0) {
@@ -89,9 +106,15 @@ export class FakeTransport extends Watchable implements OuterTransport {
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
     let ok = 0;
     for (let i = 0; i < n; i++) {
+      if (this.room === 0) {
+        // full, as a kernel socket: the rest of the batch is EAGAIN, in order
+        for (let j = i; j < n; j++) errs[j] = EAGAIN;
+        return ok;
+      }
       const fail = this.sendFailures.length > 0 ? this.sendFailures.shift()! : 0;
       errs[i] = fail;
       if (fail) continue;
+      if (this.room !== null) this.room--;
       const inner = Buffer.from(arena.subarray(offs[i], offs[i] + lens[i]));
       const bytes = Buffer.alloc(IPV4.HEADER_LEN + inner.length);
       this.ipId = (this.ipId + 1) & 0xffff;

@@ -28,6 +28,10 @@ export class ReceiveAlso implements OuterTransport {
     return this.primary.send(arena, offs, lens, dsts, fields, n, errs);
   }
 
+  watchWritable(cb: () => void): void {
+    this.primary.watchWritable(cb);
+  }
+
   watch(cb: () => void): void {
     this.primary.watch(cb);
     this.secondary.watch(cb);

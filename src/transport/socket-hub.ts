@@ -186,6 +186,10 @@ export class HubPort implements OuterTransport {
     this.hub.watchFor();
   }
 
+  watchWritable(cb: () => void): void {
+    this.hub.socket.watchWritable(cb);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

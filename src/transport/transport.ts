@@ -24,8 +24,12 @@ export interface OuterTransport {
   /**
    * Sends `n` inner IPv6 packets, packet i at arena[offs[i], +lens[i]) to the IPv4 dsts[i] with the
    * outer TTL, TOS and DF of fields[i] (packOuterFields); errs[i] gets 0 or an errno. Returns how many were sent.
+   * When the socket is full, the unsent rest of the batch gets EAGAIN, in order, without waiting:
+   * send them again after watchWritable calls back.
    */
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number;
   watch(cb: () => void): void;
+  /** Calls `cb` once, when a send that met EAGAIN may succeed. */
+  watchWritable(cb: () => void): void;
   close(): void;
 }

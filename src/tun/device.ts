@@ -12,5 +12,8 @@ export interface TunDevice {
   write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
   /** Calls `cb` whenever the device may have packets to read. */
   watch(cb: () => void): void;
+  /** No read callbacks until resume(): the loop holds packets it could not send yet (back-pressure). */
+  pause(): void;
+  resume(): void;
   close(): void;
 }

@@ -84,6 +84,14 @@ export class OffloadTun implements TunDevice {
     this.device.watch(cb);
   }
 
+  pause(): void {
+    this.device.pause();
+  }
+
+  resume(): void {
+    this.device.resume();
+  }
+
   close(): void {
     this.device.close();
   }
