@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, formatIpv6, resolveTunnelOptions, type TunnelOptions } from '../src/index.js';
 import { BROKER, SIX_TO_FOUR } from './helpers/tunnels.js';
+import { TUNNEL_OPTION_KEYS } from '../src/encap/options.js';
+import { FLAG_FOR_FIELD, RUN_FLAGS } from '../src/cli/flags.js';
+
+describe('one definition per option', () => {
+  it('every library option has exactly one `run` flag that sets it (and a flag names it in errors)', () => {
+    for (const k of TUNNEL_OPTION_KEYS) {
+      const setters = RUN_FLAGS.filter((f) => f.to === k && !f.spec.startsWith('--no-'));
+      expect(setters.map((f) => f.spec), k).toHaveLength(1);
+      expect(FLAG_FOR_FIELD[k], k).toBe(setters[0].spec.split(' ')[0]);
+    }
+  });
+});
 
 function errorOf(o: unknown): ConfigError {
   try {

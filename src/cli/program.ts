@@ -4,15 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError, type TunnelOptions } from '../encap/options.js';
+import { ConfigError } from '../encap/options.js';
 import { TunnelSetupError } from '../host/open.js';
-import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../daemon/config.js';
+import { DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import type { TunnelSpec } from '../daemon/managed-tunnel.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
-import { HE_UPDATE_URL } from '../daemon/broker-update.js';
-import { collect, FLAG_FOR_FIELD, FlagError, integer, integerOrInherit, secondsOrOff } from './flags.js';
+import { addRunFlags, configFromFlags, FLAG_FOR_FIELD, integer } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
 import { formatStatus } from './status-format.js';
@@ -46,51 +44,9 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: () => undefined })
     .addHelpText('after', BROKER_EXAMPLE);
 
-  program
-    .command('run')
-    .description('run one tunnel in the foreground until SIGINT or SIGTERM')
-    .addOption(new Option('--mode <mode>', 'tunnel mode').choices(['6in4', '6to4', '6rd']).makeOptionMandatory())
-    .option('--local <ipv4|auto>', 'our IPv4 address, or auto (the source address toward --remote / --relay / the first BR; 6in4 follows it when it changes)', 'auto')
-    .option('--remote <ipv4>', '6in4: the broker\'s IPv4 ("Server IPv4 Address")')
-    .option('--address <ipv6/len>', '6in4: our tunnel address ("Client IPv6 Address"); 6to4 default 2002:V4ADDR::1/16')
-    .option('--peer <ipv6>', '6in4: the broker\'s IPv6 ("Server IPv6 Address"); default ::1 of --address. 6rd CE: an address beyond the BR to probe (enables keepalive and BR failover)')
-    .option('--routed <prefix>', 'a prefix routed to us ("Routed /64"); repeatable', collect)
-    .option('--relay <ipv4>', '6to4: the relay for non-6to4 destinations (no default, RFC 7526); 6rd: the border relay (BR)')
-    .addOption(new Option('--role <role>', '6to4: site (default) or relay (a 6to4 relay router); 6rd: site (a CE, default) or relay (a border relay)').choices(['site', 'relay']))
-    .option('--6rd-prefix <ipv6/len>', '6rd: the ISP\'s 6rd prefix, e.g. 2001:db8:a000::/36')
-    .option('--ipv4-mask-len <0..31>', '6rd: high IPv4 bits all CEs of the domain share (default 0)', integer)
-    .option('--6rd-ipv4-prefix <ipv4/len>', '6rd border relay: the IPv4 prefix of the domain\'s CEs (its length is --ipv4-mask-len)')
-    .option('--6rd-dhcp <option212>', '6rd: "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…" as udhcpc exports $ip6rd (instead of --6rd-prefix, --ipv4-mask-len, --relay)')
-    .option('--mtu <bytes>', 'tunnel MTU, 1280..1480 (1280 is the RFC 4213 conservative choice; FOU 1280..1472, default 1472)', integer)
-    .addOption(new Option('--encap <kind>', 'none: bare protocol 41; fou: IPv6 in UDP, as Linux `sit … encap fou` (where protocol 41 is filtered; 6in4 only)').choices(['none', 'fou']))
-    .option('--encap-dport <port>', 'FOU: the peer\'s UDP port (we always send there)', integer)
-    .option('--encap-port <port>', 'FOU: the local UDP port we bind, send from and receive on (default: --encap-dport)', integer)
-    .option('--encap-csum', 'FOU: send UDP checksums (allows UDP GSO); default off, as Linux\'s noencap-csum')
-    .option('--no-encap-csum', 'FOU: zero UDP checksums (the default)')
-    .addOption(new Option('--pmtu <mode>', 'static: DF clear, IPv4 may fragment; dynamic: DF set, learn the path MTU').choices(['static', 'dynamic']))
-    .option('--ttl <1..255|inherit>', 'outer TTL (default 64)', integerOrInherit)
-    .option('--tos <0..255|inherit>', 'outer TOS (default 0); ECN always follows RFC 6040', integerOrInherit)
-    .option('--keepalive <seconds|off>', '6in4, 6rd with --peer: ICMPv6 echo to the peer every N seconds (default 60)', secondsOrOff)
-    .option('--clamp-mss', 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU')
-    .option('--no-offload', 'no TUN offload: the kernel segments TCP before the TUN and we merge nothing (default: offload on)')
-    .option('--no-io-uring', 'move TUN packets with read()/write() per packet instead of io_uring batches')
-    .option('--dev <name>', 'interface to create (must not exist); default tun6in4-N')
-    .option('--no-default-route', 'do not route the IPv6 default through the tunnel')
-    .option('--default-route-metric <n>', 'metric of that default route (default 1024)', integer)
-    .option('--allow-nonglobal', 'lab override: accept non-global IPv4 addresses (R25/R31)')
-    .option('--icmp-rate <per-second>', 'ICMPv6 errors we send per second (default 100)', integer)
-    .option('--icmp-burst <count>', 'ICMPv6 errors we may send at once before the rate applies (default 100)', integer)
-    .option('--update-url <url>', `broker update URL (default ${HE_UPDATE_URL})`)
-    .option('--update-insecure-http', 'allow a plain http:// --update-url (the key crosses the network in cleartext)')
-    .option('--tunnel-id <id>', 'broker tunnel id: enables the broker endpoint update')
-    .option('--username <name>', 'broker account name, for the update')
-    .option('--update-key-file <file>', 'file holding the broker update key (never put the key on the command line)')
-    .option('--control <path>', 'control socket for `tun6in4 status`', DEFAULT_CONTROL_SOCKET)
-    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
-    .option('--user <name>', 'drop to this user once the TUN and raw socket are open')
-    .option('--group <name>', 'and this group (default the user\'s)')
+  addRunFlags(program.command('run').description('run one tunnel in the foreground until SIGINT or SIGTERM'))
     .addHelpText('after', BROKER_EXAMPLE)
-    .action(async (flags: RunFlags) => {
+    .action(async (flags: Record<string, unknown>) => {
       const config = configFromFlags(flags);
       requireNetworkPrivileges();
       await serve(config, null);
@@ -181,89 +137,6 @@ function requireNetworkPrivileges(): void {
       `a tunnel needs root, or CAP_NET_ADMIN and CAP_NET_RAW (${missing.join(' and ')} missing here): run it with sudo, or grant them (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW; see contrib/tun6in4.service)`,
     );
   }
-}
-
-/** What commander parses for `run`: the library's own option types where the names agree. */
-type RunFlags = Pick<TunnelOptions, 'mode' | 'remote' | 'address' | 'peer' | 'routed' | 'relay' | 'role' | 'mtu' | 'pmtu' | 'ttl' | 'tos' | 'clampMss' | 'icmpRate' | 'icmpBurst' | 'encap' | 'encapDport' | 'encapPort' | 'encapCsum'> &
-  Pick<TunnelSpec, 'keepalive' | 'dev' | 'defaultRouteMetric'> & {
-    local: string;
-    // commander's names for the --6rd-* flags (it camel-cases after the leading digit)
-    '6rdPrefix'?: string;
-    ipv4MaskLen?: number;
-    '6rdIpv4Prefix'?: string;
-    '6rdDhcp'?: string;
-    defaultRoute: boolean;
-    offload: boolean;
-    ioUring: boolean;
-    allowNonglobal?: boolean;
-    updateUrl?: string;
-    updateInsecureHttp?: boolean;
-    tunnelId?: string;
-    username?: string;
-    updateKeyFile?: string;
-    control: string;
-    metricsListen?: string;
-    user?: string;
-    group?: string;
-  };
-
-/** `run`'s flags as a one-tunnel configuration, validated by the same code as a config file. */
-function configFromFlags(f: RunFlags): DaemonConfig {
-  const updateAsked = f.tunnelId !== undefined || f.username !== undefined || f.updateKeyFile !== undefined || f.updateUrl !== undefined;
-  if (updateAsked && (f.tunnelId === undefined || f.username === undefined || f.updateKeyFile === undefined)) {
-    throw new ConfigError('tunnelId', f.tunnelId, 'the broker update needs --tunnel-id, --username and --update-key-file together');
-  }
-  const tunnel = prune({
-    mode: f.mode,
-    local: f.local,
-    remote: f.remote,
-    address: f.address,
-    peer: f.peer,
-    routed: f.routed,
-    relay: f.relay,
-    role: f.role,
-    sixrdPrefix: f['6rdPrefix'],
-    ipv4MaskLen: f.ipv4MaskLen,
-    sixrdIpv4Prefix: f['6rdIpv4Prefix'],
-    sixrdDhcp: f['6rdDhcp'],
-    mtu: f.mtu,
-    encap: f.encap,
-    encapDport: f.encapDport,
-    encapPort: f.encapPort,
-    encapCsum: f.encapCsum,
-    pmtu: f.pmtu,
-    ttl: f.ttl,
-    tos: f.tos,
-    keepalive: f.keepalive,
-    clampMss: f.clampMss,
-    offload: f.offload === false ? false : undefined,
-    ioUring: f.ioUring === false ? false : undefined,
-    dev: f.dev,
-    defaultRoute: f.defaultRoute === false ? false : undefined,
-    defaultRouteMetric: f.defaultRouteMetric,
-    allowNonGlobal: f.allowNonglobal,
-    icmpRate: f.icmpRate,
-    icmpBurst: f.icmpBurst,
-    update: updateAsked ? prune({ url: f.updateUrl, insecureHttp: f.updateInsecureHttp, tunnelId: f.tunnelId, username: f.username, keyFile: f.updateKeyFile }) : undefined,
-  });
-  try {
-    return parseDaemonConfig(
-      prune({
-        tunnels: { [f.dev ?? 'tunnel']: tunnel },
-        control: { socket: f.control },
-        metrics: f.metricsListen ? { listen: f.metricsListen } : undefined,
-        user: f.user,
-        group: f.group,
-      }),
-    );
-  } catch (e) {
-    throw e instanceof ConfigFileError ? FlagError.fromConfigPath(e.path, e.detail) : e;
-  }
-}
-
-function prune<T extends Record<string, unknown>>(o: T): T {
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
-  return o;
 }
 
 /** Runs the daemon until SIGINT/SIGTERM; SIGHUP reloads when there is a file to reload. */

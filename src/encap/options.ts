@@ -159,60 +159,123 @@ function describe(v: unknown): string {
   return JSON.stringify(v) ?? String(v);
 }
 
-const EXPECT = {
-  mode: 'use "6in4" (a configured tunnel, e.g. a tunnel broker), "6to4" or "6rd"',
-  local: 'use a dotted-quad IPv4 address such as 192.0.2.10',
-  remote: 'use the broker\'s "Server IPv4 Address", a dotted-quad IPv4 such as 198.51.100.1',
-  address: 'use an IPv6 address with prefix length, such as 2001:db8:1::2/64 ("Client IPv6 Address")',
-  peer: 'use an IPv6 address without prefix length, such as 2001:db8:1::1 ("Server IPv6 Address")',
-  routed: 'use IPv6 prefixes such as 2001:db8:2::/64 ("Routed /64")',
-  relay: 'use the unicast IPv4 address of a 6to4 relay you trust, or of the ISP\'s 6rd border relay, such as 203.0.113.1',
-  role: 'use "site" (a 6to4 site or 6rd CE, the default) or "relay" (a 6to4 relay router or 6rd border relay)',
-  sixrdPrefix: 'use the ISP\'s 6rd prefix with its length, such as 2001:db8:a000::/36',
-  ipv4MaskLen: 'use an integer in 0..31: how many high bits of the IPv4 address all CEs of the 6rd domain share',
-  sixrdIpv4Prefix: 'use the IPv4 prefix all CEs of the 6rd domain are in, such as 192.0.2.0/25 (its length is ipv4MaskLen)',
-  sixrdDhcp: 'use DHCPv4 option 212 as udhcpc exports it in $ip6rd: "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…", such as "25 36 2001:db8:a000:: 203.0.113.1"',
-  mtu: `use an integer in ${MTU_MIN}..${MTU_MAX} (${MTU_DEFAULT} is the default and what brokers use; ${MTU_MIN} is the RFC 4213 conservative choice; with encap fou ${MTU_MIN}..${FOU_MTU_MAX})`,
-  encap: 'use "none" (bare protocol 41, the default) or "fou" (IPv6 in UDP, as Linux `sit … encap fou`)',
-  encapDport: 'use the peer\'s UDP port, a whole number in 1..65535 (Linux: `ip fou add port N ipproto 41` on the peer)',
-  encapPort: 'use the local UDP port to bind, a whole number in 1..65535 (default: the same as encapDport)',
-  encapCsum: 'use true (send UDP checksums, needed for UDP GSO) or false (zero checksums, as Linux\'s default noencap-csum)',
-  pmtu: 'use "static" (DF clear, IPv4 may fragment) or "dynamic" (DF set, learn the path MTU)',
-  ttl: 'use an integer in 1..255 or "inherit" (copy the inner hop limit)',
-  tos: 'use an integer in 0..255 or "inherit" (copy the inner traffic class)',
-  allowNonGlobal: 'use true or false',
-  clampMss: 'use true or false',
-  icmpRate: 'use a number of ICMPv6 errors per second, 0 or more',
-  icmpBurst: 'use a whole number of ICMPv6 errors, 1 or more',
-} as const satisfies Record<keyof TunnelOptions, string>;
-
 const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null);
-const schema = z.strictObject({
-  mode: z.enum(['6in4', '6to4', '6rd']),
-  local: ipv4Text,
-  remote: ipv4Text.optional(),
-  address: z.string().refine((s) => parseIpv6Prefix(s) !== null).optional(),
-  peer: z.string().refine((s) => parseIpv6(s) !== null).optional(),
-  routed: z.array(z.string().refine((s) => parseIpv6Prefix(s) !== null)).optional(),
-  relay: ipv4Text.optional(),
-  role: z.enum(['site', 'relay']).optional(),
-  sixrdPrefix: z.string().refine((s) => parseIpv6Prefix(s) !== null).optional(),
-  ipv4MaskLen: z.number().int().min(0).max(31).optional(),
-  sixrdIpv4Prefix: z.string().refine((s) => parseIpv4Prefix(s) !== null).optional(),
-  sixrdDhcp: z.string().optional(),
-  mtu: z.number().int().min(MTU_MIN).max(MTU_MAX).optional(),
-  encap: z.enum(['none', 'fou']).optional(),
-  encapDport: z.number().int().min(1).max(65535).optional(),
-  encapPort: z.number().int().min(1).max(65535).optional(),
-  encapCsum: z.boolean().optional(),
-  pmtu: z.enum(['static', 'dynamic']).optional(),
-  ttl: z.union([z.literal('inherit'), z.number().int().min(1).max(255)]).optional(),
-  tos: z.union([z.literal('inherit'), z.number().int().min(0).max(255)]).optional(),
-  allowNonGlobal: z.boolean().optional(),
-  clampMss: z.boolean().optional(),
-  icmpRate: z.number().min(0).finite().optional(),
-  icmpBurst: z.number().int().min(1).optional(),
-});
+
+/**
+ * Every option once: how it is validated and, when it is not valid, what to use instead. The
+ * schema, the error text and (through TunnelOptions) the types all come from here; the CLI's
+ * flags are one table too (src/cli/run-flags.ts).
+ */
+const OPTIONS = {
+  mode: {
+    schema: z.enum(['6in4', '6to4', '6rd']),
+    expect: 'use "6in4" (a configured tunnel, e.g. a tunnel broker), "6to4" or "6rd"',
+  },
+  local: {
+    schema: ipv4Text,
+    expect: 'use a dotted-quad IPv4 address such as 192.0.2.10',
+  },
+  remote: {
+    schema: ipv4Text,
+    expect: 'use the broker\'s "Server IPv4 Address", a dotted-quad IPv4 such as 198.51.100.1',
+  },
+  address: {
+    schema: z.string().refine((s) => parseIpv6Prefix(s) !== null),
+    expect: 'use an IPv6 address with prefix length, such as 2001:db8:1::2/64 ("Client IPv6 Address")',
+  },
+  peer: {
+    schema: z.string().refine((s) => parseIpv6(s) !== null),
+    expect: 'use an IPv6 address without prefix length, such as 2001:db8:1::1 ("Server IPv6 Address")',
+  },
+  routed: {
+    schema: z.array(z.string().refine((s) => parseIpv6Prefix(s) !== null)),
+    expect: 'use IPv6 prefixes such as 2001:db8:2::/64 ("Routed /64")',
+  },
+  relay: {
+    schema: ipv4Text,
+    expect: 'use the unicast IPv4 address of a 6to4 relay you trust, or of the ISP\'s 6rd border relay, such as 203.0.113.1',
+  },
+  role: {
+    schema: z.enum(['site', 'relay']),
+    expect: 'use "site" (a 6to4 site or 6rd CE, the default) or "relay" (a 6to4 relay router or 6rd border relay)',
+  },
+  sixrdPrefix: {
+    schema: z.string().refine((s) => parseIpv6Prefix(s) !== null),
+    expect: 'use the ISP\'s 6rd prefix with its length, such as 2001:db8:a000::/36',
+  },
+  ipv4MaskLen: {
+    schema: z.number().int().min(0).max(31),
+    expect: 'use an integer in 0..31: how many high bits of the IPv4 address all CEs of the 6rd domain share',
+  },
+  sixrdIpv4Prefix: {
+    schema: z.string().refine((s) => parseIpv4Prefix(s) !== null),
+    expect: 'use the IPv4 prefix all CEs of the 6rd domain are in, such as 192.0.2.0/25 (its length is ipv4MaskLen)',
+  },
+  sixrdDhcp: {
+    schema: z.string(),
+    expect: 'use DHCPv4 option 212 as udhcpc exports it in $ip6rd: "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…", such as "25 36 2001:db8:a000:: 203.0.113.1"',
+  },
+  mtu: {
+    schema: z.number().int().min(MTU_MIN).max(MTU_MAX),
+    expect: `use an integer in ${MTU_MIN}..${MTU_MAX} (${MTU_DEFAULT} is the default and what brokers use; ${MTU_MIN} is the RFC 4213 conservative choice; with encap fou ${MTU_MIN}..${FOU_MTU_MAX})`,
+  },
+  encap: {
+    schema: z.enum(['none', 'fou']),
+    expect: 'use "none" (bare protocol 41, the default) or "fou" (IPv6 in UDP, as Linux `sit … encap fou`)',
+  },
+  encapDport: {
+    schema: z.number().int().min(1).max(65535),
+    expect: 'use the peer\'s UDP port, a whole number in 1..65535 (Linux: `ip fou add port N ipproto 41` on the peer)',
+  },
+  encapPort: {
+    schema: z.number().int().min(1).max(65535),
+    expect: 'use the local UDP port to bind, a whole number in 1..65535 (default: the same as encapDport)',
+  },
+  encapCsum: {
+    schema: z.boolean(),
+    expect: 'use true (send UDP checksums, needed for UDP GSO) or false (zero checksums, as Linux\'s default noencap-csum)',
+  },
+  pmtu: {
+    schema: z.enum(['static', 'dynamic']),
+    expect: 'use "static" (DF clear, IPv4 may fragment) or "dynamic" (DF set, learn the path MTU)',
+  },
+  ttl: {
+    schema: z.union([z.literal('inherit'), z.number().int().min(1).max(255)]),
+    expect: 'use an integer in 1..255 or "inherit" (copy the inner hop limit)',
+  },
+  tos: {
+    schema: z.union([z.literal('inherit'), z.number().int().min(0).max(255)]),
+    expect: 'use an integer in 0..255 or "inherit" (copy the inner traffic class)',
+  },
+  allowNonGlobal: {
+    schema: z.boolean(),
+    expect: 'use true or false',
+  },
+  clampMss: {
+    schema: z.boolean(),
+    expect: 'use true or false',
+  },
+  icmpRate: {
+    schema: z.number().min(0).finite(),
+    expect: 'use a number of ICMPv6 errors per second, 0 or more',
+  },
+  icmpBurst: {
+    schema: z.number().int().min(1),
+    expect: 'use a whole number of ICMPv6 errors, 1 or more',
+  },
+} as const satisfies { [K in keyof TunnelOptions]-?: { schema: z.ZodType; expect: string } };
+
+type OptionKey = keyof typeof OPTIONS;
+/** Every option's name, as a program or a config file writes it. */
+export const TUNNEL_OPTION_KEYS = Object.keys(OPTIONS) as readonly OptionKey[];
+const EXPECT = Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, o.expect])) as { [K in OptionKey]: string };
+
+function optional<T extends Record<string, { schema: z.ZodType }>>(defs: T): { [K in keyof T]: z.ZodOptional<T[K]['schema']> } {
+  return Object.fromEntries(Object.entries(defs).map(([k, d]) => [k, d.schema.optional()])) as { [K in keyof T]: z.ZodOptional<T[K]['schema']> };
+}
+
+const { mode, local, ...rest } = OPTIONS;
+const schema = z.strictObject({ mode: mode.schema, local: local.schema, ...optional(rest) });
 
 function valueAt(input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let v: unknown = input;
@@ -229,7 +292,7 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
       const key = issue.keys[0];
       throw new ConfigError(key, valueAt(options, [key]), `unknown option; known options are ${Object.keys(EXPECT).join(', ')}`);
     }
-    const field = String(issue.path[0] ?? 'options') as keyof typeof EXPECT;
+    const field = String(issue.path[0] ?? 'options') as OptionKey;
     const where = issue.path.map(String).join('.');
     throw new ConfigError(where || 'options', valueAt(options, issue.path), EXPECT[field] ?? issue.message);
   }
