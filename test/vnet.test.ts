@@ -56,6 +56,9 @@ describe('TSO segmentation (TX)', () => {
     expect(segmentTcp6(sup, 0, sup.length, 48, 1388, Buffer.alloc(8 * 2048), 0, 2048, 8)).toBe(-1);
     expect(segmentTcp6(sup, 0, sup.length, 40, 0, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
     expect(tcpSegmentCount(sup, 0, sup.length, 40, 100)).toBe(50);
+    // segments that would not fit their stride, or the buffer, are refused rather than overlapped
+    expect(segmentTcp6(sup, 0, sup.length, 40, 1388, Buffer.alloc(8 * 1024), 0, 1024, 8)).toBe(-1);
+    expect(segmentTcp6(sup, 0, sup.length, 40, 1388, Buffer.alloc(2048), 0, 2048, 8)).toBe(-1);
   });
 
   it('cuts a super-packet a few segments at a time, the same bytes as all at once', () => {

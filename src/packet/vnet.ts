@@ -82,6 +82,9 @@ export function segmentTcp6(
   const tcp = pkt + tcpOff;
   const tcpHdr = tcpHeaderLength(src, tcp);
   const hdrLen = tcpOff + tcpHdr;
+  // a segment longer than the stride would run into the next one (or past the buffer)
+  if (hdrLen + gsoSize > stride && n > 1) return -1;
+  if (first + (Math.min(n, from + maxSegments) - from - 1) * stride + hdrLen + Math.min(gsoSize, len - hdrLen) > dst.length) return -1;
   const payload = len - hdrLen;
   const seq0 = src.readUInt32BE(tcp + TCP_SEQ);
   const flags = src[tcp + TCP_FLAGS];
