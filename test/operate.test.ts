@@ -224,6 +224,27 @@ describe.runIf(canRun)('tun6in4 doctor', () => {
     expect(r.stdout).toMatch(/fix: .*tunnel broker/);
   }, 30_000);
 
+  it('FOU: says whether the UDP port is free and what the kernel grants; a port in use fails with the fix', async () => {
+    const ok = await doctor(['--mode', '6in4', '--remote', '198.51.100.1', '--encap', 'fou', '--encap-port', '5555']);
+    expect(ok.stdout).toMatch(/^ok {3}UDP port 5555 \(FOU\): free to bind$/m);
+    expect(ok.stdout).toMatch(/UDP offloads \(FOU\): UDP GSO (available|refused)/);
+    expect(ok.stdout).toMatch(/MTU: eth0 MTU 1500 carries a 1472-byte tunnel MTU/);
+    // a socket holding the port in the same namespace
+    const holder = lab.host('client').spawn('/usr/bin/python3', ['-c', 'import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 5555)); print("bound", flush=True); time.sleep(120)']);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout!.once('data', () => resolve());
+        holder.once('exit', (c) => reject(new Error(`port holder exited ${c}`)));
+      });
+      const busy = await doctor(['--encap', 'fou', '--encap-port', '5555']);
+      expect(busy.code).toBe(1);
+      expect(busy.stdout).toMatch(/FAIL UDP port 5555 \(FOU\)/);
+      expect(busy.stdout).toMatch(/fix: another socket holds it/);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  }, 30_000);
+
   it('fails without the capabilities, and says how to grant them', async () => {
     const r = await doctor([], true);
     expect(r.code).toBe(1);

@@ -92,11 +92,13 @@ export function buildProgram(): Command {
   program
     .command('doctor')
     .description('check this host for what a tunnel needs; each finding with its fix (exit 0 only if none fails)')
-    .addOption(new Option('--mode <mode>', 'check addresses for this mode too').choices(['6in4', '6to4']))
+    .addOption(new Option('--mode <mode>', 'check addresses for this mode too').choices(['6in4', '6to4', '6rd']))
     .option('--local <ipv4|auto>', 'our IPv4 (default: the source address toward --remote / --relay)')
     .option('--remote <ipv4>', '6in4: the broker\'s IPv4')
-    .option('--relay <ipv4>', '6to4: the relay\'s IPv4')
+    .option('--relay <ipv4>', '6to4: the relay\'s IPv4; 6rd: the border relay\'s')
     .option('--mtu <bytes>', 'the tunnel MTU you plan', integer)
+    .addOption(new Option('--encap <kind>', 'fou: check the Foo-over-UDP socket too (port, UDP GSO/GRO)').choices(['none', 'fou']))
+    .option('--encap-port <port>', 'FOU: the local UDP port the tunnel will bind (default 5555)', integer)
     .option('--json', 'print JSON')
     .action(async (flags) => (await import('./doctor-command.js')).runDoctorCommand(flags));
 

@@ -26,6 +26,8 @@ export function renderMetrics(tunnels: ManagedStatus[]): string {
   for (const t of tunnels) if (t.keepalive?.rttMs.last != null) out.push(`tun6in4_keepalive_rtt_seconds{tunnel="${esc(t.tunnel)}"} ${t.keepalive.rttMs.last / 1000}`);
   out.push('# HELP tun6in4_keepalive_loss_ratio Keepalive loss over the recent window', '# TYPE tun6in4_keepalive_loss_ratio gauge');
   for (const t of tunnels) if (t.keepalive?.lossPercent != null) out.push(`tun6in4_keepalive_loss_ratio{tunnel="${esc(t.tunnel)}"} ${t.keepalive.lossPercent / 100}`);
+  out.push('# HELP tun6in4_tunnel_info Always 1: the tunnel\'s mode and outer transport (none = protocol 41, fou = Foo-over-UDP) as labels', '# TYPE tun6in4_tunnel_info gauge');
+  for (const t of tunnels) out.push(`tun6in4_tunnel_info{tunnel="${esc(t.tunnel)}",mode="${t.mode}",encap="${t.transport?.encap ?? 'none'}"} 1`);
   out.push('# HELP tun6in4_mtu_bytes Configured tunnel MTU', '# TYPE tun6in4_mtu_bytes gauge');
   for (const t of tunnels) out.push(`tun6in4_mtu_bytes{tunnel="${esc(t.tunnel)}"} ${t.mtu}`);
   return `${out.join('\n')}\n`;

@@ -1,7 +1,7 @@
 /** `tun6in4 doctor`: checks of this host for what a tunnel needs, each finding with its fix. */
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { classifyIpv4, parseIpv4 } from '../packet/address.js';
-import { MTU_DEFAULT } from '../encap/options.js';
+import { FOU_MTU_MAX, MTU_DEFAULT } from '../encap/options.js';
 import { BUILD_NATIVE_COMMAND, loadNative, NativeAddonError, nativeAddonInfo, type NativeAddon, type NativeAddonInfo } from '../io/native.js';
 import { ip } from '../tun/iproute.js';
 import { sourceAddressToward } from '../tun/interface.js';
@@ -16,11 +16,15 @@ export interface Finding {
 }
 
 export interface DoctorOptions {
-  mode?: '6in4' | '6to4';
+  mode?: '6in4' | '6to4' | '6rd';
   local?: string;
   remote?: string;
   relay?: string;
   mtu?: number;
+  /** `fou`: check the Foo-over-UDP socket too (the UDP port, UDP GSO and GRO). */
+  encap?: 'none' | 'fou';
+  /** FOU: the local UDP port the tunnel will bind (default 5555). */
+  encapPort?: number;
 }
 
 const CAP_NET_ADMIN = 12;
@@ -76,6 +80,8 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
     }
   }
 
+  if (native && o.encap === 'fou') checkFou(native, o, add);
+
   const sit = existsSync('/sys/module/sit') || /^sit /m.test(readFileSyncSafe('/proc/modules'));
   add({ check: 'kernel sit driver', level: 'info', detail: sit ? 'present: the kernel could run this tunnel too' : 'absent: this is the case tun6in4 is for' });
 
@@ -107,6 +113,33 @@ function checkNativeAddon(add: (f: Finding) => void): NativeAddon | null {
   return native;
 }
 
+/**
+ * FOU: the UDP port must be free on the local address (a running tunnel holds it), and what the
+ * kernel grants decides the speed: UDP GSO needs checksums on (--encap-csum), UDP GRO is asked for.
+ */
+function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => void): void {
+  const port = o.encapPort ?? 5555;
+  const local = o.local && o.local !== 'auto' ? (parseIpv4(o.local) ?? 0) : 0;
+  try {
+    const s = native.openUdpSocket(local, port, 0, 0, true, true);
+    closeSync(s.fd);
+    add({ check: `UDP port ${port} (FOU)`, level: 'ok', detail: 'free to bind' });
+    add({
+      check: 'UDP offloads (FOU)',
+      level: s.gso && s.gro ? 'ok' : 'info',
+      detail: `UDP GSO ${s.gso ? 'available (used with --encap-csum)' : 'refused by this kernel'}, UDP GRO ${s.gro ? 'available' : 'refused by this kernel'}`,
+    });
+  } catch (e) {
+    const busy = /EADDRINUSE|in use/i.test((e as Error).message);
+    add({
+      check: `UDP port ${port} (FOU)`,
+      level: 'fail',
+      detail: (e as Error).message,
+      fix: busy ? `another socket holds it (ss -ulpn 'sport = :${port}'); stop it or choose --encap-port` : 'give --local an address of this host',
+    });
+  }
+}
+
 function readFileSyncSafe(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -131,6 +164,8 @@ async function checkAddresses(o: DoctorOptions, add: (f: Finding) => void): Prom
     const cls = classifyIpv4(v4);
     if (o.mode === '6to4' && cls !== 'global') {
       add({ check: 'local IPv4 class', level: 'fail', detail: `${local} is ${cls} space; 6to4 needs a public IPv4 (RFC 3056)`, fix: 'use a host with a public IPv4, or a tunnel broker (6in4), which works behind NAT' });
+    } else if (o.mode === '6rd' && cls !== 'global') {
+      add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine inside an ISP's 6rd domain, which may use private or shared addresses` });
     } else if (o.mode === '6in4' && cls !== 'global') {
       add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine behind a 1:1 NAT; the broker must see your public IPv4 and the NAT must pass protocol 41 (keepalive holds its state)` });
     } else {
@@ -144,9 +179,10 @@ async function checkAddresses(o: DoctorOptions, add: (f: Finding) => void): Prom
       const mtuRoute = / mtu (\d+)/.exec(route)?.[1];
       const link = dev ? await ip(['-o', 'link', 'show', 'dev', dev]) : '';
       const devMtu = Number(mtuRoute ?? / mtu (\d+)/.exec(link)?.[1] ?? 0);
-      const tunnelMtu = o.mtu ?? MTU_DEFAULT;
-      if (devMtu && devMtu - 20 < tunnelMtu) {
-        add({ check: 'MTU', level: 'warn', detail: `path to ${toward} leaves via ${dev} with MTU ${devMtu}; a ${tunnelMtu}-byte tunnel MTU needs ${tunnelMtu + 20}`, fix: `use --mtu ${Math.max(1280, devMtu - 20)} (or --pmtu dynamic); with --pmtu static IPv4 fragments every full-size packet` });
+      const overhead = o.encap === 'fou' ? 28 : 20;
+      const tunnelMtu = o.mtu ?? (o.encap === 'fou' ? FOU_MTU_MAX : MTU_DEFAULT);
+      if (devMtu && devMtu - overhead < tunnelMtu) {
+        add({ check: 'MTU', level: 'warn', detail: `path to ${toward} leaves via ${dev} with MTU ${devMtu}; a ${tunnelMtu}-byte tunnel MTU needs ${tunnelMtu + overhead}`, fix: `use --mtu ${Math.max(1280, devMtu - overhead)} (or --pmtu dynamic); with --pmtu static IPv4 fragments every full-size packet` });
       } else if (devMtu) {
         add({ check: 'MTU', level: 'ok', detail: `${dev} MTU ${devMtu} carries a ${tunnelMtu}-byte tunnel MTU` });
       }
