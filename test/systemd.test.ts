@@ -5,8 +5,8 @@
  * READY=1 once its tunnels are up or failed, STATUS= on a health change, RELOADING=1 with
  * MONOTONIC_USEC then READY=1 around SIGHUP (applied and refused), WATCHDOG=1, STOPPING=1.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -196,6 +196,42 @@ describe('notifySocket (the addon): one datagram to a path or an abstract socket
   });
 });
 
+describe('the units in contrib/', () => {
+  const unit = (name: string) => readFileSync(fileURLToPath(new URL(`../contrib/${name}`, import.meta.url)), 'utf8');
+  const directives = (text: string, key: string) => [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]);
+
+  it('Type=notify for the main process only, with a watchdog; reload checks the file before the signal', () => {
+    for (const [name, config] of [
+      ['tun6in4.service', '/etc/tun6in4/tun6in4.toml'],
+      ['tun6in4@.service', '/etc/tun6in4/%i.toml'],
+    ]) {
+      const text = unit(name);
+      expect(directives(text, 'Type'), name).toEqual(['notify']);
+      expect(directives(text, 'NotifyAccess'), name).toEqual(['main']);
+      expect(directives(text, 'WatchdogSec'), name).toEqual(['30s']);
+      expect(directives(text, 'ExecReload'), name).toEqual([`/usr/bin/env tun6in4 check -c ${config}`, '/bin/kill -HUP $MAINPID']);
+      expect(directives(text, 'ExecStart')[0], name).toMatch(new RegExp(`^/usr/bin/env tun6in4 up -c ${config.replace(/\./g, '\\.')}`));
+    }
+    const template = unit('tun6in4@.service');
+    expect(directives(template, 'ExecStart')).toEqual(['/usr/bin/env tun6in4 up -c /etc/tun6in4/%i.toml --control /run/tun6in4/%i.sock']);
+    expect(directives(template, 'RuntimeDirectoryPreserve')).toEqual(['yes']);
+  });
+
+  it('systemd-analyze verify accepts both (where systemd is installed)', (ctx) => {
+    if (spawnSync('systemd-analyze', ['--version']).status !== 0) return ctx.skip();
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-units-'));
+    try {
+      writeFileSync(join(dir, 'tun6in4.service'), unit('tun6in4.service'));
+      writeFileSync(join(dir, 'tun6in4@he.service'), unit('tun6in4@.service'));
+      const r = spawnSync('systemd-analyze', ['verify', '--man=no', './tun6in4.service', './tun6in4@he.service'], { cwd: dir, encoding: 'utf8', env: { ...process.env, SYSTEMD_LOG_LEVEL: 'notice' } });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 const canRun = rootOrSkip();
 
 describe.runIf(canRun)('Type=notify: a daemon in a namespace and a fake NOTIFY_SOCKET', () => {
@@ -213,7 +249,8 @@ describe.runIf(canRun)('Type=notify: a daemon in a namespace and a fake NOTIFY_S
   const he = ['[tunnels.he]', 'mode = "6in4"', 'local = "192.0.2.1"', 'remote = "198.51.100.1"', 'address = "2001:db8:1::2/64"', 'dev = "he0"', 'keepalive = 1', 'defaultRoute = false'];
   // A tunnel that cannot open: its interface name is taken (the veth), and a TUN is never attached to.
   const lab = ['[tunnels.lab]', 'mode = "6in4"', 'local = "192.0.2.1"', 'remote = "203.0.113.9"', 'address = "2001:db8:7::2/64"', 'dev = "v0"', 'keepalive = "off"', 'defaultRoute = false'];
-  const writeConfig = (...tunnels: string[][]) => writeFileSync(configPath, [...tunnels.flat(), '[control]', `socket = "${control}"`, ''].join('\n'), { mode: 0o600 });
+  // No [control] in the file: `up --control`, as the template unit runs it, names the socket.
+  const writeConfig = (...tunnels: string[][]) => writeFileSync(configPath, [...tunnels.flat(), ''].join('\n'), { mode: 0o600 });
   const events: string[] = [];
   const nextEvent = async (what: string) => {
     const n = await notify.nextEvent(what).catch((e) => {
@@ -238,7 +275,7 @@ describe.runIf(canRun)('Type=notify: a daemon in a namespace and a fake NOTIFY_S
     address = `@tun6in4-test/${ns.name}/notify`;
     notify = await FakeNotifySocket.listen(address, (cmd, args) => ns.spawn(cmd, args));
     // `ip netns exec` and sh exec in place, so $$ is the daemon's pid: WATCHDOG_PID names it, as systemd does.
-    daemon = spawn('ip', ['netns', 'exec', ns.name, '/bin/sh', '-c', 'export WATCHDOG_PID=$$; exec "$@"', 'sh', process.execPath, BIN, 'up', '-c', configPath], {
+    daemon = spawn('ip', ['netns', 'exec', ns.name, '/bin/sh', '-c', 'export WATCHDOG_PID=$$; exec "$@"', 'sh', process.execPath, BIN, 'up', '-c', configPath, '--control', control], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NOTIFY_SOCKET: address, WATCHDOG_USEC: '200000', TUN6IN4_LOG_LEVEL: 'debug' },
     });
@@ -290,6 +327,7 @@ describe.runIf(canRun)('Type=notify: a daemon in a namespace and a fake NOTIFY_S
     expect(usec).toBeLessThanOrEqual(reloading.at);
     const ready = await nextEvent('READY=1 after reload');
     expect(ready.fields).toEqual({ READY: '1', STATUS: '1 tunnel: he down' });
+    // Still on the --control socket: the reloaded file has no [control] either.
     const s = await status();
     expect(s.lastReload?.ok).toBe(true);
     expect(s.failed).toEqual([]);
