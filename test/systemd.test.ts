@@ -343,6 +343,30 @@ describe.runIf(canRun)('Type=notify: a daemon in a namespace and a fake NOTIFY_S
     expect((await status()).tunnels.map((t) => t.tunnel)).toEqual(['he']);
   }, 60_000);
 
+  it('a daemon that opens no tunnel: STATUS says why, no READY=1, exit 2', async () => {
+    const only = join(dir, 'lab-only.toml');
+    writeFileSync(only, [...lab, ''].join('\n'), { mode: 0o600 });
+    const other = `${address}-failing`;
+    const watcher = await FakeNotifySocket.listen(other, (cmd, args) => ns.spawn(cmd, args));
+    try {
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const c = spawn('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'up', '-c', only, '--control', `${control}.failing`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: other } });
+        let stderr = '';
+        c.stderr.on('data', (d) => (stderr += d));
+        c.on('close', (code) => resolve({ code, stderr }));
+      });
+      expect(r.code).toBe(2);
+      const n = await watcher.next('STATUS', () => true);
+      expect(n.fields).toEqual({ STATUS: expect.stringMatching(/^failed to start: lab: /) });
+      expect(r.stderr).toContain(n.fields.STATUS.slice('failed to start: '.length));
+      // Our own datagram next: nothing else (no READY=1) came from the daemon.
+      await ns.exec('/usr/bin/python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"TEST=end", "\\0" + sys.argv[1][1:])', other]);
+      expect((await watcher.next('our own datagram', () => true)).message).toBe('TEST=end');
+    } finally {
+      watcher.close();
+    }
+  }, 60_000);
+
   it('SIGTERM: STOPPING=1, then the daemon exits 0; every message came in order', async () => {
     daemon.kill('SIGTERM');
     const stopping = await nextEvent('STOPPING=1');
