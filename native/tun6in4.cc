@@ -1,6 +1,7 @@
 // tun6in4 native addon: what Node cannot do by itself. It opens the TUN device, the raw
 // protocol-41 socket and the Foo-over-UDP socket, moves batches of packets between those fds and JS-owned buffers
-// (recvmmsg/sendmmsg, drain loops), and watches fds on the main event loop with uv_poll.
+// (recvmmsg/sendmmsg, drain loops), and watches fds on the main event loop with uv_poll; and it
+// sends systemd's readiness datagrams (AF_UNIX, which Node lacks).
 // It holds no tunnel logic: every decision about a packet is made in TypeScript.
 
 #include <napi.h>
@@ -22,6 +23,8 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <unistd.h>
 #ifdef HAVE_LIBURING
 #include <liburing.h>
@@ -746,6 +749,38 @@ Napi::Value RecvErrors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
+// notifySocket(address, message) -> undefined; throws with errno.
+// systemd's readiness protocol (sd_notify(3)) is one datagram per message to the AF_UNIX socket
+// named by $NOTIFY_SOCKET, and Node has no AF_UNIX datagram sockets. "@" first names the abstract
+// namespace (the address is then exactly that many bytes, no terminating NUL, as sd_notify sends
+// it). A socket per message, as sd_notify does: nothing to keep open across a privilege drop.
+// MSG_DONTWAIT: a manager that stopped reading must never stall the event loop (and the data path
+// with it); a full queue is EAGAIN, which the caller logs and moves past.
+Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) return ThrowType(env, "notifySocket(address: string, message: string)");
+  std::string address = info[0].As<Napi::String>();
+  std::string message = info[1].As<Napi::String>();
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  bool abstract = !address.empty() && address[0] == '@';
+  // A filesystem path needs room for its NUL; an abstract name may fill sun_path.
+  if (address.empty() || address.size() > sizeof sa.sun_path - (abstract ? 0 : 1)) return ThrowErrno(env, "notify socket address", address.empty() ? EINVAL : ENAMETOOLONG);
+  memcpy(sa.sun_path, address.data(), address.size());
+  if (abstract) sa.sun_path[0] = 0;
+  socklen_t len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + address.size() + (abstract ? 0 : 1));
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(env, "socket AF_UNIX", errno);
+  ssize_t r;
+  do r = sendto(fd, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&sa), len);
+  while (r < 0 && errno == EINTR);
+  int err = errno;
+  close(fd);
+  if (r < 0) return ThrowErrno(env, "sendto NOTIFY_SOCKET", err);
+  return env.Undefined();
+}
+
 // lockFile(path) -> fd holding an exclusive flock on path (created 0644 if missing), or -1 when
 // another process holds it. Node has no flock. The lock lives as long as the fd (close-on-exec,
 // so no child keeps it) and dies with the process, so a crashed owner leaves nothing to clean.
@@ -908,6 +943,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvErrors", Napi::Function::New(env, RecvErrors));
   exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivileges));
   exports.Set("lockFile", Napi::Function::New(env, LockFile));
+  exports.Set("notifySocket", Napi::Function::New(env, NotifySocket));
   exports.Set("Poller", Poller::Define(env));
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
 #ifdef HAVE_LIBURING

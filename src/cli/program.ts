@@ -8,6 +8,7 @@ import { ConfigError } from '../encap/options.js';
 import { TunnelSetupError } from '../host/open.js';
 import { DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
+import { healthSummary, SystemdNotifier } from '../daemon/systemd.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
 import { addRunFlags, configFromFlags, FLAG_FOR_FIELD, integer } from './flags.js';
@@ -56,11 +57,16 @@ export function buildProgram(): Command {
     .command('up')
     .description('run the tunnels of a configuration file; SIGHUP reloads it')
     .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
-    .action(async (flags: { config: string }) => {
+    .option('--control <path>', 'control socket, instead of the file\'s control.socket (contrib/tun6in4@.service gives each instance its own)')
+    .action(async (flags: { config: string; control?: string }) => {
       const path = flags.config;
-      const config = loadDaemonConfig(path);
+      const load = () => {
+        const c = loadDaemonConfig(path);
+        return flags.control === undefined ? c : { ...c, control: { ...c.control, socket: flags.control } };
+      };
+      const config = load();
       requireNetworkPrivileges();
-      await serve(config, () => loadDaemonConfig(path));
+      await serve(config, load);
     });
 
   program
@@ -144,32 +150,45 @@ function requireNetworkPrivileges(): void {
 /** Runs the daemon until SIGINT/SIGTERM; SIGHUP reloads when there is a file to reload. */
 async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null): Promise<void> {
   const log = createLogger(process.env.TUN6IN4_LOG_LEVEL ?? config.logLevel);
+  // Under a Type=notify unit (NOTIFY_SOCKET set); null otherwise, and every call below is skipped.
+  const notifier = SystemdNotifier.fromEnvironment(log);
   // A single tunnel from flags has nothing left to do once it has failed: exit 1 so a
   // supervisor restarts it. A config-file daemon keeps serving status and waits for SIGHUP.
   const daemon = new Daemon(log, () => {
     if (reload) return;
     log.error('no tunnel left running; exiting');
+    notifier?.stopping('no tunnel left running; exiting');
     void daemon.stop().then(() => process.exit(1));
   });
-  const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
-  await daemon.start(config, gid);
-  if (daemon.tunnels.size === 0) {
-    const failed = daemon.status().failed;
-    const why = failed.map((f) => `${f.tunnel}: ${f.error}`).join('; ');
-    await daemon.stop();
-    // One tunnel from flags: its own error names the flag (e.g. --local), as a bad flag does.
-    const only = failed.length === 1 && !reload ? daemon.failure(failed[0].tunnel) : undefined;
-    if (only instanceof ConfigError) throw only;
-    throw new TunnelSetupError('SETUP_FAILED', why || 'no tunnel started');
+  try {
+    const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
+    await daemon.start(config, gid);
+    if (daemon.tunnels.size === 0) {
+      const failed = daemon.status().failed;
+      const why = failed.map((f) => `${f.tunnel}: ${f.error}`).join('; ');
+      await daemon.stop();
+      // One tunnel from flags: its own error names the flag (e.g. --local), as a bad flag does.
+      const only = failed.length === 1 && !reload ? daemon.failure(failed[0].tunnel) : undefined;
+      if (only instanceof ConfigError) throw only;
+      throw new TunnelSetupError('SETUP_FAILED', why || 'no tunnel started');
+    }
+    if (config.user) {
+      const ids = dropPrivileges(config.user, config.group);
+      log.info(ids, 'dropped privileges (keeping CAP_NET_ADMIN and CAP_NET_RAW)');
+    }
+  } catch (e) {
+    // No READY=1 then: systemd sees the exit and fails the start; `systemctl status` shows why.
+    notifier?.status(`failed to start: ${describeError(e)}`);
+    notifier?.close();
+    throw e;
   }
-  if (config.user) {
-    const ids = dropPrivileges(config.user, config.group);
-    log.info(ids, 'dropped privileges (keeping CAP_NET_ADMIN and CAP_NET_RAW)');
-  }
+  const summary = () => healthSummary(daemon.status());
+  notifier?.ready(summary);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    notifier?.stopping(`stopping (${signal})`);
     const final = daemon.status().tunnels;
     await daemon.stop();
     for (const t of final) log.info({ signal, tunnel: t.tunnel, counters: t.counters }, 'tunnel down');
@@ -177,9 +196,23 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // One reload at a time: two applies at once would race over the same tunnels, and systemd
+  // expects each RELOADING=1 to be closed by its own READY=1.
+  let reloads = Promise.resolve();
   process.on('SIGHUP', () => {
-    if (reload) void daemon.reload(reload);
-    else log.warn('SIGHUP: nothing to reload (tunnel from flags; use `tun6in4 up -c <file>` to reload a file)');
+    reloads = reloads.then(async () => {
+      if (stopping) return;
+      notifier?.reloading();
+      try {
+        if (reload) await daemon.reload(reload);
+        else log.warn('SIGHUP: nothing to reload (tunnel from flags; use `tun6in4 up -c <file>` to reload a file)');
+      } catch (e) {
+        log.error({ error: (e as Error).message }, 'reload failed');
+      } finally {
+        // Also after a refused or failed reload: the daemon runs on, and systemd waits for this.
+        if (!stopping) notifier?.ready(summary);
+      }
+    });
   });
 }
 

@@ -43,6 +43,11 @@ export interface NativeAddon {
   dropPrivileges(uid: number, gid: number): void;
   /** An fd holding an exclusive flock on `path` (created if missing), or -1 if another process holds it. */
   lockFile(path: string): number;
+  /**
+   * One datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET): a path, or `@name` in the
+   * abstract namespace. Never blocks; throws with `errno` (EAGAIN when the receiver's queue is full).
+   */
+  notifySocket(address: string, message: string): void;
   /** `writable`: call back when the fd can be written (a full socket buffer drained) instead of read. */
   Poller: new (fd: number, cb: (events: number) => void, writable?: boolean) => NativePoller;
   MAX_BATCH: number;
