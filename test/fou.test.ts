@@ -12,7 +12,7 @@ import { LAB_FOU_PORT, labFouArgs, runLab } from '../src/lab/lab.js';
 import { removeStaleNamespaces } from '../src/lab/netns.js';
 import { ping6, tcpTransfer } from '../src/lab/probes.js';
 import { LabNetwork } from '../src/lab/topology.js';
-import { rootOrSkip, scapyParse, scapySend, scapySendFou, startCapture, until } from './helpers/netlab.js';
+import { rootOrSkip, scapyParse, scapySend, scapySendFou, startCapture, until, type Capture } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 const ETH = 14;
@@ -51,11 +51,17 @@ describe.runIf(canRun)('6in4 over FOU against the kernel and scapy', () => {
     const wan = lab.host('wan');
     // veth leaves UDP checksums for "hardware" to fill in (what a capture sees is the partial sum);
     // with checksum offload off on the senders' links, the kernel writes them as it would for a NIC without it
-    await lab.host('client').exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
-    await lab.host('broker').exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
-    const done = await startCapture(wan, 'to-client', `udp port ${LAB_FOU_PORT}`, 4, 10_000);
-    await ping6(lab.host('client'), '2001:db8:1::1', { count: 2 });
-    const cap = await done.result;
+    const txOffload = (on: 'on' | 'off') => Promise.all(['client', 'broker'].map((h) => lab.host(h).exec('ethtool', ['-K', 'eth0', 'tx', on])));
+    await txOffload('off');
+    let cap: Capture;
+    try {
+      const done = await startCapture(wan, 'to-client', `udp port ${LAB_FOU_PORT}`, 4, 10_000);
+      await ping6(lab.host('client'), '2001:db8:1::1', { count: 2 });
+      cap = await done.result;
+    } finally {
+      // the rest of the suite runs with the links as veth makes them (UDP GRO needs offloaded checksums)
+      await txOffload('on');
+    }
     const frames = Object.fromEntries(cap.packets.map((f, i) => [`p${i}`, f.subarray(ETH)]));
     const parsed = Object.values(await scapyParse(wan, frames));
     const fromClient = parsed.filter((p) => p.src === '192.0.2.1');
@@ -124,6 +130,21 @@ describe.runIf(canRun)('6in4 over FOU against the kernel and scapy', () => {
       await lab.host('wan').ip(['link', 'set', 'to-broker', 'mtu', '1500']);
     }
   }, 30_000);
+
+  it('UDP GRO: with GRO on the links the kernel coalesces our datagrams; split again, TCP arrives intact', async () => {
+    for (const h of ['broker', 'client']) await lab.host(h).exec('ethtool', ['-K', 'eth0', 'gro', 'on']);
+    for (const i of ['to-broker', 'to-client']) await lab.host('wan').exec('ethtool', ['-K', i, 'gro', 'on']);
+    try {
+      const t = await tcpTransfer(lab.host('client'), lab.host('broker'), '2001:db8:1::1', 16 << 20, 5004);
+      expect(t.ok).toBe(true);
+      const tr = (await statusOf(lab, 'broker')).tunnels[0].transport;
+      expect(tr).toMatchObject({ encap: 'fou', gro: true });
+      expect(tr.encap === 'fou' && tr.groCoalesced).toBeGreaterThan(0);
+    } finally {
+      for (const h of ['broker', 'client']) await lab.host(h).exec('ethtool', ['-K', 'eth0', 'gro', 'off']);
+      for (const i of ['to-broker', 'to-client']) await lab.host('wan').exec('ethtool', ['-K', i, 'gro', 'off']);
+    }
+  }, 60_000);
 
   it('TCP both ways arrives intact with offloads on (client with UDP checksums and GSO), then with them off', async () => {
     const s = (await statusOf(lab, 'client')).tunnels[0];

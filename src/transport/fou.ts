@@ -39,11 +39,13 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
   private readonly local: number;
   /** Dynamic path MTU: DF is per socket, so DF-clear runs toggle it (pass the socket itself). */
   private readonly dfToggleFd: number;
-  /** Datagrams as received (GRO may coalesce several): split into the caller's slots from here. */
-  private readonly rxArena: Buffer = Buffer.alloc(0);
+  /** Datagrams from a GRO-coalesced one on, set aside: split into the caller's slots from here. */
+  private rxArena: Buffer = Buffer.alloc(0);
   private readonly rxLens = new Int32Array(MAX_BATCH);
   private readonly rxInfo = new Int32Array(MAX_BATCH * UDP_INFO_STRIDE);
   private rxCount = 0;
+  /** Datagrams UDP GRO had coalesced, handed out as their segments (for status). */
+  groCoalesced = 0;
   private rxNext = 0;
   private rxSegNext = 0;
 
@@ -54,7 +56,6 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     this.dport = o.dport;
     this.local = o.local;
     this.dfToggleFd = o.pmtu === 'dynamic' ? fd : -1;
-    if (gro) this.rxArena = Buffer.alloc(MAX_BATCH * SLOT_SIZE);
   }
 
   static open(o: FouOptions): FouTransport {
@@ -71,23 +72,36 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     return loadNative().recvErrors(this.fd, arena, slotSize, headroom, max, lens, info);
   }
 
+  /**
+   * Datagrams go straight into the caller's slots. Only when UDP GRO coalesced one do the
+   * datagrams from it on move aside, to be handed out segment by segment (now and in later calls).
+   */
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    if (!this.gro) return this.recvDirect(arena, slotSize, headroom, max, lens);
-    let out = 0;
-    while (out < max) {
-      if (this.rxNext === this.rxCount) {
-        const n = loadNative().udpRecv(this.fd, this.rxArena, SLOT_SIZE, IPV4.HEADER_LEN, max - out, this.rxLens, this.rxInfo);
-        if (n <= 0) return out > 0 ? out : n;
-        this.rxCount = n;
-        this.rxNext = 0;
-        this.rxSegNext = 0;
+    if (this.rxNext < this.rxCount) return this.split(arena, slotSize, headroom, max, lens, 0);
+    const n = this.recvDirect(arena, slotSize, headroom, max, lens);
+    if (!this.gro || n <= 0) return n;
+    const info = this.rxInfo;
+    let first = 0;
+    while (first < n && !(lens[first] > 0 && info[first * UDP_INFO_STRIDE + 3] > 0 && info[first * UDP_INFO_STRIDE + 3] < lens[first] - IPV4.HEADER_LEN)) first++;
+    if (first === n) return n;
+    if (this.rxArena.length < (n - first) * SLOT_SIZE) this.rxArena = Buffer.alloc(Math.max(n - first, 64) * SLOT_SIZE);
+    for (let i = first; i < n; i++) {
+      const j = i - first;
+      const len = lens[i] < 0 ? -1 : lens[i] - IPV4.HEADER_LEN;
+      if (len > 0) {
+        const from = i * slotSize + headroom + IPV4.HEADER_LEN;
+        moveBytes(arena, from, from + len, this.rxArena, j * SLOT_SIZE + IPV4.HEADER_LEN);
       }
-      out = this.split(arena, slotSize, headroom, max, lens, out);
+      this.rxLens[j] = len;
+      for (let f = 0; f < UDP_INFO_STRIDE; f++) info[j * UDP_INFO_STRIDE + f] = info[i * UDP_INFO_STRIDE + f];
     }
-    return out;
+    this.rxCount = n - first;
+    this.rxNext = 0;
+    this.rxSegNext = 0;
+    return this.split(arena, slotSize, headroom, max, lens, first);
   }
 
-  /** Without GRO every datagram is one packet: received straight into the caller's slots. */
+  /** Every datagram into the caller's slots, behind the IPv4 header the decapsulator reads. */
   private recvDirect(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
     const info = this.rxInfo;
     const n = loadNative().udpRecv(this.fd, arena, slotSize, headroom + IPV4.HEADER_LEN, max, lens, info);
@@ -121,6 +135,7 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
       writeIpv4Header(arena, o, packOuterFields(0, info[k + 2], false), chunk + IPV4.HEADER_LEN, 0, PROTO_IPV6, info[k], this.local);
       lens[out++] = chunk + IPV4.HEADER_LEN;
       if (from + chunk >= len) {
+        if (from > 0) this.groCoalesced++;
         this.rxNext++;
         this.rxSegNext = 0;
       } else {
