@@ -21,8 +21,10 @@ export interface TraceFlags {
 
 /** What Wireshark shows as the packet's comment: the direction, the outer addresses and the decision. */
 export function pcapngComment(r: TraceRecord): string {
-  const outer = r.direction === 'icmp' ? `ICMPv4 ${r.icmp!.type}/${r.icmp!.code} about our packet to ${r.outerDst}` : `${r.outerSrc ?? '-'} > ${r.outerDst ?? '-'}`;
-  return `${r.tunnel ? `${r.tunnel} ` : ''}${r.direction} ${outer}: ${traceDecision(r)}`;
+  // a tx packet dropped before an outer destination was chosen has no outer header to name
+  const outer =
+    r.direction === 'icmp' ? ` ICMPv4 ${r.icmp!.type}/${r.icmp!.code} about our packet to ${r.outerDst}` : r.outerSrc && r.outerDst ? ` ${r.outerSrc} > ${r.outerDst}` : r.outerSrc && r.direction === 'rx' ? ` from ${r.outerSrc}` : '';
+  return `${r.tunnel ? `${r.tunnel} ` : ''}${r.direction}${outer}: ${traceDecision(r)}`;
 }
 
 export async function runTraceCommand(tunnel: string | undefined, flags: TraceFlags): Promise<void> {
