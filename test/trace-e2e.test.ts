@@ -144,13 +144,16 @@ describe.runIf(canRun)('trace and the peer view, 6to4', () => {
   });
 
   it('R29/R30: a spoofed 6to4 source and a foreign destination prefix are traced with their rules', async () => {
-    const trace = await startTrace(lab.host('site1'), control, ['--drops', '--count', '2']);
+    // no --count: the kernel's router solicitations (to ff02::2, R32) may be dropped meanwhile
+    const trace = await startTrace(lab.host('site1'), control, ['--drops']);
     await scapySend(lab.host('wan'), { outer_src: '198.51.100.7', outer_dst: '192.0.2.1', inner_src: '2002:cb00:7199::1', inner_dst: '2002:c000:201::1', echo_id: 0x6060, count: 1 });
     await scapySend(lab.host('wan'), { outer_src: '198.51.100.7', outer_dst: '192.0.2.1', inner_src: '2002:c633:6407::1', inner_dst: '2002:cb00:7101::1', echo_id: 0x6161, count: 1 });
+    await trace.line(/rx   198\.51\.100\.7 > 192\.0\.2\.1 \| 2002:cb00:7199::1 > 2002:c000:201::1 icmp6 len \d+ \| drop rx_6to4_spoofed_source \(R29\)$/);
+    await trace.line(/rx   198\.51\.100\.7 > 192\.0\.2\.1 \| 2002:c633:6407::1 > 2002:cb00:7101::1 icmp6 len \d+ \| drop rx_6to4_not_our_prefix \(R30\)$/);
+    trace.child.kill('SIGINT');
     const r = await trace.exited;
-    const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/rx   198\.51\.100\.7 > 192\.0\.2\.1 \| 2002:cb00:7199::1 > 2002:c000:201::1 icmp6 len \d+ \| drop rx_6to4_spoofed_source \(R29\)$/);
-    expect(lines[1]).toMatch(/rx   198\.51\.100\.7 > 192\.0\.2\.1 \| 2002:c633:6407::1 > 2002:cb00:7101::1 icmp6 len \d+ \| drop rx_6to4_not_our_prefix \(R30\)$/);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.includes(' rx ') && !/drop rx_6to4_(spoofed_source|not_our_prefix)/.test(l))).toEqual([]);
   }, 60_000);
 
   it('status shows which relay answers: ours, and one relaying native traffic unasked; direct sites apart', async () => {
