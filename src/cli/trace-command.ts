@@ -33,6 +33,8 @@ export async function runTraceCommand(tunnel: string | undefined, flags: TraceFl
   const request = { ...(tunnel !== undefined ? { tunnel } : {}), drops: !!flags.drops, packets: flags.pcapng !== undefined };
   const toStdout = flags.pcapng === '-';
   const fd = flags.pcapng === undefined ? -1 : toStdout ? 1 : openSync(flags.pcapng, 'w', 0o600);
+  // stdout through its stream (a pipe to wireshark may be non-blocking: no EAGAIN from writeSync)
+  const put = (b: Buffer) => (toStdout ? process.stdout.write(b) : writeSync(fd, b));
   const say = (s: string) => process.stderr.write(`tun6in4 trace: ${s}\n`);
   let seen = 0;
   let lost = 0;
@@ -68,8 +70,8 @@ export async function runTraceCommand(tunnel: string | undefined, flags: TraceFl
     if ('trace' in line) {
       tunnels = line.trace.tunnels;
       if (fd >= 0) {
-        writeSync(fd, pcapngSectionHeader());
-        for (const t of tunnels) writeSync(fd, pcapngInterface(t, line.trace.snapLen));
+        put(pcapngSectionHeader());
+        for (const t of tunnels) put(pcapngInterface(t, line.trace.snapLen));
       }
       say(`following ${tunnels.join(', ')}${line.trace.dropsOnly ? ' (drops only)' : ''}${fd >= 0 && !toStdout ? ` into ${flags.pcapng}` : ''}; Ctrl-C stops`);
       return;
@@ -86,7 +88,7 @@ export async function runTraceCommand(tunnel: string | undefined, flags: TraceFl
     const r = line.event;
     if (fd >= 0) {
       const bytes = Buffer.from(line.packet ?? '', 'hex');
-      writeSync(fd, pcapngPacket(Math.max(0, tunnels.indexOf(r.tunnel)), isoToMicros(r.time), bytes, r.length, pcapngComment(r)));
+      put(pcapngPacket(Math.max(0, tunnels.indexOf(r.tunnel)), isoToMicros(r.time), bytes, r.length, pcapngComment(r)));
     } else {
       process.stdout.write(`${flags.json ? JSON.stringify(r) : formatTraceLine(r)}\n`);
     }
