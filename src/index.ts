@@ -5,7 +5,21 @@
  */
 
 // Run a tunnel on this host, as `tun6in4 run` does.
-export { openTunnel, TunnelSetupError, interfacePlan, sixRdStatus, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel, type TunnelStatus, type SixRdStatus } from './host/open.js';
+export {
+  openTunnel,
+  TunnelSetupError,
+  interfacePlan,
+  sixRdStatus,
+  peersStatus,
+  PEERS_IN_STATUS,
+  type OpenTunnelOptions,
+  type InterfaceOptions,
+  type RunningTunnel,
+  type TunnelStatus,
+  type SixRdStatus,
+  type PeersStatus,
+  type PeerKind,
+} from './host/open.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
 export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
@@ -27,7 +41,7 @@ export {
   type SixToFourRole,
 } from './encap/options.js';
 export { parseSixRdDhcp, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
-export { Counters, Drop, Traffic, DROP_REASONS, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
+export { Counters, Drop, Traffic, DROP_REASONS, DROP_RULE, describeDrop, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
 // Addresses, as the options and status use them.
 export {
   parseIpv4,
@@ -46,6 +60,10 @@ export { SIX_TO_FOUR, embedIpv4, extractIpv4, delegatedPrefixLength, type SixRdD
 
 // Drive the batched forwarding loop over your own TUN-like devices and outer transports.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';
+// Watch it: every packet decision (engine.setTracer), the 6to4/6rd peer table (engine.peers), pcapng.
+export { TracePoint, TraceDirection, traceRecord, formatTraceLine, traceDecision, type Tracer, type TraceRecord, type TraceDirectionName, type TraceVerdictName } from './engine/trace.js';
+export { PeerTable, PEER_TABLE_SIZE, type PeerEntry } from './engine/peers.js';
+export { pcapngSectionHeader, pcapngInterface, pcapngPacket, isoToMicros, LINKTYPE_RAW } from './engine/pcapng.js';
 export { SLOT_HEADROOM, SLOT_SIZE, MAX_BATCH } from './io/slots.js';
 export { packOuterFields, outerTtl, outerTos, outerDf, OUTER_DF } from './packet/ipv4.js';
 export { type TunDevice } from './tun/device.js';
@@ -74,7 +92,8 @@ export {
 } from './daemon/config.js';
 export { checkDaemonConfig, type ConfigCheck } from './daemon/check.js';
 export { ManagedTunnel, KEEPALIVE_DEFAULT_S, type TunnelSpec, type ManagedStatus } from './daemon/managed-tunnel.js';
-export { queryControl, findControlSocket, listenControl, ControlSocketBusyError, type ControlListener, type ControlHandler } from './daemon/control.js';
+export { queryControl, findControlSocket, listenControl, ControlSocketBusyError, ControlStream, type ControlListener, type ControlHandler, type ControlLimits } from './daemon/control.js';
+export { TraceRing, TraceStream, traceCommand, TRACE_RING_SIZE, TRACE_SNAP_LEN, type TraceLine, type TraceRequest, type TraceSink, type TraceSource, type TraceStreamOptions } from './daemon/trace-stream.js';
 export { Keepalive, type KeepaliveStats, type TunnelState } from './daemon/keepalive.js';
 export { BrokerUpdater, HE_UPDATE_URL, redactUrl, readUpdateKey, UpdateKeyError, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
 export { renderMetrics } from './daemon/metrics.js';

@@ -80,6 +80,18 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('trace [tunnel]')
+    .description('follow the running daemon\'s packet decisions (one line each: time, direction, outer and inner addresses, verdict, drop reason and rule), or write them to a pcapng file for Wireshark')
+    .option('--drops', 'only drops (including packets answered with Packet Too Big)')
+    .option('--count <n>', 'stop after N decisions', integer)
+    .option('--pcapng <file>', 'write the packets to FILE (- for stdout), each with its decision as the packet comment')
+    .option('--json', 'print each decision as JSON')
+    .option('--control <path>', 'the daemon\'s control socket', DEFAULT_CONTROL_SOCKET)
+    .action(async (tunnel: string | undefined, flags: { drops?: boolean; count?: number; pcapng?: string; json?: boolean; control: string }, cmd: Command) =>
+      (await import('./trace-command.js')).runTraceCommand(tunnel, { ...flags, controlExplicit: cmd.getOptionValueSource('control') !== 'default' }),
+    );
+
+  program
     .command('check')
     .description('validate a configuration file and its update key files without touching the system (exit 0, or 2 naming the field and the fix)')
     .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')

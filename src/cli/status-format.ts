@@ -47,6 +47,14 @@ export function formatStatus(d: DaemonStatus): string {
       const more = t.pathMtuCount > t.pathMtu.length ? ` (and ${t.pathMtuCount - t.pathMtu.length} more)` : '';
       lines.push(`  path MTU: ${t.pathMtu.map((p) => `${p.dst} ${p.mtu}`).join(', ')}${more}`);
     }
+    if (t.peers) {
+      const p = t.peers;
+      lines.push(`  peers: ${p.tracked} remembered (of ${p.capacity}), ${p.evictions} evicted${p.top.length ? `; busiest ${p.top.length}:` : ''}`);
+      for (const e of p.top) {
+        const drops = Object.entries(e.drops).map(([k, v]) => `${k}=${v}`).join(' ');
+        lines.push(`    ${e.ipv4.padEnd(15)} ${e.kind.padEnd(18)} rx ${e.rxPackets}/${e.rxBytes} B  tx ${e.txPackets}/${e.txBytes} B  last ${ago(e.lastSeen)}${e.icmpErrors ? `  icmp errors ${e.icmpErrors}` : ''}${drops ? `  drops ${drops}` : ''}`);
+      }
+    }
     if (t.brokerUpdate) {
       const b = t.brokerUpdate;
       lines.push(`  broker update: ${b.outcome}${b.response ? ` ("${b.response}")` : ''} — ${b.detail}${b.nextRetryAt ? `, retry at ${b.nextRetryAt}` : ''}`);

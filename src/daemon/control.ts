@@ -1,18 +1,35 @@
 /**
  * The daemon's local control socket (a Unix socket, mode 0600 or 0660): a client writes one
  * line — `status` — and reads one JSON document back. `tun6in4 status` is such a client.
+ * A command may instead answer with a stream of JSON lines (`trace`): that connection stays open
+ * until either side ends it.
  */
 import { chmodSync, chownSync, closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { loadNative } from '../io/native.js';
 
+/**
+ * An answer that is a stream of lines rather than one document. Its connection is exempt from the
+ * idle timeout (a trace may be quiet for hours) and lives until the client closes it, the stream
+ * ends it, or the daemon stops; `open` starts writing to the socket and returns what stops it.
+ */
+export class ControlStream {
+  constructor(readonly open: (socket: Socket) => { close(): void }) {}
+}
+
+/** What a command answers: a JSON-able document, or a ControlStream. */
 export type ControlHandler = (command: string) => unknown;
 
 /** A client that sends no full command within this long is disconnected. */
 const CONTROL_IDLE_MS = 10_000;
 /** Status is for operators and scrapers, not for crowds: more at once are refused. */
 const CONTROL_MAX_CONNECTIONS = 16;
+/**
+ * Streams hold their connection for as long as they run: at most this many at once, so that
+ * status and metrics scrapers always find a free connection among the rest.
+ */
+const CONTROL_MAX_STREAMS = 4;
 
 /** Another live daemon answers on the control socket path we were given. */
 export class ControlSocketBusyError extends Error {
@@ -61,6 +78,8 @@ function claim(path: string): number | null {
 export interface ControlLimits {
   idleMs: number;
   maxConnections: number;
+  /** Of those, how many may be streams (default 4). */
+  maxStreams?: number;
 }
 
 export async function listenControl(
@@ -95,12 +114,17 @@ export async function listenControl(
     unlock([]);
     throw e;
   }
+  const streams = new Set<Socket>();
+  const maxStreams = limits.maxStreams ?? CONTROL_MAX_STREAMS;
   const server = createServer((sock) => {
     let buf = '';
+    let answered = false;
     // one short command, one answer: a client that says nothing is let go
     sock.setTimeout(limits.idleMs, () => sock.destroy());
     sock.setEncoding('utf8');
     sock.on('data', (d) => {
+      // a stream's client has nothing more to say; whatever it sends is not a command
+      if (answered) return;
       buf += d;
       const nl = buf.indexOf('\n');
       if (nl < 0) {
@@ -108,11 +132,26 @@ export async function listenControl(
         return;
       }
       const cmd = buf.slice(0, nl).trim();
+      answered = true;
       let reply: unknown;
       try {
         reply = handler(cmd);
       } catch (e) {
         reply = { error: (e as Error).message };
+      }
+      if (reply instanceof ControlStream) {
+        if (streams.size >= maxStreams) {
+          sock.end(`${JSON.stringify({ error: `${maxStreams} traces already run on this daemon; stop one (they end when their client exits)` })}\n`);
+          return;
+        }
+        sock.setTimeout(0);
+        streams.add(sock);
+        const stream = reply.open(sock);
+        sock.once('close', () => {
+          streams.delete(sock);
+          stream.close();
+        });
+        return;
       }
       sock.end(`${JSON.stringify(reply)}\n`);
     });
@@ -141,7 +180,14 @@ export async function listenControl(
   return {
     path,
     close: async () => {
-      await new Promise((r) => server.close(r));
+      const closed = new Promise((r) => server.close(r));
+      // server.close waits for every connection: streams are told and let go, a client that
+      // does not read gets a moment, then is cut off
+      for (const s of streams) {
+        s.end(`${JSON.stringify({ end: 'daemon stopping' })}\n`);
+        s.setTimeout(1000, () => s.destroy());
+      }
+      await closed;
       unlock([path]);
     },
   };

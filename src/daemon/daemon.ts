@@ -10,6 +10,7 @@ import { ControlSocketBusyError, listenControl, type ControlListener } from './c
 import { EBADFD } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
+import { traceCommand } from './trace-stream.js';
 
 export interface DaemonStatus {
   pid: number;
@@ -93,7 +94,8 @@ export class Daemon {
     if (cmd === 'status') return this.status();
     if (cmd === 'metrics') return { text: renderMetrics(this.status().tunnels) };
     if (cmd === 'config') return this.runningConfig();
-    return { error: `unknown command "${cmd}"; known: status, metrics, config` };
+    if (cmd === 'trace' || cmd.startsWith('trace ')) return traceCommand(cmd.slice(5), this.tunnels);
+    return { error: `unknown command "${cmd}"; known: status, metrics, config, trace` };
   }
 
   private async listenMetrics(listen: string): Promise<HttpServer> {

@@ -10,6 +10,7 @@ import { Keepalive, type KeepaliveStats, type TunnelState } from './keepalive.js
 import { monotonicMs } from '../encap/token-bucket.js';
 import { sourceAddressToward } from '../tun/interface.js';
 import { BrokerUpdater, type BrokerUpdateOptions, type UpdateLog, type UpdateStatus } from './broker-update.js';
+import type { Tracer, TracePoint } from '../engine/trace.js';
 
 export interface TunnelSpec extends OpenTunnelOptions {
   /**
@@ -49,6 +50,8 @@ export class ManagedTunnel {
   private checkingLocal = false;
   /** 6rd CE: how many times the BR in use was given up. */
   private failovers = 0;
+  /** Trace clients watching this tunnel's decisions, and what to tell each when the tunnel stops. */
+  private readonly watchers = new Map<Tracer, (why: string) => void>();
 
   private constructor(
     readonly name: string,
@@ -167,6 +170,25 @@ export class ManagedTunnel {
     }
   }
 
+  /**
+   * Adds a tracer of this tunnel's packet decisions (several clients may watch at once); `onEnd`
+   * is told when the tunnel stops. Returns what removes it.
+   */
+  watch(tracer: Tracer, onEnd: (why: string) => void): () => void {
+    this.watchers.set(tracer, onEnd);
+    this.installTracers();
+    return () => {
+      if (this.watchers.delete(tracer)) this.installTracers();
+    };
+  }
+
+  /** The engine has one tracer slot: the only watcher's tracer, or one that tells them all. */
+  private installTracers(): void {
+    const all = [...this.watchers.keys()];
+    const fan = all.length === 1 ? all[0] : all.length === 0 ? null : (p: TracePoint) => all.forEach((t) => t(p));
+    this.running.engine.setTracer(fan);
+  }
+
   status(): ManagedStatus {
     const s = this.running.status();
     const lastRx = this.running.engine.lastRxAt;
@@ -182,7 +204,11 @@ export class ManagedTunnel {
     };
   }
 
-  async close(): Promise<void> {
+  async close(why = 'tunnel stopped'): Promise<void> {
+    const watchers = [...this.watchers.values()];
+    this.watchers.clear();
+    this.installTracers();
+    for (const end of watchers) end(`${this.name}: ${why}`);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     this.updater?.stop();

@@ -1,6 +1,7 @@
 /** Prometheus text exposition (format 0.0.4) of every tunnel's counters and health. */
 import { DROP_REASONS, TRAFFIC_COUNTERS } from '../encap/counters.js';
 import type { ManagedStatus } from './managed-tunnel.js';
+import { PEERS_IN_STATUS } from '../host/open.js';
 
 const HELP: Record<string, string> = {
   rx_packets: 'Inner IPv6 packets delivered to the TUN',
@@ -30,5 +31,30 @@ export function renderMetrics(tunnels: ManagedStatus[]): string {
   for (const t of tunnels) out.push(`tun6in4_tunnel_info{tunnel="${esc(t.tunnel)}",mode="${t.mode}",encap="${t.transport?.encap ?? 'none'}"} 1`);
   out.push('# HELP tun6in4_mtu_bytes Configured tunnel MTU', '# TYPE tun6in4_mtu_bytes gauge');
   for (const t of tunnels) out.push(`tun6in4_mtu_bytes{tunnel="${esc(t.tunnel)}"} ${t.mtu}`);
+  renderPeers(tunnels, out);
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * 6to4 and 6rd peers: only the busiest few per tunnel (PEERS_IN_STATUS), so forged sources
+ * cannot grow the label set. A peer that leaves the top (or the table) loses its series, and its
+ * counters start over if it comes back: rate() reads that as a counter reset.
+ */
+function renderPeers(tunnels: ManagedStatus[], out: string[]): void {
+  const withPeers = tunnels.filter((t) => t.peers);
+  if (withPeers.length === 0) return;
+  const series = (metric: string, help: string, type: string, rows: (t: ManagedStatus) => string[]) => {
+    out.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} ${type}`);
+    for (const t of withPeers) out.push(...rows(t).map((r) => `${metric}${r}`));
+  };
+  const label = (t: ManagedStatus, p: { ipv4: string; kind: string }) => `tunnel="${esc(t.tunnel)}",peer="${p.ipv4}",kind="${p.kind}"`;
+  series('tun6in4_peer_packets_total', `Inner packets exchanged with a remote IPv4, the ${PEERS_IN_STATUS} busiest per 6to4/6rd tunnel`, 'counter', (t) =>
+    t.peers!.top.flatMap((p) => [`{${label(t, p)},direction="rx"} ${p.rxPackets}`, `{${label(t, p)},direction="tx"} ${p.txPackets}`]),
+  );
+  series('tun6in4_peer_bytes_total', `Inner bytes exchanged with a remote IPv4, the ${PEERS_IN_STATUS} busiest per 6to4/6rd tunnel`, 'counter', (t) =>
+    t.peers!.top.flatMap((p) => [`{${label(t, p)},direction="rx"} ${p.rxBytes}`, `{${label(t, p)},direction="tx"} ${p.txBytes}`]),
+  );
+  series('tun6in4_peer_drops_total', 'Packets from a remote IPv4 we dropped (status and trace give the reasons)', 'counter', (t) => t.peers!.top.map((p) => `{${label(t, p)}} ${p.dropsTotal}`));
+  series('tun6in4_peer_table_entries', 'Remote IPv4s the peer table remembers now', 'gauge', (t) => [`{tunnel="${esc(t.tunnel)}"} ${t.peers!.tracked}`]);
+  series('tun6in4_peer_table_evictions_total', 'Peers forgotten to make room for new ones (the table is bounded)', 'counter', (t) => [`{tunnel="${esc(t.tunnel)}"} ${t.peers!.evictions}`]);
 }

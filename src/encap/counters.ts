@@ -20,52 +20,67 @@ export const TRAFFIC_COUNTERS = [
   'rx_trailing_bytes_trimmed', // bytes after the inner packet's payload length were cut off (RFC 8200); not itself a packet outcome
 ] as const;
 
-export const DROP_REASONS = [
+/**
+ * Every drop reason, in counter order, with the rule it enforces (an id of DESIGN.md, or of
+ * docs/rules.md for 6rd and FOU; null: no rule, just a packet we cannot handle). The one table
+ * that trace lines, status and docs/rules.md name rules from.
+ */
+const DROP_TABLE = {
   // TX: IPv6 packets from the TUN side
-  'tx_malformed_ipv6', // not IPv6, truncated, or payload length disagrees with the packet
-  'no_headroom', // caller left fewer than ENCAP_HEADROOM bytes before the packet (a caller bug)
-  'tx_too_big', // R08: larger than the tunnel MTU (answered with Packet Too Big when allowed)
-  'tx_6to4_bogus_destination', // R32: inner destination 6to4 cannot carry (link-local, multicast…)
-  'tx_6to4_bogus_embedded_ipv4', // R31: 2002:: destination embeds a bogus IPv4
-  'tx_6to4_no_relay', // R28: non-6to4 destination and no relay configured
-  'tx_gso_unsupported', // TUN offload: a GSO type other than TCPv6 (never asked for)
-  'tx_gso_malformed', // TUN offload: a TCP super-packet that cannot be cut (no partial checksum at its TCP header)
-  'tx_6rd_no_relay', // 6rd: destination outside the 6rd prefix on a BR (it forwards natively)
+  tx_malformed_ipv6: null, // not IPv6, truncated, or payload length disagrees with the packet
+  no_headroom: null, // caller left fewer than ENCAP_HEADROOM bytes before the packet (a caller bug)
+  tx_too_big: 'R08', // larger than the tunnel MTU (answered with Packet Too Big when allowed)
+  tx_6to4_bogus_destination: 'R32', // inner destination 6to4 cannot carry (link-local, multicast…)
+  tx_6to4_bogus_embedded_ipv4: 'R31', // 2002:: destination embeds a bogus IPv4
+  tx_6to4_no_relay: 'R28', // non-6to4 destination and no relay configured
+  tx_gso_unsupported: null, // TUN offload: a GSO type other than TCPv6 (never asked for)
+  tx_gso_malformed: null, // TUN offload: a TCP super-packet that cannot be cut (no partial checksum at its TCP header)
+  tx_6rd_no_relay: '6RD-7', // destination outside the 6rd prefix on a BR (it forwards natively)
   // RX: IPv4 packets from the network side
-  'rx_malformed_ipv4', // truncated, bad version, IHL or total length
-  'rx_bad_ipv4_checksum',
-  'rx_ipv4_fragment', // embedders must hand us reassembled packets (R06)
-  'rx_not_protocol_41', // R14
-  'rx_malformed_udp', // FOU (embedder's datagrams): UDP length outside the IPv4 payload
-  'rx_wrong_udp_port', // FOU (embedder's datagrams): not to our encapPort
-  'rx_bad_udp_checksum', // FOU (embedder's datagrams): a non-zero UDP checksum that is wrong
-  'rx_wrong_outer_destination', // R14: not addressed to our IPv4
-  'rx_wrong_outer_source', // R14: 6in4 outer source is not the configured remote
-  'rx_malformed_ipv6', // inner packet not IPv6, or shorter than its payload length says
-  'rx_bogus_inner_source', // R15
-  'rx_6to4_bogus_outer_ipv4', // R31: outer source in a bogus IPv4 range
-  'rx_6to4_bogus_inner_address', // R32
-  'rx_6to4_spoofed_source', // R29: 2002:: source does not embed the outer source
-  'rx_6to4_not_from_relay', // R29: native source, outer source is not a configured relay
-  'rx_6to4_not_our_prefix', // R30: destination outside our own 6to4 /48 (no transit)
-  'rx_6rd_spoofed_source', // 6rd (RFC 5969 §12): a source in the 6rd prefix does not embed the outer source
-  'rx_6rd_not_from_relay', // 6rd: source outside the 6rd prefix, outer source is not our BR
-  'rx_6rd_not_our_prefix', // 6rd: destination outside our delegated prefix (no transit)
-  'rx_ecn_ce_on_not_ect', // R13, RFC 6040 §4.2: CE outer, Not-ECT inner
+  rx_malformed_ipv4: null, // truncated, bad version, IHL or total length
+  rx_bad_ipv4_checksum: null,
+  rx_ipv4_fragment: 'R06', // embedders must hand us reassembled packets
+  rx_not_protocol_41: 'R14',
+  rx_malformed_udp: 'FOU-1', // embedder's datagrams: UDP length outside the IPv4 payload
+  rx_wrong_udp_port: 'FOU-1', // embedder's datagrams: not to our encapPort
+  rx_bad_udp_checksum: 'FOU-2', // embedder's datagrams: a non-zero UDP checksum that is wrong
+  rx_wrong_outer_destination: 'R14', // not addressed to our IPv4
+  rx_wrong_outer_source: 'R14', // 6in4 outer source is not the configured remote
+  rx_malformed_ipv6: null, // inner packet not IPv6, or shorter than its payload length says
+  rx_bogus_inner_source: 'R15', // ::, ::1, multicast, IPv4-mapped/compatible
+  rx_6to4_bogus_outer_ipv4: 'R31', // outer source in a bogus IPv4 range
+  rx_6to4_bogus_inner_address: 'R32', // a bogus inner source or destination at the 6to4/6rd boundary
+  rx_6to4_spoofed_source: 'R29', // 2002:: source does not embed the outer source
+  rx_6to4_not_from_relay: 'R29', // native source, outer source is not a configured relay
+  rx_6to4_not_our_prefix: 'R30', // destination outside our own 6to4 /48 (no transit)
+  rx_6rd_spoofed_source: '6RD-4', // RFC 5969 §12: a source in the 6rd prefix does not embed the outer source
+  rx_6rd_not_from_relay: '6RD-4', // source outside the 6rd prefix, outer source is not our BR
+  rx_6rd_not_our_prefix: '6RD-5', // destination outside our delegated prefix (no transit)
+  rx_ecn_ce_on_not_ect: 'R13', // RFC 6040 §4.2: CE outer, Not-ECT inner
   // ICMPv4 errors about our own packets (R07/R11/R12)
-  'icmp4_malformed', // quote too short to identify our packet or its inner IPv6 header
-  'icmp4_not_ours', // quotes a packet this tunnel did not send
-  'icmp4_ignored', // a type/code we do not relay (e.g. source route failed, redirect)
-  'icmp4_not_relayable', // quoted inner packet is an ICMPv6 error or has a bogus source (RFC 4443 §2.4(e))
-  'icmp4_relay_rate_limited', // R23: would have been relayed, but the ICMPv6 token bucket was empty
+  icmp4_malformed: 'R11/R12', // quote too short to identify our packet or its inner IPv6 header
+  icmp4_not_ours: 'R11/R12', // quotes a packet this tunnel did not send
+  icmp4_ignored: 'R11/R12', // a type/code we do not relay (e.g. source route failed, redirect)
+  icmp4_not_relayable: 'R20/R22', // quoted inner packet is an ICMPv6 error or has a bogus source (RFC 4443 §2.4(e))
+  icmp4_relay_rate_limited: 'R23', // would have been relayed, but the ICMPv6 token bucket was empty
   // I/O, counted by the engine
-  'tx_send_error', // the raw socket refused the packet (errno in the log)
-  'rx_tun_write_error', // the TUN refused the packet
-  'rx_truncated', // larger than a receive slot
-] as const;
+  tx_send_error: null, // the raw socket refused the packet (errno in the log)
+  rx_tun_write_error: null, // the TUN refused the packet
+  rx_truncated: null, // larger than a receive slot
+} as const satisfies Record<string, string | null>;
+
+export type DropReason = keyof typeof DROP_TABLE;
+export const DROP_REASONS = Object.keys(DROP_TABLE) as readonly DropReason[];
+/** The rule id each drop reason enforces, or null. */
+export const DROP_RULE: { readonly [K in DropReason]: (typeof DROP_TABLE)[K] } = DROP_TABLE;
+
+/** `rx_6to4_spoofed_source (R29)`, or the bare name of a reason no rule names. */
+export function describeDrop(reason: DropReason): string {
+  const rule = DROP_RULE[reason];
+  return rule === null ? reason : `${reason} (${rule})`;
+}
 
 export type TrafficCounter = (typeof TRAFFIC_COUNTERS)[number];
-export type DropReason = (typeof DROP_REASONS)[number];
 
 function indexOf<T extends string>(names: readonly T[]): { readonly [K in T]: number } {
   const o: Record<string, number> = {};

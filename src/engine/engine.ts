@@ -6,10 +6,14 @@
  * each wake-up drains at most `maxBatchesPerWake` batches and yields, keeping timers on time.
  */
 import { constants as osConstants } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { Drop, Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
 import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
+import { ICMPV6_ERROR_OVERHEAD } from '../packet/icmpv6.js';
+import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
+import { TraceDirection, TracePoint, type Tracer } from './trace.js';
 import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE } from '../io/slots.js';
 import type { TunDevice } from '../tun/device.js';
 import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from '../transport/transport.js';
@@ -30,6 +34,8 @@ export interface EngineOptions {
    * fail with EBADFD). The engine has stopped and closed both endpoints by then.
    */
   onFatal?: (error: Error) => void;
+  /** 6to4 and 6rd: how many remote IPv4s the peer table remembers (default 256; 0: no table). */
+  peerTableSize?: number;
 }
 
 /**
@@ -77,6 +83,18 @@ export class TunnelEngine {
   private running = false;
   private interceptor: RxInterceptor | null = null;
   /**
+   * 6to4 and 6rd: the remote IPv4s we exchange traffic with. None for 6in4: it has one remote,
+   * which the tunnel's own counters already describe.
+   */
+  readonly peers: PeerTable | null;
+  private tracer: Tracer | null = null;
+  private readonly point = new TracePoint();
+  /**
+   * Someone looks at every packet (the peer table, a tracer). The loops test only this, once per
+   * packet, so a 6in4 tunnel nobody traces pays one untaken branch.
+   */
+  private observed: boolean;
+  /**
    * Back-pressure: the transport's buffer was full. The packets it did not take wait in the TX
    * arena (tx.out of them, at the front of the out arrays); the TUN is not read until they are sent.
    */
@@ -94,6 +112,9 @@ export class TunnelEngine {
     this.tx = new Direction(this.batch);
     this.rx = new Direction(this.batch);
     this.errInfo = new Int32Array(this.batch * ERROR_INFO_STRIDE);
+    const peerSize = options.peerTableSize ?? PEER_TABLE_SIZE;
+    this.peers = tunnel.config.mode !== '6in4' && peerSize > 0 ? new PeerTable(peerSize) : null;
+    this.observed = this.peers !== null;
   }
 
   start(): void {
@@ -131,19 +152,37 @@ export class TunnelEngine {
   }
 
   /**
+   * Tells `fn` about every packet decision from now on (null: stop): each packet read from the
+   * TUN or the transport, each ICMPv4 error, each packet we originate, each send that failed.
+   * It runs inside the loop, on a point the engine reuses: copy what you keep, and return quickly
+   * (a slow tracer slows forwarding; the daemon's trace copies into a bounded ring and returns).
+   */
+  setTracer(fn: Tracer | null): void {
+    this.tracer = fn;
+    this.observed = fn !== null || this.peers !== null;
+  }
+
+  /**
    * Encapsulates and sends one IPv6 packet we originate (not read from the TUN), sitting at
    * buf[off, off+len) with ENCAP_HEADROOM before it. Returns the send errno, or -1 if the
    * encapsulator did not forward it.
    */
   sendOwn(buf: Buffer, off: number, len: number): number {
     const r = this.tunnel.egress(buf, off, len, this.localResult);
+    if (this.observed) {
+      if (this.peers !== null) this.peers.now = Date.now();
+      this.observeTx(buf, off, len, r);
+    }
     if (r.verdict !== Verdict.Forward) return -1;
     this.localOffs[0] = r.offset;
     this.localLens[0] = r.length;
     this.localDsts[0] = r.outerDst;
     this.localFields[0] = r.outerFields;
     this.socket.send(buf, this.localOffs, this.localLens, this.localDsts, this.localFields, 1, this.localErrs);
-    if (this.localErrs[0] !== 0) this.counters.drops[Drop.tx_send_error]++;
+    if (this.localErrs[0] !== 0) {
+      this.counters.drops[Drop.tx_send_error]++;
+      if (this.tracer !== null) this.traceSendError(buf, r.offset, r.length, r.outerDst);
+    }
     return this.localErrs[0];
   }
 
@@ -162,8 +201,11 @@ export class TunnelEngine {
     for (let b = 0; b < this.maxBatches && this.running && !this.txBlocked; b++) {
       const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
       if (n === 0) break;
+      const watch = this.observed;
+      if (watch && this.peers !== null) this.peers.now = Date.now();
       for (let i = 0; i < n; i++) {
         t.egress(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (watch) this.observeTx(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
         if (r.verdict === Verdict.Forward) {
           d.outOffs[d.out] = r.offset;
           d.outLens[d.out] = r.length;
@@ -187,6 +229,9 @@ export class TunnelEngine {
       this.lastTxAt = Date.now();
       if (sent < n) {
         this.countErrors(d.errs, n, Drop.tx_send_error, 'send');
+        if (this.tracer !== null) {
+          for (let i = 0; i < n; i++) if (d.errs[i] !== 0 && d.errs[i] !== EAGAIN) this.traceSendError(d.arena, d.outOffs[i], d.outLens[i], d.outDsts[i]);
+        }
         this.holdUnsent(n);
       }
     }
@@ -240,13 +285,17 @@ export class TunnelEngine {
         continue;
       }
       if (n === 0) break;
+      const watch = this.observed;
+      if (watch && this.peers !== null) this.peers.now = Date.now();
       for (let i = 0; i < n; i++) {
         if (d.lens[i] < 0) {
           this.counters.drops[Drop.rx_truncated]++;
+          if (this.tracer !== null) this.traceTruncated();
           continue;
         }
         // the kernel checked the IPv4 header before the raw socket got it
         t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r, true);
+        if (watch) this.observeRx(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
         if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
         if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(d.arena, r.offset, r.length)) continue;
         this.queueTun(d, r.offset, r.length);
@@ -294,11 +343,107 @@ export class TunnelEngine {
           continue;
         }
         this.tunnel.icmpv4Error(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        if (this.observed) this.observeIcmp(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
         if (r.verdict === Verdict.Reply) this.queueTun(d, r.offset, r.length);
       }
       this.flushTun(d);
       if (n < this.batch) return;
     }
+  }
+
+  /** The TX decision about buf[off, off+len) (now `r`): into the peer table and to the tracer. */
+  private observeTx(buf: Buffer, off: number, len: number, r: PacketResult): void {
+    if (this.peers !== null && r.verdict === Verdict.Forward) this.peers.tx(r.outerDst, r.length);
+    const fn = this.tracer;
+    if (fn === null) return;
+    const p = this.begin(TraceDirection.Tx, r);
+    p.outerSrc = this.tunnel.localAddress;
+    p.originalLength = len;
+    if (r.verdict === Verdict.Forward) {
+      p.outerDst = r.outerDst >>> 0;
+      this.bytes(buf, r.offset, r.length);
+    } else if (r.verdict === Verdict.Reply) {
+      // the packet became its own Packet Too Big: what survives of it is the quote
+      p.ptbMtu = buf.readUInt32BE(r.offset + 44);
+      this.bytes(buf, r.offset + ICMPV6_ERROR_OVERHEAD, r.length - ICMPV6_ERROR_OVERHEAD);
+    } else {
+      this.bytes(buf, off, len);
+    }
+    fn(p);
+  }
+
+  /** The RX decision about the IPv4 packet at buf[off, off+len). */
+  private observeRx(buf: Buffer, off: number, len: number, r: PacketResult): void {
+    const src = len >= 20 ? buf.readUInt32BE(off + 12) : 0;
+    const peers = this.peers;
+    if (peers !== null && src !== 0) {
+      if (r.verdict === Verdict.Forward) peers.rx(src, r.length);
+      else if (r.verdict === Verdict.Drop) peers.drop(src, r.reason);
+    }
+    const fn = this.tracer;
+    if (fn === null) return;
+    const p = this.begin(TraceDirection.Rx, r);
+    p.outerSrc = src;
+    p.outerDst = len >= 20 ? buf.readUInt32BE(off + 16) : 0;
+    p.originalLength = len;
+    this.bytes(buf, off, len);
+    fn(p);
+  }
+
+  /** An ICMPv4 error about the packet we sent to `dst`, whose inner IPv6 it quotes at buf[off, off+len). */
+  private observeIcmp(type: number, code: number, info: number, dst: number, buf: Buffer, off: number, len: number, r: PacketResult): void {
+    if (this.peers !== null) {
+      this.peers.now = Date.now();
+      this.peers.icmpError(dst);
+    }
+    const fn = this.tracer;
+    if (fn === null) return;
+    const p = this.begin(TraceDirection.Icmp, r);
+    p.outerSrc = this.tunnel.localAddress;
+    p.outerDst = dst >>> 0;
+    p.icmpType = type;
+    p.icmpCode = code;
+    p.icmpInfo = info;
+    p.originalLength = len;
+    // a relayed error was built around the quote, cut to fit 1280 bytes
+    this.bytes(buf, off, r.verdict === Verdict.Reply ? Math.min(len, r.length - ICMPV6_ERROR_OVERHEAD) : len);
+    fn(p);
+  }
+
+  private traceTruncated(): void {
+    const p = this.begin(TraceDirection.Rx, null);
+    p.reason = Drop.rx_truncated;
+    p.originalLength = 0;
+    this.bytes(this.rx.arena, 0, 0);
+    this.tracer!(p);
+  }
+
+  private traceSendError(buf: Buffer, off: number, len: number, dst: number): void {
+    const p = this.begin(TraceDirection.Tx, null);
+    p.reason = Drop.tx_send_error;
+    p.outerSrc = this.tunnel.localAddress;
+    p.outerDst = dst >>> 0;
+    p.originalLength = len;
+    this.bytes(buf, off, len);
+    this.tracer!(p);
+  }
+
+  /** The reused point, reset for a new decision (`r` null: an I/O drop). */
+  private begin(direction: TraceDirection, r: PacketResult | null): TracePoint {
+    const p = this.point;
+    p.direction = direction;
+    p.verdict = r === null ? Verdict.Drop : r.verdict;
+    p.reason = r === null ? -1 : r.verdict === Verdict.Drop || (r.verdict === Verdict.Reply && direction === TraceDirection.Tx) ? r.reason : -1;
+    p.time = performance.timeOrigin + performance.now();
+    p.outerSrc = p.outerDst = p.icmpType = p.icmpCode = p.icmpInfo = p.ptbMtu = 0;
+    return p;
+  }
+
+  private bytes(buf: Buffer, off: number, len: number): void {
+    const p = this.point;
+    p.buf = buf;
+    p.offset = off;
+    p.length = len;
   }
 
   /** Counts each failed packet under `reason`; EAGAIN is not a failure (the packet waits, see holdUnsent). */

@@ -13,6 +13,7 @@ import { Tunnel } from '../encap/tunnel.js';
 import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
 import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
+import type { PeerEntry } from '../engine/peers.js';
 import type { TunDevice } from '../tun/device.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
 import { linkExists } from '../tun/iproute.js';
@@ -104,6 +105,47 @@ export interface TunnelStatus {
   lastRxAt: string | null;
   lastTxAt: string | null;
   counters: CountersSnapshot;
+  /** 6to4 and 6rd: the busiest remote IPv4s (see PeersStatus). */
+  peers?: PeersStatus;
+}
+
+/**
+ * What a peer is to us. `relay` / `br`: the relay or border relay we use; `standby br`: another
+ * BR of a 6rd CE; `unconfigured relay`: sent us tunnelled native-source traffic although it is
+ * not our relay (R29: dropped as *_not_from_relay) — the relay nearest some far host answering
+ * for it; `site` / `ce`: a direct 6to4 site or 6rd CE.
+ */
+export type PeerKind = 'relay' | 'br' | 'standby br' | 'unconfigured relay' | 'site' | 'ce';
+
+export interface PeersStatus {
+  /** The table's size: at most this many peers are remembered, least recently seen forgotten first. */
+  capacity: number;
+  tracked: number;
+  evictions: number;
+  /** The busiest (packets both ways plus drops), at most PEERS_IN_STATUS. */
+  top: Array<PeerEntry & { kind: PeerKind }>;
+}
+
+/** How many peers status and metrics show of each tunnel: enough to see the relays, bounded for metrics. */
+export const PEERS_IN_STATUS = 10;
+
+/** The peer table of a 6to4 or 6rd engine as status shows it, busiest first. */
+export function peersStatus(engine: TunnelEngine, limit = PEERS_IN_STATUS): PeersStatus | undefined {
+  const table = engine.peers;
+  if (table === null) return undefined;
+  const t = engine.tunnel;
+  const c = t.config;
+  const sixRd = c.mode === '6rd';
+  const relay = t.relayAddress === 0 ? '' : formatIpv4(t.relayAddress);
+  const standby = new Set(c.relays.map(formatIpv4));
+  const kind = (p: PeerEntry): PeerKind => {
+    if (c.role === 'relay') return sixRd ? 'ce' : 'site';
+    if (p.ipv4 === relay) return sixRd ? 'br' : 'relay';
+    if (standby.has(p.ipv4)) return 'standby br';
+    if (p.drops.rx_6to4_not_from_relay || p.drops.rx_6rd_not_from_relay) return 'unconfigured relay';
+    return sixRd ? 'ce' : 'site';
+  };
+  return { capacity: table.capacity, tracked: table.count, evictions: table.evictions, top: table.top(limit).map((p) => ({ ...p, kind: kind(p) })) };
 }
 
 export interface SixRdStatus {
@@ -146,7 +188,7 @@ export interface RunningTunnel {
 const { EPERM, ENOENT, EACCES } = osConstants.errno;
 
 export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTunnel> {
-  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, onIoError, onFatal, sharedSockets, ...tunnelOptions } = options;
+  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedSockets, ...tunnelOptions } = options;
   const sockets = sharedSockets ?? HOST_SOCKETS;
   let local = tunnelOptions.local;
   if (local === 'auto') {
@@ -204,6 +246,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   const engine = new TunnelEngine(tunnel, device, socket, {
     batchSize,
     maxBatchesPerWake,
+    peerTableSize,
     onIoError,
     onFatal: (e) => {
       state = 'stopped';
@@ -242,6 +285,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         lastRxAt: engine.lastRxAt ? new Date(engine.lastRxAt).toISOString() : null,
         lastTxAt: engine.lastTxAt ? new Date(engine.lastTxAt).toISOString() : null,
         counters: tunnel.counters.snapshot(),
+        ...(engine.peers ? { peers: peersStatus(engine) } : {}),
       };
     },
     changeLocalAddress(local: number): void {
