@@ -158,16 +158,26 @@ static void queue(unsigned char *p, size_t len) {
 }
 #ifdef FOU
 static char gsoctl[MAXSEG][CMSG_SPACE(sizeof(uint16_t))];
-/* The last `count` queued segments (each `size` bytes but the last) become one UDP GSO send. */
+/* The last `count` queued messages (one segment each, each `size` bytes but the last) become UDP
+ * GSO sends: as many segments per send as one UDP datagram (65507 bytes) and the kernel (64) take. */
 static void gso_merge(int count, unsigned size) {
-  if (count < 2) return;
-  nmsg -= count - 1;
-  struct msghdr *m = &sout[nmsg - 1].msg_hdr;
-  m->msg_iovlen = (size_t)count;
-  m->msg_control = gsoctl[nmsg - 1]; m->msg_controllen = sizeof gsoctl[nmsg - 1];
-  struct cmsghdr *c = CMSG_FIRSTHDR(m);
-  c->cmsg_level = SOL_UDP; c->cmsg_type = UDP_SEGMENT; c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-  uint16_t v = (uint16_t)size; memcpy(CMSG_DATA(c), &v, sizeof v);
+  int per = 65507 / (int)size;
+  if (per > 64) per = 64;
+  int first = nmsg - count, out = first;
+  for (int i = 0; i < count; i += per) {
+    int k = count - i < per ? count - i : per;
+    sout[out] = sout[first + i];
+    struct msghdr *m = &sout[out].msg_hdr;
+    m->msg_iovlen = (size_t)k;
+    if (k > 1) {
+      m->msg_control = gsoctl[out]; m->msg_controllen = sizeof gsoctl[out];
+      struct cmsghdr *c = CMSG_FIRSTHDR(m);
+      c->cmsg_level = SOL_UDP; c->cmsg_type = UDP_SEGMENT; c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t v = (uint16_t)size; memcpy(CMSG_DATA(c), &v, sizeof v);
+    }
+    out++;
+  }
+  nmsg = out;
 }
 #endif
 

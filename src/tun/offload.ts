@@ -40,7 +40,7 @@ const SCRATCH_SLOT = VNET_HDR_LEN + 65536 + 6;
 
 export class OffloadTun implements TunDevice {
   readonly name: string;
-  /** Frames as the device hands them over: read into here, then cut or copied into the caller's slots. */
+  /** Frames set aside from a read (a super-packet and what followed it): cut or copied into the caller's slots from here. */
   private frames: Buffer = Buffer.alloc(0);
   private frameLens = new Int32Array(0);
   private frameCount = 0;
@@ -96,26 +96,48 @@ export class OffloadTun implements TunDevice {
     this.device.close();
   }
 
+  /**
+   * Frames are read straight into the caller's slots (the virtio_net_hdr in the headroom), and a
+   * plain packet stays where it landed: no copy. From the first super-packet (or anything not
+   * plain) on, the frames of that read are set aside and cut or copied into the slots from
+   * there, now and in later calls, before the device is read again.
+   */
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    let out = 0;
-    while (out < max) {
-      if (this.frameNext === this.frameCount && !this.fill(max - out)) break;
-      out = this.emit(arena, slotSize, headroom, max, lens, out);
+    if (this.frameNext < this.frameCount) return this.emit(arena, slotSize, headroom, max, lens, 0);
+    const n = this.device.read(arena, slotSize, headroom - VNET_HDR_LEN, max, lens);
+    for (let j = 0; j < n; j++) {
+      const h = j * slotSize + headroom - VNET_HDR_LEN;
+      const len = lens[j] - VNET_HDR_LEN;
+      if ((arena[h + VNET.GSO_TYPE] & ~VNET_GSO_ECN) === VNET_GSO_NONE && len > 0) {
+        if ((arena[h + VNET.FLAGS] & VNET_F_NEEDS_CSUM) !== 0) {
+          completeChecksum(arena, h + VNET_HDR_LEN, len, arena.readUInt16LE(h + VNET.CSUM_START), arena.readUInt16LE(h + VNET.CSUM_OFFSET));
+        }
+        lens[j] = len;
+        continue;
+      }
+      this.setAside(arena, slotSize, headroom - VNET_HDR_LEN, j, n, lens);
+      return this.emit(arena, slotSize, headroom, max, lens, j);
     }
-    return out;
+    return n;
   }
 
-  /** Reads up to `want` frames from the device; false when none is waiting. */
-  private fill(want: number): boolean {
-    if (this.frameLens.length < want) {
-      const slots = Math.min(MAX_BATCH, want);
+  /** Copies frames [from, n) of a read out of the caller's slots, to be handed out by emit. */
+  private setAside(arena: Buffer, slotSize: number, at: number, from: number, n: number, lens: Int32Array): void {
+    const k = n - from;
+    if (this.frameLens.length < k) {
+      const slots = Math.min(MAX_BATCH, Math.max(k, 8));
       this.frames = Buffer.alloc(slots * SLOT_SIZE);
       this.frameLens = new Int32Array(slots);
     }
+    for (let i = 0; i < k; i++) {
+      const src = (from + i) * slotSize + at;
+      const len = Math.max(0, lens[from + i]);
+      arena.copy(this.frames, i * SLOT_SIZE, src, src + len);
+      this.frameLens[i] = len;
+    }
+    this.frameCount = k;
     this.frameNext = 0;
     this.segNext = 0;
-    this.frameCount = this.device.read(this.frames, SLOT_SIZE, 0, Math.min(want, this.frameLens.length), this.frameLens);
-    return this.frameCount > 0;
   }
 
   /** Hands out frames from `frameNext` into caller slots from `out`; returns the new `out`. */
