@@ -23,7 +23,7 @@ export { SLOT_HEADROOM, SLOT_SIZE };
 const { EMSGSIZE, EAGAIN } = osConstants.errno;
 
 export interface EngineOptions {
-  /** Packets per native call (1..MAX_BATCH, 256); default 64. */
+  /** Packets per native call (1..MAX_BATCH, 256); default 256 from the TUN, 64 from the network. */
   batchSize?: number;
   /** Batches handled per readiness callback before yielding to the event loop; default 4. */
   maxBatchesPerWake?: number;
@@ -43,6 +43,14 @@ export interface EngineOptions {
  * uses this to take its own echo replies.
  */
 export type RxInterceptor = (buf: Buffer, off: number, len: number) => boolean;
+
+/**
+ * From the TUN, 256 packets a read: with offload a TSO super-packet is cut into ~45 segments, so
+ * 64 slots held barely one: one-stream TCP ran at 2.12 Gbit/s with 64, 2.35 with 256, 2.39 for
+ * the engine before offload moved behind the device (medians of 4 interleaved runs each).
+ * Buffer.alloc's pages stay untouched until a slot is used, so the larger arena costs little memory.
+ */
+const TX_BATCH_DEFAULT = 256;
 
 class Direction {
   readonly arena: Buffer;
@@ -68,7 +76,10 @@ export class TunnelEngine {
   /** Wall-clock ms of the last packet each way (0: never). */
   lastRxAt = 0;
   lastTxAt = 0;
+  /** Packets per native call from the network side (and the error queue). */
   private readonly batch: number;
+  /** Packets per read from the TUN: larger, since one TSO super-packet alone cuts into ~45. */
+  private readonly txBatch: number;
   private readonly maxBatches: number;
   private readonly tx: Direction;
   private readonly rx: Direction;
@@ -108,8 +119,9 @@ export class TunnelEngine {
   ) {
     this.counters = tunnel.counters;
     this.batch = Math.max(1, Math.min(MAX_BATCH, options.batchSize ?? 64));
+    this.txBatch = Math.max(1, Math.min(MAX_BATCH, options.batchSize ?? TX_BATCH_DEFAULT));
     this.maxBatches = Math.max(1, options.maxBatchesPerWake ?? 4);
-    this.tx = new Direction(this.batch);
+    this.tx = new Direction(this.txBatch);
     this.rx = new Direction(this.batch);
     this.errInfo = new Int32Array(this.batch * ERROR_INFO_STRIDE);
     const peerSize = options.peerTableSize ?? PEER_TABLE_SIZE;
@@ -199,7 +211,7 @@ export class TunnelEngine {
     const t = this.tunnel;
     const r = this.result;
     for (let b = 0; b < this.maxBatches && this.running && !this.txBlocked; b++) {
-      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
+      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.txBatch, d.lens);
       if (n === 0) break;
       const watch = this.observed;
       if (watch && this.peers !== null) this.peers.now = Date.now();
@@ -216,7 +228,7 @@ export class TunnelEngine {
         }
       }
       this.flushTx();
-      if (n < this.batch) break; // a short batch means the device is drained
+      if (n < this.txBatch) break; // a short batch means the device is drained
     }
   }
 

@@ -47,6 +47,8 @@ export class OffloadTun implements TunDevice {
   /** Next frame to hand out, and the next segment of it when it is a super-packet being cut. */
   private frameNext = 0;
   private segNext = 0;
+  /** The last read held a super-packet: read into our arena, not the caller's (see readBulk). */
+  private bulk = false;
   /** GRO: one run per scratch slot; at most OPEN_RUNS of them open at once. */
   private readonly runs = Array.from({ length: SCRATCH_FRAMES }, (_, i) => new GroRun(i));
   private readonly scratch = Buffer.alloc(SCRATCH_FRAMES * SCRATCH_SLOT);
@@ -104,6 +106,7 @@ export class OffloadTun implements TunDevice {
    */
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
     if (this.frameNext < this.frameCount) return this.emit(arena, slotSize, headroom, max, lens, 0);
+    if (this.bulk) return this.readBulk(arena, slotSize, headroom, max, lens);
     const n = this.device.read(arena, slotSize, headroom - VNET_HDR_LEN, max, lens);
     for (let j = 0; j < n; j++) {
       const h = j * slotSize + headroom - VNET_HDR_LEN;
@@ -116,9 +119,30 @@ export class OffloadTun implements TunDevice {
         continue;
       }
       this.setAside(arena, slotSize, headroom - VNET_HDR_LEN, j, n, lens);
+      this.bulk = true;
       return this.emit(arena, slotSize, headroom, max, lens, j);
     }
     return n;
+  }
+
+  /**
+   * While the kernel hands over super-packets (a TCP sender), frames are read into our own arena
+   * and cut from there straight into the caller's slots, so no 64 KiB frame is copied to make
+   * room; a read without one returns to reading in place.
+   */
+  private readBulk(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    if (this.frameLens.length < max) {
+      this.frames = Buffer.alloc(Math.min(MAX_BATCH, max) * SLOT_SIZE);
+      this.frameLens = new Int32Array(Math.min(MAX_BATCH, max));
+    }
+    const n = this.device.read(this.frames, SLOT_SIZE, 0, Math.min(max, this.frameLens.length), this.frameLens);
+    this.frameCount = n;
+    this.frameNext = 0;
+    this.segNext = 0;
+    let any = false;
+    for (let i = 0; i < n && !any; i++) any = (this.frames[i * SLOT_SIZE + VNET.GSO_TYPE] & ~VNET_GSO_ECN) !== VNET_GSO_NONE;
+    this.bulk = any;
+    return this.emit(arena, slotSize, headroom, max, lens, 0);
   }
 
   /** Copies frames [from, n) of a read out of the caller's slots, to be handed out by emit. */
