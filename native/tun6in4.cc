@@ -152,6 +152,23 @@ Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Socket buffers of `bytes` each way (0: the kernel's default). The FORCE variants need
+// CAP_NET_ADMIN, which we have when we can open the TUN; without it the capped ones are used.
+void SetBufferSizes(int fd, int bytes) {
+  if (bytes <= 0) return;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+}
+
+int BindLocal(int fd, uint32_t local, int port) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(local);
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  return bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+}
+
 // openRawSocket(localAddr: uint32, pmtuDiscover: number, bufferBytes: number, sendOnly = false) -> fd
 // A raw IPv4 socket for protocol 41. The kernel builds the outer header (no IP_HDRINCL), so it
 // can fragment when DF is clear (R05) and pick unique IDs; TTL and TOS come per packet as
@@ -181,22 +198,10 @@ Napi::Value OpenRawSocket(const Napi::CallbackInfo& info) {
   } else if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) {
     return fail("setsockopt IP_RECVERR");
   }
-  if (bufBytes > 0) {
-    // (a send-only socket's receive buffer stays empty: its filter drops everything)
-    // FORCE variants need CAP_NET_ADMIN, which we have when we can open the TUN; fall back quietly.
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufBytes, sizeof bufBytes);
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufBytes, sizeof bufBytes);
-  }
-  if (local != 0) {
-    // Binding fixes our source address and makes the kernel deliver only packets sent to it (R14).
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(local);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return fail("bind");
-  }
+  // (a send-only socket's receive buffer stays empty: its filter drops everything)
+  SetBufferSizes(fd, bufBytes);
+  // Binding fixes our source address and makes the kernel deliver only packets sent to it (R14).
+  if (local != 0 && BindLocal(fd, local, 0) < 0) return fail("bind");
   return Napi::Number::New(env, fd);
 }
 
@@ -582,22 +587,12 @@ Napi::Value OpenUdpSocket(const Napi::CallbackInfo& info) {
   if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) return fail("setsockopt IP_RECVERR");
   if (setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0) return fail("setsockopt IP_RECVTOS");
   if (!checksum && setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) < 0) return fail("setsockopt SO_NO_CHECK");
-  if (bufBytes > 0) {
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufBytes, sizeof bufBytes);
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufBytes, sizeof bufBytes) < 0)
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufBytes, sizeof bufBytes);
-  }
+  SetBufferSizes(fd, bufBytes);
   // A zero UDP_SEGMENT is accepted by kernels that know the option and changes nothing.
   int zero = 0;
   bool gso = checksum && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
   bool gro = wantGro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(local);
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return fail("bind");
+  if (BindLocal(fd, local, port) < 0) return fail("bind");
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, fd));
   out.Set("gso", Napi::Boolean::New(env, gso));
