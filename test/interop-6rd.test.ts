@@ -6,9 +6,9 @@
  * is Linux's, but for R2 (see the test).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DROP_REASONS, PacketResult, Tunnel, Verdict } from '../src/index.js';
+import { DROP_REASONS, Tunnel, Verdict } from '../src/index.js';
 import { scapy, tshark } from './helpers/external.js';
-import { withHeadroom } from './helpers/packets.js';
+import { runTunnel } from './helpers/tunnels.js';
 
 let ref: Record<string, string>;
 const hex = (name: string) => Buffer.from(ref[name], 'hex');
@@ -19,13 +19,7 @@ interface Parsed {
 /** The Linux CE of the reference log; option 212 would read "24 36 2001:db8:a000:: 203.0.113.1". */
 const linuxLike = () => new Tunnel({ mode: '6rd', local: '192.0.2.2', sixrdDhcp: '24 36 2001:db8:a000:: 203.0.113.1', pmtu: 'dynamic' });
 
-function run(t: Tunnel, kind: 'encap' | 'decap', pkt: Buffer): { r: PacketResult; bytes: Buffer } {
-  const [buf, off] = withHeadroom(pkt);
-  const r = new PacketResult();
-  if (kind === 'encap') t.encapsulate(buf, off, pkt.length, r);
-  else t.decapsulate(buf, off, pkt.length, r);
-  return { r, bytes: Buffer.from(buf.subarray(r.offset, r.offset + r.length)) };
-}
+const run = runTunnel;
 
 beforeAll(() => {
   ref = scapy<Record<string, string>>({ op: 'build' });

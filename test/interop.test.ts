@@ -4,11 +4,11 @@
  * bad checksum. These would fail if our bytes were wrong.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PacketResult, Verdict, DROP_REASONS, type Tunnel } from '../src/index.js';
+import { Verdict, DROP_REASONS } from '../src/index.js';
 import { PROTO_TCP, segmentTcp6, upperLayerOffset } from '../src/packet/index.js';
 import { scapy, tshark } from './helpers/external.js';
-import { asKernelHandsIt, icmpv4Error, ipv4Packet, withHeadroom } from './helpers/packets.js';
-import { LOCAL, tunnel } from './helpers/tunnels.js';
+import { asKernelHandsIt, icmpv4Error, ipv4Packet } from './helpers/packets.js';
+import { LOCAL, runTunnel, tunnel } from './helpers/tunnels.js';
 
 let ref: Record<string, string>;
 const hex = (name: string) => Buffer.from(ref[name], 'hex');
@@ -17,13 +17,7 @@ beforeAll(() => {
   ref = scapy<Record<string, string>>({ op: 'build' });
 });
 
-function run(t: Tunnel, kind: 'encap' | 'decap', pkt: Buffer): { r: PacketResult; bytes: Buffer } {
-  const [buf, off] = withHeadroom(pkt);
-  const r = new PacketResult();
-  if (kind === 'encap') t.encapsulate(buf, off, pkt.length, r);
-  else t.decapsulate(buf, off, pkt.length, r);
-  return { r, bytes: Buffer.from(buf.subarray(r.offset, r.offset + r.length)) };
-}
+const run = runTunnel;
 
 interface Parsed {
   [k: string]: string | number | boolean;

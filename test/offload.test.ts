@@ -10,39 +10,11 @@ import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { OffloadTun, type OffloadDrop } from '../src/tun/offload.js';
-import { asKernelHandsIt, ipv6Packet, refChecksum } from './helpers/packets.js';
+import { asKernelHandsIt, ipv6Packet, refChecksum, tcp6Segment, tcpChecksumOk, type TcpSegmentSpec } from './helpers/packets.js';
 import { BROKER } from './helpers/tunnels.js';
 
-interface Seg {
-  seq: number;
-  payload: Buffer;
-  flags?: number;
-  sport?: number;
-  flowLabel?: number;
-  src?: string;
-}
-
-function tcp6(s: Seg): Buffer {
-  const tcp = Buffer.alloc(20);
-  tcp.writeUInt16BE(s.sport ?? 5001, 0);
-  tcp.writeUInt16BE(40000, 2);
-  tcp.writeUInt32BE(s.seq >>> 0, 4);
-  tcp.writeUInt32BE(777, 8);
-  tcp[12] = 5 << 4;
-  tcp[13] = s.flags ?? 0x10;
-  tcp.writeUInt16BE(512, 14);
-  const pkt = ipv6Packet({ src: s.src ?? '2001:db8:1::2', dst: '2001:db8:9::1', nextHeader: 6, flowLabel: s.flowLabel, payload: Buffer.concat([tcp, s.payload]) });
-  const len = pkt.length - 40;
-  const pseudo = Buffer.concat([pkt.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 6])]);
-  pkt.writeUInt16BE(refChecksum(Buffer.concat([pseudo, pkt.subarray(40)])), 56);
-  return pkt;
-}
-
-function tcpChecksumOk(p: Buffer): boolean {
-  const len = p.length - 40;
-  const pseudo = Buffer.concat([p.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 6])]);
-  return refChecksum(Buffer.concat([pseudo, p.subarray(40)])) === 0;
-}
+type Seg = Omit<TcpSegmentSpec, 'dst'>;
+const tcp6 = (s: Seg) => tcp6Segment({ ...s, dst: '2001:db8:9::1' });
 
 /** A frame as the kernel hands it over: virtio_net_hdr, then the packet. */
 function frame(pkt: Buffer, gsoType = 0, gsoSize = 0): Buffer {

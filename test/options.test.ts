@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, formatIpv6, resolveTunnelOptions, type TunnelOptions } from '../src/index.js';
-import { BROKER, SIX_TO_FOUR } from './helpers/tunnels.js';
+import { formatIpv6, resolveTunnelOptions } from '../src/index.js';
+import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
 import { TUNNEL_OPTION_KEYS } from '../src/encap/options.js';
 import { FLAG_FOR_FIELD, RUN_FLAGS } from '../src/cli/flags.js';
 
@@ -14,15 +14,7 @@ describe('one definition per option', () => {
   });
 });
 
-function errorOf(o: unknown): ConfigError {
-  try {
-    resolveTunnelOptions(o as TunnelOptions);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return e as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+const errorOf = configErrorOf;
 
 describe('tunnel options', () => {
   it('resolves a broker tunnel with defaults: peer ::1, MTU 1480, static PMTU, TTL 64, TOS 0', () => {

@@ -8,7 +8,8 @@ import { delegatedPrefixLength, embedIpv4, extractIpv4, parseIpv4, parseIpv6 } f
 import { parseSixRdDhcp } from '../src/encap/sixrd-dhcp.js';
 import { interfacePlan, sixRdStatus } from '../src/host/open.js';
 import { formatStatus } from '../src/cli/status-format.js';
-import { ipv4Packet, ipv6Packet, withHeadroom } from './helpers/packets.js';
+import { ipv4Packet, ipv6Packet } from './helpers/packets.js';
+import { configErrorOf, runTunnel } from './helpers/tunnels.js';
 
 /** The lab's domain: /36 prefix, IPv4 mask length 25, so 7 embedded bits and a /43 per CE. */
 const CE1_V4 = '192.0.2.10'; // → 2001:db8:a140::/43
@@ -17,15 +18,7 @@ const BR = '203.0.113.1';
 const CE: TunnelOptions = { mode: '6rd', local: CE1_V4, sixrdPrefix: '2001:db8:a000::/36', ipv4MaskLen: 25, relay: BR };
 const BR_OPTS: TunnelOptions = { mode: '6rd', role: 'relay', local: BR, sixrdPrefix: '2001:db8:a000::/36', ipv4MaskLen: 25, sixrdIpv4Prefix: '192.0.2.0/25' };
 
-function errorOf(o: unknown): ConfigError {
-  try {
-    resolveTunnelOptions(o as TunnelOptions);
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return e as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
-}
+const errorOf = configErrorOf;
 
 function dhcpError(text: string): ConfigError {
   try {
@@ -37,11 +30,7 @@ function dhcpError(text: string): ConfigError {
   throw new Error(`expected a ConfigError for ${JSON.stringify(text)}`);
 }
 
-function run(t: Tunnel, kind: 'encap' | 'decap', pkt: Buffer): PacketResult {
-  const [buf, off] = withHeadroom(pkt);
-  const r = new PacketResult();
-  return kind === 'encap' ? t.encapsulate(buf, off, pkt.length, r) : t.decapsulate(buf, off, pkt.length, r);
-}
+const run = (t: Tunnel, kind: 'encap' | 'decap', pkt: Buffer): PacketResult => runTunnel(t, kind, pkt).r;
 
 const tunnelled = (outerSrc: string, outerDst: string, src: string, dst: string) => ipv4Packet({ src: outerSrc, dst: outerDst, payload: ipv6Packet({ src, dst }) });
 

@@ -1,30 +1,9 @@
 /** TUN offload: cutting TCP super-packets into segments (TX) and merging segments back (GRO, RX). */
 import { describe, expect, it } from 'vitest';
 import { completeChecksum, segmentTcp6, tcpSegmentCount, TcpCoalescer, VNET, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
-import { asKernelHandsIt, ipv6Packet, refChecksum } from './helpers/packets.js';
+import { asKernelHandsIt, ipv6Packet, tcp6Segment, tcpChecksumOk } from './helpers/packets.js';
 
-function tcpSegment(seq: number, payload: Buffer, flags = 0x10, options = Buffer.alloc(0)): Buffer {
-  const tcp = Buffer.alloc(20 + options.length);
-  tcp.writeUInt16BE(5001, 0);
-  tcp.writeUInt16BE(40000, 2);
-  tcp.writeUInt32BE(seq >>> 0, 4);
-  tcp.writeUInt32BE(777, 8);
-  tcp[12] = ((20 + options.length) / 4) << 4;
-  tcp[13] = flags;
-  tcp.writeUInt16BE(512, 14);
-  options.copy(tcp, 20);
-  const pkt = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:1::1', nextHeader: 6, payload: Buffer.concat([tcp, payload]) });
-  const len = pkt.length - 40;
-  const pseudo = Buffer.concat([pkt.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 6])]);
-  pkt.writeUInt16BE(refChecksum(Buffer.concat([pseudo, pkt.subarray(40)])), 56);
-  return pkt;
-}
-
-function tcpChecksumOk(p: Buffer): boolean {
-  const len = p.length - 40;
-  const pseudo = Buffer.concat([p.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 6])]);
-  return refChecksum(Buffer.concat([pseudo, p.subarray(40)])) === 0;
-}
+const tcpSegment = (seq: number, payload: Buffer, flags = 0x10, options = Buffer.alloc(0)) => tcp6Segment({ seq, payload, flags, options });
 
 const data = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) & 0xff));
 const ts = Buffer.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]); // NOP NOP timestamp

@@ -131,3 +131,44 @@ export function withHeadroom(pkt: Buffer, headroom = HEADROOM, tailroom = 0): [B
   pkt.copy(buf, headroom);
   return [buf, headroom];
 }
+
+export interface TcpSegmentSpec {
+  seq: number;
+  payload: Buffer;
+  /** TCP flags; default ACK. */
+  flags?: number;
+  options?: Buffer;
+  sport?: number;
+  src?: string;
+  dst?: string;
+  flowLabel?: number;
+}
+
+/** A TCP/IPv6 segment (ports sport → 40000, ack 777, window 512) with a correct checksum. */
+export function tcp6Segment(t: TcpSegmentSpec): Buffer {
+  const options = t.options ?? Buffer.alloc(0);
+  const tcp = Buffer.alloc(20 + options.length);
+  tcp.writeUInt16BE(t.sport ?? 5001, 0);
+  tcp.writeUInt16BE(40000, 2);
+  tcp.writeUInt32BE(t.seq >>> 0, 4);
+  tcp.writeUInt32BE(777, 8);
+  tcp[12] = ((20 + options.length) / 4) << 4;
+  tcp[13] = t.flags ?? 0x10;
+  tcp.writeUInt16BE(512, 14);
+  options.copy(tcp, 20);
+  const pkt = ipv6Packet({ src: t.src ?? '2001:db8:1::2', dst: t.dst ?? '2001:db8:1::1', nextHeader: 6, flowLabel: t.flowLabel, payload: Buffer.concat([tcp, t.payload]) });
+  pkt.writeUInt16BE(0, 56);
+  pkt.writeUInt16BE(refTcp6Checksum(pkt), 56);
+  return pkt;
+}
+
+/** The TCP checksum of a TCP/IPv6 packet (no extension headers) as its field would hold it. */
+function refTcp6Checksum(p: Buffer): number {
+  const len = p.length - 40;
+  const pseudo = Buffer.concat([p.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 6])]);
+  return refChecksum(Buffer.concat([pseudo, p.subarray(40)]));
+}
+
+export function tcpChecksumOk(p: Buffer): boolean {
+  return refTcp6Checksum(p) === 0;
+}

@@ -1,5 +1,7 @@
 /** Tunnel fixtures on documentation addresses (RFC 5737, RFC 3849). */
-import { Traffic, Tunnel, type TunnelEnvironment, type TunnelOptions } from '../../src/index.js';
+import { expect } from 'vitest';
+import { ConfigError, PacketResult, resolveTunnelOptions, Traffic, Tunnel, type TunnelEnvironment, type TunnelOptions } from '../../src/index.js';
+import { withHeadroom } from './packets.js';
 
 export const LOCAL = '192.0.2.1';
 export const REMOTE = '198.51.100.1';
@@ -47,4 +49,24 @@ export function packetOutcomes(t: Tunnel): number {
   for (const v of t.counters.drops) n += v;
   const tr = t.counters.traffic;
   return n + tr[Traffic.rx_packets] + tr[Traffic.tx_packets] + tr[Traffic.icmp6_errors_relayed] + tr[Traffic.icmp4_frag_needed];
+}
+
+/** Encapsulates or decapsulates a copy of `pkt` (with headroom); returns the verdict and the bytes it points at. */
+export function runTunnel(t: Tunnel, kind: 'encap' | 'decap', pkt: Buffer): { r: PacketResult; bytes: Buffer } {
+  const [buf, off] = withHeadroom(pkt);
+  const r = new PacketResult();
+  if (kind === 'encap') t.encapsulate(buf, off, pkt.length, r);
+  else t.decapsulate(buf, off, pkt.length, r);
+  return { r, bytes: Buffer.from(buf.subarray(r.offset, r.offset + r.length)) };
+}
+
+/** The ConfigError resolving these options throws (fails the test if none is thrown). */
+export function configErrorOf(o: unknown): ConfigError {
+  try {
+    resolveTunnelOptions(o as TunnelOptions);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
 }
