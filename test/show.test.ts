@@ -15,7 +15,7 @@ import { loadDaemonConfig, parseDaemonConfig, type DaemonConfig } from '../src/d
 import { queryControl } from '../src/daemon/control.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
-import { rootOrSkip, until } from './helpers/netlab.js';
+import { isolatedDaemonHost, rootOrSkip, until } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
@@ -47,13 +47,7 @@ describe.runIf(canRun)('tun6in4 show (a daemon in a namespace)', () => {
 
   beforeAll(async () => {
     await removeStaleNamespaces('show');
-    ns = await set.add('d');
-    // A veth to a second namespace of ours that answers nothing: the tunnels have an IPv4 and a
-    // route to send by, and what they send goes nowhere else.
-    const wan = await set.add('wan');
-    await set.link(ns, 'v0', wan, 'v0');
-    await ns.ip(['addr', 'add', '192.0.2.1/24', 'dev', 'v0']);
-    await ns.ip(['route', 'add', 'default', 'via', '192.0.2.254', 'dev', 'v0']);
+    ns = await isolatedDaemonHost(set);
     control = `/run/tun6in4/${ns.name}.sock`;
     writeFileSync(keyFile, `${SECRET}\n`, { mode: 0o600 });
     configText = [

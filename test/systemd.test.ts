@@ -19,7 +19,7 @@ import { formatNotify, healthSummary, HEALTH_POLL_MS, monotonicUsec, notifySocke
 import { loadNative } from '../src/io/native.js';
 import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
 import { FakeNotifySocket, parseNotification } from './helpers/notify-socket.js';
-import { rootOrSkip } from './helpers/netlab.js';
+import { isolatedDaemonHost, rootOrSkip } from './helpers/netlab.js';
 
 const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
 const NOTIFY_PY = fileURLToPath(new URL('./helpers/notify-socket.py', import.meta.url));
@@ -262,13 +262,9 @@ describe.runIf(canRun)('Type=notify: a daemon in a namespace and a fake NOTIFY_S
 
   beforeAll(async () => {
     await removeStaleNamespaces('sdnotify');
-    ns = await set.add('d');
-    // A second namespace of ours that answers nothing: the keepalive goes unanswered, so the
-    // tunnel's health moves from starting to down on its own.
-    const wan = await set.add('wan');
-    await set.link(ns, 'v0', wan, 'v0');
-    await ns.ip(['addr', 'add', '192.0.2.1/24', 'dev', 'v0']);
-    await ns.ip(['route', 'add', 'default', 'via', '192.0.2.254', 'dev', 'v0']);
+    // nothing answers there: the keepalive goes unanswered, so the tunnel's health moves from
+    // starting to down on its own
+    ns = await isolatedDaemonHost(set);
     control = `/run/tun6in4/${ns.name}.sock`;
     writeConfig(he, lab);
     // Abstract socket names belong to a network namespace: the receiver runs in the daemon's.

@@ -1,7 +1,7 @@
 /** Helpers for tests that need root: namespaces, captures (cap / libpcap) and scapy senders inside them. */
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Namespace } from '../../src/lab/netns.js';
+import type { Namespace, NamespaceSet } from '../../src/lab/netns.js';
 
 /**
  * Tests that need root run in CI (which is root). They may skip only when we are not root and
@@ -95,4 +95,17 @@ export async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T)
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 2000)}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * A namespace `d` for a daemon with 192.0.2.1 on a veth to a second namespace of ours that answers
+ * nothing: tunnels have an IPv4 and a route to send by, and what they send goes nowhere else.
+ */
+export async function isolatedDaemonHost(set: NamespaceSet): Promise<Namespace> {
+  const ns = await set.add('d');
+  const wan = await set.add('wan');
+  await set.link(ns, 'v0', wan, 'v0');
+  await ns.ip(['addr', 'add', '192.0.2.1/24', 'dev', 'v0']);
+  await ns.ip(['route', 'add', 'default', 'via', '192.0.2.254', 'dev', 'v0']);
+  return ns;
 }
