@@ -15,6 +15,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -468,6 +469,16 @@ bool MaybePendingReport(int err) {
   }
 }
 
+// Whether a send on fd may go through now (POLLOUT). ENOBUFS from a writable socket is a packet
+// the qdisc dropped (IP_RECVERR reports it); from one that is not, a full socket buffer.
+bool Writable(int fd) {
+  struct pollfd p = {fd, POLLOUT, 0};
+  int r;
+  do r = poll(&p, 1, 0);
+  while (r < 0 && errno == EINTR);
+  return r > 0 && (p.revents & POLLOUT) != 0;
+}
+
 // sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port = 0, dfClearFd = -1, runs = null, nRuns = 0, stats?)
 //   -> packets sent; errs[i] = errno or 0.
 // Sends payload i (an inner IPv6 packet) to dsts[i] (IPv4, host order) with the TTL, TOS and DF
@@ -482,7 +493,8 @@ bool MaybePendingReport(int err) {
 // message the path refuses (EMSGSIZE) is sent again packet by packet, in place, and counted in
 // stats[0].
 // One sendmmsg per run of messages on one socket. A failed message fails its packets and the
-// rest go on (ENOBUFS is a packet the qdisc dropped: the link is full, as a wire drops it); a
+// rest go on (ENOBUFS from a writable socket is a packet the qdisc dropped: the link is full,
+// as a wire drops what it cannot carry); a
 // failure that may be an earlier ICMP error's report is tried once more; at a full socket
 // buffer the rest are marked EAGAIN.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
@@ -582,10 +594,11 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     int err = errno;
     if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK) {
-      // Back-pressure: the socket buffer is full. Nothing waits here, on the JS thread: the rest
-      // of the batch is marked EAGAIN, in order, for the caller to send again once the socket
-      // that refused (the DF-clear one or the main one) is writable.
+    if (err == EAGAIN || err == EWOULDBLOCK || (err == ENOBUFS && !Writable(fd))) {
+      // Back-pressure: the socket buffer is full (a raw socket says ENOBUFS for it: its sends
+      // allocate past twice the buffer with sock_wmalloc). Nothing waits here, on the JS thread:
+      // the rest of the batch is marked EAGAIN, in order, for the caller to send again once the
+      // socket that refused (the DF-clear one or the main one) is writable.
       for (int j = s.first[m]; j < a.n; j++) a.errs[j] = EAGAIN;
       break;
     }
@@ -606,7 +619,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
         ssize_t w;
         do w = sendmsg(fd, h, 0);
         while (w < 0 && errno == EINTR);
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || (errno == ENOBUFS && !Writable(fd)))) {
           for (int k = j; k < a.n; k++) a.errs[k] = EAGAIN;
           full = true;
           break;
