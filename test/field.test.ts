@@ -137,13 +137,14 @@ describe.runIf(canRun)('F4: forged ICMPv4 errors cost nothing (FOU, which also l
     const quoted = ipv4Packet({ src: '192.0.2.1', dst: '198.51.100.1', protocol: 41, payload: ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:1::1' }).subarray(0, 40) });
     const forged = ipv4Packet({ src: '198.51.100.254', dst: '192.0.2.1', protocol: 1, payload: icmpv4Error(3, 2, 0, quoted) });
     await scapySendRaw(lab.host('wan'), [{ bytes: forged, count: 3 }]);
-    // a spinning loop takes a whole core; an idle one next to nothing while pings cross (~1 s)
+    // a loop that keeps waking for the undrained report burns CPU; an idle one next to nothing
+    // while ten pings cross (~2 s)
     const before = cpuMs(lab, 'client');
-    const p = await ping6(lab.host('client'), '2001:db8:1::1', { count: 5 });
+    const p = await ping6(lab.host('client'), '2001:db8:1::1', { count: 10 });
     const used = cpuMs(lab, 'client') - before;
-    console.log(`field forged protocol-unreachable: engine CPU ${used} ms during 5 pings`);
+    console.log(`field forged protocol-unreachable: engine CPU ${used} ms during 10 pings`);
     expect(p.ok).toBe(true);
-    expect(used).toBeLessThan(500);
+    expect(used).toBeLessThan(250);
   }, 60_000);
 
   it('port unreachable quoting our UDP: the next sends are not failed by the report', async () => {
@@ -185,22 +186,29 @@ describe.runIf(canRun)('F3: a hostile 6to4 site at the offload size limits', () 
     const src = '2002:cb00:71fe::1';
     const dst = '2002:c000:201::1';
     const big = Buffer.alloc(65_515, 0x5a);
-    const seg = (seq: number, payload: Buffer) => tcp6Segment({ src, dst, seq, payload, sport: 4444 });
-    const segs = [seg(1, big.subarray(0, 32_000)), seg(32_001, big.subarray(32_000, 64_000)), seg(64_001, big.subarray(64_000))];
-    const echo = (i: number) => ipv6Packet({ src, dst, payloadLen: 8 + i });
-    // three rounds, each the three segments then ten echo requests, all in one receive batch
-    const round = (r: number) => [
-      ...segs.flatMap((s, i) => fragments('203.0.113.254', '192.0.2.1', 100 * r + i, s).map((bytes) => ({ bytes, count: 1 }))),
-      ...Array.from({ length: 10 }, (_, i) => ({ bytes: ipv4Packet({ src: '203.0.113.254', dst: '192.0.2.1', payload: echo(i) }), count: 1 })),
-    ];
+    const seg = (sport: number, seq: number, payload: Buffer) => tcp6Segment({ src, dst, seq, payload, sport });
+    const v4 = (payload: Buffer) => ({ bytes: ipv4Packet({ src: '203.0.113.254', dst: '192.0.2.1', payload }), count: 1 });
+    // One receive batch: 15 flows open a GRO run each (scratch slots 0..14), so the largest merge
+    // lands in the last slot; a flow of two segments around it; then echo requests.
+    const small = Array.from({ length: 15 }, (_, i) => v4(seg(7000 + i, 1, Buffer.alloc(100, i))));
+    const bigSegs = [seg(4444, 1, big.subarray(0, 32_000)), seg(4444, 32_001, big.subarray(32_000, 64_000)), seg(4444, 64_001, big.subarray(64_000))];
+    const fragmented = bigSegs.flatMap((s, i) => fragments('203.0.113.254', '192.0.2.1', 100 + i, s).map((bytes) => ({ bytes, count: 1 })));
+    const echoes = Array.from({ length: 10 }, (_, i) => v4(ipv6Packet({ src, dst, payloadLen: 8 + i })));
     await lab.host('site1').exec('nft', ['-f', '-'], {
       input: `table ip6 grocount { chain in { type filter hook input priority 0; iifname "tun0" ip6 saddr ${src} icmpv6 type echo-request counter; }; }`,
     });
-    await scapySendRaw(lab.host('wan'), [...round(1), ...round(2), ...round(3)]);
+    // The engine stopped while the router sends: everything waits in its socket, read as one batch.
+    const engine = lab.engines.get('site1')!.child;
+    engine.kill('SIGSTOP');
+    try {
+      await scapySendRaw(lab.host('wan'), [...small, ...fragmented, ...echoes]);
+    } finally {
+      engine.kill('SIGCONT');
+    }
     const counted = async () => Number(/counter packets (\d+)/.exec(await lab.host('site1').exec('nft', ['list', 'table', 'ip6', 'grocount']))?.[1] ?? 0);
     // every echo request reached site1's stack with its source intact (a corrupted one would not match)
-    await until('30 intact echo requests at site1', counted, (n) => n >= 30, 30_000, 100);
-    expect(await counted()).toBe(30);
+    await until('10 intact echo requests at site1', counted, (n) => n >= 10, 30_000, 100);
+    expect(await counted()).toBe(10);
     expect(alive(lab, 'site1')).toBe(true);
     expect((await ping6(lab.host('site1'), '2002:c633:6407::1')).ok).toBe(true);
   }, 120_000);

@@ -90,3 +90,31 @@ export async function tcpTransfer(from: Namespace, to: Namespace, addr: string, 
     }
   }
 }
+
+export interface RequestResponseResult {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/**
+ * `count` request/response rounds over one TCP connection: 64 bytes to `addr`, `bytes` back, the
+ * next request as soon as the answer is complete. A packet held somewhere until new traffic
+ * arrives costs its round a retransmission timeout (≥ 200 ms): it shows in p99 and max.
+ */
+export async function requestResponse(from: Namespace, to: Namespace, addr: string, count: number, bytes: number, port = 5002): Promise<RequestResponseResult> {
+  const [cmd, pre] = nodeProgram('lab/transfer');
+  const server = to.spawn(cmd, [...pre, 'rr-serve', String(port), String(bytes)]);
+  try {
+    const lines = createInterface({ input: server.stdout! });
+    const first = await lines[Symbol.asyncIterator]().next();
+    if (first.value !== 'listening') throw new Error('request/response server did not start');
+    return JSON.parse(await from.exec(cmd, [...pre, 'rr', addr, String(port), String(count), String(bytes)], { timeoutMs: 120_000 })) as RequestResponseResult;
+  } finally {
+    if (server.exitCode === null) {
+      server.kill('SIGKILL');
+      await once(server, 'exit').catch(() => undefined);
+    }
+  }
+}
