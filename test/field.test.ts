@@ -6,14 +6,11 @@
  * Rates and latencies are printed, never asserted; what is asserted is what must hold anywhere:
  * the engine lives, the bytes arrive intact, the counters say why.
  */
-import { readFileSync } from 'node:fs';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryControl } from '../src/daemon/control.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
-import { removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
-import { ping6, tcpTransfer } from '../src/lab/probes.js';
+import { removeStaleNamespaces } from '../src/lab/netns.js';
+import { ping6, tcpTransfer, udpFlood } from '../src/lab/probes.js';
 import { LabNetwork } from '../src/lab/topology.js';
 import { icmpv4Error, ipv4Packet, ipv6Packet, tcp6Segment } from './helpers/packets.js';
 import { rootOrSkip, scapySendRaw, until } from './helpers/netlab.js';
@@ -28,31 +25,6 @@ const TRANSPORTS = [
 
 const statusOf = async (lab: LabNetwork, role: string) => ((await queryControl(lab.engines.get(role)!.control, 'status')) as DaemonStatus).tunnels[0];
 const alive = (lab: LabNetwork, role: string) => lab.engines.get(role)!.child.exitCode === null && lab.engines.get(role)!.child.signalCode === null;
-
-/** CPU time (ms) the engine of `role` has used so far, from /proc (user + system). */
-function cpuMs(lab: LabNetwork, role: string): number {
-  const stat = readFileSync(`/proc/${lab.engines.get(role)!.child.pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
-}
-
-/** iperf3 UDP from `from` to `to` at `mbit` for `seconds`: offered far above what the link carries. */
-async function udpFlood(from: Namespace, to: Namespace, addr: string, mbit: number, mbytes: number): Promise<void> {
-  const server = to.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', addr, '-p', '5301']);
-  try {
-    const lines = createInterface({ input: server.stdout! });
-    await new Promise<void>((resolve, reject) => {
-      lines.on('line', (l) => l.includes('Server listening') && resolve());
-      server.once('exit', () => reject(new Error('iperf3 server exited before listening')));
-    });
-    await from.exec('iperf3', ['-c', addr, '-p', '5301', '-u', '-b', `${mbit}M`, '-l', '1200', '-n', `${mbytes}M`], { timeoutMs: 60_000 });
-  } finally {
-    if (server.exitCode === null) {
-      server.kill('SIGKILL');
-      await once(server, 'exit').catch(() => undefined);
-    }
-  }
-}
 
 describe.runIf(canRun)('F1: an uplink far slower than the LAN (tbf 20 Mbit/s, queue larger than the socket buffer)', () => {
   for (const t of TRANSPORTS) {
@@ -139,9 +111,9 @@ describe.runIf(canRun)('F4: forged ICMPv4 errors cost nothing (FOU, which also l
     await scapySendRaw(lab.host('wan'), [{ bytes: forged, count: 3 }]);
     // a loop that keeps waking for the undrained report burns CPU; an idle one next to nothing
     // while ten pings cross (~2 s)
-    const before = cpuMs(lab, 'client');
+    const before = lab.engineResources('client').cpuMs;
     const p = await ping6(lab.host('client'), '2001:db8:1::1', { count: 10 });
-    const used = cpuMs(lab, 'client') - before;
+    const used = lab.engineResources('client').cpuMs - before;
     console.log(`field forged protocol-unreachable: engine CPU ${used} ms during 10 pings`);
     expect(p.ok).toBe(true);
     expect(used).toBeLessThan(250);

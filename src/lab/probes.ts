@@ -118,3 +118,24 @@ export async function requestResponse(from: Namespace, to: Namespace, addr: stri
     }
   }
 }
+
+/**
+ * UDP from one namespace to `addr` in another (iperf3), offered at `mbit` Mbit/s until `mbytes`
+ * MB were sent: a flood, when that is far above what the path carries.
+ */
+export async function udpFlood(from: Namespace, to: Namespace, addr: string, mbit: number, mbytes: number, port = 5301): Promise<void> {
+  const server = to.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', addr, '-p', String(port)]);
+  try {
+    const lines = createInterface({ input: server.stdout! });
+    await new Promise<void>((resolve, reject) => {
+      lines.on('line', (l) => l.includes('Server listening') && resolve());
+      server.once('exit', () => reject(new Error('iperf3 server exited before listening')));
+    });
+    await from.exec('iperf3', ['-c', addr, '-p', String(port), '-u', '-b', `${mbit}M`, '-l', '1200', '-n', `${mbytes}M`], { timeoutMs: 120_000 });
+  } finally {
+    if (server.exitCode === null) {
+      server.kill('SIGKILL');
+      await once(server, 'exit').catch(() => undefined);
+    }
+  }
+}

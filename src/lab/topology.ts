@@ -197,12 +197,16 @@ export class LabNetwork {
     await this.host('broker').ip(['-6', 'route', 'replace', '2001:db8:2::/64', 'via', '2001:db8:1::2', 'dev', 'tun0']);
   }
 
-  /** Resident memory (kB) and open fds of a host's engine process. */
-  engineResources(role: string): { rssKb: number; fds: number } {
+  /** Resident memory (kB), open fds and CPU time used so far (ms, user + system) of a host's engine process. */
+  engineResources(role: string): { rssKb: number; fds: number; cpuMs: number } {
     const pid = this.engines.get(role)?.child.pid;
     if (!pid) throw new Error(`no engine on ${role}`);
     const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return { rssKb: Number(/^VmRSS:\s+(\d+)/m.exec(st)?.[1] ?? 0), fds: readdirSync(`/proc/${pid}/fd`).length };
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, in clock ticks of 1/100 s (USER_HZ)
+    const cpuMs = (Number(f[11]) + Number(f[12])) * 10;
+    return { rssKb: Number(/^VmRSS:\s+(\d+)/m.exec(st)?.[1] ?? 0), fds: readdirSync(`/proc/${pid}/fd`).length, cpuMs };
   }
 
   /** Starts `tun6in4 <argv>` in the host's namespace and waits for its first "tunnel up". */
