@@ -50,8 +50,6 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
   private rxCount = 0;
   /** Datagrams UDP GRO had coalesced, handed out as their segments (for status). */
   groCoalesced = 0;
-  /** GSO messages the path refused as a whole, sent again packet by packet (for status). */
-  gsoFallbacks = 0;
   private gsoRest = 0;
   private readonly runs = new Int32Array(MAX_BATCH);
   /** The addon adds each GSO message it had to resend packet by packet to stats[0]. */
@@ -87,13 +85,15 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
       return native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd);
     }
     const nRuns = gsoRuns(lens, dsts, fields, n, this.runs);
-    const before = this.stats[0];
+    const refused = this.stats[0];
     const sent = native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd, this.runs, nRuns, this.stats);
-    if (this.stats[0] !== before) {
-      this.gsoFallbacks += this.stats[0] - before;
-      this.gsoRest = GSO_REST_SENDS;
-    }
+    if (this.stats[0] !== refused) this.gsoRest = GSO_REST_SENDS;
     return sent;
+  }
+
+  /** GSO messages the path refused as a whole, sent again packet by packet (for status). */
+  get gsoFallbacks(): number {
+    return this.stats[0];
   }
 
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
