@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NamespaceSet, removeStaleNamespaces, runCapture, type Namespace } from '../src/lab/netns.js';
-import { cachedRootfs, Container, removeStalePartials } from './helpers/container.js';
+import { cachedRootfs, Container, removeStaleContainers, removeStalePartials } from './helpers/container.js';
 import { installForAnyUser, type InstalledCopy } from './helpers/installed.js';
 import { rootOrSkip, until } from './helpers/netlab.js';
 
@@ -66,6 +66,7 @@ describe.runIf(canRun)('the units in contrib/ under a real systemd (Debian 12 bo
   }
 
   beforeAll(async () => {
+    removeStaleContainers('t6-sdboot-');
     await removeStaleNamespaces('sdboot');
     removeStalePartials();
     for (const tool of ['debootstrap', 'systemd-nspawn', 'nsenter']) {
@@ -95,6 +96,8 @@ describe.runIf(canRun)('the units in contrib/ under a real systemd (Debian 12 bo
       bind: { [node]: '/dev/net/tun' },
       bindRo: { [project]: '/opt/tun6in4', [process.execPath]: '/usr/local/bin/node' },
     });
+    const nodeOk = await c.run(['node', '--version']);
+    if (nodeOk.code !== 0) throw new Error(`this host's node (${process.execPath}) does not run inside the Debian 12 container; it needs a self-contained build (nodejs.org or NodeSource): ${nodeOk.stderr}`);
     // Installed as the units' comments say, from the package's own copy of them.
     await c.exec(['ln', '-s', '/opt/tun6in4/node_modules/.bin/tun6in4', '/usr/local/bin/tun6in4']);
     await c.exec(['useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'tun6in4']);

@@ -41,6 +41,29 @@ export async function cachedRootfs(): Promise<string> {
   return dir;
 }
 
+/**
+ * Containers of runs that died without powering theirs off: an nspawn whose --machine names a
+ * run (`<prefix><pid>`) whose process is gone gets SIGTERM (in --boot mode, a clean poweroff).
+ */
+export function removeStaleContainers(prefix: string): void {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const argv = readFileSafe(`/proc/${d}/cmdline`).split('\0');
+    if (!argv[0]?.endsWith('systemd-nspawn')) continue;
+    const m = argv.map((a) => new RegExp(`^--machine=${prefix}(\\d+)$`).exec(a)).find(Boolean);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch {
+      try {
+        process.kill(Number(d), 'SIGTERM');
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+}
+
 /** Partial trees of runs that died (their pid is gone). */
 export function removeStalePartials(): void {
   let names: string[] = [];
