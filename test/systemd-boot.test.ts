@@ -8,7 +8,7 @@
  * Restart= after SIGKILL, two template instances, stop — and what a 0600 device does.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +125,13 @@ describe.runIf(canRun)('the units in contrib/ under a real systemd (Debian 12 bo
     installed?.remove();
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
+
+  it('a tree that cannot boot fails at once with nspawn\'s own words', async () => {
+    const empty = join(dir, 'empty-root');
+    mkdirSync(empty);
+    const boot = Container.boot({ rootfs: empty, netns: cns.name, machine: `t6-sdboot-${process.pid}-bad`, timeoutMs: 60_000 });
+    await expect(boot).rejects.toThrow(/^systemd-nspawn exited 1 before the container booted:\n[^]*\S/);
+  }, 90_000);
 
   it('boots; /dev/net/tun is 0600 root:root in there, and the service user cannot open it: doctor --user says so, a daemon run as it says why and the fix', async () => {
     expect((await ct().exec(['stat', '-c', '%a:%u:%g', '/dev/net/tun'])).trim()).toBe('600:0:0');
