@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # build-essential, python3: the addon (and the test-only `cap` package) build from source in a
 # checkout. liburing-dev: the addon batches TUN reads and writes through io_uring with it.
 # qemu-user-static: the tests run the arm64 prebuild (scripts/verify-arm64.sh). python3-seccomp:
-# a test refuses io_uring to an engine (test/helpers/deny_io_uring.py).
-APT_PACKAGES=(build-essential python3 python3-scapy python3-seccomp tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev qemu-user-static ethtool)
+# a test refuses io_uring to an engine (test/helpers/deny_io_uring.py). debootstrap, systemd-container:
+# test/systemd-boot.test.ts boots the systemd units in a Debian container (systemd-nspawn).
+APT_PACKAGES=(build-essential python3 python3-scapy python3-seccomp tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev qemu-user-static ethtool debootstrap systemd-container)
 # `setup.sh bench` adds what only the benchmarks use.
 if [ "${1:-}" = bench ]; then APT_PACKAGES+=(ethtool linux-perf gcc); fi
 

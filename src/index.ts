@@ -100,6 +100,7 @@ export { renderMetrics } from './daemon/metrics.js';
 export { dropPrivileges, resolveUser, resolveGroup } from './daemon/privileges.js';
 export { UntrustedFileError } from './daemon/trusted-file.js';
 export { runDoctor, missingNetworkCapabilities, type Finding, type FindingLevel, type DoctorOptions } from './doctor/doctor.js';
+export { tunNode, formatTunNode, lookupTunUser, currentTunUser, modeAllows, tunOpenDenied, tunOpenDeniedMessage, TUN_PATH, type TunNode, type TunUser } from './host/tun-access.js';
 export { runLab, formatLabReport, type LabReport, type LabStep, type RunLabOptions } from './lab/lab.js';
 
 // The native addon: which binary loaded, and building one from source where none fits.

@@ -6,7 +6,7 @@
  * MONOTONIC_USEC then READY=1 around SIGHUP (applied and refused), WATCHDOG=1, STOPPING=1.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -209,12 +209,45 @@ describe('the units in contrib/', () => {
       expect(directives(text, 'Type'), name).toEqual(['notify']);
       expect(directives(text, 'NotifyAccess'), name).toEqual(['main']);
       expect(directives(text, 'WatchdogSec'), name).toEqual(['30s']);
-      expect(directives(text, 'ExecReload'), name).toEqual([`/usr/bin/env tun6in4 check -c ${config}`, '/bin/kill -HUP $MAINPID']);
+      // the shell's kill: /bin/kill is procps, absent from minimal images (test/systemd-boot.test.ts boots one)
+      expect(directives(text, 'ExecReload'), name).toEqual([`/usr/bin/env tun6in4 check -c ${config}`, "/bin/sh -c 'kill -HUP $$MAINPID'"]);
+      expect(directives(text, 'ExecStartPre'), name).toEqual([expect.stringMatching(/^\+\/bin\/sh -c .*= 600:0:0 \]; then chmod 0666 \/dev\/net\/tun/)]);
+      // /run/tun6in4 outlives a stop: instances share it, and the 6rd DHCP hook keeps state there
+      expect(directives(text, 'RuntimeDirectoryPreserve'), name).toEqual(['yes']);
       expect(directives(text, 'ExecStart')[0], name).toMatch(new RegExp(`^/usr/bin/env tun6in4 up -c ${config.replace(/\./g, '\\.')}`));
     }
     const template = unit('tun6in4@.service');
     expect(directives(template, 'ExecStart')).toEqual(['/usr/bin/env tun6in4 up -c /etc/tun6in4/%i.toml --control /run/tun6in4/%i.sock']);
-    expect(directives(template, 'RuntimeDirectoryPreserve')).toEqual(['yes']);
+  });
+
+  it('ExecStartPre=+ widens only the devtmpfs default: 0600 root:root becomes 0666; any other mode or owner is left alone', (ctx) => {
+    if (!rootOrSkip()) return ctx.skip();
+    // The command as systemd runs it: "$$" and "%%" unescaped; pointed at files of ours instead of the device.
+    const command = directives(unit('tun6in4.service'), 'ExecStartPre')[0].replace(/^\+\/bin\/sh -c '(.*)'$/, '$1').replace(/\$\$/g, '$').replace(/%%/g, '%');
+    expect(directives(unit('tun6in4@.service'), 'ExecStartPre')[0]).toBe(directives(unit('tun6in4.service'), 'ExecStartPre')[0]);
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-startpre-'));
+    try {
+      const cases = [
+        { name: 'devtmpfs', mode: 0o600, uid: 0, gid: 0, after: 0o666 },
+        { name: 'chosen-group', mode: 0o660, uid: 0, gid: 1, after: 0o660 },
+        { name: 'group-root', mode: 0o640, uid: 0, gid: 0, after: 0o640 },
+        { name: 'other-owner', mode: 0o600, uid: 1, gid: 0, after: 0o600 },
+      ];
+      for (const c of cases) {
+        const path = join(dir, c.name);
+        writeFileSync(path, '');
+        chownSync(path, c.uid, c.gid);
+        chmodSync(path, c.mode);
+        const r = spawnSync('/bin/sh', ['-c', command.replaceAll('/dev/net/tun', path)], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        expect(statSync(path).mode & 0o777, c.name).toBe(c.after);
+        expect(r.stdout, c.name).toBe(c.after === c.mode ? '' : `${path} was 0600 root:root; gave it the mode udev gives it, 0666\n`);
+      }
+      // No device at all: nothing to do, and no error (the daemon then says the device is missing).
+      expect(spawnSync('/bin/sh', ['-c', command.replaceAll('/dev/net/tun', join(dir, 'absent'))]).status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('systemd-analyze verify accepts both (where systemd is installed)', (ctx) => {

@@ -117,6 +117,7 @@ export function buildProgram(): Command {
     .option('--mtu <bytes>', 'the tunnel MTU you plan', integer)
     .addOption(new Option('--encap <kind>', 'fou: check the Foo-over-UDP socket too (port, UDP GSO/GRO)').choices(['none', 'fou']))
     .option('--encap-port <port>', 'FOU: the local UDP port the tunnel will bind (default 5555)', integer)
+    .option('--user <name>', 'the user the daemon runs as (--user, systemd\'s User=; the shipped units use tun6in4): check it can open /dev/net/tun')
     .option('--json', 'print JSON')
     .action(async (flags) => (await import('./doctor-command.js')).runDoctorCommand(flags));
 

@@ -5,6 +5,7 @@ import { FOU_MTU_MAX, MTU_DEFAULT } from '../encap/options.js';
 import { BUILD_NATIVE_COMMAND, loadNative, NativeAddonError, nativeAddonInfo, type NativeAddon, type NativeAddonInfo } from '../io/native.js';
 import { ip } from '../tun/iproute.js';
 import { sourceAddressToward } from '../tun/interface.js';
+import { formatTunNode, lookupTunUser, modeAllows, tunAccessFix, tunNode, tunOpenDenied } from '../host/tun-access.js';
 
 export type FindingLevel = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -25,6 +26,8 @@ export interface DoctorOptions {
   encap?: 'none' | 'fou';
   /** FOU: the local UDP port the tunnel will bind (default 5555). */
   encapPort?: number;
+  /** The user the daemon runs as (`--user`, systemd's `User=`): can it open /dev/net/tun? */
+  user?: string;
 }
 
 const CAP_NET_ADMIN = 12;
@@ -55,9 +58,10 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
       closeSync(openSync('/dev/net/tun', 'r+'));
       add({ check: '/dev/net/tun', level: 'ok', detail: 'present and openable' });
     } catch (e) {
-      add({ check: '/dev/net/tun', level: 'fail', detail: `cannot open: ${(e as NodeJS.ErrnoException).code}`, fix: 'run as root or grant access to /dev/net/tun (and CAP_NET_ADMIN)' });
+      add(tunOpenFinding(e as NodeJS.ErrnoException));
     }
   }
+  if (o.user !== undefined) add(tunForUserFinding(o.user));
 
   const missing = missingNetworkCapabilities();
   for (const [name] of NETWORK_CAPABILITIES) {
@@ -87,6 +91,35 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
 
   if (o.mode) await checkAddresses(o, add);
   return out;
+}
+
+/** This process could not open /dev/net/tun: its mode (EACCES) or a device cgroup (EPERM), with the fix. */
+function tunOpenFinding(e: NodeJS.ErrnoException): Finding {
+  if (e.code === 'EACCES' || e.code === 'EPERM') {
+    const { problem, fix } = tunOpenDenied(e.code);
+    return { check: '/dev/net/tun', level: 'fail', detail: `cannot open (${e.code}): ${problem}`, fix };
+  }
+  return { check: '/dev/net/tun', level: 'fail', detail: `cannot open: ${e.code ?? e.message}`, fix: 'run as root or grant access to /dev/net/tun (and CAP_NET_ADMIN)' };
+}
+
+/**
+ * Whether the daemon's user (not this process, usually root) may open /dev/net/tun, read from the
+ * node's owner and mode: root passes the open whatever the mode, so doctor run as root would
+ * otherwise say "ok" for a service that then cannot start.
+ */
+function tunForUserFinding(name: string): Finding {
+  const check = `/dev/net/tun for user ${name}`;
+  const user = lookupTunUser(name);
+  if (!user) return { check, level: 'fail', detail: `no user named "${name}" in /etc/passwd`, fix: `create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${name}) or give the user the daemon runs as` };
+  const node = tunNode();
+  if (!node) return { check, level: 'fail', detail: 'missing', fix: 'load the tun module (modprobe tun), or pass the device into the container (--device /dev/net/tun)' };
+  if (modeAllows(node, user)) return { check, level: 'ok', detail: `${formatTunNode(node)}: ${user.name} (uid ${user.uid}) may open it` };
+  return {
+    check,
+    level: 'fail',
+    detail: `${formatTunNode(node)}: ${user.name} (uid ${user.uid}) cannot open it, whatever its capabilities`,
+    fix: tunAccessFix(node, user),
+  };
 }
 
 /** The addon loads (which build, io_uring compiled in and usable); returns it for the checks that need it. */

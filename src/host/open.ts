@@ -19,6 +19,7 @@ import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRo
 import { linkExists } from '../tun/iproute.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { OffloadTun } from '../tun/offload.js';
+import { tunOpenDeniedMessage } from './tun-access.js';
 import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
 import { ReceiveAlso } from '../transport/receive-also.js';
@@ -326,6 +327,10 @@ function setupError(e: unknown, name: string): Error {
   if (e instanceof ConfigError || e instanceof TunnelSetupError || e instanceof NativeAddonError) return e;
   const errno = (e as { errno?: number }).errno;
   const msg = (e as Error).message ?? String(e);
+  // Refused by the device node's mode or a device cgroup, which capabilities do not override.
+  if ((errno === EPERM || errno === EACCES) && (e as { syscall?: string }).syscall === 'open /dev/net/tun') {
+    return new TunnelSetupError('NO_PERMISSION', tunOpenDeniedMessage(msg, errno === EACCES ? 'EACCES' : 'EPERM'), e);
+  }
   if (errno === EPERM || errno === EACCES) {
     return new TunnelSetupError('NO_PERMISSION', `${msg}: run as root, or grant CAP_NET_ADMIN and CAP_NET_RAW`, e);
   }
