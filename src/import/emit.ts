@@ -4,8 +4,8 @@
  * written out, and what cannot be carried over is a comment saying why.
  */
 import { FOU_MTU_MAX, MTU_MAX, MTU_MIN } from '../encap/options.js';
-import { parseIpv4 } from '../packet/address.js';
-import { classifyIpv4 } from '../packet/address.js';
+import { classifyIpv4, formatIpv6, parseIpv4, parseIpv6Prefix } from '../packet/address.js';
+import { delegatedPrefixLength, embedIpv4, SIX_TO_FOUR, type SixRdDomain } from '../packet/sixrd.js';
 import {
   at,
   ImportError,
@@ -59,7 +59,7 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
   const comment = (text: string) => lines.push({ comment: text });
 
   const mode = d.mode ?? (d.remote ? '6in4' : d.sixrdPrefix ? '6rd' : '6to4');
-  const why = d.mode ? '' : d.remote ? `: sit with a remote (${d.remote.value})` : d.sixrdPrefix ? ': sit without a remote, with a 6rd prefix' : ': sit without a remote, no 6rd prefix';
+  const why = d.mode ? `: proto '${d.mode}'` : d.remote ? `: sit with a remote (${d.remote.value})` : d.sixrdPrefix ? ': sit without a remote, with a 6rd prefix' : ': sit without a remote, no 6rd prefix';
   set('mode', mode, `${at(d.from)}${why}`);
 
   if (d.local) set('local', d.local.value, at(d.local.from));
@@ -83,7 +83,12 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
       set('address', address, at(first.from));
     }
   } else {
-    for (const a of d.addresses) notes.push({ from: a.from, text: `${a.value}: a 6rd CE's address is derived from the 6rd prefix and the local IPv4 (<delegated prefix>::1), so it is not written` });
+    const site = sitePrefixOf(d);
+    const derived = site ? `${site.replace(/::\/\d+$/, '::1')}/${parseIpv6Prefix(d.sixrdPrefix!.value)!.len}` : '<delegated prefix>::1/<6rd prefix length>';
+    for (const a of d.addresses) {
+      const same = site && a.value === derived;
+      notes.push({ from: a.from, text: `${a.value}: a 6rd CE's address is derived from the 6rd prefix and the local IPv4${same ? ', and tun6in4 derives the same' : `; tun6in4 will use ${derived}`}, so it is not written` });
+    }
   }
   for (const a of d.addresses.slice(1)) {
     if (mode !== '6rd') notes.push({ from: a.from, text: `${a.value}: tun6in4 puts one IPv6 address on the tunnel; add this one with \`ip -6 addr add ${a.value} dev ${d.dev}\` once it is up` });
@@ -203,9 +208,10 @@ function updateOf(d: SitDraft, opts: EmitOptions, notes: Note[]): { lines: Line[
  */
 export function assignLanAddresses(drafts: SitDraft[], lan: LanAddress[], global: Note[]): void {
   const brokers = drafts.filter((d) => (d.mode ?? (d.remote ? '6in4' : '')) === '6in4');
+  const sites = drafts.map(sitePrefixOf).filter((p): p is string => p !== null);
   for (const a of lan) {
     const net = networkOf(a.prefix);
-    if (/^2002:/i.test(net) || drafts.some((d) => d.sixrdPrefix && inPrefix(a.prefix, d.sixrdPrefix.value))) {
+    if (sites.some((p) => inPrefix(a.prefix, p))) {
       global.push({ from: a.from, text: `${a.prefix} on ${a.dev}: from a 6to4/6rd site prefix, which the tunnel derives; keep it in ${a.dev}'s own configuration` });
       continue;
     }
@@ -221,6 +227,25 @@ export function assignLanAddresses(drafts: SitDraft[], lan: LanAddress[], global
       global.push({ from: a.from, text: `${a.prefix} on ${a.dev}: ${brokers.length ? 'several 6in4 tunnels, and the input does not say which routes it' : 'no 6in4 tunnel to route it'}; add routed = ["${net}"] to the tunnel that routes it` });
     }
   }
+}
+
+/**
+ * The prefix a 6to4 site or 6rd CE derives from its IPv4 (2002:V4ADDR::/48, or the 6rd delegated
+ * prefix); the whole 6rd prefix when the local address is not known; null for 6in4.
+ */
+export function sitePrefixOf(d: SitDraft): string | null {
+  const mode = d.mode ?? (d.remote ? '6in4' : d.sixrdPrefix ? '6rd' : '6to4');
+  if (mode === '6in4') return null;
+  let domain: SixRdDomain = SIX_TO_FOUR;
+  if (mode === '6rd') {
+    if (!d.sixrdPrefix) return null;
+    const p = parseIpv6Prefix(d.sixrdPrefix.value)!;
+    domain = { prefix: p.addr, prefixLen: p.len, v4MaskLen: d.ipv4MaskLen?.value ?? 0 };
+    if (!d.local || delegatedPrefixLength(domain) > 128) return d.sixrdPrefix.value;
+  } else if (!d.local) return '2002::/16';
+  const out = Buffer.alloc(16);
+  embedIpv4(domain, parseIpv4(d.local!.value)!, out, 0);
+  return `${formatIpv6(out)}/${delegatedPrefixLength(domain)}`;
 }
 
 // --- TOML ---
@@ -248,15 +273,15 @@ function renderNotes(notes: Note[], heading: string): string[] {
 
 export function renderToml(header: string[], tunnels: EmittedTunnel[], globalNotes: Note[]): string {
   const out: string[] = header.map((h) => `# ${h}`.trimEnd());
-  if (globalNotes.length) out.push('', ...renderNotes(globalNotes, 'Not carried over:'));
+  if (globalNotes.length) out.push('', ...renderNotes(globalNotes, 'Lines that concern no tunnel, and why they are not carried over:'));
   for (const t of tunnels) {
     out.push('', `# ${t.name}: ${at(t.from)}  ${t.declaration}`, `[tunnels.${t.name}]`, ...renderLines(t.lines));
     if (t.updateLines.length) {
       if (t.updateEnabled) out.push('', '# Tell the broker our IPv4 at start and whenever it changes.', `[tunnels.${t.name}.update]`, ...renderLines(t.updateLines));
       else out.push('', '# The broker update, to enable by hand (see below):', `# [tunnels.${t.name}.update]`, ...renderLines(t.updateLines, '# '));
     }
-    const notes = renderNotes(t.notes, `Not carried over from ${t.name}:`);
-    if (notes.length) out.push(...notes);
+    const notes = renderNotes(t.notes, `About ${t.name}: what is not carried over, and why:`);
+    if (notes.length) out.push('', ...notes);
   }
   return `${out.join('\n')}\n`;
 }

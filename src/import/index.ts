@@ -7,7 +7,7 @@ import { closeSync, fchmodSync, mkdtempSync, openSync, rmSync, writeSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkDaemonConfig, type ConfigCheck } from '../daemon/check.js';
-import { FORMAT_NAMES, ImportError, type ImportedSecret, type ImportFormat, type Note, type SourceRef } from './draft.js';
+import { FORMAT_NAMES, ImportError, type ImportedSecret, type ImportFormat, type Note, type SitDraft, type SourceRef } from './draft.js';
 import { assignLanAddresses, emitTunnel, renderToml } from './emit.js';
 import { parseIfupdown } from './ifupdown.js';
 import { parseNetplan } from './netplan.js';
@@ -108,6 +108,7 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
     names.add(d.name);
   }
   assignLanAddresses(parsed.drafts, parsed.lan, parsed.notes);
+  oneDefaultRoute(parsed.drafts);
   const withKeys = parsed.drafts.filter((d) => d.update.secret && d.update.tunnelId && d.update.username);
   if (options.keyFile && withKeys.length > 1) {
     throw ImportError.at(withKeys[1].update.secret!.from, `a second tunnel with a broker update key, and --key-file names one file; import the tunnels one at a time, each with its own --key-file`);
@@ -128,6 +129,19 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
     tunnels: emitted.map((t) => ({ name: t.name, from: t.from, options: t.options, notes: t.notes, secret: t.secret, updateEnabled: t.updateEnabled })),
     notes: parsed.notes,
   };
+}
+
+/**
+ * The kernel lets two sit devices carry a default each (by metric); tun6in4 installs both at the
+ * same metric, and one interface's default should win plainly, so the first keeps it.
+ */
+function oneDefaultRoute(drafts: SitDraft[]): void {
+  const carrying = drafts.filter((d) => (d.defaultRouteFlag ? d.defaultRouteFlag.value : !!d.defaultRoute));
+  for (const d of carrying.slice(1)) {
+    const from = (d.defaultRouteFlag ?? d.defaultRoute)!.from;
+    d.defaultRouteFlag = { value: false, from };
+    d.note(from, `${carrying[0].dev} already carries the IPv6 default route; tun6in4 gives it to one tunnel, so this one gets defaultRoute = false (set it on the one you want)`);
+  }
 }
 
 function lineLookup(inputs: ImportInput[]): (r: SourceRef) => string {
