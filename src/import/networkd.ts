@@ -155,7 +155,7 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
     // the underlying link: only Tunnel= and IPv6 addresses concern us
     const dev = match[0]?.n ?? basename(nw.from.file).replace(/\.network$/, '');
     const tunnelRefs = all(nw, 'Network', 'Tunnel');
-    for (const t of tunnelRefs) if (!tunnelNames.has(t.value)) throw ImportError.at(t.from, `Tunnel=${t.value}: no .netdev in the input defines it; add that file to the import`);
+    for (const t of tunnelRefs) if (!tunnelNames.has(t.value)) into.notes.push({ from: t.from, text: `Tunnel=${t.value}: no .netdev in the input defines it, so it is not imported; add that file to import it too` });
     for (const a of [...all(nw, 'Network', 'Address'), ...all(nw, 'Address', 'Address')]) {
       if (a.value.includes(':')) into.lan.push({ prefix: ipv6PrefixAt(a.value, a.from, 'Address='), dev, from: a.from });
     }
