@@ -134,6 +134,13 @@ describe('import: golden files per format', () => {
     expect(r.toml).toMatch(/^#   he\.sh:3: modprobe ipv6: tun6in4 needs no kernel module$/m);
   });
 
+  it('an address that is ::1 of the link (where brokers sit) is carried, with a warning and the ::2 peer', () => {
+    const r = importConfig('ip tunnel add he mode sit remote 198.51.100.1\nip addr add 2001:db8:1::1/64 dev he\n', undefined, { file: 'x' });
+    expect(r.config.tunnels.he.address).toBe('2001:db8:1::1/64');
+    expect(r.toml).toMatch(/x:2: 2001:db8:1::1\/64 is ::1 of the link, where brokers put their own end .*check that it is the "Client IPv6 Address"/);
+    expect(parseDaemonConfig(r.config).tunnels[0].spec.peer).toBeUndefined();
+  });
+
   it('the 6rd CE address the source set is the one tun6in4 derives (not written, said so)', () => {
     expect(importFiles([fixture('6rd-route2.sh')]).toml).toContain('6rd-route2.sh:6: 2001:db8:a280::1/36: a 6rd CE\'s address is derived from the 6rd prefix and the local IPv4, and tun6in4 derives the same');
   });
@@ -176,6 +183,7 @@ describe('import: what it cannot understand stops it at file:line', () => {
     ['netplan: broken YAML', 'network:\n  tunnels:\n    he: [\n', 'netplan', /^x:\d: not valid YAML/],
     ['UCI: an unknown option in 6in4', "config interface 'wan6'\n\toption proto '6in4'\n\toption peeraddr '198.51.100.1'\n\toption sendstats '1'\n", undefined, /^x:4: option sendstats: not an option of proto '6in4'/],
     ['UCI: 6rd without ip6prefixlen', "config interface 'wan6'\n\toption proto '6rd'\n\toption peeraddr '203.0.113.1'\n\toption ip6prefix '2001:db8:a000::'\n", undefined, /^x:1: proto '6rd' needs ip6prefix and ip6prefixlen/],
+    ['the gateway is our own address (client and server swapped)', 'ip tunnel add he mode sit remote 198.51.100.1\nip addr add 2001:db8:1::2/64 dev he\nip route add ::/0 via 2001:db8:1::2 dev he\n', undefined, /^x:3: he: the gateway 2001:db8:1::2 is the tunnel's own address \(x:2\)/],
     ['nothing recognisable', 'hello world\n', undefined, /^x:1: not a configuration tun6in4 import recognises/],
     ['a format with no tunnel', 'auto eth0\niface eth0 inet dhcp\n', undefined, /^x:1: no sit tunnel .* found in the input/],
   ];

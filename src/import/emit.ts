@@ -74,8 +74,15 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
     address = first.value;
     set('address', address, `${at(first.from)}: the "Client IPv6 Address", ours on the link`);
     const peer = peerOf(d, address, notes);
+    const ours = parseIpv6Prefix(address)!.addr;
+    if (peer && parseIpv6Prefix(`${peer.value}/128`)!.addr.equals(ours)) {
+      throw ImportError.at(peer.from, `${d.dev}: the gateway ${peer.value} is the tunnel's own address (${at(first.from)}); the broker's end is the "Server IPv6 Address", usually ::1 of the link`);
+    }
     if (peer) set('peer', peer.value, `${at(peer.from)}: the broker's end of the link ("Server IPv6 Address")`);
-    else comment(`peer: not in the source; tun6in4 uses ::1 of the link (${networkOf(address)}), where brokers put their end`);
+    else if (ours[15] === 1 && ours.subarray(8, 15).every((b) => b === 0)) {
+      comment(`peer: not in the source; tun6in4 uses ::2 of the link, since the address is ::1`);
+      notes.push({ from: first.from, text: `${address} is ::1 of the link, where brokers put their own end ("Server IPv6 Address"): check that it is the "Client IPv6 Address"` });
+    } else comment(`peer: not in the source; tun6in4 uses ::1 of the link (${networkOf(address)}), where brokers put their end`);
   } else if (mode === '6to4') {
     const first = d.addresses[0];
     if (first) {
