@@ -15,6 +15,7 @@ import { queryControl } from '../src/daemon/control.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { removeStaleNamespaces } from '../src/lab/netns.js';
 import { ping6 } from '../src/lab/probes.js';
+import { labFouArgs } from '../src/lab/lab.js';
 import { LabNetwork } from '../src/lab/topology.js';
 import { rootOrSkip, until } from './helpers/netlab.js';
 
@@ -189,6 +190,32 @@ describe.runIf(canRun)('import → up: 6to4 against the lab relay and another si
       await pingOk(lab, 'site1', '2001:db8:5::2');
     } finally {
       await lab.stopEngine('site1');
+    }
+  }, 90_000);
+});
+
+describe.runIf(canRun)('import → up: Foo-over-UDP against the lab broker', () => {
+  let lab: LabNetwork;
+  let dir: string;
+
+  beforeAll(async () => {
+    await removeStaleNamespaces('impfou');
+    dir = mkdtempSync(join(tmpdir(), 'tun6in4-import-e2e-'));
+    lab = await LabNetwork.create('6in4', 'impfou', { engineArgs: labFouArgs(), skipEngines: ['client'] });
+  }, 90_000);
+
+  afterAll(async () => {
+    await lab?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('`ip fou add` + `ip link add … type sit … encap fou encap-dport 5555`: up, ping6 both ways', async () => {
+    try {
+      await up(lab, 'client', importToFile(dir, ['fou-route2.sh'], 'fou'), [{ tunnel: 'he-fou', dev: 'he-fou', mode: '6in4', mtu: 1472, address: '2001:db8:1::2/64' }]);
+      await pingOk(lab, 'client', '2001:db8:1::1');
+      await pingOk(lab, 'broker', '2001:db8:1::2');
+    } finally {
+      await lab.stopEngine('client');
     }
   }, 90_000);
 });

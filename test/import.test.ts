@@ -48,6 +48,12 @@ const CASES: Array<{ golden: string; files: string[]; format: ImportFormat; tunn
     tunnels: { '6rd': { mode: '6rd', local: '192.0.2.20', sixrdPrefix: '2001:db8:a000::/36', ipv4MaskLen: 25, relay: '203.0.113.1', mtu: 1480, ttl: 64, dev: '6rd' } },
   },
   {
+    golden: 'fou-route2',
+    files: ['fou-route2.sh'],
+    format: 'shell',
+    tunnels: { 'he-fou': { ...HE, peer: '2001:db8:1::1', mtu: 1472, ttl: 64, encap: 'fou', encapDport: 5555, dev: 'he-fou' } },
+  },
+  {
     golden: 'networkd',
     files: NETWORKD,
     format: 'networkd',
@@ -139,6 +145,17 @@ describe('import: golden files per format', () => {
     expect(r.config.tunnels.he.address).toBe('2001:db8:1::1/64');
     expect(r.toml).toMatch(/x:2: 2001:db8:1::1\/64 is ::1 of the link, where brokers put their own end .*check that it is the "Client IPv6 Address"/);
     expect(parseDaemonConfig(r.config).tunnels[0].spec.peer).toBeUndefined();
+  });
+
+  it('networkd Foo-over-UDP: the sit\'s FOUDestinationPort is encapDport, a Kind=fou receiver on another port is encapPort', () => {
+    const text = [
+      '[NetDev]', 'Name=fou5556', 'Kind=fou', '[FooOverUDP]', 'Port=5556', 'Protocol=41', '',
+      '[NetDev]', 'Name=he-fou', 'Kind=sit', '[Tunnel]', 'Remote=198.51.100.1', 'FooOverUDP=yes', 'FOUDestinationPort=5555', '',
+      '[Match]', 'Name=he-fou', '[Network]', 'Address=2001:db8:1::2/64', 'Gateway=2001:db8:1::1', '',
+    ].join('\n');
+    const r = importConfig(text, undefined, { file: 'fou.conf' });
+    expect(r.config.tunnels['he-fou']).toMatchObject({ encap: 'fou', encapDport: 5555, encapPort: 5556 });
+    expect(r.toml).toMatch(/^encapPort = 5556 +# fou\.conf:5: where this host's fou receiver listens$/m);
   });
 
   it('the 6rd CE address the source set is the one tun6in4 derives (not written, said so)', () => {

@@ -107,6 +107,8 @@ export class SitDraft {
   /** The border relay / 6to4 relay, given outright (UCI 6rd `peeraddr`). */
   relay?: Sourced<string>;
   encapDport?: Sourced<number>;
+  /** FOU: the local UDP port, when the input's fou receiver listens elsewhere than encapDport. */
+  encapPort?: Sourced<number>;
   readonly routed: Array<Sourced<string>> = [];
   update: { tunnelId?: Sourced<string>; username?: Sourced<string>; secret?: ImportedSecret } = {};
   readonly notes: Note[] = [];

@@ -126,7 +126,8 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
   if (d.tos) set('tos', d.tos.value, at(d.tos.from));
   if (d.encapDport) {
     set('encap', 'fou', `${at(d.encapDport.from)}: encap fou`);
-    set('encapDport', d.encapDport.value, at(d.encapDport.from));
+    set('encapDport', d.encapDport.value, `${at(d.encapDport.from)}: the peer's UDP port`);
+    if (d.encapPort) set('encapPort', d.encapPort.value, `${at(d.encapPort.from)}: where this host's fou receiver listens`);
   }
   if (/^[a-zA-Z0-9_.-]{1,15}$/.test(d.dev)) set('dev', d.dev, `${at(d.from)}: the interface name`);
   else notes.push({ from: d.from, text: `interface name "${d.dev}" is not one tun6in4 can create (1..15 letters, digits, "-", "_", "."); tun6in4 picks tun6in4-N` });

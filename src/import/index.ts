@@ -88,7 +88,7 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
     throw new ImportError(inputs[0]?.file ?? '-', 1, `format "${options.format}" is not known; use one of ${IMPORT_FORMATS.join(', ')}`);
   }
   const formats = inputs.map((i) => ({ file: i.file, format: options.format ?? detectFormat(i.text, i.file) }));
-  const parsed: ParsedInput = { drafts: [], lan: [], notes: [] };
+  const parsed: ParsedInput = { drafts: [], lan: [], notes: [], fouPorts: [] };
   const networkd = inputs.filter((_, k) => formats[k].format === 'networkd');
   if (networkd.length) parseNetworkd(networkd, parsed);
   inputs.forEach((input, k) => {
@@ -109,6 +109,7 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
   }
   assignLanAddresses(parsed.drafts, parsed.lan, parsed.notes);
   oneDefaultRoute(parsed.drafts);
+  fouReceivers(parsed);
   const withKeys = parsed.drafts.filter((d) => d.update.secret && d.update.tunnelId && d.update.username);
   if (options.keyFile && withKeys.length > 1) {
     throw ImportError.at(withKeys[1].update.secret!.from, `a second tunnel with a broker update key, and --key-file names one file; import the tunnels one at a time, each with its own --key-file`);
@@ -142,6 +143,21 @@ function oneDefaultRoute(drafts: SitDraft[]): void {
     d.defaultRouteFlag = { value: false, from };
     d.note(from, `${carrying[0].dev} already carries the IPv6 default route; tun6in4 gives it to one tunnel, so this one gets defaultRoute = false (set it on the one you want)`);
   }
+}
+
+/** The kernel receives FOU on a separate `fou` port; tun6in4 binds encapPort (default encapDport) itself. */
+function fouReceivers(parsed: ParsedInput): void {
+  for (const d of parsed.drafts.filter((x) => x.encapDport)) {
+    const port = parsed.fouPorts[0];
+    if (!port) {
+      d.note(d.encapDport!.from, `no Foo-over-UDP receiver (ip fou add port … ipproto 41) in the input: tun6in4 receives on encapDport ${d.encapDport!.value}`);
+    } else if (port.value !== d.encapDport!.value) {
+      d.encapPort = port;
+    }
+    if (parsed.fouPorts.length > 1) d.note(parsed.fouPorts[1].from, 'several Foo-over-UDP receivers in the input; the first is the tunnel\'s encapPort');
+  }
+  const used = parsed.drafts.some((x) => x.encapDport);
+  if (!used) for (const p of parsed.fouPorts) parsed.notes.push({ from: p.from, text: 'a Foo-over-UDP receiver, but no sit tunnel with encap fou uses it' });
 }
 
 function lineLookup(inputs: ImportInput[]): (r: SourceRef) => string {

@@ -77,7 +77,8 @@ const all = (u: Unit, section: string, key: string): Entry[] => u.sections.filte
 const NETDEV_KEYS: Record<string, readonly string[]> = {
   Match: [],
   NetDev: ['Name', 'Kind', 'MTUBytes', 'Description', 'MACAddress'],
-  Tunnel: ['Local', 'Remote', 'TTL', 'TOS', 'DiscoverPathMTU', 'IPv6RapidDeploymentPrefix', 'Independent', 'AssignToLoopback', 'Encapsulation', 'FOUDestinationPort', 'FOUSourcePort', 'ISATAP'],
+  FooOverUDP: ['Port', 'Protocol', 'Encapsulation', 'PeerPort', 'Peer', 'Local'],
+  Tunnel: ['Local', 'Remote', 'TTL', 'TOS', 'DiscoverPathMTU', 'IPv6RapidDeploymentPrefix', 'Independent', 'AssignToLoopback', 'Encapsulation', 'FooOverUDP', 'FOUDestinationPort', 'FOUSourcePort', 'ISATAP'],
 };
 const TUNNEL_NETWORK_KEYS: Record<string, readonly string[]> = {
   Match: ['Name'],
@@ -107,6 +108,18 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
   for (const nd of netdevs) {
     checkKeys(nd, NETDEV_KEYS, `.netdev`);
     const kind = one(nd, 'NetDev', 'Kind');
+    if (kind?.value === 'fou') {
+      // the receiving side of Foo-over-UDP: tun6in4 binds its own port (encapPort)
+      const port = one(nd, 'FooOverUDP', 'Port') ?? (() => {
+        throw ImportError.at(kind.from, 'Kind=fou without [FooOverUDP] Port=; add it');
+      })();
+      const proto = one(nd, 'FooOverUDP', 'Protocol');
+      const enc = one(nd, 'FooOverUDP', 'Encapsulation');
+      if (enc && enc.value !== 'FooOverUDP') throw ImportError.at(enc.from, `Encapsulation=${enc.value}: tun6in4 speaks plain Foo-over-UDP, not GUE`);
+      if (proto && proto.value !== '41' && proto.value !== 'ipv6') into.notes.push({ from: proto.from, text: `Protocol=${proto.value}: a Foo-over-UDP receiver for another protocol, not for a sit tunnel` });
+      else into.fouPorts.push({ value: integerAt(port.value, port.from, 'Port=', 1, 65535), from: port.from });
+      continue;
+    }
     const name = one(nd, 'NetDev', 'Name') ?? (() => {
       throw ImportError.at(nd.from, '.netdev without [NetDev] Name=; add it');
     })();
@@ -131,7 +144,8 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
     }
     const isatap = one(nd, 'Tunnel', 'ISATAP');
     if (isatap && /^(yes|true|on|1)$/i.test(isatap.value)) throw ImportError.at(isatap.from, 'ISATAP is out of tun6in4\'s scope (RFC 5214, off by default since 2018); remove the tunnel');
-    const enc = one(nd, 'Tunnel', 'Encapsulation');
+    const fouFlag = one(nd, 'Tunnel', 'FooOverUDP');
+    const enc = one(nd, 'Tunnel', 'Encapsulation') ?? (fouFlag && /^(yes|true|on|1)$/i.test(fouFlag.value) ? { ...fouFlag, value: 'FooOverUDP' } : undefined);
     if (enc && enc.value !== 'FooOverUDP') throw ImportError.at(enc.from, `Encapsulation=${enc.value}: tun6in4 carries only FooOverUDP`);
     if (enc) {
       const port = one(nd, 'Tunnel', 'FOUDestinationPort') ?? (() => {

@@ -17,6 +17,7 @@ import {
   tunnelNameOf,
   type LanAddress,
   type Note,
+  type Sourced,
   type SourceRef,
 } from './draft.js';
 
@@ -24,6 +25,8 @@ export interface ParsedInput {
   drafts: SitDraft[];
   lan: LanAddress[];
   notes: Note[];
+  /** Foo-over-UDP receive ports for protocol 41 (`ip fou add port P ipproto 41`, networkd Kind=fou). */
+  fouPorts: Array<Sourced<number>>;
 }
 
 /** Splits one command line into words (quotes removed; no expansion). */
@@ -72,7 +75,7 @@ export function parseShell(file: string, text: string, into: ParsedInput): void 
     } else if (cmd === 'sysctl') {
       note(`${line}: tun6in4 changes no sysctl; keep it in /etc/sysctl.d if you need it`);
     } else if (cmd === 'ip') {
-      parseIp(w.slice(1), from, line, { tunnel, fail, note, lan: into.lan });
+      parseIp(w.slice(1), from, line, { tunnel, fail, note, lan: into.lan, fouPorts: into.fouPorts });
     } else if (cmd === 'ifconfig') {
       const [dev, ...rest] = w.slice(1);
       if (!dev) fail('ifconfig without an interface; name one');
@@ -121,7 +124,7 @@ export function parseShell(file: string, text: string, into: ParsedInput): void 
       const dest = args[1] ?? fail('route -A inet6 add needs a destination');
       const gw = args.includes('gw') ? args[args.indexOf('gw') + 1] : undefined;
       const dev = args.includes('dev') ? args[args.indexOf('dev') + 1] : undefined;
-      routeTo(dest, gw, dev, from, line, { tunnel, fail, note, lan: into.lan });
+      routeTo(dest, gw, dev, from, line, { tunnel, fail, note, lan: into.lan, fouPorts: into.fouPorts });
     } else {
       fail(`"${cmd}" is not a command tun6in4 import understands (ip, ifconfig, route, modprobe); remove the line or write that part by hand`);
     }
@@ -133,6 +136,7 @@ interface Ctx {
   fail: (detail: string) => never;
   note: (text: string) => void;
   lan: LanAddress[];
+  fouPorts: Array<Sourced<number>>;
 }
 
 function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
@@ -183,6 +187,15 @@ function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
     else c.lan.push({ prefix, dev, from });
     return;
   }
+  if (object === 'fou') {
+    if (!isAbbrev(command, 'add')) return c.note(`${line}: tun6in4 binds its own UDP port`);
+    const port = rest.includes('port') ? rest[rest.indexOf('port') + 1] : c.fail('ip fou add: no "port"; add it');
+    if (rest.includes('gue')) return c.fail('ip fou add … gue: tun6in4 speaks plain Foo-over-UDP, not GUE; use ipproto 41');
+    const proto = rest.includes('ipproto') ? rest[rest.indexOf('ipproto') + 1] : undefined;
+    if (proto !== '41' && proto !== 'ipv6') return c.note(`${line}: a Foo-over-UDP receiver for IP protocol ${proto ?? '(none)'}, not 41; not for a sit tunnel`);
+    c.fouPorts.push({ value: integerAt(port, from, 'port', 1, 65535), from });
+    return;
+  }
   if (isAbbrev(object, 'route') || object === 'ro') {
     if (command === undefined || isAbbrev(command, 'show') || isAbbrev(command, 'list')) return c.note(`${line}: shows routes; nothing to carry over`);
     if (!isAbbrev(command, 'add') && !isAbbrev(command, 'replace')) return c.fail(`ip route ${command}: only add and replace are understood; remove the line`);
@@ -191,7 +204,7 @@ function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
     const dev = rest.includes('dev') ? rest[rest.indexOf('dev') + 1] : undefined;
     return routeTo(dest, gw, dev, from, line, c);
   }
-  return c.fail(`ip ${object ?? ''}: not understood (tun6in4 import knows ip tunnel, link, addr, route); remove the line`);
+  return c.fail(`ip ${object ?? ''}: not understood (tun6in4 import knows ip tunnel, link, addr, route, fou); remove the line`);
 }
 
 /** `NAME mode sit remote R local L ttl T tos X dev D [no]pmtudisc encap fou encap-dport P …` */
