@@ -296,6 +296,14 @@ describe('import: secrets (UCI password / updatekey)', () => {
     expect(r.stderr).toMatch(/check: ok \(2 tunnels\)/);
   });
 
+  it('CLI with --key-file in a directory that does not exist: exit 2 naming the flag, nothing on stdout', () => {
+    const r = cli(['network', '--key-file', join(dir, 'no-such-dir', 'wan6.key')]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^tun6in4: --key-file .*no-such-dir\/wan6\.key: cannot write it \(ENOENT\); create its directory first$/m);
+    expect(r.stderr).not.toContain(KEY);
+  });
+
   it('the password option is a secret too; with updatekey given as well, the updatekey is used', () => {
     const text = "config interface 'wan6'\n\toption proto '6in4'\n\toption peeraddr '198.51.100.1'\n\toption ip6addr '2001:db8:1::2/64'\n\toption tunnelid '7'\n\toption username 'u'\n\toption password 'Acc0unt-Passw0rd'\n";
     const r = importConfig(text, undefined, { file: 'n', keyFile: '/etc/tun6in4/wan6.key' });

@@ -11,6 +11,7 @@ export interface ImportFlags {
 
 /** Prints the configuration on stdout; what needs the user's attention goes to stderr. */
 export function runImportCommand(files: string[], flags: ImportFlags): void {
+  if (!files.length && process.stdin.isTTY) throw new Error('import: name the files to read, or - to read a pasted block from standard input');
   const inputs: ImportInput[] = (files.length ? files : ['-']).map((f) => ({ file: f === '-' ? 'stdin' : f, text: readInput(f) }));
   const result = importFiles(inputs, { format: flags.format, keyFile: flags.keyFile });
   const warn = (line: string) => process.stderr.write(`tun6in4 import: ${line}\n`);
@@ -18,7 +19,12 @@ export function runImportCommand(files: string[], flags: ImportFlags): void {
   if (flags.keyFile) {
     const t = result.tunnels.find((x) => x.updateEnabled);
     if (t) {
-      writeKeyFile(flags.keyFile, t.secret!);
+      try {
+        writeKeyFile(flags.keyFile, t.secret!);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new Error(`--key-file ${flags.keyFile}: cannot write it (${code ?? (e as Error).message}); ${code === 'ENOENT' ? 'create its directory first' : 'check the path and its permissions'}`);
+      }
       warn(`${t.name}: the broker update key from ${t.secret!.from.file}:${t.secret!.from.line} was written to ${flags.keyFile} (mode 0600); the configuration names that file`);
     } else {
       warn(`--key-file ${flags.keyFile}: the input holds no complete broker update (tunnel id, username and key); nothing was written there`);
