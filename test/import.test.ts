@@ -181,6 +181,21 @@ describe('import: golden files per format', () => {
   });
 });
 
+describe('docs/import.md', () => {
+  it('every example output is what the command prints for that input today', () => {
+    const doc = readFileSync(fileURLToPath(new URL('../docs/import.md', import.meta.url)), 'utf8');
+    const blocks = [...doc.matchAll(/^\$ tun6in4 import ([^|#\n]+?)\s*(?:[|#].*)?\n([\s\S]*?)^```$/gm)];
+    expect(blocks.length).toBeGreaterThanOrEqual(9);
+    for (const [, args, shown] of blocks) {
+      const names = args.trim().split(/\s+/);
+      // the example names each file as a user in that directory would
+      const inputs = names.map((n) => ({ file: n, text: readFileSync(join(FIXTURES, existsSync(join(FIXTURES, n)) ? n : `networkd/${n}`), 'utf8') }));
+      const printed = new Set(importFiles(inputs).toml.split('\n'));
+      for (const line of shown.split('\n').filter((l) => l && !l.startsWith('tun6in4 import: '))) expect(printed.has(line), `docs line of "import ${args}": ${line}`).toBe(true);
+    }
+  });
+});
+
 describe('import: what it cannot understand stops it at file:line', () => {
   const BAD: Array<[string, string, ImportFormat | undefined, RegExp]> = [
     ['an unknown command in a broker block', 'ip tunnel add he-ipv6 mode sit remote 198.51.100.1 local 192.0.2.1\nip link set he-ipv6 up\niptables -A INPUT -p 41 -j ACCEPT\n', undefined, /^x:3: "iptables" is not a command tun6in4 import understands/],
