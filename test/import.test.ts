@@ -239,13 +239,13 @@ describe('import: what it cannot understand stops it at file:line', () => {
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe(`tun6in4: ${bad}:3: "netsh" is not a command tun6in4 import understands (ip, ifconfig, route, modprobe); remove the line or write that part by hand\n`);
-  });
+  }, 60_000);
 
   it('the CLI: a file that does not exist', () => {
     const r = cli([join(dir, 'missing.sh')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/missing\.sh: cannot read it \(ENOENT\); check the path/);
-  });
+  }, 60_000);
 });
 
 describe('import: the CLI', () => {
@@ -254,26 +254,26 @@ describe('import: the CLI', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('# he-ipv6: stdin:4  ip tunnel add he-ipv6');
     expect(parseDaemonConfigText(r.stdout, 'toml', 'stdin.toml').tunnels[0].spec).toMatchObject({ remote: '198.51.100.1', routed: ['2001:db8:2::/64'] });
-  });
+  }, 60_000);
 
   it('networkd: the .netdev and .network files together, --check passes', () => {
     const r = cli([...NETWORKD, '--check']);
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('tun6in4 import: check: ok (2 tunnels); nothing on this host was changed\n');
     expect(r.stdout).toBe(readFileSync(join(FIXTURES, 'expected', 'networkd.toml'), 'utf8'));
-  });
+  }, 60_000);
 
   it('--check refuses what check refuses, naming the field (6to4 on a private IPv4)', () => {
     const r = cli(['-', '--check'], 'ip tunnel add tun6to4 mode sit remote any local 10.1.2.3 ttl 64\nip -6 addr add 2002:a01:203::1/16 dev tun6to4\n');
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^tun6in4: the imported configuration does not pass check: tunnels\.tun6to4\.local: "10\.1\.2\.3" is not valid; 6to4 needs a global unicast IPv4/m);
-  });
+  }, 60_000);
 
   it('--format overrides recognition', () => {
     const r = cli(['-', '--format', 'netplan'], 'ip tunnel add he mode sit remote 198.51.100.1\n');
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^tun6in4: stdin:1: /);
-  });
+  }, 60_000);
 });
 
 describe('import: secrets (UCI password / updatekey)', () => {
@@ -296,7 +296,7 @@ describe('import: secrets (UCI password / updatekey)', () => {
     expect(r.status).toBe(0);
     expect(r.stdout + r.stderr).not.toContain(KEY);
     expect(r.stderr).toContain('tun6in4 import: wan6: network:22 holds the broker update key, which never goes into the configuration; re-run with --key-file /etc/tun6in4/wan6.key');
-  });
+  }, 60_000);
 
   it('CLI with --key-file: the key goes to that file (mode 0600, also over an existing 0644 file), the update is enabled and --check reads it', () => {
     const keyFile = join(dir, 'wan6.key');
@@ -309,7 +309,7 @@ describe('import: secrets (UCI password / updatekey)', () => {
     const config = parseDaemonConfigText(r.stdout, 'toml', 'wan6.toml');
     expect(config.tunnels.find((t) => t.name === 'wan6')!.spec.update).toEqual({ tunnelId: '123456', username: 'example-user', keyFile });
     expect(r.stderr).toMatch(/check: ok \(2 tunnels\)/);
-  });
+  }, 60_000);
 
   it('CLI with --key-file in a directory that does not exist: exit 2 naming the flag, nothing on stdout', () => {
     const r = cli(['network', '--key-file', join(dir, 'no-such-dir', 'wan6.key')]);
@@ -317,7 +317,7 @@ describe('import: secrets (UCI password / updatekey)', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^tun6in4: --key-file .*no-such-dir\/wan6\.key: cannot write it \(ENOENT\); create its directory first$/m);
     expect(r.stderr).not.toContain(KEY);
-  });
+  }, 60_000);
 
   it('the password option is a secret too; with updatekey given as well, the updatekey is used', () => {
     const text = "config interface 'wan6'\n\toption proto '6in4'\n\toption peeraddr '198.51.100.1'\n\toption ip6addr '2001:db8:1::2/64'\n\toption tunnelid '7'\n\toption username 'u'\n\toption password 'Acc0unt-Passw0rd'\n";
