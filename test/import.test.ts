@@ -140,6 +140,12 @@ describe('import: golden files per format', () => {
     expect(r.toml).toMatch(/^#   he\.sh:3: modprobe ipv6: tun6in4 needs no kernel module$/m);
   });
 
+  it('`ip route add default` without -6 is IPv4\'s default, not the tunnel\'s IPv6 default', () => {
+    const base = 'ip tunnel add he mode sit remote 198.51.100.1\nip addr add 2001:db8:1::2/64 dev he\n';
+    expect(importConfig(`${base}ip route add default dev he\n`, undefined, { file: 'x' }).config.tunnels.he.defaultRoute).toBe(false);
+    expect(importConfig(`${base}ip -6 route add default dev he\n`, undefined, { file: 'x' }).config.tunnels.he.defaultRoute).toBeUndefined();
+  });
+
   it('an address that is ::1 of the link (where brokers sit) is carried, with a warning and the ::2 peer', () => {
     const r = importConfig('ip tunnel add he mode sit remote 198.51.100.1\nip addr add 2001:db8:1::1/64 dev he\n', undefined, { file: 'x' });
     expect(r.config.tunnels.he.address).toBe('2001:db8:1::1/64');
@@ -216,6 +222,7 @@ describe('import: what it cannot understand stops it at file:line', () => {
     ['UCI: an unknown option in 6in4', "config interface 'wan6'\n\toption proto '6in4'\n\toption peeraddr '198.51.100.1'\n\toption sendstats '1'\n", undefined, /^x:4: option sendstats: not an option of proto '6in4'/],
     ['UCI: 6rd without ip6prefixlen', "config interface 'wan6'\n\toption proto '6rd'\n\toption peeraddr '203.0.113.1'\n\toption ip6prefix '2001:db8:a000::'\n", undefined, /^x:1: proto '6rd' needs ip6prefix and ip6prefixlen/],
     ['the gateway is our own address (client and server swapped)', 'ip tunnel add he mode sit remote 198.51.100.1\nip addr add 2001:db8:1::2/64 dev he\nip route add ::/0 via 2001:db8:1::2 dev he\n', undefined, /^x:3: he: the gateway 2001:db8:1::2 is the tunnel's own address \(x:2\)/],
+    ['an IPv6 address without its length', 'ip tunnel add he mode sit remote 198.51.100.1\nip -6 addr add 2001:db8:1::2 dev he\n', undefined, /^x:2: ip addr add 2001:db8:1::2: no prefix length \(the kernel would take \/128\)/],
     ['nothing recognisable', 'hello world\n', undefined, /^x:1: not a configuration tun6in4 import recognises/],
     ['a format with no tunnel', 'auto eth0\niface eth0 inet dhcp\n', undefined, /^x:1: no sit tunnel .* found in the input/],
   ];

@@ -142,9 +142,13 @@ interface Ctx {
 function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
   let a = [...argv];
   // global options: -6, -4, -f inet6, -family inet6
+  let inet6 = false;
   while (a[0]?.startsWith('-')) {
-    if (a[0] === '-f' || a[0] === '-family') a = a.slice(2);
-    else a = a.slice(1);
+    if (a[0] === '-6') inet6 = true;
+    if (a[0] === '-f' || a[0] === '-family') {
+      inet6 ||= a[1] === 'inet6';
+      a = a.slice(2);
+    } else a = a.slice(1);
   }
   const [object, command, ...rest] = a;
   if (isAbbrev(object, 'tunnel') || object === 'tunl') {
@@ -182,7 +186,9 @@ function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
     const dev = rest.includes('dev') ? rest[rest.indexOf('dev') + 1] : c.fail('ip addr add: no "dev"; name the interface');
     const t = c.tunnel(dev);
     if (!addr.includes(':')) return c.note(`${line}: an IPv4 address of ${dev}; tun6in4 needs none`);
-    const prefix = ipv6PrefixAt(addr.includes('/') ? addr : `${addr}/64`, from, 'ip addr add');
+    // without a length the kernel takes /128, on which no peer can be reached
+    if (!addr.includes('/')) return c.fail(`ip addr add ${addr}: no prefix length (the kernel would take /128); write it as the broker gives it, e.g. ${addr}/64`);
+    const prefix = ipv6PrefixAt(addr, from, 'ip addr add');
     if (t) t.addresses.push({ value: prefix, from });
     else c.lan.push({ prefix, dev, from });
     return;
@@ -202,6 +208,8 @@ function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
     const dest = rest[0] ?? c.fail('ip route add needs a destination');
     const gw = rest.includes('via') ? rest[rest.indexOf('via') + 1] : undefined;
     const dev = rest.includes('dev') ? rest[rest.indexOf('dev') + 1] : undefined;
+    // `default` without -6 is the IPv4 default (iproute2 infers the family from addresses only)
+    if (dest === 'default' && !inet6 && !gw?.includes(':')) return c.note(`${line}: an IPv4 default route (no -6); tun6in4 carries IPv6 only`);
     return routeTo(dest, gw, dev, from, line, c);
   }
   return c.fail(`ip ${object ?? ''}: not understood (tun6in4 import knows ip tunnel, link, addr, route, fou); remove the line`);
