@@ -104,7 +104,7 @@ describe.runIf(canRun)('import → up: 6in4 against the lab broker', () => {
     }, 90_000);
   }
 
-  it('OpenWrt UCI proto 6in4 (6in4-wan6, MTU 1280 as netifd sets it), and its 6rd section alongside', async () => {
+  it('OpenWrt UCI proto 6in4 (6in4-wan6), and its 6rd section alongside (6rd-sixrd, MTU 1280: netifd\'s default)', async () => {
     const config = importToFile(dir, ['network'], 'uci');
     // the 6rd section's ipaddr: the daemon opens only tunnels whose local address the host has
     await lab.host('client').ip(['addr', 'add', '192.0.2.10/24', 'dev', 'eth0']);
