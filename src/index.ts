@@ -106,3 +106,24 @@ export { runLab, formatLabReport, type LabReport, type LabStep, type RunLabOptio
 // The native addon: which binary loaded, and building one from source where none fits.
 export { BUILD_NATIVE_COMMAND, NativeAddonError, nativeAddonInfo, type NativeAddonInfo } from './io/native.js';
 export { buildNativeAddon, NativeBuildError, type NativeBuildOptions } from './io/native-build.js';
+
+// Bring a kernel sit tunnel's configuration over (`tun6in4 import`): a broker's shell block,
+// systemd-networkd, ifupdown(-ng), netplan or OpenWrt UCI in, commented TOML out.
+export {
+  importConfig,
+  importFiles,
+  detectFormat,
+  writeKeyFile,
+  checkImported,
+  IMPORT_FORMATS,
+  FORMAT_NAMES,
+  ImportError,
+  ImportedSecret,
+  type ImportFormat,
+  type ImportInput,
+  type ImportOptions,
+  type ImportResult,
+  type ImportedTunnel,
+  type Note as ImportNote,
+  type SourceRef,
+} from './import/index.js';

@@ -108,6 +108,16 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('import [files...]')
+    .description('read a kernel sit tunnel\'s configuration (a broker\'s ip/ifconfig commands, systemd-networkd, ifupdown, netplan, OpenWrt UCI; - for standard input) and print the tun6in4 configuration for it, each value commented with its source line (exit 2 naming the line it cannot read)')
+    .addOption(new Option('--format <format>', 'the input\'s format instead of recognising it').choices(['shell', 'networkd', 'ifupdown', 'netplan', 'uci']))
+    .option('--key-file <path>', 'write the broker update key (UCI password/updatekey) to this file, mode 0600, and enable the update; the key never goes into the configuration')
+    .option('--check', 'run the result through `tun6in4 check` as well')
+    .action(async (files: string[], flags: { format?: 'shell' | 'networkd' | 'ifupdown' | 'netplan' | 'uci'; keyFile?: string; check?: boolean }) =>
+      (await import('./import-command.js')).runImportCommand(files, flags),
+    );
+
+  program
     .command('doctor')
     .description('check this host for what a tunnel needs; each finding with its fix (exit 0 only if none fails)')
     .addOption(new Option('--mode <mode>', 'check addresses for this mode too').choices(['6in4', '6to4', '6rd']))
