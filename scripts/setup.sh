@@ -38,7 +38,7 @@ fi
 if [ -d native ] && [ -f native/binding.gyp ]; then
   addon=native/build/Release/tun6in4_native.node
   # also rebuild when liburing arrived after the addon was built without it
-  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.cjs' -o -name binding.gyp \))" ] ||
+  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.h' -o -name '*.cjs' -o -name binding.gyp \))" ] ||
     { [ -f /usr/include/liburing.h ] && ! node -e "process.exit(require('./$addon').IO_URING_COMPILED ? 0 : 1)"; }; then
     echo "setup: building the native addon"
     npm run --silent build:native
