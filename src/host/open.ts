@@ -12,6 +12,7 @@ import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
 import { Tunnel } from '../encap/tunnel.js';
 import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
+import { RouterAdvertiser, type AdvertiserStatus } from './advertiser.js';
 import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
 import type { PeerEntry } from '../engine/peers.js';
 import type { TunDevice } from '../tun/device.js';
@@ -107,6 +108,8 @@ export interface TunnelStatus {
   counters: CountersSnapshot;
   /** 6to4 and 6rd: the busiest remote IPv4s (see PeersStatus). */
   peers?: PeersStatus;
+  /** Router advertisements on LAN bridges (`advertise`), one entry each. */
+  advertise?: AdvertiserStatus[];
 }
 
 /**
@@ -243,6 +246,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   let state: 'running' | 'stopped' = 'running';
   const drops = tunnel.counters.drops;
   const device: TunDevice = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++) : tun;
+  const advertisers: RouterAdvertiser[] = [];
   const engine = new TunnelEngine(tunnel, device, socket, {
     batchSize,
     maxBatchesPerWake,
@@ -250,11 +254,24 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
     onIoError,
     onFatal: (e) => {
       state = 'stopped';
+      for (const a of advertisers) void a.close();
       void removeRoutes(routes);
       onFatal?.(e);
     },
   });
   engine.start();
+  // After the engine: a guest that takes our advertisement may send at once.
+  try {
+    for (const target of tunnel.config.advertise) {
+      advertisers.push(await RouterAdvertiser.open(target, { mtu: tunnel.config.mtu, rdnss: tunnel.config.advertiseDns }));
+    }
+  } catch (e) {
+    for (const a of advertisers) await a.close();
+    engine.stop();
+    await removeRoutes(routes);
+    const iface = tunnel.config.advertise[advertisers.length].iface;
+    throw new TunnelSetupError('SETUP_FAILED', `advertise on ${iface}: ${(e as Error).message}`, e);
+  }
   const iface = tun.name;
   const tunDevice = tun;
   const c = tunnel.config;
@@ -286,6 +303,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         lastTxAt: engine.lastTxAt ? new Date(engine.lastTxAt).toISOString() : null,
         counters: tunnel.counters.snapshot(),
         ...(engine.peers ? { peers: peersStatus(engine) } : {}),
+        ...(advertisers.length ? { advertise: advertisers.map((a) => a.status()) } : {}),
       };
     },
     changeLocalAddress(local: number): void {
@@ -296,6 +314,8 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
     async close(): Promise<void> {
       if (state === 'stopped') return;
       state = 'stopped';
+      // the final advertisements (router lifetime 0) go out while the tunnel still carries traffic
+      for (const a of advertisers) await a.close();
       engine.stop();
       await removeRoutes(routes);
     },
