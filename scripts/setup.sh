@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # build-essential, python3: the addon (and the test-only `cap` package) build from source in a
 # checkout. liburing-dev: the addon batches TUN reads and writes through io_uring with it.
 # qemu-user-static: the tests run the arm64 prebuild (scripts/verify-arm64.sh). python3-seccomp:
-# a test refuses io_uring to an engine (test/helpers/deny_io_uring.py).
-APT_PACKAGES=(build-essential python3 python3-scapy python3-seccomp tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev qemu-user-static ethtool)
+# a test refuses io_uring to an engine (test/helpers/deny_io_uring.py). docker.io, busybox-static:
+# the Docker recipe is tested with a real dockerd and an image imported from busybox
+# (test/docker.test.ts); iptables: the doctor's FORWARD-policy check meets Docker's rules.
+APT_PACKAGES=(build-essential python3 python3-scapy python3-seccomp tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev qemu-user-static ethtool docker.io busybox-static iptables)
 # `setup.sh bench` adds what only the benchmarks use.
 if [ "${1:-}" = bench ]; then APT_PACKAGES+=(ethtool linux-perf gcc); fi
 
