@@ -5,6 +5,7 @@ import { FOU_MTU_MAX, MTU_DEFAULT } from '../encap/options.js';
 import { BUILD_NATIVE_COMMAND, loadNative, NativeAddonError, nativeAddonInfo, type NativeAddon, type NativeAddonInfo } from '../io/native.js';
 import { ip } from '../tun/iproute.js';
 import { sourceAddressToward } from '../tun/interface.js';
+import { checkHosting } from './hosting.js';
 
 export type FindingLevel = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -25,6 +26,10 @@ export interface DoctorOptions {
   encap?: 'none' | 'fou';
   /** FOU: the local UDP port the tunnel will bind (default 5555). */
   encapPort?: number;
+  /** Prefixes routed to this host: check what hosting them behind it needs (src/doctor/hosting.ts). */
+  routed?: string[];
+  /** The tunnel's address with its link prefix, to tell it apart from the routed prefixes. */
+  address?: string;
 }
 
 const CAP_NET_ADMIN = 12;
@@ -86,6 +91,7 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
   add({ check: 'kernel sit driver', level: 'info', detail: sit ? 'present: the kernel could run this tunnel too' : 'absent: this is the case tun6in4 is for' });
 
   if (o.mode) await checkAddresses(o, add);
+  await checkHosting(o, add);
   return out;
 }
 
