@@ -67,10 +67,13 @@ export class DockerInNamespace {
     return this.log();
   }
 
-  /** Removes every container, stops dockerd (SIGTERM, then SIGKILL) and deletes its directory. Never throws. */
+  /** Removes every container and user-defined network, stops dockerd (SIGTERM, then SIGKILL) and deletes its directory. Never throws. */
   async stop(): Promise<void> {
     const ids = await this.docker(['ps', '-aq'], { timeoutMs: 20_000 }).catch(() => '');
     if (ids.trim()) await this.docker(['rm', '-f', ...ids.trim().split(/\s+/)], { timeoutMs: 30_000 }).catch(() => undefined);
+    // dockerd leaves its networks' bridges (and their routes) behind when it exits
+    const nets = await this.docker(['network', 'ls', '-q', '--filter', 'type=custom'], { timeoutMs: 20_000 }).catch(() => '');
+    if (nets.trim()) await this.docker(['network', 'rm', ...nets.trim().split(/\s+/)], { timeoutMs: 30_000 }).catch(() => undefined);
     if (this.child.exitCode === null && this.child.signalCode === null) {
       const gone = new Promise((r) => this.child.once('exit', r));
       this.child.kill('SIGTERM');
