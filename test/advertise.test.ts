@@ -4,7 +4,9 @@
  * in the routed /64, a default route and the tunnel MTU, and reaches the far end of the tunnel.
  * scapy reads the advertisement as captured on the guest's link.
  */
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Finding } from '../src/doctor/doctor.js';
 import { queryControl } from '../src/daemon/control.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
@@ -14,6 +16,7 @@ import { rootOrSkip, startCapture, until } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 const TUNNEL_MTU = 1400;
+const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
 
 describe.runIf(canRun)('--advertise: a guest behind a bridge configures itself from our router advertisements', () => {
   let lab: LabNetwork;
@@ -115,6 +118,29 @@ describe.runIf(canRun)('--advertise: a guest behind a bridge configures itself f
     expect(Object.values(after.rs_dropped).every((n) => n === 0)).toBe(true);
     await until('the guest configured again', guestAddress, (a) => a !== null, 30_000);
   }, 40_000);
+
+  it('doctor: the guest turned router (forwarding on) keeps accept_ra 1 on its RA-configured uplink: named, with the fix; 2 passes', async () => {
+    const doctor = async () => {
+      const r = await guest.run(process.execPath, [BIN, 'doctor', '--json', '--routed', '2001:db8:2::/64'], { timeoutMs: 60_000 });
+      return (JSON.parse(r.stdout) as Finding[]).filter((f) => f.check === 'accept_ra on eth0');
+    };
+    await guest.sysctl('net.ipv6.conf.all.forwarding', '1');
+    await guest.sysctl('net.ipv6.conf.eth0.accept_ra', '1');
+    const bad = await doctor();
+    expect(bad).toMatchObject([{ level: 'fail' }]);
+    // Linux drops RA default routes the moment forwarding goes on; the SLAAC address is what is left to see
+    expect(await guest.ip(['-6', 'route', 'show', 'default'])).toBe('');
+    expect(bad[0].detail).toMatch(/SLAAC addresses from router advertisements, and accept_ra is 1/);
+    expect(bad[0].fix).toMatch(/sysctl -w net\.ipv6\.conf\.eth0\.accept_ra=2/);
+    await guest.sysctl('net.ipv6.conf.eth0.accept_ra', '2');
+    // the fix works: the guest solicits again on link-up and takes our answer despite forwarding
+    await guest.ip(['link', 'set', 'eth0', 'down']);
+    await guest.ip(['link', 'set', 'eth0', 'up']);
+    await until('the RA default route back with accept_ra 2', () => guest.ip(['-6', 'route', 'show', 'default']), (o) => o.includes('proto ra'), 20_000);
+    const good = await doctor();
+    expect(good).toMatchObject([{ level: 'ok' }]);
+    expect(good[0].detail).toMatch(/default route from router advertisements and accept_ra is 2/);
+  }, 60_000);
 
   it('RFC 4861 §6.2.5: on exit the final advertisement (router lifetime 0) takes the guest\'s default route away, and our on-link route is removed', async () => {
     expect(await guest.ip(['-6', 'route', 'show', 'default'])).toMatch(/proto ra/);

@@ -89,7 +89,7 @@ export async function checkUplinkAcceptRa(forwarding: boolean, add: Add): Promis
     add({
       check: `accept_ra on ${dev}`,
       level: forwarding ? 'fail' : 'warn',
-      detail: `${dev} ${why}, and accept_ra is ${acceptRa ?? 'unknown'}: ${forwarding ? 'with forwarding on the kernel ignores them, so this route and these addresses expire' : 'once forwarding is on the kernel ignores them'}`,
+      detail: `${dev} ${why}, and accept_ra is ${acceptRa ?? 'unknown'}: ${forwarding ? 'with forwarding on the kernel ignores them: it drops their default route at once and the addresses expire' : 'once forwarding is on the kernel ignores them'}`,
       fix: `sysctl -w net.ipv6.conf.${dev}.accept_ra=2 (persist it in /etc/sysctl.d/; netplan: accept-ra: true; systemd-networkd: IPv6AcceptRA=yes)`,
     });
   }
