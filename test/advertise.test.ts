@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Finding } from '../src/doctor/doctor.js';
 import { queryControl } from '../src/daemon/control.js';
+import { renderMetrics } from '../src/daemon/metrics.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
 import { ping6 } from '../src/lab/probes.js';
@@ -118,6 +119,17 @@ describe.runIf(canRun)('--advertise: a guest behind a bridge configures itself f
     expect(Object.values(after.rs_dropped).every((n) => n === 0)).toBe(true);
     await until('the guest configured again', guestAddress, (a) => a !== null, 30_000);
   }, 40_000);
+
+  it('status and metrics show each bridge\'s advertisements and solicitations', async () => {
+    const control = lab.engines.get('client')!.control;
+    const text = await lab.host('client').exec(process.execPath, [BIN, 'status', '--control', control]);
+    expect(text).toMatch(new RegExp(`advertising 2001:db8:2::/64 on br0 \\(mtu ${TUNNEL_MTU}, dns 2001:db8:1::53\\): \\d+ RAs \\(\\d+ answering \\d+ RSs\\)`));
+    const d = (await queryControl(control, 'status')) as DaemonStatus;
+    const metrics = renderMetrics(d.tunnels);
+    const c = d.tunnels[0].advertise![0].counters;
+    expect(metrics).toContain(`tun6in4_ra_sent_total{tunnel="${d.tunnels[0].tunnel}",iface="br0",solicited="true"} ${c.ra_solicited}`);
+    expect(metrics).toContain(`tun6in4_rs_received_total{tunnel="${d.tunnels[0].tunnel}",iface="br0"} ${c.rs_received}`);
+  }, 30_000);
 
   it('doctor: the guest turned router (forwarding on) keeps accept_ra 1 on its RA-configured uplink: named, with the fix; 2 passes', async () => {
     const doctor = async () => {
