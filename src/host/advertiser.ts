@@ -72,7 +72,8 @@ export class RouterAdvertiser {
   private unsolicitedTimer: NodeJS.Timeout | null = null;
   private answerTimer: NodeJS.Timeout | null = null;
   private lastMulticastMs: number | null = null;
-  private unsolicitedSent = 0;
+  /** Multicast advertisements sent so far: the first MAX_INITIAL_RTR_ADVERTISEMENTS follow the shorter schedule. */
+  private multicastSent = 0;
   private closed = false;
   private readonly ra: Buffer;
   private readonly rxBuf = Buffer.alloc(1500);
@@ -151,13 +152,12 @@ export class RouterAdvertiser {
   private sendUnsolicited(): void {
     if (this.closed) return;
     this.send(this.ra, false);
-    this.unsolicitedSent++;
     this.scheduleUnsolicited();
   }
 
   private scheduleUnsolicited(): void {
     if (this.unsolicitedTimer) clearTimeout(this.unsolicitedTimer);
-    const delayMs = nextUnsolicitedDelayS(this.unsolicitedSent, this.random()) * 1000;
+    const delayMs = nextUnsolicitedDelayS(this.multicastSent, this.random()) * 1000;
     this.unsolicitedTimer = setTimeout(() => this.sendUnsolicited(), delayMs);
     this.unsolicitedTimer.unref();
   }
@@ -166,6 +166,7 @@ export class RouterAdvertiser {
     try {
       this.native.icmp6Send(this.fd, msg, msg.length, ALL_NODES, this.ifindex);
       this.counters.ra_sent++;
+      this.multicastSent++;
       if (solicited) this.counters.ra_solicited++;
       this.lastMulticastMs = Date.now();
       this.lastRaAt = this.lastMulticastMs;
@@ -207,8 +208,7 @@ export class RouterAdvertiser {
       this.answerTimer = null;
       if (this.closed) return;
       this.send(this.ra, true);
-      // §6.2.6: a solicited multicast RA counts as an unsolicited one for the schedule
-      if (this.unsolicitedSent < 3) this.unsolicitedSent++;
+      // §6.2.4: whenever a multicast advertisement goes out, the unsolicited timer starts over
       this.scheduleUnsolicited();
     }, at - now);
     this.answerTimer.unref();
@@ -228,7 +228,10 @@ export class RouterAdvertiser {
     };
   }
 
-  /** Sends the final advertisement (router lifetime 0), stops, and removes the route it added. Idempotent. */
+  /**
+   * Sends the final advertisement (router lifetime 0; one, of the MAX_FINAL_RTR_ADVERTISEMENTS
+   * §6.2.5 allows, so that closing never waits), stops, and removes the route it added. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.send(this.build(true), false);
