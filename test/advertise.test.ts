@@ -160,4 +160,12 @@ describe.runIf(canRun)('--advertise: a guest behind a bridge configures itself f
     await until('the default route gone', () => guest.ip(['-6', 'route', 'show', 'default']), (o) => o.trim() === '', 15_000);
     expect((await lab.host('client').ip(['-6', 'route', 'show', 'exact', '2001:db8:2::/64', 'dev', 'br0'])).trim()).toBe('');
   }, 30_000);
+
+  it('a bridge that does not exist stops the start with the fix, and leaves no interface or route behind', async () => {
+    const client = lab.host('client');
+    const start = lab.startEngine('client', ['--mode', '6in4', '--local', '192.0.2.1', '--remote', '198.51.100.1', '--address', '2001:db8:1::2/64', '--routed', '2001:db8:2::/64', '--advertise', 'nosuch0']);
+    await expect(start).rejects.toThrow(/advertise on nosuch0: interface nosuch0 does not exist here .*create the bridge first \(ip link add nosuch0 type bridge\)/);
+    expect(await client.ip(['-o', 'link', 'show'])).not.toMatch(/tun0/);
+    expect(await client.ip(['-6', 'route', 'show', 'table', 'all'])).not.toMatch(/unreachable 2001:db8:2::\/64/);
+  }, 40_000);
 });
