@@ -96,6 +96,30 @@ describe.runIf(canRun)('Docker on the routed prefix (docs/containers.md), Debian
   }, 45_000);
 });
 
+describe.runIf(canRun)('Docker\'s default bridge on the routed prefix: fixed-cidr-v6 in daemon.json (docs/containers.md)', () => {
+  let docker: DockerInNamespace;
+  const DEFAULT_BRIDGE = '2001:db8:3:2::/64';
+
+  beforeAll(async () => {
+    docker = await DockerInNamespace.start(lab.host('client'), [], { ipv6: true, 'fixed-cidr-v6': DEFAULT_BRIDGE, bip: '203.0.113.1/24' });
+    await docker.importBusybox(PAGE);
+  }, 180_000);
+
+  afterAll(async () => {
+    await docker?.stop();
+  }, 90_000);
+
+  it('a container on the default bridge gets an address of that /64 and reaches the far end from it', async () => {
+    await docker.docker(['run', '-d', '--name', 'plain', BUSYBOX_IMAGE, '/bin/sleep', '600']);
+    const addrs = await docker.docker(['exec', 'plain', 'ip', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'global']);
+    const own = /inet6 (2001:db8:3:2:[0-9a-f:]+)\/64/.exec(addrs)?.[1];
+    expect(own, addrs).toBeDefined();
+    const seen = await startCapture(lab.host('broker'), 'tun0', `icmp6 and ip6 src ${own} and ip6[40] = 128`, 1, 15_000);
+    await until('ping from the default bridge', () => docker.docker(['exec', 'plain', 'ping', '-c', '2', '-W', '2', '2001:db8:1::1']), (o) => / 0% packet loss/.test(o), 30_000, 500);
+    expect((await seen.result).packets).toHaveLength(1);
+  }, 60_000);
+});
+
 describe.runIf(canRun)('Docker with ip6tables on (Docker 27\'s default; --ip6tables on 20.10): doctor names its rules, the documented rules undo them', () => {
   let docker: DockerInNamespace;
 
@@ -105,6 +129,8 @@ describe.runIf(canRun)('Docker with ip6tables on (Docker 27\'s default; --ip6tab
 
   afterAll(async () => {
     await docker?.stop();
+    // dockerd leaves its ip6tables rules and the DROP policy behind when it exits
+    for (const table of ['filter', 'nat']) await lab.host('client').run('nft', ['delete', 'table', 'ip6', table]);
   }, 90_000);
 
   it('Docker masquerades the container behind the host\'s address and drops connections from outside; doctor names its FORWARD policy', async () => {

@@ -24,14 +24,18 @@ export class DockerInNamespace {
   ) {}
 
   /**
-   * Starts dockerd in `ns` with `extraArgs` and waits until it answers. Debian 20.10's defaults
+   * Starts dockerd in `ns` with `extraArgs` and `daemonJson` as its daemon.json, and waits until it answers. Debian 20.10's defaults
    * otherwise: iptables on, ip6tables off (as a user's host would have them).
    */
-  static async start(ns: Namespace, extraArgs: string[] = []): Promise<DockerInNamespace> {
+  static async start(ns: Namespace, extraArgs: string[] = [], daemonJson: Record<string, unknown> = {}): Promise<DockerInNamespace> {
     const dir = mkdtempSync(join(tmpdir(), `t6-docker-${process.pid}-`));
     const socket = join(dir, 'docker.sock');
+    // a daemon.json of its own: the host's /etc/docker/daemon.json must not change what is tested
+    writeFileSync(join(dir, 'daemon.json'), `${JSON.stringify(daemonJson)}\n`);
+    // no default bridge unless the test gives it an address (`bip`): Docker's own pick is 172.17/16
+    const bridge = daemonJson.bip === undefined ? ['--bridge', 'none'] : [];
     // vfs: no overlay mounts left behind if a run is killed; the image is 2 MB
-    const args = [`--net=/run/netns/${ns.name}`, 'dockerd', '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '-H', `unix://${socket}`, '--pidfile', join(dir, 'docker.pid'), '--storage-driver', 'vfs', '--bridge', 'none', ...extraArgs];
+    const args = [`--net=/run/netns/${ns.name}`, 'dockerd', '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '-H', `unix://${socket}`, '--pidfile', join(dir, 'docker.pid'), '--config-file', join(dir, 'daemon.json'), '--storage-driver', 'vfs', ...bridge, ...extraArgs];
     const child = spawn('nsenter', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     child.stdout!.on('data', (d) => (log += d));
