@@ -129,6 +129,9 @@ class NullEnds implements TunDevice, OuterTransport {
   send(_a: Buffer, _o: Int32Array, _l: Int32Array, _d: Int32Array, _f: Int32Array, n: number): number {
     return n;
   }
+  holding(): boolean {
+    return false;
+  }
   watch(): void {}
   watchWritable(): void {}
   pause(): void {}

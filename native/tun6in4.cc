@@ -72,31 +72,40 @@ struct io_uring* GetRing() {
 // A result no completion can have: the operation's outcome is unknown.
 constexpr int32_t kUnknown = INT32_MIN;
 
-// Submits the `want` queued operations, waits for their completions and stores each result at
-// res[user_data]. Returns false if the ring itself failed; then res[i] is kUnknown for every
-// operation whose completion was not seen. If nothing was submitted every entry is kUnknown and
-// the caller may redo all of them with syscalls; once submitted, an operation may still take
-// effect, so it must not be redone (that could write a packet twice).
-bool RingRun(struct io_uring* ring, int want, int32_t* res, bool* submitted) {
+// Submits the `want` queued operations, waits for the completions of those the kernel took and
+// stores each result at res[user_data]. Returns false if the ring itself failed; then res[i] is
+// kUnknown for every operation whose completion was not seen. *submitted is how many the kernel
+// took: they are the first ones (the ring is in order), and only those may take effect, so an
+// operation at or past *submitted may be redone with a syscall while one before it must not be
+// (that could write a packet twice). Waiting for more than were taken would block the JS thread
+// for ever; operations left queued would run later on stale slots, so a short submit gives the
+// ring up.
+bool RingRun(struct io_uring* ring, int want, int32_t* res, int* submitted) {
   for (int i = 0; i < want; i++) res[i] = kUnknown;
   int r;
+  // the kernel waits only when it took all `want` (io_uring_enter returns early otherwise)
   do r = io_uring_submit_and_wait(ring, want);
   while (r == -EINTR);
-  *submitted = r > 0;
+  *submitted = r > 0 ? r : 0;
   if (r < 0) {
     RingFallback("io_uring_enter", -r);
     return false;
   }
-  for (int got = 0; got < want; got++) {
+  for (int got = 0; got < *submitted; got++) {
     struct io_uring_cqe* cqe;
-    do r = io_uring_wait_cqe(ring, &cqe);
-    while (r == -EINTR);
-    if (r < 0) {
-      RingFallback("io_uring_wait_cqe", -r);
+    int w;
+    do w = io_uring_wait_cqe(ring, &cqe);
+    while (w == -EINTR);
+    if (w < 0) {
+      RingFallback("io_uring_wait_cqe", -w);
       return false;
     }
-    res[cqe->user_data] = cqe->res;
+    if (cqe->user_data < static_cast<__u64>(want)) res[cqe->user_data] = cqe->res;
     io_uring_cqe_seen(ring, cqe);
+  }
+  if (*submitted < want) {
+    RingFallback("io_uring short submit", EAGAIN);
+    return false;
   }
   return true;
 }
@@ -251,6 +260,8 @@ bool ParseReadArgs(const Napi::CallbackInfo& info, ReadArgs* a) {
   a->slotSize = info[2].As<Napi::Number>().Int32Value();
   a->headroom = info[3].As<Napi::Number>().Int32Value();
   a->max = info[4].As<Napi::Number>().Int32Value();
+  // a negative count would pass every upper clamp below and index before the arrays
+  if (a->max < 0) return false;
   if (a->max > kMaxBatch) a->max = kMaxBatch;
   if (static_cast<size_t>(a->max) > nLens) a->max = static_cast<int>(nLens);
   if (a->slotSize <= a->headroom || a->headroom < 0) return false;
@@ -283,7 +294,7 @@ Napi::Value TunRead(const Napi::CallbackInfo& info) {
         sqe->rw_flags = RWF_NOWAIT;
         sqe->user_data = static_cast<__u64>(i);
       }
-      bool submitted;
+      int submitted;
       RingRun(ring, k, res, &submitted);  // on failure the syscall loop below takes over for good
       int got = 0;
       for (int i = 0; i < k; i++) {
@@ -379,7 +390,7 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info) {
       io_uring_prep_write(sqe, a.fd, a.arena.base + a.offs[i], a.lens[i], static_cast<__u64>(-1));
       sqe->user_data = static_cast<__u64>(i);
     }
-    bool submitted;
+    int submitted;
     RingRun(ring, a.n, a.errs, &submitted);
     for (int i = 0; i < a.n; i++) {
       int32_t r = a.errs[i];
@@ -389,7 +400,7 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info) {
       } else if (r == kUnknown) {
         // never submitted: write it below; submitted but unseen: it may have been written, and
         // a second copy is worse than a loss, so it counts as failed
-        if (submitted) a.errs[i] = EIO;
+        if (i < submitted) a.errs[i] = EIO;
         else ok += WriteOne(a, i);
       } else if (r == -EBADFD || r == -EIO) {
         a.errs[i] = -r;  // the interface is gone or down: a write() would fail the same way
@@ -446,54 +457,84 @@ void AddCmsg(struct msghdr* m, struct cmsghdr** c, int level, int type, const vo
   memcpy(CMSG_DATA(*c), data, len);
 }
 
-// sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port = 0, dfClearFd = -1, gso = false)
+// An errno a send can return for no fault of its own message: an ICMPv4 error about an earlier
+// packet (net/ipv4/icmp.c icmp_err_convert), which IP_RECVERR also leaves in sk_err for the next
+// send to pick up. Anyone who knows our address can forge one, so such a failure is tried once more.
+bool MaybePendingReport(int err) {
+  switch (err) {
+    case ENETUNREACH: case EHOSTUNREACH: case ENOPROTOOPT: case ECONNREFUSED: case EMSGSIZE:
+    case EOPNOTSUPP: case EHOSTDOWN: case ENONET: case EPROTO:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port = 0, dfClearFd = -1, runs = null, nRuns = 0, stats?)
 //   -> packets sent; errs[i] = errno or 0.
 // Sends payload i (an inner IPv6 packet) to dsts[i] (IPv4, host order) with the TTL, TOS and DF
 // of fields[i]: the kernel builds the IPv4 header (and the UDP header when port != 0, for a UDP
 // socket). TTL and TOS go as ancillary data; DF is a socket option, so with a dfClearFd the
 // packets without DF leave through that socket (IP_PMTUDISC_DONT); with dfClearFd == fd (a UDP
 // socket: a second one could not share its port) the option is switched around each DF-clear
-// run and back to IP_PMTUDISC_WANT. With gso, consecutive
-// payloads to the same destination with the same fields and size (the last may be shorter) go
-// as one UDP_SEGMENT message. One sendmmsg per run of messages on one socket; a failed message
-// fails its packets and the rest go on; at a full socket buffer the rest are marked EAGAIN.
+// run and back to IP_PMTUDISC_WANT. `runs` (UDP only) groups the packets into messages, runs[m]
+// consecutive packets each: a run of more than one goes as one UDP_SEGMENT (GSO) message. Which
+// packets may share a message is decided in TypeScript (src/transport/gso.ts); here a run is only
+// checked to be one (same destination and fields, equal sizes but for a shorter last one). A GSO
+// message the path refuses (EMSGSIZE) is sent again packet by packet, in place, and counted in
+// stats[0].
+// One sendmmsg per run of messages on one socket. A failed message fails its packets and the
+// rest go on (ENOBUFS is a packet the qdisc dropped: the link is full, as a wire drops it); a
+// failure that may be an earlier ICMP error's report is tried once more; at a full socket
+// buffer the rest are marked EAGAIN.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WriteArgs a;
   int32_t* dsts = nullptr;
   int32_t* fields = nullptr;
-  size_t nDsts = 0, nFields = 0;
+  int32_t* runs = nullptr;
+  size_t nDsts = 0, nFields = 0, runsLen = 0;
+  const char* usage = "sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port?, dfClearFd?, runs?, nRuns?, stats?): bad arguments or slot outside arena";
   if (!ParseWriteArgs(info, &a) || info.Length() < 8 || !GetInt32s(info[6], &dsts, &nDsts) || !GetInt32s(info[7], &fields, &nFields) ||
       nDsts < static_cast<size_t>(a.n) || nFields < static_cast<size_t>(a.n))
-    return ThrowType(env, "sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port?, dfClearFd?, gso?): bad arguments or slot outside arena");
+    return ThrowType(env, usage);
   int port = info.Length() > 8 && info[8].IsNumber() ? info[8].As<Napi::Number>().Int32Value() : 0;
   int dfClearFd = info.Length() > 9 && info[9].IsNumber() ? info[9].As<Napi::Number>().Int32Value() : -1;
-  bool gso = info.Length() > 10 && info[10].ToBoolean().Value();
+  int nRuns = -1;
+  int32_t* gsoFallbacks = nullptr;
+  if (info.Length() > 11 && info[10].IsTypedArray()) {
+    if (!GetInt32s(info[10], &runs, &runsLen) || !info[11].IsNumber()) return ThrowType(env, usage);
+    nRuns = info[11].As<Napi::Number>().Int32Value();
+    if (nRuns < 0 || static_cast<size_t>(nRuns) > runsLen) return ThrowType(env, usage);
+    size_t nStats = 0;
+    if (info.Length() > 12 && !(GetInt32s(info[12], &gsoFallbacks, &nStats) && nStats >= 1)) return ThrowType(env, usage);
+  }
   SendState& s = send_state;
   bool toggle = dfClearFd >= 0 && dfClearFd == a.fd;
   int nm = 0;
+  for (int i = 0; i < a.n;) {
+    int k = nRuns < 0 ? 1 : (nm < nRuns ? runs[nm] : 0);
+    if (k < 1 || k > a.n - i || (k > 1 && (port == 0 || k > kMaxGsoSegments))) return ThrowType(env, "sendBatch: runs do not cover the batch");
+    long total = 0;
+    for (int j = i; j < i + k; j++) {
+      total += a.lens[j];
+      if (j > i && (dsts[j] != dsts[i] || fields[j] != fields[i] || a.lens[j] > a.lens[i] || a.lens[j] == 0 || (j < i + k - 1 && a.lens[j] != a.lens[i])))
+        return ThrowType(env, "sendBatch: a run mixes destinations, fields or sizes");
+    }
+    if (total > kMaxUdpPayload) return ThrowType(env, "sendBatch: a run exceeds one UDP datagram");
+    bool df = (fields[i] & kOuterDf) != 0;
+    s.first[nm] = i;
+    s.count[nm] = k;
+    s.fds[nm] = dfClearFd >= 0 && !df ? dfClearFd : a.fd;
+    s.dfs[nm] = df;
+    nm++;
+    i += k;
+  }
+  if (nRuns >= 0 && nm != nRuns) return ThrowType(env, "sendBatch: runs do not cover the batch");
   for (int i = 0; i < a.n; i++) {
     a.errs[i] = 0;
     s.iovs[i].iov_base = a.arena.base + a.offs[i];
     s.iovs[i].iov_len = a.lens[i];
-    bool df = (fields[i] & kOuterDf) != 0;
-    int fd = dfClearFd >= 0 && !df ? dfClearFd : a.fd;
-    if (gso && nm > 0) {
-      int m = nm - 1;
-      int f = s.first[m], k = s.count[m];
-      int seg = a.lens[f];
-      int last = a.lens[f + k - 1];
-      if (dsts[i] == dsts[f] && fields[i] == fields[f] && fd == s.fds[m] && k < kMaxGsoSegments && last == seg &&
-          a.lens[i] <= seg && a.lens[i] > 0 && static_cast<long>(seg) * k + a.lens[i] <= kMaxUdpPayload) {
-        s.count[m]++;
-        continue;
-      }
-    }
-    s.first[nm] = i;
-    s.count[nm] = 1;
-    s.fds[nm] = fd;
-    s.dfs[nm] = df;
-    nm++;
   }
   for (int m = 0; m < nm; m++) {
     int f = s.first[m];
@@ -523,7 +564,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     h->msg_controllen = used;
   }
-  int m = 0, sent = 0;
+  int m = 0, sent = 0, retried = -1;
   bool socketDf = true;
   while (m < nm) {
     // a run: consecutive messages for the same socket (and DF, when toggling), in order
@@ -543,12 +584,41 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     }
     int err = errno;
     if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
-      // Back-pressure: the socket buffer (or the device queue) is full. Nothing waits here, on the
-      // JS thread: the rest of the batch is marked EAGAIN, in order, for the caller to send
-      // again once the socket is writable.
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      // Back-pressure: the socket buffer is full. Nothing waits here, on the JS thread: the rest
+      // of the batch is marked EAGAIN, in order, for the caller to send again once the socket
+      // that refused (the DF-clear one or the main one) is writable.
       for (int j = s.first[m]; j < a.n; j++) a.errs[j] = EAGAIN;
       break;
+    }
+    if (retried != m && MaybePendingReport(err)) {
+      retried = m;  // that send consumed the report; this one is the message's own result
+      continue;
+    }
+    if (s.count[m] > 1 && (err == EMSGSIZE || err == EINVAL)) {
+      // The path refused the GSO message as a whole (a segment over the route MTU: the kernel
+      // would have fragmented each packet sent alone; older kernels say EINVAL): send them so.
+      if (gsoFallbacks) (*gsoFallbacks)++;
+      struct msghdr* h = &s.msgs[m].msg_hdr;
+      h->msg_controllen = 2 * CMSG_SPACE(sizeof(int));  // TTL and TOS, without UDP_SEGMENT
+      h->msg_iovlen = 1;
+      bool full = false;
+      for (int j = s.first[m]; j < s.first[m] + s.count[m]; j++) {
+        h->msg_iov = &s.iovs[j];
+        ssize_t w;
+        do w = sendmsg(fd, h, 0);
+        while (w < 0 && errno == EINTR);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          for (int k = j; k < a.n; k++) a.errs[k] = EAGAIN;
+          full = true;
+          break;
+        }
+        a.errs[j] = w < 0 ? errno : 0;
+        if (w >= 0) sent++;
+      }
+      if (full) break;
+      m++;
+      continue;
     }
     for (int j = 0; j < s.count[m]; j++) a.errs[s.first[m] + j] = err;
     m++;
@@ -836,9 +906,14 @@ Napi::Value DropPrivileges(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Poller: a uv_poll handle on the main loop calling back into JS when an fd is readable (or
-// writable: back-pressure on a full socket).
+// Poller: the one uv_poll handle of an fd on the main loop (libuv refuses a second one for the
+// same fd: uv_poll_init fails with EEXIST), calling back into JS when the fd is readable and/or
+// writable, as asked by start(events): kPollReadable | kPollWritable. Calling start again changes
+// what it waits for. The callback gets those bits, or a negative libuv status.
 // The callback runs with the Poller object as receiver (napi_make_callback needs an object).
+constexpr int kPollReadable = 1;
+constexpr int kPollWritable = 2;
+
 class Poller : public Napi::ObjectWrap<Poller> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -855,8 +930,6 @@ class Poller : public Napi::ObjectWrap<Poller> {
     }
     env_ = env;
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
-    // new Poller(fd, cb, writable = false): readiness to write instead of to read
-    events_ = info.Length() > 2 && info[2].ToBoolean().Value() ? UV_WRITABLE : UV_READABLE;
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     handle_ = new uv_poll_t;
@@ -872,15 +945,23 @@ class Poller : public Napi::ObjectWrap<Poller> {
   ~Poller() override { CloseHandle(); }
 
  private:
+  // start(events = kPollReadable)
   void Start(const Napi::CallbackInfo& info) {
-    if (!handle_ || active_) return;
-    int err = uv_poll_start(handle_, events_, OnPoll);
+    int want = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : kPollReadable;
+    int events = ((want & kPollReadable) ? UV_READABLE : 0) | ((want & kPollWritable) ? UV_WRITABLE : 0);
+    if (!handle_) return;
+    if (events == 0) return StopPolling();
+    if (active_ && events == events_) return;
+    int err = uv_poll_start(handle_, events, OnPoll);
     if (err != 0) {
       Napi::Error::New(info.Env(), std::string("uv_poll_start: ") + uv_strerror(err)).ThrowAsJavaScriptException();
       return;
     }
-    active_ = true;
-    Ref();  // keep the JS object (and so this) alive while it can be called back
+    events_ = events;
+    if (!active_) {
+      active_ = true;
+      Ref();  // keep the JS object (and so this) alive while it can be called back
+    }
   }
 
   void Stop(const Napi::CallbackInfo&) { StopPolling(); }
@@ -907,15 +988,16 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (!self || !self->active_) return;
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
-    self->callback_.MakeCallback(self->Value(), {Napi::Number::New(env, status < 0 ? status : events)});
+    int bits = ((events & UV_READABLE) ? kPollReadable : 0) | ((events & UV_WRITABLE) ? kPollWritable : 0);
+    self->callback_.MakeCallback(self->Value(), {Napi::Number::New(env, status < 0 ? status : bits)});
     if (env.IsExceptionPending()) {
       // No JS frame is above us: route the exception to process 'uncaughtException'.
       napi_value e;
       napi_get_and_clear_last_exception(env, &e);
       napi_fatal_exception(env, e);
     }
-    // libuv stops a poll handle on POLLERR (status UV_EBADF). For the raw socket POLLERR means
-    // "ICMP error queued", which the callback has just drained: keep watching.
+    // libuv stops a poll handle on POLLERR (status UV_EBADF). For a socket POLLERR means "error
+    // queued", which the callback has just drained: keep watching.
     if (status < 0 && self->handle_ && self->active_ && uv_poll_start(self->handle_, self->events_, OnPoll) != 0) {
       self->StopPolling();
     }
@@ -925,7 +1007,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::FunctionReference callback_;
   uv_poll_t* handle_ = nullptr;
   bool active_ = false;
-  int events_ = UV_READABLE;
+  int events_ = 0;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -944,6 +1026,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Poller", Poller::Define(env));
   RegisterIcmp6(env, exports);
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
+  exports.Set("POLL_READABLE", Napi::Number::New(env, kPollReadable));
+  exports.Set("POLL_WRITABLE", Napi::Number::New(env, kPollWritable));
 #ifdef HAVE_LIBURING
   exports.Set("IO_URING_COMPILED", Napi::Boolean::New(env, true));
 #else

@@ -1,4 +1,5 @@
 /** The engine over in-memory TUN and socket fakes: the whole data path, no root needed. */
+import { constants as osConstants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { Tunnel, TunnelEngine } from '../src/index.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
@@ -72,12 +73,31 @@ describe('engine', () => {
     const seen: Array<[string, number]> = [];
     const engine = new TunnelEngine(tunnel, tun, sock, { onIoError: (w, e) => seen.push([w, e]) });
     engine.start();
-    sock.sendFailures.push(0, 1, 105);
+    sock.sendFailures.push(0, 1, osConstants.errno.EINVAL);
     tun.inject(...[1, 2, 3].map(() => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1' })));
     await settle(tun, sock);
     expect(sock.sent).toHaveLength(1);
     expect(tunnel.counters.snapshot().drops.tx_send_error).toBe(2);
     expect(seen).toEqual([['send', 1]]);
+    engine.stop();
+  });
+
+  it('F1: a packet the outgoing queue drops (ENOBUFS) is tx_link_full, not an I/O error, and the batch goes on', async () => {
+    const tun = new FakeTun();
+    const sock = new FakeTransport();
+    const tunnel = new Tunnel(BROKER);
+    const seen: Array<[string, number]> = [];
+    const engine = new TunnelEngine(tunnel, tun, sock, { onIoError: (w, e) => seen.push([w, e]) });
+    engine.start();
+    sock.sendFailures.push(osConstants.errno.ENOBUFS, 0, osConstants.errno.ENOBUFS, 0);
+    tun.inject(...[1, 2, 3, 4].map(() => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1' })));
+    await settle(tun, sock);
+    expect(sock.sent).toHaveLength(2);
+    const drops = tunnel.counters.snapshot().drops;
+    expect(drops.tx_link_full).toBe(2);
+    expect(drops.tx_send_error).toBe(0);
+    expect(seen).toEqual([]);
+    expect(tun.isPaused).toBe(false); // a drop is no reason to wait
     engine.stop();
   });
 

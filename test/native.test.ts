@@ -8,6 +8,7 @@ import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { constants as osConstants } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createSocket } from 'node:dgram';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNative } from '../src/io/native.js';
 import { MAX_BATCH } from '../src/io/slots.js';
@@ -22,6 +23,12 @@ function fifo(name: string): { r: number; w: number } {
   const r = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   const w = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
   return { r, w };
+}
+
+/** Waits for a condition, a turn of the event loop at a time (bounded). */
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !ok(); i++) await new Promise((r) => setTimeout(r, 1));
+  expect(ok()).toBe(true);
 }
 
 const SLOT = 2048;
@@ -80,6 +87,61 @@ describe('native addon (no root)', () => {
     expect(lens[0]).toBe(10);
     closeSync(r);
     closeSync(w);
+  });
+
+  it('a negative batch size is refused, not clamped into a huge one', () => {
+    const { r, w } = fifo('negative');
+    const lens = new Int32Array(4);
+    expect(() => native.tunRead(r, Buffer.alloc(4 * SLOT), SLOT, HEAD, -1, lens, false)).toThrow(TypeError);
+    expect(() => native.rawRecv(r, Buffer.alloc(4 * SLOT), SLOT, HEAD, -5, lens)).toThrow(TypeError);
+    closeSync(r);
+    closeSync(w);
+  });
+
+  it('F1: one poll handle per fd serves reading and writing at once (libuv refuses a second)', async () => {
+    const { r, w } = fifo('poll');
+    const seen: number[] = [];
+    const poller = new native.Poller(w, (ev) => seen.push(ev));
+    poller.start(native.POLL_WRITABLE);
+    await until(() => seen.length > 0);
+    expect(seen[0] & native.POLL_WRITABLE).toBe(native.POLL_WRITABLE);
+    poller.start(native.POLL_READABLE | native.POLL_WRITABLE); // a new mask on the same handle
+    expect(() => new native.Poller(w, () => undefined)).toThrow(/uv_poll_init/); // what the old second handle met
+    poller.close();
+    closeSync(r);
+    closeSync(w);
+  });
+
+  it('F4: a send right after an ICMP error about an earlier one is not failed by that report (UDP, IP_RECVERR)', async () => {
+    const lo = 0x7f000001;
+    const { fd } = native.openUdpSocket(lo, 0, 0, 1 << 20, true, false);
+    const sink = createSocket('udp4');
+    await new Promise<void>((res) => sink.bind(0, '127.0.0.1', () => res()));
+    const got: Buffer[] = [];
+    sink.on('message', (m) => got.push(m));
+    const closed = createSocket('udp4');
+    await new Promise<void>((res) => closed.bind(0, '127.0.0.1', () => res()));
+    const closedPort = closed.address().port;
+    await new Promise<void>((res) => closed.close(() => res()));
+    // a datagram to a closed port: the kernel answers port unreachable, which the socket keeps
+    // in its error queue and, as a pending error, for its next send
+    let reported = false;
+    const poller = new native.Poller(fd, (ev) => {
+      if (ev < 0) reported = true;
+    });
+    poller.start(native.POLL_READABLE);
+    const arena = Buffer.alloc(SLOT);
+    arena.write('first', HEAD);
+    const errs = new Int32Array(1);
+    const one = (port: number) => native.sendBatch(fd, arena, Int32Array.from([HEAD]), Int32Array.from([5]), 1, errs, Int32Array.from([lo]), Int32Array.from([64]), port);
+    expect(one(closedPort)).toBe(1);
+    await until(() => reported);
+    poller.close();
+    expect(one(sink.address().port)).toBe(1);
+    expect(errs[0]).toBe(0);
+    await until(() => got.length === 1);
+    sink.close();
+    closeSync(fd);
   });
 
   it('lockFile: a second holder is turned away until the first lets go', () => {

@@ -219,3 +219,142 @@ describe('the engine over an offloading fake TUN', () => {
     engine.stop();
   });
 });
+
+/** Writes packets of any size as the engine does (each after 64 bytes of headroom); returns the frames. */
+function writeBig(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): Buffer[] {
+  const offs = new Int32Array(pkts.length);
+  const lens = new Int32Array(pkts.length);
+  let at = 64;
+  pkts.forEach((p, i) => {
+    offs[i] = at;
+    lens[i] = p.length;
+    at += p.length + 64;
+  });
+  const arena = Buffer.alloc(at);
+  pkts.forEach((p, i) => p.copy(arena, offs[i]));
+  const errs = new Int32Array(pkts.length).fill(-1);
+  expect(dev.write(arena, offs, lens, pkts.length, errs)).toBe(pkts.length);
+  return fake.written.splice(0);
+}
+
+/** The largest merge: payloads 32,000 + 32,000 + 1,515 behind one 20-byte TCP header: TCP length 65,535. */
+const BIG = Buffer.from(Array.from({ length: 65_515 }, (_, i) => (i * 7 + 3) & 0xff));
+const biggest = (sport: number) => [
+  tcp6({ seq: 1, payload: BIG.subarray(0, 32_000), sport }),
+  tcp6({ seq: 32_001, payload: BIG.subarray(32_000, 64_000), sport }),
+  tcp6({ seq: 64_001, payload: BIG.subarray(64_000), sport }),
+];
+/** A small packet of another flow, whose bytes a too-small merge room would overwrite. */
+const bystander = (i: number) => tcp6({ seq: 5, payload: Buffer.from(`bystander ${i}`), sport: 6000 + i, flags: 0x18 });
+
+describe('F3: GRO room sized for the largest merge', () => {
+  it('a merge reaching TCP length 65,535 in scratch slot 0 leaves the next frame byte for byte intact', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    // the big flow takes slot 0, the bystanders the slots after it
+    const pkts = [...biggest(5001), ...Array.from({ length: 4 }, (_, i) => bystander(i))];
+    const frames = writeBig(dev, fake, pkts);
+    const merged = frames.find((f) => f[VNET.GSO_TYPE] === VNET_GSO_TCPV6)!;
+    expect(merged.length).toBe(VNET_HDR_LEN + 40 + 65_535);
+    expect(merged.readUInt16BE(VNET_HDR_LEN + 4)).toBe(65_535);
+    expect(payloadOf(merged)).toEqual(BIG);
+    for (let i = 0; i < 4; i++) expect(frames).toContainEqual(Buffer.concat([Buffer.alloc(VNET_HDR_LEN), bystander(i)]));
+  });
+
+  it('the same merge in the last scratch slot fits: no RangeError, no byte past it', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    // 15 flows with two segments each occupy scratch slots 0..14; the big flow gets slot 15
+    const pairs = Array.from({ length: 15 }, (_, i) => [
+      tcp6({ seq: 1, payload: data.subarray(0, 1000), sport: 7000 + i }),
+      tcp6({ seq: 1001, payload: data.subarray(1000, 2000), sport: 7000 + i }),
+    ]);
+    const pkts = [...pairs.map((p) => p[0]), ...biggest(5001), ...pairs.map((p) => p[1])];
+    const frames = writeBig(dev, fake, pkts);
+    const big = frames.filter((f) => f.readUInt16BE(VNET_HDR_LEN + 40) === 5001);
+    expect(Buffer.concat(big.map(payloadOf))).toEqual(BIG);
+    for (let i = 0; i < 15; i++) {
+      const mine = frames.filter((f) => f.readUInt16BE(VNET_HDR_LEN + 40) === 7000 + i);
+      expect(Buffer.concat(mine.map(payloadOf))).toEqual(data.subarray(0, 2000));
+    }
+  });
+
+  it('GRO fuzzing at the size boundaries: any mix of flows, sizes up to the largest merge, every byte where it belongs', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            flow: fc.integer({ min: 0, max: 17 }),
+            size: fc.oneof({ arbitrary: fc.integer({ min: 1, max: 1500 }), weight: 6 }, { arbitrary: fc.constantFrom(21_838, 32_000, 32_767, 65_495), weight: 1 }),
+          }),
+          { minLength: 1, maxLength: 30 },
+        ),
+        (specs) => {
+          const fake = new FakeTun();
+          const dev = new OffloadTun(fake);
+          const seq = new Map<number, number>();
+          const sent = new Map<number, Buffer[]>();
+          const pkts = specs.map(({ flow, size }) => {
+            const s = seq.get(flow) ?? 1;
+            seq.set(flow, s + size);
+            const payload = BIG.subarray(s % 100, (s % 100) + size);
+            sent.set(flow, [...(sent.get(flow) ?? []), payload]);
+            return tcp6({ seq: s, payload, sport: 8000 + flow });
+          });
+          const frames = writeBig(dev, fake, pkts);
+          for (const [flow, payloads] of sent) {
+            const mine = frames.filter((f) => f.readUInt16BE(VNET_HDR_LEN + 40) === 8000 + flow);
+            for (const f of mine) expect(f.length - VNET_HDR_LEN - 40).toBe(f.readUInt16BE(VNET_HDR_LEN + 4));
+            expect(Buffer.concat(mine.map(payloadOf))).toEqual(Buffer.concat(payloads));
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  }, 120_000);
+
+  it('a super-packet whose segments would not fit the caller\'s slots is dropped and counted; what follows still comes out', () => {
+    const fake = new FakeTun();
+    const drops: OffloadDrop[] = [];
+    const dev = new OffloadTun(fake, (r) => drops.push(r));
+    const after = tcp6({ seq: 9, payload: Buffer.from('after') });
+    const arena = Buffer.alloc(4 * 2048);
+    const lens = new Int32Array(4);
+    // a small super-packet first: from then on the device reads whole frames into its own arena
+    fake.inject(superPacket(1, data.subarray(0, 1000), 500));
+    expect(dev.read(arena, 2048, 64, 4, lens)).toBe(2);
+    // then 3,000-byte segments for the caller's 2,048-byte slots
+    fake.inject(superPacket(1001, data.subarray(0, 9000), 3000), frame(after));
+    const n = dev.read(arena, 2048, 64, 4, lens);
+    expect(drops).toEqual(['tx_gso_malformed']);
+    expect(n).toBe(1);
+    expect(arena.subarray(64, 64 + lens[0])).toEqual(after);
+  });
+
+  it('flow order keys on the connection: a lone FIN whose flow label changed (Linux does on RTO) still waits for its merged frame', () => {
+    const fake = new FakeTun();
+    const dev = new OffloadTun(fake);
+    const fin = tcp6({ seq: 2001, payload: Buffer.alloc(0), flags: 0x11, flowLabel: 0x12345 });
+    const frames = writeAll(dev, fake, [tcp6({ seq: 1, payload: data.subarray(0, 1000), flowLabel: 7 }), tcp6({ seq: 1001, payload: data.subarray(1000, 2000), flowLabel: 7 }), fin]).frames;
+    expect(frames).toHaveLength(2);
+    expect(frames[0][VNET.GSO_TYPE]).toBe(VNET_GSO_TCPV6);
+    expect(frames[1].subarray(VNET_HDR_LEN)).toEqual(fin);
+  });
+});
+
+describe('F2: nothing waits for new traffic', () => {
+  it('segments cut beyond what one wake takes go out without another readiness event', async () => {
+    const raw = new FakeTun();
+    const sock = new FakeTransport(0xc0000232);
+    const tunnel = new Tunnel(BROKER);
+    // 8 packets a batch, 1 batch a wake: a 45-segment super-packet needs six wakes
+    const engine = new TunnelEngine(tunnel, new OffloadTun(raw), sock, { batchSize: 8, maxBatchesPerWake: 1 });
+    engine.start();
+    raw.inject(superPacket(1, data.subarray(0, 45 * 400), 400));
+    // the fake TUN is empty after the first read: only the engine itself can take the rest
+    for (let i = 0; i < 100 && sock.sent.length < 45; i++) await new Promise((r) => setImmediate(r));
+    expect(sock.sent).toHaveLength(45);
+    expect(Buffer.concat(sock.sent.map((s) => s.inner.subarray(60)))).toEqual(data.subarray(0, 45 * 400));
+    engine.stop();
+  });
+});

@@ -49,3 +49,26 @@ describe('a shared raw socket per local address', () => {
     expect(sockets.size).toBe(0);
   });
 });
+
+describe('F2: a shared socket hands over everything it read', () => {
+  it('a tunnel that takes 4 packets a wake still gets all 40 the hub read for it, none left behind', async () => {
+    const fake = new FakeTransport();
+    const sockets = new SharedSockets();
+    const mk = (remote: string, address: string) => {
+      const tunnel = new Tunnel({ mode: '6in4', local: '192.0.2.50', remote, address });
+      const tun = new FakeTun();
+      const engine = new TunnelEngine(tunnel, tun, sockets.attach('192.0.2.50/static', { remote: ip4(remote) }, () => fake), { batchSize: 4, maxBatchesPerWake: 1 });
+      engine.start();
+      return { tun, engine };
+    };
+    const a = mk('198.51.100.1', '2001:db8:1::2/64');
+    const b = mk('198.51.100.2', '2001:db8:2::2/64');
+    const pkts = Array.from({ length: 40 }, (_, i) => ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2', payloadLen: 10 + i }));
+    fake.inject(...pkts.map((p) => ipv4Packet({ src: '198.51.100.1', dst: '192.0.2.50', payload: p })));
+    await fake.drained();
+    expect(a.tun.written).toEqual(pkts);
+    expect(b.tun.written).toEqual([]);
+    a.engine.stop();
+    b.engine.stop();
+  });
+});

@@ -65,6 +65,7 @@ const DROP_TABLE = {
   icmp4_relay_rate_limited: 'R23', // would have been relayed, but the ICMPv6 token bucket was empty
   // I/O, counted by the engine
   tx_send_error: null, // the raw socket refused the packet (errno in the log)
+  tx_link_full: 'F1', // the outgoing queue (qdisc) dropped it: the uplink is full, as a wire drops what it cannot carry
   rx_tun_write_error: null, // the TUN refused the packet
   rx_truncated: null, // larger than a receive slot
 } as const satisfies Record<string, string | null>;

@@ -10,7 +10,6 @@ import { performance } from 'node:perf_hooks';
 import { Drop, Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
-import { Icmpv4Type, Icmpv4UnreachCode } from '../packet/icmpv4.js';
 import { ICMPV6_ERROR_OVERHEAD } from '../packet/icmpv6.js';
 import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
 import { TraceDirection, TracePoint, type Tracer } from './trace.js';
@@ -20,7 +19,7 @@ import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from '../transpor
 
 export { SLOT_HEADROOM, SLOT_SIZE };
 
-const { EMSGSIZE, EAGAIN } = osConstants.errno;
+const { EAGAIN, ENOBUFS } = osConstants.errno;
 
 export interface EngineOptions {
   /** Packets per native call (1..MAX_BATCH, 256); default 256 from the TUN, 64 from the network. */
@@ -110,6 +109,17 @@ export class TunnelEngine {
    * arena (tx.out of them, at the front of the out arrays); the TUN is not read until they are sent.
    */
   private txBlocked = false;
+  /** A re-run of a pump is queued: its endpoint held packets the fd will not announce (F2). */
+  private txAgain = false;
+  private rxAgain = false;
+  private readonly rerunTx = (): void => {
+    this.txAgain = false;
+    this.guard(this.pumpTx);
+  };
+  private readonly rerunRx = (): void => {
+    this.rxAgain = false;
+    this.guard(this.pumpRx);
+  };
 
   constructor(
     readonly tunnel: Tunnel,
@@ -192,8 +202,8 @@ export class TunnelEngine {
     this.localFields[0] = r.outerFields;
     this.socket.send(buf, this.localOffs, this.localLens, this.localDsts, this.localFields, 1, this.localErrs);
     if (this.localErrs[0] !== 0) {
-      this.counters.drops[Drop.tx_send_error]++;
-      if (this.tracer !== null) this.traceSendError(buf, r.offset, r.length, r.outerDst);
+      this.counters.drops[this.localErrs[0] === ENOBUFS ? Drop.tx_link_full : Drop.tx_send_error]++;
+      if (this.tracer !== null) this.traceSendError(buf, r.offset, r.length, r.outerDst, this.localErrs[0]);
     }
     return this.localErrs[0];
   }
@@ -230,6 +240,11 @@ export class TunnelEngine {
       this.flushTx();
       if (n < this.txBatch) break; // a short batch means the device is drained
     }
+    // Segments the device cut but did not hand out yet: no readiness event will come for them.
+    if (this.running && !this.txBlocked && !this.txAgain && this.tun.holding()) {
+      this.txAgain = true;
+      setImmediate(this.rerunTx);
+    }
   }
 
   private flushTx(): void {
@@ -242,7 +257,7 @@ export class TunnelEngine {
       if (sent < n) {
         this.countErrors(d.errs, n, Drop.tx_send_error, 'send');
         if (this.tracer !== null) {
-          for (let i = 0; i < n; i++) if (d.errs[i] !== 0 && d.errs[i] !== EAGAIN) this.traceSendError(d.arena, d.outOffs[i], d.outLens[i], d.outDsts[i]);
+          for (let i = 0; i < n; i++) if (d.errs[i] !== 0 && d.errs[i] !== EAGAIN) this.traceSendError(d.arena, d.outOffs[i], d.outLens[i], d.outDsts[i], d.errs[i]);
         }
         this.holdUnsent(n);
       }
@@ -318,6 +333,10 @@ export class TunnelEngine {
       }
       if (n < this.batch) break;
     }
+    if (this.running && !this.rxAgain && this.socket.holding()) {
+      this.rxAgain = true;
+      setImmediate(this.rerunRx);
+    }
   }
 
   private queueTun(d: Direction, off: number, len: number): void {
@@ -343,17 +362,12 @@ export class TunnelEngine {
       for (let i = 0; i < n; i++) {
         const k = i * ERROR_INFO_STRIDE;
         const origin = info[k];
-        let type = info[k + 1];
-        let code = info[k + 2];
+        const type = info[k + 1];
+        const code = info[k + 2];
         const dst = info[k + 4] >>> 0;
-        if (origin === ErrorOrigin.Local) {
-          // A local "message too long" carries the MTU the kernel knows; treat it as RFC 1191's report.
-          if (info[k + 5] !== EMSGSIZE) continue;
-          type = Icmpv4Type.DestUnreachable;
-          code = Icmpv4UnreachCode.FragmentationNeeded;
-        } else if (origin !== ErrorOrigin.Icmp) {
-          continue;
-        }
+        // Local errors (SO_EE_ORIGIN_LOCAL) quote no packet of ours, only an IPv4 header:
+        // with IP_PMTUDISC_DONT or WANT the kernel fragments rather than refuse a send locally.
+        if (origin !== ErrorOrigin.Icmp) continue;
         this.tunnel.icmpv4Error(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
         if (this.observed) this.observeIcmp(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
         if (r.verdict === Verdict.Reply) this.queueTun(d, r.offset, r.length);
@@ -430,9 +444,9 @@ export class TunnelEngine {
     this.tracer!(p);
   }
 
-  private traceSendError(buf: Buffer, off: number, len: number, dst: number): void {
+  private traceSendError(buf: Buffer, off: number, len: number, dst: number, errno: number): void {
     const p = this.begin(TraceDirection.Tx, null);
-    p.reason = Drop.tx_send_error;
+    p.reason = errno === ENOBUFS ? Drop.tx_link_full : Drop.tx_send_error;
     p.outerSrc = this.tunnel.localAddress;
     p.outerDst = dst >>> 0;
     p.originalLength = len;
@@ -458,14 +472,23 @@ export class TunnelEngine {
     p.length = len;
   }
 
-  /** Counts each failed packet under `reason`; EAGAIN is not a failure (the packet waits, see holdUnsent). */
+  /**
+   * Counts each failed packet under `reason`. On a send, EAGAIN is not a failure (the packet
+   * waits, see holdUnsent), and ENOBUFS is the outgoing queue dropping it: a link full as a wire
+   * is full, counted as tx_link_full and not reported as an I/O error.
+   */
   private countErrors(errs: Int32Array, n: number, reason: number, where: 'send' | 'tun-write'): void {
     let first = 0;
     for (let i = 0; i < n; i++) {
-      if (errs[i] !== 0 && !(errs[i] === EAGAIN && where === 'send')) {
-        this.counters.drops[reason]++;
-        if (first === 0) first = errs[i];
+      const e = errs[i];
+      if (e === 0) continue;
+      if (where === 'send' && e === EAGAIN) continue;
+      if (where === 'send' && e === ENOBUFS) {
+        this.counters.drops[Drop.tx_link_full]++;
+        continue;
       }
+      this.counters.drops[reason]++;
+      if (first === 0) first = e;
     }
     if (first !== 0) this.options.onIoError?.(where, first);
   }

@@ -97,7 +97,7 @@ export interface TunnelStatus {
   /** How packets cross the TUN: TSO/GRO offload or not, io_uring batches or a syscall each. */
   tunIo: { offload: boolean; ioUring: boolean; ioUringFallback?: string };
   /** The outer transport: bare protocol 41, or Foo-over-UDP with its ports and offloads. */
-  transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean; gso: boolean; gro: boolean; groCoalesced: number };
+  transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean; gso: boolean; gro: boolean; groCoalesced: number; gsoFallbacks: number };
   /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
   pathMtu: Array<{ dst: string; mtu: number; expiresInMs: number }>;
   pathMtuCount: number;
@@ -294,7 +294,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         tunIo: { offload: tunDevice.offload, ioUring: tunDevice.ioUring, ...(tunDevice.ioUringFallback ? { ioUringFallback: tunDevice.ioUringFallback } : {}) },
         transport:
           c.encap === 'fou'
-            ? { encap: 'fou', port: c.encapPort, dport: c.encapDport, checksum: c.encapCsum, gso: fou?.gso ?? false, gro: fou?.gro ?? false, groCoalesced: fou?.groCoalesced ?? 0 }
+            ? { encap: 'fou', port: c.encapPort, dport: c.encapDport, checksum: c.encapCsum, gso: fou?.gso ?? false, gro: fou?.gro ?? false, groCoalesced: fou?.groCoalesced ?? 0, gsoFallbacks: fou?.gsoFallbacks ?? 0 }
             : { encap: 'none' },
         pathMtu: tunnel.pathMtuEntries().map((e) => ({ dst: formatIpv4(e.dst), mtu: e.mtu, expiresInMs: Math.round(e.expiresInMs) })),
         pathMtuCount: tunnel.pathMtuCount(),

@@ -1,13 +1,15 @@
 /**
  * An fd we own: readiness through uv_poll on the main loop (no threadpool) — to read, paused and
- * resumed by back-pressure, and once to write — and an idempotent close.
+ * resumed by back-pressure, and once to write — and an idempotent close. libuv allows one poll
+ * handle per fd, so reading and writing share one, whose event mask follows what is wanted.
  */
 import { closeSync } from 'node:fs';
 import { loadNative, type NativePoller } from './native.js';
 
 export abstract class FdEndpoint {
   private poller: NativePoller | null = null;
-  private writePoller: NativePoller | null = null;
+  private onReadable: (() => void) | null = null;
+  private reading = false;
   /** Everyone waiting to write (tunnels sharing this socket each wait for themselves). */
   private readonly onWritable = new Set<() => void>();
   private closed = false;
@@ -15,35 +17,55 @@ export abstract class FdEndpoint {
   protected constructor(readonly fd: number) {}
 
   watch(cb: () => void): void {
-    this.poller?.close();
-    this.poller = new (loadNative().Poller)(this.fd, () => cb());
-    this.poller.start();
+    this.onReadable = cb;
+    this.reading = true;
+    this.arm();
   }
 
   /** Stops read readiness callbacks until resume() (the loop cannot take more for now). */
   pause(): void {
-    this.poller?.stop();
+    this.reading = false;
+    this.arm();
   }
 
   resume(): void {
-    if (!this.closed) this.poller?.start();
+    this.reading = this.onReadable !== null;
+    this.arm();
   }
 
   /** Calls `cb` once, when the fd can be written again. */
   watchWritable(cb: () => void): void {
     if (this.closed) return;
     this.onWritable.add(cb);
-    this.writePoller ??= new (loadNative().Poller)(
-      this.fd,
-      () => {
-        this.writePoller?.stop();
-        const waiting = [...this.onWritable];
-        this.onWritable.clear();
-        for (const f of waiting) f();
-      },
-      true,
-    );
-    this.writePoller.start();
+    this.arm();
+  }
+
+  /** Points the one poll handle at what is wanted now: reading, writing, both or neither. */
+  private arm(): void {
+    if (this.closed) return;
+    const native = loadNative();
+    const events = (this.reading ? native.POLL_READABLE : 0) | (this.onWritable.size > 0 ? native.POLL_WRITABLE : 0);
+    if (events === 0) {
+      this.poller?.stop();
+      return;
+    }
+    this.poller ??= new native.Poller(this.fd, (ev) => this.ready(ev));
+    this.poller.start(events);
+  }
+
+  /**
+   * A negative `events` is POLLERR (libuv's UV_EBADF): an error is queued. Both sides are told:
+   * a reader drains the queue, a writer's next send gets past a pending report.
+   */
+  private ready(events: number): void {
+    const native = loadNative();
+    if ((events < 0 || (events & native.POLL_WRITABLE) !== 0) && this.onWritable.size > 0) {
+      const waiting = [...this.onWritable];
+      this.onWritable.clear();
+      this.arm();
+      for (const f of waiting) f();
+    }
+    if ((events < 0 || (events & native.POLL_READABLE) !== 0) && this.reading && !this.closed) this.onReadable?.();
   }
 
   close(): void {
@@ -51,8 +73,7 @@ export abstract class FdEndpoint {
     this.closed = true;
     this.poller?.close();
     this.poller = null;
-    this.writePoller?.close();
-    this.writePoller = null;
+    this.onWritable.clear();
     closeSync(this.fd);
   }
 }

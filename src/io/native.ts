@@ -4,7 +4,8 @@ import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface NativePoller {
-  start(): void;
+  /** Waits for POLL_READABLE and/or POLL_WRITABLE (default readable); again: changes what it waits for. */
+  start(events?: number): void;
   stop(): void;
   close(): void;
 }
@@ -18,7 +19,8 @@ export interface NativeAddon {
   /**
    * Sends payload i to dsts[i] (port `port` on a UDP socket, 0 on a raw one) with the TTL/TOS/DF of
    * fields[i] (packOuterFields); packets without DF leave through `dfClearFd` when one is given;
-   * `gso` groups equal-sized payloads to one destination into UDP_SEGMENT sends.
+   * `runs[0..nRuns)` (UDP only) groups consecutive packets into messages, a run of several going as
+   * one UDP_SEGMENT (GSO) send (see gsoRuns); without runs every packet is its own message.
    */
   sendBatch(
     fd: number,
@@ -31,7 +33,10 @@ export interface NativeAddon {
     fields: Int32Array,
     port?: number,
     dfClearFd?: number,
-    gso?: boolean,
+    runs?: Int32Array | null,
+    nRuns?: number,
+    /** stats[0] += GSO messages the path refused as a whole and that went again packet by packet. */
+    stats?: Int32Array,
   ): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   /** The error queue of a raw or UDP socket: the quoted payload per slot, ERROR_INFO_STRIDE ints per error. */
@@ -57,8 +62,10 @@ export interface NativeAddon {
   icmp6Recv(fd: number, buf: Uint8Array, src: Uint8Array, meta: Int32Array): number;
   /** One message to `dst` (scope: `ifindex`); the kernel picks the link-local source and fills the checksum. */
   icmp6Send(fd: number, buf: Uint8Array, len: number, dst: Uint8Array, ifindex: number): void;
-  /** `writable`: call back when the fd can be written (a full socket buffer drained) instead of read. */
-  Poller: new (fd: number, cb: (events: number) => void, writable?: boolean) => NativePoller;
+  /** The one poll handle of an fd; `cb` gets POLL_* bits, or a negative libuv status (POLLERR: an error is queued). */
+  Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
+  POLL_READABLE: number;
+  POLL_WRITABLE: number;
   MAX_BATCH: number;
   /** Built with liburing. */
   IO_URING_COMPILED: boolean;

@@ -115,6 +115,8 @@ export function segmentTcp6(
 
 /** Largest IPv6 payload a merged packet may reach (the payload-length field is 16 bits). */
 const MAX_MERGED = 65535;
+/** The largest frame a merge can build: virtio_net_hdr, IPv6 header, the largest payload (F3). */
+export const GRO_MAX_FRAME = VNET_HDR_LEN + IPV6.HEADER_LEN + MAX_MERGED;
 
 /**
  * RX: merges consecutive TCP segments of one flow into a super-packet. `start` a run with a
@@ -127,6 +129,8 @@ export class TcpCoalescer {
   /** Where the merged packet is built: out[base - VNET_HDR_LEN, ...]. */
   private out: Buffer = Buffer.alloc(0);
   private base = 0;
+  /** The merged packet may not reach out[limit]: the end of the room it was given. */
+  private limit = 0;
   private len = 0;
   private hdrLen = 0;
   private segSize = 0;
@@ -149,11 +153,16 @@ export class TcpCoalescer {
     return fold(sum16(buf, tcp, len - IPV6.HEADER_LEN, tcpPseudo(buf, pkt, len - IPV6.HEADER_LEN))) === 0xffff;
   }
 
-  /** Starts a run by copying the first segment to out[base] (base ≥ VNET_HDR_LEN). */
-  start(out: Buffer, base: number, buf: Buffer, pkt: number, len: number): void {
+  /**
+   * Starts a run by copying the first segment to out[base] (base ≥ VNET_HDR_LEN); the run never
+   * writes at or past out[limit] (default: the end of `out`). Throws if the segment does not fit.
+   */
+  start(out: Buffer, base: number, buf: Buffer, pkt: number, len: number, limit = out.length): void {
+    if (base + len > limit || limit > out.length) throw new RangeError(`a ${len}-byte segment does not fit its GRO room`);
     moveBytes(buf, pkt, pkt + len, out, base);
     this.out = out;
     this.base = base;
+    this.limit = limit;
     this.len = len;
     this.hdrLen = IPV6.HEADER_LEN + tcpHeaderLength(buf, pkt + IPV6.HEADER_LEN);
     this.segSize = len - this.hdrLen;
@@ -179,6 +188,22 @@ export class TcpCoalescer {
     return true;
   }
 
+  /**
+   * Whether the TCP/IPv6 packet at buf[pkt] is of this run's connection: addresses and ports
+   * only. Linux changes a connection's flow label on a retransmission timeout, so ordering
+   * between a connection's packets cannot go by the label.
+   */
+  sameConnection(buf: Buffer, pkt: number): boolean {
+    const o = this.out;
+    const b = this.base;
+    if (buf[pkt + IPV6.NEXT_HEADER] !== o[b + IPV6.NEXT_HEADER]) return false;
+    for (let i = IPV6.SRC; i < IPV6.HEADER_LEN; i++) if (buf[pkt + i] !== o[b + i]) return false;
+    const t = pkt + IPV6.HEADER_LEN;
+    const ot = b + IPV6.HEADER_LEN;
+    for (let i = 0; i < 4; i++) if (buf[t + i] !== o[ot + i]) return false;
+    return true;
+  }
+
   get segments(): number {
     return this.count;
   }
@@ -190,6 +215,7 @@ export class TcpCoalescer {
     const hl = this.hdrLen;
     const payload = len - hl;
     if (payload <= 0 || payload > this.segSize || this.len + payload - IPV6.HEADER_LEN > MAX_MERGED) return false;
+    if (b + this.len + payload > this.limit) return false; // never past the room: it is another frame's
     // same flow, same header shape: IPv6 version/class/flow label, next header, hop limit, addresses
     for (let i = 0; i < 4; i++) if (buf[pkt + i] !== o[b + i]) return false;
     if (buf[pkt + 6] !== o[b + 6] || buf[pkt + 7] !== o[b + 7]) return false;

@@ -62,6 +62,10 @@ export class FakeTransport extends Watchable implements OuterTransport {
     this.kick();
   }
 
+  holding(): boolean {
+    return false;
+  }
+
   protected pending(): boolean {
     return this.inbound.length > 0 || this.errors.length > 0;
   }

@@ -11,7 +11,11 @@ import { moveBytes } from '../packet/bytes.js';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
 import { MAX_BATCH, SLOT_SIZE } from '../io/slots.js';
+import { gsoRuns } from './gso.js';
 import type { OuterTransport } from './transport.js';
+
+/** Sends without GSO after a GSO message was refused (about a second of bulk traffic). */
+const GSO_REST_SENDS = 1024;
 
 /** Ints per datagram in udpRecv's info: source address, source port, TOS, GRO segment size. */
 const UDP_INFO_STRIDE = 4;
@@ -46,6 +50,12 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
   private rxCount = 0;
   /** Datagrams UDP GRO had coalesced, handed out as their segments (for status). */
   groCoalesced = 0;
+  /** GSO messages the path refused as a whole, sent again packet by packet (for status). */
+  gsoFallbacks = 0;
+  private gsoRest = 0;
+  private readonly runs = new Int32Array(MAX_BATCH);
+  /** The addon adds each GSO message it had to resend packet by packet to stats[0]. */
+  private readonly stats = new Int32Array(1);
   private rxNext = 0;
   private rxSegNext = 0;
 
@@ -64,12 +74,34 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     return new FouTransport(r.fd, o, r.gso && (o.gso ?? true), r.gro);
   }
 
+  /**
+   * With GSO, runs of packets go as one message each (gsoRuns). A message the path refuses as a
+   * whole (a segment over the route MTU: a smaller link, or a path MTU report) is resent packet
+   * by packet by the addon and counted; GSO then rests for GSO_REST_SENDS sends, so a lasting
+   * cause does not cost every batch a refused message.
+   */
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
-    return loadNative().sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd, this.gso);
+    const native = loadNative();
+    if (!this.gso || this.gsoRest > 0) {
+      if (this.gsoRest > 0) this.gsoRest--;
+      return native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd);
+    }
+    const nRuns = gsoRuns(lens, dsts, fields, n, this.runs);
+    const before = this.stats[0];
+    const sent = native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd, this.runs, nRuns, this.stats);
+    if (this.stats[0] !== before) {
+      this.gsoFallbacks += this.stats[0] - before;
+      this.gsoRest = GSO_REST_SENDS;
+    }
+    return sent;
   }
 
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
     return loadNative().recvErrors(this.fd, arena, slotSize, headroom, max, lens, info);
+  }
+
+  holding(): boolean {
+    return this.rxNext < this.rxCount;
   }
 
   /**

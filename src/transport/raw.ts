@@ -1,17 +1,31 @@
 /** The protocol-41 raw socket over the native addon: sendmmsg/recvmmsg batches, the ICMP error queue. */
 import { closeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
+import { outerDf } from '../packet/ipv4.js';
 import type { OuterTransport } from './transport.js';
 
+const { EAGAIN } = osConstants.errno;
+
+/** The send-only socket of dynamic mode: its own fd, so its own readiness to write. */
+class DfClearSocket extends FdEndpoint {
+  constructor(fd: number) {
+    super(fd);
+  }
+}
+
 export class RawTransport extends FdEndpoint implements OuterTransport {
+  /** The last send met a full DF-clear socket (not the main one): wait for that one to drain. */
+  private blockedOnDfClear = false;
+
   private constructor(
     fd: number,
     /**
      * Dynamic mode: DF is a socket option, so packets to go with DF clear (R07, path MTU below
      * 1300) leave through this second, send-only socket with discovery off.
      */
-    private dfClearFd: number,
+    private readonly dfClear: DfClearSocket | null,
   ) {
     super(fd);
   }
@@ -20,19 +34,24 @@ export class RawTransport extends FdEndpoint implements OuterTransport {
   static open(local: number, pmtu: 'static' | 'dynamic', bufferBytes = 4 << 20): RawTransport {
     const native = loadNative();
     const fd = native.openRawSocket(local, pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, bufferBytes);
-    if (pmtu === 'static') return new RawTransport(fd, -1);
+    if (pmtu === 'static') return new RawTransport(fd, null);
+    let dfClearFd: number;
     try {
-      return new RawTransport(fd, native.openRawSocket(local, IP_PMTUDISC_DONT, bufferBytes, true));
+      dfClearFd = native.openRawSocket(local, IP_PMTUDISC_DONT, bufferBytes, true);
     } catch (e) {
       closeSync(fd);
       throw e;
     }
+    return new RawTransport(fd, new DfClearSocket(dfClearFd));
   }
 
   override close(): void {
     super.close();
-    if (this.dfClearFd >= 0) closeSync(this.dfClearFd);
-    this.dfClearFd = -1;
+    this.dfClear?.close();
+  }
+
+  holding(): boolean {
+    return false;
   }
 
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
@@ -44,6 +63,18 @@ export class RawTransport extends FdEndpoint implements OuterTransport {
   }
 
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
-    return loadNative().sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, 0, this.dfClearFd, false);
+    const sent = loadNative().sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, 0, this.dfClear?.fd ?? -1);
+    if (sent < n && this.dfClear !== null) {
+      // the first EAGAIN is the packet the full socket refused; the rest were not tried
+      let i = 0;
+      while (i < n && errs[i] !== EAGAIN) i++;
+      this.blockedOnDfClear = i < n && !outerDf(fields[i]);
+    }
+    return sent;
+  }
+
+  override watchWritable(cb: () => void): void {
+    if (this.blockedOnDfClear && this.dfClear !== null) this.dfClear.watchWritable(cb);
+    else super.watchWritable(cb);
   }
 }

@@ -20,12 +20,24 @@ export class ReceiveAlso implements OuterTransport {
     return m < 0 ? 0 : m;
   }
 
+  /**
+   * The primary's errors. The secondary's are about packets this tunnel never sent through it
+   * (forged, or another tunnel's that the hub already handed out), but its socket asks for errors,
+   * and an undrained queue keeps it readable (POLLERR) for ever: read them here and let them go.
+   */
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
-    return this.primary.recvErrors(arena, slotSize, headroom, max, lens, info);
+    const n = this.primary.recvErrors(arena, slotSize, headroom, max, lens, info);
+    if (n > 0) return n;
+    while (this.secondary.recvErrors(arena, slotSize, headroom, max, lens, info) === max);
+    return 0;
   }
 
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
     return this.primary.send(arena, offs, lens, dsts, fields, n, errs);
+  }
+
+  holding(): boolean {
+    return this.primary.holding() || this.secondary.holding();
   }
 
   watchWritable(cb: () => void): void {

@@ -108,6 +108,7 @@ export class SocketHub {
         const src = this.lens[i] >= 20 ? this.arena.readUInt32BE(off + 12) : 0;
         this.owner(src).pending.push(i);
       }
+      // every port takes all of its share now: the next round reads into the same arena
       for (const p of this.ports) if (p.pending.length > 0 || p.pendingErrors.length > 0) p.notify();
       for (const p of this.ports) {
         p.pending.length = 0;
@@ -161,10 +162,27 @@ export class HubPort implements OuterTransport {
     readonly remote: number,
   ) {}
 
+  /**
+   * Calls the tunnel back until it has taken every packet and error the hub set aside for it (its
+   * loop takes a bounded number per call); stops early only if a call took nothing (it stopped).
+   */
   notify(): void {
     this.cursor = 0;
     this.errCursor = 0;
-    this.cb?.();
+    if (!this.hub.shared) {
+      this.cb?.(); // it reads the socket itself
+      return;
+    }
+    while (this.cb !== null && (this.cursor < this.pending.length || this.errCursor < this.pendingErrors.length)) {
+      const taken = this.cursor + this.errCursor;
+      this.cb();
+      if (this.cursor + this.errCursor === taken) return;
+    }
+  }
+
+  /** A shared socket's packets are all handed over inside notify(); a lone port holds what its socket holds. */
+  holding(): boolean {
+    return !this.hub.shared && this.hub.socket.holding();
   }
 
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {

@@ -28,6 +28,11 @@ export interface OuterTransport {
    * send them again after watchWritable calls back.
    */
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number;
+  /**
+   * True while packets already taken from the socket wait here for the next recv() (GRO-split
+   * datagrams, a shared socket's queue): the fd will not say so, so the loop reads again before it sleeps.
+   */
+  holding(): boolean;
   watch(cb: () => void): void;
   /** Calls `cb` once, when a send that met EAGAIN may succeed. */
   watchWritable(cb: () => void): void;

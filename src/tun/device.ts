@@ -10,6 +10,11 @@ export interface TunDevice {
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   /** Writes `n` IPv6 packets; errs[i] gets 0 or an errno. Returns how many were written. */
   write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
+  /**
+   * True while packets already taken from the kernel wait here for the next read() (an offloading
+   * device cutting a super-packet): the fd will not say so, so the loop reads again before it sleeps.
+   */
+  holding(): boolean;
   /** Calls `cb` whenever the device may have packets to read. */
   watch(cb: () => void): void;
   /** No read callbacks until resume(): the loop holds packets it could not send yet (back-pressure). */

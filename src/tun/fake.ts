@@ -14,6 +14,10 @@ export class FakeTun extends Watchable implements TunDevice {
     this.kick();
   }
 
+  holding(): boolean {
+    return false;
+  }
+
   protected pending(): boolean {
     return this.inbound.length > 0;
   }

@@ -42,6 +42,10 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
     return new LinuxTun(fd, actual, offload, ioUring && native.ioUringAvailable());
   }
 
+  holding(): boolean {
+    return false;
+  }
+
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
     return loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ringWanted);
   }

@@ -9,6 +9,7 @@ import { IPV6 } from '../packet/ipv6.js';
 import { PROTO_TCP, TCP } from '../packet/tcp.js';
 import {
   completeChecksum,
+  GRO_MAX_FRAME,
   segmentTcp6,
   tcpSegmentCount,
   TcpCoalescer,
@@ -36,7 +37,8 @@ export type OffloadDrop =
 const OPEN_RUNS = 8;
 /** Merged frames built before they are written out (scratch room); more in one write flush early. */
 const SCRATCH_FRAMES = 16;
-const SCRATCH_SLOT = VNET_HDR_LEN + 65536 + 6;
+/** Room per merged frame: the largest a merge can build (F3), rounded up to 8 bytes. */
+const SCRATCH_SLOT = (GRO_MAX_FRAME + 7) & ~7;
 
 export class OffloadTun implements TunDevice {
   readonly name: string;
@@ -96,6 +98,10 @@ export class OffloadTun implements TunDevice {
 
   close(): void {
     this.device.close();
+  }
+
+  holding(): boolean {
+    return this.frameNext < this.frameCount || this.device.holding();
   }
 
   /**
@@ -200,6 +206,13 @@ export class OffloadTun implements TunDevice {
         continue;
       }
       const k = segmentTcp6(f, pkt, len, tcpOff, gsoSize, arena, out * slotSize + headroom, slotSize, max - out, this.segNext);
+      if (k <= 0) {
+        // its segments would not fit the caller's slots: never write past one
+        this.onDrop('tx_gso_malformed');
+        this.frameNext++;
+        this.segNext = 0;
+        continue;
+      }
       for (let j = 0; j < k; j++) {
         const o = (out + j) * slotSize + headroom;
         lens[out + j] = IPV6.HEADER_LEN + arena.readUInt16BE(o + IPV6.PAYLOAD_LEN);
@@ -240,10 +253,10 @@ export class OffloadTun implements TunDevice {
       }
       // Not mergeable. Merged frames go out after the lone ones of their write, so a lone TCP
       // packet of a flow with a merged frame pending waits until that frame is out: flow order.
-      if (arena[off + IPV6.NEXT_HEADER] === PROTO_TCP) {
-        const open = this.runFor(arena, off, RunState.Open);
+      if (arena[off + IPV6.NEXT_HEADER] === PROTO_TCP && len >= IPV6.HEADER_LEN + 4) {
+        const open = this.connectionRun(arena, off, RunState.Open);
         if (open !== null) this.finishRun(open);
-        if (open !== null || this.runFor(arena, off, RunState.Finished) !== null) this.flush(errs);
+        if (open !== null || this.connectionRun(arena, off, RunState.Finished) !== null) this.flush(errs);
       }
       // ten stores inline: Buffer#fill is a call into the runtime, per packet
       for (let b = off - VNET_HDR_LEN; b < off; b++) arena[b] = 0;
@@ -257,6 +270,12 @@ export class OffloadTun implements TunDevice {
 
   private runFor(buf: Buffer, off: number, state: RunState): GroRun | null {
     for (const run of this.runs) if (run.state === state && run.coalescer.sameFlow(buf, off)) return run;
+    return null;
+  }
+
+  /** A run of the packet's TCP connection (any flow label), in `state`. */
+  private connectionRun(buf: Buffer, off: number, state: RunState): GroRun | null {
+    for (const run of this.runs) if (run.state === state && run.coalescer.sameConnection(buf, off)) return run;
     return null;
   }
 
@@ -276,7 +295,7 @@ export class OffloadTun implements TunDevice {
       this.flush(errs);
       run = this.runs[0];
     }
-    run.coalescer.start(this.scratch, run.slot * SCRATCH_SLOT + VNET_HDR_LEN, buf, off, len);
+    run.coalescer.start(this.scratch, run.slot * SCRATCH_SLOT + VNET_HDR_LEN, buf, off, len, (run.slot + 1) * SCRATCH_SLOT);
     run.state = RunState.Open;
     run.startedAt = this.runClock++;
     run.count = 0;
