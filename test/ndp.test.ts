@@ -16,6 +16,8 @@ import {
   type RouterAdvertisement,
 } from '../src/index.js';
 import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
+import { ConfigFileError, parseDaemonConfigText } from '../src/daemon/config.js';
+import { configFromFlags, FlagError } from '../src/cli/flags.js';
 
 const MAC = Buffer.from([0x02, 0, 0x5e, 0x10, 0, 1]);
 const RA: RouterAdvertisement = {
@@ -129,5 +131,35 @@ describe('advertise options', () => {
     expect(configErrorOf({ ...BROKER, routed: ['2001:db8:2::/64'], advertise: ['br0', 'br0'] }).message).toMatch(/^advertise\.1: .*listed twice/);
     expect(configErrorOf({ ...BROKER, routed: ['2001:db8:2::/64'], advertiseDns: ['2001:db8::53'] }).field).toBe('advertiseDns');
     expect(configErrorOf({ ...BROKER, routed: ['2001:db8:2::/64'], advertise: ['a bridge'] }).message).toMatch(/^advertise\.0: .*IFACE or IFACE=PREFIX/);
+  });
+});
+
+describe('advertise in the configuration file and on the command line', () => {
+  const toml = (advertise: string) => `[tunnels.he]\nmode = "6in4"\nlocal = "192.0.2.1"\nremote = "198.51.100.1"\naddress = "2001:db8:1::2/64"\nrouted = ["2001:db8:3::/48"]\nadvertise = ${advertise}\nadvertiseDns = ["2001:db8::53"]\n`;
+
+  it('the key `advertise` takes the same strings as --advertise', () => {
+    const c = parseDaemonConfigText(toml('["lxcbr0=2001:db8:3:5::/64"]'), 'toml', 'he.toml');
+    expect(c.tunnels[0].spec.advertise).toEqual(['lxcbr0=2001:db8:3:5::/64']);
+    expect(c.tunnels[0].spec.advertiseDns).toEqual(['2001:db8::53']);
+  });
+
+  it('a bad entry names its place in the file, or the flag, with the fix', () => {
+    let e: unknown;
+    try {
+      parseDaemonConfigText(toml('["br0"]'), 'toml', 'he.toml');
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toBeInstanceOf(ConfigFileError);
+    expect((e as ConfigFileError).path).toBe('tunnels.he.advertise.0');
+    expect((e as Error).message).toMatch(/first routed \/64.*br0=2001:db8:3::\/64/);
+    let f: unknown;
+    try {
+      configFromFlags({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64', routed: ['2001:db8:3::/48'], advertise: ['br0=2001:db8:9::/64'], control: '/run/x.sock' });
+    } catch (x) {
+      f = x;
+    }
+    expect(f).toBeInstanceOf(FlagError);
+    expect((f as Error).message).toMatch(/^--advertise: .*inside a routed prefix \(2001:db8:3::\/48\)/);
   });
 });
