@@ -12,7 +12,7 @@ import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
 import { Tunnel } from '../encap/tunnel.js';
 import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
-import { RouterAdvertiser, type AdvertiserStatus } from './advertiser.js';
+import type { AdvertiserStatus, RouterAdvertiser } from './advertiser.js';
 import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
 import type { PeerEntry } from '../engine/peers.js';
 import type { TunDevice } from '../tun/device.js';
@@ -262,8 +262,10 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   engine.start();
   // After the engine: a guest that takes our advertisement may send at once.
   try {
+    // loaded only when asked for: most tunnels advertise nothing
+    const { RouterAdvertiser } = tunnel.config.advertise.length ? await import('./advertiser.js') : { RouterAdvertiser: null };
     for (const target of tunnel.config.advertise) {
-      advertisers.push(await RouterAdvertiser.open(target, { mtu: tunnel.config.mtu, rdnss: tunnel.config.advertiseDns }));
+      advertisers.push(await RouterAdvertiser!.open(target, { mtu: tunnel.config.mtu, rdnss: tunnel.config.advertiseDns }));
     }
   } catch (e) {
     for (const a of advertisers) await a.close();
