@@ -7,6 +7,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "icmp6.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1035,6 +1037,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lockFile", Napi::Function::New(env, LockFile));
   exports.Set("notifySocket", Napi::Function::New(env, NotifySocket));
   exports.Set("Poller", Poller::Define(env));
+  RegisterIcmp6(env, exports);
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));
   exports.Set("POLL_READABLE", Napi::Number::New(env, kPollReadable));
   exports.Set("POLL_WRITABLE", Napi::Number::New(env, kPollWritable));

@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 # qemu-user-static: the tests run the arm64 prebuild (scripts/verify-arm64.sh). python3-seccomp:
 # a test refuses io_uring to an engine (test/helpers/deny_io_uring.py). debootstrap, systemd-container:
 # test/systemd-boot.test.ts boots the systemd units in a Debian container (systemd-nspawn).
-APT_PACKAGES=(build-essential python3 python3-scapy python3-seccomp tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev qemu-user-static ethtool debootstrap systemd-container)
+# docker.io, busybox-static: the Docker recipe is tested with a real dockerd and an image imported
+# from busybox (test/docker.test.ts); iptables: the doctor's FORWARD-policy check meets Docker's rules.
+APT_PACKAGES=(build-essential python3 python3-scapy python3-seccomp tshark iproute2 iputils-ping iperf3 tcpdump libpcap-dev nftables strace liburing-dev qemu-user-static ethtool debootstrap systemd-container docker.io busybox-static iptables)
 # `setup.sh bench` adds what only the benchmarks use.
 if [ "${1:-}" = bench ]; then APT_PACKAGES+=(ethtool linux-perf gcc); fi
 
@@ -39,7 +41,7 @@ fi
 if [ -d native ] && [ -f native/binding.gyp ]; then
   addon=native/build/Release/tun6in4_native.node
   # also rebuild when liburing arrived after the addon was built without it
-  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.cjs' -o -name binding.gyp \))" ] ||
+  if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.cc' -o -name '*.h' -o -name '*.cjs' -o -name binding.gyp \))" ] ||
     { [ -f /usr/include/liburing.h ] && ! node -e "process.exit(require('./$addon').IO_URING_COMPILED ? 0 : 1)"; }; then
     echo "setup: building the native addon"
     npm run --silent build:native

@@ -57,6 +57,20 @@ export {
   type Ipv6Prefix,
 } from './packet/address.js';
 export { SIX_TO_FOUR, embedIpv4, extractIpv4, delegatedPrefixLength, type SixRdDomain } from './packet/sixrd.js';
+// Router advertisements for the routed prefix on LAN bridges (`advertise`), and their bytes.
+export { RouterAdvertiser, type AdvertiseTarget, type AdvertiserOptions, type AdvertiserStatus } from './host/advertiser.js';
+export {
+  buildRouterAdvertisement,
+  buildRouterSolicitation,
+  validateRouterSolicitation,
+  icmpv6Checksum,
+  nextUnsolicitedDelayS,
+  solicitedAnswerAtMs,
+  NdpType,
+  NdpOption,
+  type RouterAdvertisement,
+  type RsVerdict,
+} from './packet/ndp.js';
 
 // Drive the batched forwarding loop over your own TUN-like devices and outer transports.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';

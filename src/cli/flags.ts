@@ -55,6 +55,8 @@ export const RUN_FLAGS: readonly RunFlag[] = [
   { spec: '--address <ipv6/len>', to: 'address', help: '6in4: our tunnel address ("Client IPv6 Address"); 6to4 default 2002:V4ADDR::1/16' },
   { spec: '--peer <ipv6>', to: 'peer', help: '6in4: the broker\'s IPv6 ("Server IPv6 Address"); default ::1 of --address. 6rd CE: an address beyond the BR to probe (enables keepalive and BR failover)' },
   { spec: '--routed <prefix>', to: 'routed', parse: collect, help: 'a prefix routed to us ("Routed /64"); repeatable' },
+  { spec: '--advertise <iface[=prefix]>', to: 'advertise', parse: collect, help: 'send router advertisements on this bridge for a /64 (default the first --routed /64), with the tunnel MTU; repeatable' },
+  { spec: '--advertise-dns <ipv6>', to: 'advertiseDns', parse: collect, help: 'a DNS server those router advertisements announce (RFC 8106 RDNSS); repeatable' },
   { spec: '--relay <ipv4>', to: 'relay', help: '6to4: the relay for non-6to4 destinations (no default, RFC 7526); 6rd: the border relay (BR)' },
   { spec: '--role <role>', to: 'role', choices: ['site', 'relay'], help: '6to4: site (default) or relay (a 6to4 relay router); 6rd: site (a CE, default) or relay (a border relay)' },
   { spec: '--6rd-prefix <ipv6/len>', to: 'sixrdPrefix', help: '6rd: the ISP\'s 6rd prefix, e.g. 2001:db8:a000::/36' },

@@ -11,7 +11,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { healthSummary, SystemdNotifier } from '../daemon/systemd.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
-import { addRunFlags, configFromFlags, FLAG_FOR_FIELD, integer } from './flags.js';
+import { addRunFlags, configFromFlags, FLAG_FOR_FIELD, integer, collect } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
 import { formatStatus } from './status-format.js';
@@ -128,6 +128,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--encap <kind>', 'fou: check the Foo-over-UDP socket too (port, UDP GSO/GRO)').choices(['none', 'fou']))
     .option('--encap-port <port>', 'FOU: the local UDP port the tunnel will bind (default 5555)', integer)
     .option('--user <name>', 'the user the daemon runs as (--user, systemd\'s User=; the shipped units use tun6in4): check it can open /dev/net/tun')
+    .option('--routed <prefix>', 'a prefix routed to this host: check forwarding, uplink accept_ra, FORWARD policies and the tunnel link for hosting it (repeatable)', collect)
+    .option('--address <ipv6/len>', 'the tunnel address, to check --routed against its link prefix')
     .option('--json', 'print JSON')
     .action(async (flags) => (await import('./doctor-command.js')).runDoctorCommand(flags));
 

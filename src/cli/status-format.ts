@@ -55,6 +55,13 @@ export function formatStatus(d: DaemonStatus): string {
         lines.push(`    ${e.ipv4.padEnd(15)} ${e.kind.padEnd(18)} rx ${e.rxPackets}/${e.rxBytes} B  tx ${e.txPackets}/${e.txBytes} B  last ${ago(e.lastSeen)}${e.icmpErrors ? `  icmp errors ${e.icmpErrors}` : ''}${drops ? `  drops ${drops}` : ''}`);
       }
     }
+    for (const a of t.advertise ?? []) {
+      const c = a.counters;
+      const bad = Object.entries(c.rs_dropped).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ');
+      lines.push(
+        `  advertising ${a.prefix} on ${a.iface} (mtu ${a.mtu}${a.rdnss.length ? `, dns ${a.rdnss.join(' ')}` : ''}): ${c.ra_sent} RAs (${c.ra_solicited} answering ${c.rs_received} RSs${bad ? `, dropped ${bad}` : ''}), last ${ago(a.lastRaAt)}${c.send_errors ? `, ${c.send_errors} send errors (last: ${a.lastError})` : ''}`,
+      );
+    }
     if (t.brokerUpdate) {
       const b = t.brokerUpdate;
       lines.push(`  broker update: ${b.outcome}${b.response ? ` ("${b.response}")` : ''} — ${b.detail}${b.nextRetryAt ? `, retry at ${b.nextRetryAt}` : ''}`);

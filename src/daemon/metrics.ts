@@ -32,6 +32,7 @@ export function renderMetrics(tunnels: ManagedStatus[]): string {
   out.push('# HELP tun6in4_mtu_bytes Configured tunnel MTU', '# TYPE tun6in4_mtu_bytes gauge');
   for (const t of tunnels) out.push(`tun6in4_mtu_bytes{tunnel="${esc(t.tunnel)}"} ${t.mtu}`);
   renderPeers(tunnels, out);
+  renderAdvertise(tunnels, out);
   return `${out.join('\n')}\n`;
 }
 
@@ -57,4 +58,18 @@ function renderPeers(tunnels: ManagedStatus[], out: string[]): void {
   series('tun6in4_peer_drops_total', 'Packets from a remote IPv4 we dropped (status and trace give the reasons)', 'counter', (t) => t.peers!.top.map((p) => `{${label(t, p)}} ${p.dropsTotal}`));
   series('tun6in4_peer_table_entries', 'Remote IPv4s the peer table remembers now', 'gauge', (t) => [`{tunnel="${esc(t.tunnel)}"} ${t.peers!.tracked}`]);
   series('tun6in4_peer_table_evictions_total', 'Peers forgotten to make room for new ones (the table is bounded)', 'counter', (t) => [`{tunnel="${esc(t.tunnel)}"} ${t.peers!.evictions}`]);
+}
+
+/** Router advertisements on bridges (`advertise`): one series per tunnel and bridge. */
+function renderAdvertise(tunnels: ManagedStatus[], out: string[]): void {
+  const rows = tunnels.flatMap((t) => (t.advertise ?? []).map((a) => ({ t, a, l: `tunnel="${esc(t.tunnel)}",iface="${esc(a.iface)}"` })));
+  if (rows.length === 0) return;
+  out.push('# HELP tun6in4_ra_sent_total Router advertisements sent on a bridge (solicited: answering a router solicitation)', '# TYPE tun6in4_ra_sent_total counter');
+  for (const { a, l } of rows) out.push(`tun6in4_ra_sent_total{${l},solicited="false"} ${a.counters.ra_sent - a.counters.ra_solicited}`, `tun6in4_ra_sent_total{${l},solicited="true"} ${a.counters.ra_solicited}`);
+  out.push('# HELP tun6in4_rs_received_total Router solicitations heard on a bridge', '# TYPE tun6in4_rs_received_total counter');
+  for (const { a, l } of rows) out.push(`tun6in4_rs_received_total{${l}} ${a.counters.rs_received}`);
+  out.push('# HELP tun6in4_rs_dropped_total Router solicitations dropped by RFC 4861 6.1.1, by reason', '# TYPE tun6in4_rs_dropped_total counter');
+  for (const { a, l } of rows) for (const [r, v] of Object.entries(a.counters.rs_dropped)) out.push(`tun6in4_rs_dropped_total{${l},reason="${r}"} ${v}`);
+  out.push('# HELP tun6in4_ra_send_errors_total Router advertisements the kernel refused to send', '# TYPE tun6in4_ra_send_errors_total counter');
+  for (const { a, l } of rows) out.push(`tun6in4_ra_send_errors_total{${l}} ${a.counters.send_errors}`);
 }

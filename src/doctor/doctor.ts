@@ -6,6 +6,7 @@ import { BUILD_NATIVE_COMMAND, loadNative, NativeAddonError, nativeAddonInfo, ty
 import { ip } from '../tun/iproute.js';
 import { sourceAddressToward } from '../tun/interface.js';
 import { formatTunNode, lookupTunUser, modeAllows, tunAccessFix, tunNode, tunOpenDenied } from '../host/tun-access.js';
+import { checkHosting } from './hosting.js';
 
 export type FindingLevel = 'ok' | 'warn' | 'fail' | 'info';
 
@@ -28,6 +29,10 @@ export interface DoctorOptions {
   encapPort?: number;
   /** The user the daemon runs as (`--user`, systemd's `User=`): can it open /dev/net/tun? */
   user?: string;
+  /** Prefixes routed to this host: check what hosting them behind it needs (src/doctor/hosting.ts). */
+  routed?: string[];
+  /** The tunnel's address with its link prefix, to tell it apart from the routed prefixes. */
+  address?: string;
 }
 
 const CAP_NET_ADMIN = 12;
@@ -90,6 +95,7 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
   add({ check: 'kernel sit driver', level: 'info', detail: sit ? 'present: the kernel could run this tunnel too' : 'absent: this is the case tun6in4 is for' });
 
   if (o.mode) await checkAddresses(o, add);
+  await checkHosting(o, add);
   return out;
 }
 

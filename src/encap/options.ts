@@ -87,6 +87,14 @@ export interface TunnelOptions {
   /** R23: ICMPv6 errors we originate, per second (default 100) and burst (default 100). */
   icmpRate?: number;
   icmpBurst?: number;
+  /**
+   * Router advertisements on LAN bridges, each `IFACE` or `IFACE=PREFIX`: guests there get a SLAAC
+   * address in the /64, us as default router and the tunnel MTU. PREFIX defaults to the first
+   * routed /64; it must lie inside a routed prefix (or a 6to4/6rd site prefix).
+   */
+  advertise?: string[];
+  /** RFC 8106 recursive DNS servers those advertisements announce. */
+  advertiseDns?: string[];
 }
 
 /** The validated, resolved form: numbers and byte arrays, ready for the data path. */
@@ -116,6 +124,9 @@ export interface TunnelConfig {
   clampMss: boolean;
   icmpRate: number;
   icmpBurst: number;
+  /** Bridges to send router advertisements on, each with its /64. */
+  advertise: Array<{ iface: string; prefix: Ipv6Prefix }>;
+  advertiseDns: Buffer[];
   /** 6to4/6rd domain and our delegated prefix within it (6to4: the /48). */
   domain: SixRdDomain | null;
   sitePrefix: Ipv6Prefix | null;
@@ -263,6 +274,14 @@ const OPTIONS = {
     schema: z.number().int().min(1),
     expect: 'use a whole number of ICMPv6 errors, 1 or more',
   },
+  advertise: {
+    schema: z.array(z.string().regex(/^[a-zA-Z0-9_.-]{1,15}(=[0-9a-fA-F:.]+\/\d{1,3})?$/)),
+    expect: 'use IFACE or IFACE=PREFIX, e.g. "br0" (the first routed /64) or "br0=2001:db8:2:1::/64": an interface name of 1..15 letters, digits, "-", "_" or ".", and a /64 inside a routed prefix',
+  },
+  advertiseDns: {
+    schema: z.array(z.string().refine((s) => parseIpv6(s) !== null)),
+    expect: 'use IPv6 addresses of DNS servers without prefix length, such as 2001:db8::53',
+  },
 } as const satisfies { [K in keyof TunnelOptions]-?: { schema: z.ZodType; expect: string } };
 
 type OptionKey = keyof typeof OPTIONS;
@@ -313,7 +332,14 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
     clampMss: o.clampMss ?? false,
     icmpRate: o.icmpRate ?? ICMP_RATE_DEFAULT,
     icmpBurst: o.icmpBurst ?? ICMP_BURST_DEFAULT,
+    advertise: [],
+    advertiseDns: [],
   };
+  const config = resolveMode(o, common);
+  return { ...config, ...resolveAdvertise(o, config) };
+}
+
+function resolveMode(o: Parsed, common: Common): TunnelConfig {
   if (o.mode !== '6rd') {
     for (const k of ['sixrdPrefix', 'ipv4MaskLen', 'sixrdIpv4Prefix', 'sixrdDhcp'] as const) {
       if (o[k] !== undefined) throw new ConfigError(k, o[k], `${k} is for 6rd only; remove it or use mode 6rd`);
@@ -338,6 +364,52 @@ function resolveEncap(o: z.infer<typeof schema>): Pick<TunnelConfig, 'encap' | '
     throw new ConfigError('mtu', o.mtu, `with encap "fou" the UDP header takes 8 more bytes: use ${MTU_MIN}..${FOU_MTU_MAX}`);
   }
   return { encap, encapDport: o.encapDport, encapPort: o.encapPort ?? o.encapDport, encapCsum: o.encapCsum ?? false, outerOverhead: 28 };
+}
+
+/**
+ * `advertise`: each bridge once, each prefix a /64 (SLAAC on Ethernet needs 64-bit interface
+ * identifiers, RFC 4862 §5.5.3) inside what is routed to us, and not the tunnel's own link.
+ */
+function resolveAdvertise(o: Parsed, c: TunnelConfig): Pick<TunnelConfig, 'advertise' | 'advertiseDns'> {
+  const dns = (o.advertiseDns ?? []).map((a) => parseIpv6(a)!);
+  if (dns.length > 0 && !o.advertise?.length) throw new ConfigError('advertiseDns', o.advertiseDns, 'it is announced in router advertisements: add advertise (--advertise IFACE) or remove it');
+  const ours = c.sitePrefix ? [...c.routed, c.sitePrefix] : c.routed;
+  const inside = (p: Ipv6Prefix) => ours.some((r) => r.len <= p.len && ipv6PrefixMatch(p.addr, 0, r.addr, 0, r.len));
+  const seen = new Set<string>();
+  const advertise = (o.advertise ?? []).map((entry, i) => {
+    const field = `advertise.${i}`;
+    const [iface, text] = entry.split('=');
+    if (seen.has(iface)) throw new ConfigError(field, entry, `${iface} is listed twice; advertise one /64 per interface`);
+    seen.add(iface);
+    let prefix: Ipv6Prefix;
+    if (text === undefined) {
+      const first = c.routed.find((r) => r.len === 64);
+      if (!first) {
+        const have = c.routed.length ? `the routed prefixes (${c.routed.map(formatPrefix).join(', ')}) are not /64s` : 'no routed prefix is configured';
+        throw new ConfigError(field, entry, `it defaults to the first routed /64 and ${have}: give one, e.g. ${iface}=${c.routed[0] ? formatIpv6(c.routed[0].addr) : '2001:db8:2::'}/64 (a /48 is split into /64s, one per bridge)`);
+      }
+      prefix = first;
+    } else {
+      const p = parseIpv6Prefix(text);
+      if (!p || p.len !== 64) throw new ConfigError(field, entry, 'SLAAC needs a /64: give IFACE=PREFIX with a /64 such as br0=2001:db8:2:1::/64');
+      prefix = ipv6Network(p);
+      if (!inside(prefix)) {
+        const where = ours.length ? `inside a routed prefix (${ours.map(formatPrefix).join(', ')})` : 'inside a routed prefix, and none is configured (add routed, the broker\'s "Routed /64" or "/48")';
+        throw new ConfigError(field, entry, `the /64 must be ${where}: packets to it reach this host only through the tunnel's routed prefixes`);
+      }
+    }
+    // 6in4's link is a real /64 (or longer) between us and the broker; 6to4's and 6rd's tunnel
+    // prefix is the whole domain, and our site prefix lies in it by design.
+    if (c.mode === '6in4' && ipv6PrefixMatch(prefix.addr, 0, c.address.addr, 0, Math.min(c.address.len, 64))) {
+      throw new ConfigError(field, entry, `${formatPrefix(prefix)} overlaps the tunnel link ${formatPrefix(ipv6Network(c.address))}; advertise a routed /64, not the link's`);
+    }
+    return { iface, prefix };
+  });
+  return { advertise, advertiseDns: dns };
+}
+
+function formatPrefix(p: Ipv6Prefix): string {
+  return `${formatIpv6(p.addr)}/${p.len}`;
 }
 
 type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'role' | 'domain' | 'sitePrefix' | 'domainIpv4' | 'relays'>;

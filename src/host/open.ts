@@ -12,6 +12,7 @@ import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
 import { Tunnel } from '../encap/tunnel.js';
 import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
+import type { AdvertiserStatus, RouterAdvertiser } from './advertiser.js';
 import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
 import type { PeerEntry } from '../engine/peers.js';
 import type { TunDevice } from '../tun/device.js';
@@ -108,6 +109,8 @@ export interface TunnelStatus {
   counters: CountersSnapshot;
   /** 6to4 and 6rd: the busiest remote IPv4s (see PeersStatus). */
   peers?: PeersStatus;
+  /** Router advertisements on LAN bridges (`advertise`), one entry each. */
+  advertise?: AdvertiserStatus[];
 }
 
 /**
@@ -244,6 +247,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   let state: 'running' | 'stopped' = 'running';
   const drops = tunnel.counters.drops;
   const device: TunDevice = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++) : tun;
+  const advertisers: RouterAdvertiser[] = [];
   const engine = new TunnelEngine(tunnel, device, socket, {
     batchSize,
     maxBatchesPerWake,
@@ -251,11 +255,26 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
     onIoError,
     onFatal: (e) => {
       state = 'stopped';
+      for (const a of advertisers) void a.close();
       void removeRoutes(routes);
       onFatal?.(e);
     },
   });
   engine.start();
+  // After the engine: a guest that takes our advertisement may send at once.
+  try {
+    // loaded only when asked for: most tunnels advertise nothing
+    const { RouterAdvertiser } = tunnel.config.advertise.length ? await import('./advertiser.js') : { RouterAdvertiser: null };
+    for (const target of tunnel.config.advertise) {
+      advertisers.push(await RouterAdvertiser!.open(target, { mtu: tunnel.config.mtu, rdnss: tunnel.config.advertiseDns }));
+    }
+  } catch (e) {
+    for (const a of advertisers) await a.close();
+    engine.stop();
+    await removeRoutes(routes);
+    const iface = tunnel.config.advertise[advertisers.length].iface;
+    throw new TunnelSetupError('SETUP_FAILED', `advertise on ${iface}: ${(e as Error).message}`, e);
+  }
   const iface = tun.name;
   const tunDevice = tun;
   const c = tunnel.config;
@@ -287,6 +306,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         lastTxAt: engine.lastTxAt ? new Date(engine.lastTxAt).toISOString() : null,
         counters: tunnel.counters.snapshot(),
         ...(engine.peers ? { peers: peersStatus(engine) } : {}),
+        ...(advertisers.length ? { advertise: advertisers.map((a) => a.status()) } : {}),
       };
     },
     changeLocalAddress(local: number): void {
@@ -297,6 +317,8 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
     async close(): Promise<void> {
       if (state === 'stopped') return;
       state = 'stopped';
+      // the final advertisements (router lifetime 0) go out while the tunnel still carries traffic
+      for (const a of advertisers) await a.close();
       engine.stop();
       await removeRoutes(routes);
     },

@@ -53,6 +53,15 @@ export interface NativeAddon {
    * abstract namespace. Never blocks; throws with `errno` (EAGAIN when the receiver's queue is full).
    */
   notifySocket(address: string, message: string): void;
+  /**
+   * A raw ICMPv6 socket on one LAN interface for router advertisements (native/icmp6.cc):
+   * non-blocking, hop limit 255, joined to ff02::2, receiving Router Solicitations only.
+   */
+  openIcmp6Socket(ifname: string): { fd: number; ifindex: number };
+  /** One message into `buf`; `src` gets the sender, meta[0] the hop limit it arrived with. -1 when none waits. */
+  icmp6Recv(fd: number, buf: Uint8Array, src: Uint8Array, meta: Int32Array): number;
+  /** One message to `dst` (scope: `ifindex`); the kernel picks the link-local source and fills the checksum. */
+  icmp6Send(fd: number, buf: Uint8Array, len: number, dst: Uint8Array, ifindex: number): void;
   /** The one poll handle of an fd; `cb` gets POLL_* bits, or a negative libuv status (POLLERR: an error is queued). */
   Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
   POLL_READABLE: number;

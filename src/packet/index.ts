@@ -9,3 +9,4 @@ export * from './sixrd.js';
 export * from './tcp.js';
 export * from './vnet.js';
 export * from './udp.js';
+export * from './ndp.js';
