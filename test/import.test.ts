@@ -271,7 +271,7 @@ describe('import: the CLI', () => {
   }, 60_000);
 
   it('--check refuses what check refuses, naming the field (6to4 on a private IPv4)', () => {
-    const r = cli(['-', '--check'], 'ip tunnel add tun6to4 mode sit remote any local 10.1.2.3 ttl 64\nip -6 addr add 2002:a01:203::1/16 dev tun6to4\n');
+    const r = cli(['-', '--check'], 'ip tunnel add tun6to4 mode sit remote any local 10.1.2.3 ttl 64\nip -6 addr add 2002:a01:203::1/16 dev tun6to4\n'); // a private IPv4 (RFC 1918): refused
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^tun6in4: the imported configuration does not pass check: tunnels\.tun6to4\.local: "10\.1\.2\.3" is not valid; 6to4 needs a global unicast IPv4/m);
   }, 60_000);
