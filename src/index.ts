@@ -40,7 +40,7 @@ export {
   type PmtuMode,
   type SixToFourRole,
 } from './encap/options.js';
-export { parseSixRdDhcp, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
+export { parseSixRdDhcp, sixRdPrefixProblem, borderRelayProblem, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
 export { Counters, Drop, Traffic, DROP_REASONS, DROP_RULE, describeDrop, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
 // Addresses, as the options and status use them.
 export {

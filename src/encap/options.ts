@@ -17,7 +17,7 @@ import {
   type Ipv6Prefix,
 } from '../packet/address.js';
 import { delegatedPrefixLength, embedIpv4, inDomain, SIX_TO_FOUR, type SixRdDomain } from '../packet/sixrd.js';
-import { parseSixRdDhcp, type SixRdParameters } from './sixrd-dhcp.js';
+import { borderRelayProblem, parseSixRdDhcp, sixRdPrefixProblem, type SixRdParameters } from './sixrd-dhcp.js';
 
 export type TunnelMode = '6in4' | '6to4' | '6rd';
 export type PmtuMode = 'static' | 'dynamic';
@@ -435,6 +435,11 @@ function resolve6rd(o: Parsed, common: Common): TunnelConfig {
       relays: o.relay === undefined ? [] : [parseIpv4(o.relay)!],
     };
     checkDelegatedLength('sixrdPrefix', o.sixrdPrefix, params.prefix.len, maskLen);
+    // The same rules as option 212 (sixrd-dhcp.ts): flags must not bring up what DHCP may not.
+    const prefixProblem = sixRdPrefixProblem(params.prefix);
+    if (prefixProblem) throw new ConfigError('sixrdPrefix', o.sixrdPrefix, prefixProblem);
+    const relayProblem = params.relays.length ? borderRelayProblem(params.relays[0]) : null;
+    if (relayProblem) throw new ConfigError('relay', o.relay, relayProblem);
   }
   const domain: SixRdDomain = Object.freeze({ prefix: params.prefix.addr, prefixLen: params.prefix.len, v4MaskLen: params.ipv4MaskLen });
   const delegatedLen = delegatedPrefixLength(domain);
