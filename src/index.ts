@@ -97,8 +97,8 @@ export { TraceRing, TraceStream, traceCommand, TRACE_RING_SIZE, TRACE_SNAP_LEN, 
 export { Keepalive, type KeepaliveStats, type TunnelState } from './daemon/keepalive.js';
 export { BrokerUpdater, HE_UPDATE_URL, redactUrl, readUpdateKey, UpdateKeyError, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
 export { renderMetrics } from './daemon/metrics.js';
-export { dropPrivileges, resolveUser, resolveGroup } from './daemon/privileges.js';
-export { UntrustedFileError } from './daemon/trusted-file.js';
+export { dropPrivileges, resolveUser, resolveGroup, resolveDropTarget } from './daemon/privileges.js';
+export { UntrustedFileError, readTrustedFile, type TrustedFileOptions } from './daemon/trusted-file.js';
 export { runDoctor, missingNetworkCapabilities, type Finding, type FindingLevel, type DoctorOptions } from './doctor/doctor.js';
 export { runLab, formatLabReport, type LabReport, type LabStep, type RunLabOptions } from './lab/lab.js';
 

@@ -10,7 +10,7 @@ import { DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../
 import { Daemon } from '../daemon/daemon.js';
 import { healthSummary, SystemdNotifier } from '../daemon/systemd.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
-import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
+import { dropPrivileges, resolveDropTarget, resolveGroup } from '../daemon/privileges.js';
 import { addRunFlags, configFromFlags, FLAG_FOR_FIELD, integer } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
@@ -174,6 +174,8 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
   });
   try {
     const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
+    // Before the host changes: a user that resolves to uid 0 would "drop" to root.
+    if (config.user) resolveDropTarget(config.user, config.group);
     await daemon.start(config, gid);
     if (daemon.tunnels.size === 0) {
       const failed = daemon.status().failed;

@@ -96,7 +96,7 @@ const fileSchema = z.strictObject({
   user: z
     .string()
     .min(1)
-    .refine((u) => u !== 'root' && u !== '0', 'dropping privileges to root drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)')
+    .refine((u) => u !== 'root' && !/^0+$/.test(u), 'dropping privileges to root drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)')
     .optional(),
   group: z.string().min(1).optional(),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional() }).optional(),

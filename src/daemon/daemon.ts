@@ -10,6 +10,7 @@ import { ControlSocketBusyError, listenControl, type ControlListener } from './c
 import { EBADFD } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
+import { resolveDropTarget } from './privileges.js';
 import { traceCommand } from './trace-stream.js';
 
 export interface DaemonStatus {
@@ -129,7 +130,9 @@ export class Daemon {
     // From here on this is the configuration being run; tunnels that fail to open are part of
     // it (a reload retries them) and are reported apart.
     this.running = { config, at: new Date().toISOString() };
-    const wanted = new Map(config.tunnels.map((t) => [t.name, t.spec]));
+    const keyGroups = dropGroups(config);
+    // The same spec every time for the same file, so an unchanged tunnel compares unchanged.
+    const wanted = new Map(config.tunnels.map((t) => [t.name, t.spec.update && keyGroups.length ? { ...t.spec, update: { ...t.spec.update, keyGroups } } : t.spec]));
     for (const [name, t] of this.tunnels) {
       const spec = wanted.get(name);
       if (!spec || canonical(spec) !== canonical(t.spec)) {
@@ -205,6 +208,17 @@ export class Daemon {
     await new Promise((r) => (this.metrics ? this.metrics.close(r) : r(undefined)));
     await this.control?.close();
     this.control = null;
+  }
+}
+
+/** The group the daemon will run as after its privilege drop, which may read a key file. */
+function dropGroups(config: DaemonConfig): number[] {
+  if (config.user === undefined) return [];
+  try {
+    return [resolveDropTarget(config.user, config.group).gid];
+  } catch {
+    // serve() refuses such a user before anything starts; a library caller learns at the drop
+    return [];
   }
 }
 
