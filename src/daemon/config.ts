@@ -33,7 +33,8 @@ export interface DaemonConfig {
   /** The file it was read from (none when built from flags or an object). */
   file?: string;
   tunnels: Array<{ name: string; spec: TunnelSpec }>;
-  control: { socket: string; mode: number; group?: string };
+  /** `trace`: who may run trace (packet bytes): "owner" (root and the daemon's user, default) or "group" (anyone who can connect). */
+  control: { socket: string; mode: number; group?: string; trace?: 'owner' | 'group' };
   metrics: { listen?: string };
   user?: string;
   group?: string;
@@ -88,8 +89,13 @@ const fileSchema = z.strictObject({
   control: z
     .strictObject({
       socket: z.string().min(1).optional(),
-      mode: z.string().regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0600" or "0660"').optional(),
+      mode: z
+        .string()
+        .regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0600" or "0660"')
+        .refine((m) => (parseInt(m, 8) & 0o007) === 0, 'a socket others can reach lets every local user read status and tunnel addresses; use "0600", or "0660" with control.group for the users who may')
+        .optional(),
       group: z.string().min(1).optional(),
+      trace: z.enum(['owner', 'group'], { error: 'use "owner" (root and the daemon\'s user may trace packets, the default) or "group" (anyone who can reach the socket)' }).optional(),
     })
     .optional(),
   metrics: z.strictObject({ listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port, e.g. "127.0.0.1:9641"').optional() }).optional(),
@@ -123,7 +129,7 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   if (dup) throw new ConfigFileError('tunnels', `two tunnels use dev "${dup}"; give each its own interface name`);
   return {
     tunnels,
-    control: { socket: f.control?.socket ?? DEFAULT_CONTROL_SOCKET, mode: parseInt(f.control?.mode ?? '0600', 8), group: f.control?.group },
+    control: { socket: f.control?.socket ?? DEFAULT_CONTROL_SOCKET, mode: parseInt(f.control?.mode ?? '0600', 8), group: f.control?.group, ...(f.control?.trace !== undefined && { trace: f.control.trace }) },
     metrics: { listen: f.metrics?.listen },
     user: f.user,
     group: f.group,
@@ -205,7 +211,7 @@ export interface DaemonConfigFile {
   group?: string;
   log: { level: string };
   tunnels: Record<string, Record<string, unknown>>;
-  control: { socket: string; mode: string; group?: string };
+  control: { socket: string; mode: string; group?: string; trace?: 'owner' | 'group' };
   metrics?: { listen: string };
 }
 
@@ -230,6 +236,7 @@ export function daemonConfigToFile(config: DaemonConfig): DaemonConfigFile {
   }
   const control: DaemonConfigFile['control'] = { socket: config.control.socket, mode: `0${config.control.mode.toString(8).padStart(3, '0')}` };
   if (config.control.group !== undefined) control.group = config.control.group;
+  if (config.control.trace !== undefined) control.trace = config.control.trace;
   // Written in the order people read a config: who runs it, the tunnels, then the daemon's ports.
   return {
     ...(config.user !== undefined && { user: config.user }),

@@ -77,14 +77,16 @@ export class Daemon {
   async start(config: DaemonConfig, gid?: number): Promise<void> {
     let path = config.control.socket;
     const handler = (cmd: string) => this.command(cmd);
+    // trace carries packet bytes: root and our own user only, unless the file says the group may.
+    const access = { restricted: (cmd: string) => cmd === 'trace' || cmd.startsWith('trace '), forGroup: config.control.trace === 'group' };
     try {
-      this.control = await listenControl(path, config.control.mode, gid, handler);
+      this.control = await listenControl(path, config.control.mode, gid, handler, undefined, access);
     } catch (e) {
       // Another daemon (e.g. in another network namespace: /run is shared) has the default path.
       // The tunnels matter more than the control socket: take a per-process one and say where.
       if (path !== DEFAULT_CONTROL_SOCKET || !(e instanceof ControlSocketBusyError)) throw e;
       path = DEFAULT_CONTROL_SOCKET.replace(/\.sock$/, `-${process.pid}.sock`);
-      this.control = await listenControl(path, config.control.mode, gid, handler);
+      this.control = await listenControl(path, config.control.mode, gid, handler, undefined, access);
       this.log.warn({ control: path }, `${DEFAULT_CONTROL_SOCKET} is in use by another tun6in4; this one answers on ${path} (tun6in4 status --control ${path})`);
     }
     if (config.metrics.listen) this.metrics = await this.listenMetrics(config.metrics.listen);

@@ -48,6 +48,8 @@ export interface NativeAddon {
    * abstract namespace. Never blocks; throws with `errno` (EAGAIN when the receiver's queue is full).
    */
   notifySocket(address: string, message: string): void;
+  /** SO_PEERCRED of a connected AF_UNIX socket (native/peercred.cc); absent from an addon built before it. */
+  peerCredentials?(fd: number): { pid: number; uid: number; gid: number };
   /** `writable`: call back when the fd can be written (a full socket buffer drained) instead of read. */
   Poller: new (fd: number, cb: (events: number) => void, writable?: boolean) => NativePoller;
   MAX_BATCH: number;
