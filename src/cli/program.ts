@@ -166,12 +166,16 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
   const notifier = SystemdNotifier.fromEnvironment(log);
   // A single tunnel from flags has nothing left to do once it has failed: exit 1 so a
   // supervisor restarts it. A config-file daemon keeps serving status and waits for SIGHUP.
-  const daemon = new Daemon(log, () => {
-    if (reload) return;
-    log.error('no tunnel left running; exiting');
-    notifier?.stopping('no tunnel left running; exiting');
-    void daemon.stop().then(() => process.exit(1));
-  });
+  const daemon = new Daemon(
+    log,
+    () => {
+      if (reload) return;
+      log.error('no tunnel left running; exiting');
+      notifier?.stopping('no tunnel left running; exiting');
+      void daemon.stop().then(() => process.exit(1));
+    },
+    process.env.TUN6IN4_LOG_LEVEL,
+  );
   try {
     const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
     // Before the host changes: a user that resolves to uid 0 would "drop" to root.
