@@ -5,13 +5,13 @@
  * running configuration (what `show` prints) says what runs, not what the file says. No tunnel is
  * needed for any of this, so the daemon runs here with none, as an unprivileged test.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DaemonConfig } from '../src/daemon/config.js';
+import { parseDaemonConfig, type DaemonConfig } from '../src/daemon/config.js';
 import { queryControl } from '../src/daemon/control.js';
 import { Daemon, type RunningConfig } from '../src/daemon/daemon.js';
 import { formatStatus } from '../src/cli/status-format.js';
@@ -99,7 +99,7 @@ describe('reload: settings outside tunnels', () => {
     await new Promise<void>((r) => busy.listen(ports[0], '127.0.0.1', () => r()));
     try {
       await daemon.reload(() => config({ metrics: { listen: `127.0.0.1:${ports[0]}` } }));
-      expect(daemon.status().lastReload?.error).toMatch(new RegExp(`metrics\\.listen: metrics: cannot listen on 127\\.0\\.0\\.1:${ports[0]}: .*EADDRINUSE.*; still on 127\\.0\\.0\\.1:${ports[1]}`));
+      expect(daemon.status().lastReload?.error).toMatch(new RegExp(`metrics\\.listen: cannot listen on 127\\.0\\.0\\.1:${ports[0]}: EADDRINUSE; choose a free port.*; still on 127\\.0\\.0\\.1:${ports[1]}`));
       expect(await scrape(ports[1])).toBe(200);
       expect(daemon.runningConfig().config.metrics).toEqual({ listen: `127.0.0.1:${ports[1]}` });
     } finally {
@@ -114,5 +114,46 @@ describe('reload: settings outside tunnels', () => {
     expect(shown.log).toEqual({ level: 'warn' });
     expect(shown.control.trace).toBe('group');
     expect(daemon.status().lastReload).toEqual({ at: expect.any(String), ok: true });
+  });
+});
+
+describe('issue 22 item 4: a metrics address up cannot use', () => {
+  it('check refuses a port outside 1..65535 (and takes an IPv6 host in brackets)', () => {
+    const tunnels = { t: { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true } };
+    for (const listen of ['127.0.0.1:99999', '127.0.0.1:0', '127.0.0.1:65536']) {
+      expect(() => parseDaemonConfig({ tunnels, metrics: { listen } })).toThrow(/metrics\.listen: the port must be 1\.\.65535/);
+    }
+    expect(parseDaemonConfig({ tunnels, metrics: { listen: '[::1]:9641' } }).metrics.listen).toBe('[::1]:9641');
+  });
+
+  it('a taken port fails the start naming the file and the field, and leaves no control socket or lock file behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-metrics-'));
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    const socket = join(dir, 'd.sock');
+    try {
+      const d = new Daemon(pino({ level: 'silent' }));
+      const start = d.start({ file: '/etc/tun6in4/tun6in4.toml', tunnels: [], control: { socket, mode: 0o600 }, metrics: { listen: `127.0.0.1:${port}` }, logLevel: 'info' });
+      await expect(start).rejects.toThrow(new RegExp(`^/etc/tun6in4/tun6in4\\.toml: metrics\\.listen: cannot listen on 127\\.0\\.0\\.1:${port}: EADDRINUSE; choose a free port`));
+      expect(existsSync(socket)).toBe(false);
+      expect(existsSync(`${socket}.lock`)).toBe(false);
+    } finally {
+      await new Promise((r) => busy.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a library caller handing up an out-of-range port gets the same kind of message, not Node\'s RangeError', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-metrics-'));
+    try {
+      const d = new Daemon(pino({ level: 'silent' }));
+      await expect(d.start({ tunnels: [], control: { socket: join(dir, 'd.sock'), mode: 0o600 }, metrics: { listen: '127.0.0.1:99999' }, logLevel: 'info' })).rejects.toThrow(
+        /^metrics\.listen: cannot listen on 127\.0\.0\.1:99999: ERR_SOCKET_BAD_PORT; choose a free port/,
+      );
+      expect(existsSync(join(dir, 'd.sock.lock'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -98,7 +98,18 @@ const fileSchema = z.strictObject({
       trace: z.enum(['owner', 'group'], { error: 'use "owner" (root and the daemon\'s user may trace packets, the default) or "group" (anyone who can reach the socket)' }).optional(),
     })
     .optional(),
-  metrics: z.strictObject({ listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port, e.g. "127.0.0.1:9641"').optional() }).optional(),
+  metrics: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^([^\s:[\]]+|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'host:port, e.g. "127.0.0.1:9641" (an IPv6 host in brackets: "[::1]:9641")')
+        .refine((l) => {
+          const port = Number(l.slice(l.lastIndexOf(':') + 1));
+          return port >= 1 && port <= 65535;
+        }, 'the port must be 1..65535, e.g. "127.0.0.1:9641"')
+        .optional(),
+    })
+    .optional(),
   user: z
     .string()
     .min(1)

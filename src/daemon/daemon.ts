@@ -116,7 +116,16 @@ export class Daemon {
       this.control = await listenControl(path, config.control.mode, gid, handler, undefined, access);
       this.log.warn({ control: path }, `${DEFAULT_CONTROL_SOCKET} is in use by another tun6in4; this one answers on ${path} (tun6in4 status --control ${path})`);
     }
-    if (config.metrics.listen) this.metrics = await this.listenMetrics(config.metrics.listen);
+    if (config.metrics.listen) {
+      try {
+        this.metrics = await this.listenMetrics(config.metrics.listen);
+      } catch (e) {
+        // Nothing else has started: give the control socket (and its lock file) back.
+        await this.control.close();
+        this.control = null;
+        throw new Error(`${config.file ? `${config.file}: ` : ''}metrics.listen: ${(e as Error).message}`);
+      }
+    }
     this.setLogLevel(config.logLevel);
     await this.apply({ ...config, logLevel: this.logLevelOverride ?? config.logLevel });
   }
@@ -158,7 +167,7 @@ export class Daemon {
 
   private async listenMetrics(listen: string): Promise<HttpServer> {
     const i = listen.lastIndexOf(':');
-    const host = listen.slice(0, i);
+    const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(listen.slice(i + 1));
     const server = createHttpServer((req, res) => {
       if (req.url !== '/metrics') {
@@ -168,8 +177,14 @@ export class Daemon {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(this.status().tunnels));
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new Error(`metrics: cannot listen on ${listen}: ${(e as Error).message}`)));
-      server.listen(port, host, () => resolve());
+      const fail = (e: Error) => reject(new Error(`cannot listen on ${listen}: ${(e as NodeJS.ErrnoException).code ?? e.message}; choose a free port (ss -ltn shows the taken ones) or an address of this host`));
+      server.once('error', fail);
+      try {
+        server.listen(port, host, () => resolve());
+      } catch (e) {
+        // a port out of range throws here rather than emitting 'error'
+        fail(e as Error);
+      }
     });
     this.log.info({ listen }, 'metrics listening');
     if (!/^(127\.|localhost$|::1$|\[::1\]$)/.test(host)) {
