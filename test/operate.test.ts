@@ -82,6 +82,9 @@ describe.runIf(canRun)('operating a broker tunnel', () => {
     expect(human.status).toBe(0);
     expect(human.stdout).toMatch(/he \(tun0\) 6in4 UP/);
     expect(human.stdout).toMatch(/keepalive every 1 s: rtt [\d.]+ ms/);
+    // issue 22: the keepalive's replies are packets received ("rx … (last never)" before)
+    expect(he0.lastRxAt).not.toBeNull();
+    expect(human.stdout).toMatch(/he \(tun0\)[^]*?\n  rx \d+ packets \/ \d+ bytes \(last \d+ s ago\)/);
   }, 30_000);
 
   it('broker update: at start, with the tunnel id and basic auth; the result shows in status', async () => {
