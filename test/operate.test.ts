@@ -283,5 +283,8 @@ describe.runIf(canRun)('defaults that must not collide', () => {
     const here = spawnSync(process.execPath, [BIN, 'status'], { encoding: 'utf8' });
     expect(here.status).not.toBe(0);
     expect(here.stderr).toMatch(/no tun6in4 runs in this network namespace; \d+ in other namespaces answer on/);
+    // issue 22: it names the namespaces ("none here" named none)
+    expect(here.stderr).toContain(`(netns ${lab.host('client').name})`);
+    expect(here.stderr).toMatch(/run status inside that namespace \(ip netns exec t6-\S+ tun6in4 status\)/);
   }, 60_000);
 });

@@ -295,6 +295,27 @@ function netnsOf(pid: number | 'self'): string | null {
   }
 }
 
+/**
+ * Where a daemon's network namespace can be entered: `netns NAME` when `ip netns` named it (its
+ * file under /run/netns is the same namespace), else `pid N`.
+ */
+function namespaceName(pid: number | null): string {
+  if (pid === null) return 'owner unknown';
+  try {
+    const ino = statSync(`/proc/${pid}/ns/net`).ino;
+    for (const n of readdirSync('/run/netns')) {
+      try {
+        if (statSync(join('/run/netns', n)).ino === ino) return `netns ${n}`;
+      } catch {
+        // removed meanwhile
+      }
+    }
+  } catch {
+    // no /run/netns, or the process is gone
+  }
+  return `pid ${pid}`;
+}
+
 /** The pid of the daemon that owns `path`, from the lock file it holds. */
 function ownerOf(path: string): number | null {
   try {
@@ -334,8 +355,11 @@ export async function findControlSocket(wanted: string, explicit = false): Promi
   if (here.length === 1) return here[0];
   if (here.length > 1) throw new Error(`no daemon at ${wanted}, and several in this network namespace: ${here.join(', ')}; pick one with --control`);
   if (elsewhere.length) {
+    const where = elsewhere.map((p) => ({ p, ns: namespaceName(ownerOf(p)) }));
+    const named = where.find((w) => w.ns.startsWith('netns '));
+    const how = named ? `ip netns exec ${named.ns.slice(6)} tun6in4 status` : 'nsenter --net=/proc/PID/ns/net tun6in4 status';
     throw new Error(
-      `no tun6in4 runs in this network namespace; ${elsewhere.length} in other namespaces answer on ${elsewhere.join(', ')}: run status inside that namespace (ip netns exec NAME tun6in4 status), or give --control PATH`,
+      `no tun6in4 runs in this network namespace; ${elsewhere.length} in other namespaces answer on ${where.map((w) => `${w.p} (${w.ns})`).join(', ')}: run status inside that namespace (${how}), or give --control PATH`,
     );
   }
   return wanted;
