@@ -312,3 +312,36 @@ describe('6RD-7: 6rd border relay (RFC 5969 §8)', () => {
     expect(dropReason(run(t, 'encap', ipv6Packet({ src: '2001:db8:a000::1', dst: '2001:db8:5::2' })))).toBe('tx_6rd_no_relay');
   });
 });
+
+describe('6RD-10: a border relay serves its customers only (issue 22: ipv4MaskLen 0 was an open relay)', () => {
+  // ipv4MaskLen 0: every IPv4 embeds, private space included (6rd allows non-global IPv4)
+  const OPEN: TunnelOptions = { mode: '6rd', role: 'relay', local: BR, sixrdPrefix: '2001:db8::/32' };
+  // a native host outside the 6rd prefix (2001:db8::/32 is all of it): a 6to4 address of 198.51.100.1
+  const NATIVE = '2002:c633:6401::2';
+  const embedding = (v4: string) => {
+    const a = Buffer.alloc(16);
+    embedIpv4({ prefix: parseIpv6('2001:db8::')!, prefixLen: 32, v4MaskLen: 0 }, parseIpv4(v4)!, a, 0);
+    a[15] = 1;
+    return formatIpv6(a);
+  };
+
+  it('without sixrdCustomers a BR tunnels to any IPv4 an address embeds (documented: an open relay)', () => {
+    const r = run(new Tunnel(OPEN), 'encap', ipv6Packet({ src: NATIVE, dst: embedding('10.1.2.3') }));
+    expect(r.outerDst).toBe(parseIpv4('10.1.2.3'));
+  });
+
+  it('with sixrdCustomers it tunnels to them only, and accepts only from them', () => {
+    const t = new Tunnel({ ...OPEN, sixrdCustomers: ['192.0.2.0/24'] });
+    expect(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('192.0.2.10') })).outerDst).toBe(parseIpv4('192.0.2.10'));
+    expect(dropReason(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('10.1.2.3') })))).toBe('tx_6rd_not_customer');
+    expect(dropReason(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('198.51.100.7') })))).toBe('tx_6rd_not_customer');
+    expect(run(t, 'decap', tunnelled('192.0.2.10', BR, embedding('192.0.2.10'), NATIVE)).verdict).toBe(Verdict.Forward);
+    expect(dropReason(run(t, 'decap', tunnelled('10.1.2.3', BR, embedding('10.1.2.3'), NATIVE)))).toBe('rx_6rd_not_customer');
+  });
+
+  it('names the field: not on a CE, not an empty list, prefixes only', () => {
+    expect(errorOf({ ...CE, sixrdCustomers: ['192.0.2.0/24'] }).message).toMatch(/^sixrdCustomers: .*for a border relay/);
+    expect(errorOf({ ...OPEN, sixrdCustomers: [] }).field).toBe('sixrdCustomers');
+    expect(errorOf({ ...OPEN, sixrdCustomers: ['192.0.2.1'] }).field).toMatch(/^sixrdCustomers/);
+  });
+});
