@@ -33,6 +33,8 @@
 #include <liburing.h>
 #endif
 
+void RegisterPeerCred(Napi::Env env, Napi::Object exports);  // native/peercred.cc
+
 namespace {
 
 constexpr int kMaxBatch = 256;
@@ -1036,6 +1038,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dropPrivileges", Napi::Function::New(env, DropPrivileges));
   exports.Set("lockFile", Napi::Function::New(env, LockFile));
   exports.Set("notifySocket", Napi::Function::New(env, NotifySocket));
+  RegisterPeerCred(env, exports);
   exports.Set("Poller", Poller::Define(env));
   RegisterIcmp6(env, exports);
   exports.Set("MAX_BATCH", Napi::Number::New(env, kMaxBatch));

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const NATIVE_SOURCES = ['native/tun6in4.cc', 'native/icmp6.cc', 'native/icmp6.h', 'native/binding.gyp', 'native/liburing.cjs'];
+export const NATIVE_SOURCES = ['native/tun6in4.cc', 'native/icmp6.cc', 'native/icmp6.h', 'native/peercred.cc', 'native/binding.gyp', 'native/liburing.cjs'];
 
 export function nativeSourcesHash() {
   const root = fileURLToPath(new URL('..', import.meta.url));

@@ -40,7 +40,7 @@ export {
   type PmtuMode,
   type SixToFourRole,
 } from './encap/options.js';
-export { parseSixRdDhcp, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
+export { parseSixRdDhcp, sixRdPrefixProblem, borderRelayProblem, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
 export { Counters, Drop, Traffic, DROP_REASONS, DROP_RULE, describeDrop, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
 // Addresses, as the options and status use them.
 export {
@@ -111,8 +111,8 @@ export { TraceRing, TraceStream, traceCommand, TRACE_RING_SIZE, TRACE_SNAP_LEN, 
 export { Keepalive, type KeepaliveStats, type TunnelState } from './daemon/keepalive.js';
 export { BrokerUpdater, HE_UPDATE_URL, redactUrl, readUpdateKey, UpdateKeyError, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
 export { renderMetrics } from './daemon/metrics.js';
-export { dropPrivileges, resolveUser, resolveGroup } from './daemon/privileges.js';
-export { UntrustedFileError } from './daemon/trusted-file.js';
+export { dropPrivileges, resolveUser, resolveGroup, resolveDropTarget } from './daemon/privileges.js';
+export { UntrustedFileError, readTrustedFile, type TrustedFileOptions } from './daemon/trusted-file.js';
 export { runDoctor, missingNetworkCapabilities, type Finding, type FindingLevel, type DoctorOptions } from './doctor/doctor.js';
 export { tunNode, formatTunNode, lookupTunUser, currentTunUser, modeAllows, tunOpenDenied, tunOpenDeniedMessage, TUN_PATH, type TunNode, type TunUser } from './host/tun-access.js';
 export { runLab, formatLabReport, type LabReport, type LabStep, type RunLabOptions } from './lab/lab.js';

@@ -49,7 +49,7 @@ const BAD: Array<[string, string[], RegExp]> = [
   ['config writable by others', ['up', '-c', file('writable.json', { tunnels: { he } }, 0o666)], /writable\.json: writable by group or others \(mode 0666\); chmod go-w/],
   ['dropping to root', [...BROKER, '--user', 'root'], /--user: .*dropping privileges to root drops nothing/],
   ['config not JSON', ['up', '-c', file('notjson.json', '{ tunnels: ')], /notjson\.json: not valid JSON/],
-  ['config unknown key', ['up', '-c', file('unknown.json', { tunnels: { he: { ...he, mtuu: 1 } } })], /tunnels\.he\.mtuu: .*unknown option/],
+  ['config unknown key', ['up', '-c', file('unknown.json', { tunnels: { he: { ...he, mtuu: 1 } } })], /tunnels\.he\.mtuu: unknown key; did you mean "mtu"\?/],
   ['config out of range', ['up', '-c', file('range.json', { tunnels: { he: { ...he, mtu: 1000 } } })], /tunnels\.he\.mtu: 1000 is not valid; use an integer in 1280\.\.1480/],
   ['config 6to4 private', ['up', '-c', file('private.json', { tunnels: { s: { mode: '6to4', local: '172.16.0.1' } } })], /tunnels\.s\.local: .*private space/],
   ['config contradictory', ['up', '-c', file('contra.json', { tunnels: { he: { ...he, relay: '203.0.113.1' } } })], /tunnels\.he\.relay: .*6to4 only/],

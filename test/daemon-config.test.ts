@@ -35,7 +35,7 @@ describe('daemon configuration file', () => {
   const cases: Array<[string, unknown, string, RegExp]> = [
     ['no tunnels', { tunnels: {} }, 'tunnels', /add at least one/],
     ['tunnel field out of range', { tunnels: { he: { ...he, mtu: 1500 } } }, 'tunnels.he.mtu', /1280\.\.1480/],
-    ['unknown tunnel key', { tunnels: { he: { ...he, mtuu: 1400 } } }, 'tunnels.he.mtuu', /unknown option/],
+    ['unknown tunnel key', { tunnels: { he: { ...he, mtuu: 1400 } } }, 'tunnels.he.mtuu', /unknown key; did you mean "mtu"\?/],
     ['unknown top-level key', { tunnels: { he }, tunels: {} }, 'tunels', /unknown key/],
     ['6to4 private local', { tunnels: { s: { mode: '6to4', local: '10.0.0.1' } } }, 'tunnels.s.local', /global unicast.*private/],
     ['bad keepalive', { tunnels: { he: { ...he, keepalive: 0 } } }, 'tunnels.he.keepalive', /seconds|"off"/],

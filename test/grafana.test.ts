@@ -30,7 +30,8 @@ const dashboard = JSON.parse(readFileSync(new URL('../contrib/grafana-dashboard.
 /** Labels Prometheus adds to every scraped series. */
 const TARGET_LABELS = ['instance', 'job'];
 
-// A tunnel with every optional part present (keepalive RTT and loss), so every family has samples.
+// A tunnel with every optional part present (keepalive RTT and loss), so every family has samples;
+// and a 6rd one with a peer, for the per-peer families.
 const tunnel = {
   tunnel: 'he',
   health: 'up',
@@ -38,7 +39,15 @@ const tunnel = {
   counters: new Counters().snapshot(),
   keepalive: { rttMs: { last: 12.5, average: 12.5 }, lossPercent: 0 },
 } as unknown as ManagedStatus;
-const text = renderMetrics([tunnel]);
+const sixrd = {
+  tunnel: 'six',
+  health: 'idle',
+  mtu: 1480,
+  counters: new Counters().snapshot(),
+  keepalive: null,
+  peers: { tracked: 1, capacity: 4096, evictions: 0, top: [{ ipv4: '192.0.2.20', kind: 'ce', rxPackets: 3, txPackets: 2, rxBytes: 300, txBytes: 200, dropsTotal: 1, icmpErrors: 0, drops: {}, lastSeen: null }] },
+} as unknown as ManagedStatus;
+const text = renderMetrics([tunnel, sixrd]);
 const exported = new Map<string, Set<string>>();
 for (const m of text.matchAll(/^# TYPE (\S+) \S+$/gm)) exported.set(m[1], new Set(TARGET_LABELS));
 for (const m of text.matchAll(/^(\w+)\{([^}]*)\} \S+$/gm)) {
@@ -86,6 +95,11 @@ describe('Grafana dashboard (contrib/grafana-dashboard.json)', () => {
     const used = new Set(queries.flatMap((q) => metricsIn(q.expr)));
     for (const m of ['tun6in4_rx_bytes_total', 'tun6in4_tx_bytes_total', 'tun6in4_drops_total', 'tun6in4_keepalive_rtt_seconds', 'tun6in4_keepalive_loss_ratio', 'tun6in4_up']) expect(used, m).toContain(m);
     expect(queries.some((q) => /by \([^)]*reason/.test(q.expr))).toBe(true);
+  });
+
+  it('has panels for the per-peer metrics of 6to4 and 6rd tunnels (issue 22)', () => {
+    const used = new Set(queries.flatMap((q) => metricsIn(q.expr)));
+    for (const m of ['tun6in4_peer_packets_total', 'tun6in4_peer_drops_total']) expect(used, m).toContain(m);
   });
 
   it('panel ids are unique and every query panel uses the chosen data source', () => {

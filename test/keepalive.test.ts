@@ -56,6 +56,13 @@ describe('keepalive', () => {
     expect(k.stats().lossPercent).toBe(0);
   });
 
+  it('one probe sent and answered is 0 % loss, not "-" (issue 22: "loss -%, 1/1 answered")', () => {
+    const k = new Keepalive(new Tunnel(BROKER), 60, new ManualClock().fn);
+    const [b, o, l] = k.nextProbe();
+    k.intercept(replyTo(Buffer.from(b.subarray(o, o + l))), 0, l);
+    expect(k.stats()).toMatchObject({ sent: 1, received: 1, lossPercent: 0 });
+  });
+
   it('state: starting, up, degraded after a loss, down after 3 losses with nothing received', () => {
     const clock = new ManualClock();
     const k = new Keepalive(new Tunnel(BROKER), 1, clock.fn);

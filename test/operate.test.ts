@@ -82,6 +82,9 @@ describe.runIf(canRun)('operating a broker tunnel', () => {
     expect(human.status).toBe(0);
     expect(human.stdout).toMatch(/he \(tun0\) 6in4 UP/);
     expect(human.stdout).toMatch(/keepalive every 1 s: rtt [\d.]+ ms/);
+    // issue 22: the keepalive's replies are packets received ("rx … (last never)" before)
+    expect(he0.lastRxAt).not.toBeNull();
+    expect(human.stdout).toMatch(/he \(tun0\)[^]*?\n  rx \d+ packets \/ \d+ bytes \(last \d+ s ago\)/);
   }, 30_000);
 
   it('broker update: at start, with the tunnel id and basic auth; the result shows in status', async () => {
@@ -280,5 +283,8 @@ describe.runIf(canRun)('defaults that must not collide', () => {
     const here = spawnSync(process.execPath, [BIN, 'status'], { encoding: 'utf8' });
     expect(here.status).not.toBe(0);
     expect(here.stderr).toMatch(/no tun6in4 runs in this network namespace; \d+ in other namespaces answer on/);
+    // issue 22: it names the namespaces ("none here" named none)
+    expect(here.stderr).toContain(`(netns ${lab.host('client').name})`);
+    expect(here.stderr).toMatch(/run status inside that namespace \(ip netns exec t6-\S+ tun6in4 status\)/);
   }, 60_000);
 });

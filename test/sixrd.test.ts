@@ -114,6 +114,12 @@ describe('6rd options', () => {
     ['BR without the CEs\' IPv4 prefix', { ...BR_OPTS, sixrdIpv4Prefix: undefined }, 'sixrdIpv4Prefix', /needs the CEs' IPv4 prefix/],
     ['BR prefix length disagrees', { ...BR_OPTS, sixrdIpv4Prefix: '192.0.2.0/24' }, 'sixrdIpv4Prefix', /equal ipv4MaskLen \(25\)/],
     ['BR with a BR', { ...BR_OPTS, relay: '203.0.113.2' }, 'relay', /does not use another relay/],
+    // issue 22: flags are held to option 212's rules
+    ['a link-local 6rd prefix', { ...CE, sixrdPrefix: 'fe80::/36' }, 'sixrdPrefix', /link-local \(fe80::\/10\).*global unicast prefix/],
+    ['a multicast 6rd prefix on a BR', { ...BR_OPTS, sixrdPrefix: 'ff0e::/36' }, 'sixrdPrefix', /multicast/],
+    ['an IPv4-mapped 6rd prefix', { ...CE, sixrdPrefix: '::ffff:0:0/32', ipv4MaskLen: 0 }, 'sixrdPrefix', /unspecified/],
+    ['a BR in 0.0.0.0/8', { ...CE, relay: '0.0.0.1' }, 'relay', /this-network space, not a usable unicast/],
+    ['a link-local BR', { ...CE, relay: '169.254.0.1' }, 'relay', /link-local space/],
   ];
   for (const [what, options, field, fix] of cases) {
     it(`names the field and the fix: ${what}`, () => {
@@ -167,6 +173,20 @@ describe('6RD-6: DHCPv4 option 212 as udhcpc exports $ip6rd', () => {
     ['0 32 2001:db8:: 203.0.113', /border relay "203.0.113"/],
     ['0 32 2001:db8:: 2001:db8::1', /border relay "2001:db8::1"/],
     ['0 32 2001:db8:: 224.0.0.1', /unicast/],
+    // issue 22: what a rogue or broken server sent, which came up (fe80:: took the default route)
+    ['0 32 fe80:: 203.0.113.1', /6rdPrefix fe80::\/32 is link-local \(fe80::\/10\).*inside 2000::\/3/],
+    ['0 32 :: 203.0.113.1', /6rdPrefix ::\/32 is the unspecified address/],
+    ['31 63 ::ffff:c000:200 203.0.113.1', /6rdPrefix ::\/63 is the unspecified address/],
+    ['0 32 ff02:: 203.0.113.1', /multicast/],
+    ['0 32 fd00:: 203.0.113.1', /unique local/],
+    ['0 32 fec0:: 203.0.113.1', /site-local/],
+    ['0 32 4000:: 203.0.113.1', /outside global unicast space/],
+    ['0 2 2000:: 203.0.113.1', /wider than global unicast space/],
+    ['0 32 2001:db8:: 0.1.2.3', /border relay 0\.1\.2\.3 is this-network space/],
+    ['0 32 2001:db8:: 203.0.113.1 169.254.1.1', /border relay 169\.254\.1\.1 is link-local space/],
+    ['0 32 2001:db8:: 127.0.0.1', /loopback/],
+    ['0 32 2001:db8:: 240.0.0.1', /reserved/],
+    ['0 32 2001:db8:: 255.255.255.255', /broadcast/],
     // lengths: the delegated prefix would exceed 64 bits
     ['0 40 2001:db8:: 203.0.113.1', /6rd prefix length 40 and ipv4MaskLen 0 .*\/72, longer than \/64/],
     ['8 48 2001:db8:: 203.0.113.1', /\/72, longer than \/64/],
@@ -290,5 +310,38 @@ describe('6RD-7: 6rd border relay (RFC 5969 §8)', () => {
     expect(run(t, 'encap', ipv6Packet({ src: '2001:db8:5::2', dst: '2001:db8:a280::1' })).outerDst).toBe(parseIpv4(CE2_V4));
     expect(run(t, 'encap', ipv6Packet({ src: '2001:db8:5::2', dst: '2001:db8:a140::1' })).outerDst).toBe(parseIpv4(CE1_V4));
     expect(dropReason(run(t, 'encap', ipv6Packet({ src: '2001:db8:a000::1', dst: '2001:db8:5::2' })))).toBe('tx_6rd_no_relay');
+  });
+});
+
+describe('6RD-10: a border relay serves its customers only (issue 22: ipv4MaskLen 0 was an open relay)', () => {
+  // ipv4MaskLen 0: every IPv4 embeds, private space included (6rd allows non-global IPv4)
+  const OPEN: TunnelOptions = { mode: '6rd', role: 'relay', local: BR, sixrdPrefix: '2001:db8::/32' };
+  // a native host outside the 6rd prefix (2001:db8::/32 is all of it): a 6to4 address of 198.51.100.1
+  const NATIVE = '2002:c633:6401::2';
+  const embedding = (v4: string) => {
+    const a = Buffer.alloc(16);
+    embedIpv4({ prefix: parseIpv6('2001:db8::')!, prefixLen: 32, v4MaskLen: 0 }, parseIpv4(v4)!, a, 0);
+    a[15] = 1;
+    return formatIpv6(a);
+  };
+
+  it('without sixrdCustomers a BR tunnels to any IPv4 an address embeds (documented: an open relay)', () => {
+    const r = run(new Tunnel(OPEN), 'encap', ipv6Packet({ src: NATIVE, dst: embedding('10.1.2.3') }));
+    expect(r.outerDst).toBe(parseIpv4('10.1.2.3'));
+  });
+
+  it('with sixrdCustomers it tunnels to them only, and accepts only from them', () => {
+    const t = new Tunnel({ ...OPEN, sixrdCustomers: ['192.0.2.0/24'] });
+    expect(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('192.0.2.10') })).outerDst).toBe(parseIpv4('192.0.2.10'));
+    expect(dropReason(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('10.1.2.3') })))).toBe('tx_6rd_not_customer');
+    expect(dropReason(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('198.51.100.7') })))).toBe('tx_6rd_not_customer');
+    expect(run(t, 'decap', tunnelled('192.0.2.10', BR, embedding('192.0.2.10'), NATIVE)).verdict).toBe(Verdict.Forward);
+    expect(dropReason(run(t, 'decap', tunnelled('10.1.2.3', BR, embedding('10.1.2.3'), NATIVE)))).toBe('rx_6rd_not_customer');
+  });
+
+  it('names the field: not on a CE, not an empty list, prefixes only', () => {
+    expect(errorOf({ ...CE, sixrdCustomers: ['192.0.2.0/24'] }).message).toMatch(/^sixrdCustomers: .*for a border relay/);
+    expect(errorOf({ ...OPEN, sixrdCustomers: [] }).field).toBe('sixrdCustomers');
+    expect(errorOf({ ...OPEN, sixrdCustomers: ['192.0.2.1'] }).field).toMatch(/^sixrdCustomers/);
   });
 });

@@ -12,7 +12,7 @@ export function runCheckCommand(file: string): void {
   } catch (e) {
     // An error inside the file names only its field; a check is often one of several (a script
     // over /etc/tun6in4/*.toml), so the line names the file too.
-    if (e instanceof ConfigFileError && e.path !== file) throw new ConfigFileError(`${file}: ${e.path}`, e.detail);
+    if (e instanceof ConfigFileError && e.path !== file) throw e.within(file);
     throw e;
   }
   process.stdout.write(formatCheck(check));

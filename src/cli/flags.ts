@@ -62,6 +62,7 @@ export const RUN_FLAGS: readonly RunFlag[] = [
   { spec: '--6rd-prefix <ipv6/len>', to: 'sixrdPrefix', help: '6rd: the ISP\'s 6rd prefix, e.g. 2001:db8:a000::/36' },
   { spec: '--ipv4-mask-len <0..31>', to: 'ipv4MaskLen', parse: integer, help: '6rd: high IPv4 bits all CEs of the domain share (default 0)' },
   { spec: '--6rd-ipv4-prefix <ipv4/len>', to: 'sixrdIpv4Prefix', help: '6rd border relay: the IPv4 prefix of the domain\'s CEs (its length is --ipv4-mask-len)' },
+  { spec: '--6rd-customers <ipv4/len>', to: 'sixrdCustomers', parse: collect, help: '6rd border relay: an IPv4 prefix of the customers it serves, no others (repeatable; none: any IPv4, an open relay)' },
   { spec: '--6rd-dhcp <option212>', to: 'sixrdDhcp', help: '6rd: "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…" as udhcpc exports $ip6rd (instead of --6rd-prefix, --ipv4-mask-len, --relay)' },
   { spec: '--mtu <bytes>', to: 'mtu', parse: integer, help: 'tunnel MTU, 1280..1480 (1280 is the RFC 4213 conservative choice; FOU 1280..1472, default 1472)' },
   { spec: '--encap <kind>', to: 'encap', choices: ['none', 'fou'], help: 'none: bare protocol 41; fou: IPv6 in UDP, as Linux `sit … encap fou` (where protocol 41 is filtered; 6in4 only)' },

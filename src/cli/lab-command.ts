@@ -9,6 +9,8 @@ export async function runLabCommand(flags: { mode: LabMode; encap: 'none' | 'fou
   }
   const progress = flags.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
   const report = await runLab({ mode: flags.mode, encap: flags.encap, transferBytes: flags.transferMib * 1024 * 1024, progress });
-  process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatLabReport(report));
+  // On one terminal the progress lines already listed every check: the report does not repeat them.
+  const sameTerminal = Boolean(process.stdout.isTTY && process.stderr.isTTY);
+  process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatLabReport(report, { steps: !sameTerminal }));
   process.exit(report.interrupted ? 130 : report.passed ? 0 : 1);
 }

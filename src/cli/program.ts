@@ -10,7 +10,7 @@ import { DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../
 import { Daemon } from '../daemon/daemon.js';
 import { healthSummary, SystemdNotifier } from '../daemon/systemd.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
-import { dropPrivileges, resolveGroup } from '../daemon/privileges.js';
+import { dropPrivileges, resolveDropTarget, resolveGroup } from '../daemon/privileges.js';
 import { addRunFlags, configFromFlags, FLAG_FOR_FIELD, integer, collect } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
@@ -179,14 +179,20 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
   const notifier = SystemdNotifier.fromEnvironment(log);
   // A single tunnel from flags has nothing left to do once it has failed: exit 1 so a
   // supervisor restarts it. A config-file daemon keeps serving status and waits for SIGHUP.
-  const daemon = new Daemon(log, () => {
-    if (reload) return;
-    log.error('no tunnel left running; exiting');
-    notifier?.stopping('no tunnel left running; exiting');
-    void daemon.stop().then(() => process.exit(1));
-  });
+  const daemon = new Daemon(
+    log,
+    () => {
+      if (reload) return;
+      log.error('no tunnel left running; exiting');
+      notifier?.stopping('no tunnel left running; exiting');
+      void daemon.stop().then(() => process.exit(1));
+    },
+    process.env.TUN6IN4_LOG_LEVEL,
+  );
   try {
     const gid = config.control.group !== undefined ? resolveGroup(config.control.group) : undefined;
+    // Before the host changes: a user that resolves to uid 0 would "drop" to root.
+    if (config.user) resolveDropTarget(config.user, config.group);
     await daemon.start(config, gid);
     if (daemon.tunnels.size === 0) {
       const failed = daemon.status().failed;

@@ -18,7 +18,11 @@ function ago(iso: string | null): string {
 
 export function formatStatus(d: DaemonStatus): string {
   const lines: string[] = [`tun6in4 daemon pid ${d.pid}, up since ${d.startedAt}${d.uid !== null ? `, uid ${d.uid}` : ''}`];
-  if (d.lastReload) lines.push(`last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `refused: ${d.lastReload.error}`}`);
+  if (d.lastReload) {
+    const r = d.lastReload;
+    const notes = [r.ok && r.error ? `, but ${r.error}` : '', r.restartNeeded?.length ? `; ${r.restartNeeded.join(', ')} changed: restart to apply (running on with the old values)` : ''].join('');
+    lines.push(`last reload ${r.at}: ${r.ok ? `ok${notes}` : `refused: ${r.error}`}`);
+  }
   for (const t of d.tunnels) {
     const ends =
       t.mode === '6in4'

@@ -25,6 +25,11 @@ export interface BrokerUpdateOptions {
   timeoutMs?: number;
   /** First retry delay; doubles up to an hour. Default 30 s. */
   retryBaseMs?: number;
+  /**
+   * Groups that may read the key file besides this process's own: the group the daemon drops to
+   * (the daemon fills it in from `user`/`group`; not a file key).
+   */
+  keyGroups?: number[];
 }
 
 export type UpdateOutcome = 'pending' | 'good' | 'nochg' | 'permanent-failure' | 'retrying';
@@ -51,10 +56,10 @@ export class UpdateKeyError extends Error {
 }
 
 /** The broker update key from its file, under the trusted-file rules; `check` reads it the same way. */
-export function readUpdateKey(keyFile: string): string {
+export function readUpdateKey(keyFile: string, keyGroups: readonly number[] = []): string {
   let key: string;
   try {
-    key = readTrustedFile(keyFile, 'secret').trim();
+    key = readTrustedFile(keyFile, 'secret', { groups: [process.getgid?.() ?? 0, ...keyGroups] }).trim();
   } catch (e) {
     if (e instanceof UntrustedFileError) throw new UpdateKeyError(keyFile, e.problem);
     throw new UpdateKeyError(keyFile, `${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; create it with the broker's update key (chmod 600)`);
@@ -82,7 +87,7 @@ export class BrokerUpdater {
     private readonly opts: BrokerUpdateOptions,
     private readonly log: UpdateLog,
   ) {
-    this.key = readUpdateKey(opts.keyFile);
+    this.key = readUpdateKey(opts.keyFile, opts.keyGroups);
     const problem = updateUrlProblem(opts.url ?? HE_UPDATE_URL, opts.insecureHttp ?? false);
     if (problem) throw new Error(`update url: ${problem}`);
   }

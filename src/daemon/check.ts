@@ -8,7 +8,7 @@
  */
 import { configFormatOf, ConfigFileError, loadDaemonConfig, type ConfigFormat, type DaemonConfig } from './config.js';
 import { readUpdateKey, UpdateKeyError } from './broker-update.js';
-import { resolveGroup, resolveUser } from './privileges.js';
+import { resolveDropTarget, resolveGroup, resolveUser } from './privileges.js';
 
 export interface ConfigCheck {
   file: string;
@@ -21,17 +21,6 @@ export interface ConfigCheck {
 /** Validates a configuration file and what it refers to; throws ConfigFileError naming the field and the fix. */
 export function checkDaemonConfig(path: string): ConfigCheck {
   const config = loadDaemonConfig(path);
-  const keyFiles: string[] = [];
-  for (const { name, spec } of config.tunnels) {
-    if (!spec.update) continue;
-    try {
-      readUpdateKey(spec.update.keyFile);
-    } catch (e) {
-      if (e instanceof UpdateKeyError) throw new ConfigFileError(`tunnels.${name}.update.keyFile`, `${e.keyFile}: ${e.detail}`);
-      throw e;
-    }
-    keyFiles.push(spec.update.keyFile);
-  }
   // The daemon resolves these only after its tunnels are up (or, for the socket's group, just
   // before): a typo would surface after the host was already changed.
   const lookups: Array<[string, string | undefined, (n: string) => unknown]> = [
@@ -47,8 +36,24 @@ export function checkDaemonConfig(path: string): ConfigCheck {
       throw new ConfigFileError(field, (e as Error).message);
     }
   }
-  if (config.user !== undefined && config.group === undefined && resolveUser(config.user).gid === undefined) {
-    throw new ConfigFileError('user', `user "${config.user}" has no primary group; give group as well`);
+  let keyGroups: number[] = [];
+  if (config.user !== undefined) {
+    try {
+      keyGroups = [resolveDropTarget(config.user, config.group).gid];
+    } catch (e) {
+      throw new ConfigFileError('user', (e as Error).message.replace('give --group', 'give group as well'));
+    }
+  }
+  const keyFiles: string[] = [];
+  for (const { name, spec } of config.tunnels) {
+    if (!spec.update) continue;
+    try {
+      readUpdateKey(spec.update.keyFile, keyGroups);
+    } catch (e) {
+      if (e instanceof UpdateKeyError) throw new ConfigFileError(`tunnels.${name}.update.keyFile`, `${e.keyFile}: ${e.detail}`);
+      throw e;
+    }
+    keyFiles.push(spec.update.keyFile);
   }
   return { file: path, format: configFormatOf(path), config, keyFiles };
 }

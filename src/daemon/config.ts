@@ -20,9 +20,10 @@
  * and at the top `user`, `group`, and `[log] level`.
  */
 import { extname } from 'node:path';
+import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { ConfigError, resolveTunnelOptions, type TunnelOptions } from '../encap/options.js';
+import { ConfigError, resolveTunnelOptions, TUNNEL_OPTION_KEYS, type TunnelOptions } from '../encap/options.js';
 import { updateUrlProblem } from './broker-update.js';
 import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
 import type { TunnelSpec } from './managed-tunnel.js';
@@ -33,24 +34,62 @@ export interface DaemonConfig {
   /** The file it was read from (none when built from flags or an object). */
   file?: string;
   tunnels: Array<{ name: string; spec: TunnelSpec }>;
-  control: { socket: string; mode: number; group?: string };
+  /** `trace`: who may run trace (packet bytes): "owner" (root and the daemon's user, default) or "group" (anyone who can connect). */
+  control: { socket: string; mode: number; group?: string; trace?: 'owner' | 'group' };
   metrics: { listen?: string };
   user?: string;
   group?: string;
   logLevel: string;
 }
 
-/** A problem in a configuration file: where (a dotted path), and what to do. */
+/** One problem in a configuration file: where (a dotted path), and what is wrong with the fix. */
+export interface ConfigProblem {
+  path: string;
+  detail: string;
+}
+
+/**
+ * Problems in a configuration file: `path` and `detail` are the first; `problems` holds every one
+ * found (the message has one line each), so a file is fixed in one round, not one error a run.
+ */
 export class ConfigFileError extends Error {
+  readonly problems: ConfigProblem[];
   constructor(
     /** Where in the file (`tunnels.he.mtu`), or the file itself. */
     readonly path: string,
     /** What is wrong there and the fix, without the path. */
     readonly detail: string,
+    more: ConfigProblem[] = [],
   ) {
-    super(`${path}: ${detail}`);
+    const problems = [{ path, detail }, ...more];
+    super(problems.map((p) => `${p.path}: ${p.detail}`).join('\n'));
     this.name = 'ConfigFileError';
+    this.problems = problems;
   }
+
+  static of(problems: ConfigProblem[]): ConfigFileError {
+    return new ConfigFileError(problems[0].path, problems[0].detail, problems.slice(1));
+  }
+
+  /** The same problems with `prefix` (a file name) in front of each path. */
+  within(prefix: string): ConfigFileError {
+    return ConfigFileError.of(this.problems.map((p) => ({ path: p.path === prefix ? p.path : `${prefix}: ${p.path}`, detail: p.detail })));
+  }
+}
+
+/** The known key closest to a misspelt one (`tunnelID` → `tunnelId`, `keepAlive` → `keepalive`), if any is close. */
+export function closestKey(key: string, known: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  const same = known.find((k) => k.toLowerCase() === lower);
+  if (same) return same;
+  const best = closest(lower, known.map((k) => k.toLowerCase()));
+  const k = known.find((c) => c.toLowerCase() === best);
+  return k !== undefined && distance(lower, best) <= Math.max(2, Math.floor(key.length / 3)) ? k : undefined;
+}
+
+function unknownKey(key: string, known: readonly string[]): string {
+  const guess = closestKey(key, known);
+  return guess ? `unknown key; did you mean "${guess}"?` : `unknown key; remove it or use one of ${known.join(', ')}`;
 }
 
 function wholeNumber(min: number, max: number, what: string) {
@@ -88,42 +127,146 @@ const fileSchema = z.strictObject({
   control: z
     .strictObject({
       socket: z.string().min(1).optional(),
-      mode: z.string().regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0600" or "0660"').optional(),
+      mode: z
+        .string()
+        .regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0600" or "0660"')
+        .refine((m) => (parseInt(m, 8) & 0o007) === 0, 'a socket others can reach lets every local user read status and tunnel addresses; use "0600", or "0660" with control.group for the users who may')
+        .optional(),
       group: z.string().min(1).optional(),
+      trace: z.enum(['owner', 'group'], { error: 'use "owner" (root and the daemon\'s user may trace packets, the default) or "group" (anyone who can reach the socket)' }).optional(),
     })
     .optional(),
-  metrics: z.strictObject({ listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port, e.g. "127.0.0.1:9641"').optional() }).optional(),
+  metrics: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^([^\s:[\]]+|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'host:port, e.g. "127.0.0.1:9641" (an IPv6 host in brackets: "[::1]:9641")')
+        .refine((l) => {
+          const port = Number(l.slice(l.lastIndexOf(':') + 1));
+          return port >= 1 && port <= 65535;
+        }, 'the port must be 1..65535, e.g. "127.0.0.1:9641"')
+        .optional(),
+    })
+    .optional(),
   user: z
     .string()
     .min(1)
-    .refine((u) => u !== 'root' && u !== '0', 'dropping privileges to root drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)')
+    .refine((u) => u !== 'root' && !/^0+$/.test(u), 'dropping privileges to root drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)')
     .optional(),
   group: z.string().min(1).optional(),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional() }).optional(),
 });
 
-function issueToError(issue: z.core.$ZodIssue, prefix: string): ConfigFileError {
-  const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
-  if (issue.code === 'unrecognized_keys') return new ConfigFileError([path, issue.keys[0]].filter(Boolean).join('.'), 'unknown key; remove it or check its spelling');
-  return new ConfigFileError(path || '(file)', issue.message);
+/** The keys each object of the file may hold (tunnel names as `*`), for "did you mean". */
+const TUNNEL_KEYS = [...TUNNEL_OPTION_KEYS, ...DAEMON_KEYS];
+const KNOWN_KEYS: Record<string, readonly string[]> = {
+  '': ['user', 'group', 'tunnels', 'control', 'metrics', 'log'],
+  control: ['socket', 'mode', 'group', 'trace'],
+  metrics: ['listen'],
+  log: ['level'],
+  'tunnels.*': TUNNEL_KEYS,
+  'tunnels.*.update': ['url', 'insecureHttp', 'tunnelId', 'username', 'keyFile', 'timeoutMs'],
+};
+
+/** What to write instead, for a value of the wrong type (zod's own text names no fix). */
+const TYPE_FIX: Record<string, string> = {
+  user: 'a user name such as "tun6in4"',
+  group: 'a group name such as "tun6in4"',
+  tunnels: 'a table of named tunnels, such as [tunnels.he]',
+  control: 'a table: [control] with socket, mode, group, trace',
+  'control.socket': 'a path such as "/run/tun6in4/tun6in4.sock"',
+  'control.mode': 'an octal mode in quotes, such as "0660"',
+  'control.group': 'a group name such as "tun6in4"',
+  metrics: 'a table: [metrics] with listen',
+  'metrics.listen': 'host:port in quotes, such as "127.0.0.1:9641"',
+  log: 'a table: [log] with level',
+  'log.level': 'one of "trace", "debug", "info", "warn", "error", "fatal"',
+  'tunnels.*': 'a table of the tunnel\'s options, such as [tunnels.he] mode = "6in4"',
+  'tunnels.*.dev': 'an interface name in quotes, such as "he-ipv6"',
+  'tunnels.*.update': 'a table: [tunnels.NAME.update] with tunnelId, username and keyFile',
+  'tunnels.*.update.url': 'an https URL in quotes',
+  'tunnels.*.update.tunnelId': 'the broker\'s tunnel id in quotes, such as "123456"',
+  'tunnels.*.update.username': 'the broker account name in quotes',
+  'tunnels.*.update.keyFile': 'the path of a file holding the update key, such as "/etc/tun6in4/he.key"',
+};
+
+const pattern = (path: readonly PropertyKey[]) => path.map((k, i) => (i === 1 && path[0] === 'tunnels' ? '*' : String(k))).join('.');
+
+function typeOf(v: unknown): string {
+  return v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a table' : `${typeof v} ${JSON.stringify(v)}`;
 }
 
-/** Validates a parsed configuration object. */
+function valueIn(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+/**
+ * Every zod issue as a problem with a fix. A key reported missing is left out when a misspelt key
+ * beside it is its "did you mean" (`tunnelID` is one mistake, not two).
+ */
+function issuesToProblems(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[], raw: unknown): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const guessed = new Set<string>();
+  for (const issue of issues) {
+    if (issue.code !== 'unrecognized_keys') continue;
+    const at = [...prefix, ...issue.path];
+    const known = KNOWN_KEYS[pattern(at)] ?? [];
+    for (const key of issue.keys) {
+      out.push({ path: [...at, key].map(String).join('.'), detail: unknownKey(key, known) });
+      const guess = closestKey(key, known);
+      if (guess) guessed.add([...at, guess].map(String).join('.'));
+    }
+  }
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') continue;
+    const at = [...prefix, ...issue.path];
+    const path = at.map(String).join('.') || '(file)';
+    if (guessed.has(path)) continue;
+    const value = valueIn(raw, issue.path);
+    const fix = TYPE_FIX[pattern(at)];
+    let detail = issue.message;
+    if (issue.code === 'invalid_type' && /^Invalid input/.test(issue.message)) {
+      detail = value === undefined ? `missing; add it: ${fix ?? `a ${issue.expected}`}` : `${typeOf(value)} is not valid; use ${fix ?? `a ${issue.expected}`}`;
+    } else if (/^Invalid (option|input)/.test(issue.message) && fix) {
+      detail = `${typeOf(value)} is not valid; use ${fix}`;
+    } else if (/^Too small/.test(issue.message) && fix) {
+      detail = `empty; use ${fix}`;
+    }
+    out.push({ path, detail });
+  }
+  return out;
+}
+
+/** Validates a parsed configuration object; a ConfigFileError lists every problem found. */
 export function parseDaemonConfig(raw: unknown): DaemonConfig {
+  const problems: ConfigProblem[] = [];
   const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) throw issueToError(parsed.error.issues[0], '');
-  const f = parsed.data;
-  const names = Object.keys(f.tunnels);
-  const badName = names.find((n) => !/^[a-zA-Z0-9_-]{1,32}$/.test(n));
-  if (badName !== undefined) throw new ConfigFileError(`tunnels.${badName}`, 'tunnel names are 1..32 letters, digits, "-" or "_"');
-  if (names.length === 0) throw new ConfigFileError('tunnels', 'no tunnel configured; add at least one under "tunnels"');
-  const tunnels = names.map((name) => ({ name, spec: parseTunnel(name, f.tunnels[name]) }));
+  if (!parsed.success) problems.push(...issuesToProblems(parsed.error.issues, [], raw));
+  // The tunnels are checked even when something else in the file is wrong, so all is said at once.
+  const rawTunnels = valueIn(raw, ['tunnels']);
+  const entries = rawTunnels !== null && typeof rawTunnels === 'object' && !Array.isArray(rawTunnels) ? Object.entries(rawTunnels as Record<string, unknown>) : [];
+  const tunnels: Array<{ name: string; spec: TunnelSpec }> = [];
+  for (const [name, entry] of entries) {
+    if (!/^[a-zA-Z0-9_-]{1,32}$/.test(name)) {
+      problems.push({ path: `tunnels.${name}`, detail: 'tunnel names are 1..32 letters, digits, "-" or "_"' });
+      continue;
+    }
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) continue; // the schema said so
+    const t = parseTunnel(name, entry as Record<string, unknown>);
+    if ('problems' in t) problems.push(...t.problems);
+    else tunnels.push({ name, spec: t.spec });
+  }
+  if (parsed.success && entries.length === 0) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels"' });
   const devs = tunnels.map((t) => t.spec.dev).filter(Boolean);
   const dup = devs.find((d, i) => devs.indexOf(d) !== i);
-  if (dup) throw new ConfigFileError('tunnels', `two tunnels use dev "${dup}"; give each its own interface name`);
+  if (dup) problems.push({ path: 'tunnels', detail: `two tunnels use dev "${dup}"; give each its own interface name` });
+  if (problems.length || !parsed.success) throw ConfigFileError.of(problems);
+  const f = parsed.data;
   return {
     tunnels,
-    control: { socket: f.control?.socket ?? DEFAULT_CONTROL_SOCKET, mode: parseInt(f.control?.mode ?? '0600', 8), group: f.control?.group },
+    control: { socket: f.control?.socket ?? DEFAULT_CONTROL_SOCKET, mode: parseInt(f.control?.mode ?? '0600', 8), group: f.control?.group, ...(f.control?.trace !== undefined && { trace: f.control.trace }) },
     metrics: { listen: f.metrics?.listen },
     user: f.user,
     group: f.group,
@@ -131,24 +274,42 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   };
 }
 
-function parseTunnel(name: string, entry: Record<string, unknown>): TunnelSpec {
+/** One tunnel's spec, or every problem found in it. */
+function parseTunnel(name: string, entry: Record<string, unknown>): { spec: TunnelSpec } | { problems: ConfigProblem[] } {
   const where = `tunnels.${name}`;
+  const problems: ConfigProblem[] = [];
   const daemonPart: Record<string, unknown> = {};
   const tunnelPart: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(entry)) (DAEMON_KEYS.includes(k) ? daemonPart : tunnelPart)[k] = v;
-  const d = daemonTunnelKeys.safeParse(daemonPart);
-  if (!d.success) throw issueToError(d.error.issues[0], where);
-  const options = tunnelPart as unknown as TunnelOptions;
-  // Check every tunnel field now, before anything is touched. "auto" is resolved at start, so
-  // validate the rest with a stand-in address.
-  const check = options.local === 'auto' ? { ...options, local: '192.0.2.1', allowNonGlobal: true } : options;
-  try {
-    resolveTunnelOptions(check);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigFileError(`${where}.${e.field}`, e.detail);
-    throw e;
+  for (const [k, v] of Object.entries(entry)) {
+    if (DAEMON_KEYS.includes(k)) daemonPart[k] = v;
+    else if ((TUNNEL_OPTION_KEYS as readonly string[]).includes(k)) tunnelPart[k] = v;
+    else problems.push({ path: `${where}.${k}`, detail: unknownKey(k, TUNNEL_KEYS) });
   }
-  return { ...(tunnelPart as unknown as TunnelSpec), ...d.data };
+  const d = daemonTunnelKeys.safeParse(daemonPart);
+  if (!d.success) problems.push(...issuesToProblems(d.error.issues, ['tunnels', name], daemonPart));
+  // Check every tunnel field now, before anything is touched. "auto" is resolved at start, so
+  // validate the rest with a stand-in address. The options stop at their first problem: a field
+  // found bad is set aside and the rest checked again, until they pass or what is missing is
+  // one that was set aside (whose own problem is already said).
+  const options: Record<string, unknown> = { ...tunnelPart };
+  const setAside = new Set<string>();
+  for (let round = 0; round < TUNNEL_OPTION_KEYS.length; round++) {
+    const check = options.local === 'auto' ? { ...options, local: '192.0.2.1', allowNonGlobal: true } : options;
+    try {
+      resolveTunnelOptions(check as unknown as TunnelOptions);
+      break;
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const top = e.field.split('.')[0];
+      if (setAside.has(top)) break;
+      problems.push({ path: `${where}.${e.field}`, detail: e.detail });
+      if (!(top in options)) break;
+      setAside.add(top);
+      delete options[top];
+    }
+  }
+  if (problems.length || !d.success) return { problems };
+  return { spec: { ...(tunnelPart as unknown as TunnelSpec), ...d.data } };
 }
 
 export type ConfigFormat = 'toml' | 'json';
@@ -205,7 +366,7 @@ export interface DaemonConfigFile {
   group?: string;
   log: { level: string };
   tunnels: Record<string, Record<string, unknown>>;
-  control: { socket: string; mode: string; group?: string };
+  control: { socket: string; mode: string; group?: string; trace?: 'owner' | 'group' };
   metrics?: { listen: string };
 }
 
@@ -230,6 +391,7 @@ export function daemonConfigToFile(config: DaemonConfig): DaemonConfigFile {
   }
   const control: DaemonConfigFile['control'] = { socket: config.control.socket, mode: `0${config.control.mode.toString(8).padStart(3, '0')}` };
   if (config.control.group !== undefined) control.group = config.control.group;
+  if (config.control.trace !== undefined) control.trace = config.control.trace;
   // Written in the order people read a config: who runs it, the tunnels, then the daemon's ports.
   return {
     ...(config.user !== undefined && { user: config.user }),

@@ -4,7 +4,7 @@
  * A command may instead answer with a stream of JSON lines (`trace`): that connection stays open
  * until either side ends it.
  */
-import { chmodSync, chownSync, closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, lchownSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { loadNative } from '../io/native.js';
@@ -18,8 +18,52 @@ export class ControlStream {
   constructor(readonly open: (socket: Socket) => { close(): void }) {}
 }
 
-/** What a command answers: a JSON-able document, or a ControlStream. */
-export type ControlHandler = (command: string) => unknown;
+/** Who is asking: the client's credentials from the kernel (SO_PEERCRED). */
+export interface ControlPeer {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * What a command answers: a JSON-able document, or a ControlStream. `peer` is null when the addon
+ * cannot tell (one built before native/peercred.cc).
+ */
+export type ControlHandler = (command: string, peer: ControlPeer | null) => unknown;
+
+/**
+ * Commands that show more than status (trace: the first bytes of every packet). The socket's mode
+ * and group decide who may connect; these are for root and the daemon's own user only, unless
+ * `forGroup` lets everyone who can connect run them.
+ */
+export interface ControlAccess {
+  restricted(command: string): boolean;
+  forGroup?: boolean;
+}
+
+/** May `peer` run a restricted command? Root, or the user the daemon runs as now. */
+export function mayRunRestricted(peer: ControlPeer | null): boolean {
+  return peer !== null && (peer.uid === 0 || peer.uid === (process.geteuid?.() ?? 0));
+}
+
+function restrictedRefusal(command: string, peer: ControlPeer | null): string {
+  const name = command.split(/\s/)[0];
+  const me = process.geteuid?.() ?? 0;
+  if (peer === null) return `"${name}" is refused: this build of the native addon cannot tell who is asking (no SO_PEERCRED); rebuild it (npm run build:native)`;
+  return `"${name}" shows packet bytes: only root or the daemon's user (uid ${me}) may run it, not uid ${peer.uid}; run it as one of them (sudo), or set control.trace = "group" to let everyone who can reach the socket`;
+}
+
+/** SO_PEERCRED of an accepted connection, or null if the addon cannot say. */
+function peerOf(sock: Socket): ControlPeer | null {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const native = loadNative();
+  if (typeof fd !== 'number' || fd < 0 || !native.peerCredentials) return null;
+  try {
+    return native.peerCredentials(fd);
+  } catch {
+    return null;
+  }
+}
 
 /** A client that sends no full command within this long is disconnected. */
 const CONTROL_IDLE_MS = 10_000;
@@ -88,7 +132,11 @@ export async function listenControl(
   gid: number | undefined,
   handler: ControlHandler,
   limits: ControlLimits = { idleMs: CONTROL_IDLE_MS, maxConnections: CONTROL_MAX_CONNECTIONS },
+  access?: ControlAccess,
 ): Promise<ControlListener> {
+  if (mode & 0o007) {
+    throw new Error(`control socket mode ${mode.toString(8).padStart(4, '0')} lets every local user connect (status, tunnel addresses); use 0600, or 0660 with a group for the users who may`);
+  }
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const lock = claim(path);
   if (lock === null) throw new ControlSocketBusyError(path);
@@ -117,6 +165,7 @@ export async function listenControl(
   const streams = new Set<Socket>();
   const maxStreams = limits.maxStreams ?? CONTROL_MAX_STREAMS;
   const server = createServer((sock) => {
+    const peer = peerOf(sock);
     let buf = '';
     let answered = false;
     // one short command, one answer: a client that says nothing is let go
@@ -135,7 +184,7 @@ export async function listenControl(
       answered = true;
       let reply: unknown;
       try {
-        reply = handler(cmd);
+        reply = access?.restricted(cmd) && !access.forGroup && !mayRunRestricted(peer) ? { error: restrictedRefusal(cmd, peer) } : handler(cmd, peer);
       } catch (e) {
         reply = { error: (e as Error).message };
       }
@@ -170,8 +219,13 @@ export async function listenControl(
         process.umask(umask);
       }
     });
-    chmodSync(path, mode);
-    if (gid !== undefined) chownSync(path, process.getuid?.() ?? 0, gid);
+    // No chmod: bind gave the mode. lchown, and a check of what is at the path after: whoever
+    // can write the directory could have put a symlink there since bind, and chown would follow it.
+    if (gid !== undefined) lchownSync(path, process.getuid?.() ?? 0, gid);
+    const st = lstatSync(path);
+    if (!st.isSocket() || (st.mode & 0o777) !== mode || st.uid !== (process.getuid?.() ?? 0)) {
+      throw new Error(`${path} was replaced while the control socket was being set up (another user can write ${dirname(path)}?); use a directory only root or this user can write`);
+    }
   } catch (e) {
     server.close();
     unlock([path]);
@@ -241,6 +295,27 @@ function netnsOf(pid: number | 'self'): string | null {
   }
 }
 
+/**
+ * Where a daemon's network namespace can be entered: `netns NAME` when `ip netns` named it (its
+ * file under /run/netns is the same namespace), else `pid N`.
+ */
+function namespaceName(pid: number | null): string {
+  if (pid === null) return 'owner unknown';
+  try {
+    const ino = statSync(`/proc/${pid}/ns/net`).ino;
+    for (const n of readdirSync('/run/netns')) {
+      try {
+        if (statSync(join('/run/netns', n)).ino === ino) return `netns ${n}`;
+      } catch {
+        // removed meanwhile
+      }
+    }
+  } catch {
+    // no /run/netns, or the process is gone
+  }
+  return `pid ${pid}`;
+}
+
 /** The pid of the daemon that owns `path`, from the lock file it holds. */
 function ownerOf(path: string): number | null {
   try {
@@ -280,8 +355,11 @@ export async function findControlSocket(wanted: string, explicit = false): Promi
   if (here.length === 1) return here[0];
   if (here.length > 1) throw new Error(`no daemon at ${wanted}, and several in this network namespace: ${here.join(', ')}; pick one with --control`);
   if (elsewhere.length) {
+    const where = elsewhere.map((p) => ({ p, ns: namespaceName(ownerOf(p)) }));
+    const named = where.find((w) => w.ns.startsWith('netns '));
+    const how = named ? `ip netns exec ${named.ns.slice(6)} tun6in4 status` : 'nsenter --net=/proc/PID/ns/net tun6in4 status';
     throw new Error(
-      `no tun6in4 runs in this network namespace; ${elsewhere.length} in other namespaces answer on ${elsewhere.join(', ')}: run status inside that namespace (ip netns exec NAME tun6in4 status), or give --control PATH`,
+      `no tun6in4 runs in this network namespace; ${elsewhere.length} in other namespaces answer on ${where.map((w) => `${w.p} (${w.ns})`).join(', ')}: run status inside that namespace (${how}), or give --control PATH`,
     );
   }
   return wanted;

@@ -10,6 +10,7 @@ import { ControlSocketBusyError, listenControl, type ControlListener } from './c
 import { EBADFD } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
+import { resolveDropTarget } from './privileges.js';
 import { traceCommand } from './trace-stream.js';
 
 export interface DaemonStatus {
@@ -19,7 +20,24 @@ export interface DaemonStatus {
   tunnels: ManagedStatus[];
   /** Tunnels that failed to open, with the reason. */
   failed: Array<{ tunnel: string; error: string }>;
-  lastReload: { at: string; ok: boolean; error?: string } | null;
+  /**
+   * `restartNeeded`: keys the file changed that a running daemon cannot take (RESTART_KEYS; it
+   * runs on with the old values); `error`: a key that could not be applied (kept as it was).
+   */
+  lastReload: { at: string; ok: boolean; error?: string; restartNeeded?: string[] } | null;
+}
+
+/**
+ * Settings a reload cannot apply to a running daemon: the privilege drop happened once, and the
+ * control socket is the one clients are talking on (recreating it after the drop could not set
+ * its group). A reload keeps their old values and names them; `show` prints what runs.
+ */
+export const RESTART_KEYS = ['user', 'group', 'control.socket', 'control.mode', 'control.group'] as const;
+
+/** The RESTART_KEYS whose value differs between the running configuration and a new one. */
+export function restartKeysChanged(running: DaemonConfig, next: DaemonConfig): string[] {
+  const value = (c: DaemonConfig, key: string): unknown => (key.startsWith('control.') ? c.control[key.slice(8) as keyof DaemonConfig['control']] : c[key as 'user' | 'group']);
+  return RESTART_KEYS.filter((k) => value(running, k) !== value(next, k));
 }
 
 /** What `tun6in4 show` prints: the configuration being run, and where it came from. */
@@ -51,11 +69,20 @@ export class Daemon {
   private readonly startedAt = new Date().toISOString();
   private lastReload: DaemonStatus['lastReload'] = null;
   private running: { config: DaemonConfig; at: string } | null = null;
+  /** Who may trace; a reload may change forGroup (control.trace). */
+  private readonly access = { restricted: (cmd: string) => cmd === 'trace' || cmd.startsWith('trace '), forGroup: false };
+  /** Each tunnel's logger (a pino child keeps its own level): a reload's log.level reaches them too. */
+  private readonly loggers = new Map<string, Logger>();
 
-  /** `onAllFailed`: every tunnel has died at run time (the `run` command exits then). */
+  /**
+   * `onAllFailed`: every tunnel has died at run time (the `run` command exits then).
+   * `logLevelOverride`: a level fixed from outside (TUN6IN4_LOG_LEVEL), which the file's log.level
+   * does not change and `show` reports.
+   */
   constructor(
     private readonly log: Logger,
     private readonly onAllFailed: () => void = () => undefined,
+    private readonly logLevelOverride?: string,
   ) {}
 
   private tunnelFailed(name: string, t: ManagedTunnel, e: Error): void {
@@ -76,18 +103,58 @@ export class Daemon {
   async start(config: DaemonConfig, gid?: number): Promise<void> {
     let path = config.control.socket;
     const handler = (cmd: string) => this.command(cmd);
+    // trace carries packet bytes: root and our own user only, unless the file says the group may.
+    const access = this.access;
+    access.forGroup = config.control.trace === 'group';
     try {
-      this.control = await listenControl(path, config.control.mode, gid, handler);
+      this.control = await listenControl(path, config.control.mode, gid, handler, undefined, access);
     } catch (e) {
       // Another daemon (e.g. in another network namespace: /run is shared) has the default path.
       // The tunnels matter more than the control socket: take a per-process one and say where.
       if (path !== DEFAULT_CONTROL_SOCKET || !(e instanceof ControlSocketBusyError)) throw e;
       path = DEFAULT_CONTROL_SOCKET.replace(/\.sock$/, `-${process.pid}.sock`);
-      this.control = await listenControl(path, config.control.mode, gid, handler);
+      this.control = await listenControl(path, config.control.mode, gid, handler, undefined, access);
       this.log.warn({ control: path }, `${DEFAULT_CONTROL_SOCKET} is in use by another tun6in4; this one answers on ${path} (tun6in4 status --control ${path})`);
     }
-    if (config.metrics.listen) this.metrics = await this.listenMetrics(config.metrics.listen);
-    await this.apply(config);
+    if (config.metrics.listen) {
+      try {
+        this.metrics = await this.listenMetrics(config.metrics.listen);
+      } catch (e) {
+        // Nothing else has started: give the control socket (and its lock file) back.
+        await this.control.close();
+        this.control = null;
+        throw new Error(`${config.file ? `${config.file}: ` : ''}metrics.listen: ${(e as Error).message}`);
+      }
+    }
+    this.setLogLevel(config.logLevel);
+    await this.apply({ ...config, logLevel: this.logLevelOverride ?? config.logLevel });
+  }
+
+  private setLogLevel(level: string): void {
+    const effective = this.logLevelOverride ?? level;
+    this.log.level = effective;
+    for (const l of this.loggers.values()) l.level = effective;
+  }
+
+  /**
+   * Moves metrics to `next` (undefined: none); the old listener closes only once the new one
+   * listens, so a bad address keeps the old one. Returns the address in effect and any error.
+   */
+  private async moveMetrics(current: string | undefined, next: string | undefined): Promise<{ listen: string | undefined; error?: string }> {
+    if (current === next) return { listen: current };
+    let server: HttpServer | null = null;
+    if (next) {
+      try {
+        server = await this.listenMetrics(next);
+      } catch (e) {
+        return { listen: current, error: `metrics.listen: ${(e as Error).message}; still ${current ? `on ${current}` : 'off'}` };
+      }
+    }
+    const old = this.metrics;
+    this.metrics = server;
+    if (old) await new Promise((r) => old.close(r));
+    if (!next) this.log.info({ was: current }, 'metrics stopped');
+    return { listen: next };
   }
 
   private command(cmd: string): unknown {
@@ -100,7 +167,7 @@ export class Daemon {
 
   private async listenMetrics(listen: string): Promise<HttpServer> {
     const i = listen.lastIndexOf(':');
-    const host = listen.slice(0, i);
+    const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
     const port = Number(listen.slice(i + 1));
     const server = createHttpServer((req, res) => {
       if (req.url !== '/metrics') {
@@ -110,8 +177,14 @@ export class Daemon {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(this.status().tunnels));
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new Error(`metrics: cannot listen on ${listen}: ${(e as Error).message}`)));
-      server.listen(port, host, () => resolve());
+      const fail = (e: Error) => reject(new Error(`cannot listen on ${listen}: ${(e as NodeJS.ErrnoException).code ?? e.message}; choose a free port (ss -ltn shows the taken ones) or an address of this host`));
+      server.once('error', fail);
+      try {
+        server.listen(port, host, () => resolve());
+      } catch (e) {
+        // a port out of range throws here rather than emitting 'error'
+        fail(e as Error);
+      }
     });
     this.log.info({ listen }, 'metrics listening');
     if (!/^(127\.|localhost$|::1$|\[::1\]$)/.test(host)) {
@@ -129,12 +202,15 @@ export class Daemon {
     // From here on this is the configuration being run; tunnels that fail to open are part of
     // it (a reload retries them) and are reported apart.
     this.running = { config, at: new Date().toISOString() };
-    const wanted = new Map(config.tunnels.map((t) => [t.name, t.spec]));
+    const keyGroups = dropGroups(config);
+    // The same spec every time for the same file, so an unchanged tunnel compares unchanged.
+    const wanted = new Map(config.tunnels.map((t) => [t.name, t.spec.update && keyGroups.length ? { ...t.spec, update: { ...t.spec.update, keyGroups } } : t.spec]));
     for (const [name, t] of this.tunnels) {
       const spec = wanted.get(name);
       if (!spec || canonical(spec) !== canonical(t.spec)) {
         await t.close();
         this.tunnels.delete(name);
+        this.loggers.delete(name);
         this.log.info({ tunnel: name }, spec ? 'tunnel changed; restarting it' : 'tunnel removed; stopped');
       }
     }
@@ -143,7 +219,9 @@ export class Daemon {
       if (this.tunnels.has(name)) continue;
       try {
         let opened: ManagedTunnel | undefined;
-        const t = await ManagedTunnel.open(name, spec, this.log.child({ tunnel: name }), (e) => opened && this.tunnelFailed(name, opened, e));
+        const log = this.log.child({ tunnel: name });
+        this.loggers.set(name, log);
+        const t = await ManagedTunnel.open(name, spec, log, (e) => opened && this.tunnelFailed(name, opened, e));
         opened = t;
         this.tunnels.set(name, t);
         this.failed.delete(name);
@@ -168,8 +246,26 @@ export class Daemon {
       this.log.error({ error: (e as Error).message }, 'reload refused: keeping the running configuration');
       return;
     }
-    await this.apply(config);
-    this.lastReload = { at: new Date().toISOString(), ok: true };
+    const old = this.running?.config ?? config;
+    const restartNeeded = restartKeysChanged(old, config);
+    const metrics = await this.moveMetrics(old.metrics.listen, config.metrics.listen);
+    this.setLogLevel(config.logLevel);
+    this.access.forGroup = config.control.trace === 'group';
+    // What runs from now on: the new tunnels, log level, metrics and trace access, and the old
+    // values of what only a restart can change. `show` prints this.
+    await this.apply({
+      ...config,
+      user: old.user,
+      group: old.group,
+      control: { ...old.control, trace: config.control.trace },
+      metrics: { listen: metrics.listen },
+      logLevel: this.logLevelOverride ?? config.logLevel,
+    });
+    this.lastReload = { at: new Date().toISOString(), ok: true, ...(metrics.error && { error: metrics.error }), ...(restartNeeded.length && { restartNeeded }) };
+    if (metrics.error) this.log.error({ error: metrics.error }, 'reload: metrics not moved');
+    if (restartNeeded.length) {
+      this.log.warn({ restartNeeded }, `reload: ${restartNeeded.join(', ')} changed in the file but take effect only on a restart; running on with the old values (tun6in4 show prints them)`);
+    }
     this.log.info({ tunnels: [...this.tunnels.keys()] }, 'configuration reloaded');
   }
 
@@ -205,6 +301,17 @@ export class Daemon {
     await new Promise((r) => (this.metrics ? this.metrics.close(r) : r(undefined)));
     await this.control?.close();
     this.control = null;
+  }
+}
+
+/** The group the daemon will run as after its privilege drop, which may read a key file. */
+function dropGroups(config: DaemonConfig): number[] {
+  if (config.user === undefined) return [];
+  try {
+    return [resolveDropTarget(config.user, config.group).gid];
+  } catch {
+    // serve() refuses such a user before anything starts; a library caller learns at the drop
+    return [];
   }
 }
 

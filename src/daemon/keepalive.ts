@@ -141,12 +141,14 @@ export class Keepalive {
   }
 
   stats(): KeepaliveStats {
-    const lost = this.window.filter((x) => !x).length;
+    // An answered probe counts at once, as in state(): "1/1 answered" is 0 % loss, not "-".
+    const w = this.pendingAnswered ? [...this.window, true] : this.window;
+    const lost = w.filter((x) => !x).length;
     return {
       intervalSeconds: this.intervalSeconds,
       sent: this.sent,
       received: this.received,
-      lossPercent: this.window.length ? Math.round((lost / this.window.length) * 1000) / 10 : null,
+      lossPercent: w.length ? Math.round((lost / w.length) * 1000) / 10 : null,
       rttMs: { last: round(this.lastRtt), average: round(this.rttAvg) },
       lastReplyAt: this.lastReplyAt ? new Date(Date.now() - (this.clock() - this.lastReplyAt)).toISOString() : null,
     };

@@ -191,13 +191,18 @@ export class ManagedTunnel {
 
   status(): ManagedStatus {
     const s = this.running.status();
-    const lastRx = this.running.engine.lastRxAt;
+    const keepalive = this.keepalive?.stats() ?? null;
+    // The engine stamps lastRxAt when it writes to the TUN; the keepalive's replies it hands to
+    // the probe instead arrived too (status showed "rx 1 packets (last never)").
+    const replyAt = keepalive?.lastReplyAt ? Date.parse(keepalive.lastReplyAt) : 0;
+    const lastRx = Math.max(this.running.engine.lastRxAt, replyAt);
     const health: TunnelState = s.state === 'stopped' ? 'down' : this.keepalive ? this.keepalive.state(lastRx) : lastRx && Date.now() - lastRx < 5 * 60_000 ? 'up' : 'idle';
     return {
       ...s,
+      lastRxAt: lastRx ? new Date(lastRx).toISOString() : null,
       tunnel: this.name,
       health,
-      keepalive: this.keepalive?.stats() ?? null,
+      keepalive,
       brokerUpdate: this.updater?.status() ?? null,
       localAuto: this.spec.local === 'auto',
       ...(s.sixrd && s.sixrd.relays.length > 1 ? { relayFailovers: this.failovers } : {}),

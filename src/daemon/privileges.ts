@@ -16,6 +16,18 @@ export function resolveUser(name: string): { uid: number; gid: number | undefine
   return { uid: u.id, gid: u.gid };
 }
 
+/**
+ * The user and group to drop to, refusing any that is uid 0 once resolved ("00", a second
+ * uid-0 name such as toor): dropping to root drops nothing.
+ */
+export function resolveDropTarget(user: string, group?: string): { uid: number; gid: number } {
+  const u = resolveUser(user);
+  if (u.uid === 0) throw new Error(`user "${user}" is uid 0 (root): dropping to it drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)`);
+  const gid = group !== undefined ? resolveGroup(group) : u.gid;
+  if (gid === undefined) throw new Error(`user "${user}" has no primary group; give --group`);
+  return { uid: u.uid, gid };
+}
+
 export function resolveGroup(name: string): number {
   return lookup('/etc/group', name, 'group').id;
 }
@@ -26,9 +38,7 @@ export function resolveGroup(name: string): number {
  * routes at shutdown, nothing else.
  */
 export function dropPrivileges(user: string, group?: string): { uid: number; gid: number } {
-  const u = resolveUser(user);
-  const gid = group !== undefined ? resolveGroup(group) : u.gid;
-  if (gid === undefined) throw new Error(`user "${user}" has no primary group; give --group`);
-  loadNative().dropPrivileges(u.uid, gid);
-  return { uid: u.uid, gid };
+  const ids = resolveDropTarget(user, group);
+  loadNative().dropPrivileges(ids.uid, ids.gid);
+  return ids;
 }

@@ -95,6 +95,8 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
   add({ check: 'kernel sit driver', level: 'info', detail: sit ? 'present: the kernel could run this tunnel too' : 'absent: this is the case tun6in4 is for' });
 
   if (o.mode) await checkAddresses(o, add);
+  if (o.mode) checkEncapForMode(o, add);
+  if (o.local && o.local !== 'auto') await checkLocalIsOurs(o.local, add);
   await checkHosting(o, add);
   return out;
 }
@@ -126,6 +128,33 @@ function tunForUserFinding(name: string): Finding {
     detail: `${formatTunNode(node)}: ${user.name} (uid ${user.uid}) cannot open it, whatever its capabilities`,
     fix: tunAccessFix(node, user),
   };
+}
+
+/** `up` would refuse FOU for 6to4 and 6rd (their peers come from inner addresses; no UDP convention). */
+function checkEncapForMode(o: DoctorOptions, add: (f: Finding) => void): void {
+  if (o.encap !== 'fou') return;
+  if (o.mode === '6in4') {
+    add({ check: 'encapsulation', level: 'ok', detail: 'Foo-over-UDP for a configured (6in4) tunnel' });
+  } else {
+    add({ check: 'encapsulation', level: 'fail', detail: `FOU carries 6in4 tunnels only; ${o.mode} finds its peers in the inner addresses and has no UDP convention`, fix: `use --encap none with --mode ${o.mode}` });
+  }
+}
+
+/** A --local this host does not have cannot be bound: say so before `up` does. */
+async function checkLocalIsOurs(local: string, add: (f: Finding) => void): Promise<void> {
+  let addrs: string;
+  try {
+    addrs = await ip(['-4', '-o', 'addr', 'show']);
+  } catch (e) {
+    add({ check: 'local IPv4 on this host', level: 'warn', detail: `cannot list addresses: ${(e as Error).message}` });
+    return;
+  }
+  const dev = new RegExp(`^\\d+:\\s+(\\S+)\\s+inet ${local.replace(/\./g, '\\.')}/`, 'm').exec(addrs)?.[1];
+  add(
+    dev
+      ? { check: 'local IPv4 on this host', level: 'ok', detail: `${local} is on ${dev}` }
+      : { check: 'local IPv4 on this host', level: 'fail', detail: `${local} is not an address of this host (network namespace)`, fix: 'give --local an address from ip -4 addr, or --local auto (the source address toward --remote / --relay)' },
+  );
 }
 
 /** The addon loads (which build, io_uring compiled in and usable); returns it for the checks that need it. */
@@ -206,7 +235,8 @@ async function checkAddresses(o: DoctorOptions, add: (f: Finding) => void): Prom
     } else if (o.mode === '6rd' && cls !== 'global') {
       add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine inside an ISP's 6rd domain, which may use private or shared addresses` });
     } else if (o.mode === '6in4' && cls !== 'global') {
-      add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine behind a 1:1 NAT; the broker must see your public IPv4 and the NAT must pass protocol 41 (keepalive holds its state)` });
+      const through = o.encap === 'fou' ? `UDP to port ${o.encapPort ?? 5555} both ways (keepalive holds its mapping)` : 'protocol 41 (keepalive holds its state)';
+      add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine behind a 1:1 NAT; the broker must see your public IPv4 and the NAT must pass ${through}` });
     } else {
       add({ check: 'local IPv4 class', level: 'ok', detail: `${local} is global unicast` });
     }

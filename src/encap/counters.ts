@@ -36,6 +36,7 @@ const DROP_TABLE = {
   tx_gso_unsupported: null, // TUN offload: a GSO type other than TCPv6 (never asked for)
   tx_gso_malformed: null, // TUN offload: a TCP super-packet that cannot be cut (no partial checksum at its TCP header)
   tx_6rd_no_relay: '6RD-7', // destination outside the 6rd prefix on a BR (it forwards natively)
+  tx_6rd_not_customer: '6RD-10', // BR: the destination embeds an IPv4 outside sixrdCustomers (no open relay)
   // RX: IPv4 packets from the network side
   rx_malformed_ipv4: null, // truncated, bad version, IHL or total length
   rx_bad_ipv4_checksum: null,
@@ -56,6 +57,7 @@ const DROP_TABLE = {
   rx_6rd_spoofed_source: '6RD-4', // RFC 5969 §12: a source in the 6rd prefix does not embed the outer source
   rx_6rd_not_from_relay: '6RD-4', // source outside the 6rd prefix, outer source is not our BR
   rx_6rd_not_our_prefix: '6RD-5', // destination outside our delegated prefix (no transit)
+  rx_6rd_not_customer: '6RD-10', // BR: outer source outside sixrdCustomers
   rx_ecn_ce_on_not_ect: 'R13', // RFC 6040 §4.2: CE outer, Not-ECT inner
   // ICMPv4 errors about our own packets (R07/R11/R12)
   icmp4_malformed: 'R11/R12', // quote too short to identify our packet or its inner IPv6 header

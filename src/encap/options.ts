@@ -17,7 +17,7 @@ import {
   type Ipv6Prefix,
 } from '../packet/address.js';
 import { delegatedPrefixLength, embedIpv4, inDomain, SIX_TO_FOUR, type SixRdDomain } from '../packet/sixrd.js';
-import { parseSixRdDhcp, type SixRdParameters } from './sixrd-dhcp.js';
+import { borderRelayProblem, parseSixRdDhcp, sixRdPrefixProblem, type SixRdParameters } from './sixrd-dhcp.js';
 
 export type TunnelMode = '6in4' | '6to4' | '6rd';
 export type PmtuMode = 'static' | 'dynamic';
@@ -58,6 +58,12 @@ export interface TunnelOptions {
    * e.g. 192.0.2.0/25; its length is ipv4MaskLen. A CE takes these bits from its own address.
    */
   sixrdIpv4Prefix?: string;
+  /**
+   * 6rd border relay: the IPv4 prefixes of the customers it serves, e.g. ["192.0.2.0/24"]. Without
+   * it (and with ipv4MaskLen 0) a BR tunnels to, and accepts from, any IPv4 an address embeds,
+   * private space included: an open relay.
+   */
+  sixrdCustomers?: string[];
   /**
    * 6rd: DHCPv4 option 212 as BusyBox udhcpc exports it (`$ip6rd`):
    * "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…". Instead of sixrdPrefix, ipv4MaskLen and relay;
@@ -137,6 +143,8 @@ export interface TunnelConfig {
   domainIpv4: number;
   /** 6rd CE: every BR it was given, in order; `relay` is the first. Empty otherwise. */
   relays: number[];
+  /** 6rd BR: the customers' IPv4 prefixes as [network, mask]; absent: any IPv4 of the domain. */
+  customers?: ReadonlyArray<readonly [number, number]>;
 }
 
 export const MTU_MIN = 1280;
@@ -221,6 +229,10 @@ const OPTIONS = {
   sixrdIpv4Prefix: {
     schema: z.string().refine((s) => parseIpv4Prefix(s) !== null),
     expect: 'use the IPv4 prefix all CEs of the 6rd domain are in, such as 192.0.2.0/25 (its length is ipv4MaskLen)',
+  },
+  sixrdCustomers: {
+    schema: z.array(z.string().refine((s) => parseIpv4Prefix(s) !== null)).min(1),
+    expect: 'use a list of the IPv4 prefixes of the customers this border relay serves, such as ["192.0.2.0/24"]',
   },
   sixrdDhcp: {
     schema: z.string(),
@@ -341,7 +353,7 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
 
 function resolveMode(o: Parsed, common: Common): TunnelConfig {
   if (o.mode !== '6rd') {
-    for (const k of ['sixrdPrefix', 'ipv4MaskLen', 'sixrdIpv4Prefix', 'sixrdDhcp'] as const) {
+    for (const k of ['sixrdPrefix', 'ipv4MaskLen', 'sixrdIpv4Prefix', 'sixrdDhcp', 'sixrdCustomers'] as const) {
       if (o[k] !== undefined) throw new ConfigError(k, o[k], `${k} is for 6rd only; remove it or use mode 6rd`);
     }
   }
@@ -507,11 +519,17 @@ function resolve6rd(o: Parsed, common: Common): TunnelConfig {
       relays: o.relay === undefined ? [] : [parseIpv4(o.relay)!],
     };
     checkDelegatedLength('sixrdPrefix', o.sixrdPrefix, params.prefix.len, maskLen);
+    // The same rules as option 212 (sixrd-dhcp.ts): flags must not bring up what DHCP may not.
+    const prefixProblem = sixRdPrefixProblem(params.prefix);
+    if (prefixProblem) throw new ConfigError('sixrdPrefix', o.sixrdPrefix, prefixProblem);
+    const relayProblem = params.relays.length ? borderRelayProblem(params.relays[0]) : null;
+    if (relayProblem) throw new ConfigError('relay', o.relay, relayProblem);
   }
   const domain: SixRdDomain = Object.freeze({ prefix: params.prefix.addr, prefixLen: params.prefix.len, v4MaskLen: params.ipv4MaskLen });
   const delegatedLen = delegatedPrefixLength(domain);
   if (role === 'relay') return resolve6rdRelay(o, common, domain);
   if (o.sixrdIpv4Prefix !== undefined) throw new ConfigError('sixrdIpv4Prefix', o.sixrdIpv4Prefix, 'a CE takes the domain\'s IPv4 bits from its own address; remove it (it is for role "relay")');
+  if (o.sixrdCustomers !== undefined) throw new ConfigError('sixrdCustomers', o.sixrdCustomers, 'it is for a border relay (role "relay"); remove it');
   if (params.relays.length === 0) throw new ConfigError('relay', undefined, `a 6rd CE needs its border relay: ${EXPECT.relay}`);
   const delegated = Buffer.alloc(16);
   embedIpv4(domain, common.local, delegated, 0);
@@ -564,7 +582,12 @@ function resolve6rdRelay(o: Parsed, common: Common, domain: SixRdDomain): Tunnel
     address = { addr, len: domain.prefixLen };
   }
   const slot = ipv6Network({ addr: address.addr, len: delegatedPrefixLength(domain) });
-  return { mode: '6rd', ...common, remote: 0, address, peer: null, relay: 0, role: 'relay', domain, sitePrefix: slot, domainIpv4, relays: [] };
+  const customers = o.sixrdCustomers?.map((text) => {
+    const p = parseIpv4Prefix(text)!;
+    const mask = p.len === 0 ? 0 : (0xffffffff << (32 - p.len)) >>> 0;
+    return [(p.addr & mask) >>> 0, mask] as const;
+  });
+  return { mode: '6rd', ...common, remote: 0, address, peer: null, relay: 0, role: 'relay', domain, sitePrefix: slot, domainIpv4, relays: [], ...(customers && { customers }) };
 }
 
 /** RFC 5969 §4: the delegated prefix, 6rdPrefixLen + 32 − IPv4MaskLen bits, must fit in a /64 here. */

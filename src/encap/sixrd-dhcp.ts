@@ -4,7 +4,7 @@
  * with the option declared as a record ending in an array of addresses, prints the same fields
  * with the BRs joined by commas. Both are read here.
  */
-import { ipv6Network, parseIpv4, parseIpv6, type Ipv6Prefix } from '../packet/address.js';
+import { classifyIpv4, formatIpv4, formatIpv6, ipv6Network, parseIpv4, parseIpv6, type Ipv6Prefix } from '../packet/address.js';
 import { checkDelegatedLength, ConfigError } from './options.js';
 
 export interface SixRdParameters {
@@ -40,6 +40,49 @@ export function parseSixRdDhcp(text: string): SixRdParameters {
   const ipv4MaskLen = +maskText;
   const prefix = ipv6Network({ addr: prefixAddr!, len: +lenText });
   checkDelegatedLength(FIELD, text, prefix.len, ipv4MaskLen);
-  if (relays.some((r) => r === 0 || r >>> 24 === 127 || r >>> 24 >= 224)) bad('a border relay must be a unicast IPv4 address');
+  const prefixProblem = sixRdPrefixProblem(prefix);
+  if (prefixProblem) bad(`6rdPrefix ${prefixProblem}`);
+  for (const r of relays) {
+    const p = borderRelayProblem(r);
+    if (p) bad(`border relay ${p}`);
+  }
   return { ipv4MaskLen, prefix, relays };
+}
+
+/**
+ * Why `prefix` cannot be a 6rd prefix, or null. A 6rd domain is an ISP's global unicast space
+ * (RFC 5969 §4): the CE routes it on its link and takes the IPv6 default route through the BR, so
+ * a link-local, multicast, IPv4-mapped or unique-local prefix from a broken or rogue DHCP server
+ * must not come up. Global unicast is 2000::/3 (RFC 4291 §2.4, IANA), which holds 2001:db8::/32
+ * and 2002::/16 for labs.
+ */
+export function sixRdPrefixProblem(prefix: Ipv6Prefix): string | null {
+  const a = prefix.addr;
+  const text = `${formatIpv6(a)}/${prefix.len}`;
+  if ((a[0] & 0xe0) === 0x20 && prefix.len >= 3) return null;
+  const zero10 = a.subarray(0, 10).every((b) => b === 0);
+  const kind =
+    prefix.len < 3 ? `wider than global unicast space (/${prefix.len} reaches outside 2000::/3)`
+    : a.every((b) => b === 0) ? 'the unspecified address (::)'
+    : zero10 && a[10] === 0xff && a[11] === 0xff ? 'IPv4-mapped (::ffff:0:0/96)'
+    : zero10 && a[10] === 0 && a[11] === 0 ? 'loopback or IPv4-compatible (::/96)'
+    : a[0] === 0xff ? 'multicast (ff00::/8)'
+    : a[0] === 0xfe && (a[1] & 0xc0) === 0x80 ? 'link-local (fe80::/10)'
+    : a[0] === 0xfe && (a[1] & 0xc0) === 0xc0 ? 'site-local (fec0::/10, deprecated)'
+    : (a[0] & 0xfe) === 0xfc ? 'unique local (fc00::/7)'
+    : 'outside global unicast space (2000::/3)';
+  return `${text} is ${kind}; a 6rd prefix is the ISP's global unicast prefix (inside 2000::/3): check the value, or the DHCP server sending option 212`;
+}
+
+/**
+ * Why `relay` cannot be a border relay, or null. Private and shared space are normal inside an
+ * ISP's network; what can never be a unicast host (0/8, 127/8, 169.254/16, multicast, 240/4,
+ * broadcast) is refused, since packets for every native destination go there.
+ */
+export function borderRelayProblem(relay: number): string | null {
+  const cls = classifyIpv4(relay);
+  if (cls === 'this-network' || cls === 'loopback' || cls === 'link-local' || cls === 'multicast' || cls === 'reserved' || cls === 'broadcast') {
+    return `${formatIpv4(relay)} is ${cls} space, not a usable unicast IPv4 address; give the ISP's BR address (check the value, or the DHCP server sending option 212)`;
+  }
+  return null;
 }

@@ -74,6 +74,15 @@ export class Tunnel {
   /** Addresses in `| 0` form for allocation-free comparisons (see ipv4AtS32). */
   private localS32 = 0;
   private readonly remoteS32: number;
+  /** 6rd BR: the customers' IPv4 prefixes; null: any IPv4 of the domain. */
+  private readonly customers: ReadonlyArray<readonly [number, number]> | null;
+
+  private isCustomer(v4: number): boolean {
+    const c = this.customers!;
+    for (let i = 0; i < c.length; i++) if (((v4 & c[i][1]) >>> 0) === c[i][0]) return true;
+    return false;
+  }
+
   /** The relay (6to4) or BR (6rd) in use; a 6rd CE fails over between its BRs (setRelay). */
   private relay: number;
   private relayS32: number;
@@ -100,6 +109,7 @@ export class Tunnel {
     this.dropNotFromRelay = is6rd ? Drop.rx_6rd_not_from_relay : Drop.rx_6to4_not_from_relay;
     this.dropNotOurPrefix = is6rd ? Drop.rx_6rd_not_our_prefix : Drop.rx_6to4_not_our_prefix;
     this.dropNoRelay = is6rd ? Drop.tx_6rd_no_relay : Drop.tx_6to4_no_relay;
+    this.customers = this.config.customers ?? null;
     // R03: start the Identification sequence somewhere unpredictable, as hosts do.
     this.ipId = (env.initialIpId ?? Math.random() * 0x10000) & 0xffff;
     this.remoteS32 = this.config.remote | 0;
@@ -179,6 +189,7 @@ export class Tunnel {
         // 6rd (RFC 5969 §7.1.1): another CE of the domain is reached directly, never via the BR.
         dst = extractIpv4(this.domain!, buf, d, this.domainIpv4);
         if (isBogus6to4Ipv4(dst, this.allowNonGlobalIpv4)) return this.drop(out, Drop.tx_6to4_bogus_embedded_ipv4);
+        if (this.customers !== null && !this.isCustomer(dst)) return this.drop(out, Drop.tx_6rd_not_customer);
       } else {
         dst = this.relay;
         if (dst === 0) return this.drop(out, this.dropNoRelay);
@@ -288,6 +299,7 @@ export class Tunnel {
     if (!this.is6in4) {
       const allow = this.allowNonGlobalIpv4;
       if (isBogus6to4Ipv4(outerSrc, allow)) return this.drop(out, Drop.rx_6to4_bogus_outer_ipv4); // R31
+      if (this.customers !== null && !this.isCustomer(outerSrc >>> 0)) return this.drop(out, Drop.rx_6rd_not_customer);
       if (isBogus6to4Inner(buf, src) || isBogus6to4Inner(buf, dst)) return this.drop(out, Drop.rx_6to4_bogus_inner_address); // R32
       if (inDomain(this.domain!, buf, src)) {
         // R29 (6rd: RFC 5969 §12): a domain source must come from the IPv4 it embeds, also when

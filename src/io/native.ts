@@ -53,6 +53,8 @@ export interface NativeAddon {
    * abstract namespace. Never blocks; throws with `errno` (EAGAIN when the receiver's queue is full).
    */
   notifySocket(address: string, message: string): void;
+  /** SO_PEERCRED of a connected AF_UNIX socket (native/peercred.cc); absent from an addon built before it. */
+  peerCredentials?(fd: number): { pid: number; uid: number; gid: number };
   /**
    * A raw ICMPv6 socket on one LAN interface for router advertisements (native/icmp6.cc):
    * non-blocking, hop limit 255, joined to ff02::2, receiving Router Solicitations only.

@@ -199,9 +199,15 @@ function fmtBytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(0)} MiB` : `${n} bytes`;
 }
 
-export function formatLabReport(r: LabReport): string {
+/**
+ * The report as text. `steps: false` leaves the checks out (a terminal already showed each one
+ * as it ran), except the failed ones, which the summary must not hide.
+ */
+export function formatLabReport(r: LabReport, opts: { steps?: boolean } = {}): string {
   const lines = [`tun6in4 lab (${r.mode}${r.encap === 'fou' ? ' over FOU' : ''}) — ${r.interrupted ? 'INTERRUPTED' : r.passed ? 'PASSED' : 'FAILED'} in ${r.durationSeconds.toFixed(1)} s`, ''];
-  for (const s of r.steps) lines.push(`  ${s.ok ? '✔' : '✘'} ${s.name}: ${s.detail}`);
+  const all = opts.steps ?? true;
+  for (const s of r.steps) if (all || !s.ok) lines.push(`  ${s.ok ? '✔' : '✘'} ${s.name}: ${s.detail}`);
+  if (!all) lines.push(`  ${r.steps.filter((s) => s.ok).length} of ${r.steps.length} checks passed (each shown above as it ran)`);
   lines.push('', 'Counters per engine (non-zero):');
   for (const [host, c] of Object.entries(r.counters)) {
     if (!c) {

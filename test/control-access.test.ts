@@ -1,0 +1,115 @@
+/**
+ * Issue 22 item 7: who may use the control socket for what. The socket's mode and group decide
+ * who connects; trace (the first bytes of every packet) is only for root and the daemon's own
+ * user, told apart by the kernel's SO_PEERCRED, unless control.trace = "group". A socket every
+ * local user can reach is refused, and setting the socket up follows no symlink a racer put in
+ * its place. The clients here are real processes running as another user (`nobody`).
+ */
+import { lstatSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { daemonConfigToFile, parseDaemonConfig } from '../src/daemon/config.js';
+import { listenControl, queryControl, type ControlListener, type ControlPeer } from '../src/daemon/control.js';
+import { runCapture } from '../src/lab/netns.js';
+import { rootOrSkip } from './helpers/netlab.js';
+
+const NOBODY = 65534;
+const TUNNELS = { t: { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true } };
+const isTrace = (cmd: string) => cmd === 'trace' || cmd.startsWith('trace ');
+
+/** One command from a python client running as nobody (group nogroup), its one answer line. */
+async function askAsNobody(path: string, command: string): Promise<Record<string, unknown>> {
+  const client = 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2]+"\\n").encode()); print(s.makefile().readline())';
+  const r = await runCapture('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/usr/bin/python3', '-c', client, path, command], { timeoutMs: 10_000 });
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+describe('control socket settings in the file', () => {
+  it('a mode others can reach is refused with the fix', () => {
+    for (const mode of ['0666', '0604', '0662', '0601']) {
+      expect(() => parseDaemonConfig({ tunnels: TUNNELS, control: { mode } })).toThrow(/control\.mode: a socket others can reach .*use "0600", or "0660" with control\.group/);
+    }
+    expect(parseDaemonConfig({ tunnels: TUNNELS, control: { mode: '0660' } }).control.mode).toBe(0o660);
+  });
+
+  it('control.trace is "owner" unless set to "group", and show prints what was set', () => {
+    expect(parseDaemonConfig({ tunnels: TUNNELS }).control.trace).toBeUndefined();
+    const c = parseDaemonConfig({ tunnels: TUNNELS, control: { trace: 'group' } });
+    expect(c.control.trace).toBe('group');
+    expect(daemonConfigToFile(c).control.trace).toBe('group');
+    expect(() => parseDaemonConfig({ tunnels: TUNNELS, control: { trace: 'everyone' } })).toThrow(/control\.trace: use "owner"/);
+  });
+
+  it('a library caller cannot open a world-accessible socket either', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'tun6in4-ctl-mode-'));
+    try {
+      await expect(listenControl(join(d, 'c.sock'), 0o666, undefined, () => ({}))).rejects.toThrow(/mode 0666 lets every local user connect/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.runIf(rootOrSkip())('trace only for root and the daemon\'s user (SO_PEERCRED)', () => {
+  let dir: string;
+  const open: ControlListener[] = [];
+  const seen: Array<ControlPeer | null> = [];
+  const handler = (cmd: string, peer: ControlPeer | null) => {
+    seen.push(peer);
+    return isTrace(cmd) ? { packets: 'the first 256 bytes of every packet' } : { status: 'ok' };
+  };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tun6in4-ctl-access-'));
+    chmodSync(dir, 0o755);
+  });
+  afterEach(async () => {
+    for (const l of open.splice(0)) await l.close();
+    vi.restoreAllMocks();
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the socket\'s group gets status but not trace; root gets both; the handler sees who asked', async () => {
+    const path = join(dir, 'owner.sock');
+    open.push(await listenControl(path, 0o660, NOBODY, handler, undefined, { restricted: isTrace }));
+    expect(statSync(path).gid).toBe(NOBODY);
+    expect(await askAsNobody(path, 'status')).toEqual({ status: 'ok' });
+    expect(seen.at(-1)).toMatchObject({ uid: NOBODY, gid: NOBODY });
+    const refused = await askAsNobody(path, 'trace --tunnel t');
+    expect(refused.packets).toBeUndefined();
+    expect(refused.error).toMatch(/"trace" shows packet bytes: only root or the daemon's user \(uid 0\) may run it, not uid 65534.*control\.trace = "group"/);
+    expect(await queryControl(path, 'trace')).toEqual({ packets: 'the first 256 bytes of every packet' });
+    expect(seen.at(-1)).toMatchObject({ uid: 0, pid: process.pid });
+  });
+
+  it('control.trace = "group" lets everyone who can connect trace', async () => {
+    const path = join(dir, 'group.sock');
+    open.push(await listenControl(path, 0o660, NOBODY, handler, undefined, { restricted: isTrace, forGroup: true }));
+    expect(await askAsNobody(path, 'trace')).toEqual({ packets: 'the first 256 bytes of every packet' });
+  });
+
+  it('a symlink put in the socket\'s place after bind is neither chmod\'ed nor chown\'ed through; the start fails', async () => {
+    const path = join(dir, 'raced.sock');
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'x\n', { mode: 0o644 });
+    chmodSync(victim, 0o644);
+    // What a racer who can write the directory does between bind and the daemon's next step.
+    const realListen = Server.prototype.listen;
+    vi.spyOn(Server.prototype, 'listen').mockImplementationOnce(function (this: Server, ...args: unknown[]) {
+      const cb = args.at(-1) as () => void;
+      return realListen.call(this, args[0] as string, () => {
+        unlinkSync(path);
+        symlinkSync(victim, path);
+        cb();
+      });
+    } as typeof Server.prototype.listen);
+    await expect(listenControl(path, 0o600, NOBODY, handler)).rejects.toThrow(/was replaced while the control socket was being set up/);
+    const st = statSync(victim);
+    expect(st.mode & 0o777).toBe(0o644);
+    expect(st.gid).toBe(0);
+    expect(lstatSync(path, { throwIfNoEntry: false })).toBeUndefined();
+  });
+});
+

@@ -1,0 +1,50 @@
+/**
+ * Issue 22 item 9: doctor says what `up` would refuse. Run as the CLI inside a namespace made
+ * here (a veth pair, one end with 192.0.2.1/24): a --local this host does not have, FOU with
+ * 6to4/6rd, and a NAT hint that speaks of UDP, not protocol 41, under --encap fou.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Finding } from '../src/doctor/doctor.js';
+import { NamespaceSet, type Namespace } from '../src/lab/netns.js';
+import { rootOrSkip } from './helpers/netlab.js';
+
+const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
+
+describe.runIf(rootOrSkip())('doctor, in a namespace with 192.0.2.1/24', () => {
+  const set = new NamespaceSet('doctor');
+  let ns: Namespace;
+  const doctor = async (...args: string[]) => {
+    const r = await ns.run(process.execPath, [BIN, 'doctor', '--json', ...args], { timeoutMs: 60_000 });
+    return { code: r.code, findings: JSON.parse(r.stdout) as Finding[] };
+  };
+  const finding = (fs: Finding[], check: string) => fs.find((f) => f.check === check);
+
+  beforeAll(async () => {
+    ns = await set.add('ns');
+    await ns.ip(['link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+    await ns.ip(['link', 'set', 'd1', 'up']);
+    await ns.ip(['addr', 'add', '192.0.2.1/24', 'dev', 'd0']);
+    await ns.ip(['link', 'set', 'd0', 'up']);
+  }, 30_000);
+  afterAll(() => set.destroy());
+
+  it('a --local this host does not have fails, with the fix; one it has passes', async () => {
+    const bad = await doctor('--mode', '6in4', '--local', '203.0.113.99', '--remote', '192.0.2.7');
+    expect(bad.code).toBe(1);
+    expect(finding(bad.findings, 'local IPv4 on this host')).toMatchObject({ level: 'fail', detail: '203.0.113.99 is not an address of this host (network namespace)', fix: expect.stringMatching(/ip -4 addr/) });
+    const good = await doctor('--mode', '6in4', '--local', '192.0.2.1', '--remote', '192.0.2.7');
+    expect(finding(good.findings, 'local IPv4 on this host')).toMatchObject({ level: 'ok', detail: '192.0.2.1 is on d0' });
+  }, 120_000);
+
+  it('FOU with 6to4 fails as up would; with 6in4 the NAT hint speaks of UDP, not protocol 41', async () => {
+    const sixToFour = await doctor('--mode', '6to4', '--encap', 'fou', '--local', '192.0.2.1', '--relay', '192.0.2.7');
+    expect(finding(sixToFour.findings, 'encapsulation')).toMatchObject({ level: 'fail', fix: 'use --encap none with --mode 6to4' });
+    // 10.0.0.1 is private: the NAT hint; doctor only reads it, nothing is bound to it
+    await ns.ip(['addr', 'add', '10.0.0.1/24', 'dev', 'd0']);
+    const fou = await doctor('--mode', '6in4', '--encap', 'fou', '--encap-port', '5600', '--local', '10.0.0.1', '--remote', '192.0.2.7');
+    const hint = finding(fou.findings, 'local IPv4 class')!.detail;
+    expect(hint).toMatch(/the NAT must pass UDP to port 5600 both ways/);
+    expect(hint).not.toMatch(/protocol 41/);
+  }, 120_000);
+});
