@@ -180,12 +180,7 @@ export class TcpCoalescer {
     const o = this.out;
     const b = this.base;
     if ((buf[pkt + 1] & 0x0f) !== (o[b + 1] & 0x0f) || buf[pkt + 2] !== o[b + 2] || buf[pkt + 3] !== o[b + 3]) return false;
-    if (buf[pkt + IPV6.NEXT_HEADER] !== o[b + IPV6.NEXT_HEADER]) return false;
-    for (let i = IPV6.SRC; i < IPV6.HEADER_LEN; i++) if (buf[pkt + i] !== o[b + i]) return false;
-    const t = pkt + IPV6.HEADER_LEN;
-    const ot = b + IPV6.HEADER_LEN;
-    for (let i = 0; i < 4; i++) if (buf[t + i] !== o[ot + i]) return false;
-    return true;
+    return this.sameConnection(buf, pkt);
   }
 
   /**
