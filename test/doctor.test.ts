@@ -40,9 +40,10 @@ describe.runIf(rootOrSkip())('doctor, in a namespace with 192.0.2.1/24', () => {
   it('FOU with 6to4 fails as up would; with 6in4 the NAT hint speaks of UDP, not protocol 41', async () => {
     const sixToFour = await doctor('--mode', '6to4', '--encap', 'fou', '--local', '192.0.2.1', '--relay', '192.0.2.7');
     expect(finding(sixToFour.findings, 'encapsulation')).toMatchObject({ level: 'fail', fix: 'use --encap none with --mode 6to4' });
-    // 10.0.0.1 is private: the NAT hint; doctor only reads it, nothing is bound to it
-    await ns.ip(['addr', 'add', '10.0.0.1/24', 'dev', 'd0']);
-    const fou = await doctor('--mode', '6in4', '--encap', 'fou', '--encap-port', '5600', '--local', '10.0.0.1', '--remote', '192.0.2.7');
+    // a private (RFC 1918) local IPv4 gets the NAT hint; doctor only reads it, nothing is bound to it or sent
+    const privateLocal = '10.0.0.1';
+    await ns.ip(['addr', 'add', `${privateLocal}/24`, 'dev', 'd0']);
+    const fou = await doctor('--mode', '6in4', '--encap', 'fou', '--encap-port', '5600', '--local', privateLocal, '--remote', '192.0.2.7');
     const hint = finding(fou.findings, 'local IPv4 class')!.detail;
     expect(hint).toMatch(/the NAT must pass UDP to port 5600 both ways/);
     expect(hint).not.toMatch(/protocol 41/);

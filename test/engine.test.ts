@@ -9,6 +9,17 @@ import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';
 /** Until both fakes have been drained by the engine (see Watchable.drained): no waiting on time. */
 const settle = (...fakes: Array<FakeTun | FakeTransport>) => Promise.all(fakes.map((f) => f.drained()));
 
+/** An engine over fakes that records what it reports through onIoError. */
+function reportingErrors() {
+  const tun = new FakeTun();
+  const sock = new FakeTransport();
+  const tunnel = new Tunnel(BROKER);
+  const seen: Array<[string, number]> = [];
+  const engine = new TunnelEngine(tunnel, tun, sock, { onIoError: (w, e) => seen.push([w, e]) });
+  engine.start();
+  return { tun, sock, tunnel, engine, seen };
+}
+
 function setup(opts: Partial<typeof BROKER> = {}, batchSize = 4) {
   const tun = new FakeTun();
   const sock = new FakeTransport();
@@ -67,12 +78,7 @@ describe('engine', () => {
   });
 
   it('a send the socket refuses is counted as tx_send_error and reported once per batch', async () => {
-    const tun = new FakeTun();
-    const sock = new FakeTransport();
-    const tunnel = new Tunnel(BROKER);
-    const seen: Array<[string, number]> = [];
-    const engine = new TunnelEngine(tunnel, tun, sock, { onIoError: (w, e) => seen.push([w, e]) });
-    engine.start();
+    const { tun, sock, tunnel, engine, seen } = reportingErrors();
     sock.sendFailures.push(0, 1, osConstants.errno.EINVAL);
     tun.inject(...[1, 2, 3].map(() => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1' })));
     await settle(tun, sock);
@@ -83,12 +89,7 @@ describe('engine', () => {
   });
 
   it('F1: a packet the outgoing queue drops (ENOBUFS) is tx_link_full, not an I/O error, and the batch goes on', async () => {
-    const tun = new FakeTun();
-    const sock = new FakeTransport();
-    const tunnel = new Tunnel(BROKER);
-    const seen: Array<[string, number]> = [];
-    const engine = new TunnelEngine(tunnel, tun, sock, { onIoError: (w, e) => seen.push([w, e]) });
-    engine.start();
+    const { tun, sock, tunnel, engine, seen } = reportingErrors();
     sock.sendFailures.push(osConstants.errno.ENOBUFS, 0, osConstants.errno.ENOBUFS, 0);
     tun.inject(...[1, 2, 3, 4].map(() => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1' })));
     await settle(tun, sock);
