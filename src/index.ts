@@ -5,21 +5,8 @@
  */
 
 // Run a tunnel on this host, as `tun6in4 run` does.
-export {
-  openTunnel,
-  TunnelSetupError,
-  interfacePlan,
-  sixRdStatus,
-  peersStatus,
-  PEERS_IN_STATUS,
-  type OpenTunnelOptions,
-  type InterfaceOptions,
-  type RunningTunnel,
-  type TunnelStatus,
-  type SixRdStatus,
-  type PeersStatus,
-  type PeerKind,
-} from './host/open.js';
+export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel } from './host/open.js';
+export { sixRdStatus, peersStatus, PEERS_IN_STATUS, type TunnelStatus, type SixRdStatus, type PeersStatus, type PeerKind } from './host/status.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
 export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
@@ -75,9 +62,10 @@ export {
 // Drive the batched forwarding loop over your own TUN-like devices and outer transports.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';
 // Watch it: every packet decision (engine.setTracer), the 6to4/6rd peer table (engine.peers), pcapng.
-export { TracePoint, TraceDirection, traceRecord, formatTraceLine, traceDecision, type Tracer, type TraceRecord, type TraceDirectionName, type TraceVerdictName } from './engine/trace.js';
+export { TracePoint, TraceDirection, type Tracer } from './engine/trace.js';
+export { traceRecord, formatTraceLine, traceDecision, type TraceRecord, type TraceDirectionName, type TraceVerdictName } from './daemon/trace-record.js';
 export { PeerTable, PEER_TABLE_SIZE, type PeerEntry } from './engine/peers.js';
-export { pcapngSectionHeader, pcapngInterface, pcapngPacket, isoToMicros, LINKTYPE_RAW } from './engine/pcapng.js';
+export { pcapngSectionHeader, pcapngInterface, pcapngPacket, isoToMicros, LINKTYPE_RAW } from './daemon/pcapng.js';
 export { SLOT_HEADROOM, SLOT_SIZE, MAX_BATCH } from './io/slots.js';
 export { packOuterFields, outerTtl, outerTos, outerDf, OUTER_DF } from './packet/ipv4.js';
 export { type TunDevice } from './tun/device.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { classifyIpv4, embedIpv4, extractIpv4, formatIpv4, formatIpv6, linkLocalFromIpv4, parseIpv4, parseIpv6, parseIpv6Prefix, SIX_TO_FOUR } from '../src/index.js';
-import { checksum, checksumAdjust, fold, sum16, delegatedPrefixLength, inDomain, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, isIcmpv6ErrorPacket, validateDomain, Ipv4View, checkIpv4, Ipv4Error, checkIpv6, Ipv6Error, Ipv6View } from '../src/packet/index.js';
+import { checksum, checksumAdjust, fold, sum16, delegatedPrefixLength, inDomain, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, isIcmpv6ErrorPacket, validateDomain, checkIpv4, Ipv4Error, checkIpv6, Ipv6Error, IPV4, IPV4_FLAG_DF, IPV6, ipv6TrafficClass, setIpv6TrafficClass } from '../src/packet/index.js';
 import { ip4, ipv4Packet, ipv6Packet, refChecksum } from './helpers/packets.js';
 
 /** RFC 1071 by the book: big-endian 16-bit words, a trailing odd byte padded with zero. */
@@ -183,16 +183,17 @@ describe('6to4 / 6rd address maths', () => {
   });
 });
 
-describe('views', () => {
-  it('checkIpv4 gates malformed headers and the view reads fields in place', () => {
+describe('header offsets', () => {
+  it('checkIpv4 gates malformed headers; the IPV4 offsets read fields in place', () => {
     const p = ipv4Packet({ src: '192.0.2.1', dst: '198.51.100.1', ttl: 7, tos: 0x2e, id: 0xbeef, flagsFragment: 0x4000, payload: Buffer.alloc(8) });
     expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.None);
-    const v = new Ipv4View().attach(p, 0);
-    expect([v.version, v.headerLength, v.ttl, v.tos, v.id, v.dontFragment, v.protocol, v.totalLength]).toEqual([4, 20, 7, 0x2e, 0xbeef, true, 41, 28]);
-    expect(formatIpv4(v.src)).toBe('192.0.2.1');
-    v.ttl = 8;
+    expect([p[IPV4.VER_IHL], p[IPV4.TTL], p[IPV4.TOS], p.readUInt16BE(IPV4.ID), (p.readUInt16BE(IPV4.FLAGS_FRAG) & IPV4_FLAG_DF) !== 0, p[IPV4.PROTOCOL], p.readUInt16BE(IPV4.TOTAL_LEN)]).toEqual([0x45, 7, 0x2e, 0xbeef, true, 41, 28]);
+    expect(formatIpv4(p.readUInt32BE(IPV4.SRC))).toBe('192.0.2.1');
+    expect(formatIpv4(p.readUInt32BE(IPV4.DST))).toBe('198.51.100.1');
+    p[IPV4.TTL] = 8;
     expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.Checksum);
-    v.fillChecksum();
+    p.writeUInt16BE(0, IPV4.CHECKSUM);
+    p.writeUInt16BE(checksum(p, 0, IPV4.HEADER_LEN), IPV4.CHECKSUM);
     expect(checkIpv4(p, 0, p.length, true)).toBe(Ipv4Error.None);
     expect(checkIpv4(p, 0, 19, true)).toBe(Ipv4Error.Truncated);
     expect(checkIpv4(p, 0, 27, true)).toBe(Ipv4Error.TotalLength);
@@ -207,10 +208,10 @@ describe('views', () => {
     expect(checkIpv6(p, 0, p.length)).toBe(Ipv6Error.None);
     expect(checkIpv6(p, 0, p.length - 1)).toBe(Ipv6Error.PayloadLength);
     expect(checkIpv6(p, 0, 39)).toBe(Ipv6Error.Truncated);
-    const v = new Ipv6View().attach(p, 0);
-    expect([v.trafficClass, v.flowLabel, v.nextHeader]).toEqual([0xb9, 0x12345, 58]);
-    v.trafficClass = 0x03;
-    expect([v.trafficClass, v.flowLabel, v.version]).toEqual([0x03, 0x12345, 6]);
+    const flowLabel = () => p.readUInt32BE(IPV6.VER_TC_FLOW) & 0xfffff;
+    expect([ipv6TrafficClass(p, 0), flowLabel(), p[IPV6.NEXT_HEADER]]).toEqual([0xb9, 0x12345, 58]);
+    setIpv6TrafficClass(p, 0, 0x03);
+    expect([ipv6TrafficClass(p, 0), flowLabel(), p[IPV6.VER_TC_FLOW] >> 4]).toEqual([0x03, 0x12345, 6]);
   });
 
   it('RFC 4443 §2.4(e): recognises ICMPv6 errors, also behind extension headers', () => {

@@ -1,6 +1,6 @@
 /** Human-readable `tun6in4 status`. */
 import type { DaemonStatus } from '../daemon/daemon.js';
-import type { SixRdStatus } from '../host/open.js';
+import type { SixRdStatus } from '../host/status.js';
 
 /** The derivation, so a wrong ISP parameter shows: 6rd prefix ‖ local's low bits = delegated prefix. */
 function sixRdLine(local: string, relay: string | undefined, s: SixRdStatus): string {

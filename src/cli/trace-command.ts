@@ -7,8 +7,8 @@ import { createConnection } from 'node:net';
 import { createInterface } from 'node:readline';
 import { findControlSocket } from '../daemon/control.js';
 import type { TraceLine } from '../daemon/trace-stream.js';
-import { isoToMicros, pcapngInterface, pcapngPacket, pcapngSectionHeader } from '../engine/pcapng.js';
-import { formatTraceLine, traceDecision, type TraceRecord } from '../engine/trace.js';
+import { isoToMicros, pcapngInterface, pcapngPacket, pcapngSectionHeader } from '../daemon/pcapng.js';
+import { formatTraceLine, traceDecision, type TraceRecord } from '../daemon/trace-record.js';
 
 export interface TraceFlags {
   drops?: boolean;

@@ -5,7 +5,8 @@
  */
 import { constants as osConstants } from 'node:os';
 import { formatIpv4, parseIpv4 } from '../packet/address.js';
-import { openTunnel, type OpenTunnelOptions, type RunningTunnel, type TunnelStatus } from '../host/open.js';
+import { openTunnel, type OpenTunnelOptions, type RunningTunnel } from '../host/open.js';
+import type { TunnelStatus } from '../host/status.js';
 import { Keepalive, type KeepaliveStats, type TunnelState } from './keepalive.js';
 import { monotonicMs } from '../encap/token-bucket.js';
 import { sourceAddressToward } from '../tun/interface.js';

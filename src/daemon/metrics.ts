@@ -1,7 +1,7 @@
 /** Prometheus text exposition (format 0.0.4) of every tunnel's counters and health. */
 import { DROP_REASONS, TRAFFIC_COUNTERS } from '../encap/counters.js';
 import type { ManagedStatus } from './managed-tunnel.js';
-import { PEERS_IN_STATUS } from '../host/open.js';
+import { PEERS_IN_STATUS } from '../host/status.js';
 
 const HELP: Record<string, string> = {
   rx_packets: 'Inner IPv6 packets delivered to the TUN',

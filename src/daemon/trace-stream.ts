@@ -6,7 +6,8 @@
  */
 import { Drop } from '../encap/counters.js';
 import { Verdict } from '../encap/result.js';
-import { TracePoint, traceRecord, type TraceRecord, type Tracer } from '../engine/trace.js';
+import { TracePoint, type Tracer } from '../engine/trace.js';
+import { traceRecord, type TraceRecord } from './trace-record.js';
 import { ControlStream } from './control.js';
 
 /** Decisions kept for a reader that has not read them yet. */

@@ -11,6 +11,7 @@ import { Drop, Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Tunnel } from '../encap/tunnel.js';
 import { ICMPV6_ERROR_OVERHEAD } from '../packet/icmpv6.js';
+import { IPV4 } from '../packet/ipv4.js';
 import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
 import { TraceDirection, TracePoint, type Tracer } from './trace.js';
 import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE } from '../io/slots.js';
@@ -400,7 +401,7 @@ export class TunnelEngine {
 
   /** The RX decision about the IPv4 packet at buf[off, off+len). */
   private observeRx(buf: Buffer, off: number, len: number, r: PacketResult): void {
-    const src = len >= 20 ? buf.readUInt32BE(off + 12) : 0;
+    const src = len >= IPV4.HEADER_LEN ? buf.readUInt32BE(off + IPV4.SRC) : 0;
     const peers = this.peers;
     if (peers !== null && src !== 0) {
       if (r.verdict === Verdict.Forward) peers.rx(src, r.length);
@@ -410,7 +411,7 @@ export class TunnelEngine {
     if (fn === null) return;
     const p = this.begin(TraceDirection.Rx, r);
     p.outerSrc = src;
-    p.outerDst = len >= 20 ? buf.readUInt32BE(off + 16) : 0;
+    p.outerDst = len >= IPV4.HEADER_LEN ? buf.readUInt32BE(off + IPV4.DST) : 0;
     p.originalLength = len;
     this.bytes(buf, off, len);
     fn(p);

@@ -1,10 +1,9 @@
 /**
- * Per-packet decisions as the engine sees them, for whoever asked to watch (`TunnelEngine.setTracer`):
- * the raw point handed to the tracer, and the plain record a person or a file reads.
+ * The loop's tracer hook (`TunnelEngine.setTracer`): the point the engine fills for each packet
+ * decision, reused, and the callback type. Reading a point into a record, and the text and pcapng
+ * formats, are the daemon's (`daemon/trace-record.ts`, `daemon/pcapng.ts`).
  */
-import { DROP_REASONS, DROP_RULE, type DropReason } from '../encap/counters.js';
 import { Verdict } from '../encap/result.js';
-import { formatIpv4, formatIpv6 } from '../packet/address.js';
 
 export const TraceDirection = {
   /** An IPv6 packet from the TUN (or one we originate, e.g. a keepalive probe). */
@@ -54,99 +53,3 @@ export class TracePoint {
 
 /** Told about every packet decision of an engine; see TracePoint for what may be kept. */
 export type Tracer = (point: TracePoint) => void;
-
-export type TraceDirectionName = 'tx' | 'rx' | 'icmp';
-export type TraceVerdictName = 'forward' | 'reply' | 'drop' | 'consumed';
-
-const DIRECTION_NAME: Record<TraceDirection, TraceDirectionName> = { 1: 'tx', 2: 'rx', 3: 'icmp' };
-const VERDICT_NAME: Record<Verdict, TraceVerdictName> = { 1: 'forward', 2: 'reply', 3: 'drop', 4: 'consumed' };
-
-/** A decision as plain data (JSON-able), what `tun6in4 trace` prints or writes into a pcapng comment. */
-export interface TraceRecord {
-  /** ISO 8601 with microseconds. */
-  time: string;
-  tunnel?: string;
-  direction: TraceDirectionName;
-  verdict: TraceVerdictName;
-  reason?: DropReason;
-  /** The rule the drop enforces (DROP_RULE), when one does. */
-  rule?: string;
-  outerSrc?: string;
-  outerDst?: string;
-  innerSrc?: string;
-  innerDst?: string;
-  /** The inner next header (58 ICMPv6, 6 TCP, 17 UDP…). */
-  innerProto?: number;
-  /** Bytes of the packet the decision was about (see TracePoint.originalLength). */
-  length: number;
-  icmp?: { type: number; code: number; info: number };
-  ptbMtu?: number;
-}
-
-/**
- * Where the inner IPv6 header starts in a point's bytes, or -1 when there is none to read: after
- * the IPv4 header of an outer packet, at the start of an inner one (tx, icmp, a failed TUN write).
- */
-function innerAt(b: Buffer, len: number): number {
-  let io = 0;
-  if (len >= 20 && b[0] >> 4 === 4) io = (b[0] & 0x0f) << 2;
-  return len - io >= 40 && b[io] >> 4 === 6 ? io : -1;
-}
-
-/** Reads a point (or a copy of one: `bytes` instead of its buffer) into a record. */
-export function traceRecord(p: TracePoint, bytes: Buffer = p.buf.subarray(p.offset, p.offset + p.length)): TraceRecord {
-  const r: TraceRecord = {
-    time: isoMicros(p.time),
-    direction: DIRECTION_NAME[p.direction],
-    verdict: VERDICT_NAME[p.verdict],
-    length: p.originalLength,
-  };
-  if (p.reason >= 0) {
-    r.reason = DROP_REASONS[p.reason];
-    const rule = DROP_RULE[r.reason];
-    if (rule !== null) r.rule = rule;
-  }
-  if (p.outerSrc !== 0) r.outerSrc = formatIpv4(p.outerSrc);
-  if (p.outerDst !== 0) r.outerDst = formatIpv4(p.outerDst);
-  const io = innerAt(bytes, bytes.length);
-  if (io >= 0) {
-    r.innerSrc = formatIpv6(bytes, io + 8);
-    r.innerDst = formatIpv6(bytes, io + 24);
-    r.innerProto = bytes[io + 6];
-  }
-  if (p.direction === TraceDirection.Icmp) r.icmp = { type: p.icmpType, code: p.icmpCode, info: p.icmpInfo };
-  if (p.ptbMtu !== 0) r.ptbMtu = p.ptbMtu;
-  return r;
-}
-
-function isoMicros(ms: number): string {
-  const whole = Math.floor(ms);
-  const micros = Math.round((ms - whole) * 1000) % 1000;
-  return new Date(whole).toISOString().replace('Z', `${String(micros).padStart(3, '0')}Z`);
-}
-
-const PROTO: Record<number, string> = { 6: 'tcp', 17: 'udp', 58: 'icmp6', 0: 'hop-by-hop', 44: 'fragment' };
-
-/** What happened to the packet: `forward`, `drop rx_6to4_spoofed_source (R29)`, `drop tx_too_big (R08), Packet Too Big mtu 1280 sent`… */
-export function traceDecision(r: TraceRecord): string {
-  const why = r.reason ? `${r.reason}${r.rule ? ` (${r.rule})` : ''}` : '';
-  if (r.verdict === 'drop') return `drop ${why}`;
-  if (r.verdict === 'reply' && r.direction === 'tx') return `drop ${why}, Packet Too Big mtu ${r.ptbMtu} sent back`;
-  if (r.verdict === 'reply') return 'relayed as ICMPv6 to the inner source';
-  if (r.verdict === 'consumed') return r.icmp?.type === 3 && r.icmp.code === 4 ? `path MTU ${r.icmp.info} noted` : 'consumed';
-  return 'forward';
-}
-
-/**
- * One line: `12:00:00.123456 he rx 198.51.100.99 > 192.0.2.1 | 2001:db8:1::1 > 2001:db8:1::2 icmp6 len 124 | drop rx_wrong_outer_source (R14)`.
- * icmp lines name the ICMPv4 error and the destination of the packet it is about.
- */
-export function formatTraceLine(r: TraceRecord): string {
-  const clock = r.time.slice(11, 26);
-  const outer =
-    r.direction === 'icmp'
-      ? `ICMPv4 ${r.icmp!.type}/${r.icmp!.code}${r.icmp!.info ? ` mtu ${r.icmp!.info}` : ''} about ${r.outerSrc ?? '?'} > ${r.outerDst ?? '?'}`
-      : `${r.outerSrc ?? '-'} > ${r.outerDst ?? '-'}`;
-  const inner = r.innerSrc ? `${r.innerSrc} > ${r.innerDst} ${PROTO[r.innerProto!] ?? `proto ${r.innerProto}`}` : 'no inner header';
-  return `${clock} ${r.tunnel ? `${r.tunnel} ` : ''}${r.direction.padEnd(4)} ${outer} | ${inner} len ${r.length} | ${traceDecision(r)}`;
-}

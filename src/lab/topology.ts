@@ -18,7 +18,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { CountersSnapshot } from '../encap/counters.js';
-import type { TunnelStatus } from '../host/open.js';
+import type { TunnelStatus } from '../host/status.js';
 import { Namespace, NamespaceSet } from './netns.js';
 import { nodeProgram } from './scripts.js';
 

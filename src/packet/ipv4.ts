@@ -1,4 +1,4 @@
-/** IPv4 header (RFC 791) field offsets, the one header emitter, and a zero-copy view. */
+/** IPv4 header (RFC 791) field offsets, the one header emitter, and the one validity gate. */
 import { checksum, fold } from './checksum.js';
 
 export const IPV4 = {
@@ -103,8 +103,8 @@ export const Ipv4Error = {
 export type Ipv4Error = (typeof Ipv4Error)[keyof typeof Ipv4Error];
 
 /**
- * Validates the IPv4 header at buf[off] against the `len` bytes available. After `None`,
- * every accessor of `Ipv4View` is in bounds for the header and the total length.
+ * Validates the IPv4 header at buf[off] against the `len` bytes available. After `None`, every
+ * field at an `IPV4` offset is in bounds, and so is the packet up to its total length.
  */
 export function checkIpv4(buf: Uint8Array, off: number, len: number, verifyChecksum: boolean): Ipv4Error {
   if (len < IPV4.HEADER_LEN) return Ipv4Error.Truncated;
@@ -116,47 +116,4 @@ export function checkIpv4(buf: Uint8Array, off: number, len: number, verifyCheck
   if (total < ihl || total > len) return Ipv4Error.TotalLength;
   if (verifyChecksum && checksum(buf, off, ihl) !== 0) return Ipv4Error.Checksum;
   return Ipv4Error.None;
-}
-
-/** A reusable view: `attach` it to a packet, then read or write fields in place. */
-export class Ipv4View {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-
-  attach(buf: Buffer, off: number): this {
-    this.buf = buf;
-    this.off = off;
-    return this;
-  }
-
-  get version(): number { return this.buf[this.off] >> 4; }
-  get headerLength(): number { return (this.buf[this.off] & 0x0f) << 2; }
-  get tos(): number { return this.buf[this.off + IPV4.TOS]; }
-  set tos(v: number) { this.buf[this.off + IPV4.TOS] = v; }
-  get totalLength(): number { return this.buf.readUInt16BE(this.off + IPV4.TOTAL_LEN); }
-  set totalLength(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.TOTAL_LEN); }
-  get id(): number { return this.buf.readUInt16BE(this.off + IPV4.ID); }
-  set id(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.ID); }
-  get flagsFragment(): number { return this.buf.readUInt16BE(this.off + IPV4.FLAGS_FRAG); }
-  set flagsFragment(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.FLAGS_FRAG); }
-  get dontFragment(): boolean { return (this.flagsFragment & IPV4_FLAG_DF) !== 0; }
-  get moreFragments(): boolean { return (this.flagsFragment & IPV4_FLAG_MF) !== 0; }
-  get fragmentOffset(): number { return (this.flagsFragment & IPV4_FRAG_OFFSET_MASK) << 3; }
-  get ttl(): number { return this.buf[this.off + IPV4.TTL]; }
-  set ttl(v: number) { this.buf[this.off + IPV4.TTL] = v; }
-  get protocol(): number { return this.buf[this.off + IPV4.PROTOCOL]; }
-  set protocol(v: number) { this.buf[this.off + IPV4.PROTOCOL] = v; }
-  get checksum(): number { return this.buf.readUInt16BE(this.off + IPV4.CHECKSUM); }
-  set checksum(v: number) { this.buf.writeUInt16BE(v, this.off + IPV4.CHECKSUM); }
-  /** Source address as an unsigned 32-bit number. */
-  get src(): number { return this.buf.readUInt32BE(this.off + IPV4.SRC); }
-  set src(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + IPV4.SRC); }
-  get dst(): number { return this.buf.readUInt32BE(this.off + IPV4.DST); }
-  set dst(v: number) { this.buf.writeUInt32BE(v >>> 0, this.off + IPV4.DST); }
-
-  /** Recomputes the header checksum over the header's own length. */
-  fillChecksum(): void {
-    this.checksum = 0;
-    this.checksum = checksum(this.buf, this.off, this.headerLength);
-  }
 }

@@ -1,4 +1,4 @@
-/** IPv6 header (RFC 8200 §3) field offsets and a zero-copy view. */
+/** IPv6 header (RFC 8200 §3) field offsets, the extension-header walk and the validity gate. */
 
 export const IPV6 = {
   VER_TC_FLOW: 0,
@@ -62,30 +62,4 @@ export function ipv6TrafficClass(buf: Uint8Array, off: number): number {
 export function setIpv6TrafficClass(buf: Uint8Array, off: number, tc: number): void {
   buf[off] = 0x60 | (tc >> 4);
   buf[off + 1] = ((tc & 0x0f) << 4) | (buf[off + 1] & 0x0f);
-}
-
-export class Ipv6View {
-  buf: Buffer = Buffer.alloc(0);
-  off = 0;
-
-  attach(buf: Buffer, off: number): this {
-    this.buf = buf;
-    this.off = off;
-    return this;
-  }
-
-  get version(): number { return this.buf[this.off] >> 4; }
-  get trafficClass(): number { return ipv6TrafficClass(this.buf, this.off); }
-  set trafficClass(v: number) { setIpv6TrafficClass(this.buf, this.off, v); }
-  get flowLabel(): number { return this.buf.readUInt32BE(this.off) & 0xfffff; }
-  get payloadLength(): number { return this.buf.readUInt16BE(this.off + IPV6.PAYLOAD_LEN); }
-  set payloadLength(v: number) { this.buf.writeUInt16BE(v, this.off + IPV6.PAYLOAD_LEN); }
-  get nextHeader(): number { return this.buf[this.off + IPV6.NEXT_HEADER]; }
-  set nextHeader(v: number) { this.buf[this.off + IPV6.NEXT_HEADER] = v; }
-  get hopLimit(): number { return this.buf[this.off + IPV6.HOP_LIMIT]; }
-  set hopLimit(v: number) { this.buf[this.off + IPV6.HOP_LIMIT] = v; }
-  /** Offset in `buf` of the 16-byte source address (addresses stay in the packet: no copy). */
-  get srcOffset(): number { return this.off + IPV6.SRC; }
-  get dstOffset(): number { return this.off + IPV6.DST; }
-  get payloadOffset(): number { return this.off + IPV6.HEADER_LEN; }
 }

@@ -7,6 +7,7 @@
  * With a single tunnel a port passes straight through to the socket: no copy.
  */
 import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT } from '../io/slots.js';
+import { IPV4 } from '../packet/ipv4.js';
 import { ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
 
 const HUB_BATCH = 64;
@@ -105,7 +106,7 @@ export class SocketHub {
       if (n < 0) n = 0; // an IP_RECVERR report: the errors were read above
       for (let i = 0; i < n; i++) {
         const off = i * HUB_SLOT + HUB_HEADROOM;
-        const src = this.lens[i] >= 20 ? this.arena.readUInt32BE(off + 12) : 0;
+        const src = this.lens[i] >= IPV4.HEADER_LEN ? this.arena.readUInt32BE(off + IPV4.SRC) : 0;
         this.owner(src).pending.push(i);
       }
       // every port takes all of its share now: the next round reads into the same arena

@@ -4,7 +4,9 @@
  * the packet, so Wireshark shows it in the packet list and `tshark -T fields -e frame.comment`
  * prints it. Little-endian, as the byte-order magic says; microsecond timestamps (the default
  * if_tsresol). Packets are raw IP (LINKTYPE_RAW): the outer IPv4 of what we received, the inner
- * IPv6 of what we sent.
+ * IPv6 of what we sent. Only `tun6in4 trace --pcapng` writes these, but it lives beside the trace
+ * stream that feeds it rather than in the CLI: the library exports it, and the library does not
+ * import the CLI.
  */
 
 /** LINKTYPE_RAW: the packet starts with an IPv4 or IPv6 header, told apart by its version. */
