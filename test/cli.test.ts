@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NamespaceSet, type Namespace } from '../src/lab/netns.js';
+import { rootOrSkip } from './helpers/netlab.js';
 
 const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -112,7 +113,7 @@ describe('tun6in4 check', () => {
   });
 });
 
-describe.runIf(process.getuid?.() === 0)('bad configuration touches nothing (as root, in a namespace)', () => {
+describe.runIf(rootOrSkip())('bad configuration touches nothing (as root, in a namespace)', () => {
   const set = new NamespaceSet('cli');
   let ns: Namespace;
   beforeAll(async () => {
