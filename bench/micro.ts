@@ -9,7 +9,7 @@
 import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
-import { PacketResult, Tunnel, TunnelEngine, Verdict, type OuterTransport, type TunDevice } from '../src/index.js';
+import { PacketResult, Encapsulator, TunnelEngine, Verdict, type OuterTransport, type TunDevice } from '../src/index.js';
 import { fold, ipv6PseudoHeaderSum, segmentTcp6, TcpCoalescer, VNET_HDR_LEN } from '../src/packet/index.js';
 
 const json = process.argv.includes('--json');
@@ -27,8 +27,8 @@ function innerPacket(size: number): Buffer {
   return buf;
 }
 
-const a = new Tunnel({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' });
-const b = new Tunnel({ mode: '6in4', local: '198.51.100.1', remote: '192.0.2.1', address: '2001:db8:1::1/64' });
+const a = new Encapsulator({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' });
+const b = new Encapsulator({ mode: '6in4', local: '198.51.100.1', remote: '192.0.2.1', address: '2001:db8:1::1/64' });
 const out = new PacketResult();
 
 interface Case {
@@ -148,7 +148,7 @@ function v6(src: string, dst: string, size: number): Buffer {
 
 /** `inner` behind the outer IPv4 header `src` would send it with. */
 function v4(src: string, dst: string, inner: Buffer): Buffer {
-  const sender = new Tunnel({ mode: '6in4', local: src, remote: dst, address: '2001:db8:1::2/64' });
+  const sender = new Encapsulator({ mode: '6in4', local: src, remote: dst, address: '2001:db8:1::2/64' });
   const buf = Buffer.alloc(HEADROOM + inner.length);
   inner.copy(buf, HEADROOM);
   const r = sender.encapsulate(buf, HEADROOM, inner.length, new PacketResult());
@@ -160,7 +160,7 @@ function engineCases(size: number): Case[] {
   const batch = 64;
   const sixToFour = { mode: '6to4', local: '192.0.2.1', relay: '203.0.113.1', allowNonGlobal: true } as const;
   const out: Case[] = [];
-  const loop = (name: string, t: Tunnel, txPkt: Buffer, rxPkt: Buffer) => {
+  const loop = (name: string, t: Encapsulator, txPkt: Buffer, rxPkt: Buffer) => {
     const tx = new TunnelEngine(t, new NullEnds(txPkt, batch), new NullEnds(txPkt, batch), { batchSize: batch, maxBatchesPerWake: 1 });
     tx.start();
     const rx = new TunnelEngine(t, new NullEnds(rxPkt, batch), new NullEnds(rxPkt, batch), { batchSize: batch, maxBatchesPerWake: 1 });
@@ -174,11 +174,11 @@ function engineCases(size: number): Case[] {
   };
   const ours = '20010db8000100000000000000000002';
   const broker = '20010db8000100000000000000000001';
-  loop('6in4', new Tunnel({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' }), v6(ours, '20010db8000900000000000000000001', size), v4('198.51.100.1', '192.0.2.1', v6(broker, ours, size)));
+  loop('6in4', new Encapsulator({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' }), v6(ours, '20010db8000900000000000000000001', size), v4('198.51.100.1', '192.0.2.1', v6(broker, ours, size)));
   // site 2002:c000:201::/48 talking to the 6to4 site of 198.51.100.7 (2002:c633:6407::/48)
   const site = '2002c000020100000000000000000001';
   const peer = '2002c633640700000000000000000001';
-  loop('6to4', new Tunnel(sixToFour), v6(site, peer, size), v4('198.51.100.7', '192.0.2.1', v6(peer, site, size)));
+  loop('6to4', new Encapsulator(sixToFour), v6(site, peer, size), v4('198.51.100.7', '192.0.2.1', v6(peer, site, size)));
   return out;
 }
 

@@ -9,7 +9,7 @@ export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, ty
 export { sixRdStatus, peersStatus, PEERS_IN_STATUS, type TunnelStatus, type SixRdStatus, type PeersStatus, type PeerKind } from './host/status.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
-export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
+export { Encapsulator, ENCAP_HEADROOM, tunnelMtuFromPath, type EncapsulatorEnvironment } from './encap/encapsulator.js';
 export { PacketResult, Verdict } from './encap/result.js';
 export {
   ConfigError,
@@ -73,7 +73,7 @@ export { LinuxTun } from './tun/linux-tun.js';
 export { OffloadTun, OFFLOAD_WRITE_HEADROOM, type OffloadDrop } from './tun/offload.js';
 export { ERROR_INFO_STRIDE, ErrorOrigin, type OuterTransport } from './transport/transport.js';
 export { RawTransport } from './transport/raw.js';
-export { SharedSockets, HOST_SOCKETS, type PortRole } from './transport/socket-hub.js';
+export { SharedTransports, HOST_TRANSPORTS, type PortRole } from './transport/shared-transports.js';
 export { configureInterface, removeRoutes, sourceAddressToward, type InterfacePlan, type InstalledRoutes } from './tun/interface.js';
 
 // Operate: several tunnels from a configuration (`tun6in4 up`), status over the control socket,
@@ -96,7 +96,7 @@ export { checkDaemonConfig, type ConfigCheck } from './daemon/check.js';
 export { ManagedTunnel, KEEPALIVE_DEFAULT_S, type TunnelSpec, type ManagedStatus } from './daemon/managed-tunnel.js';
 export { queryControl, findControlSocket, listenControl, ControlSocketBusyError, ControlStream, type ControlListener, type ControlHandler, type ControlLimits } from './daemon/control.js';
 export { TraceRing, TraceStream, traceCommand, TRACE_RING_SIZE, TRACE_SNAP_LEN, type TraceLine, type TraceRequest, type TraceSink, type TraceSource, type TraceStreamOptions } from './daemon/trace-stream.js';
-export { Keepalive, type KeepaliveStats, type TunnelState } from './daemon/keepalive.js';
+export { Keepalive, type KeepaliveStats, type TunnelHealth } from './daemon/keepalive.js';
 export { BrokerUpdater, HE_UPDATE_URL, redactUrl, readUpdateKey, UpdateKeyError, type BrokerUpdateOptions, type UpdateStatus, type UpdateOutcome } from './daemon/broker-update.js';
 export { renderMetrics } from './daemon/metrics.js';
 export { dropPrivileges, resolveUser, resolveGroup, resolveDropTarget } from './daemon/privileges.js';
@@ -129,3 +129,6 @@ export {
   type Note as ImportNote,
   type SourceRef,
 } from './import/index.js';
+
+// Names replaced after 0.1.0 (issue 24), kept for one release; CHANGELOG.md says what each became.
+export { Tunnel, SharedSockets, HOST_SOCKETS, type TunnelEnvironment, type TunnelState } from './deprecated.js';

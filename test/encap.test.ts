@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, Drop, DROP_REASONS, formatIpv6, PacketResult, Traffic, Verdict, type DropReason, type Tunnel, type TunnelOptions } from '../src/index.js';
+import { ConfigError, Drop, DROP_REASONS, formatIpv6, PacketResult, Traffic, Verdict, type DropReason, type Encapsulator, type TunnelOptions } from '../src/index.js';
 import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
 import { HEADROOM, icmpv4Error, ip4, ipv4Packet, ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { LOCAL, ManualClock, OUR_SITE, PEER_SITE, PEER_SITE_V4, RELAY, REMOTE, tunnel } from './helpers/tunnels.js';
@@ -7,19 +7,19 @@ import { PathMtuTable, PMTU_EXPIRES_MS, PMTU_TABLE_SIZE } from '../src/encap/pat
 
 const out = new PacketResult();
 
-function encap(t: Tunnel, pkt: Buffer): { buf: Buffer; r: PacketResult; bytes: Buffer } {
+function encap(t: Encapsulator, pkt: Buffer): { buf: Buffer; r: PacketResult; bytes: Buffer } {
   const [buf, off] = withHeadroom(pkt);
   const r = t.encapsulate(buf, off, pkt.length, out);
   return { buf, r, bytes: Buffer.from(buf.subarray(r.offset, r.offset + r.length)) };
 }
 
-function decap(t: Tunnel, pkt: Buffer): { r: PacketResult; bytes: Buffer } {
+function decap(t: Encapsulator, pkt: Buffer): { r: PacketResult; bytes: Buffer } {
   const [buf, off] = withHeadroom(pkt);
   const r = t.decapsulate(buf, off, pkt.length, out);
   return { r, bytes: Buffer.from(buf.subarray(r.offset, r.offset + r.length)) };
 }
 
-function expectDrop(t: Tunnel, r: PacketResult, reason: DropReason): void {
+function expectDrop(t: Encapsulator, r: PacketResult, reason: DropReason): void {
   expect(r.verdict).toBe(Verdict.Drop);
   expect(DROP_REASONS[r.reason]).toBe(reason);
   expect(t.counters.drops[Drop[reason]]).toBeGreaterThan(0);
@@ -382,7 +382,7 @@ describe('decapsulation and ingress', () => {
 });
 
 describe('ICMPv4 errors (R11/R12) and the errors we originate (R19–R24)', () => {
-  function errorAbout(t: Tunnel, type: number, code: number, innerPkt: Buffer, quoteInner = 48): Buffer {
+  function errorAbout(t: Encapsulator, type: number, code: number, innerPkt: Buffer, quoteInner = 48): Buffer {
     const sent = encap(t, innerPkt).bytes;
     return ipv4Packet({ src: '203.0.113.254', dst: LOCAL, protocol: 1, payload: icmpv4Error(type, code, 0, sent.subarray(0, 20 + quoteInner)) });
   }

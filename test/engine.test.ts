@@ -1,7 +1,7 @@
 /** The engine over in-memory TUN and socket fakes: the whole data path, no root needed. */
 import { constants as osConstants } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { Tunnel, TunnelEngine } from '../src/index.js';
+import { Encapsulator, TunnelEngine } from '../src/index.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';
@@ -13,7 +13,7 @@ const settle = (...fakes: Array<FakeTun | FakeTransport>) => Promise.all(fakes.m
 function reportingErrors() {
   const tun = new FakeTun();
   const sock = new FakeTransport();
-  const tunnel = new Tunnel(BROKER);
+  const tunnel = new Encapsulator(BROKER);
   const seen: Array<[string, number]> = [];
   const engine = new TunnelEngine(tunnel, tun, sock, { onIoError: (w, e) => seen.push([w, e]) });
   engine.start();
@@ -23,7 +23,7 @@ function reportingErrors() {
 function setup(opts: Partial<typeof BROKER> = {}, batchSize = 4) {
   const tun = new FakeTun();
   const sock = new FakeTransport();
-  const tunnel = new Tunnel({ ...BROKER, ...opts });
+  const tunnel = new Encapsulator({ ...BROKER, ...opts });
   const engine = new TunnelEngine(tunnel, tun, sock, { batchSize, maxBatchesPerWake: 2 });
   engine.start();
   return { tun, sock, tunnel, engine };

@@ -6,7 +6,7 @@
  * is Linux's, but for R2 (see the test).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DROP_REASONS, Tunnel, Verdict } from '../src/index.js';
+import { DROP_REASONS, Encapsulator, Verdict } from '../src/index.js';
 import { scapy, tshark } from './helpers/external.js';
 import { runTunnel } from './helpers/tunnels.js';
 
@@ -17,7 +17,7 @@ interface Parsed {
 }
 
 /** The Linux CE of the reference log; option 212 would read "24 36 2001:db8:a000:: 203.0.113.1". */
-const linuxLike = () => new Tunnel({ mode: '6rd', local: '192.0.2.2', sixrdDhcp: '24 36 2001:db8:a000:: 203.0.113.1', pmtu: 'dynamic' });
+const linuxLike = () => new Encapsulator({ mode: '6rd', local: '192.0.2.2', sixrdDhcp: '24 36 2001:db8:a000:: 203.0.113.1', pmtu: 'dynamic' });
 
 const run = runTunnel;
 

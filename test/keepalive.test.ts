@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PacketResult, Tunnel, Verdict } from '../src/index.js';
+import { PacketResult, Encapsulator, Verdict } from '../src/index.js';
 import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
 import { Keepalive } from '../src/daemon/keepalive.js';
 import { BROKER, ManualClock } from './helpers/tunnels.js';
@@ -17,7 +17,7 @@ function replyTo(req: Buffer): Buffer {
 
 describe('keepalive', () => {
   it('probes are valid ICMPv6 echo requests from our address to the peer, and encapsulate', () => {
-    const t = new Tunnel(BROKER);
+    const t = new Encapsulator(BROKER);
     const k = new Keepalive(t, 60, new ManualClock().fn);
     const [buf, off, len] = k.nextProbe();
     const p = buf.subarray(off, off + len);
@@ -28,7 +28,7 @@ describe('keepalive', () => {
 
   it('takes its own replies off the RX path, records RTT, and leaves other packets alone', () => {
     const clock = new ManualClock();
-    const t = new Tunnel(BROKER);
+    const t = new Encapsulator(BROKER);
     const k = new Keepalive(t, 60, clock.fn);
     const [buf, off, len] = k.nextProbe();
     const req = Buffer.from(buf.subarray(off, off + len));
@@ -42,22 +42,22 @@ describe('keepalive', () => {
   });
 
   it('state before the first reply: starting, and down once 3 probes went unanswered; early losses leave no history', () => {
-    const k = new Keepalive(new Tunnel(BROKER), 1, new ManualClock().fn);
+    const k = new Keepalive(new Encapsulator(BROKER), 1, new ManualClock().fn);
     k.nextProbe();
     k.nextProbe();
-    expect(k.state(0)).toBe('starting');
+    expect(k.health(0)).toBe('starting');
     k.nextProbe();
     k.nextProbe();
-    expect(k.state(0)).toBe('down');
+    expect(k.health(0)).toBe('down');
     const [b, o, l] = k.nextProbe();
     k.intercept(replyTo(Buffer.from(b.subarray(o, o + l))), 0, l);
-    expect(k.state(0)).toBe('up');
+    expect(k.health(0)).toBe('up');
     k.nextProbe();
     expect(k.stats().lossPercent).toBe(0);
   });
 
   it('one probe sent and answered is 0 % loss, not "-" (issue 22: "loss -%, 1/1 answered")', () => {
-    const k = new Keepalive(new Tunnel(BROKER), 60, new ManualClock().fn);
+    const k = new Keepalive(new Encapsulator(BROKER), 60, new ManualClock().fn);
     const [b, o, l] = k.nextProbe();
     k.intercept(replyTo(Buffer.from(b.subarray(o, o + l))), 0, l);
     expect(k.stats()).toMatchObject({ sent: 1, received: 1, lossPercent: 0 });
@@ -65,23 +65,23 @@ describe('keepalive', () => {
 
   it('state: starting, up, degraded after a loss, down after 3 losses with nothing received', () => {
     const clock = new ManualClock();
-    const k = new Keepalive(new Tunnel(BROKER), 1, clock.fn);
-    expect(k.state(0)).toBe('starting');
+    const k = new Keepalive(new Encapsulator(BROKER), 1, clock.fn);
+    expect(k.health(0)).toBe('starting');
     const answer = () => {
       const [b, o, l] = k.nextProbe();
       k.intercept(replyTo(Buffer.from(b.subarray(o, o + l))), 0, l);
     };
     answer();
-    expect(k.state(0)).toBe('up');
+    expect(k.health(0)).toBe('up');
     k.nextProbe(); // lost
     k.nextProbe(); // closes the lost one
-    expect(k.state(0)).toBe('degraded');
+    expect(k.health(0)).toBe('degraded');
     k.nextProbe();
     k.nextProbe();
-    expect(k.state(0)).toBe('down');
-    expect(k.state(Date.now() + 1)).toBe('degraded'); // traffic still arrives: not down
+    expect(k.health(0)).toBe('down');
+    expect(k.health(Date.now() + 1)).toBe('degraded'); // traffic still arrives: not down
     expect(k.stats().lossPercent).toBe(75);
     answer();
-    expect(k.state(0)).toBe('degraded');
+    expect(k.health(0)).toBe('degraded');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PacketResult, Traffic, Tunnel, Verdict } from '../src/index.js';
+import { PacketResult, Traffic, Encapsulator, Verdict } from '../src/index.js';
 import { clampMss } from '../src/encap/index.js';
 import { ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { BROKER } from './helpers/tunnels.js';
@@ -34,13 +34,13 @@ describe('--clamp-mss', () => {
   });
 
   it('the tunnel clamps SYNs both ways only when asked', () => {
-    const on = new Tunnel({ ...BROKER, clampMss: true, mtu: 1400 });
+    const on = new Encapsulator({ ...BROKER, clampMss: true, mtu: 1400 });
     const [buf, off] = withHeadroom(syn(1440));
     const r = on.encapsulate(buf, off, 64, new PacketResult());
     expect(r.verdict).toBe(Verdict.Forward);
     expect(buf.readUInt16BE(off + 62)).toBe(1340);
     expect(on.counters.traffic[Traffic.tcp_mss_clamped]).toBe(1);
-    const off2 = new Tunnel(BROKER);
+    const off2 = new Encapsulator(BROKER);
     const [b2, o2] = withHeadroom(syn(1440));
     off2.encapsulate(b2, o2, 64, new PacketResult());
     expect(b2.readUInt16BE(o2 + 62)).toBe(1440);

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Tunnel, TunnelEngine } from '../src/index.js';
+import { Encapsulator, TunnelEngine } from '../src/index.js';
 import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
@@ -204,7 +204,7 @@ describe('the engine over an offloading fake TUN', () => {
   it('sends a super-packet as tunnel-MTU protocol-41 packets, the kernel\'s outer header on each', async () => {
     const raw = new FakeTun();
     const sock = new FakeTransport(0xc0000232);
-    const tunnel = new Tunnel({ ...BROKER, ttl: 37, tos: 0x20 });
+    const tunnel = new Encapsulator({ ...BROKER, ttl: 37, tos: 0x20 });
     const engine = new TunnelEngine(tunnel, new OffloadTun(raw), sock, { batchSize: 8 });
     engine.start();
     raw.inject(superPacket(1, data.subarray(0, 5 * 1420), 1420));
@@ -346,7 +346,7 @@ describe('F2: nothing waits for new traffic', () => {
   it('segments cut beyond what one wake takes go out without another readiness event', async () => {
     const raw = new FakeTun();
     const sock = new FakeTransport(0xc0000232);
-    const tunnel = new Tunnel(BROKER);
+    const tunnel = new Encapsulator(BROKER);
     // 8 packets a batch, 1 batch a wake: a 45-segment super-packet needs six wakes
     const engine = new TunnelEngine(tunnel, new OffloadTun(raw), sock, { batchSize: 8, maxBatchesPerWake: 1 });
     engine.start();

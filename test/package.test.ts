@@ -81,13 +81,13 @@ describe('the npm tarball', () => {
       '--input-type=module',
       '-e',
       `import { readFileSync } from 'node:fs';
-       import { Tunnel } from 'tun6in4';
-       const t = new Tunnel({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' });
+       import { Encapsulator } from 'tun6in4';
+       const t = new Encapsulator({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' });
        console.log(t.config.mtu, readFileSync('/proc/self/maps', 'utf8').includes('tun6in4_native') ? 'addon loaded' : 'no addon');`,
     ]);
     expectOk(esm, 'import');
     expect(esm.stdout.trim()).toBe('1480 no addon');
-    const cjs = inProject('node', ['-e', `const t = require('tun6in4'); console.log(typeof t.Tunnel, typeof t.openTunnel, typeof t.Daemon, typeof t.runDoctor, typeof t.FakeTun, typeof require('tun6in4/testing').FakeTun)`]);
+    const cjs = inProject('node', ['-e', `const t = require('tun6in4'); console.log(typeof t.Encapsulator, typeof t.openTunnel, typeof t.Daemon, typeof t.runDoctor, typeof t.FakeTun, typeof require('tun6in4/testing').FakeTun)`]);
     expectOk(cjs, 'require');
     // what the CLI does is importable; the test doubles live apart, in tun6in4/testing
     expect(cjs.stdout.trim()).toBe('function function function function undefined function');
@@ -128,8 +128,8 @@ describe('the npm tarball', () => {
     const r = inProject('node', [
       '--input-type=module',
       '-e',
-      `import { Tunnel, NativeAddonError, nativeAddonInfo } from 'tun6in4';
-       const t = new Tunnel({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' });
+      `import { Encapsulator, NativeAddonError, nativeAddonInfo } from 'tun6in4';
+       const t = new Encapsulator({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' });
        try {
          console.log('loaded?!', nativeAddonInfo().path);
        } catch (e) {

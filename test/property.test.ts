@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { PacketResult, Tunnel, Verdict } from '../src/index.js';
+import { PacketResult, Encapsulator, Verdict } from '../src/index.js';
 import { icmpv4Error, ipv4Packet, ipv6Packet, withHeadroom } from './helpers/packets.js';
 import { LOCAL, packetOutcomes as outcomes, REMOTE, tunnel } from './helpers/tunnels.js';
 
@@ -18,7 +18,7 @@ const arbInner = fc.record({
 describe('properties', () => {
   it('encapsulate on one end, decapsulate on the other: the inner packet arrives byte for byte', () => {
     const a = tunnel({ ttl: 'inherit', tos: 'inherit' });
-    const b = new Tunnel({ mode: '6in4', local: REMOTE, remote: LOCAL, address: '2001:db8:1::1/64' });
+    const b = new Encapsulator({ mode: '6in4', local: REMOTE, remote: LOCAL, address: '2001:db8:1::1/64' });
     fc.assert(
       fc.property(arbInner, (s) => {
         const pkt = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:1::1', ...s, payload: Buffer.from(s.payload) });

@@ -3,7 +3,7 @@
  * the pure tunnel. Rule ids 6RD-1… are listed in docs/rules.md.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DROP_REASONS, formatIpv6, PacketResult, resolveTunnelOptions, Tunnel, Verdict, type TunnelOptions } from '../src/index.js';
+import { ConfigError, DROP_REASONS, formatIpv6, PacketResult, resolveTunnelOptions, Encapsulator, Verdict, type TunnelOptions } from '../src/index.js';
 import { delegatedPrefixLength, embedIpv4, extractIpv4, parseIpv4, parseIpv6 } from '../src/packet/index.js';
 import { parseSixRdDhcp } from '../src/encap/sixrd-dhcp.js';
 import { interfacePlan } from '../src/host/open.js';
@@ -31,7 +31,7 @@ function dhcpError(text: string): ConfigError {
   throw new Error(`expected a ConfigError for ${JSON.stringify(text)}`);
 }
 
-const run = (t: Tunnel, kind: 'encap' | 'decap', pkt: Buffer): PacketResult => runTunnel(t, kind, pkt).r;
+const run = (t: Encapsulator, kind: 'encap' | 'decap', pkt: Buffer): PacketResult => runTunnel(t, kind, pkt).r;
 
 const tunnelled = (outerSrc: string, outerDst: string, src: string, dst: string) => ipv4Packet({ src: outerSrc, dst: outerDst, payload: ipv6Packet({ src, dst }) });
 
@@ -211,7 +211,7 @@ describe('6RD-6: DHCPv4 option 212 as udhcpc exports $ip6rd', () => {
 });
 
 describe('6rd CE (RFC 5969 §7, §12)', () => {
-  const ce = (o: Partial<TunnelOptions> = {}) => new Tunnel({ ...CE, ...o }, { initialIpId: 0x1233 });
+  const ce = (o: Partial<TunnelOptions> = {}) => new Encapsulator({ ...CE, ...o }, { initialIpId: 0x1233 });
 
   it('6RD-3: another CE of the domain is reached directly at its embedded IPv4; the rest via the BR', () => {
     const t = ce();
@@ -255,7 +255,7 @@ describe('6rd CE (RFC 5969 §7, §12)', () => {
   });
 
   it('6RD-8: fails over to the next BR: packets go there and come only from there', () => {
-    const t = new Tunnel({ mode: '6rd', local: CE1_V4, sixrdDhcp: `25 36 2001:db8:a000:: ${BR} 203.0.113.2` });
+    const t = new Encapsulator({ mode: '6rd', local: CE1_V4, sixrdDhcp: `25 36 2001:db8:a000:: ${BR} 203.0.113.2` });
     expect(t.relayAddress).toBe(parseIpv4(BR));
     t.setRelay(parseIpv4('203.0.113.2')!);
     expect(run(t, 'encap', ipv6Packet({ src: '2001:db8:a140::1', dst: '2001:db8:5::2' })).outerDst).toBe(parseIpv4('203.0.113.2'));
@@ -277,7 +277,7 @@ describe('6rd CE (RFC 5969 §7, §12)', () => {
       tunnels: [
         {
           tunnel: 'isp', name: 'tun0', mode: '6rd', health: 'up', address: '2001:db8:a140::1/36', mtu: 1480, pmtu: 'static', local: CE1_V4, relay: BR, sixrd: s,
-          tunIo: { offload: true, ioUring: true }, keepalive: null, counters: new Tunnel(CE).counters.snapshot(), lastRxAt: null, lastTxAt: null, pathMtu: [], pathMtuCount: 0,
+          tunIo: { offload: true, ioUring: true }, keepalive: null, counters: new Encapsulator(CE).counters.snapshot(), lastRxAt: null, lastTxAt: null, pathMtu: [], pathMtuCount: 0,
         },
       ],
     } as never);
@@ -286,7 +286,7 @@ describe('6rd CE (RFC 5969 §7, §12)', () => {
 });
 
 describe('6RD-7: 6rd border relay (RFC 5969 §8)', () => {
-  const br = () => new Tunnel(BR_OPTS, { initialIpId: 1 });
+  const br = () => new Encapsulator(BR_OPTS, { initialIpId: 1 });
 
   it('its address sits in the slot of the domain\'s IPv4 network address, which no CE has', () => {
     const c = resolveTunnelOptions(BR_OPTS);
@@ -328,12 +328,12 @@ describe('6RD-10: a border relay serves its customers only (issue 22: ipv4MaskLe
 
   it('without sixrdCustomers a BR tunnels to any IPv4 an address embeds (documented: an open relay)', () => {
     const privateV4 = '10.1.2.3'; // a private IPv4 an open BR would relay to; pure code, nothing is sent
-    const r = run(new Tunnel(OPEN), 'encap', ipv6Packet({ src: NATIVE, dst: embedding(privateV4) }));
+    const r = run(new Encapsulator(OPEN), 'encap', ipv6Packet({ src: NATIVE, dst: embedding(privateV4) }));
     expect(r.outerDst).toBe(parseIpv4(privateV4));
   });
 
   it('with sixrdCustomers it tunnels to them only, and accepts only from them', () => {
-    const t = new Tunnel({ ...OPEN, sixrdCustomers: ['192.0.2.0/24'] });
+    const t = new Encapsulator({ ...OPEN, sixrdCustomers: ['192.0.2.0/24'] });
     expect(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('192.0.2.10') })).outerDst).toBe(parseIpv4('192.0.2.10'));
     expect(dropReason(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('10.1.2.3') })))).toBe('tx_6rd_not_customer');
     expect(dropReason(run(t, 'encap', ipv6Packet({ src: NATIVE, dst: embedding('198.51.100.7') })))).toBe('tx_6rd_not_customer');

@@ -27,7 +27,7 @@ import {
   renderMetrics,
   traceRecord,
   TraceStream,
-  Tunnel,
+  Encapsulator,
   TunnelEngine,
   type ManagedStatus,
   type TracePoint,
@@ -43,10 +43,10 @@ import { BROKER, LOCAL, OUR_SITE, PEER_SITE, PEER_SITE_V4, RELAY, REMOTE, SIX_TO
 
 const settle = (...fakes: Array<FakeTun | FakeTransport>) => Promise.all(fakes.map((f) => f.drained()));
 
-function traced(opts: ConstructorParameters<typeof Tunnel>[0], engineOpts = {}) {
+function traced(opts: ConstructorParameters<typeof Encapsulator>[0], engineOpts = {}) {
   const tun = new FakeTun();
   const sock = new FakeTransport();
-  const tunnel = new Tunnel(opts);
+  const tunnel = new Encapsulator(opts);
   const engine = new TunnelEngine(tunnel, tun, sock, { batchSize: 8, ...engineOpts });
   const records: TraceRecord[] = [];
   engine.setTracer((p) => records.push(traceRecord(p)));
@@ -144,7 +144,7 @@ describe('6to4/6rd peer table', () => {
   it('each way, by peer; status calls the relay a relay and one that relays unasked an unconfigured relay', async () => {
     const tun = new FakeTun();
     const sock = new FakeTransport();
-    const tunnel = new Tunnel(SIX_TO_FOUR);
+    const tunnel = new Encapsulator(SIX_TO_FOUR);
     const engine = new TunnelEngine(tunnel, tun, sock, { peerTableSize: 4 });
     engine.start();
     const native = ipv6Packet({ src: '2001:db8:5::2', dst: `${OUR_SITE}1` });
@@ -162,7 +162,7 @@ describe('6to4/6rd peer table', () => {
     expect(by[PEER_SITE_V4]).toMatchObject({ kind: 'site', rxPackets: 1, txPackets: 1 });
     expect(by['198.51.100.50']).toMatchObject({ kind: 'unconfigured relay', rxPackets: 0, drops: { rx_6to4_not_from_relay: 1 } });
     // 6in4 has no table: its one remote is the tunnel's own counters
-    expect(new TunnelEngine(new Tunnel(BROKER), new FakeTun(), new FakeTransport()).peers).toBeNull();
+    expect(new TunnelEngine(new Encapsulator(BROKER), new FakeTun(), new FakeTransport()).peers).toBeNull();
     engine.stop();
   });
 

@@ -6,13 +6,13 @@
  * the TUN, so the host sees neither.
  */
 import { checksum, ipv6PseudoHeaderSum } from '../packet/checksum.js';
-import { ENCAP_HEADROOM } from '../encap/tunnel.js';
-import type { Tunnel } from '../encap/tunnel.js';
+import { ENCAP_HEADROOM } from '../encap/encapsulator.js';
+import type { Encapsulator } from '../encap/encapsulator.js';
 import { IPV6 } from '../packet/ipv6.js';
 import { ipv6Equal } from '../packet/address.js';
 import type { Clock } from '../encap/token-bucket.js';
 
-export type TunnelState = 'starting' | 'up' | 'degraded' | 'down' | 'idle';
+export type TunnelHealth = 'starting' | 'up' | 'degraded' | 'down' | 'idle';
 
 /** How many recent probes the loss figure covers. */
 export const KEEPALIVE_WINDOW = 10;
@@ -53,7 +53,7 @@ export class Keepalive {
   private lostBeforeFirstReply = 0;
 
   constructor(
-    private readonly tunnel: Tunnel,
+    private readonly tunnel: Encapsulator,
     readonly intervalSeconds: number,
     private readonly clock: Clock,
   ) {}
@@ -126,11 +126,11 @@ export class Keepalive {
   }
 
   /**
-   * The tunnel's state: down when the last DOWN_AFTER_LOST probes were lost and nothing came in
+   * The tunnel's health: down when the last DOWN_AFTER_LOST probes were lost and nothing came in
    * since the first of them; degraded when any probe in the window was lost; up otherwise, once
    * a probe was answered. `lastRxAt` is wall-clock ms of the last packet received (0: never).
    */
-  state(lastRxAt: number): TunnelState {
+  health(lastRxAt: number): TunnelHealth {
     if (this.received === 0) return this.lostBeforeFirstReply >= DOWN_AFTER_LOST ? 'down' : 'starting';
     const w = this.pendingAnswered ? [...this.window, true] : this.window;
     if (w.length === 0) return 'up';
@@ -139,6 +139,8 @@ export class Keepalive {
     if (w.some((x) => !x)) return 'degraded';
     return 'up';
   }
+
+  /** @deprecated use health(), the same answer (renamed so it is not confused with TunnelStatus.state) */ state(lastRxAt: number): TunnelHealth { return this.health(lastRxAt); }
 
   stats(): KeepaliveStats {
     // An answered probe counts at once, as in state(): "1/1 answered" is 0 % loss, not "-".

@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { formatIpv4, parseIpv4 } from '../packet/address.js';
 import { openTunnel, type OpenTunnelOptions, type RunningTunnel } from '../host/open.js';
 import type { TunnelStatus } from '../host/status.js';
-import { Keepalive, type KeepaliveStats, type TunnelState } from './keepalive.js';
+import { Keepalive, type KeepaliveStats, type TunnelHealth } from './keepalive.js';
 import { monotonicMs } from '../encap/token-bucket.js';
 import { sourceAddressToward } from '../tun/interface.js';
 import { BrokerUpdater, type BrokerUpdateOptions, type UpdateLog, type UpdateStatus } from './broker-update.js';
@@ -27,7 +27,7 @@ export interface TunnelSpec extends OpenTunnelOptions {
 
 export interface ManagedStatus extends TunnelStatus {
   tunnel: string;
-  health: TunnelState;
+  health: TunnelHealth;
   keepalive: KeepaliveStats | null;
   brokerUpdate: UpdateStatus | null;
   localAuto: boolean;
@@ -91,11 +91,11 @@ export class ManagedTunnel {
     const skipped = running.status().defaultRouteSkipped;
     if (skipped) log.warn({ tunnel: name }, `no default route through the tunnel: ${skipped}`);
     m.updater = updater;
-    const probes = running.tunnel.config.peer !== null;
+    const probes = running.encapsulator.config.peer !== null;
     const seconds = keepalive === 'off' ? 0 : (keepalive ?? (probes ? KEEPALIVE_DEFAULT_S : 0));
     if (seconds > 0 && probes) m.startKeepalive(seconds);
     if (spec.local === 'auto' && spec.mode === '6in4') m.every((localCheckSeconds ?? 30) * 1000, () => void m.checkLocal());
-    updater?.start(running.tunnel.localAddress);
+    updater?.start(running.encapsulator.localAddress);
     return m;
   }
 
@@ -123,7 +123,7 @@ export class ManagedTunnel {
   }
 
   private newKeepalive(seconds: number): Keepalive {
-    const ka = new Keepalive(this.running.tunnel, seconds, monotonicMs);
+    const ka = new Keepalive(this.running.encapsulator, seconds, monotonicMs);
     this.running.engine.setRxInterceptor(ka.intercept);
     return ka;
   }
@@ -133,7 +133,7 @@ export class ManagedTunnel {
     const [buf, off, len] = ka.nextProbe();
     // 6rd: whether the BR answers is the probe's alone to say (state(0)): direct traffic from
     // other CEs arriving meanwhile proves nothing about the BR.
-    if (this.running.tunnel.config.relays.length > 1 && ka.state(0) === 'down') return this.failOver();
+    if (this.running.encapsulator.config.relays.length > 1 && ka.health(0) === 'down') return this.failOver();
     this.running.engine.sendOwn(buf, off, len);
   }
 
@@ -142,7 +142,7 @@ export class ManagedTunnel {
    * robin, so a recovered first BR is tried again after the others) and probe it afresh.
    */
   private failOver(): void {
-    const t = this.running.tunnel;
+    const t = this.running.encapsulator;
     const relays = t.config.relays;
     const from = t.relayAddress;
     const to = relays[(relays.indexOf(from) + 1) % relays.length];
@@ -159,7 +159,7 @@ export class ManagedTunnel {
     this.checkingLocal = true;
     try {
       const now = parseIpv4(await sourceAddressToward(this.spec.remote!));
-      const was = this.running.tunnel.localAddress;
+      const was = this.running.encapsulator.localAddress;
       if (now === null || now === was) return;
       this.running.changeLocalAddress(now);
       this.log.info({ tunnel: this.name, from: formatIpv4(was), to: formatIpv4(now) }, 'local IPv4 changed; tunnel follows');
@@ -197,7 +197,7 @@ export class ManagedTunnel {
     // the probe instead arrived too (status showed "rx 1 packets (last never)").
     const replyAt = keepalive?.lastReplyAt ? Date.parse(keepalive.lastReplyAt) : 0;
     const lastRx = Math.max(this.running.engine.lastRxAt, replyAt);
-    const health: TunnelState = s.state === 'stopped' ? 'down' : this.keepalive ? this.keepalive.state(lastRx) : lastRx && Date.now() - lastRx < 5 * 60_000 ? 'up' : 'idle';
+    const health: TunnelHealth = s.state === 'stopped' ? 'down' : this.keepalive ? this.keepalive.health(lastRx) : lastRx && Date.now() - lastRx < 5 * 60_000 ? 'up' : 'idle';
     return {
       ...s,
       lastRxAt: lastRx ? new Date(lastRx).toISOString() : null,

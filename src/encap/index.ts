@@ -6,4 +6,4 @@ export * from './path-mtu.js';
 export * from './result.js';
 export * from './sixrd-dhcp.js';
 export * from './token-bucket.js';
-export * from './tunnel.js';
+export * from './encapsulator.js';

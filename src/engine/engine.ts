@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Drop, Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
-import type { Tunnel } from '../encap/tunnel.js';
+import type { Encapsulator } from '../encap/encapsulator.js';
 import { ICMPV6_ERROR_OVERHEAD } from '../packet/icmpv6.js';
 import { IPV4 } from '../packet/ipv4.js';
 import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
@@ -123,12 +123,12 @@ export class TunnelEngine {
   };
 
   constructor(
-    readonly tunnel: Tunnel,
+    readonly encapsulator: Encapsulator,
     private readonly tun: TunDevice,
-    private socket: OuterTransport,
+    private transport: OuterTransport,
     private readonly options: EngineOptions = {},
   ) {
-    this.counters = tunnel.counters;
+    this.counters = encapsulator.counters;
     this.batch = Math.max(1, Math.min(MAX_BATCH, options.batchSize ?? 64));
     this.txBatch = Math.max(1, Math.min(MAX_BATCH, options.batchSize ?? TX_BATCH_DEFAULT));
     this.maxBatches = Math.max(1, options.maxBatchesPerWake ?? 4);
@@ -136,7 +136,7 @@ export class TunnelEngine {
     this.rx = new Direction(this.batch);
     this.errInfo = new Int32Array(this.batch * ERROR_INFO_STRIDE);
     const peerSize = options.peerTableSize ?? PEER_TABLE_SIZE;
-    this.peers = tunnel.config.mode !== '6in4' && peerSize > 0 ? new PeerTable(peerSize) : null;
+    this.peers = encapsulator.config.mode !== '6in4' && peerSize > 0 ? new PeerTable(peerSize) : null;
     this.observed = this.peers !== null;
   }
 
@@ -144,7 +144,7 @@ export class TunnelEngine {
     if (this.running) return;
     this.running = true;
     this.tun.watch(() => this.guard(this.pumpTx));
-    this.socket.watch(() => this.guard(this.pumpRx));
+    this.transport.watch(() => this.guard(this.pumpRx));
   }
 
   /** Runs a pump; an exception from an endpoint stops the engine instead of the process. */
@@ -161,14 +161,18 @@ export class TunnelEngine {
   }
 
   /** Swaps in a new transport (e.g. bound to a new local address) and closes the old one. */
-  replaceSocket(socket: OuterTransport): void {
-    const old = this.socket;
-    this.socket = socket;
-    if (this.running) socket.watch(() => this.guard(this.pumpRx));
-    // packets waiting for room in the old socket go out through the new one
-    if (this.txBlocked) socket.watchWritable(() => this.guard(this.resumeTx));
+  replaceTransport(transport: OuterTransport): void {
+    const old = this.transport;
+    this.transport = transport;
+    if (this.running) transport.watch(() => this.guard(this.pumpRx));
+    // packets waiting for room in the old transport go out through the new one
+    if (this.txBlocked) transport.watchWritable(() => this.guard(this.resumeTx));
     old.close();
   }
+
+  /** @deprecated use replaceTransport */ replaceSocket(socket: OuterTransport): void { this.replaceTransport(socket); }
+
+  /** @deprecated use encapsulator */ get tunnel(): Encapsulator { return this.encapsulator; }
 
   setRxInterceptor(fn: RxInterceptor | null): void {
     this.interceptor = fn;
@@ -191,7 +195,7 @@ export class TunnelEngine {
    * encapsulator did not forward it.
    */
   sendOwn(buf: Buffer, off: number, len: number): number {
-    const r = this.tunnel.egress(buf, off, len, this.localResult);
+    const r = this.encapsulator.egress(buf, off, len, this.localResult);
     if (this.observed) {
       if (this.peers !== null) this.peers.now = Date.now();
       this.observeTx(buf, off, len, r);
@@ -201,7 +205,7 @@ export class TunnelEngine {
     this.localLens[0] = r.length;
     this.localDsts[0] = r.outerDst;
     this.localFields[0] = r.outerFields;
-    this.socket.send(buf, this.localOffs, this.localLens, this.localDsts, this.localFields, 1, this.localErrs);
+    this.transport.send(buf, this.localOffs, this.localLens, this.localDsts, this.localFields, 1, this.localErrs);
     if (this.localErrs[0] !== 0) {
       this.counters.drops[this.localErrs[0] === ENOBUFS ? Drop.tx_link_full : Drop.tx_send_error]++;
       if (this.tracer !== null) this.traceSendError(buf, r.offset, r.length, r.outerDst, this.localErrs[0]);
@@ -213,13 +217,13 @@ export class TunnelEngine {
   stop(): void {
     this.running = false;
     this.tun.close();
-    this.socket.close();
+    this.transport.close();
   }
 
   /** TUN → network. Public so a caller with its own readiness source can drive it. */
   pumpTx(): void {
     const d = this.tx;
-    const t = this.tunnel;
+    const t = this.encapsulator;
     const r = this.result;
     for (let b = 0; b < this.maxBatches && this.running && !this.txBlocked; b++) {
       const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.txBatch, d.lens);
@@ -252,7 +256,7 @@ export class TunnelEngine {
     const d = this.tx;
     if (d.out > 0) {
       const n = d.out;
-      const sent = this.socket.send(d.arena, d.outOffs, d.outLens, d.outDsts, d.outFields, n, d.errs);
+      const sent = this.transport.send(d.arena, d.outOffs, d.outLens, d.outDsts, d.outFields, n, d.errs);
       d.out = 0;
       this.lastTxAt = Date.now();
       if (sent < n) {
@@ -286,7 +290,7 @@ export class TunnelEngine {
     if (this.txBlocked) return;
     this.txBlocked = true;
     this.tun.pause();
-    this.socket.watchWritable(() => this.guard(this.resumeTx));
+    this.transport.watchWritable(() => this.guard(this.resumeTx));
   }
 
   /** The transport has room again: send what waited, then read the TUN again. */
@@ -302,11 +306,11 @@ export class TunnelEngine {
   /** Network → TUN, ICMPv4 errors first. */
   pumpRx(): void {
     const d = this.rx;
-    const t = this.tunnel;
+    const t = this.encapsulator;
     const r = this.result;
     this.drainErrors();
     for (let b = 0; b < this.maxBatches && this.running; b++) {
-      const n = this.socket.recv(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
+      const n = this.transport.recv(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
       if (n < 0) {
         // IP_RECVERR reports a queued ICMP error once as a socket error: read the queue, go on.
         this.drainErrors();
@@ -334,7 +338,7 @@ export class TunnelEngine {
       }
       if (n < this.batch) break;
     }
-    if (this.running && !this.rxAgain && this.socket.holding()) {
+    if (this.running && !this.rxAgain && this.transport.holding()) {
       this.rxAgain = true;
       setImmediate(this.rerunRx);
     }
@@ -358,7 +362,7 @@ export class TunnelEngine {
     const info = this.errInfo;
     const r = this.result;
     for (;;) {
-      const n = this.socket.recvErrors(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens, info);
+      const n = this.transport.recvErrors(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens, info);
       if (n === 0) return;
       for (let i = 0; i < n; i++) {
         const k = i * ERROR_INFO_STRIDE;
@@ -369,7 +373,7 @@ export class TunnelEngine {
         // Local errors (SO_EE_ORIGIN_LOCAL) quote no packet of ours, only an IPv4 header:
         // with IP_PMTUDISC_DONT or WANT the kernel fragments rather than refuse a send locally.
         if (origin !== ErrorOrigin.Icmp) continue;
-        this.tunnel.icmpv4Error(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        this.encapsulator.icmpv4Error(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
         if (this.observed) this.observeIcmp(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
         if (r.verdict === Verdict.Reply) this.queueTun(d, r.offset, r.length);
       }
@@ -384,7 +388,7 @@ export class TunnelEngine {
     const fn = this.tracer;
     if (fn === null) return;
     const p = this.begin(TraceDirection.Tx, r);
-    p.outerSrc = this.tunnel.localAddress;
+    p.outerSrc = this.encapsulator.localAddress;
     p.originalLength = len;
     if (r.verdict === Verdict.Forward) {
       p.outerDst = r.outerDst >>> 0;
@@ -426,7 +430,7 @@ export class TunnelEngine {
     const fn = this.tracer;
     if (fn === null) return;
     const p = this.begin(TraceDirection.Icmp, r);
-    p.outerSrc = this.tunnel.localAddress;
+    p.outerSrc = this.encapsulator.localAddress;
     p.outerDst = dst >>> 0;
     p.icmpType = type;
     p.icmpCode = code;
@@ -448,7 +452,7 @@ export class TunnelEngine {
   private traceSendError(buf: Buffer, off: number, len: number, dst: number, errno: number): void {
     const p = this.begin(TraceDirection.Tx, null);
     p.reason = errno === ENOBUFS ? Drop.tx_link_full : Drop.tx_send_error;
-    p.outerSrc = this.tunnel.localAddress;
+    p.outerSrc = this.encapsulator.localAddress;
     p.outerDst = dst >>> 0;
     p.originalLength = len;
     this.bytes(buf, off, len);

@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4 } from '../packet/address.js';
 import { ConfigError, type TunnelConfig, type TunnelOptions } from '../encap/options.js';
 import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
-import { Tunnel } from '../encap/tunnel.js';
+import { Encapsulator } from '../encap/encapsulator.js';
 import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
 import type { RouterAdvertiser } from './advertiser.js';
@@ -23,7 +23,7 @@ import { peersStatus, sixRdStatus, type TunnelStatus } from './status.js';
 import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
 import { ReceiveAlso } from '../transport/receive-also.js';
-import { HOST_SOCKETS, type SharedSockets } from '../transport/socket-hub.js';
+import { HOST_TRANSPORTS, type SharedTransports } from '../transport/shared-transports.js';
 import type { OuterTransport } from '../transport/transport.js';
 
 export interface InterfaceOptions {
@@ -65,8 +65,9 @@ export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, Interfa
    * refused (e.g. by a container's seccomp profile), plain read()/write() loops are used.
    */
   ioUring?: boolean;
-  /** Where tunnels on one local address find the socket they share; default the process's own (HOST_SOCKETS). */
-  sharedSockets?: SharedSockets;
+  /** Where tunnels on one local address find the transport they share; default the process's own (HOST_TRANSPORTS). */
+  sharedTransports?: SharedTransports;
+  /** @deprecated use sharedTransports */ sharedSockets?: SharedTransports;
 }
 
 /** Why a tunnel could not be opened on this host (configuration errors are ConfigError). */
@@ -83,7 +84,8 @@ export class TunnelSetupError extends Error {
 
 export interface RunningTunnel {
   readonly name: string;
-  readonly tunnel: Tunnel;
+  readonly encapsulator: Encapsulator;
+  /** @deprecated use encapsulator */ readonly tunnel: Encapsulator;
   readonly engine: TunnelEngine;
   status(): TunnelStatus;
   /** 6in4: our IPv4 changed (e.g. `--local auto` after a DHCP renewal): rebind and carry on. */
@@ -94,9 +96,10 @@ export interface RunningTunnel {
 
 const { EPERM, ENOENT, EACCES } = osConstants.errno;
 
-export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTunnel> {
-  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedSockets, ...tunnelOptions } = options;
-  const sockets = sharedSockets ?? HOST_SOCKETS;
+export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel> {
+  const { sharedSockets: deprecatedShared, ...options } = opts; // @deprecated option name, one release
+  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedTransports, ...tunnelOptions } = options;
+  const transports = sharedTransports ?? deprecatedShared ?? HOST_TRANSPORTS; // @deprecated: drop deprecatedShared after one release
   let local = tunnelOptions.local;
   if (local === 'auto') {
     const o = tunnelOptions;
@@ -106,7 +109,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
     if (!toward) throw new ConfigError('local', 'auto', `"auto" needs ${o.mode === '6in4' ? 'remote' : 'relay'} to find the route; give the IPv4 address instead`);
     local = await sourceAddressToward(toward);
   }
-  const tunnel = new Tunnel({ ...tunnelOptions, local });
+  const tunnel = new Encapsulator({ ...tunnelOptions, local });
   await assertLocalAddress(local);
   const name = dev ?? 'tun6in4-%d';
   if (!name.includes('%d') && (await linkExists(name))) {
@@ -114,17 +117,17 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   }
 
   let tun: LinuxTun | undefined;
-  let socket: OuterTransport | undefined;
+  let transport: OuterTransport | undefined;
   const role = { remote: tunnel.config.mode === '6in4' ? tunnel.config.remote : 0 };
   const cfg = tunnel.config;
   let fou: FouTransport | undefined;
   const attach = (l: number): OuterTransport => {
     const pmtu = cfg.pmtu;
-    const raw = () => sockets.attach(`raw/${l >>> 0}/${pmtu}`, role, () => RawTransport.open(l, pmtu));
+    const raw = () => transports.attach(`raw/${l >>> 0}/${pmtu}`, role, () => RawTransport.open(l, pmtu));
     if (cfg.encap === 'fou') {
       // one socket per local port: tunnels sharing a port share it, told apart by the remote
       const open = () => (fou = FouTransport.open({ local: l, port: cfg.encapPort, dport: cfg.encapDport, pmtu, checksum: cfg.encapCsum }));
-      const udp = sockets.attach(`fou/${l >>> 0}/${cfg.encapPort}`, role, open);
+      const udp = transports.attach(`fou/${l >>> 0}/${cfg.encapPort}`, role, open);
       // bare protocol 41 from the remote is taken too, as Linux's sit with encap fou does
       try {
         return new ReceiveAlso(udp, raw());
@@ -139,9 +142,9 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   try {
     tun = LinuxTun.open(name, offload ?? true, ioUring ?? true);
     routes = await configureInterface(tun.name, interfacePlan(tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric }));
-    socket = attach(tunnel.localAddress);
+    transport = attach(tunnel.localAddress);
   } catch (e) {
-    socket?.close();
+    transport?.close();
     tun?.close();
     await removeRoutes(routes);
     throw setupError(e, name);
@@ -151,7 +154,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   const drops = tunnel.counters.drops;
   const device: TunDevice = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++) : tun;
   const advertisers: RouterAdvertiser[] = [];
-  const engine = new TunnelEngine(tunnel, device, socket, {
+  const engine = new TunnelEngine(tunnel, device, transport, {
     batchSize,
     maxBatchesPerWake,
     peerTableSize,
@@ -183,7 +186,8 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
   const c = tunnel.config;
   return {
     name: iface,
-    tunnel,
+    encapsulator: tunnel,
+    tunnel, // @deprecated alias of encapsulator, one release
     engine,
     status(): TunnelStatus {
       return {
@@ -213,9 +217,9 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
       };
     },
     changeLocalAddress(local: number): void {
-      const socket = attach(local);
+      const transport = attach(local);
       tunnel.setLocalAddress(local);
-      engine.replaceSocket(socket);
+      engine.replaceTransport(transport);
     },
     async close(): Promise<void> {
       if (state === 'stopped') return;

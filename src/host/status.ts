@@ -64,7 +64,7 @@ export const PEERS_IN_STATUS = 10;
 export function peersStatus(engine: TunnelEngine, limit = PEERS_IN_STATUS): PeersStatus | undefined {
   const table = engine.peers;
   if (table === null) return undefined;
-  const t = engine.tunnel;
+  const t = engine.encapsulator;
   const c = t.config;
   const sixRd = c.mode === '6rd';
   const relay = t.relayAddress === 0 ? '' : formatIpv4(t.relayAddress);

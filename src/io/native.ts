@@ -105,7 +105,7 @@ export interface NativeAddonInfo {
 
 /**
  * The addon cannot be loaded on this host: none was built or shipped for it, or the one found
- * does not load. The packet layer, `Tunnel` and the engine over fakes never need it.
+ * does not load. The packet layer, `Encapsulator` and the engine over fakes never need it.
  */
 export class NativeAddonError extends Error {
   readonly code: 'NATIVE_NOT_FOUND' | 'NATIVE_LOAD_FAILED';

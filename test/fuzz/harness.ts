@@ -6,7 +6,7 @@
  * `npm run fuzz -- --inputs 10000000` is the long run; the test suite runs a short one.
  */
 import { packetOutcomes as outcomeCount } from '../helpers/tunnels.js';
-import { PacketResult, Traffic, Tunnel, Verdict, DROP_REASONS, type TunnelOptions } from '../../src/index.js';
+import { PacketResult, Traffic, Encapsulator, Verdict, DROP_REASONS, type TunnelOptions } from '../../src/index.js';
 import { checkIpv6, checksum } from '../../src/packet/index.js';
 
 /** xorshift32: fast, seeded, reproducible. */
@@ -160,7 +160,7 @@ export interface FuzzStats {
 
 export function fuzz(inputs: number, seed = 1): FuzzStats {
   const r = new Rng(seed);
-  const tunnels = TUNNELS.map(([name, o]) => [name, new Tunnel(o, { initialIpId: 1 })] as const);
+  const tunnels = TUNNELS.map(([name, o]) => [name, new Encapsulator(o, { initialIpId: 1 })] as const);
   const buf = Buffer.alloc(HEADROOM + 2048);
   const out = new PacketResult();
   const outcomes: Record<string, number> = {};

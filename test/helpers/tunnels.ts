@@ -1,6 +1,6 @@
 /** Tunnel fixtures on documentation addresses (RFC 5737, RFC 3849). */
 import { expect } from 'vitest';
-import { ConfigError, PacketResult, resolveTunnelOptions, Traffic, Tunnel, type TunnelEnvironment, type TunnelOptions } from '../../src/index.js';
+import { ConfigError, PacketResult, resolveTunnelOptions, Traffic, Encapsulator, type EncapsulatorEnvironment, type TunnelOptions } from '../../src/index.js';
 import { withHeadroom } from './packets.js';
 
 export const LOCAL = '192.0.2.1';
@@ -35,16 +35,16 @@ export class ManualClock {
   }
 }
 
-export function tunnel(options: Partial<TunnelOptions> & { mode?: TunnelOptions['mode'] } = {}, env: TunnelEnvironment = {}): Tunnel {
+export function tunnel(options: Partial<TunnelOptions> & { mode?: TunnelOptions['mode'] } = {}, env: EncapsulatorEnvironment = {}): Encapsulator {
   const base = options.mode === '6to4' ? SIX_TO_FOUR : BROKER;
-  return new Tunnel({ ...base, ...options } as TunnelOptions, { initialIpId: 0x1233, ...env });
+  return new Encapsulator({ ...base, ...options } as TunnelOptions, { initialIpId: 0x1233, ...env });
 }
 
 /**
  * Every counter a packet can end in (a drop, delivered, encapsulated, an ICMPv4 error relayed or
  * absorbed as a path-MTU report). One packet in, exactly one of these goes up.
  */
-export function packetOutcomes(t: Tunnel): number {
+export function packetOutcomes(t: Encapsulator): number {
   let n = 0;
   for (const v of t.counters.drops) n += v;
   const tr = t.counters.traffic;
@@ -52,7 +52,7 @@ export function packetOutcomes(t: Tunnel): number {
 }
 
 /** Encapsulates or decapsulates a copy of `pkt` (with headroom); returns the verdict and the bytes it points at. */
-export function runTunnel(t: Tunnel, kind: 'encap' | 'decap', pkt: Buffer): { r: PacketResult; bytes: Buffer } {
+export function runTunnel(t: Encapsulator, kind: 'encap' | 'decap', pkt: Buffer): { r: PacketResult; bytes: Buffer } {
   const [buf, off] = withHeadroom(pkt);
   const r = new PacketResult();
   if (kind === 'encap') t.encapsulate(buf, off, pkt.length, r);

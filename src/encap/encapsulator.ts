@@ -37,7 +37,7 @@ import { monotonicMs, TokenBucket, type Clock } from './token-bucket.js';
  */
 export const ENCAP_HEADROOM = ICMPV6_ERROR_OVERHEAD;
 
-export interface TunnelEnvironment {
+export interface EncapsulatorEnvironment {
   /** Monotonic milliseconds; tests inject their own. */
   clock?: Clock;
   /** Counter storage, e.g. over a SharedArrayBuffer read by another thread. */
@@ -46,7 +46,7 @@ export interface TunnelEnvironment {
   initialIpId?: number;
 }
 
-export class Tunnel {
+export class Encapsulator {
   readonly config: TunnelConfig;
   readonly counters: Counters;
   /** Packet Too Big (R08) and relayed ICMPv4 errors (R11/R12) each have their own, so a flood of one cannot starve the other. */
@@ -88,7 +88,7 @@ export class Tunnel {
   private relayS32: number;
   private ipId = 0;
 
-  constructor(options: TunnelOptions | TunnelConfig, env: TunnelEnvironment = {}) {
+  constructor(options: TunnelOptions | TunnelConfig, env: EncapsulatorEnvironment = {}) {
     this.config = isResolved(options) ? options : resolveTunnelOptions(options);
     const clock = env.clock ?? monotonicMs;
     this.counters = env.counters ?? new Counters();

@@ -1,10 +1,11 @@
 /**
- * One protocol-41 raw socket per local IPv4 address, shared by every tunnel of the process that
- * uses that address. The kernel hands each raw socket a copy of every protocol-41 packet, so two
- * tunnels with their own sockets would each see — and count as dropped — the other's traffic.
- * The hub receives once and gives each packet to exactly one tunnel: the 6in4 tunnel whose remote
- * sent it, else the 6to4 tunnel, else the first tunnel (so a spoofed packet is counted once).
- * With a single tunnel a port passes straight through to the socket: no copy.
+ * One outer transport per local IPv4 address (raw protocol 41) or local port (FOU), shared by
+ * every tunnel of the process that uses it. The kernel hands each raw socket a copy of every
+ * protocol-41 packet, so two tunnels with their own sockets would each see — and count as
+ * dropped — the other's traffic. The hub receives once and gives each packet to exactly one
+ * tunnel: the 6in4 tunnel whose remote sent it, else the 6to4 tunnel, else the first tunnel (so a
+ * spoofed packet is counted once). With a single tunnel a port passes straight through to the
+ * transport: no copy.
  */
 import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT } from '../io/slots.js';
 import { IPV4 } from '../packet/ipv4.js';
@@ -19,16 +20,16 @@ export interface PortRole {
 
 /**
  * The shared transports of one process (or of one test): a hub per key, e.g. local address and
- * path-MTU mode for raw sockets. openTunnel uses `HOST_SOCKETS` unless given its own.
+ * path-MTU mode for raw sockets. openTunnel uses `HOST_TRANSPORTS` unless given its own.
  */
-export class SharedSockets {
-  private readonly hubs = new Map<string, SocketHub>();
+export class SharedTransports {
+  private readonly hubs = new Map<string, TransportHub>();
 
   /** A port on the hub for `key`, whose transport `open` makes on first use. */
   attach(key: string, role: PortRole, open: () => OuterTransport): OuterTransport {
     let hub = this.hubs.get(key);
     if (!hub) {
-      hub = new SocketHub(open(), () => this.hubs.delete(key));
+      hub = new TransportHub(open(), () => this.hubs.delete(key));
       this.hubs.set(key, hub);
     }
     return hub.attach(role);
@@ -39,10 +40,10 @@ export class SharedSockets {
   }
 }
 
-/** The process's registry: every tunnel opened here on one local address shares its socket. */
-export const HOST_SOCKETS = new SharedSockets();
+/** The process's registry: every tunnel opened here on one local address shares its transport. */
+export const HOST_TRANSPORTS = new SharedTransports();
 
-export class SocketHub {
+export class TransportHub {
   private readonly ports: HubPort[] = [];
   private readonly arena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
   private readonly lens = new Int32Array(HUB_BATCH);
@@ -52,7 +53,7 @@ export class SocketHub {
   private watching = false;
 
   constructor(
-    readonly socket: OuterTransport,
+    readonly transport: OuterTransport,
     private readonly onEmpty: () => void,
   ) {}
 
@@ -66,12 +67,12 @@ export class SocketHub {
     const i = this.ports.indexOf(port);
     if (i >= 0) this.ports.splice(i, 1);
     if (this.ports.length === 0) {
-      this.socket.close();
+      this.transport.close();
       this.onEmpty();
     }
   }
 
-  /** More than one tunnel on this socket: the hub reads and hands packets out. */
+  /** More than one tunnel on this transport: the hub reads and hands packets out. */
   get shared(): boolean {
     return this.ports.length > 1;
   }
@@ -80,7 +81,7 @@ export class SocketHub {
   watchFor(): void {
     if (this.watching) return;
     this.watching = true;
-    this.socket.watch(() => this.pump());
+    this.transport.watch(() => this.pump());
   }
 
   /** Which port owns a packet from `src` (or an error about a packet sent to `src`). */
@@ -100,9 +101,9 @@ export class SocketHub {
       return;
     }
     for (let round = 0; round < 4; round++) {
-      const e = this.socket.recvErrors(this.errArena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.errLens, this.errInfo);
+      const e = this.transport.recvErrors(this.errArena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.errLens, this.errInfo);
       for (let i = 0; i < e; i++) this.owner(this.errInfo[i * ERROR_INFO_STRIDE + 4] >>> 0).pendingErrors.push(i);
-      let n = this.socket.recv(this.arena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.lens);
+      let n = this.transport.recv(this.arena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.lens);
       if (n < 0) n = 0; // an IP_RECVERR report: the errors were read above
       for (let i = 0; i < n; i++) {
         const off = i * HUB_SLOT + HUB_HEADROOM;
@@ -149,7 +150,7 @@ export class SocketHub {
   }
 }
 
-/** One tunnel's view of a shared socket. */
+/** One tunnel's view of a shared transport. */
 export class HubPort implements OuterTransport {
   readonly pending: number[] = [];
   readonly pendingErrors: number[] = [];
@@ -159,7 +160,7 @@ export class HubPort implements OuterTransport {
   private closed = false;
 
   constructor(
-    private readonly hub: SocketHub,
+    private readonly hub: TransportHub,
     readonly remote: number,
   ) {}
 
@@ -171,7 +172,7 @@ export class HubPort implements OuterTransport {
     this.cursor = 0;
     this.errCursor = 0;
     if (!this.hub.shared) {
-      this.cb?.(); // it reads the socket itself
+      this.cb?.(); // it reads the transport itself
       return;
     }
     while (this.cb !== null && (this.cursor < this.pending.length || this.errCursor < this.pendingErrors.length)) {
@@ -181,23 +182,23 @@ export class HubPort implements OuterTransport {
     }
   }
 
-  /** A shared socket's packets are all handed over inside notify(); a lone port holds what its socket holds. */
+  /** A shared transport's packets are all handed over inside notify(); a lone port holds what its transport holds. */
   holding(): boolean {
-    return !this.hub.shared && this.hub.socket.holding();
+    return !this.hub.shared && this.hub.transport.holding();
   }
 
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    if (!this.hub.shared) return this.hub.socket.recv(arena, slotSize, headroom, max, lens);
+    if (!this.hub.shared) return this.hub.transport.recv(arena, slotSize, headroom, max, lens);
     return this.hub.deliver(this, arena, slotSize, headroom, max, lens);
   }
 
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
-    if (!this.hub.shared) return this.hub.socket.recvErrors(arena, slotSize, headroom, max, lens, info);
+    if (!this.hub.shared) return this.hub.transport.recvErrors(arena, slotSize, headroom, max, lens, info);
     return this.hub.deliverErrors(this, arena, slotSize, headroom, max, lens, info);
   }
 
   send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
-    return this.hub.socket.send(arena, offs, lens, dsts, fields, n, errs);
+    return this.hub.transport.send(arena, offs, lens, dsts, fields, n, errs);
   }
 
   watch(cb: () => void): void {
@@ -206,7 +207,7 @@ export class HubPort implements OuterTransport {
   }
 
   watchWritable(cb: () => void): void {
-    this.hub.socket.watchWritable(cb);
+    this.hub.transport.watchWritable(cb);
   }
 
   close(): void {

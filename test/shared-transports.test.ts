@@ -1,12 +1,12 @@
 /** Several tunnels on one local IPv4 share one raw socket: each packet reaches exactly one tunnel. */
 import { describe, expect, it } from 'vitest';
-import { Tunnel, TunnelEngine } from '../src/index.js';
+import { Encapsulator, TunnelEngine } from '../src/index.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
-import { SharedSockets } from '../src/transport/index.js';
+import { SharedTransports } from '../src/transport/index.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 
-function engineOn(local: string, remote: string, address: string, fake: FakeTransport, sockets: SharedSockets) {
-  const tunnel = new Tunnel({ mode: '6in4', local, remote, address });
+function engineOn(local: string, remote: string, address: string, fake: FakeTransport, sockets: SharedTransports) {
+  const tunnel = new Encapsulator({ mode: '6in4', local, remote, address });
   const tun = new FakeTun();
   const port = sockets.attach(`${local}/static`, { remote: ip4(remote) }, () => fake);
   const engine = new TunnelEngine(tunnel, tun, port);
@@ -17,7 +17,7 @@ function engineOn(local: string, remote: string, address: string, fake: FakeTran
 describe('a shared raw socket per local address', () => {
   it('gives each 6in4 tunnel its own remote\'s packets, and a spoofed packet to one tunnel only', async () => {
     const fake = new FakeTransport();
-    const sockets = new SharedSockets();
+    const sockets = new SharedTransports();
     const a = engineOn('192.0.2.50', '198.51.100.1', '2001:db8:1::2/64', fake, sockets);
     const b = engineOn('192.0.2.50', '198.51.100.2', '2001:db8:2::2/64', fake, sockets);
     const toA = ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2' });
@@ -53,9 +53,9 @@ describe('a shared raw socket per local address', () => {
 describe('F2: a shared socket hands over everything it read', () => {
   it('a tunnel that takes 4 packets a wake still gets all 40 the hub read for it, none left behind', async () => {
     const fake = new FakeTransport();
-    const sockets = new SharedSockets();
+    const sockets = new SharedTransports();
     const mk = (remote: string, address: string) => {
-      const tunnel = new Tunnel({ mode: '6in4', local: '192.0.2.50', remote, address });
+      const tunnel = new Encapsulator({ mode: '6in4', local: '192.0.2.50', remote, address });
       const tun = new FakeTun();
       const engine = new TunnelEngine(tunnel, tun, sockets.attach('192.0.2.50/static', { remote: ip4(remote) }, () => fake), { batchSize: 4, maxBatchesPerWake: 1 });
       engine.start();
