@@ -73,6 +73,7 @@ export { LinuxTun } from './tun/linux-tun.js';
 export { OffloadTun, OFFLOAD_WRITE_HEADROOM, type OffloadDrop } from './tun/offload.js';
 export { ERROR_INFO_STRIDE, ErrorOrigin, type OuterTransport } from './transport/transport.js';
 export { RawTransport } from './transport/raw.js';
+export { FouTransport, type FouOptions } from './transport/fou.js';
 export { SharedTransports, HOST_TRANSPORTS, type PortRole } from './transport/shared-transports.js';
 export { configureInterface, removeRoutes, sourceAddressToward, type InterfacePlan, type InstalledRoutes } from './tun/interface.js';
 

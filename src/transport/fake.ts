@@ -1,6 +1,8 @@
 /**
- * In-memory TunDevice and OuterTransport, so the whole engine runs in unit tests without root.
- * Copies are fine here: this is the test double, not the data path.
+ * An in-memory OuterTransport (the TUN's is `tun/fake.ts`), so the whole engine runs in unit tests
+ * without root: inject what the kernel would deliver, queue ICMP error reports, refuse or hold
+ * sends (errno, a full buffer), and read back each packet as the kernel would have put it on the
+ * wire. Copies are fine here: this is the test double, not the data path.
  */
 import { PROTO_IPV6, writeIpv4Header, IPV4 } from '../packet/ipv4.js';
 import { constants as osConstants } from 'node:os';
