@@ -40,6 +40,7 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
   readonly gso: boolean;
   readonly gro: boolean;
   private readonly dport: number;
+  /** `| 0` form: an unsigned address above 2^31 is a heap number, boxed again for every call it is passed to. */
   private readonly local: number;
   /** Dynamic path MTU: DF is per socket, so DF-clear runs toggle it (pass the socket itself). */
   private readonly dfToggleFd: number;
@@ -62,7 +63,7 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     this.gso = gso;
     this.gro = gro;
     this.dport = o.dport;
-    this.local = o.local;
+    this.local = o.local | 0;
     this.dfToggleFd = o.pmtu === 'dynamic' ? fd : -1;
   }
 
