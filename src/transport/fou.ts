@@ -17,8 +17,8 @@ import type { OuterTransport } from './transport.js';
 /** Sends without GSO after a GSO message was refused (about a second of bulk traffic). */
 const GSO_REST_SENDS = 1024;
 
-/** Ints per datagram in udpRecv's info: source address, source port, TOS, GRO segment size. */
-const UDP_INFO_STRIDE = 4;
+/** Ints per datagram in udpRecv's info: source address, source port, TOS, GRO segment size (the addon's UDP_INFO_STRIDE). */
+export const UDP_INFO_STRIDE = 4;
 
 export interface FouOptions {
   local: number;

@@ -6,14 +6,29 @@ import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative } from '../io/native.js';
 import type { TunDevice } from './device.js';
 
+/**
+ * TUNSETOFFLOAD flags (linux/if_tun.h TUN_F_*; USO4/USO6 from Linux 6.2): what the kernel may
+ * hand a TUN unsegmented or without a checksum. The addon exports the same values
+ * (test/native.test.ts checks they agree).
+ */
+export const TunOffload = { CSUM: 0x01, TSO4: 0x02, TSO6: 0x04, TSO_ECN: 0x08, UFO: 0x10, USO4: 0x20, USO6: 0x40 } as const;
+/** What `offload: true` asks for: IPv6 TCP super-packets with partial checksums, which OffloadTun segments. */
+export const TUN_OFFLOAD_DEFAULT = TunOffload.CSUM | TunOffload.TSO6;
+
 export class LinuxTun extends FdEndpoint implements TunDevice {
   private constructor(
     fd: number,
     readonly name: string,
-    readonly offload: boolean,
+    /** The TUNSETOFFLOAD flags the kernel took (0: no offload, frames without a virtio_net_hdr). */
+    readonly offloadFlags: number,
     private readonly ringWanted: boolean,
   ) {
     super(fd);
+  }
+
+  /** Frames carry a virtio_net_hdr: wrap the device in OffloadTun. */
+  get offload(): boolean {
+    return this.offloadFlags !== 0;
   }
 
   /**
@@ -35,11 +50,14 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
    * TUNSETIFF attaches to an existing device of that name too: callers that must not touch an
    * existing interface check first (see src/host/open.ts). Closing the last fd of a
    * non-persistent TUN deletes the interface and its routes.
+   * `offload`: true asks for TUN_OFFLOAD_DEFAULT, a number for those TunOffload flags; a kernel
+   * that refuses them throws (the error names the flags and has `flags` and `errno`).
    */
-  static open(name: string, offload = false, ioUring = true): LinuxTun {
+  static open(name: string, offload: boolean | number = false, ioUring = true): LinuxTun {
     const native = loadNative();
-    const { fd, name: actual } = native.openTun(name, true, offload);
-    return new LinuxTun(fd, actual, offload, ioUring && native.ioUringAvailable());
+    const flags = offload === true ? TUN_OFFLOAD_DEFAULT : offload === false ? 0 : offload;
+    const { fd, name: actual } = native.openTun(name, true, flags);
+    return new LinuxTun(fd, actual, flags, ioUring && native.ioUringAvailable());
   }
 
   holding(): boolean {
