@@ -19,7 +19,7 @@ import type { TunDevice } from '../tun/device.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
 import { linkExists } from '../tun/iproute.js';
 import { LinuxTun } from '../tun/linux-tun.js';
-import { OffloadTun } from '../tun/offload.js';
+import { OffloadTun, type SuperPacketCounts } from '../tun/offload.js';
 import { tunOpenDeniedMessage } from './tun-access.js';
 import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
@@ -95,8 +95,11 @@ export interface TunnelStatus {
   peer?: string;
   mtu: number;
   pmtu: string;
-  /** How packets cross the TUN: TSO/GRO offload or not, io_uring batches or a syscall each. */
-  tunIo: { offload: boolean; ioUring: boolean; ioUringFallback?: string };
+  /**
+   * How packets cross the TUN: TSO/GRO offload or not, UDP offload too (USO: Linux ≥ 6.2), io_uring
+   * batches or a syscall each.
+   */
+  tunIo: { offload: boolean; udpOffload: boolean; ioUring: boolean; ioUringFallback?: string; superPackets?: SuperPacketCounts };
   /** The outer transport: bare protocol 41, or Foo-over-UDP with its ports and offloads. */
   transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean; gso: boolean; gro: boolean; groCoalesced: number; gsoFallbacks: number };
   /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
@@ -246,7 +249,8 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
 
   let state: 'running' | 'stopped' = 'running';
   const drops = tunnel.counters.drops;
-  const device: TunDevice = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++) : tun;
+  const offloadTun = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++, { udp: tun.udpOffload }) : null;
+  const device: TunDevice = offloadTun ?? tun;
   const advertisers: RouterAdvertiser[] = [];
   const engine = new TunnelEngine(tunnel, device, socket, {
     batchSize,
@@ -294,7 +298,13 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         address: formatIpv6Prefix(c.address),
         mtu: c.mtu,
         pmtu: c.pmtu,
-        tunIo: { offload: tunDevice.offload, ioUring: tunDevice.ioUring, ...(tunDevice.ioUringFallback ? { ioUringFallback: tunDevice.ioUringFallback } : {}) },
+        tunIo: {
+          offload: tunDevice.offload,
+          udpOffload: tunDevice.udpOffload,
+          ioUring: tunDevice.ioUring,
+          ...(tunDevice.ioUringFallback ? { ioUringFallback: tunDevice.ioUringFallback } : {}),
+          ...(offloadTun ? { superPackets: { ...offloadTun.superPackets } } : {}),
+        },
         transport:
           c.encap === 'fou'
             ? { encap: 'fou', port: c.encapPort, dport: c.encapDport, checksum: c.encapCsum, gso: fou?.gso ?? false, gro: fou?.gro ?? false, groCoalesced: fou?.groCoalesced ?? 0, gsoFallbacks: fou?.gsoFallbacks ?? 0 }

@@ -2,6 +2,7 @@
  * The Linux TUN device over the native addon: TUNSETIFF, reads and writes in batches. Opened with
  * offload, its reads and writes are frames with a virtio_net_hdr in front: wrap it in OffloadTun.
  */
+import { constants as osConstants } from 'node:os';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative } from '../io/native.js';
 import type { TunDevice } from './device.js';
@@ -12,8 +13,13 @@ import type { TunDevice } from './device.js';
  * (test/native.test.ts checks they agree).
  */
 export const TunOffload = { CSUM: 0x01, TSO4: 0x02, TSO6: 0x04, TSO_ECN: 0x08, UFO: 0x10, USO4: 0x20, USO6: 0x40 } as const;
-/** What `offload: true` asks for: IPv6 TCP super-packets with partial checksums, which OffloadTun segments. */
+/** IPv6 TCP super-packets with partial checksums, which OffloadTun segments; every kernel we run on has them. */
 export const TUN_OFFLOAD_DEFAULT = TunOffload.CSUM | TunOffload.TSO6;
+/**
+ * What `offload: true` asks for first: UDP super-packets too (Linux ≥ 6.2; the kernel takes USO4
+ * and USO6 only together). An older kernel refuses with EINVAL, and TUN_OFFLOAD_DEFAULT is used.
+ */
+export const TUN_OFFLOAD_UDP = TUN_OFFLOAD_DEFAULT | TunOffload.USO4 | TunOffload.USO6;
 
 export class LinuxTun extends FdEndpoint implements TunDevice {
   private constructor(
@@ -29,6 +35,11 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
   /** Frames carry a virtio_net_hdr: wrap the device in OffloadTun. */
   get offload(): boolean {
     return this.offloadFlags !== 0;
+  }
+
+  /** The kernel hands over and takes UDP super-packets (OffloadTun's `udp` option). */
+  get udpOffload(): boolean {
+    return (this.offloadFlags & TunOffload.USO6) !== 0;
   }
 
   /**
@@ -50,14 +61,22 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
    * TUNSETIFF attaches to an existing device of that name too: callers that must not touch an
    * existing interface check first (see src/host/open.ts). Closing the last fd of a
    * non-persistent TUN deletes the interface and its routes.
-   * `offload`: true asks for TUN_OFFLOAD_DEFAULT, a number for those TunOffload flags; a kernel
-   * that refuses them throws (the error names the flags and has `flags` and `errno`).
+   * `offload`: true asks for TUN_OFFLOAD_UDP, and TUN_OFFLOAD_DEFAULT where the kernel refuses
+   * UDP offload; a number asks for exactly those TunOffload flags, and a kernel that refuses them
+   * throws (the error names the flags and has `flags` and `errno`).
    */
   static open(name: string, offload: boolean | number = false, ioUring = true): LinuxTun {
     const native = loadNative();
-    const flags = offload === true ? TUN_OFFLOAD_DEFAULT : offload === false ? 0 : offload;
-    const { fd, name: actual } = native.openTun(name, true, flags);
-    return new LinuxTun(fd, actual, flags, ioUring && native.ioUringAvailable());
+    let flags = offload === true ? TUN_OFFLOAD_UDP : offload === false ? 0 : offload;
+    let opened: { fd: number; name: string };
+    try {
+      opened = native.openTun(name, true, flags);
+    } catch (e) {
+      if (offload !== true || (e as { errno?: number }).errno !== osConstants.errno.EINVAL) throw e;
+      flags = TUN_OFFLOAD_DEFAULT;
+      opened = native.openTun(name, true, flags);
+    }
+    return new LinuxTun(opened.fd, opened.name, flags, ioUring && native.ioUringAvailable());
   }
 
   holding(): boolean {

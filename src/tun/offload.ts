@@ -36,6 +36,16 @@ export type OffloadDrop =
   /** a super-packet we cannot cut: no partial checksum at the TCP/UDP header, or that header not where it says */
   | 'tx_gso_malformed';
 
+/** Super-packets each way, by protocol (status: `tunIo.superPackets`). */
+export interface SuperPacketCounts {
+  /** Cut into segments on read (the kernel's TSO/USO). */
+  readTcp: number;
+  readUdp: number;
+  /** Merged from two or more segments on write (our GRO). */
+  writtenTcp: number;
+  writtenUdp: number;
+}
+
 export interface OffloadOptions {
   /**
    * The device was granted UDP segmentation offload (TUN_F_USO6): UDP super-packets are cut on
@@ -84,6 +94,7 @@ export class OffloadTun implements TunDevice {
   private readonly subErrs = new Int32Array(2 * MAX_BATCH);
   private readonly subIndex = new Int32Array(2 * MAX_BATCH);
   private readonly udp: boolean;
+  readonly superPackets: SuperPacketCounts = { readTcp: 0, readUdp: 0, writtenTcp: 0, writtenUdp: 0 };
 
   /**
    * `device` reads and writes frames with a virtio_net_hdr in front (a TUN opened with
@@ -242,6 +253,8 @@ export class OffloadTun implements TunDevice {
       if (this.segNext >= total) {
         this.frameNext++;
         this.segNext = 0;
+        if (udp) this.superPackets.readUdp++;
+        else this.superPackets.readTcp++;
       }
     }
     return out;
@@ -326,6 +339,10 @@ export class OffloadTun implements TunDevice {
   }
 
   private finishRun(run: GroRun): void {
+    if (run.coalescer.segments > 1) {
+      if (run.coalescer === run.udp) this.superPackets.writtenUdp++;
+      else this.superPackets.writtenTcp++;
+    }
     const [off, len] = run.coalescer.finish();
     run.state = RunState.Finished;
     const q = this.queue(off, len, true);
@@ -377,7 +394,7 @@ const RunState = { Free: 0, Open: 1, Finished: 2 } as const;
 type RunState = (typeof RunState)[keyof typeof RunState];
 
 /** What a run merges with: TcpCoalescer and UdpCoalescer both are one. */
-type Coalescer = Pick<TcpCoalescer, 'start' | 'sameFlow' | 'sameConnection' | 'tryAppend' | 'finish'>;
+type Coalescer = Pick<TcpCoalescer, 'start' | 'sameFlow' | 'sameConnection' | 'tryAppend' | 'finish' | 'segments'>;
 
 class GroRun {
   readonly tcp = new TcpCoalescer();
