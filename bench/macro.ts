@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Namespace, NamespaceSet, removeStaleNamespaces, runCapture } from '../src/lab/netns.js';
+import { udpBulk } from '../src/lab/probes.js';
 import { renderChart } from './chart.js';
 
 const { values: flags } = parseArgs({
@@ -274,6 +275,11 @@ interface Sample {
   heapBytesPerPacket: number | null;
   rttP50Ms: number;
   rttP99Ms: number;
+  /** Ping RTT while one TCP stream fills the path: what the queues on the way add. */
+  rttLoadP50Ms: number;
+  rttLoadP99Ms: number;
+  /** Inner UDP, 1200-byte datagrams sent with UDP_SEGMENT (as QUIC stacks do): Mbit/s received. */
+  udpBulkMbps: number;
 }
 
 async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
@@ -325,11 +331,27 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
     const heap = heaps.length ? heaps.reduce((s, h) => (s === null || h!.bytesPerPacket === null ? null : s + h!.bytesPerPacket), 0 as number | null) : null;
     server.kill('SIGKILL');
 
-    // latency: ping through the path, one probe every 10 ms
-    const ping = await a.run('ping', ['-6', '-n', '-c', String(PINGS), '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
-    const rtts = [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
-    const pct = (q: number) => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
+    // inner UDP bulk: 1200-byte datagrams, 32 a send with UDP_SEGMENT, counted by the receiver
+    const bulk = await udpBulk(a, b, '2001:db8:1::1', { datagrams: 0, size: 1200, gso: true, gro: true, seconds: SECONDS, idleS: 1 });
+
+    // latency: ping through the path, one probe every 10 ms; idle, then beside one TCP stream
+    const pings = async () => {
+      const ping = await a.run('ping', ['-6', '-n', '-c', String(PINGS), '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
+      return [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
+    };
+    const pctOf = (rtts: number[], q: number) => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
+    const rtts = await pings();
+    const pct = (q: number) => pctOf(rtts, q);
+    const server2 = b.spawn('iperf3', ['-s', '-1', '-B', '2001:db8:1::1', '-p', '5202']);
+    await new Promise((r) => setTimeout(r, 300));
+    const loadRun = a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-p', '5202', '-t', String(Math.max(SECONDS, Math.ceil(PINGS / 100) + 2))], { timeoutMs: (SECONDS + 40) * 1000 });
+    const loaded = await pings();
+    await loadRun;
+    server2.kill('SIGKILL');
     return {
+      rttLoadP50Ms: pctOf(loaded, 0.5),
+      rttLoadP99Ms: pctOf(loaded, 0.99),
+      udpBulkMbps: bulk.receivedMbitPerSecond,
       tcp1Gbps: tcp1.end.sum_received.bits_per_second / 1e9,
       tcp4Gbps: tcp4.end.sum_received.bits_per_second / 1e9,
       udpPps: udpPackets / elapsed,
@@ -390,6 +412,9 @@ const results = chosen.map((f) => {
     heapBytesPerPacket: stat(s.map((x) => x.heapBytesPerPacket)),
     rttP50Ms: stat(s.map((x) => x.rttP50Ms))!,
     rttP99Ms: stat(s.map((x) => x.rttP99Ms))!,
+    rttLoadP50Ms: stat(s.map((x) => x.rttLoadP50Ms)),
+    rttLoadP99Ms: stat(s.map((x) => x.rttLoadP99Ms)),
+    udpBulkMbps: stat(s.map((x) => x.udpBulkMbps)),
   };
 });
 const base = results.find((r) => r.forwarder === 'naive-node');
@@ -408,6 +433,8 @@ const report = {
     cpu: 'user+system time of both forwarder processes per UDP packet delivered',
     syscalls: 'perf stat raw_syscalls:sys_enter on both forwarders during the first UDP run, per packet delivered; and during the first one-stream TCP run, per KiB of payload delivered',
     heap: 'our engine only: V8 heap allocated per packet, from --trace-gc between scavenges during the UDP run (young generation capped at 1 MiB; 0 = not one scavenge, – = one)',
+    udpBulk: 'inner UDP: 1200-byte datagrams, 32 per send with UDP_SEGMENT (Python sender, as QUIC stacks send), Mbit/s of datagrams the UDP_GRO receiver got',
+    rttUnderLoad: 'ping every 10 ms while one iperf3 TCP stream runs through the same path',
   },
   results: results.map((r) => ({
     ...r,
@@ -419,6 +446,8 @@ const report = {
     tcp1RatioToCFouOffload: ratio(r.tcp1Gbps, cfou?.tcp1Gbps),
     udpRatioToCOffload: ratio(r.udpPps, coff?.udpPps),
     rttP50RatioToCBatched: ratio(r.rttP50Ms, cref?.rttP50Ms),
+    rttP50RatioToCOffload: ratio(r.rttP50Ms, coff?.rttP50Ms),
+    udpBulkRatioToCOffload: r.udpBulkMbps && coff?.udpBulkMbps ? r.udpBulkMbps.median / coff.udpBulkMbps.median : null,
   })),
 };
 
@@ -437,15 +466,16 @@ const md = [
       `| ${r.forwarder} | ${f(r.tcp1Gbps)} | ${x(r.tcp1RatioToBaseline)} | ${x(r.tcp1RatioToCBatched)} | ${f(r.tcp4Gbps)} | ${(r.udpPps.median / 1000).toFixed(1)} (${(r.udpPps.min / 1000).toFixed(1)}–${(r.udpPps.max / 1000).toFixed(1)}) | ${x(r.udpRatioToBaseline)} | ${x(r.udpRatioToCBatched)} | ${r.udpCpuUsPerPacket ? r.udpCpuUsPerPacket.median.toFixed(1) : '–'} | ${r.syscallsPerPacket ? r.syscallsPerPacket.median.toFixed(2) : '–'} | ${r.heapBytesPerPacket ? r.heapBytesPerPacket.median.toFixed(1) : '–'} | ${r.rttP50Ms.median.toFixed(3)} / ${r.rttP99Ms.median.toFixed(3)} |`,
   ),
   '',
-  '| forwarder | TCP 1 × c-offload | TCP 1 × c-fou-offload | UDP 64 B × c-offload | RTT p50 × c-batched | syscalls / KiB TCP |',
-  '|---|---:|---:|---:|---:|---:|',
+  '| forwarder | TCP 1 × c-offload | TCP 1 × c-fou-offload | UDP 64 B × c-offload | UDP 1200 B GSO Mbit/s | × c-offload | RTT p50 × c-batched | RTT p50 × c-offload | RTT under 1 TCP stream p50 / p99 ms | syscalls / KiB TCP |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ...report.results.map(
     (r) =>
-      `| ${r.forwarder} | ${x(r.tcp1RatioToCOffload)} | ${x(r.tcp1RatioToCFouOffload)} | ${x(r.udpRatioToCOffload)} | ${x(r.rttP50RatioToCBatched)} | ${r.syscallsPerTcpKiB ? r.syscallsPerTcpKiB.median.toFixed(3) : '–'} |`,
+      `| ${r.forwarder} | ${x(r.tcp1RatioToCOffload)} | ${x(r.tcp1RatioToCFouOffload)} | ${x(r.udpRatioToCOffload)} | ${f(r.udpBulkMbps, 0)} | ${x(r.udpBulkRatioToCOffload)} | ${x(r.rttP50RatioToCBatched)} | ${x(r.rttP50RatioToCOffload)} | ${r.rttLoadP50Ms && r.rttLoadP99Ms ? `${r.rttLoadP50Ms.median.toFixed(2)} / ${r.rttLoadP99Ms.median.toFixed(2)}` : '–'} | ${r.syscallsPerTcpKiB ? r.syscallsPerTcpKiB.median.toFixed(3) : '–'} |`,
   ),
   '',
   ...chosen.map((fw) => `- **${fw.name}**: ${fw.description}`),
   `- CPU: ${report.method.cpu}. Syscalls: ${report.method.syscalls}. Heap: ${report.method.heap}.`,
+  `- UDP 1200 B GSO: ${report.method.udpBulk}. RTT under load: ${report.method.rttUnderLoad}.`,
   '',
   '![throughput chart](macro-latest.svg)',
   '',

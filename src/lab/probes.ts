@@ -152,6 +152,10 @@ export interface UdpBulkOptions {
   port?: number;
   /** The receiver gives up after this long without a datagram. */
   idleS?: number;
+  /** Send for this long instead of `datagrams` (a benchmark's load; the count is then what was sent). */
+  seconds?: number;
+  /** The receiver checks every datagram's bytes (default); off, it only counts (less of its CPU). */
+  verify?: boolean;
 }
 
 export interface UdpBulkResult {
@@ -180,7 +184,7 @@ def payload(i, size):
 `;
 
 const UDP_BULK_RECEIVER = `${UDP_BULK_COMMON}
-addr, port, size, count, gro, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1', float(sys.argv[6])
+addr, port, size, count, gro, idle, verify = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1', float(sys.argv[6]), sys.argv[7] == '1'
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 try:
     s.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE (root): past rmem_max
@@ -207,6 +211,13 @@ while got < count:
         if lvl == SOL_UDP and typ == UDP_GRO:
             seg = struct.unpack('i', d[:4])[0]
     n = 0
+    if not verify:
+        n = (len(data) + seg - 1) // seg
+        got += n
+        if n > 1:
+            coalesced += 1
+        maxper = max(maxper, n)
+        continue
     for off in range(0, len(data), seg):
         d = data[off:off + seg]
         n += 1
@@ -224,7 +235,7 @@ print(json.dumps({'received': got, 'corrupt': corrupt, 'coalescedReads': coalesc
 `;
 
 const UDP_BULK_SENDER = `${UDP_BULK_COMMON}
-addr, port, size, count, gso, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1', int(sys.argv[6])
+addr, port, size, count, gso, per, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1', int(sys.argv[6]), float(sys.argv[7])
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
 if gso:
@@ -234,9 +245,11 @@ else:
 s.connect((addr, port))
 sent = 0
 t0 = time.monotonic()
-while sent < count:
-    k = min(per, count - sent)
-    buf = b''.join(payload(sent + j, size) for j in range(k))
+# timed: the same burst again and again (building bursts would cost the CPU the forwarders need)
+fixed = b''.join(payload(j, size) for j in range(per)) if seconds > 0 else None
+while (time.monotonic() - t0 < seconds) if seconds > 0 else sent < count:
+    k = per if seconds > 0 else min(per, count - sent)
+    buf = fixed if seconds > 0 else b''.join(payload(sent + j, size) for j in range(k))
     try:
         s.send(buf)
     except BlockingIOError:
@@ -260,14 +273,15 @@ print(json.dumps({'sent': sent, 'seconds': time.monotonic() - t0}), flush=True)
 export async function udpBulk(from: Namespace, to: Namespace, addr: string, o: UdpBulkOptions): Promise<UdpBulkResult> {
   const port = o.port ?? 5401;
   const perSend = o.perSend ?? 32;
-  const server = to.spawn('/usr/bin/python3', ['-c', UDP_BULK_RECEIVER, addr, String(port), String(o.size), String(o.datagrams), o.gro ? '1' : '0', String(o.idleS ?? 3)]);
+  const timed = (o.seconds ?? 0) > 0;
+  const server = to.spawn('/usr/bin/python3', ['-c', UDP_BULK_RECEIVER, addr, String(port), String(o.size), String(timed ? 2 ** 50 : o.datagrams), o.gro ? '1' : '0', String(o.idleS ?? 3), o.verify === false || timed ? '0' : '1']);
   try {
     const lines = createInterface({ input: server.stdout! });
     const it = lines[Symbol.asyncIterator]();
     const first = await it.next();
     if (first.value !== 'listening') throw new Error('UDP bulk receiver did not start');
     const sender = JSON.parse(
-      await from.exec('/usr/bin/python3', ['-c', UDP_BULK_SENDER, addr, String(port), String(o.size), String(o.datagrams), o.gso ? '1' : '0', String(perSend)], { timeoutMs: 120_000 }),
+      await from.exec('/usr/bin/python3', ['-c', UDP_BULK_SENDER, addr, String(port), String(o.size), String(o.datagrams), o.gso ? '1' : '0', String(perSend), String(o.seconds ?? 0)], { timeoutMs: 120_000 }),
     ) as { sent: number; seconds: number };
     const got = await it.next();
     const r = JSON.parse(String(got.value)) as { received: number; corrupt: number; coalescedReads: number; maxPerRead: number; seconds: number };
