@@ -21,7 +21,18 @@ export const TUN_OFFLOAD_DEFAULT = TunOffload.CSUM | TunOffload.TSO6;
  */
 export const TUN_OFFLOAD_UDP = TUN_OFFLOAD_DEFAULT | TunOffload.USO4 | TunOffload.USO6;
 
+/**
+ * A read after one that found fewer packets than this goes through read() rather than the ring:
+ * a ring read queues a read per slot (256), and for a trickle (a ping, a request) the kernel then
+ * answers 255 of them EAGAIN, which costs more than the read() and the one EAGAIN of the plain
+ * path. A stream keeps finding full batches and stays on the ring.
+ */
+const RING_MIN_PACKETS = 8;
+
 export class LinuxTun extends FdEndpoint implements TunDevice {
+  /** Packets the last read found. */
+  private lastRead = 0;
+
   private constructor(
     fd: number,
     readonly name: string,
@@ -84,7 +95,9 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
   }
 
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    return loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ringWanted);
+    const n = loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ringWanted && this.lastRead >= RING_MIN_PACKETS);
+    this.lastRead = n;
+    return n;
   }
 
   write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
