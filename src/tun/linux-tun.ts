@@ -4,7 +4,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { FdEndpoint } from '../io/fd-endpoint.js';
-import { loadNative } from '../io/native.js';
+import { BUILD_NATIVE_COMMAND, loadNative, type NativeAddon } from '../io/native.js';
 import type { TunDevice } from './device.js';
 
 /**
@@ -20,6 +20,20 @@ export const TUN_OFFLOAD_DEFAULT = TunOffload.CSUM | TunOffload.TSO6;
  * and USO6 only together). An older kernel refuses with EINVAL, and TUN_OFFLOAD_DEFAULT is used.
  */
 export const TUN_OFFLOAD_UDP = TUN_OFFLOAD_DEFAULT | TunOffload.USO4 | TunOffload.USO6;
+
+/**
+ * An addon built before openTun took the flags word (a prebuild not yet rebuilt) reads a boolean
+ * that meant exactly TUN_OFFLOAD_DEFAULT, and would take a number as no offload at all: frames
+ * with a virtio_net_hdr read as bare packets would corrupt every packet. So `true` gets that
+ * boolean, and any other set is refused with the rebuild that gives it.
+ */
+function openLegacy(native: NativeAddon, name: string, offload: boolean | number): { fd: number; name: string; flags: number } {
+  const flags = offload === true ? TUN_OFFLOAD_DEFAULT : offload === false ? 0 : offload;
+  if (flags !== 0 && flags !== TUN_OFFLOAD_DEFAULT) {
+    throw new Error(`the native addon predates TUN offload flags and takes only CSUM|TSO6 (asked for 0x${flags.toString(16)}); rebuild it: ${BUILD_NATIVE_COMMAND}`);
+  }
+  return { ...native.openTun(name, true, (flags !== 0) as unknown as number), flags };
+}
 
 export class LinuxTun extends FdEndpoint implements TunDevice {
   private constructor(
@@ -67,6 +81,10 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
    */
   static open(name: string, offload: boolean | number = false, ioUring = true): LinuxTun {
     const native = loadNative();
+    if (native.TUN_F_CSUM === undefined) {
+      const old = openLegacy(native, name, offload);
+      return new LinuxTun(old.fd, old.name, old.flags, ioUring && native.ioUringAvailable());
+    }
     let flags = offload === true ? TUN_OFFLOAD_UDP : offload === false ? 0 : offload;
     let opened: { fd: number; name: string };
     try {
