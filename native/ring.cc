@@ -1,4 +1,4 @@
-// The io_uring ring each thread uses for TUN reads and writes, and its fall back to plain syscalls
+// The io_uring ring each thread uses for TUN reads and writes, and its fallback to plain syscalls
 // when the kernel or a container refuses it.
 //
 // The TUN moves one packet per read() or write(), so a batch costs one syscall per packet; queued

@@ -136,13 +136,16 @@ bool Writable(int fd) {
 // socket). TTL and TOS go as ancillary data; DF is a socket option, so with a dfClearFd the
 // packets without DF leave through that socket (IP_PMTUDISC_DONT); with dfClearFd == fd (a UDP
 // socket: a second one could not share its port) the option is switched around each DF-clear
-// run and back to IP_PMTUDISC_WANT. `runs` (UDP only) groups the packets into messages, runs[m]
+// stretch and back to IP_PMTUDISC_WANT. `runs` (UDP only) groups the packets into messages, runs[m]
 // consecutive packets each: a run of more than one goes as one UDP_SEGMENT (GSO) message. Which
 // packets may share a message is decided in TypeScript (src/transport/gso.ts); here a run is only
-// checked to be one (same destination and fields, equal sizes but for a shorter last one). A GSO
+// checked to be one (same destination and fields, equal non-empty sizes but for a shorter last
+// one, at most kMaxGsoSegments packets and kMaxUdpPayload bytes, UDP only) and the runs to cover
+// the batch exactly; anything else throws before a packet leaves. A GSO
 // message the path refuses (EMSGSIZE) is sent again packet by packet, in place, and counted in
 // stats[0].
-// One sendmmsg per run of messages on one socket. A failed message fails its packets and the
+// One sendmmsg per stretch of consecutive messages for one socket (and one DF setting, when
+// toggling): that follows the caller's order and decides nothing about packets. A failed message fails its packets and the
 // rest go on (ENOBUFS from a writable socket is a packet the qdisc dropped: the link is full,
 // as a wire drops what it cannot carry); a
 // failure that may be an earlier ICMP error's report is tried once more; at a full socket
@@ -227,16 +230,16 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   int m = 0, sent = 0, retried = -1;
   bool socketDf = true;
   while (m < nm) {
-    // a run: consecutive messages for the same socket (and DF, when toggling), in order
+    // a stretch: consecutive messages for the same socket (and DF, when toggling), in order
     int fd = s.fds[m];
-    int run = 1;
-    while (m + run < nm && s.fds[m + run] == fd && (!toggle || s.dfs[m + run] == s.dfs[m])) run++;
+    int stretch = 1;
+    while (m + stretch < nm && s.fds[m + stretch] == fd && (!toggle || s.dfs[m + stretch] == s.dfs[m])) stretch++;
     if (toggle && s.dfs[m] != socketDf) {
       int v = s.dfs[m] ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT;
       setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
       socketDf = s.dfs[m];
     }
-    int r = sendmmsg(fd, &s.msgs[m], run, 0);
+    int r = sendmmsg(fd, &s.msgs[m], stretch, 0);
     if (r > 0) {
       for (int j = m; j < m + r; j++) sent += s.count[j];
       m += r;
