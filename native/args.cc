@@ -7,6 +7,8 @@
 
 namespace t6 {
 
+uint64_t g_crossings = 0;
+
 Napi::Value ThrowErrno(Napi::Env env, const std::string& what, int err) {
   Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
   e.Set("errno", Napi::Number::New(env, err));

@@ -14,8 +14,13 @@ namespace {
 using namespace t6;
 
 void Fn(Napi::Env env, Napi::Object exports, const char* name, Napi::Function::Callback f) {
-  exports.Set(name, Napi::Function::New(env, f, name));
+  exports.Set(name, Napi::Function::New(env, [f](const Napi::CallbackInfo& info) {
+    g_crossings++;
+    return f(info);
+  }, name));
 }
+
+Napi::Value Crossings(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(g_crossings)); }
 
 void Int(Napi::Env env, Napi::Object exports, const char* name, double v) { exports.Set(name, Napi::Number::New(env, v)); }
 
@@ -36,7 +41,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // The outer sockets (sockets.cc)
   Fn(env, exports, "openRawSocket", OpenRawSocket);  // (localAddr, pmtuDiscover, bufferBytes, sendOnly = false) -> fd
   Fn(env, exports, "openUdpSocket", OpenUdpSocket);  // (localAddr, port, pmtuDiscover, bufferBytes, checksum, gro) -> { fd, gso, gro }
-  Fn(env, exports, "sendBatch", SendBatch);  // (fd, arena, offs, lens, n, errs, dsts, fields, port, dfClearFd, runs, nRuns, stats) -> n sent
+  Fn(env, exports, "sendBatch", SendBatch);  // (fd, arena, offs, lens, n, errs, dsts, fields, port, dfClearFd, runs, nRuns, stats, csumForGso) -> n sent
   Fn(env, exports, "rawRecv", RawRecv);      // (fd, arena, slotSize, headroom, max, lens) -> n, or -errno
   Fn(env, exports, "udpRecv", UdpRecv);      // (fd, arena, slotSize, headroom, max, lens, info) -> n, or -errno
   Fn(env, exports, "recvErrors", RecvErrors);  // (fd, arena, slotSize, headroom, max, lens, info) -> n
@@ -64,6 +69,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("IO_URING_COMPILED", Napi::Boolean::New(env, IoUringCompiled()));  // built with liburing
   Fn(env, exports, "ioUringAvailable", IoUringAvailable);  // () -> this thread has a ring
   Fn(env, exports, "ioUringFallback", IoUringFallback);    // () -> why the ring was given up, or null
+
+  // Boundary crossings so far: every call above, each poller callback and Poller method
+  exports.Set("crossings", Napi::Function::New(env, Crossings, "crossings"));  // () -> count
 
   // OS services (os.cc, peercred.cc)
   Fn(env, exports, "notifySocket", NotifySocket);      // (address, message): one sd_notify datagram

@@ -47,6 +47,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
  private:
   // start(events = kPollReadable)
   void Start(const Napi::CallbackInfo& info) {
+    g_crossings++;
     int want = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : kPollReadable;
     int events = ((want & kPollReadable) ? UV_READABLE : 0) | ((want & kPollWritable) ? UV_WRITABLE : 0);
     if (!handle_) return;
@@ -64,7 +65,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
     }
   }
 
-  void Stop(const Napi::CallbackInfo&) { StopPolling(); }
+  void Stop(const Napi::CallbackInfo&) {
+    g_crossings++;
+    StopPolling();
+  }
 
   void Close(const Napi::CallbackInfo&) { CloseHandle(); }
 
@@ -89,6 +93,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
     int bits = ((events & UV_READABLE) ? kPollReadable : 0) | ((events & UV_WRITABLE) ? kPollWritable : 0);
+    g_crossings++;
     self->callback_.MakeCallback(self->Value(), {Napi::Number::New(env, status < 0 ? status : bits)});
     if (env.IsExceptionPending()) {
       // No JS frame is above us: route the exception to process 'uncaughtException'.

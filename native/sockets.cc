@@ -91,6 +91,7 @@ struct SendState {
   alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2 + CMSG_SPACE(sizeof(uint16_t))];
   int fds[kMaxBatch];
   bool dfs[kMaxBatch];
+  bool csums[kMaxBatch];  // with csumForGso: this message goes with UDP checksums on
   int first[kMaxBatch];  // message m carries packets first[m] .. first[m] + count[m] - 1
   int count[kMaxBatch];
 };
@@ -157,7 +158,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   int32_t* fields = nullptr;
   int32_t* runs = nullptr;
   size_t nDsts = 0, nFields = 0, runsLen = 0;
-  const char* usage = "sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port?, dfClearFd?, runs?, nRuns?, stats?): bad arguments or slot outside arena";
+  const char* usage = "sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port?, dfClearFd?, runs?, nRuns?, stats?, csumForGso?): bad arguments or slot outside arena";
   if (!ParseWriteArgs(info, &a) || info.Length() < 8 || !GetInt32s(info[6], &dsts, &nDsts) || !GetInt32s(info[7], &fields, &nFields) ||
       nDsts < static_cast<size_t>(a.n) || nFields < static_cast<size_t>(a.n))
     return ThrowType(env, usage);
@@ -172,6 +173,9 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     size_t nStats = 0;
     if (info.Length() > 12 && !(GetInt32s(info[12], &gsoFallbacks, &nStats) && nStats >= 1)) return ThrowType(env, usage);
   }
+  // The socket sends zero checksums (SO_NO_CHECK) but the kernel refuses UDP GSO without them:
+  // GSO messages go with checksums on, every other datagram as the socket has it.
+  bool csumToggle = info.Length() > 13 && info[13].ToBoolean().Value();
   SendState& s = send_state;
   bool toggle = dfClearFd >= 0 && dfClearFd == a.fd;
   int nm = 0;
@@ -190,6 +194,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     s.count[nm] = k;
     s.fds[nm] = dfClearFd >= 0 && !df ? dfClearFd : a.fd;
     s.dfs[nm] = df;
+    s.csums[nm] = csumToggle && k > 1;
     nm++;
     i += k;
   }
@@ -228,16 +233,21 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     h->msg_controllen = used;
   }
   int m = 0, sent = 0, retried = -1;
-  bool socketDf = true;
+  bool socketDf = true, socketCsum = false;
   while (m < nm) {
-    // a stretch: consecutive messages for the same socket (and DF, when toggling), in order
+    // a stretch: consecutive messages for the same socket (and DF and checksums, when toggling), in order
     int fd = s.fds[m];
     int stretch = 1;
-    while (m + stretch < nm && s.fds[m + stretch] == fd && (!toggle || s.dfs[m + stretch] == s.dfs[m])) stretch++;
+    while (m + stretch < nm && s.fds[m + stretch] == fd && (!toggle || s.dfs[m + stretch] == s.dfs[m]) && s.csums[m + stretch] == s.csums[m]) stretch++;
     if (toggle && s.dfs[m] != socketDf) {
       int v = s.dfs[m] ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT;
       setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
       socketDf = s.dfs[m];
+    }
+    if (s.csums[m] != socketCsum) {
+      int noCheck = s.csums[m] ? 0 : 1;
+      setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &noCheck, sizeof noCheck);
+      socketCsum = s.csums[m];
     }
     int r = sendmmsg(fd, &s.msgs[m], stretch, 0);
     if (r > 0) {
@@ -291,6 +301,10 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     int v = IP_PMTUDISC_WANT;
     setsockopt(a.fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
   }
+  if (socketCsum) {
+    int noCheck = 1;
+    setsockopt(a.fd, SOL_SOCKET, SO_NO_CHECK, &noCheck, sizeof noCheck);
+  }
   return Napi::Number::New(env, sent);
 }
 
@@ -299,9 +313,9 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
 // A UDP socket for Foo-over-UDP (Linux net/ipv4/fou: the UDP payload is the IPv6 packet). Bound
 // to local:port, it receives from any source port; IP_RECVTOS hands us each datagram's outer TOS
 // (R13's ECN); IP_RECVERR queues ICMPv4 errors about what we sent, as on the raw socket.
-// checksum false sends a zero UDP checksum (SO_NO_CHECK), as Linux FOU's noencap-csum; the kernel
-// refuses UDP GSO without checksums, so gso says whether UDP_SEGMENT may be used. gro asks for
-// coalesced datagrams (UDP_GRO); the result says whether the kernel took it.
+// checksum false sends a zero UDP checksum (SO_NO_CHECK), as Linux FOU's noencap-csum; gso says
+// whether this kernel has UDP_SEGMENT (it refuses it on a send without checksums: see sendBatch's
+// csumForGso). gro asks for coalesced datagrams (UDP_GRO); the result says whether the kernel took it.
 Napi::Value OpenUdpSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4) return ThrowType(env, "openUdpSocket(localAddr, port, pmtuDiscover, bufferBytes, checksum?, gro?)");
@@ -326,7 +340,7 @@ Napi::Value OpenUdpSocket(const Napi::CallbackInfo& info) {
   SetBufferSizes(fd, bufBytes);
   // A zero UDP_SEGMENT is accepted by kernels that know the option and changes nothing.
   int zero = 0;
-  bool gso = checksum && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  bool gso = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
   bool gro = wantGro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   if (BindLocal(fd, local, port) < 0) return fail("bind");
   Napi::Object out = Napi::Object::New(env);

@@ -10,6 +10,7 @@ import { constants as osConstants } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNative, nativeAddonInfo } from '../src/io/native.js';
 import { MAX_BATCH } from '../src/io/slots.js';
@@ -240,6 +241,46 @@ describe('native addon (no root)', () => {
     const nRuns = gsoRuns(Int32Array.from(lens), dsts, fields, 64, runs);
     const sent = send(lens, [...runs.subarray(0, nRuns)]);
     expect(sent + [...errs.subarray(0, 64)].filter((e) => e === osConstants.errno.EAGAIN).length).toBe(64);
+    closeSync(rx.fd);
+    closeSync(tx.fd);
+  });
+
+  it('FOU checksums \'gso\': a socket sending zero checksums turns them on for GSO messages only, and back off (as root: a raw socket sees the UDP headers)', async () => {
+    if (!rootOrSkip()) return;
+    const lo = 0x7f000001;
+    const port = await freeUdpPort();
+    const require = createRequire(import.meta.url);
+    const raw = require('raw-socket') as { createSocket(o: { protocol: number }): { on(ev: 'message', f: (b: Buffer) => void): void; close(): void } };
+    const seen: Array<{ len: number; csum: number }> = [];
+    const sniff = raw.createSocket({ protocol: 17 });
+    // IPv4 header (20 bytes: no options on these) then UDP; ours are the ones to `port`
+    sniff.on('message', (b) => b.readUInt16BE(22) === port && seen.push({ len: b.readUInt16BE(24) - 8, csum: b.readUInt16BE(26) }));
+    const rx = native.openUdpSocket(lo, port, 0, 1 << 20, false, false);
+    const tx = native.openUdpSocket(lo, 0, 0, 1 << 20, false, false);
+    expect(tx.gso).toBe(true); // the kernel has UDP_SEGMENT; the zero checksums alone would refuse it
+    const arena = Buffer.alloc(8 * 1600);
+    const offs = Int32Array.from({ length: 8 }, (_, i) => i * 1600 + HEAD);
+    const errs = new Int32Array(8);
+    const fields = new Int32Array(8).fill(packOuterFields(64, 0, false));
+    const dsts = new Int32Array(8).fill(lo);
+    const stats = new Int32Array(1);
+    const send = (lens: number[], runs: number[], csumForGso: boolean) =>
+      native.sendBatch(tx.fd, arena, offs, Int32Array.from(lens), lens.length, errs, dsts, fields, port, -1, Int32Array.from(runs), runs.length, stats, csumForGso);
+    expect(send([50, 300, 300, 300, 60], [1, 3, 1], true)).toBe(5);
+    // loopback carries the GSO message whole: the raw socket sees it as one datagram of 900
+    await until(() => seen.length >= 3);
+    expect(seen.map((d) => [d.len, d.csum !== 0])).toEqual([[50, false], [900, true], [60, false]]);
+    expect(stats[0]).toBe(0);
+    // the socket is back to zero checksums: the next lone datagram has none; without the flag the
+    // kernel refuses a run (EINVAL), which goes again packet by packet, counted
+    expect(send([70], [1], false)).toBe(1);
+    await until(() => seen.length >= 4);
+    expect(seen[3]).toEqual({ len: 70, csum: 0 });
+    expect(send([300, 300], [2], false)).toBe(2);
+    expect(stats[0]).toBe(1);
+    await until(() => seen.length >= 6);
+    expect(seen.slice(4)).toEqual([{ len: 300, csum: 0 }, { len: 300, csum: 0 }]);
+    sniff.close();
     closeSync(rx.fd);
     closeSync(tx.fd);
   });

@@ -47,7 +47,11 @@ export interface NativeAddon {
     nRuns?: number,
     /** stats[0] += GSO messages the path refused as a whole and that went again packet by packet. */
     stats?: Int32Array,
+    /** The socket sends zero checksums: turn them on for the GSO messages only (the kernel refuses GSO without). */
+    csumForGso?: boolean,
   ): number;
+  /** Boundary crossings so far: calls into the addon, its poller callbacks and Poller methods. */
+  crossings(): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   /** The error queue of a raw or UDP socket: the quoted payload per slot, ERROR_INFO_STRIDE ints per error. */
   recvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
