@@ -26,7 +26,6 @@ export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } fro
 export { PacketResult, Verdict } from './encap/result.js';
 export {
   ConfigError,
-  resolveTunnelOptions,
   MTU_MIN,
   MTU_MAX,
   MTU_DEFAULT,
@@ -35,11 +34,11 @@ export {
   ICMP_RATE_DEFAULT,
   ICMP_BURST_DEFAULT,
   type TunnelOptions,
-  type TunnelConfig,
   type TunnelMode,
   type PmtuMode,
   type SixToFourRole,
 } from './encap/options.js';
+export { resolveTunnelOptions, type TunnelConfig } from './encap/resolve.js';
 export { parseSixRdDhcp, sixRdPrefixProblem, borderRelayProblem, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
 export { Counters, Drop, Traffic, DROP_REASONS, DROP_RULE, describeDrop, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
 // Addresses, as the options and status use them.

@@ -6,7 +6,8 @@
 import { createSocket } from 'node:dgram';
 import { constants as osConstants } from 'node:os';
 import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4 } from '../packet/address.js';
-import { ConfigError, type TunnelConfig, type TunnelOptions } from '../encap/options.js';
+import { ConfigError, type TunnelOptions } from '../encap/options.js';
+import type { TunnelConfig } from '../encap/resolve.js';
 import type { CountersSnapshot } from '../encap/counters.js';
 import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
 import { Tunnel } from '../encap/tunnel.js';
