@@ -13,13 +13,13 @@ export {
   peersStatus,
   PEERS_IN_STATUS,
   type OpenTunnelOptions,
-  type InterfaceOptions,
   type RunningTunnel,
   type TunnelStatus,
   type SixRdStatus,
   type PeersStatus,
   type PeerKind,
 } from './host/open.js';
+export type { HostOptions, InterfaceOptions } from './host/options.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
 export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
