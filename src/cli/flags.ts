@@ -119,6 +119,23 @@ export function addRunFlags(cmd: Command): Command {
   return cmd;
 }
 
+/** How another command takes one of `run`'s flags: its own help, default, or whether it must be given. */
+export type FlagUse = Partial<Pick<RunFlag, 'help' | 'default' | 'mandatory'>>;
+
+/**
+ * Adds `run`'s flags for `uses`' keys (as RUN_FLAGS' `to`: `mtu`, `encapPort`, `@user`) to another
+ * command: the same spelling, parser and choices, so a value means what it means to `run`; only
+ * the help and default may differ, and `run`'s mandatory --mode is optional unless said.
+ */
+export function addRunFlagsFor(cmd: Command, uses: Readonly<Record<string, FlagUse>>): Command {
+  for (const [key, use] of Object.entries(uses)) {
+    const f = RUN_FLAGS.find((r) => r.to === key && !r.spec.startsWith('--no-'));
+    if (!f) throw new Error(`no run flag sets ${key}`);
+    cmd.addOption(optionOf({ ...f, mandatory: false, ...use }));
+  }
+  return cmd;
+}
+
 /** Library / config-file field (any part of a key path) → the `tun6in4 run` flag that sets it. */
 export const FLAG_FOR_FIELD: Readonly<Record<string, string>> = (() => {
   const map: Record<string, string> = {};
