@@ -5,7 +5,7 @@
  * schema. Only the daemon's own flags (control socket, metrics, user) are declared here. The
  * commander options, the flag named in an error (FLAG_FOR_FIELD) and the configuration all come
  * from RUN_FLAGS; what a value may be is the library's business, checked once, there. `doctor` and
- * `lab` take some of the same flags (addFlagsFrom).
+ * `lab` take some of the same flags (addRunFlagsFor).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, OPTIONS, type OptionDefinition } from '../encap/options.js';

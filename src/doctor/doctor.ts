@@ -7,16 +7,10 @@ import { BUILD_NATIVE_COMMAND, loadNative, NativeAddonError, nativeAddonInfo, ty
 import { ip } from '../tun/iproute.js';
 import { sourceAddressToward } from '../tun/interface.js';
 import { formatTunNode, lookupTunUser, modeAllows, tunAccessFix, tunNode, tunOpenDenied } from '../host/tun-access.js';
+import type { Finding } from './finding.js';
 import { checkHosting } from './hosting.js';
 
-export type FindingLevel = 'ok' | 'warn' | 'fail' | 'info';
-
-export interface Finding {
-  check: string;
-  level: FindingLevel;
-  detail: string;
-  fix?: string;
-}
+export type { Finding, FindingLevel } from './finding.js';
 
 /** The tunnel options doctor checks the host for; each means and is checked as it is for a tunnel. */
 const DOCTOR_TUNNEL_KEYS = ['mode', 'local', 'remote', 'relay', 'mtu', 'encap', 'encapDport', 'encapPort', 'routed', 'address'] as const;
