@@ -47,12 +47,12 @@ export const HOST_OPTIONS = {
     flag: '--no-io-uring',
     help: 'move TUN packets with read()/write() per packet instead of io_uring batches',
   },
-  /** Metric of that default route; default 1024 (the kernel's own default). */
+  /** Metric of the default route through the tunnel; default 1024 (the kernel's own default). */
   defaultRouteMetric: {
     schema: z.number({ error: ROUTE_METRIC }).int({ error: ROUTE_METRIC }).min(1, { error: ROUTE_METRIC }).max(4294967295, { error: ROUTE_METRIC }),
     expect: ROUTE_METRIC,
     flag: '--default-route-metric <n>',
-    help: 'metric of that default route (default 1024)',
+    help: 'metric of the IPv6 default route through the tunnel (default 1024)',
   },
 } as const satisfies Record<string, OptionDefinition>;
 
