@@ -5,7 +5,8 @@
  */
 
 // Run a tunnel on this host, as `tun6in4 run` does.
-export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, type InterfaceOptions, type RunningTunnel } from './host/open.js';
+export { openTunnel, TunnelSetupError, interfacePlan, type OpenTunnelOptions, type RunningTunnel } from './host/open.js';
+export type { HostOptions, InterfaceOptions } from './host/options.js';
 export { sixRdStatus, peersStatus, PEERS_IN_STATUS, type TunnelStatus, type SixRdStatus, type PeersStatus, type PeerKind } from './host/status.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
@@ -13,7 +14,6 @@ export { Encapsulator, ENCAP_HEADROOM, tunnelMtuFromPath, type EncapsulatorEnvir
 export { PacketResult, Verdict } from './encap/result.js';
 export {
   ConfigError,
-  resolveTunnelOptions,
   MTU_MIN,
   MTU_MAX,
   MTU_DEFAULT,
@@ -22,11 +22,11 @@ export {
   ICMP_RATE_DEFAULT,
   ICMP_BURST_DEFAULT,
   type TunnelOptions,
-  type TunnelConfig,
   type TunnelMode,
   type PmtuMode,
   type SixToFourRole,
 } from './encap/options.js';
+export { resolveTunnelOptions, type TunnelConfig } from './encap/resolve.js';
 export { parseSixRdDhcp, sixRdPrefixProblem, borderRelayProblem, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
 export { Counters, Drop, Traffic, DROP_REASONS, DROP_RULE, describeDrop, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
 // Addresses, as the options and status use them.

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs script shared with the prebuild, no declarations
+import { NATIVE_SOURCES } from '../scripts/native-sources.mjs';
 import { installTarball, packTarball } from './helpers/installed.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
@@ -62,9 +64,11 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the npm tarball', () => {
-  it('carries both prebuilt binaries, LICENSE, the systemd unit and the example config; no source maps, no install script', () => {
+  it('carries both prebuilt binaries, every native source, LICENSE, the systemd unit and the example config; no source maps, no install script', () => {
     for (const f of [...PREBUILDS, 'LICENSE', 'contrib/tun6in4.service', 'examples/he-tunnel.json', 'dist/index.js', 'bin/tun6in4.js']) expect(contents).toContain(f);
     expect(contents.filter((f) => f.endsWith('.map'))).toEqual([]);
+    // what `tun6in4 build-native` compiles where no prebuild fits: binding.gyp's sources and headers
+    expect((NATIVE_SOURCES as string[]).filter((f) => !contents.includes(f))).toEqual([]);
     const pkg = JSON.parse(readFileSync(join(project, 'node_modules/tun6in4/package.json'), 'utf8')) as { scripts?: Record<string, string> };
     for (const hook of ['preinstall', 'install', 'postinstall']) expect(pkg.scripts?.[hook], hook).toBeUndefined();
   });

@@ -3,10 +3,11 @@
  * daemon's metrics): the shapes, and the parts read from the engine and the configuration.
  */
 import type { CountersSnapshot } from '../encap/counters.js';
-import type { TunnelConfig } from '../encap/options.js';
+import type { TunnelConfig } from '../encap/resolve.js';
 import type { TunnelEngine } from '../engine/engine.js';
 import type { PeerEntry } from '../engine/peers.js';
 import { formatIpv4, formatIpv6, formatIpv6Prefix } from '../packet/address.js';
+import type { SuperPacketCounts } from '../tun/offload.js';
 import type { AdvertiserStatus } from './advertiser.js';
 
 export interface TunnelStatus {
@@ -22,8 +23,11 @@ export interface TunnelStatus {
   peer?: string;
   mtu: number;
   pmtu: string;
-  /** How packets cross the TUN: TSO/GRO offload or not, io_uring batches or a syscall each. */
-  tunIo: { offload: boolean; ioUring: boolean; ioUringFallback?: string };
+  /**
+   * How packets cross the TUN: TSO/GRO offload or not, UDP offload too (USO: Linux ≥ 6.2), io_uring
+   * batches or a syscall each.
+   */
+  tunIo: { offload: boolean; udpOffload: boolean; ioUring: boolean; ioUringFallback?: string; superPackets?: SuperPacketCounts };
   /** The outer transport: bare protocol 41, or Foo-over-UDP with its ports and offloads. */
   transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean; gso: boolean; gro: boolean; groCoalesced: number; gsoFallbacks: number };
   /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
