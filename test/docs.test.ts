@@ -2,7 +2,8 @@
  * The manual against the command it describes. Every `tun6in4 <command> --flag …` written in the
  * README or docs/ names a command and flags the CLI has (so a renamed flag fails here, not in a
  * reader's shell), and the `tun6in4 check` transcript of docs/operating.md is replayed against the
- * real command, line for line.
+ * real command, line for line, and the `tun6in4 show` transcript's file against what the daemon's
+ * writer makes of the same configuration (test/show.test.ts runs `show` against a daemon).
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli/program.js';
+import { daemonConfigToFile, formatDaemonConfig, loadDaemonConfig } from '../src/daemon/config.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin/tun6in4.js');
@@ -93,7 +95,37 @@ describe('the commands written in the README and docs/', () => {
   });
 });
 
-describe('docs/operating.md: the `tun6in4 check` transcript, replayed', () => {
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+const anchor = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+
+describe('links between the README and docs/', () => {
+  it('point at files that exist, and at headings those files have', () => {
+    const broken: string[] = [];
+    let seen = 0;
+    for (const doc of DOCS) {
+      for (const m of text(doc).matchAll(/\]\(([^)\s]+)\)/g)) {
+        const [path, hash] = m[1].split('#');
+        if (/^[a-z]+:/.test(path)) continue;
+        seen++;
+        const target = path === '' ? doc : join(doc.includes('/') ? 'docs' : '', path);
+        let body: string;
+        try {
+          body = readFileSync(join(ROOT, target), 'utf8');
+        } catch {
+          broken.push(`${doc}: ${m[1]} (no such file)`);
+          continue;
+        }
+        if (hash !== undefined && !body.split('\n').some((l) => /^#{1,6} /.test(l) && anchor(l.replace(/^#+ /, '')) === hash)) {
+          broken.push(`${doc}: ${m[1]} (no such heading)`);
+        }
+      }
+    }
+    expect(seen).toBeGreaterThan(15);
+    expect(broken).toEqual([]);
+  });
+});
+
+describe('docs/operating.md: the `check` and `show` transcripts, replayed', () => {
   const dir = mkdtempSync(join(tmpdir(), 't6-docs-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -131,5 +163,18 @@ describe('docs/operating.md: the `tun6in4 check` transcript, replayed', () => {
       const shown = r.stdout.trimEnd().replaceAll(dir, ETC).replace('group root)', 'group tun6in4)');
       expect(shown.split('\n'), command).toEqual(output);
     }
+  });
+
+  it('show prints the configuration the way the transcript does', () => {
+    const doc = text('docs/operating.md');
+    const block = /```\n\$ tun6in4 show\n([\s\S]*?)```/.exec(doc);
+    expect(block, 'the show transcript').not.toBeNull();
+    const lines = block![1].trimEnd().split('\n');
+    const comments = lines.filter((l) => l.startsWith('# ')).map((l) => l.slice(2));
+    expect(comments.length).toBe(3);
+    writeFileSync(join(dir, 'show.toml'), example, { mode: 0o600 });
+    const file = daemonConfigToFile(loadDaemonConfig(join(dir, 'show.toml')));
+    const shown = formatDaemonConfig(file, 'toml', comments).trimEnd().replaceAll(dir, ETC).replace('group = "root"', 'group = "tun6in4"');
+    expect(shown.split('\n')).toEqual(lines);
   });
 });
