@@ -1,13 +1,19 @@
 /**
  * A/B of whole checkouts, interleaved pair by pair (the machine's drift touches both alike): for
  * each tree, a 6in4 pair of its engines in two namespaces, one-stream TCP (4 s), UDP 64-byte
- * packets/s at the receiving TUN (4 s), ping RTT p50 (200 at 10 ms); then the medians.
- *   sudo node --import tsx bench/ab-pairs.ts <pairs> <checkout> <checkout>…
+ * packets/s at the receiving TUN (4 s), inner UDP bulk (1200-byte datagrams sent with
+ * UDP_SEGMENT, 4 s), ping RTT p50/p99 (200 at 10 ms) idle and beside one TCP stream; then the
+ * medians. The measuring code is this tree's; the engines are each checkout's.
+ *   sudo node --import tsx bench/ab-pairs.ts <pairs> <checkout> <checkout>… [-- engine flags]
  * Each checkout needs its addon built (`npm run build:native` there). Used for issue 11's
- * before/after (bench/results/ab-issue11.txt).
+ * before/after (bench/results/ab-issue11.txt) and issue 23's (ab-issue23.txt).
  */
 import { createInterface } from 'node:readline';
 import { NamespaceSet } from '../src/lab/netns.js';
+import { udpBulk } from '../src/lab/probes.js';
+const dashes = process.argv.indexOf('--');
+const engineFlags = dashes > 0 ? process.argv.slice(dashes + 1) : [];
+const argv = dashes > 0 ? process.argv.slice(0, dashes) : process.argv;
 async function measure(tree: string) {
   const set = new NamespaceSet('abx');
   try {
@@ -17,7 +23,7 @@ async function measure(tree: string) {
     await b.ip(['addr', 'add', '192.0.2.2/24', 'dev', 'eth0']);
     const procs = [];
     for (const [ns, l, r, addr] of [[a, '192.0.2.1', '192.0.2.2', '2001:db8:1::2/64'], [b, '192.0.2.2', '192.0.2.1', '2001:db8:1::1/64']] as const) {
-      const c = ns.spawn(process.execPath, ['--import', 'tsx', `${tree}/src/cli/main.ts`, 'run', '--mode', '6in4', '--dev', 'tun0', '--local', l, '--remote', r, '--address', addr, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
+      const c = ns.spawn(process.execPath, ['--import', 'tsx', `${tree}/src/cli/main.ts`, 'run', '--mode', '6in4', '--dev', 'tun0', '--local', l, '--remote', r, '--address', addr, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`, ...engineFlags]);
       procs.push(c);
       await new Promise<void>((res) => createInterface({ input: c.stderr! }).on('line', (x) => { if (/tunnel up/.test(x)) res(); }));
     }
@@ -27,15 +33,28 @@ async function measure(tree: string) {
     const rx0 = JSON.parse(await b.ip(['-s', '-j', 'link', 'show', 'tun0']))[0].stats64.rx.packets;
     await a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', '4', '-u', '-b', '0', '-l', '64', '-J'], { timeoutMs: 30000 });
     const udp = (JSON.parse(await b.ip(['-s', '-j', 'link', 'show', 'tun0']))[0].stats64.rx.packets - rx0) / 4;
-    const p = await a.run('ping', ['-6', '-n', '-c', '200', '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
-    const rtts = [...p.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
+    const bulk = (await udpBulk(a, b, '2001:db8:1::1', { datagrams: 0, size: 1200, gso: true, gro: true, seconds: 4, idleS: 1 })).receivedMbitPerSecond;
+    const pings = async () => {
+      const p = await a.run('ping', ['-6', '-n', '-c', '200', '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
+      return [...p.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
+    };
+    const rtts = await pings();
+    const load = a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', '4'], { timeoutMs: 30000 });
+    const loaded = await pings();
+    await load;
     srv.kill(); for (const q of procs) q.kill('SIGTERM');
     await new Promise((res) => setTimeout(res, 300));
-    return { tcp, udp, rtt: rtts[rtts.length >> 1] };
+    const at = (xs: number[], q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+    return { tcp, udp, bulk, rtt: at(rtts, 0.5), rtt99: at(rtts, 0.99), loadRtt: at(loaded, 0.5), loadRtt99: at(loaded, 0.99) };
   } finally { await set.destroy(); }
 }
-const trees = process.argv.slice(3); const pairs = Number(process.argv[2]);
-const res: Record<string, Array<{ tcp: number; udp: number; rtt: number }>> = Object.fromEntries(trees.map((t) => [t, []]));
-for (let i = 0; i < pairs; i++) for (const t of trees) { const m = await measure(t); res[t].push(m); console.log(i, t, m.tcp.toFixed(3), (m.udp / 1000).toFixed(1), m.rtt); }
+const trees = argv.slice(3); const pairs = Number(argv[2]);
+type M = Awaited<ReturnType<typeof measure>>;
+const res: Record<string, M[]> = Object.fromEntries(trees.map((t) => [t, []]));
+for (let i = 0; i < pairs; i++) for (const t of trees) { const m = await measure(t); res[t].push(m); console.log(i, t, JSON.stringify(m)); }
 const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
-for (const t of trees) console.log(t, 'median tcp', med(res[t].map((m) => m.tcp)).toFixed(3), 'udp kpps', (med(res[t].map((m) => m.udp)) / 1000).toFixed(1), 'rtt', med(res[t].map((m) => m.rtt)));
+const col = (t: string, k: keyof M) => med(res[t].map((m) => m[k]));
+console.log(`engine flags: ${engineFlags.join(' ') || '(none)'}; medians of ${pairs} interleaved pairs`);
+console.log('| checkout | TCP 1 stream Gbit/s | UDP 64 B kpps | UDP 1200 B GSO Mbit/s | RTT p50 / p99 ms | RTT beside TCP p50 / p99 ms |');
+console.log('|---|---:|---:|---:|---:|---:|');
+for (const t of trees) console.log(`| ${t} | ${col(t, 'tcp').toFixed(3)} | ${(col(t, 'udp') / 1000).toFixed(1)} | ${col(t, 'bulk').toFixed(0)} | ${col(t, 'rtt')} / ${col(t, 'rtt99')} | ${col(t, 'loadRtt')} / ${col(t, 'loadRtt99')} |`);

@@ -3,7 +3,7 @@
  * the tunnel. Forwarders: this engine; the obvious Node forwarder (bench/baselines/); a minimal C
  * forwarder, per-packet and batched (bench/reference/, built here); and the kernel's own IPv6
  * straight over the veth, with and without offloads, as the ceiling. For each: TCP 1 and 4
- * streams, UDP with 64-byte payloads (tunnel packets/s counted at the receiving interface, not by
+ * streams, UDP with 64-byte payloads (datagrams/s counted at the receiving host's UDP layer, not by
  * iperf3, which starves for CPU on 2 cores), forwarder CPU and syscalls per packet, our engine's
  * heap allocation per packet, and ping RTT p50/p99. Medians of N runs with min–max; ratios to the
  * baseline and to the batched C reference from the same run. Output: Markdown, JSON and an SVG
@@ -18,6 +18,8 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Namespace, NamespaceSet, removeStaleNamespaces, runCapture } from '../src/lab/netns.js';
+import { udpBulk } from '../src/lab/probes.js';
+import { queryControl } from '../src/daemon/control.js';
 import { renderChart } from './chart.js';
 
 const { values: flags } = parseArgs({
@@ -208,6 +210,18 @@ const FORWARDERS: Forwarder[] = [
 ];
 
 const gcLog = new Map<ChildProcess, string[]>();
+/** Our engines' control sockets: their status counts the JS/addon crossings. */
+const controlOf = new Map<ChildProcess, string>();
+
+async function crossings(procs: ChildProcess[]): Promise<number | null> {
+  let sum = 0;
+  for (const p of procs) {
+    const sock = controlOf.get(p);
+    if (!sock) return null;
+    sum += ((await queryControl(sock, 'status')) as { nativeCrossings: number }).nativeCrossings;
+  }
+  return sum;
+}
 
 /**
  * Our engine, with --trace-gc on stdout so the heap allocated per packet can be measured. The
@@ -217,6 +231,7 @@ const gcLog = new Map<ChildProcess, string[]>();
 async function startOurs(ns: Namespace, e: End, extra: string[]): Promise<ChildProcess> {
   const c = ns.spawn(process.execPath, ['--trace-gc', '--max-semi-space-size=1', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', ...extra, '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
   gcLog.set(c, []);
+  controlOf.set(c, `/run/tun6in4/${ns.name}.sock`);
   createInterface({ input: c.stdout! }).on('line', (l) => gcLog.get(c)!.push(l));
   await waitFor(c, 'stderr', /"tunnel up"/, `tun6in4 ${extra.join(' ')}`);
   return c;
@@ -236,9 +251,16 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-async function rxPackets(ns: Namespace, dev: string): Promise<number> {
-  const j = JSON.parse(await ns.ip(['-s', '-j', 'link', 'show', dev])) as Array<{ stats64: { rx: { packets: number } } }>;
-  return j[0].stats64.rx.packets;
+/**
+ * UDP datagrams that reached the receiving host's UDP layer: read by the application, or dropped
+ * at its socket (Udp6InDatagrams + Udp6InErrors). Counted there, not as packets on the interface,
+ * because a forwarder that merges datagrams into UDP GSO frames hands the interface one frame for
+ * up to 64 of them.
+ */
+async function udpDatagramsIn(ns: Namespace): Promise<number> {
+  const t = await ns.exec('cat', ['/proc/net/snmp6']);
+  const field = (k: string) => Number(new RegExp(`^${k}\\s+(\\d+)`, 'm').exec(t)?.[1] ?? NaN);
+  return field('Udp6InDatagrams') + field('Udp6InErrors');
 }
 
 /** Bytes allocated on the V8 heap per packet, from --trace-gc lines between two marks. */
@@ -272,8 +294,15 @@ interface Sample {
   /** Syscalls of both forwarders per KiB of TCP payload delivered in the one-stream run. */
   syscallsPerTcpKiB: number | null;
   heapBytesPerPacket: number | null;
+  /** Our engine: JS/addon crossings (calls and callbacks) of both ends per UDP packet delivered. */
+  crossingsPerPacket: number | null;
   rttP50Ms: number;
   rttP99Ms: number;
+  /** Ping RTT while one TCP stream fills the path: what the queues on the way add. */
+  rttLoadP50Ms: number;
+  rttLoadP99Ms: number;
+  /** Inner UDP, 1200-byte datagrams sent with UDP_SEGMENT (as QUIC stacks do): Mbit/s received. */
+  udpBulkMbps: number;
 }
 
 async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
@@ -289,7 +318,6 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
       const p = await fw.start(ns, e);
       if (p) procs.push(p);
     }
-    const dev = fw.kind === 'kernel' ? 'eth0' : 'tun0';
     const server = b.spawn('iperf3', ['-s', '-B', '2001:db8:1::1']);
     await new Promise((r) => setTimeout(r, 500));
     const iperf = (args: string[]) => a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', String(SECONDS), '-J', ...args], { timeoutMs: (SECONDS + 30) * 1000 });
@@ -303,33 +331,51 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
     const sysTcp = withSyscalls && procs.length ? await syscallsPerPacket(procs.map((p) => p.pid!), tcp1Run) : (await tcp1Run(), null);
     const tcp4 = JSON.parse(await iperf(['-P', '4']));
     // UDP 64-byte payloads, unlimited rate; packets counted where they come out
-    const rx0 = await rxPackets(b, dev);
+    const rx0 = await udpDatagramsIn(b);
     const cpu0 = cpu();
     const gcFrom = procs.map((p) => gcLog.get(p)?.length ?? 0);
+    const crossings0 = await crossings(procs);
     const t0 = process.hrtime.bigint();
     const udpRun = async () => {
       await iperf(['-u', '-b', '0', '-l', '64']);
-      return (await rxPackets(b, dev)) - rx0;
+      return (await udpDatagramsIn(b)) - rx0;
     };
     let sys: number | null = null;
     let udpPackets: number;
     if (withSyscalls && procs.length) {
       sys = await syscallsPerPacket(procs.map((p) => p.pid!), udpRun);
-      udpPackets = (await rxPackets(b, dev)) - rx0;
+      udpPackets = (await udpDatagramsIn(b)) - rx0;
     } else {
       udpPackets = await udpRun();
     }
     const elapsed = Math.min(Number(process.hrtime.bigint() - t0) / 1e9, SECONDS);
+    const crossings1 = crossings0 === null ? null : await crossings(procs);
     const udpCpu = procs.length ? ((cpu() - cpu0) * 1e6) / Math.max(1, udpPackets) : null;
     const heaps = procs.map((p, i) => (gcLog.has(p) ? heapPerPacket(gcLog.get(p)!, gcFrom[i], udpPackets, elapsed) : null)).filter((h) => h !== null);
     const heap = heaps.length ? heaps.reduce((s, h) => (s === null || h!.bytesPerPacket === null ? null : s + h!.bytesPerPacket), 0 as number | null) : null;
     server.kill('SIGKILL');
 
-    // latency: ping through the path, one probe every 10 ms
-    const ping = await a.run('ping', ['-6', '-n', '-c', String(PINGS), '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
-    const rtts = [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
-    const pct = (q: number) => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
+    // inner UDP bulk: 1200-byte datagrams, 32 a send with UDP_SEGMENT, counted by the receiver
+    const bulk = await udpBulk(a, b, '2001:db8:1::1', { datagrams: 0, size: 1200, gso: true, gro: true, seconds: SECONDS, idleS: 1 });
+
+    // latency: ping through the path, one probe every 10 ms; idle, then beside one TCP stream
+    const pings = async () => {
+      const ping = await a.run('ping', ['-6', '-n', '-c', String(PINGS), '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
+      return [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
+    };
+    const pctOf = (rtts: number[], q: number) => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))] ?? NaN;
+    const rtts = await pings();
+    const pct = (q: number) => pctOf(rtts, q);
+    const server2 = b.spawn('iperf3', ['-s', '-1', '-B', '2001:db8:1::1', '-p', '5202']);
+    await new Promise((r) => setTimeout(r, 300));
+    const loadRun = a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-p', '5202', '-t', String(Math.max(SECONDS, Math.ceil(PINGS / 100) + 2))], { timeoutMs: (SECONDS + 40) * 1000 });
+    const loaded = await pings();
+    await loadRun;
+    server2.kill('SIGKILL');
     return {
+      rttLoadP50Ms: pctOf(loaded, 0.5),
+      rttLoadP99Ms: pctOf(loaded, 0.99),
+      udpBulkMbps: bulk.receivedMbitPerSecond,
       tcp1Gbps: tcp1.end.sum_received.bits_per_second / 1e9,
       tcp4Gbps: tcp4.end.sum_received.bits_per_second / 1e9,
       udpPps: udpPackets / elapsed,
@@ -337,6 +383,7 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
       syscallsPerPacket: sys,
       syscallsPerTcpKiB: sysTcp,
       heapBytesPerPacket: heap,
+      crossingsPerPacket: crossings0 === null || crossings1 === null ? null : (crossings1 - crossings0) / Math.max(1, udpPackets),
       rttP50Ms: pct(0.5),
       rttP99Ms: pct(0.99),
     };
@@ -388,8 +435,12 @@ const results = chosen.map((f) => {
     syscallsPerPacket: stat(s.map((x) => x.syscallsPerPacket)),
     syscallsPerTcpKiB: stat(s.map((x) => x.syscallsPerTcpKiB)),
     heapBytesPerPacket: stat(s.map((x) => x.heapBytesPerPacket)),
+    crossingsPerPacket: stat(s.map((x) => x.crossingsPerPacket)),
     rttP50Ms: stat(s.map((x) => x.rttP50Ms))!,
     rttP99Ms: stat(s.map((x) => x.rttP99Ms))!,
+    rttLoadP50Ms: stat(s.map((x) => x.rttLoadP50Ms)),
+    rttLoadP99Ms: stat(s.map((x) => x.rttLoadP99Ms)),
+    udpBulkMbps: stat(s.map((x) => x.udpBulkMbps)),
   };
 });
 const base = results.find((r) => r.forwarder === 'naive-node');
@@ -404,10 +455,13 @@ const report = {
     runs: RUNS,
     seconds: SECONDS,
     topology: 'two network namespaces, one veth pair; a 6in4 tunnel between them (or plain IPv6 for the kernel ceilings); iperf3 client → server',
-    udp: 'iperf3 -u -b 0 -l 64; packets counted at the receiving interface (tun0, or eth0 for the kernel)',
+    udp: 'iperf3 -u -b 0 -l 64; datagrams counted where they reach the receiving host\'s UDP layer (Udp6InDatagrams + Udp6InErrors), not by iperf3, which starves for CPU on 2 cores',
     cpu: 'user+system time of both forwarder processes per UDP packet delivered',
     syscalls: 'perf stat raw_syscalls:sys_enter on both forwarders during the first UDP run, per packet delivered; and during the first one-stream TCP run, per KiB of payload delivered',
     heap: 'our engine only: V8 heap allocated per packet, from --trace-gc between scavenges during the UDP run (young generation capped at 1 MiB; 0 = not one scavenge, – = one)',
+    udpBulk: 'inner UDP: 1200-byte datagrams, 32 per send with UDP_SEGMENT (Python sender, as QUIC stacks send), Mbit/s of datagrams the UDP_GRO receiver got',
+    rttUnderLoad: 'ping every 10 ms while one iperf3 TCP stream runs through the same path',
+    crossings: 'our engine: calls into the addon and its readiness callbacks (the addon counts them; status nativeCrossings) of both ends during the UDP 64 B run, per packet delivered',
   },
   results: results.map((r) => ({
     ...r,
@@ -419,6 +473,8 @@ const report = {
     tcp1RatioToCFouOffload: ratio(r.tcp1Gbps, cfou?.tcp1Gbps),
     udpRatioToCOffload: ratio(r.udpPps, coff?.udpPps),
     rttP50RatioToCBatched: ratio(r.rttP50Ms, cref?.rttP50Ms),
+    rttP50RatioToCOffload: ratio(r.rttP50Ms, coff?.rttP50Ms),
+    udpBulkRatioToCOffload: r.udpBulkMbps && coff?.udpBulkMbps ? r.udpBulkMbps.median / coff.udpBulkMbps.median : null,
   })),
 };
 
@@ -437,15 +493,16 @@ const md = [
       `| ${r.forwarder} | ${f(r.tcp1Gbps)} | ${x(r.tcp1RatioToBaseline)} | ${x(r.tcp1RatioToCBatched)} | ${f(r.tcp4Gbps)} | ${(r.udpPps.median / 1000).toFixed(1)} (${(r.udpPps.min / 1000).toFixed(1)}–${(r.udpPps.max / 1000).toFixed(1)}) | ${x(r.udpRatioToBaseline)} | ${x(r.udpRatioToCBatched)} | ${r.udpCpuUsPerPacket ? r.udpCpuUsPerPacket.median.toFixed(1) : '–'} | ${r.syscallsPerPacket ? r.syscallsPerPacket.median.toFixed(2) : '–'} | ${r.heapBytesPerPacket ? r.heapBytesPerPacket.median.toFixed(1) : '–'} | ${r.rttP50Ms.median.toFixed(3)} / ${r.rttP99Ms.median.toFixed(3)} |`,
   ),
   '',
-  '| forwarder | TCP 1 × c-offload | TCP 1 × c-fou-offload | UDP 64 B × c-offload | RTT p50 × c-batched | syscalls / KiB TCP |',
-  '|---|---:|---:|---:|---:|---:|',
+  '| forwarder | TCP 1 × c-offload | TCP 1 × c-fou-offload | UDP 64 B × c-offload | UDP 1200 B GSO Mbit/s | × c-offload | RTT p50 × c-batched | RTT p50 × c-offload | RTT under 1 TCP stream p50 / p99 ms | syscalls / KiB TCP | N-API crossings / pkt |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ...report.results.map(
     (r) =>
-      `| ${r.forwarder} | ${x(r.tcp1RatioToCOffload)} | ${x(r.tcp1RatioToCFouOffload)} | ${x(r.udpRatioToCOffload)} | ${x(r.rttP50RatioToCBatched)} | ${r.syscallsPerTcpKiB ? r.syscallsPerTcpKiB.median.toFixed(3) : '–'} |`,
+      `| ${r.forwarder} | ${x(r.tcp1RatioToCOffload)} | ${x(r.tcp1RatioToCFouOffload)} | ${x(r.udpRatioToCOffload)} | ${f(r.udpBulkMbps, 0)} | ${x(r.udpBulkRatioToCOffload)} | ${x(r.rttP50RatioToCBatched)} | ${x(r.rttP50RatioToCOffload)} | ${r.rttLoadP50Ms && r.rttLoadP99Ms ? `${r.rttLoadP50Ms.median.toFixed(2)} / ${r.rttLoadP99Ms.median.toFixed(2)}` : '–'} | ${r.syscallsPerTcpKiB ? r.syscallsPerTcpKiB.median.toFixed(3) : '–'} | ${r.crossingsPerPacket ? r.crossingsPerPacket.median.toFixed(4) : '–'} |`,
   ),
   '',
   ...chosen.map((fw) => `- **${fw.name}**: ${fw.description}`),
   `- CPU: ${report.method.cpu}. Syscalls: ${report.method.syscalls}. Heap: ${report.method.heap}.`,
+  `- UDP 1200 B GSO: ${report.method.udpBulk}. RTT under load: ${report.method.rttUnderLoad}. N-API crossings: ${report.method.crossings}.`,
   '',
   '![throughput chart](macro-latest.svg)',
   '',

@@ -4,7 +4,7 @@
 // into and out of JS-owned buffers. What to send and whether a solicitation is valid is decided
 // in TypeScript (src/packet/ndp.ts, src/host/advertiser.ts).
 
-#include "icmp6.h"
+#include "addon.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -17,44 +17,23 @@
 
 #include <string>
 
-namespace {
-
-Napi::Value Fail(Napi::Env env, const char* what, int err) {
-  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, what));
-  e.ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-Napi::Value TypeFail(Napi::Env env, const char* msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-bool Bytes(const Napi::Value& v, uint8_t** data, size_t* len) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return false;
-  Napi::Uint8Array u = v.As<Napi::Uint8Array>();
-  *data = u.Data();
-  *len = u.ByteLength();
-  return true;
-}
+namespace t6 {
 
 // openIcmp6Socket(ifname) -> { fd, ifindex }. Non-blocking; receives only Router Solicitations
 // that arrive on ifname, with their hop limit.
 Napi::Value OpenIcmp6Socket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) return TypeFail(env, "openIcmp6Socket(ifname: string)");
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "openIcmp6Socket(ifname: string)");
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  if (name.empty() || name.size() >= IFNAMSIZ) return TypeFail(env, "interface name must be 1..15 bytes");
+  if (name.empty() || name.size() >= IFNAMSIZ) return ThrowType(env, "interface name must be 1..15 bytes");
   unsigned ifindex = if_nametoindex(name.c_str());
-  if (ifindex == 0) return Fail(env, "if_nametoindex", errno);
+  if (ifindex == 0) return ThrowErrno(env, "if_nametoindex", errno);
   int fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMPV6);
-  if (fd < 0) return Fail(env, "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)", errno);
+  if (fd < 0) return ThrowErrno(env, "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)", errno);
   auto fail = [&](const char* what) {
     int err = errno;
     close(fd);
-    return Fail(env, what, err);
+    return ThrowErrno(env, what, err);
   };
   if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(), name.size()) < 0) return fail("SO_BINDTODEVICE");
   struct icmp6_filter filter;
@@ -85,16 +64,15 @@ Napi::Value OpenIcmp6Socket(const Napi::CallbackInfo& info) {
 // src gets the sender's address, meta[0] the hop limit it arrived with (-1 if the kernel gave none).
 Napi::Value Icmp6Recv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint8_t *buf, *src;
-  size_t len, srcLen;
-  if (info.Length() < 4 || !info[0].IsNumber() || !Bytes(info[1], &buf, &len) || !Bytes(info[2], &src, &srcLen) || srcLen < 16 ||
+  Slots buf, src;
+  if (info.Length() < 4 || !info[0].IsNumber() || !GetBytes(info[1], &buf) || !GetBytes(info[2], &src) || src.size < 16 ||
       !info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
       info[3].As<Napi::Int32Array>().ElementLength() < 1)
-    return TypeFail(env, "icmp6Recv(fd, buf, src: Uint8Array(16), meta: Int32Array(1))");
+    return ThrowType(env, "icmp6Recv(fd, buf, src: Uint8Array(16), meta: Int32Array(1))");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int32_t* meta = info[3].As<Napi::Int32Array>().Data();
   struct sockaddr_in6 from;
-  struct iovec iov = {buf, len};
+  struct iovec iov = {buf.base, buf.size};
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
   struct msghdr msg;
   memset(&msg, 0, sizeof msg);
@@ -107,9 +85,9 @@ Napi::Value Icmp6Recv(const Napi::CallbackInfo& info) {
   ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    return Fail(env, "recvmsg icmp6", errno);
+    return ThrowErrno(env, "recvmsg icmp6", errno);
   }
-  memcpy(src, &from.sin6_addr, 16);
+  memcpy(src.base, &from.sin6_addr, 16);
   meta[0] = -1;
   for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT) memcpy(&meta[0], CMSG_DATA(c), sizeof(int));
@@ -121,27 +99,20 @@ Napi::Value Icmp6Recv(const Napi::CallbackInfo& info) {
 // link-local source and fills the ICMPv6 checksum. Throws with errno.
 Napi::Value Icmp6Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint8_t *buf, *dst;
-  size_t bufLen, dstLen;
-  if (info.Length() < 5 || !info[0].IsNumber() || !Bytes(info[1], &buf, &bufLen) || !info[2].IsNumber() || !Bytes(info[3], &dst, &dstLen) ||
-      dstLen < 16 || !info[4].IsNumber())
-    return TypeFail(env, "icmp6Send(fd, buf, len, dst: Uint8Array(16), ifindex)");
+  Slots buf, dst;
+  if (info.Length() < 5 || !info[0].IsNumber() || !GetBytes(info[1], &buf) || !info[2].IsNumber() || !GetBytes(info[3], &dst) ||
+      dst.size < 16 || !info[4].IsNumber())
+    return ThrowType(env, "icmp6Send(fd, buf, len, dst: Uint8Array(16), ifindex)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   size_t len = info[2].As<Napi::Number>().Uint32Value();
-  if (len > bufLen) return TypeFail(env, "icmp6Send: len beyond the buffer");
+  if (len > buf.size) return ThrowType(env, "icmp6Send: len beyond the buffer");
   struct sockaddr_in6 to;
   memset(&to, 0, sizeof to);
   to.sin6_family = AF_INET6;
-  memcpy(&to.sin6_addr, dst, 16);
+  memcpy(&to.sin6_addr, dst.base, 16);
   to.sin6_scope_id = info[4].As<Napi::Number>().Uint32Value();
-  if (sendto(fd, buf, len, 0, reinterpret_cast<struct sockaddr*>(&to), sizeof to) < 0) return Fail(env, "sendto icmp6", errno);
+  if (sendto(fd, buf.base, len, 0, reinterpret_cast<struct sockaddr*>(&to), sizeof to) < 0) return ThrowErrno(env, "sendto icmp6", errno);
   return env.Undefined();
 }
 
-}  // namespace
-
-void RegisterIcmp6(Napi::Env env, Napi::Object exports) {
-  exports.Set("openIcmp6Socket", Napi::Function::New(env, OpenIcmp6Socket));
-  exports.Set("icmp6Recv", Napi::Function::New(env, Icmp6Recv));
-  exports.Set("icmp6Send", Napi::Function::New(env, Icmp6Send));
-}
+}  // namespace t6

@@ -1,28 +1,23 @@
 // Who is at the other end of a connected AF_UNIX socket (SO_PEERCRED): the control socket lets
 // the group ask for status but keeps packet bytes (trace) for root and the daemon's own user.
-#include <napi.h>
+#include "addon.h"
+
 #include <sys/socket.h>
 #include <cerrno>
-#include <cstring>
 #include <string>
 
-namespace {
+namespace t6 {
 
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) {
-    Napi::TypeError::New(env, "peerCredentials(fd)").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return ThrowType(env, "peerCredentials(fd)");
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
   struct ucred cred;
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    int e = errno;
-    Napi::Error err = Napi::Error::New(env, std::string("SO_PEERCRED: ") + strerror(e));
-    err.Set("errno", Napi::Number::New(env, e));
-    err.ThrowAsJavaScriptException();
-    return env.Undefined();
+    return ThrowErrno(env, "SO_PEERCRED", errno);
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("pid", Napi::Number::New(env, cred.pid));
@@ -31,8 +26,4 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   return out;
 }
 
-}  // namespace
-
-void RegisterPeerCred(Napi::Env env, Napi::Object exports) {
-  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
-}
+}  // namespace t6

@@ -13,20 +13,19 @@ export {
   peersStatus,
   PEERS_IN_STATUS,
   type OpenTunnelOptions,
-  type InterfaceOptions,
   type RunningTunnel,
   type TunnelStatus,
   type SixRdStatus,
   type PeersStatus,
   type PeerKind,
 } from './host/open.js';
+export type { HostOptions, InterfaceOptions } from './host/options.js';
 
 // Embed the protocol: buffers in, verdicts out (no TUN, no root).
 export { Tunnel, ENCAP_HEADROOM, tunnelMtuFromPath, type TunnelEnvironment } from './encap/tunnel.js';
 export { PacketResult, Verdict } from './encap/result.js';
 export {
   ConfigError,
-  resolveTunnelOptions,
   MTU_MIN,
   MTU_MAX,
   MTU_DEFAULT,
@@ -35,11 +34,11 @@ export {
   ICMP_RATE_DEFAULT,
   ICMP_BURST_DEFAULT,
   type TunnelOptions,
-  type TunnelConfig,
   type TunnelMode,
   type PmtuMode,
   type SixToFourRole,
 } from './encap/options.js';
+export { resolveTunnelOptions, type TunnelConfig } from './encap/resolve.js';
 export { parseSixRdDhcp, sixRdPrefixProblem, borderRelayProblem, MAX_6RD_RELAYS, type SixRdParameters } from './encap/sixrd-dhcp.js';
 export { Counters, Drop, Traffic, DROP_REASONS, DROP_RULE, describeDrop, TRAFFIC_COUNTERS, type CountersSnapshot, type DropReason, type TrafficCounter } from './encap/counters.js';
 // Addresses, as the options and status use them.

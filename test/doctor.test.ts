@@ -48,4 +48,17 @@ describe.runIf(rootOrSkip())('doctor, in a namespace with 192.0.2.1/24', () => {
     expect(hint).toMatch(/the NAT must pass UDP to port 5600 both ways/);
     expect(hint).not.toMatch(/protocol 41/);
   }, 120_000);
+
+  it('FOU: the port checked is --encap-port, else --encap-dport, as run binds; with neither, both findings name --encap-dport', async () => {
+    const base = ['--mode', '6in4', '--encap', 'fou', '--local', '192.0.2.1', '--remote', '192.0.2.7'];
+    const dport = await doctor(...base, '--encap-dport', '5601');
+    expect(finding(dport.findings, 'UDP port 5601 (FOU)')).toMatchObject({ level: 'ok' });
+    expect(finding(dport.findings, 'encapsulation')).toMatchObject({ level: 'ok' });
+    const both = await doctor(...base, '--encap-dport', '5601', '--encap-port', '5602');
+    expect(finding(both.findings, 'UDP port 5602 (FOU)')).toMatchObject({ level: 'ok' });
+    const neither = await doctor(...base);
+    expect(neither.code).toBe(1);
+    expect(finding(neither.findings, 'UDP port (FOU)')).toMatchObject({ level: 'fail', fix: expect.stringMatching(/--encap-dport/) });
+    expect(finding(neither.findings, 'encapsulation')).toMatchObject({ level: 'fail', fix: expect.stringMatching(/--encap-dport/) });
+  }, 120_000);
 });

@@ -1,7 +1,8 @@
 /**
- * The addon on its own, no root needed: batched TUN-style reads and writes over a FIFO (the
- * calls only read() and write() the fd, as on a TUN), end of batch on EAGAIN, per-packet errors,
- * argument checks, and the lock that owns a control socket.
+ * The addon on its own, no root needed: the layouts it shares with TypeScript, batched TUN-style
+ * reads and writes over a FIFO (the calls only read() and write() the fd, as on a TUN), end of
+ * batch on EAGAIN, per-packet errors, argument checks, UDP GSO runs carried out and checked over
+ * loopback, and the lock that owns a control socket. As root, in a namespace: TUN offload flags.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -9,9 +10,17 @@ import { constants as osConstants } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
-import { afterAll, describe, expect, it } from 'vitest';
-import { loadNative } from '../src/io/native.js';
+import { createRequire } from 'node:module';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadNative, nativeAddonInfo } from '../src/io/native.js';
 import { MAX_BATCH } from '../src/io/slots.js';
+import { NamespaceSet, type Namespace } from '../src/lab/netns.js';
+import { rootOrSkip } from './helpers/netlab.js';
+import { OUTER_DF, outerDf, outerTos, outerTtl, packOuterFields } from '../src/packet/ipv4.js';
+import { UDP_INFO_STRIDE } from '../src/transport/fou.js';
+import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS, gsoRuns } from '../src/transport/gso.js';
+import { ERROR_INFO_STRIDE } from '../src/transport/transport.js';
+import { TUN_OFFLOAD_DEFAULT, TunOffload } from '../src/tun/linux-tun.js';
 
 const native = loadNative();
 const dir = mkdtempSync(join(tmpdir(), 'tun6in4-native-'));
@@ -34,10 +43,47 @@ async function until(ok: () => boolean): Promise<void> {
 const SLOT = 2048;
 const HEAD = 64;
 
-describe('native addon (no root)', () => {
+/** A UDP port on 127.0.0.1 that was free a moment ago. */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()));
+  const { port } = s.address();
+  await new Promise<void>((res) => s.close(() => res()));
+  return port;
+}
+
+describe('layouts the addon and TypeScript share', () => {
   it('moves at most as many packets per call as the engine sizes its arrays for', () => {
     expect(native.MAX_BATCH).toBe(MAX_BATCH);
   });
+
+  it('reads the outer fields packOuterFields writes: TTL and TOS bytes at its shifts, DF its bit', () => {
+    expect(native.OUTER_DF).toBe(OUTER_DF);
+    for (const [ttl, tos, df] of [[64, 0, true], [1, 0xff, false], [255, 0x2a, true], [0, 3, false]] as const) {
+      const f = packOuterFields(ttl, tos, df);
+      expect([(f >>> native.OUTER_TTL_SHIFT) & 0xff, (f >>> native.OUTER_TOS_SHIFT) & 0xff, (f & native.OUTER_DF) !== 0]).toEqual([ttl, tos, df]);
+      expect([outerTtl(f), outerTos(f), outerDf(f)]).toEqual([ttl, tos, df]);
+    }
+  });
+
+  it('fills recvErrors and udpRecv info with the strides the transports read', () => {
+    expect(native.ERROR_INFO_STRIDE).toBe(ERROR_INFO_STRIDE);
+    expect(native.UDP_INFO_STRIDE).toBe(UDP_INFO_STRIDE);
+  });
+
+  it('checks GSO runs against the limits gsoRuns keeps to', () => {
+    expect(native.GSO_MAX_SEGMENTS).toBe(GSO_MAX_SEGMENTS);
+    expect(native.GSO_MAX_BYTES).toBe(GSO_MAX_BYTES);
+  });
+
+  it('takes the TUNSETOFFLOAD flags TunOffload names', () => {
+    const fromAddon = Object.fromEntries(Object.keys(TunOffload).map((k) => [k, (native as unknown as Record<string, number>)[`TUN_F_${k}`]]));
+    expect(fromAddon).toEqual(TunOffload);
+    expect(TUN_OFFLOAD_DEFAULT).toBe(native.TUN_F_CSUM | native.TUN_F_TSO6);
+  });
+});
+
+describe('native addon (no root)', () => {
 
   for (const ring of [false, true]) {
     it(`tunWrite writes each packet of a batch, tunRead takes what is there and stops at EAGAIN (${ring ? 'io_uring' : 'read/write'})`, () => {
@@ -144,6 +190,101 @@ describe('native addon (no root)', () => {
     closeSync(fd);
   });
 
+  it('FOU-5: a GSO run leaves as datagrams of its segment size with the TOS of its fields; what is no run is refused before anything is sent (UDP, loopback)', async () => {
+    const lo = 0x7f000001;
+    const port = await freeUdpPort();
+    const rx = native.openUdpSocket(lo, port, 0, 1 << 20, true, false);
+    const tx = native.openUdpSocket(lo, 0, 0, 1 << 20, true, false);
+    expect(tx.gso).toBe(true);
+    const arena = Buffer.alloc(128 * 1600);
+    const offs = Int32Array.from({ length: 128 }, (_, i) => i * 1600 + HEAD);
+    const errs = new Int32Array(128);
+    const fields = new Int32Array(128).fill(packOuterFields(64, 0x28, false));
+    const dsts = new Int32Array(128).fill(lo);
+    const send = (lens: number[], runs: number[], o: { dsts?: Int32Array; fields?: Int32Array; port?: number } = {}) => {
+      lens.forEach((n, i) => arena.fill(i + 1, offs[i], offs[i] + n));
+      return native.sendBatch(tx.fd, arena, offs, Int32Array.from(lens), lens.length, errs, o.dsts ?? dsts, o.fields ?? fields, o.port ?? port, -1, Int32Array.from(runs), runs.length);
+    };
+    const rxArena = Buffer.alloc(8 * SLOT);
+    const rxLens = new Int32Array(8);
+    const rxInfo = new Int32Array(8 * native.UDP_INFO_STRIDE);
+    const got: Array<{ len: number; first: number; tos: number }> = [];
+    const drain = () => {
+      const n = native.udpRecv(rx.fd, rxArena, SLOT, HEAD, 8, rxLens, rxInfo);
+      for (let i = 0; i < n; i++) got.push({ len: rxLens[i], first: rxArena[i * SLOT + HEAD], tos: rxInfo[i * native.UDP_INFO_STRIDE + 2] });
+      return got;
+    };
+
+    expect(send([100, 100, 100, 40], [4])).toBe(4);
+    await until(() => drain().length >= 4);
+    expect(got).toEqual([1, 2, 3, 4].map((first, i) => ({ len: i < 3 ? 100 : 40, first, tos: 0x28 })));
+
+    const other = Int32Array.from(dsts).fill(lo + 1, 1, 2);
+    const otherFields = Int32Array.from(fields).fill(packOuterFields(63, 0x28, false), 1, 2);
+    expect(() => send([100, 120], [2])).toThrow(/a run mixes destinations, fields or sizes/); // a longer packet after the first
+    expect(() => send([100, 40, 100], [3])).toThrow(/a run mixes/); // a shorter one not last
+    expect(() => send([100, 100], [2], { dsts: other })).toThrow(/a run mixes/);
+    expect(() => send([100, 100], [2], { fields: otherFields })).toThrow(/a run mixes/);
+    expect(() => send([100, 100], [1])).toThrow(/runs do not cover the batch/);
+    expect(() => send([100, 100], [2, 1])).toThrow(/runs do not cover the batch/);
+    expect(() => send(Array(GSO_MAX_SEGMENTS + 1).fill(10), [GSO_MAX_SEGMENTS + 1])).toThrow(/runs do not cover the batch/);
+    expect(() => send(Array(44).fill(1500), [44])).toThrow(/a run exceeds one UDP datagram/); // 66,000 > 65,507
+    expect(() => send([100, 100], [2], { port: 0 })).toThrow(/runs do not cover the batch/); // GSO is for UDP only
+    // nothing of those left: the next datagram to arrive is this one
+    expect(send([7], [1])).toBe(1);
+    await until(() => drain().length >= 5);
+    expect(got.slice(4)).toEqual([{ len: 7, first: 1, tos: 0x28 }]);
+
+    // and whatever gsoRuns decides, the addon takes
+    const lens = Array.from({ length: 64 }, (_, i) => (i % 9 === 4 ? 300 : i % 13 === 0 ? 0 : 1400));
+    const runs = new Int32Array(64);
+    const nRuns = gsoRuns(Int32Array.from(lens), dsts, fields, 64, runs);
+    const sent = send(lens, [...runs.subarray(0, nRuns)]);
+    expect(sent + [...errs.subarray(0, 64)].filter((e) => e === osConstants.errno.EAGAIN).length).toBe(64);
+    closeSync(rx.fd);
+    closeSync(tx.fd);
+  });
+
+  it('FOU checksums \'gso\': a socket sending zero checksums turns them on for GSO messages only, and back off (as root: a raw socket sees the UDP headers)', async () => {
+    if (!rootOrSkip()) return;
+    const lo = 0x7f000001;
+    const port = await freeUdpPort();
+    const require = createRequire(import.meta.url);
+    const raw = require('raw-socket') as { createSocket(o: { protocol: number }): { on(ev: 'message', f: (b: Buffer) => void): void; close(): void } };
+    const seen: Array<{ len: number; csum: number }> = [];
+    const sniff = raw.createSocket({ protocol: 17 });
+    // IPv4 header (20 bytes: no options on these) then UDP; ours are the ones to `port`
+    sniff.on('message', (b) => b.readUInt16BE(22) === port && seen.push({ len: b.readUInt16BE(24) - 8, csum: b.readUInt16BE(26) }));
+    const rx = native.openUdpSocket(lo, port, 0, 1 << 20, false, false);
+    const tx = native.openUdpSocket(lo, 0, 0, 1 << 20, false, false);
+    expect(tx.gso).toBe(true); // the kernel has UDP_SEGMENT; the zero checksums alone would refuse it
+    const arena = Buffer.alloc(8 * 1600);
+    const offs = Int32Array.from({ length: 8 }, (_, i) => i * 1600 + HEAD);
+    const errs = new Int32Array(8);
+    const fields = new Int32Array(8).fill(packOuterFields(64, 0, false));
+    const dsts = new Int32Array(8).fill(lo);
+    const stats = new Int32Array(1);
+    const send = (lens: number[], runs: number[], csumForGso: boolean) =>
+      native.sendBatch(tx.fd, arena, offs, Int32Array.from(lens), lens.length, errs, dsts, fields, port, -1, Int32Array.from(runs), runs.length, stats, csumForGso);
+    expect(send([50, 300, 300, 300, 60], [1, 3, 1], true)).toBe(5);
+    // loopback carries the GSO message whole: the raw socket sees it as one datagram of 900
+    await until(() => seen.length >= 3);
+    expect(seen.map((d) => [d.len, d.csum !== 0])).toEqual([[50, false], [900, true], [60, false]]);
+    expect(stats[0]).toBe(0);
+    // the socket is back to zero checksums: the next lone datagram has none; without the flag the
+    // kernel refuses a run (EINVAL), which goes again packet by packet, counted
+    expect(send([70], [1], false)).toBe(1);
+    await until(() => seen.length >= 4);
+    expect(seen[3]).toEqual({ len: 70, csum: 0 });
+    expect(send([300, 300], [2], false)).toBe(2);
+    expect(stats[0]).toBe(1);
+    await until(() => seen.length >= 6);
+    expect(seen.slice(4)).toEqual([{ len: 300, csum: 0 }, { len: 300, csum: 0 }]);
+    sniff.close();
+    closeSync(rx.fd);
+    closeSync(tx.fd);
+  });
+
   it('lockFile: a second holder is turned away until the first lets go', () => {
     const path = join(dir, 'x.lock');
     const a = native.lockFile(path);
@@ -154,5 +295,78 @@ describe('native addon (no root)', () => {
     expect(b).toBeGreaterThanOrEqual(0);
     writeSync(b, 'x');
     closeSync(b);
+  });
+});
+
+describe('TUN offload flags (as root, in a namespace)', () => {
+  const set = new NamespaceSet('native');
+  let ns: Namespace;
+  /** Opens a TUN per case in the namespace (a child there: the device lives as long as its fd) and reads back what the kernel shows. */
+  let seen: Record<string, { link?: string; features?: string; error?: string; errno?: number; flags?: number; left?: string }>;
+  const CHILD = `
+    const native = require(process.argv[1]);
+    const { execFileSync } = require('node:child_process');
+    const out = {};
+    for (const [k, flags] of JSON.parse(process.argv[2])) {
+      try {
+        const t = native.openTun('t6off%d', true, flags);
+        out[k] = { link: execFileSync('ip', ['-d', 'link', 'show', t.name], { encoding: 'utf8' }), features: execFileSync('ethtool', ['-k', t.name], { encoding: 'utf8' }) };
+        require('node:fs').closeSync(t.fd);
+      } catch (e) {
+        out[k] = { error: e.message, errno: e.errno, flags: e.flags, left: execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }) };
+      }
+    }
+    console.log(JSON.stringify(out));`;
+  const UNKNOWN = 0x40000000; // no kernel flag: how TUNSETOFFLOAD lets a caller probe for new ones
+
+  beforeAll(async () => {
+    if (!rootOrSkip()) return;
+    ns = await set.add('tun');
+    const cases = {
+      tcp: TUN_OFFLOAD_DEFAULT,
+      none: 0,
+      uso: TunOffload.CSUM | TunOffload.USO4 | TunOffload.USO6,
+      unknown: TunOffload.CSUM | UNKNOWN,
+    };
+    seen = JSON.parse(await ns.exec(process.execPath, ['-e', CHILD, nativeAddonInfo().path, JSON.stringify(Object.entries(cases))], { timeoutMs: 30_000 }));
+  }, 60_000);
+  afterAll(() => set.destroy());
+
+  it('CSUM|TSO6 (what the engine asks for): frames carry a virtio_net_hdr, the device takes TCPv6 segmentation and checksums, not TCPv4', () => {
+    if (!rootOrSkip()) return;
+    expect(seen.tcp.error).toBeUndefined();
+    expect(seen.tcp.link).toMatch(/vnet_hdr on/);
+    expect(seen.tcp.features).toMatch(/^tx-checksumming: on/m);
+    expect(seen.tcp.features).toMatch(/^\s*tx-tcp6-segmentation: on/m);
+    expect(seen.tcp.features).toMatch(/^\s*tx-tcp-segmentation: off/m);
+    expect(seen.tcp.features).toMatch(/^\s*tx-udp-segmentation: off/m);
+  });
+
+  it('0: no virtio_net_hdr and no offload', () => {
+    if (!rootOrSkip()) return;
+    expect(seen.none.error).toBeUndefined();
+    expect(seen.none.link).toMatch(/vnet_hdr off/);
+    expect(seen.none.features).toMatch(/^tx-checksumming: off/m);
+    expect(seen.none.features).toMatch(/^\s*tx-tcp6-segmentation: off/m);
+  });
+
+  it('CSUM|USO4|USO6: UDP segmentation where the kernel has it (Linux 6.2+), else an EINVAL naming the flags', () => {
+    if (!rootOrSkip()) return;
+    if (seen.uso.error) {
+      expect(seen.uso).toMatchObject({ errno: osConstants.errno.EINVAL, flags: 0x61, error: expect.stringMatching(/^ioctl TUNSETOFFLOAD 0x61 \(CSUM\|USO4\|USO6\): Invalid argument/) });
+    } else {
+      expect(seen.uso.features).toMatch(/^\s*tx-udp-segmentation: on/m);
+      expect(seen.uso.features).toMatch(/^\s*tx-tcp6-segmentation: off/m);
+    }
+  });
+
+  it('a flag the kernel does not know: EINVAL naming every flag tried, and no device left behind', () => {
+    if (!rootOrSkip()) return;
+    expect(seen.unknown).toMatchObject({
+      errno: osConstants.errno.EINVAL,
+      flags: TunOffload.CSUM | UNKNOWN,
+      error: 'ioctl TUNSETOFFLOAD 0x40000001 (CSUM|0x40000000): Invalid argument',
+    });
+    expect(seen.unknown.left).not.toMatch(/t6off/);
   });
 });

@@ -1,16 +1,95 @@
-import { describe, expect, it } from 'vitest';
-import { formatIpv6, resolveTunnelOptions } from '../src/index.js';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { formatIpv6, resolveTunnelOptions, type EngineOptions, type OpenTunnelOptions, type TunnelSpec } from '../src/index.js';
 import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
-import { TUNNEL_OPTION_KEYS } from '../src/encap/options.js';
+import { OPTIONS, TUNNEL_OPTION_KEYS, type OptionDefinition } from '../src/encap/options.js';
+import { HOST_OPTIONS } from '../src/host/options.js';
+import { ConfigFileError, DAEMON_TUNNEL_OPTIONS, parseDaemonConfig, UPDATE_OPTIONS } from '../src/daemon/config.js';
 import { FLAG_FOR_FIELD, RUN_FLAGS } from '../src/cli/flags.js';
 
+/** Every table of options, by where its keys sit in a tunnel's configuration. */
+const TABLES: Array<[string, Record<string, OptionDefinition>]> = [
+  ['', OPTIONS],
+  ['', HOST_OPTIONS],
+  ['', DAEMON_TUNNEL_OPTIONS],
+  ['update.', UPDATE_OPTIONS],
+];
+const ROWS = TABLES.flatMap(([prefix, table]) => Object.entries(table).map(([k, d]) => ({ key: `${prefix}${k}`, d })));
+const TUNNEL_ROWS = ROWS.filter((r) => !r.key.includes('.'));
+const he = { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
+
+function problemsOf(raw: unknown): Array<{ path: string; detail: string }> {
+  try {
+    parseDaemonConfig(raw);
+    return [];
+  } catch (e) {
+    if (!(e instanceof ConfigFileError)) throw e;
+    return e.problems;
+  }
+}
+
 describe('one definition per option', () => {
-  it('every library option has exactly one `run` flag that sets it (and a flag names it in errors)', () => {
-    for (const k of TUNNEL_OPTION_KEYS) {
-      const setters = RUN_FLAGS.filter((f) => f.to === k && !f.spec.startsWith('--no-'));
-      expect(setters.map((f) => f.spec), k).toHaveLength(1);
-      expect(FLAG_FOR_FIELD[k], k).toBe(setters[0].spec.split(' ')[0]);
+  it('no key is in two tables', () => {
+    const keys = ROWS.map((r) => r.key);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('the library\'s openTunnel takes exactly the tunnel and host options (and the loop\'s); a daemon tunnel adds exactly its own', () => {
+    // checked by `npm run typecheck`: a key added to the type and not to a table (or back) fails it
+    type Loop = keyof EngineOptions | 'sharedSockets';
+    expectTypeOf<Exclude<keyof OpenTunnelOptions, Loop>>().toEqualTypeOf<keyof typeof OPTIONS | keyof typeof HOST_OPTIONS>();
+    expectTypeOf<Exclude<keyof TunnelSpec, keyof OpenTunnelOptions>>().toEqualTypeOf<keyof typeof DAEMON_TUNNEL_OPTIONS>();
+    expect(TUNNEL_OPTION_KEYS).toEqual(Object.keys(OPTIONS));
+  });
+
+  it('a config file\'s tunnel takes exactly the keys of the tables, in table order', () => {
+    const [p] = problemsOf({ tunnels: { he: { ...he, zzzzzzzz: 1 } } });
+    const known = /^unknown key; remove it or use one of (.*)$/.exec(p.detail)![1].split(', ');
+    expect(known).toEqual(TUNNEL_ROWS.map((r) => r.key));
+    const [u] = problemsOf({ tunnels: { he: { ...he, update: { tunnelId: '1', username: 'u', keyFile: '/k', zzzzzzzz: 1 } } } });
+    expect(u.detail).toBe(`unknown key; remove it or use one of ${Object.keys(UPDATE_OPTIONS).join(', ')}`);
+  });
+
+  it('every row with a flag is set by exactly that `run` flag, which names it in errors; the rows without one are these', () => {
+    for (const { key, d } of ROWS) {
+      const setters = RUN_FLAGS.filter((f) => f.to === key);
+      if (d.flag === null) {
+        expect(setters, key).toEqual([]);
+        continue;
+      }
+      expect(setters.map((f) => f.spec), key).toEqual(d.negatedHelp === undefined ? [d.flag] : [d.flag, d.flag.replace(/^--/, '--no-')]);
+      expect(setters.map((f) => f.help), key).toEqual(d.negatedHelp === undefined ? [d.help] : [d.help, d.negatedHelp]);
+      expect(FLAG_FOR_FIELD[key.replace(/^update\./, '')], key).toBe(d.flag.split(' ')[0]);
     }
+    expect(ROWS.filter((r) => r.d.flag === null).map((r) => r.key)).toEqual(['localCheckSeconds', 'update', 'update.timeoutMs']);
+  });
+
+  it('every `run` flag comes from a row, or is one of the daemon\'s own file keys', () => {
+    const rowKeys = new Set(ROWS.map((r) => r.key));
+    const own = RUN_FLAGS.filter((f) => !rowKeys.has(f.to));
+    expect(own.map((f) => f.to)).toEqual(['@control', '@metrics.listen', '@user', '@group']);
+    for (const f of own) {
+      // the file knows the key: a wrong value there is a problem of its value, not an unknown key
+      const path = f.to.slice(1).replace(/^control$/, 'control.socket').split('.');
+      const raw: Record<string, unknown> = { tunnels: { he } };
+      let at = raw;
+      for (const k of path.slice(0, -1)) at = (at[k] = {}) as Record<string, unknown>;
+      at[path[path.length - 1]] = 7;
+      const problems = problemsOf(raw);
+      expect(problems.map((p) => p.path), f.spec).toContain(path.join('.'));
+      expect(problems.find((p) => p.path === path.join('.'))!.detail, f.spec).not.toMatch(/unknown key/);
+    }
+  });
+
+  it('a row\'s schema decides how its flag reads text: numbers, lists, choices, switches', () => {
+    const flag = (spec: string) => RUN_FLAGS.find((f) => f.spec === spec)!;
+    expect(flag('--mode <mode>').choices).toEqual(['6in4', '6to4', '6rd']);
+    expect(flag('--encap <kind>').choices).toEqual(['none', 'fou']);
+    expect((flag('--mtu <bytes>').parse as (t: string) => unknown)('1400')).toBe(1400);
+    expect(() => (flag('--mtu <bytes>').parse as (t: string) => unknown)('14x')).toThrow(/whole number/);
+    expect((flag('--ttl <1..255|inherit>').parse as (t: string) => unknown)('inherit')).toBe('inherit');
+    expect((flag('--keepalive <seconds|off>').parse as (t: string) => unknown)('off')).toBe('off');
+    expect((flag('--routed <prefix>').parse as (t: string, p: string[]) => unknown)('2001:db8:3::/64', ['2001:db8:2::/64'])).toEqual(['2001:db8:2::/64', '2001:db8:3::/64']);
+    expect([flag('--no-offload').negate, flag('--clamp-mss').parse, flag('--no-encap-csum').negate]).toEqual([true, undefined, undefined]);
   });
 });
 

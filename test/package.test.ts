@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs script shared with the prebuild, no declarations
+import { NATIVE_SOURCES } from '../scripts/native-sources.mjs';
 import { installTarball, packTarball } from './helpers/installed.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
@@ -62,7 +64,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the npm tarball', () => {
-  it('carries both prebuilt binaries, LICENSE, the systemd unit, the example config and every doc a message points to; no source maps, no install script', () => {
+  it('carries both prebuilt binaries, every native source, LICENSE, the systemd unit, the example config and every doc a message points to; no source maps, no install script', () => {
     for (const f of [...PREBUILDS, 'LICENSE', 'contrib/tun6in4.service', 'examples/he-tunnel.json', 'dist/index.js', 'bin/tun6in4.js']) expect(contents).toContain(f);
     // An error or a help text that says "see docs/systemd.md" must find it in the installed copy.
     const named = new Set(readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
@@ -71,6 +73,8 @@ describe('the npm tarball', () => {
     expect(named.size).toBeGreaterThan(0);
     for (const doc of named) expect(contents, doc).toContain(doc);
     expect(contents.filter((f) => f.endsWith('.map'))).toEqual([]);
+    // what `tun6in4 build-native` compiles where no prebuild fits: binding.gyp's sources and headers
+    expect((NATIVE_SOURCES as string[]).filter((f) => !contents.includes(f))).toEqual([]);
     const pkg = JSON.parse(readFileSync(join(project, 'node_modules/tun6in4/package.json'), 'utf8')) as { scripts?: Record<string, string> };
     for (const hook of ['preinstall', 'install', 'postinstall']) expect(pkg.scripts?.[hook], hook).toBeUndefined();
   });

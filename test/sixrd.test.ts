@@ -276,7 +276,7 @@ describe('6rd CE (RFC 5969 §7, §12)', () => {
       tunnels: [
         {
           tunnel: 'isp', name: 'tun0', mode: '6rd', health: 'up', address: '2001:db8:a140::1/36', mtu: 1480, pmtu: 'static', local: CE1_V4, relay: BR, sixrd: s,
-          tunIo: { offload: true, ioUring: true }, keepalive: null, counters: new Tunnel(CE).counters.snapshot(), lastRxAt: null, lastTxAt: null, pathMtu: [], pathMtuCount: 0,
+          tunIo: { offload: true, udpOffload: true, ioUring: true }, keepalive: null, counters: new Tunnel(CE).counters.snapshot(), lastRxAt: null, lastTxAt: null, pathMtu: [], pathMtuCount: 0,
         },
       ],
     } as never);

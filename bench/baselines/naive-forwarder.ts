@@ -11,7 +11,7 @@
 import { read, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { resolveTunnelOptions } from '../../src/encap/options.js';
+import { resolveTunnelOptions } from '../../src/encap/resolve.js';
 import { loadNative } from '../../src/io/native.js';
 import { configureInterface } from '../../src/tun/interface.js';
 import { interfacePlan } from '../../src/host/open.js';

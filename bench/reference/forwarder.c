@@ -8,9 +8,10 @@
  *               (the probe for "a worker per direction": does a second thread help on 2 cores?)
  *   -DBATCH=64 -DURING    the same batches through one io_uring (liburing): up to 64 TUN reads in
  *               one submission, sends as SENDMSG entries, TUN writes as WRITE entries
- *   -DBATCH=64 -DOFFLOAD  TUN offload as our engine does it by default: TSO super-packets cut
- *               into segments here, received segments of a flow (checksums verified) merged
- *               into one GSO write into the TUN; the strongest C yardstick
+ *   -DBATCH=64 -DOFFLOAD  TUN offload as our engine does it by default: TSO (and, where the
+ *               kernel has it, USO) super-packets cut into segments here, received TCP segments
+ *               or UDP datagrams of a flow (checksums verified) merged into one GSO write into
+ *               the TUN; the strongest C yardstick
  *   -DFOU       (with -DBATCH=64, alone or with -DOFFLOAD) Foo-over-UDP instead of protocol 41:
  *               a UDP socket on port 5555 both ends, the IPv6 packet as the payload (Linux fou
  *               ipproto 41, UDP checksums on); with OFFLOAD the segments of one super-packet
@@ -129,6 +130,9 @@ static int rx_step(void) {
   return m > 0;
 }
 #elif defined(OFFLOAD)
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5 /* linux/virtio_net.h from 6.2 */
+#endif
 #define VH ((int)sizeof(struct virtio_net_hdr))
 #define MAXSEG 1024
 static unsigned char seg[MAXSEG][2048], merged[BATCH][SLOT + 64];
@@ -146,6 +150,7 @@ static void wr16(unsigned char *p, unsigned v) { p[0] = (unsigned char)(v >> 8);
 static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
 static void wr32(unsigned char *p, uint32_t v) { wr16(p, v >> 16); wr16(p + 2, v & 0xffff); }
 static uint32_t pseudo(const unsigned char *ip6, unsigned tcplen) { return sum16(ip6 + 8, 32, tcplen + 6); }
+static uint32_t pseudo_udp(const unsigned char *ip6, unsigned udplen) { return sum16(ip6 + 8, 32, udplen + 17); }
 
 static int nseg, nmsg;
 static void queue(unsigned char *p, size_t len) {
@@ -216,6 +221,31 @@ static int tx_step(void) {
 #endif
       continue;
     }
+    if (h->gso_type == VIRTIO_NET_HDR_GSO_UDP_L4 && p[6] == 17) {
+      unsigned mss = h->gso_size;
+      size_t payload = len - 48;
+      /* the pseudo-header sum the kernel left, less the super-packet's UDP length */
+      uint32_t less = (uint32_t)(p[46] << 8 | p[47]) + (~(unsigned)(p[44] << 8 | p[45]) & 0xffff);
+#ifdef FOU
+      int first = nseg;
+#endif
+      for (size_t off = 0; off < payload && nseg < MAXSEG; off += mss) {
+        size_t chunk = payload - off < mss ? payload - off : mss;
+        unsigned char *q = seg[nseg];
+        memcpy(q, p, 48);
+        memcpy(q + 48, p + 48 + off, chunk);
+        wr16(q + 4, 8 + chunk);
+        wr16(q + 44, 8 + chunk);
+        wr16(q + 46, 0);
+        unsigned ck = ~sum16(q + 40, 8 + chunk, less + 8 + (uint32_t)chunk) & 0xffff;
+        wr16(q + 46, ck ? ck : 0xffff);
+        queue(q, 48 + chunk);
+      }
+#ifdef FOU
+      gso_merge(nseg - first, 48 + mss);
+#endif
+      continue;
+    }
     if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
       unsigned at = h->csum_start + h->csum_offset;
       uint32_t s = sum16(p + h->csum_start, len - h->csum_start, 0);
@@ -227,15 +257,21 @@ static int tx_step(void) {
   return n > 0;
 }
 
-/* the run being merged: its frame, length, header length, segment size, next sequence number */
-static unsigned char *run; static size_t runLen; static unsigned runHl, runMss, runCount; static uint32_t runNext;
+/* the run being merged: its frame, length, header length, segment size, next sequence number; TCP or UDP */
+static unsigned char *run; static size_t runLen; static unsigned runHl, runMss, runCount, runUdp; static uint32_t runNext;
 
 static void flush_run(void) {
   if (!run) return;
   struct virtio_net_hdr *h = (struct virtio_net_hdr *)run;
   unsigned char *p = run + VH;
   memset(h, 0, VH);
-  if (runCount > 1) {
+  if (runCount > 1 && runUdp) {
+    wr16(p + 4, (unsigned)runLen - 40);
+    wr16(p + 44, (unsigned)runLen - 40);
+    h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM; h->gso_type = VIRTIO_NET_HDR_GSO_UDP_L4;
+    h->hdr_len = 48; h->gso_size = (uint16_t)runMss; h->csum_start = 40; h->csum_offset = 6;
+    wr16(p + 46, pseudo_udp(p, (unsigned)runLen - 40));
+  } else if (runCount > 1) {
     wr16(p + 4, (unsigned)runLen - 40);
     h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM; h->gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
     h->hdr_len = (uint16_t)runHl; h->gso_size = (uint16_t)runMss; h->csum_start = 40; h->csum_offset = 16;
@@ -252,6 +288,12 @@ static int mergeable(const unsigned char *p, size_t len) {
   return sum16(p + 40, len - 40, pseudo(p, (unsigned)(len - 40))) == 0xffff;
 }
 
+static int uso; /* the kernel took TUN_F_USO4|USO6 */
+static int mergeable_udp(const unsigned char *p, size_t len) {
+  if (!uso || p[6] != 17 || len <= 48 || (unsigned)(p[44] << 8 | p[45]) != len - 40 || (p[46] | p[47]) == 0) return 0;
+  return sum16(p + 40, len - 40, pseudo_udp(p, (unsigned)(len - 40))) == 0xffff;
+}
+
 /* network -> TUN: consecutive segments of one flow become one write */
 static int rx_step(void) {
   int m = recvmmsg(raw, in, BATCH, MSG_DONTWAIT, NULL), runs = 0;
@@ -259,7 +301,18 @@ static int rx_step(void) {
     size_t len;
     unsigned char *p = inner_of(i, &len);
     if (!p) continue;
-    if (run && mergeable(p, len)) {
+    if (run && runUdp && mergeable_udp(p, len)) {
+      unsigned char *r = run + VH;
+      size_t pl = len - 48;
+      if (pl <= runMss && runLen + pl <= 65535 + 40 && runCount < 64 && memcmp(p, r, 4) == 0 && p[7] == r[7] &&
+          memcmp(p + 8, r + 8, 36) == 0) {
+        memcpy(r + runLen, p + 48, pl);
+        runLen += pl; runCount++;
+        if (pl < runMss) flush_run();
+        continue;
+      }
+    }
+    if (run && !runUdp && mergeable(p, len)) {
       unsigned char *r = run + VH;
       unsigned thl = (p[52] >> 4) * 4;
       size_t pl = len - 40 - thl;
@@ -275,10 +328,16 @@ static int rx_step(void) {
       }
     }
     flush_run();
+    if (mergeable_udp(p, len) && runs < BATCH) {
+      run = merged[runs++];
+      memcpy(run + VH, p, len);
+      runLen = len; runHl = 48; runMss = (unsigned)(len - 48); runCount = 1; runUdp = 1;
+      continue;
+    }
     if (mergeable(p, len) && runs < BATCH) {
       run = merged[runs++];
       memcpy(run + VH, p, len);
-      runLen = len; runHl = 40 + (p[52] >> 4) * 4; runMss = (unsigned)(len - runHl); runCount = 1;
+      runLen = len; runHl = 40 + (p[52] >> 4) * 4; runMss = (unsigned)(len - runHl); runCount = 1; runUdp = 0;
       runNext = rd32(p + 44) + runMss;
       if (p[53] & 0x08) flush_run();
       continue;
@@ -340,7 +399,13 @@ int main(int argc, char **argv) {
   strncpy(ifr.ifr_name, argv[1], IFNAMSIZ - 1);
   if (tun < 0 || ioctl(tun, TUNSETIFF, &ifr) < 0) { perror("tun"); return 1; }
 #ifdef OFFLOAD
-  if (ioctl(tun, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO6)) < 0) { perror("TUNSETOFFLOAD"); return 1; }
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+  /* UDP offload where the kernel has it (6.2+), as our engine asks */
+  uso = ioctl(tun, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6)) == 0;
+  if (!uso && ioctl(tun, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO6)) < 0) { perror("TUNSETOFFLOAD"); return 1; }
 #endif
 #ifdef FOU
   raw = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);

@@ -1,36 +1,36 @@
 /**
- * `tun6in4 run`'s flags, each defined once: its spelling, help, parser and where its value goes
- * in the one-tunnel configuration the flags become. The commander options, the flag named in an
- * error (FLAG_FOR_FIELD) and the configuration all come from RUN_FLAGS; what a value may be is the
- * library's business (src/encap/options.ts, src/daemon/config.ts), checked once, there.
+ * `tun6in4 run`'s flags. Each comes from the row that defines its option (src/encap/options.ts
+ * OPTIONS, src/host/options.ts HOST_OPTIONS, src/daemon/config.ts DAEMON_TUNNEL_OPTIONS and
+ * UPDATE_OPTIONS): its spelling and help from the row, its parser and choices from the row's
+ * schema. Only the daemon's own flags (control socket, metrics, user) are declared here. The
+ * commander options, the flag named in an error (FLAG_FOR_FIELD) and the configuration all come
+ * from RUN_FLAGS; what a value may be is the library's business, checked once, there. `doctor` and
+ * `lab` take some of the same flags (addRunFlagsFor).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { ConfigError } from '../encap/options.js';
-import { HE_UPDATE_URL } from '../daemon/broker-update.js';
-import { ConfigFileError, DEFAULT_CONTROL_SOCKET, parseDaemonConfig, type DaemonConfig } from '../daemon/config.js';
+import { ConfigError, OPTIONS, type OptionDefinition } from '../encap/options.js';
+import { HOST_OPTIONS } from '../host/options.js';
+import { ConfigFileError, DAEMON_TUNNEL_OPTIONS, DEFAULT_CONTROL_SOCKET, parseDaemonConfig, UPDATE_OPTIONS, type DaemonConfig } from '../daemon/config.js';
 
 export function integer(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number.');
   return Number(text);
 }
 
-export function integerOrInherit(text: string): number | 'inherit' {
-  if (text === 'inherit') return 'inherit';
-  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number or "inherit".');
-  return Number(text);
-}
-
-export function secondsOrOff(text: string): number | 'off' {
-  if (text === 'off') return 'off';
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError('expected seconds (1 or more) or "off".');
-  return Number(text);
+/** A whole number or one word (`inherit`, `off`). */
+function integerOr(word: string): (text: string) => number | string {
+  return (text) => {
+    if (text === word) return word;
+    if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`expected a whole number or "${word}".`);
+    return Number(text);
+  };
 }
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-interface RunFlag {
+export interface RunFlag {
   /** commander's spelling, e.g. `--mtu <bytes>` */
   spec: string;
   help: string;
@@ -41,62 +41,69 @@ interface RunFlag {
   to: string;
   // commander hands a repeatable flag's previous value back in
   parse?: (text: string, previous: never) => unknown;
-  choices?: string[];
+  choices?: readonly string[];
   default?: unknown;
   mandatory?: boolean;
   /** A `--no-x` flag: only its `false` is passed on (true is the library's default anyway). */
   negate?: boolean;
 }
 
-export const RUN_FLAGS: readonly RunFlag[] = [
-  { spec: '--mode <mode>', to: 'mode', help: 'tunnel mode', choices: ['6in4', '6to4', '6rd'], mandatory: true },
-  { spec: '--local <ipv4|auto>', to: 'local', default: 'auto', help: 'our IPv4 address, or auto (the source address toward --remote / --relay / the first BR; 6in4 follows it when it changes)' },
-  { spec: '--remote <ipv4>', to: 'remote', help: '6in4: the broker\'s IPv4 ("Server IPv4 Address")' },
-  { spec: '--address <ipv6/len>', to: 'address', help: '6in4: our tunnel address ("Client IPv6 Address"); 6to4 default 2002:V4ADDR::1/16' },
-  { spec: '--peer <ipv6>', to: 'peer', help: '6in4: the broker\'s IPv6 ("Server IPv6 Address"); default ::1 of --address. 6rd CE: an address beyond the BR to probe (enables keepalive and BR failover)' },
-  { spec: '--routed <prefix>', to: 'routed', parse: collect, help: 'a prefix routed to us ("Routed /64"); repeatable' },
-  { spec: '--advertise <iface[=prefix]>', to: 'advertise', parse: collect, help: 'send router advertisements on this bridge for a /64 (default the first --routed /64), with the tunnel MTU; repeatable' },
-  { spec: '--advertise-dns <ipv6>', to: 'advertiseDns', parse: collect, help: 'a DNS server those router advertisements announce (RFC 8106 RDNSS); repeatable' },
-  { spec: '--relay <ipv4>', to: 'relay', help: '6to4: the relay for non-6to4 destinations (no default, RFC 7526); 6rd: the border relay (BR)' },
-  { spec: '--role <role>', to: 'role', choices: ['site', 'relay'], help: '6to4: site (default) or relay (a 6to4 relay router); 6rd: site (a CE, default) or relay (a border relay)' },
-  { spec: '--6rd-prefix <ipv6/len>', to: 'sixrdPrefix', help: '6rd: the ISP\'s 6rd prefix, e.g. 2001:db8:a000::/36' },
-  { spec: '--ipv4-mask-len <0..31>', to: 'ipv4MaskLen', parse: integer, help: '6rd: high IPv4 bits all CEs of the domain share (default 0)' },
-  { spec: '--6rd-ipv4-prefix <ipv4/len>', to: 'sixrdIpv4Prefix', help: '6rd border relay: the IPv4 prefix of the domain\'s CEs (its length is --ipv4-mask-len)' },
-  { spec: '--6rd-customers <ipv4/len>', to: 'sixrdCustomers', parse: collect, help: '6rd border relay: an IPv4 prefix of the customers it serves, no others (repeatable; none: any IPv4, an open relay)' },
-  { spec: '--6rd-dhcp <option212>', to: 'sixrdDhcp', help: '6rd: "IPv4MaskLen 6rdPrefixLen 6rdPrefix BR…" as udhcpc exports $ip6rd (instead of --6rd-prefix, --ipv4-mask-len, --relay)' },
-  { spec: '--mtu <bytes>', to: 'mtu', parse: integer, help: 'tunnel MTU, 1280..1480 (1280 is the RFC 4213 conservative choice; FOU 1280..1472, default 1472)' },
-  { spec: '--encap <kind>', to: 'encap', choices: ['none', 'fou'], help: 'none: bare protocol 41; fou: IPv6 in UDP, as Linux `sit … encap fou` (where protocol 41 is filtered; 6in4 only)' },
-  { spec: '--encap-dport <port>', to: 'encapDport', parse: integer, help: 'FOU: the peer\'s UDP port (we always send there)' },
-  { spec: '--encap-port <port>', to: 'encapPort', parse: integer, help: 'FOU: the local UDP port we bind, send from and receive on (default: --encap-dport)' },
-  { spec: '--encap-csum', to: 'encapCsum', help: 'FOU: send UDP checksums (allows UDP GSO); default off, as Linux\'s noencap-csum' },
-  { spec: '--no-encap-csum', to: 'encapCsum', help: 'FOU: zero UDP checksums (the default)' },
-  { spec: '--pmtu <mode>', to: 'pmtu', choices: ['static', 'dynamic'], help: 'static: DF clear, IPv4 may fragment; dynamic: DF set, learn the path MTU' },
-  { spec: '--ttl <1..255|inherit>', to: 'ttl', parse: integerOrInherit, help: 'outer TTL (default 64)' },
-  { spec: '--tos <0..255|inherit>', to: 'tos', parse: integerOrInherit, help: 'outer TOS (default 0); ECN always follows RFC 6040' },
-  { spec: '--keepalive <seconds|off>', to: 'keepalive', parse: secondsOrOff, help: '6in4, 6rd with --peer: ICMPv6 echo to the peer every N seconds (default 60)' },
-  { spec: '--clamp-mss', to: 'clampMss', help: 'rewrite the MSS of TCP SYNs crossing the tunnel to fit its MTU' },
-  { spec: '--no-offload', to: 'offload', negate: true, help: 'no TUN offload: the kernel segments TCP before the TUN and we merge nothing (default: offload on)' },
-  { spec: '--no-io-uring', to: 'ioUring', negate: true, help: 'move TUN packets with read()/write() per packet instead of io_uring batches' },
-  { spec: '--dev <name>', to: 'dev', help: 'interface to create (must not exist); default tun6in4-N' },
-  { spec: '--no-default-route', to: 'defaultRoute', negate: true, help: 'do not route the IPv6 default through the tunnel' },
-  { spec: '--default-route-metric <n>', to: 'defaultRouteMetric', parse: integer, help: 'metric of that default route (default 1024)' },
-  { spec: '--allow-nonglobal', to: 'allowNonGlobal', help: 'lab override: accept non-global IPv4 addresses (R25/R31)' },
-  { spec: '--icmp-rate <per-second>', to: 'icmpRate', parse: integer, help: 'ICMPv6 errors we send per second (default 100)' },
-  { spec: '--icmp-burst <count>', to: 'icmpBurst', parse: integer, help: 'ICMPv6 errors we may send at once before the rate applies (default 100)' },
-  { spec: '--update-url <url>', to: 'update.url', help: `broker update URL (default ${HE_UPDATE_URL})` },
-  { spec: '--update-insecure-http', to: 'update.insecureHttp', help: 'allow a plain http:// --update-url (the key crosses the network in cleartext)' },
-  { spec: '--tunnel-id <id>', to: 'update.tunnelId', help: 'broker tunnel id: enables the broker endpoint update' },
-  { spec: '--username <name>', to: 'update.username', help: 'broker account name, for the update' },
-  { spec: '--update-key-file <file>', to: 'update.keyFile', help: 'file holding the broker update key (never put the key on the command line)' },
+interface ZodDef {
+  type: string;
+  options?: ReadonlyArray<{ def: ZodDef }>;
+  values?: readonly unknown[];
+  entries?: Record<string, string>;
+}
+
+/** How a flag's text becomes the value the row's schema checks. */
+function argumentOf(d: OptionDefinition): Pick<RunFlag, 'parse' | 'choices'> {
+  const def = (d.schema as unknown as { def: ZodDef }).def;
+  if (def.type === 'number') return { parse: integer };
+  if (def.type === 'array') return { parse: collect };
+  if (def.type === 'enum') return { choices: Object.values(def.entries!) };
+  if (def.type === 'union') {
+    const word = def.options!.find((o) => o.def.type === 'literal')?.def.values?.[0];
+    if (typeof word === 'string' && def.options!.some((o) => o.def.type === 'number')) return { parse: integerOr(word) };
+  }
+  return {};
+}
+
+/** The flags of a table of options; `to` says where each value goes (`update.` + key for the update's). */
+export function flagsOf(table: Record<string, OptionDefinition>, to: (key: string) => string = (k) => k): RunFlag[] {
+  const out: RunFlag[] = [];
+  for (const [key, d] of Object.entries(table)) {
+    if (d.flag === null) continue;
+    out.push({ spec: d.flag, help: d.help, to: to(key), ...argumentOf(d), ...(d.flag.startsWith('--no-') && { negate: true }) });
+    if (d.negatedHelp !== undefined) out.push({ spec: d.flag.replace(/^--/, '--no-'), help: d.negatedHelp, to: to(key) });
+  }
+  return out;
+}
+
+/** Flags of the daemon itself, not of a tunnel: where they go in the configuration file. */
+const DAEMON_FLAGS: readonly RunFlag[] = [
   { spec: '--control <path>', to: '@control', default: DEFAULT_CONTROL_SOCKET, help: 'control socket for `tun6in4 status`' },
   { spec: '--metrics-listen <host:port>', to: '@metrics.listen', help: 'serve Prometheus metrics at http://host:port/metrics' },
   { spec: '--user <name>', to: '@user', help: 'drop to this user once the TUN and raw socket are open' },
   { spec: '--group <name>', to: '@group', help: 'and this group (default the user\'s)' },
 ];
 
+/** What `run` adds to a row's flag: --mode must be given, --local defaults to auto. */
+const RUN_ONLY: Readonly<Record<string, Partial<RunFlag>>> = {
+  mode: { mandatory: true },
+  local: { default: 'auto' },
+};
+
+export const RUN_FLAGS: readonly RunFlag[] = [
+  ...flagsOf(OPTIONS),
+  ...flagsOf(DAEMON_TUNNEL_OPTIONS),
+  ...flagsOf(HOST_OPTIONS),
+  ...flagsOf(UPDATE_OPTIONS, (k) => `update.${k}`),
+  ...DAEMON_FLAGS,
+].map((f) => ({ ...f, ...RUN_ONLY[f.to] }));
+
 function optionOf(f: RunFlag): Option {
   const o = new Option(f.spec, f.help);
-  if (f.choices) o.choices(f.choices);
+  if (f.choices) o.choices(f.choices as string[]);
   if (f.parse) o.argParser(f.parse as (text: string, previous: unknown) => unknown);
   if (f.default !== undefined) o.default(f.default);
   if (f.mandatory) o.makeOptionMandatory();
@@ -109,6 +116,23 @@ const options = () => RUN_FLAGS.map((f) => [f, optionOf(f)] as const);
 /** Adds every RUN_FLAGS flag to `run`. */
 export function addRunFlags(cmd: Command): Command {
   for (const [, o] of options()) cmd.addOption(o);
+  return cmd;
+}
+
+/** How another command takes one of `run`'s flags: its own help, default, or whether it must be given. */
+export type FlagUse = Partial<Pick<RunFlag, 'help' | 'default' | 'mandatory'>>;
+
+/**
+ * Adds `run`'s flags for `uses`' keys (as RUN_FLAGS' `to`: `mtu`, `encapPort`, `@user`) to another
+ * command: the same spelling, parser and choices, so a value means what it means to `run`; only
+ * the help and default may differ, and `run`'s mandatory --mode is optional unless said.
+ */
+export function addRunFlagsFor(cmd: Command, uses: Readonly<Record<string, FlagUse>>): Command {
+  for (const [key, use] of Object.entries(uses)) {
+    const f = RUN_FLAGS.find((r) => r.to === key && !r.spec.startsWith('--no-'));
+    if (!f) throw new Error(`no run flag sets ${key}`);
+    cmd.addOption(optionOf({ ...f, mandatory: false, ...use }));
+  }
   return cmd;
 }
 

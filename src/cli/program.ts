@@ -11,7 +11,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { healthSummary, SystemdNotifier } from '../daemon/systemd.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveDropTarget, resolveGroup } from '../daemon/privileges.js';
-import { addRunFlags, configFromFlags, FLAG_FOR_FIELD, integer, collect } from './flags.js';
+import { addRunFlags, addRunFlagsFor, configFromFlags, FLAG_FOR_FIELD, integer } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
 import { formatStatus } from './status-format.js';
@@ -117,27 +117,26 @@ export function buildProgram(): Command {
       (await import('./import-command.js')).runImportCommand(files, flags),
     );
 
-  program
-    .command('doctor')
-    .description('check this host for what a tunnel needs; each finding with its fix (exit 0 only if none fails)')
-    .addOption(new Option('--mode <mode>', 'check addresses for this mode too').choices(['6in4', '6to4', '6rd']))
-    .option('--local <ipv4|auto>', 'our IPv4 (default: the source address toward --remote / --relay)')
-    .option('--remote <ipv4>', '6in4: the broker\'s IPv4')
-    .option('--relay <ipv4>', '6to4: the relay\'s IPv4; 6rd: the border relay\'s')
-    .option('--mtu <bytes>', 'the tunnel MTU you plan', integer)
-    .addOption(new Option('--encap <kind>', 'fou: check the Foo-over-UDP socket too (port, UDP GSO/GRO)').choices(['none', 'fou']))
-    .option('--encap-port <port>', 'FOU: the local UDP port the tunnel will bind (default 5555)', integer)
-    .option('--user <name>', 'the user the daemon runs as (--user, systemd\'s User=; the shipped units use tun6in4): check it can open /dev/net/tun')
-    .option('--routed <prefix>', 'a prefix routed to this host: check forwarding, uplink accept_ra, FORWARD policies and the tunnel link for hosting it (repeatable)', collect)
-    .option('--address <ipv6/len>', 'the tunnel address, to check --routed against its link prefix')
+  addRunFlagsFor(program.command('doctor').description('check this host for what a tunnel needs; each finding with its fix (exit 0 only if none fails)'), {
+    mode: { help: 'check addresses for this mode too' },
+    local: { help: 'our IPv4, or auto (the source address toward --remote / --relay)' },
+    remote: {},
+    relay: {},
+    mtu: { help: 'the tunnel MTU you plan' },
+    encap: { help: 'fou: check the Foo-over-UDP socket too (port, UDP GSO/GRO)' },
+    encapDport: {},
+    encapPort: { help: 'FOU: the local UDP port the tunnel will bind (default: --encap-dport, as run)' },
+    '@user': { help: 'the user the daemon runs as (--user, systemd\'s User=; the shipped units use tun6in4): check it can open /dev/net/tun' },
+    routed: { help: 'a prefix routed to this host: check forwarding, uplink accept_ra, FORWARD policies and the tunnel link for hosting it (repeatable)' },
+    address: { help: 'the tunnel address, to check --routed against its link prefix' },
+  })
     .option('--json', 'print JSON')
     .action(async (flags) => (await import('./doctor-command.js')).runDoctorCommand(flags));
 
-  program
-    .command('lab')
-    .description('the self-contained demo: network namespaces, two (or more) tunnel endpoints, traffic through them, a report (root)')
-    .addOption(new Option('--mode <mode>', 'which lab').choices(['6in4', '6to4', '6rd']).default('6in4'))
-    .addOption(new Option('--encap <kind>', 'fou: the 6in4 lab over Foo-over-UDP (port 5555)').choices(['none', 'fou']).default('none'))
+  addRunFlagsFor(program.command('lab').description('the self-contained demo: network namespaces, two (or more) tunnel endpoints, traffic through them, a report (root)'), {
+    mode: { help: 'which lab', default: '6in4' },
+    encap: { help: 'fou: the 6in4 lab over Foo-over-UDP (port 5555)', default: 'none' },
+  })
     .option('--json', 'print the report as JSON')
     .option('--transfer-mib <MiB>', 'size of the TCP integrity transfer', integer, 64)
     .action(async (flags) => (await import('./lab-command.js')).runLabCommand(flags));

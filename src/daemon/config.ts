@@ -23,8 +23,10 @@ import { extname } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { ConfigError, resolveTunnelOptions, TUNNEL_OPTION_KEYS, type TunnelOptions } from '../encap/options.js';
-import { updateUrlProblem } from './broker-update.js';
+import { ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type TunnelOptions } from '../encap/options.js';
+import { HOST_OPTIONS } from '../host/options.js';
+import { resolveTunnelOptions } from '../encap/resolve.js';
+import { HE_UPDATE_URL, updateUrlProblem } from './broker-update.js';
 import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
 import type { TunnelSpec } from './managed-tunnel.js';
 
@@ -97,29 +99,89 @@ function wholeNumber(min: number, max: number, what: string) {
   return z.number({ error: msg }).int({ error: msg }).min(min, { error: msg }).max(max, { error: msg });
 }
 
-const daemonTunnelKeys = z.strictObject({
-  dev: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'an interface name of 1..15 letters, digits, "-", "_" or "."').optional(),
-  defaultRoute: z.boolean().optional(),
-  offload: z.boolean({ error: 'use true or false' }).optional(),
-  ioUring: z.boolean({ error: 'use true or false' }).optional(),
-  defaultRouteMetric: wholeNumber(1, 4294967295, 'a route metric').optional(),
-  keepalive: z.custom<number | 'off'>((v) => v === 'off' || (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 86_400), { error: 'use seconds (1..86400) or "off"' }).optional(),
-  localCheckSeconds: wholeNumber(1, 86_400, 'seconds').optional(),
-  update: z
-    .strictObject({
-      url: z.url({ error: 'an http(s) URL' }).optional(),
-      insecureHttp: z.boolean({ error: 'use true or false' }).optional(),
-      tunnelId: z.string().min(1, 'the broker\'s tunnel id'),
-      username: z.string().min(1, 'the broker account\'s username'),
-      keyFile: z.string().min(1, 'a file holding the update key (never put the key itself here)'),
-      timeoutMs: wholeNumber(100, 120_000, 'milliseconds').optional(),
-    })
-    .superRefine((u, ctx) => {
-      const problem = u.url === undefined ? null : updateUrlProblem(u.url, u.insecureHttp ?? false);
-      if (problem) ctx.addIssue({ code: 'custom', path: ['url'], message: problem });
-    })
-    .optional(),
-});
+const KEEPALIVE = 'use seconds (1 or more) or "off"; at most 86400 (a day)';
+
+/**
+ * The broker update's keys (a tunnel's `update` table), in the shape of the tunnel options
+ * (src/encap/options.ts): each with its `run` flag. tunnelId, username and keyFile are required.
+ */
+export const UPDATE_OPTIONS = {
+  url: {
+    schema: z.url({ error: 'an http(s) URL' }),
+    expect: 'use an https URL such as the broker\'s update URL',
+    flag: '--update-url <url>',
+    help: `broker update URL (default ${HE_UPDATE_URL})`,
+  },
+  insecureHttp: {
+    schema: z.boolean({ error: 'use true or false' }),
+    expect: 'use true or false',
+    flag: '--update-insecure-http',
+    help: 'allow a plain http:// --update-url (the key crosses the network in cleartext)',
+  },
+  tunnelId: {
+    schema: z.string().min(1, 'the broker\'s tunnel id'),
+    expect: 'use the broker\'s tunnel id',
+    flag: '--tunnel-id <id>',
+    help: 'broker tunnel id: enables the broker endpoint update',
+  },
+  username: {
+    schema: z.string().min(1, 'the broker account\'s username'),
+    expect: 'use the broker account\'s username',
+    flag: '--username <name>',
+    help: 'broker account name, for the update',
+  },
+  keyFile: {
+    schema: z.string().min(1, 'a file holding the update key (never put the key itself here)'),
+    expect: 'use a file holding the update key (never put the key itself here)',
+    flag: '--update-key-file <file>',
+    help: 'file holding the broker update key (never put the key on the command line)',
+  },
+  timeoutMs: {
+    schema: wholeNumber(100, 120_000, 'milliseconds'),
+    expect: 'use milliseconds: a whole number in 100..120000',
+    flag: null,
+    help: 'per request; default 10 s',
+  },
+} as const satisfies Record<string, OptionDefinition>;
+
+const UPDATE_REQUIRED: ReadonlySet<string> = new Set(['tunnelId', 'username', 'keyFile']);
+
+const updateSchema = z
+  .strictObject(Object.fromEntries(Object.entries(UPDATE_OPTIONS).map(([k, d]) => [k, UPDATE_REQUIRED.has(k) ? d.schema : d.schema.optional()])) as Record<string, z.ZodType>)
+  .superRefine((u, ctx) => {
+    const { url, insecureHttp } = u as { url?: string; insecureHttp?: boolean };
+    const problem = url === undefined ? null : updateUrlProblem(url, insecureHttp ?? false);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['url'], message: problem });
+  });
+
+/**
+ * A tunnel's keys that are the daemon's, not openTunnel's (TunnelSpec beyond OpenTunnelOptions),
+ * in the shape of the tunnel options: each with its `run` flag, if it has one.
+ */
+export const DAEMON_TUNNEL_OPTIONS = {
+  keepalive: {
+    schema: z.union([z.literal('off'), z.number({ error: KEEPALIVE }).int({ error: KEEPALIVE }).min(1, { error: KEEPALIVE }).max(86_400, { error: KEEPALIVE })], { error: KEEPALIVE }),
+    expect: KEEPALIVE,
+    flag: '--keepalive <seconds|off>',
+    help: '6in4, 6rd with --peer: ICMPv6 echo to the peer every N seconds (default 60)',
+  },
+  localCheckSeconds: {
+    schema: wholeNumber(1, 86_400, 'seconds'),
+    expect: 'use seconds: a whole number in 1..86400',
+    flag: null,
+    help: 'with local "auto": seconds between checks of the source address; default 30',
+  },
+  update: {
+    schema: updateSchema,
+    expect: 'use a table: [tunnels.NAME.update] with tunnelId, username and keyFile',
+    // its keys have flags (UPDATE_OPTIONS); the table itself has none
+    flag: null,
+    help: 'broker endpoint update (6in4)',
+  },
+} as const satisfies Record<string, OptionDefinition>;
+
+const optionalSchemas = (table: Record<string, OptionDefinition>) => Object.fromEntries(Object.entries(table).map(([k, d]) => [k, d.schema.optional()]));
+const daemonTunnelKeys = z.strictObject({ ...optionalSchemas(HOST_OPTIONS), ...optionalSchemas(DAEMON_TUNNEL_OPTIONS) });
 const DAEMON_KEYS = Object.keys(daemonTunnelKeys.shape);
 
 const fileSchema = z.strictObject({
@@ -165,7 +227,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   metrics: ['listen'],
   log: ['level'],
   'tunnels.*': TUNNEL_KEYS,
-  'tunnels.*.update': ['url', 'insecureHttp', 'tunnelId', 'username', 'keyFile', 'timeoutMs'],
+  'tunnels.*.update': Object.keys(UPDATE_OPTIONS),
 };
 
 /** What to write instead, for a value of the wrong type (zod's own text names no fix). */

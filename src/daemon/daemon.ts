@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { Logger } from 'pino';
 import { daemonConfigToFile, DEFAULT_CONTROL_SOCKET, type DaemonConfig, type DaemonConfigFile } from './config.js';
 import { ControlSocketBusyError, listenControl, type ControlListener } from './control.js';
-import { EBADFD } from '../io/native.js';
+import { EBADFD, loadNative } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
 import { resolveDropTarget } from './privileges.js';
@@ -25,6 +25,11 @@ export interface DaemonStatus {
    * runs on with the old values); `error`: a key that could not be applied (kept as it was).
    */
   lastReload: { at: string; ok: boolean; error?: string; restartNeeded?: string[] } | null;
+  /**
+   * Crossings between JS and the addon so far (calls into it, its readiness callbacks): over the
+   * packets moved, what the boundary costs a packet (the bench reports it).
+   */
+  nativeCrossings: number;
 }
 
 /**
@@ -277,6 +282,7 @@ export class Daemon {
       tunnels: [...this.tunnels.values()].map((t) => t.status()),
       failed: [...this.failed].map(([tunnel, f]) => ({ tunnel, error: f.message })),
       lastReload: this.lastReload,
+      nativeCrossings: loadNative().crossings(),
     };
   }
 

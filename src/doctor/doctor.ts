@@ -1,39 +1,24 @@
 /** `tun6in4 doctor`: checks of this host for what a tunnel needs, each finding with its fix. */
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { classifyIpv4, parseIpv4 } from '../packet/address.js';
-import { FOU_MTU_MAX, MTU_DEFAULT } from '../encap/options.js';
+import { checkOption, FOU_MTU_MAX, MTU_DEFAULT, type TunnelOptions } from '../encap/options.js';
+import { fouLocalPort } from '../encap/resolve.js';
 import { BUILD_NATIVE_COMMAND, loadNative, NativeAddonError, nativeAddonInfo, type NativeAddon, type NativeAddonInfo } from '../io/native.js';
 import { ip } from '../tun/iproute.js';
 import { sourceAddressToward } from '../tun/interface.js';
 import { formatTunNode, lookupTunUser, modeAllows, tunAccessFix, tunNode, tunOpenDenied } from '../host/tun-access.js';
+import type { Finding } from './finding.js';
 import { checkHosting } from './hosting.js';
 
-export type FindingLevel = 'ok' | 'warn' | 'fail' | 'info';
+export type { Finding, FindingLevel } from './finding.js';
 
-export interface Finding {
-  check: string;
-  level: FindingLevel;
-  detail: string;
-  fix?: string;
-}
+/** The tunnel options doctor checks the host for; each means and is checked as it is for a tunnel. */
+const DOCTOR_TUNNEL_KEYS = ['mode', 'local', 'remote', 'relay', 'mtu', 'encap', 'encapDport', 'encapPort', 'routed', 'address'] as const;
 
-export interface DoctorOptions {
-  mode?: '6in4' | '6to4' | '6rd';
-  local?: string;
-  remote?: string;
-  relay?: string;
-  mtu?: number;
-  /** `fou`: check the Foo-over-UDP socket too (the UDP port, UDP GSO and GRO). */
-  encap?: 'none' | 'fou';
-  /** FOU: the local UDP port the tunnel will bind (default 5555). */
-  encapPort?: number;
+export type DoctorOptions = Partial<Pick<TunnelOptions, (typeof DOCTOR_TUNNEL_KEYS)[number]>> & {
   /** The user the daemon runs as (`--user`, systemd's `User=`): can it open /dev/net/tun? */
   user?: string;
-  /** Prefixes routed to this host: check what hosting them behind it needs (src/doctor/hosting.ts). */
-  routed?: string[];
-  /** The tunnel's address with its link prefix, to tell it apart from the routed prefixes. */
-  address?: string;
-}
+};
 
 const CAP_NET_ADMIN = 12;
 const CAP_NET_RAW = 13;
@@ -51,7 +36,11 @@ export function missingNetworkCapabilities(): string[] {
   return NETWORK_CAPABILITIES.filter(([, bit]) => ((caps >> BigInt(bit)) & 1n) === 0n).map(([name]) => name);
 }
 
+/** Runs every check; a malformed option is a ConfigError naming it, as it would be for a tunnel. */
 export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
+  for (const key of DOCTOR_TUNNEL_KEYS) {
+    if (o[key] !== undefined && !(key === 'local' && o.local === 'auto')) checkOption(key, o[key]);
+  }
   const out: Finding[] = [];
   const add = (f: Finding) => out.push(f);
 
@@ -130,10 +119,12 @@ function tunForUserFinding(name: string): Finding {
   };
 }
 
-/** `up` would refuse FOU for 6to4 and 6rd (their peers come from inner addresses; no UDP convention). */
+/** `up` would refuse FOU for 6to4 and 6rd (their peers come from inner addresses; no UDP convention), and without the peer's port. */
 function checkEncapForMode(o: DoctorOptions, add: (f: Finding) => void): void {
   if (o.encap !== 'fou') return;
-  if (o.mode === '6in4') {
+  if (o.mode === '6in4' && o.encapDport === undefined) {
+    add({ check: 'encapsulation', level: 'fail', detail: 'Foo-over-UDP needs the peer\'s UDP port', fix: 'add --encap-dport PORT (the peer\'s `ip fou add port PORT ipproto 41`; --encap-port defaults to it)' });
+  } else if (o.mode === '6in4') {
     add({ check: 'encapsulation', level: 'ok', detail: 'Foo-over-UDP for a configured (6in4) tunnel' });
   } else {
     add({ check: 'encapsulation', level: 'fail', detail: `FOU carries 6in4 tunnels only; ${o.mode} finds its peers in the inner addresses and has no UDP convention`, fix: `use --encap none with --mode ${o.mode}` });
@@ -186,7 +177,11 @@ function checkNativeAddon(add: (f: Finding) => void): NativeAddon | null {
  * kernel grants decides the speed: UDP GSO needs checksums on (--encap-csum), UDP GRO is asked for.
  */
 function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => void): void {
-  const port = o.encapPort ?? 5555;
+  const port = fouLocalPort(o);
+  if (port === undefined) {
+    add({ check: 'UDP port (FOU)', level: 'fail', detail: 'no port to check: neither --encap-port nor --encap-dport is given', fix: 'add --encap-dport PORT (the peer\'s UDP port; the tunnel binds it too unless --encap-port says otherwise)' });
+    return;
+  }
   const local = o.local && o.local !== 'auto' ? (parseIpv4(o.local) ?? 0) : 0;
   try {
     const s = native.openUdpSocket(local, port, 0, 0, true, true);
@@ -235,7 +230,8 @@ async function checkAddresses(o: DoctorOptions, add: (f: Finding) => void): Prom
     } else if (o.mode === '6rd' && cls !== 'global') {
       add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine inside an ISP's 6rd domain, which may use private or shared addresses` });
     } else if (o.mode === '6in4' && cls !== 'global') {
-      const through = o.encap === 'fou' ? `UDP to port ${o.encapPort ?? 5555} both ways (keepalive holds its mapping)` : 'protocol 41 (keepalive holds its state)';
+      const fouPort = fouLocalPort(o);
+      const through = o.encap === 'fou' ? `UDP to ${fouPort === undefined ? 'the tunnel\'s port' : `port ${fouPort}`} both ways (keepalive holds its mapping)` : 'protocol 41 (keepalive holds its state)';
       add({ check: 'local IPv4 class', level: 'info', detail: `${local} is ${cls} space: fine behind a 1:1 NAT; the broker must see your public IPv4 and the NAT must pass ${through}` });
     } else {
       add({ check: 'local IPv4 class', level: 'ok', detail: `${local} is global unicast` });

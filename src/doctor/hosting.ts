@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { formatIpv6Prefix, ipv6Network, ipv6PrefixMatch, parseIpv6, parseIpv6Prefix, type Ipv6Prefix } from '../packet/address.js';
 import { ip } from '../tun/iproute.js';
-import type { Finding } from './doctor.js';
+import type { Finding } from './finding.js';
 
 export interface HostingCheckOptions {
   /** The routed prefixes the tunnel will carry (`--routed`). */

@@ -3,6 +3,7 @@ export * from './ecn.js';
 export * from './mss.js';
 export * from './options.js';
 export * from './path-mtu.js';
+export * from './resolve.js';
 export * from './result.js';
 export * from './sixrd-dhcp.js';
 export * from './token-bucket.js';

@@ -5,7 +5,7 @@
  * with the BRs joined by commas. Both are read here.
  */
 import { classifyIpv4, formatIpv4, formatIpv6, ipv6Network, parseIpv4, parseIpv6, type Ipv6Prefix } from '../packet/address.js';
-import { checkDelegatedLength, ConfigError } from './options.js';
+import { ConfigError } from './options.js';
 
 export interface SixRdParameters {
   ipv4MaskLen: number;
@@ -85,4 +85,16 @@ export function borderRelayProblem(relay: number): string | null {
     return `${formatIpv4(relay)} is ${cls} space, not a usable unicast IPv4 address; give the ISP's BR address (check the value, or the DHCP server sending option 212)`;
   }
   return null;
+}
+
+/** RFC 5969 §4: the delegated prefix, 6rdPrefixLen + 32 − IPv4MaskLen bits, must fit in a /64 here. */
+export function checkDelegatedLength(field: string, value: unknown, prefixLen: number, ipv4MaskLen: number): void {
+  const len = prefixLen + 32 - ipv4MaskLen;
+  if (len > 64) {
+    throw new ConfigError(
+      field,
+      value,
+      `with 6rd prefix length ${prefixLen} and ipv4MaskLen ${ipv4MaskLen} the delegated prefix would be /${len}, longer than /64: 6rdPrefixLen + 32 − ipv4MaskLen must be at most 64 (check both values with the ISP)`,
+    );
+  }
 }

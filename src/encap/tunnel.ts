@@ -25,7 +25,8 @@ import { PROTO_UDP, UDP, udp4Checksum, writeUdpHeader } from '../packet/udp.js';
 import { checkIpv6, IPV6, IPV6_MIN_MTU, ipv6TrafficClass, setIpv6TrafficClass } from '../packet/ipv6.js';
 import { Counters, Drop, Traffic } from './counters.js';
 import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
-import { resolveTunnelOptions, type TunnelConfig, type TunnelOptions } from './options.js';
+import type { TunnelOptions } from './options.js';
+import { resolveTunnelOptions, type TunnelConfig } from './resolve.js';
 import { clampMss, mssForMtu } from './mss.js';
 import { IPV4_MIN_MTU, PathMtuTable, PMTU_TABLE_SIZE } from './path-mtu.js';
 import { PacketResult, Verdict } from './result.js';
@@ -73,6 +74,12 @@ export class Tunnel {
   private local = 0;
   /** Addresses in `| 0` form for allocation-free comparisons (see ipv4AtS32). */
   private localS32 = 0;
+  /**
+   * The 6in4 remote, read per packet from here rather than from `config`: configs of different
+   * modes have different shapes, and a double loaded through a polymorphic access is boxed, a
+   * heap number per packet.
+   */
+  private readonly remote: number;
   private readonly remoteS32: number;
   /** 6rd BR: the customers' IPv4 prefixes; null: any IPv4 of the domain. */
   private readonly customers: ReadonlyArray<readonly [number, number]> | null;
@@ -112,6 +119,7 @@ export class Tunnel {
     this.customers = this.config.customers ?? null;
     // R03: start the Identification sequence somewhere unpredictable, as hosts do.
     this.ipId = (env.initialIpId ?? Math.random() * 0x10000) & 0xffff;
+    this.remote = this.config.remote;
     this.remoteS32 = this.config.remote | 0;
     this.relay = this.config.relay;
     this.relayS32 = this.config.relay | 0;
@@ -181,7 +189,7 @@ export class Tunnel {
 
     let dst: number;
     if (this.is6in4) {
-      dst = this.config.remote;
+      dst = this.remote;
     } else {
       const d = off + IPV6.DST;
       if (isBogus6to4Inner(buf, d)) return this.drop(out, Drop.tx_6to4_bogus_destination);
@@ -240,10 +248,11 @@ export class Tunnel {
     const h = off - this.overhead;
     const total = len + this.overhead;
     const c = this.config;
-    if (this.fou) {
-      writeUdpHeader(buf, h + IPV4.HEADER_LEN, c.encapPort, c.encapDport, len + UDP.HEADER_LEN, c.encapCsum, this.local, out.outerDst);
-    }
-    writeIpv4Header(buf, h, out.outerFields, total, id, this.fou ? PROTO_UDP : PROTO_IPV6, this.local, out.outerDst);
+    // `| 0`: an unsigned address above 2^31 passed as an argument is boxed, a heap number per packet.
+    const src = this.local | 0;
+    const dst = out.outerDst | 0;
+    if (this.fou) writeUdpHeader(buf, h + IPV4.HEADER_LEN, c.encapPort, c.encapDport, len + UDP.HEADER_LEN, c.encapCsum, src, dst);
+    writeIpv4Header(buf, h, out.outerFields, total, id, this.fou ? PROTO_UDP : PROTO_IPV6, src, dst);
     out.offset = h;
     out.length = total;
     return out;
@@ -346,7 +355,7 @@ export class Tunnel {
     if (ck !== 0) {
       buf[u + UDP.CHECKSUM] = 0;
       buf[u + UDP.CHECKSUM + 1] = 0;
-      const want = udp4Checksum(buf, u, ulen, src >>> 0, this.local);
+      const want = udp4Checksum(buf, u, ulen, src | 0, this.local | 0);
       buf[u + UDP.CHECKSUM] = ck >>> 8;
       buf[u + UDP.CHECKSUM + 1] = ck & 0xff;
       if (want !== ck) return Drop.rx_bad_udp_checksum;

@@ -6,7 +6,8 @@
 import { createSocket } from 'node:dgram';
 import { constants as osConstants } from 'node:os';
 import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4 } from '../packet/address.js';
-import { ConfigError, type TunnelConfig, type TunnelOptions } from '../encap/options.js';
+import { ConfigError, type TunnelOptions } from '../encap/options.js';
+import type { TunnelConfig } from '../encap/resolve.js';
 import type { CountersSnapshot } from '../encap/counters.js';
 import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
 import { Tunnel } from '../encap/tunnel.js';
@@ -19,20 +20,14 @@ import type { TunDevice } from '../tun/device.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
 import { linkExists } from '../tun/iproute.js';
 import { LinuxTun } from '../tun/linux-tun.js';
-import { OffloadTun } from '../tun/offload.js';
+import { OffloadTun, type SuperPacketCounts } from '../tun/offload.js';
 import { tunOpenDeniedMessage } from './tun-access.js';
+import type { HostOptions, InterfaceOptions } from './options.js';
 import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
 import { ReceiveAlso } from '../transport/receive-also.js';
 import { HOST_SOCKETS, type SharedSockets } from '../transport/socket-hub.js';
 import type { OuterTransport } from '../transport/transport.js';
-
-export interface InterfaceOptions {
-  /** Install a default IPv6 route through the tunnel (6to4: only when a relay is set). Default true. */
-  defaultRoute?: boolean;
-  /** Metric of that default route; default 1024 (the kernel's own default). */
-  defaultRouteMetric?: number;
-}
 
 /** The interface a tunnel needs: its MTU, address and link-local (R17), default route, own prefixes. */
 export function interfacePlan(config: TunnelConfig, local: number, opts: InterfaceOptions = {}): InterfacePlan {
@@ -48,24 +43,10 @@ export function interfacePlan(config: TunnelConfig, local: number, opts: Interfa
   };
 }
 
-export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, InterfaceOptions, EngineOptions {
+/** openTunnel's options: the tunnel's (src/encap/options.ts), the host's (./options.ts) and the loop's. */
+export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, HostOptions, EngineOptions {
   /** Our IPv4, or `auto`: the source address the kernel uses toward `remote` (6in4) or `relay` (6to4). */
   local: string;
-  /** Interface name to create (must not exist); default `tun6in4-%d`, numbered by the kernel. */
-  dev?: string;
-  /**
-   * TUN offload: the kernel hands us 64 KiB TCP super-packets that we cut into tunnel-MTU
-   * segments, and we hand it merged runs of received segments (GRO); what crosses the wire is
-   * the same. Default on: ~1.4x the single-stream TCP throughput (bench/); off costs nothing
-   * but that speed.
-   */
-  offload?: boolean;
-  /**
-   * Move batches of TUN reads and writes through io_uring where the kernel allows it (one
-   * syscall a batch instead of one a packet). Default on; off, or where io_uring is missing or
-   * refused (e.g. by a container's seccomp profile), plain read()/write() loops are used.
-   */
-  ioUring?: boolean;
   /** Where tunnels on one local address find the socket they share; default the process's own (HOST_SOCKETS). */
   sharedSockets?: SharedSockets;
 }
@@ -95,8 +76,11 @@ export interface TunnelStatus {
   peer?: string;
   mtu: number;
   pmtu: string;
-  /** How packets cross the TUN: TSO/GRO offload or not, io_uring batches or a syscall each. */
-  tunIo: { offload: boolean; ioUring: boolean; ioUringFallback?: string };
+  /**
+   * How packets cross the TUN: TSO/GRO offload or not, UDP offload too (USO: Linux ≥ 6.2), io_uring
+   * batches or a syscall each.
+   */
+  tunIo: { offload: boolean; udpOffload: boolean; ioUring: boolean; ioUringFallback?: string; superPackets?: SuperPacketCounts };
   /** The outer transport: bare protocol 41, or Foo-over-UDP with its ports and offloads. */
   transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean; gso: boolean; gro: boolean; groCoalesced: number; gsoFallbacks: number };
   /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
@@ -246,7 +230,8 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
 
   let state: 'running' | 'stopped' = 'running';
   const drops = tunnel.counters.drops;
-  const device: TunDevice = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++) : tun;
+  const offloadTun = tun.offload ? new OffloadTun(tun, (reason) => drops[Drop[reason]]++, { udp: tun.udpOffload }) : null;
+  const device: TunDevice = offloadTun ?? tun;
   const advertisers: RouterAdvertiser[] = [];
   const engine = new TunnelEngine(tunnel, device, socket, {
     batchSize,
@@ -294,7 +279,13 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<RunningTun
         address: formatIpv6Prefix(c.address),
         mtu: c.mtu,
         pmtu: c.pmtu,
-        tunIo: { offload: tunDevice.offload, ioUring: tunDevice.ioUring, ...(tunDevice.ioUringFallback ? { ioUringFallback: tunDevice.ioUringFallback } : {}) },
+        tunIo: {
+          offload: tunDevice.offload,
+          udpOffload: tunDevice.udpOffload,
+          ioUring: tunDevice.ioUring,
+          ...(tunDevice.ioUringFallback ? { ioUringFallback: tunDevice.ioUringFallback } : {}),
+          ...(offloadTun ? { superPackets: { ...offloadTun.superPackets } } : {}),
+        },
         transport:
           c.encap === 'fou'
             ? { encap: 'fou', port: c.encapPort, dport: c.encapDport, checksum: c.encapCsum, gso: fou?.gso ?? false, gro: fou?.gro ?? false, groCoalesced: fou?.groCoalesced ?? 0, gsoFallbacks: fou?.gsoFallbacks ?? 0 }

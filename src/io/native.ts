@@ -10,8 +10,18 @@ export interface NativePoller {
   close(): void;
 }
 
+/**
+ * The addon's exports (native/module.cc lists them). Calls move packets between fds and
+ * caller-owned buffers; every decision about a packet is made in TypeScript.
+ */
 export interface NativeAddon {
-  openTun(name: string, nonBlocking?: boolean, offload?: boolean): { fd: number; name: string };
+  /**
+   * Opens (creating) a TUN device. `offloadFlags` (TUN_F_* bits; 0, the default, is none) turns on
+   * IFF_VNET_HDR and asks TUNSETOFFLOAD for them; a kernel that refuses them throws an error
+   * naming the flags (message `ioctl TUNSETOFFLOAD 0x45 (CSUM|TSO6|USO6): …`, `flags`, `errno`),
+   * so a caller can try fewer.
+   */
+  openTun(name: string, nonBlocking?: boolean, offloadFlags?: number): { fd: number; name: string };
   /** `sendOnly`: receives nothing (a drop-all filter) and queues no errors; for sending with other socket options. */
   openRawSocket(localAddr: number, pmtuDiscover: number, bufferBytes: number, sendOnly?: boolean): number;
   tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, ring?: boolean): number;
@@ -37,7 +47,11 @@ export interface NativeAddon {
     nRuns?: number,
     /** stats[0] += GSO messages the path refused as a whole and that went again packet by packet. */
     stats?: Int32Array,
+    /** The socket sends zero checksums: turn them on for the GSO messages only (the kernel refuses GSO without). */
+    csumForGso?: boolean,
   ): number;
+  /** Boundary crossings so far: calls into the addon, its poller callbacks and Poller methods. */
+  crossings(): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   /** The error queue of a raw or UDP socket: the quoted payload per slot, ERROR_INFO_STRIDE ints per error. */
   recvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
@@ -45,6 +59,10 @@ export interface NativeAddon {
   openUdpSocket(localAddr: number, port: number, pmtuDiscover: number, bufferBytes: number, checksum?: boolean, gro?: boolean): { fd: number; gso: boolean; gro: boolean };
   /** Datagrams into slots; info gets UDP_INFO_STRIDE ints each: source address, source port, TOS, GRO segment size. */
   udpRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  /**
+   * Becomes uid/gid (no supplementary groups) keeping only CAP_NET_ADMIN and CAP_NET_RAW, also as
+   * ambient capabilities for the `ip` children; bounds every other capability and sets no_new_privs.
+   */
   dropPrivileges(uid: number, gid: number): void;
   /** An fd holding an exclusive flock on `path` (created if missing), or -1 if another process holds it. */
   lockFile(path: string): number;
@@ -68,7 +86,29 @@ export interface NativeAddon {
   Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
   POLL_READABLE: number;
   POLL_WRITABLE: number;
+  /**
+   * Layouts the calls share with TypeScript, exported so a test can hold each TS copy to them
+   * (test/native.test.ts).
+   */
   MAX_BATCH: number;
+  /** The bit layout of one `fields` entry (packOuterFields): TTL and TOS bytes at these shifts, DF this bit. */
+  OUTER_TTL_SHIFT: number;
+  OUTER_TOS_SHIFT: number;
+  OUTER_DF: number;
+  /** Ints per error in recvErrors' `info` (ERROR_INFO_STRIDE) and per datagram in udpRecv's (UDP_INFO_STRIDE). */
+  ERROR_INFO_STRIDE: number;
+  UDP_INFO_STRIDE: number;
+  /** What sendBatch checks a GSO run against (src/transport/gso.ts). */
+  GSO_MAX_SEGMENTS: number;
+  GSO_MAX_BYTES: number;
+  /** linux/if_tun.h TUNSETOFFLOAD flags for openTun (TunOffload holds the same values). */
+  TUN_F_CSUM: number;
+  TUN_F_TSO4: number;
+  TUN_F_TSO6: number;
+  TUN_F_TSO_ECN: number;
+  TUN_F_UFO: number;
+  TUN_F_USO4: number;
+  TUN_F_USO6: number;
   /** Built with liburing. */
   IO_URING_COMPILED: boolean;
   /** True if this thread has an io_uring for TUN reads and writes (built with liburing, kernel allows it). */

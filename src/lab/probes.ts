@@ -139,3 +139,166 @@ export async function udpFlood(from: Namespace, to: Namespace, addr: string, mbi
     }
   }
 }
+
+export interface UdpBulkOptions {
+  /** Datagrams to send and their UDP payload size. */
+  datagrams: number;
+  size: number;
+  /** The sender uses UDP_SEGMENT (as QUIC stacks do): `perSend` datagrams a send; else one a send. */
+  gso: boolean;
+  perSend?: number;
+  /** The receiver asks for UDP_GRO: merged datagrams arrive as one read, with their segment size. */
+  gro: boolean;
+  port?: number;
+  /** The receiver gives up after this long without a datagram. */
+  idleS?: number;
+  /** Send for this long instead of `datagrams` (a benchmark's load; the count is then what was sent). */
+  seconds?: number;
+  /** The receiver checks every datagram's bytes (default); off, it only counts (less of its CPU). */
+  verify?: boolean;
+}
+
+export interface UdpBulkResult {
+  sent: number;
+  received: number;
+  /** Datagrams whose length or bytes were not what was sent. */
+  corrupt: number;
+  /** Reads that held more than one datagram (the kernel delivered a UDP GSO frame as one). */
+  coalescedReads: number;
+  maxPerRead: number;
+  /** Sender's time from first to last send, and its rate (what the sender pushed, not what arrived). */
+  seconds: number;
+  sentMbitPerSecond: number;
+  /** Received payload bits over the receiver's first-to-last datagram time. */
+  receivedMbitPerSecond: number;
+}
+
+/** Datagram i: its number, then bytes from a 251-periodic pattern starting at i mod 251. */
+const UDP_BULK_COMMON = `
+import socket, struct, sys, time, json
+SOL_UDP, UDP_SEGMENT, UDP_GRO = 17, 103, 104
+PAT = bytes(range(251)) * 300
+def payload(i, size):
+    k = i % 251
+    return struct.pack('!Q', i) + PAT[k:k + size - 8]
+`;
+
+const UDP_BULK_RECEIVER = `${UDP_BULK_COMMON}
+addr, port, size, count, gro, idle, verify = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1', float(sys.argv[6]), sys.argv[7] == '1'
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+try:
+    s.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE (root): past rmem_max
+except OSError:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+if gro:
+    s.setsockopt(SOL_UDP, UDP_GRO, 1)
+s.bind((addr, port))
+print('listening', flush=True)
+s.settimeout(idle)
+got = corrupt = coalesced = maxper = 0
+first = last = None
+seen = set()
+while got < count:
+    try:
+        data, anc, _, _ = s.recvmsg(65535, socket.CMSG_SPACE(4))
+    except socket.timeout:
+        break
+    now = time.monotonic()
+    first = now if first is None else first
+    last = now
+    seg = len(data)
+    for lvl, typ, d in anc:
+        if lvl == SOL_UDP and typ == UDP_GRO:
+            seg = struct.unpack('i', d[:4])[0]
+    n = 0
+    if not verify:
+        n = (len(data) + seg - 1) // seg
+        got += n
+        if n > 1:
+            coalesced += 1
+        maxper = max(maxper, n)
+        continue
+    for off in range(0, len(data), seg):
+        d = data[off:off + seg]
+        n += 1
+        i = struct.unpack('!Q', d[:8])[0] if len(d) >= 8 else -1
+        if len(d) != size or i in seen or d != payload(i, size):
+            corrupt += 1
+        else:
+            seen.add(i)
+            got += 1
+    if n > 1:
+        coalesced += 1
+    maxper = max(maxper, n)
+span = (last - first) if first is not None and last > first else 0
+print(json.dumps({'received': got, 'corrupt': corrupt, 'coalescedReads': coalesced, 'maxPerRead': maxper, 'seconds': span}), flush=True)
+`;
+
+const UDP_BULK_SENDER = `${UDP_BULK_COMMON}
+addr, port, size, count, gso, per, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1', int(sys.argv[6]), float(sys.argv[7])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+if gso:
+    s.setsockopt(SOL_UDP, UDP_SEGMENT, size)
+else:
+    per = 1
+s.connect((addr, port))
+sent = 0
+t0 = time.monotonic()
+# timed: the same burst again and again (building bursts would cost the CPU the forwarders need)
+fixed = b''.join(payload(j, size) for j in range(per)) if seconds > 0 else None
+while (time.monotonic() - t0 < seconds) if seconds > 0 else sent < count:
+    k = per if seconds > 0 else min(per, count - sent)
+    buf = fixed if seconds > 0 else b''.join(payload(sent + j, size) for j in range(k))
+    try:
+        s.send(buf)
+    except BlockingIOError:
+        continue
+    except OSError as e:
+        if e.errno == 105:  # ENOBUFS: the TUN's queue is full; this burst is lost, as on any link
+            sent += k
+            continue
+        raise
+    sent += k
+print(json.dumps({'sent': sent, 'seconds': time.monotonic() - t0}), flush=True)
+`;
+
+/**
+ * Inner-UDP bulk from `from` to `addr` on `to` with Python's sockets over the kernel: with `gso`
+ * the sender hands the kernel 64-datagram-ish super-packets (UDP_SEGMENT, as QUIC stacks do), and
+ * with `gro` the receiver takes merged ones (UDP_GRO). Every datagram is numbered and patterned,
+ * so the receiver counts what arrived intact; UDP has no retransmission, so loss is reported, not
+ * an error.
+ */
+export async function udpBulk(from: Namespace, to: Namespace, addr: string, o: UdpBulkOptions): Promise<UdpBulkResult> {
+  const port = o.port ?? 5401;
+  const perSend = o.perSend ?? 32;
+  const timed = (o.seconds ?? 0) > 0;
+  const server = to.spawn('/usr/bin/python3', ['-c', UDP_BULK_RECEIVER, addr, String(port), String(o.size), String(timed ? 2 ** 50 : o.datagrams), o.gro ? '1' : '0', String(o.idleS ?? 3), o.verify === false || timed ? '0' : '1']);
+  try {
+    const lines = createInterface({ input: server.stdout! });
+    const it = lines[Symbol.asyncIterator]();
+    const first = await it.next();
+    if (first.value !== 'listening') throw new Error('UDP bulk receiver did not start');
+    const sender = JSON.parse(
+      await from.exec('/usr/bin/python3', ['-c', UDP_BULK_SENDER, addr, String(port), String(o.size), String(o.datagrams), o.gso ? '1' : '0', String(perSend), String(o.seconds ?? 0)], { timeoutMs: 120_000 }),
+    ) as { sent: number; seconds: number };
+    const got = await it.next();
+    const r = JSON.parse(String(got.value)) as { received: number; corrupt: number; coalescedReads: number; maxPerRead: number; seconds: number };
+    return {
+      sent: sender.sent,
+      received: r.received,
+      corrupt: r.corrupt,
+      coalescedReads: r.coalescedReads,
+      maxPerRead: r.maxPerRead,
+      seconds: sender.seconds,
+      sentMbitPerSecond: (sender.sent * o.size * 8) / sender.seconds / 1e6,
+      receivedMbitPerSecond: r.seconds > 0 ? (r.received * o.size * 8) / r.seconds / 1e6 : 0,
+    };
+  } finally {
+    if (server.exitCode === null) {
+      server.kill('SIGKILL');
+      await once(server, 'exit').catch(() => undefined);
+    }
+  }
+}

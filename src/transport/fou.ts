@@ -2,7 +2,7 @@
  * Foo-over-UDP (Linux net/ipv4/fou, `ip fou add port P ipproto 41`): the IPv6 packet is the UDP
  * payload, with nothing in between. One UDP socket bound to local:encapPort sends to the peer's
  * encapDport and receives from any source port. UDP GSO carries a run of equal-sized segments to
- * one peer in one send (checksums on: the kernel refuses GSO without them); UDP GRO hands over
+ * one peer in one send (with checksums: the kernel refuses GSO without them); UDP GRO hands over
  * coalesced datagrams, split here. The loop sees what the raw transport gives it: IPv4 packets of
  * protocol 41, each given a header with the datagram's addresses and TOS (R13's ECN needs it).
  */
@@ -17,8 +17,8 @@ import type { OuterTransport } from './transport.js';
 /** Sends without GSO after a GSO message was refused (about a second of bulk traffic). */
 const GSO_REST_SENDS = 1024;
 
-/** Ints per datagram in udpRecv's info: source address, source port, TOS, GRO segment size. */
-const UDP_INFO_STRIDE = 4;
+/** Ints per datagram in udpRecv's info: source address, source port, TOS, GRO segment size (the addon's UDP_INFO_STRIDE). */
+export const UDP_INFO_STRIDE = 4;
 
 export interface FouOptions {
   local: number;
@@ -27,8 +27,11 @@ export interface FouOptions {
   /** The peer's port: every datagram goes there. */
   dport: number;
   pmtu: 'static' | 'dynamic';
-  /** Send UDP checksums (and so allow UDP GSO). */
-  checksum: boolean;
+  /**
+   * UDP checksums: true on every datagram; false on none (Linux FOU's default, noencap-csum; no UDP
+   * GSO then); 'gso' on the datagrams sent as UDP GSO messages only, the rest with zero, as Linux.
+   */
+  checksum: boolean | 'gso';
   /** Use UDP GSO / GRO where the kernel allows; default true. */
   gso?: boolean;
   gro?: boolean;
@@ -36,13 +39,16 @@ export interface FouOptions {
 }
 
 export class FouTransport extends FdEndpoint implements OuterTransport {
-  /** What the kernel granted: UDP_SEGMENT sends (needs checksums) and UDP_GRO receives. */
+  /** What the kernel granted, and the checksums allow: UDP_SEGMENT sends and UDP_GRO receives. */
   readonly gso: boolean;
   readonly gro: boolean;
   private readonly dport: number;
+  /** `| 0` form: an unsigned address above 2^31 is a heap number, boxed again for every call it is passed to. */
   private readonly local: number;
   /** Dynamic path MTU: DF is per socket, so DF-clear runs toggle it (pass the socket itself). */
   private readonly dfToggleFd: number;
+  /** Zero checksums but on GSO messages (checksum 'gso'). */
+  private readonly csumForGso: boolean;
   /** Datagrams from a GRO-coalesced one on, set aside: split into the caller's slots from here. */
   private rxArena: Buffer = Buffer.alloc(0);
   private readonly rxLens = new Int32Array(MAX_BATCH);
@@ -62,14 +68,15 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     this.gso = gso;
     this.gro = gro;
     this.dport = o.dport;
-    this.local = o.local;
+    this.local = o.local | 0;
     this.dfToggleFd = o.pmtu === 'dynamic' ? fd : -1;
+    this.csumForGso = o.checksum === 'gso';
   }
 
   static open(o: FouOptions): FouTransport {
     const native = loadNative();
-    const r = native.openUdpSocket(o.local, o.port, o.pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, o.bufferBytes ?? 4 << 20, o.checksum, o.gro ?? true);
-    return new FouTransport(r.fd, o, r.gso && (o.gso ?? true), r.gro);
+    const r = native.openUdpSocket(o.local, o.port, o.pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, o.bufferBytes ?? 4 << 20, o.checksum === true, o.gro ?? true);
+    return new FouTransport(r.fd, o, r.gso && o.checksum !== false && (o.gso ?? true), r.gro);
   }
 
   /**
@@ -86,7 +93,7 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     }
     const nRuns = gsoRuns(lens, dsts, fields, n, this.runs);
     const refused = this.stats[0];
-    const sent = native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd, this.runs, nRuns, this.stats);
+    const sent = native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd, this.runs, nRuns, this.stats, this.csumForGso);
     if (this.stats[0] !== refused) this.gsoRest = GSO_REST_SENDS;
     return sent;
   }

@@ -2,7 +2,9 @@
  * Which consecutive packets of a batch may leave as one UDP GSO (UDP_SEGMENT) message: the
  * decision, kept apart from the syscall that carries it out so it can be tested without a socket
  * (as wireguard-go keeps coalesceMessages beside conn/). The kernel cuts such a message into
- * datagrams of the first packet's size, all to one address with one set of IP options.
+ * datagrams of the first packet's size, all to one address with one set of IP options. The addon
+ * only checks that each run is one (native/sockets.cc), against the same two limits, which it
+ * exports (test/native.test.ts compares).
  */
 
 /** The kernel's limit on segments per GSO message (UDP_MAX_SEGMENTS, 64 on older kernels). */

@@ -7,7 +7,10 @@
 
 /** Origins of an error-queue entry (linux/errqueue.h SO_EE_ORIGIN_*). */
 export const ErrorOrigin = { Local: 1, Icmp: 2 } as const;
-/** Stride of the `info` array filled by recvErrors: origin, type, code, info, original destination, errno. */
+/**
+ * Stride of the `info` array filled by recvErrors: origin, type, code, info, original destination,
+ * errno (the addon's ERROR_INFO_STRIDE: test/native.test.ts compares).
+ */
 export const ERROR_INFO_STRIDE = 6;
 
 export interface OuterTransport {

@@ -1,12 +1,15 @@
 /**
  * TUN offload (IFF_VNET_HDR + TUNSETOFFLOAD) behind the plain TunDevice interface, as
- * wireguard-go's tun does: reads cut the kernel's TCP super-packets into segments, one per slot
- * of the caller's batch; writes merge segments of a TCP flow into super-packets (GRO) so the
- * kernel's stack runs once per ~40 segments. The forwarding loop sees plain IPv6 packets only.
+ * wireguard-go's tun does: reads cut the kernel's TCP (and, where it offers USO, UDP) super-packets
+ * into segments, one per slot of the caller's batch; writes merge segments of a flow into
+ * super-packets (GRO) so the kernel's stack runs once per ~40 segments. The forwarding loop sees
+ * plain IPv6 packets only.
  */
 import { moveBytes } from '../packet/bytes.js';
 import { IPV6 } from '../packet/ipv6.js';
 import { PROTO_TCP, TCP } from '../packet/tcp.js';
+import { PROTO_UDP, UDP } from '../packet/udp.js';
+import { segmentUdp6, UdpCoalescer, udpSegmentCount, VNET_GSO_UDP_L4 } from '../packet/vnet-udp.js';
 import {
   completeChecksum,
   GRO_MAX_FRAME,
@@ -28,10 +31,28 @@ export const OFFLOAD_WRITE_HEADROOM = VNET_HDR_LEN;
 
 /** Why a frame read from the device was dropped. */
 export type OffloadDrop =
-  /** a GSO type other than TCPv6 (we asked the kernel for TCPv6 only) */
+  /** a GSO type we did not ask the kernel for (TCPv6, and UDP where it offers USO) */
   | 'tx_gso_unsupported'
-  /** a TCP super-packet we cannot cut: no partial checksum at the TCP header, TCP not where the header says */
+  /** a super-packet we cannot cut: no partial checksum at the TCP/UDP header, or that header not where it says */
   | 'tx_gso_malformed';
+
+/** Super-packets each way, by protocol (status: `tunIo.superPackets`). */
+export interface SuperPacketCounts {
+  /** Cut into segments on read (the kernel's TSO/USO). */
+  readTcp: number;
+  readUdp: number;
+  /** Merged from two or more segments on write (our GRO). */
+  writtenTcp: number;
+  writtenUdp: number;
+}
+
+export interface OffloadOptions {
+  /**
+   * The device was granted UDP segmentation offload (TUN_F_USO6): UDP super-packets are cut on
+   * read, and runs of datagrams merged on write. Without it, UDP is passed one datagram a frame.
+   */
+  udp?: boolean;
+}
 
 /** Runs of different flows merged at once; a batch with more interleaved flows closes the oldest run. */
 const OPEN_RUNS = 8;
@@ -72,16 +93,21 @@ export class OffloadTun implements TunDevice {
   private readonly subLens = new Int32Array(2 * MAX_BATCH);
   private readonly subErrs = new Int32Array(2 * MAX_BATCH);
   private readonly subIndex = new Int32Array(2 * MAX_BATCH);
+  private readonly udp: boolean;
+  readonly superPackets: SuperPacketCounts = { readTcp: 0, readUdp: 0, writtenTcp: 0, writtenUdp: 0 };
 
   /**
    * `device` reads and writes frames with a virtio_net_hdr in front (a TUN opened with
-   * IFF_VNET_HDR and TUNSETOFFLOAD for TCPv6). `onDrop` counts frames that cannot be passed on.
+   * IFF_VNET_HDR and TUNSETOFFLOAD for TCPv6, and UDP too with options.udp). `onDrop` counts
+   * frames that cannot be passed on.
    */
   constructor(
     private readonly device: TunDevice,
     private readonly onDrop: (reason: OffloadDrop) => void = () => undefined,
+    options: OffloadOptions = {},
   ) {
     this.name = device.name;
+    this.udp = options.udp ?? false;
   }
 
   watch(cb: () => void): void {
@@ -191,21 +217,26 @@ export class OffloadTun implements TunDevice {
         this.frameNext++;
         continue;
       }
-      if (gso !== VNET_GSO_TCPV6) {
+      const udp = gso === VNET_GSO_UDP_L4 && this.udp;
+      if (gso !== VNET_GSO_TCPV6 && !udp) {
         this.onDrop('tx_gso_unsupported');
         this.frameNext++;
         continue;
       }
-      // A super-packet always comes with its TCP checksum left partial: that says where TCP starts.
-      const tcpOff = needsCsum && f.readUInt16LE(h + VNET.CSUM_OFFSET) === TCP.CHECKSUM ? f.readUInt16LE(h + VNET.CSUM_START) : -1;
+      // A super-packet always comes with its checksum left partial: that says where TCP/UDP starts.
+      const csumAt = udp ? UDP.CHECKSUM : TCP.CHECKSUM;
+      const l4Off = needsCsum && f.readUInt16LE(h + VNET.CSUM_OFFSET) === csumAt ? f.readUInt16LE(h + VNET.CSUM_START) : -1;
       const gsoSize = f.readUInt16LE(h + VNET.GSO_SIZE);
-      const total = tcpOff < 0 ? -1 : tcpSegmentCount(f, pkt, len, tcpOff, gsoSize);
+      const total = l4Off < 0 ? -1 : udp ? udpSegmentCount(f, pkt, len, l4Off, gsoSize) : tcpSegmentCount(f, pkt, len, l4Off, gsoSize);
       if (total < 0) {
         this.onDrop('tx_gso_malformed');
         this.frameNext++;
         continue;
       }
-      const k = segmentTcp6(f, pkt, len, tcpOff, gsoSize, arena, out * slotSize + headroom, slotSize, max - out, this.segNext);
+      const at = out * slotSize + headroom;
+      const k = udp
+        ? segmentUdp6(f, pkt, len, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext)
+        : segmentTcp6(f, pkt, len, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext);
       if (k <= 0) {
         // its segments would not fit the caller's slots: never write past one
         this.onDrop('tx_gso_malformed');
@@ -222,14 +253,16 @@ export class OffloadTun implements TunDevice {
       if (this.segNext >= total) {
         this.frameNext++;
         this.segNext = 0;
+        if (udp) this.superPackets.readUdp++;
+        else this.superPackets.readTcp++;
       }
     }
     return out;
   }
 
   /**
-   * Writes `n` IPv6 packets, merging TCP segments of a flow (interleaved flows too) into super-
-   * packets. A packet that goes out alone gets its virtio_net_hdr written in the
+   * Writes `n` IPv6 packets, merging TCP segments (and, with USO, UDP datagrams) of a flow,
+   * interleaved flows too, into super-packets. A packet that goes out alone gets its virtio_net_hdr written in the
    * OFFLOAD_WRITE_HEADROOM bytes before it. errs[i] is the result of the frame packet i went into;
    * returns how many packets were written.
    */
@@ -239,7 +272,8 @@ export class OffloadTun implements TunDevice {
     for (let i = 0; i < n; i++) {
       const off = offs[i];
       const len = lens[i];
-      if (TcpCoalescer.eligible(arena, off, len)) {
+      const kind = TcpCoalescer.eligible(arena, off, len) ? PROTO_TCP : this.udp && UdpCoalescer.eligible(arena, off, len) ? PROTO_UDP : 0;
+      if (kind !== 0) {
         const run = this.runFor(arena, off, RunState.Open);
         if (run !== null) {
           if (run.coalescer.tryAppend(arena, off, len)) {
@@ -248,12 +282,13 @@ export class OffloadTun implements TunDevice {
           }
           this.finishRun(run);
         }
-        this.startRun(arena, off, len, i, errs);
+        this.startRun(arena, off, len, i, errs, kind);
         continue;
       }
-      // Not mergeable. Merged frames go out after the lone ones of their write, so a lone TCP
-      // packet of a flow with a merged frame pending waits until that frame is out: flow order.
-      if (arena[off + IPV6.NEXT_HEADER] === PROTO_TCP && len >= IPV6.HEADER_LEN + 4) {
+      // Not mergeable. Merged frames go out after the lone ones of their write, so a lone packet
+      // of a flow with a merged frame pending waits until that frame is out: flow order.
+      const proto = arena[off + IPV6.NEXT_HEADER];
+      if ((proto === PROTO_TCP || (proto === PROTO_UDP && this.udp)) && len >= IPV6.HEADER_LEN + 4) {
         const open = this.connectionRun(arena, off, RunState.Open);
         if (open !== null) this.finishRun(open);
         if (open !== null || this.connectionRun(arena, off, RunState.Finished) !== null) this.flush(errs);
@@ -279,7 +314,7 @@ export class OffloadTun implements TunDevice {
     return null;
   }
 
-  private startRun(buf: Buffer, off: number, len: number, index: number, errs: Int32Array): void {
+  private startRun(buf: Buffer, off: number, len: number, index: number, errs: Int32Array, kind: number): void {
     let open = 0;
     let oldest: GroRun | null = null;
     for (const r of this.runs) {
@@ -295,6 +330,7 @@ export class OffloadTun implements TunDevice {
       this.flush(errs);
       run = this.runs[0];
     }
+    run.coalescer = kind === PROTO_UDP ? run.udp : run.tcp;
     run.coalescer.start(this.scratch, run.slot * SCRATCH_SLOT + VNET_HDR_LEN, buf, off, len, (run.slot + 1) * SCRATCH_SLOT);
     run.state = RunState.Open;
     run.startedAt = this.runClock++;
@@ -303,6 +339,10 @@ export class OffloadTun implements TunDevice {
   }
 
   private finishRun(run: GroRun): void {
+    if (run.coalescer.segments > 1) {
+      if (run.coalescer === run.udp) this.superPackets.writtenUdp++;
+      else this.superPackets.writtenTcp++;
+    }
     const [off, len] = run.coalescer.finish();
     run.state = RunState.Finished;
     const q = this.queue(off, len, true);
@@ -353,8 +393,14 @@ export class OffloadTun implements TunDevice {
 const RunState = { Free: 0, Open: 1, Finished: 2 } as const;
 type RunState = (typeof RunState)[keyof typeof RunState];
 
+/** What a run merges with: TcpCoalescer and UdpCoalescer both are one. */
+type Coalescer = Pick<TcpCoalescer, 'start' | 'sameFlow' | 'sameConnection' | 'tryAppend' | 'finish' | 'segments'>;
+
 class GroRun {
-  readonly coalescer = new TcpCoalescer();
+  readonly tcp = new TcpCoalescer();
+  readonly udp = new UdpCoalescer();
+  /** The run's coalescer: tcp or udp, by the packet that started it. */
+  coalescer: Coalescer = this.tcp;
   readonly members = new Int32Array(MAX_BATCH);
   count = 0;
   state: RunState = RunState.Free;

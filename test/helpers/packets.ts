@@ -24,11 +24,12 @@ export function refChecksum(bytes: Uint8Array): number {
 }
 
 /**
- * Turns the full TCP checksum of a TCP/IPv6 packet into what a TUN with TSO hands over for a
- * super-packet: the pseudo-header sum alone (VIRTIO_NET_HDR_F_NEEDS_CSUM), over the whole TCP length.
+ * Turns the full TCP (or, with csumField 6, UDP) checksum of an IPv6 packet into what a TUN with
+ * TSO/USO hands over for a super-packet: the pseudo-header sum alone (VIRTIO_NET_HDR_F_NEEDS_CSUM),
+ * over the whole length.
  */
-export function asKernelHandsIt(pkt: Buffer, tcpOff: number): void {
-  const at = tcpOff + 16;
+export function asKernelHandsIt(pkt: Buffer, tcpOff: number, csumField = 16): void {
+  const at = tcpOff + csumField;
   const full = pkt.readUInt16BE(at);
   pkt.writeUInt16BE(0, at);
   let body = 0;
@@ -171,4 +172,40 @@ function refTcp6Checksum(p: Buffer): number {
 
 export function tcpChecksumOk(p: Buffer): boolean {
   return refTcp6Checksum(p) === 0;
+}
+
+export interface UdpDatagramSpec {
+  payload: Buffer;
+  sport?: number;
+  dport?: number;
+  src?: string;
+  dst?: string;
+  flowLabel?: number;
+}
+
+/** A UDP/IPv6 datagram (ports sport → 4433) with a correct checksum. */
+export function udp6Datagram(u: UdpDatagramSpec): Buffer {
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(u.sport ?? 5001, 0);
+  udp.writeUInt16BE(u.dport ?? 4433, 2);
+  udp.writeUInt16BE(8 + u.payload.length, 4);
+  const pkt = ipv6Packet({ src: u.src ?? '2001:db8:1::2', dst: u.dst ?? '2001:db8:1::1', nextHeader: 17, flowLabel: u.flowLabel, payload: Buffer.concat([udp, u.payload]) });
+  const ck = refUdp6Checksum(pkt);
+  pkt.writeUInt16BE(ck === 0 ? 0xffff : ck, 46);
+  return pkt;
+}
+
+/** The UDP checksum of a UDP/IPv6 packet (no extension headers) over its bytes as they are. */
+function refUdp6Checksum(p: Buffer): number {
+  const len = p.length - 40;
+  const body = Buffer.from(p.subarray(40));
+  body.writeUInt16BE(0, 6);
+  const pseudo = Buffer.concat([p.subarray(8, 40), Buffer.from([len >> 24, (len >> 16) & 255, (len >> 8) & 255, len & 255, 0, 0, 0, 17])]);
+  return refChecksum(Buffer.concat([pseudo, body]));
+}
+
+/** True if the datagram's UDP checksum is the one its bytes call for (and not zero). */
+export function udpChecksumOk(p: Buffer): boolean {
+  const ck = refUdp6Checksum(p);
+  return p.readUInt16BE(46) === (ck === 0 ? 0xffff : ck);
 }
