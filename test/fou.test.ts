@@ -146,6 +146,36 @@ describe.runIf(canRun)('6in4 over FOU against the kernel and scapy', () => {
     }
   }, 60_000);
 
+  it('by default (checksums "gso") a lone datagram goes with a zero checksum, as Linux\'s, and a bulk flow\'s GSO sends with valid ones', async () => {
+    const tr = (await statusOf(lab, 'broker')).tunnels[0].transport;
+    expect(tr).toMatchObject({ encap: 'fou', checksum: 'gso', gso: true });
+    const wan = lab.host('wan');
+    await lab.host('broker').exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
+    let cap: Capture;
+    try {
+      // 2 echo replies, then the start of a download: the first 300 datagrams the broker sends
+      const done = await startCapture(wan, 'to-client', `udp port ${LAB_FOU_PORT} and src host 198.51.100.1`, 300, 20_000);
+      await ping6(lab.host('client'), '2001:db8:1::1', { count: 2 });
+      const down = await tcpTransfer(lab.host('broker'), lab.host('client'), '2001:db8:1::2', 4 << 20, 5010);
+      expect(down.ok).toBe(true);
+      cap = await done.result;
+    } finally {
+      await lab.host('broker').exec('ethtool', ['-K', 'eth0', 'tx', 'on']);
+    }
+    const parsed = Object.values(await scapyParse(wan, Object.fromEntries(cap.packets.map((f, i) => [`p${i}`, f.subarray(ETH)]))));
+    for (const p of parsed) expect(p.udp_checksum_ok).toBe(true);
+    const replies = parsed.filter((p) => (p.udp_len as number) < 200);
+    const full = parsed.filter((p) => (p.udp_len as number) > 1400);
+    expect(replies.length).toBeGreaterThan(0);
+    const echoes = replies.filter((p) => (p.udp_payload as string).slice(12, 14) === '3a'); // inner next header: ICMPv6
+    expect(echoes.length).toBeGreaterThan(0);
+    expect(echoes.every((p) => p.udp_chksum === 0)).toBe(true);
+    // full-size segments of the download went out as GSO runs, so with checksums
+    expect(full.length).toBeGreaterThan(0);
+    expect(full.filter((p) => p.udp_chksum !== 0).length).toBeGreaterThan(0);
+    expect((await statusOf(lab, 'broker')).tunnels[0].counters.drops.tx_send_error).toBe(0);
+  }, 60_000);
+
   it('TCP both ways arrives intact with offloads on (client with UDP checksums and GSO), then with them off', async () => {
     const s = (await statusOf(lab, 'client')).tunnels[0];
     expect(s.transport).toMatchObject({ encap: 'fou', port: LAB_FOU_PORT, dport: LAB_FOU_PORT, checksum: true, gso: true });
