@@ -135,7 +135,7 @@ describe('tunnel options', () => {
   ];
   it('FOU: MTU default 1472, encapPort defaults to encapDport, checksums off, 28 bytes of outer headers', () => {
     const c = resolveTunnelOptions({ ...BROKER, encap: 'fou', encapDport: 5555 });
-    expect([c.mtu, c.encapPort, c.encapDport, c.encapCsum, c.outerOverhead]).toEqual([1472, 5555, 5555, false, 28]);
+    expect([c.mtu, c.encapPort, c.encapDport, c.encapCsum, c.outerOverhead]).toEqual([1472, 5555, 5555, 'gso', 28]);
     const d = resolveTunnelOptions(BROKER);
     expect([d.mtu, d.encap, d.outerOverhead]).toEqual([1480, 'none', 20]);
   });

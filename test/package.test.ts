@@ -64,8 +64,14 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the npm tarball', () => {
-  it('carries both prebuilt binaries, every native source, LICENSE, the systemd unit and the example config; no source maps, no install script', () => {
+  it('carries both prebuilt binaries, every native source, LICENSE, the systemd unit, the example config and every doc a message points to; no source maps, no install script', () => {
     for (const f of [...PREBUILDS, 'LICENSE', 'contrib/tun6in4.service', 'examples/he-tunnel.json', 'dist/index.js', 'bin/tun6in4.js']) expect(contents).toContain(f);
+    // An error or a help text that says "see docs/systemd.md" must find it in the installed copy.
+    const named = new Set(readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .flatMap((f) => [...readFileSync(join(ROOT, 'src', f), 'utf8').matchAll(/\bdocs\/[\w-]+\.md\b/g)].map((m) => m[0])));
+    expect(named.size).toBeGreaterThan(0);
+    for (const doc of named) expect(contents, doc).toContain(doc);
     expect(contents.filter((f) => f.endsWith('.map'))).toEqual([]);
     // what `tun6in4 build-native` compiles where no prebuild fits: binding.gyp's sources and headers
     expect((NATIVE_SOURCES as string[]).filter((f) => !contents.includes(f))).toEqual([]);

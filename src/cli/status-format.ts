@@ -33,7 +33,7 @@ export function formatStatus(d: DaemonStatus): string {
     lines.push('', `${t.tunnel} (${t.name}) ${t.mode} ${t.health.toUpperCase()}  ${t.address}  mtu ${t.mtu} (${t.pmtu})`, `  ${ends}`, `  tun I/O: ${t.tunIo.ioUring ? 'io_uring batches' : 'a syscall per packet'}${t.tunIo.offload ? `, offload (TSO/GRO${t.tunIo.udpOffload ? ', USO' : ''})` : ''}${t.tunIo.ioUringFallback ? ` (io_uring given up: ${t.tunIo.ioUringFallback})` : ''}`);
     const tr0 = t.transport;
     if (tr0?.encap === 'fou') {
-      const off = [tr0.checksum ? 'UDP checksums' : 'zero UDP checksums', tr0.gso ? 'UDP GSO' : 'no UDP GSO', tr0.gro ? 'UDP GRO' : 'no UDP GRO'].join(', ');
+      const off = [tr0.checksum === 'gso' ? 'UDP checksums on GSO sends' : tr0.checksum ? 'UDP checksums' : 'zero UDP checksums', tr0.gso ? 'UDP GSO' : 'no UDP GSO', tr0.gro ? 'UDP GRO' : 'no UDP GRO'].join(', ');
       lines.push(`  transport: Foo-over-UDP, port ${tr0.port} → ${tr0.dport} (${off})`);
     }
     if (t.relayFailovers !== undefined) {

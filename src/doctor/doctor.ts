@@ -174,7 +174,7 @@ function checkNativeAddon(add: (f: Finding) => void): NativeAddon | null {
 
 /**
  * FOU: the UDP port must be free on the local address (a running tunnel holds it), and what the
- * kernel grants decides the speed: UDP GSO needs checksums on (--encap-csum), UDP GRO is asked for.
+ * kernel grants decides the speed: UDP GSO (its sends carry checksums, unless --no-encap-csum), UDP GRO asked for.
  */
 function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => void): void {
   const port = fouLocalPort(o);
@@ -190,7 +190,7 @@ function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => vo
     add({
       check: 'UDP offloads (FOU)',
       level: s.gso && s.gro ? 'ok' : 'info',
-      detail: `UDP GSO ${s.gso ? 'available (used with --encap-csum)' : 'refused by this kernel'}, UDP GRO ${s.gro ? 'available' : 'refused by this kernel'}`,
+      detail: `UDP GSO ${s.gso ? 'available (used unless --no-encap-csum: the GSO sends carry checksums)' : 'refused by this kernel'}, UDP GRO ${s.gro ? 'available' : 'refused by this kernel'}`,
     });
   } catch (e) {
     const busy = /EADDRINUSE|in use/i.test((e as Error).message);

@@ -251,7 +251,8 @@ export class Encapsulator {
     // `| 0`: an unsigned address above 2^31 passed as an argument is boxed, a heap number per packet.
     const src = this.local | 0;
     const dst = out.outerDst | 0;
-    if (this.fou) writeUdpHeader(buf, h + IPV4.HEADER_LEN, c.encapPort, c.encapDport, len + UDP.HEADER_LEN, c.encapCsum, src, dst);
+    // one datagram, no GSO: 'gso' sends it with a zero checksum
+    if (this.fou) writeUdpHeader(buf, h + IPV4.HEADER_LEN, c.encapPort, c.encapDport, len + UDP.HEADER_LEN, c.encapCsum === true, src, dst);
     writeIpv4Header(buf, h, out.outerFields, total, id, this.fou ? PROTO_UDP : PROTO_IPV6, src, dst);
     out.offset = h;
     out.length = total;

@@ -199,13 +199,17 @@ export const OPTIONS = {
     flag: '--encap-port <port>',
     help: 'FOU: the local UDP port we bind, send from and receive on (default: --encap-dport)',
   },
-  /** FOU: send UDP checksums (Linux encap-csum); default off, as Linux's noencap-csum. Needed for UDP GSO. */
+  /**
+   * FOU UDP checksums: true on every datagram (Linux encap-csum); false on none (Linux's default,
+   * noencap-csum; the kernel then refuses UDP GSO); "gso" (the default) on the datagrams sent as
+   * UDP GSO messages only, every other one zero as Linux's default. A Linux peer takes either.
+   */
   encapCsum: {
-    schema: z.boolean(),
-    expect: 'use true (send UDP checksums, needed for UDP GSO) or false (zero checksums, as Linux\'s default noencap-csum)',
+    schema: z.union([z.boolean(), z.literal('gso')]),
+    expect: 'use true (UDP checksums on every datagram), false (none, as Linux\'s default noencap-csum; no UDP GSO) or "gso" (the default: on UDP GSO sends only)',
     flag: '--encap-csum',
-    help: 'FOU: send UDP checksums (allows UDP GSO); default off, as Linux\'s noencap-csum',
-    negatedHelp: 'FOU: zero UDP checksums (the default)',
+    help: 'FOU: UDP checksums on every datagram (default: only on UDP GSO sends, which need them; zero on the rest, as Linux\'s noencap-csum)',
+    negatedHelp: 'FOU: zero UDP checksums on every datagram, as Linux\'s noencap-csum (no UDP GSO then)',
   },
   /** R05/R07: `static` (DF clear, IPv4 may fragment; default) or `dynamic` (DF set, path MTU learnt). */
   pmtu: {

@@ -50,7 +50,8 @@ export interface TunnelConfig {
   /** FOU ports (0 without FOU). */
   encapDport: number;
   encapPort: number;
-  encapCsum: boolean;
+  /** FOU UDP checksums: true on all, false on none, 'gso' on UDP GSO sends only (see OPTIONS.encapCsum). */
+  encapCsum: boolean | 'gso';
   /** Bytes in front of the inner packet on the wire: 20 (IPv4), 28 with FOU's UDP header. */
   outerOverhead: number;
   pmtu: PmtuMode;
@@ -129,7 +130,7 @@ function resolveEncap(o: Parsed): Pick<TunnelConfig, 'encap' | 'encapDport' | 'e
   if (o.mtu !== undefined && o.mtu > FOU_MTU_MAX) {
     throw new ConfigError('mtu', o.mtu, `with encap "fou" the UDP header takes 8 more bytes: use ${MTU_MIN}..${FOU_MTU_MAX}`);
   }
-  return { encap, encapDport: o.encapDport, encapPort: fouLocalPort(o)!, encapCsum: o.encapCsum ?? false, outerOverhead: 28 };
+  return { encap, encapDport: o.encapDport, encapPort: fouLocalPort(o)!, encapCsum: o.encapCsum ?? 'gso', outerOverhead: 28 };
 }
 
 /** FOU: the local UDP port a tunnel binds: encapPort, else encapDport (as Linux, one port both ways). */

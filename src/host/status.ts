@@ -29,7 +29,7 @@ export interface TunnelStatus {
    */
   tunIo: { offload: boolean; udpOffload: boolean; ioUring: boolean; ioUringFallback?: string; superPackets?: SuperPacketCounts };
   /** The outer transport: bare protocol 41, or Foo-over-UDP with its ports and offloads. */
-  transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean; gso: boolean; gro: boolean; groCoalesced: number; gsoFallbacks: number };
+  transport: { encap: 'none' } | { encap: 'fou'; port: number; dport: number; checksum: boolean | 'gso'; gso: boolean; gro: boolean; groCoalesced: number; gsoFallbacks: number };
   /** The most recently learnt path MTUs (at most 32, newest first); `pathMtuCount` says how many there are. */
   pathMtu: Array<{ dst: string; mtu: number; expiresInMs: number }>;
   pathMtuCount: number;

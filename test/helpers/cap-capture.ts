@@ -25,9 +25,9 @@ let done = false;
 const finish = () => {
   if (done) return;
   done = true;
-  process.stdout.write(`${JSON.stringify({ linkType, packets })}\n`);
   cap.close();
-  process.exit(0);
+  // stdout into a pipe is written asynchronously: exit once all of it is out, or a large capture is cut short
+  process.stdout.write(`${JSON.stringify({ linkType, packets })}\n`, () => process.exit(0));
 };
 cap.on('packet', (nbytes) => {
   packets.push(buffer.toString('hex', 0, nbytes));
