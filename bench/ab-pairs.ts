@@ -1,7 +1,7 @@
 /**
  * A/B of whole checkouts, interleaved pair by pair (the machine's drift touches both alike): for
  * each tree, a 6in4 pair of its engines in two namespaces, one-stream TCP (4 s), UDP 64-byte
- * packets/s at the receiving TUN (4 s), inner UDP bulk (1200-byte datagrams sent with
+ * datagrams/s at the receiver's UDP layer (4 s), inner UDP bulk (1200-byte datagrams sent with
  * UDP_SEGMENT, 4 s), ping RTT p50/p99 (200 at 10 ms) idle and beside one TCP stream; then the
  * medians. The measuring code is this tree's; the engines are each checkout's.
  *   sudo node --import tsx bench/ab-pairs.ts <pairs> <checkout> <checkout>… [-- engine flags]
@@ -30,9 +30,15 @@ async function measure(tree: string) {
     const srv = b.spawn('iperf3', ['-s', '-B', '2001:db8:1::1']);
     await new Promise((res) => setTimeout(res, 300));
     const tcp = JSON.parse(await a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', '4', '-J'], { timeoutMs: 30000 })).end.sum_received.bits_per_second / 1e9;
-    const rx0 = JSON.parse(await b.ip(['-s', '-j', 'link', 'show', 'tun0']))[0].stats64.rx.packets;
+    // datagrams at the receiver's UDP layer: a merging engine hands tun0 one frame for up to 64
+    const udpIn = async () => {
+      const t = await b.exec('cat', ['/proc/net/snmp6']);
+      const f = (k: string) => Number(new RegExp(`^${k}\\s+(\\d+)`, 'm').exec(t)?.[1] ?? NaN);
+      return f('Udp6InDatagrams') + f('Udp6InErrors');
+    };
+    const rx0 = await udpIn();
     await a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', '4', '-u', '-b', '0', '-l', '64', '-J'], { timeoutMs: 30000 });
-    const udp = (JSON.parse(await b.ip(['-s', '-j', 'link', 'show', 'tun0']))[0].stats64.rx.packets - rx0) / 4;
+    const udp = ((await udpIn()) - rx0) / 4;
     const bulk = (await udpBulk(a, b, '2001:db8:1::1', { datagrams: 0, size: 1200, gso: true, gro: true, seconds: 4, idleS: 1 })).receivedMbitPerSecond;
     const pings = async () => {
       const p = await a.run('ping', ['-6', '-n', '-c', '200', '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
