@@ -64,8 +64,8 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the npm tarball', () => {
-  it('carries both prebuilt binaries, every native source, LICENSE, the systemd unit, the example config and every doc a message points to; no source maps, no install script', () => {
-    for (const f of [...PREBUILDS, 'LICENSE', 'contrib/tun6in4.service', 'examples/he-tunnel.json', 'dist/index.js', 'bin/tun6in4.js']) expect(contents).toContain(f);
+  it('carries both prebuilt binaries, every native source, LICENSE, the CHANGELOG, the systemd unit, the example config and every doc a message points to; no source maps, no install script', () => {
+    for (const f of [...PREBUILDS, 'LICENSE', 'CHANGELOG.md', 'contrib/tun6in4.service', 'examples/he-tunnel.json', 'dist/index.js', 'bin/tun6in4.js']) expect(contents).toContain(f);
     // An error or a help text that says "see docs/systemd.md" must find it in the installed copy.
     const named = new Set(readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts'))
