@@ -67,9 +67,14 @@ function cases(size: number): Case[] {
   ];
 }
 
-/** A TCP/IPv6 super-packet as a TUN with TSO hands it over, cut and merged back in one arena. */
+/**
+ * A TCP/IPv6 super-packet as a TUN with TSO hands it over, cut into the engine's arena and merged
+ * back into scratch room: three buffers, as in OffloadTun (frames read → slots → GRO scratch).
+ */
 function offloadCases(total: number, mss: number): Case[] {
-  const arena = Buffer.alloc(HEADROOM + total + 256 * 2048 + 65536 + 2048);
+  const frames = Buffer.alloc(HEADROOM + total);
+  const arena = Buffer.alloc(256 * 2048);
+  const scratch = Buffer.alloc(65536 + 2048);
   const p = innerPacket(total).subarray(HEADROOM);
   p[6] = 6; // TCP
   p[40 + 12] = 0x50; // data offset: 20 bytes
@@ -77,23 +82,22 @@ function offloadCases(total: number, mss: number): Case[] {
   for (let i = 60; i < total; i++) p[i] = i & 0xff;
   // the TCP checksum field as the kernel leaves it in a super-packet: the pseudo-header sum
   p.writeUInt16BE(fold(ipv6PseudoHeaderSum(p, 8, 24, total - 40, 6)), 40 + 16);
-  p.copy(arena, HEADROOM);
-  const segBase = HEADROOM + total + 64;
+  p.copy(frames, HEADROOM);
   const segments = Math.ceil((total - 60) / mss);
-  if (segmentTcp6(arena, HEADROOM, total, 40, mss, arena, segBase, 2048, 256) !== segments) throw new Error('segmentation failed');
+  if (segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) !== segments) throw new Error('segmentation failed');
   const gro = new TcpCoalescer();
-  const mergeAt = segBase + 256 * 2048 + VNET_HDR_LEN + 64;
+  const mergeAt = VNET_HDR_LEN + 64;
   const segLen = 60 + mss;
   return [
-    { name: 'TSO segment', size: total, packets: segments, op: () => void segmentTcp6(arena, HEADROOM, total, 40, mss, arena, segBase, 2048, 256) },
+    { name: 'TSO segment', size: total, packets: segments, op: () => void segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) },
     {
       name: 'GRO merge',
       size: segLen,
       packets: segments,
       op: () => {
-        gro.start(arena, mergeAt, arena, segBase, segLen);
+        gro.start(scratch, mergeAt, arena, 0, segLen);
         for (let i = 1; i < segments; i++) {
-          const o = segBase + i * 2048;
+          const o = i * 2048;
           gro.tryAppend(arena, o, 40 + arena.readUInt16BE(o + 4));
         }
         if (gro.segments !== segments) throw new Error('GRO did not merge every segment');

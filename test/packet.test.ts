@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { classifyIpv4, embedIpv4, extractIpv4, formatIpv4, formatIpv6, linkLocalFromIpv4, parseIpv4, parseIpv6, parseIpv6Prefix, SIX_TO_FOUR } from '../src/index.js';
 import { checksum, checksumAdjust, fold, sum16, delegatedPrefixLength, inDomain, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, isIcmpv6ErrorPacket, validateDomain, checkIpv4, Ipv4Error, checkIpv6, Ipv6Error, IPV4, IPV4_FLAG_DF, IPV6, ipv6TrafficClass, setIpv6TrafficClass } from '../src/packet/index.js';
+import { moveBytes } from '../src/packet/bytes.js';
 import { ip4, ipv4Packet, ipv6Packet, refChecksum } from './helpers/packets.js';
 
 /** RFC 1071 by the book: big-endian 16-bit words, a trailing odd byte padded with zero. */
@@ -226,5 +227,40 @@ describe('header offsets', () => {
     expect(isIcmpv6ErrorPacket(wrapped, 0, wrapped.length)).toBe(true);
     const udp = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 17, payload: Buffer.alloc(8) });
     expect(isIcmpv6ErrorPacket(udp, 0, udp.length)).toBe(false);
+  });
+});
+
+describe('moveBytes', () => {
+  it('moves exactly the range, between buffers (short by words, long natively) and within one (overlapping), whatever the alignment', () => {
+    const others = Array.from({ length: 12 }, (_, i) => Buffer.alloc(600, i)); // more buffers than it keeps views of
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 600, maxLength: 600 }),
+        fc.integer({ min: 0, max: 11 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.boolean(),
+        (bytes, which, start, len, at, same) => {
+          const src = Buffer.from(bytes);
+          const dst = same ? src : others[which];
+          const expected = Buffer.from(dst);
+          Buffer.from(src.subarray(start, start + len)).copy(expected, at);
+          moveBytes(src, start, start + len, dst, at);
+          expect(dst.equals(expected)).toBe(true);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('keeps every bit pattern of a word, NaN payloads included', () => {
+    const src = Buffer.alloc(64);
+    const dst = Buffer.alloc(64);
+    for (const word of [0x7ff00001, 0x7ff80000, 0xfff00001, 0xffffffff, 0x80000000, 0x7fa00000]) {
+      for (let i = 0; i < 64; i += 4) src.writeUInt32LE(word >>> 0, i);
+      moveBytes(src, 0, 64, dst, 0);
+      expect(dst.equals(src)).toBe(true);
+    }
   });
 });
