@@ -25,7 +25,11 @@ async function measure(tree: string) {
     for (const [ns, l, r, addr] of [[a, '192.0.2.1', '192.0.2.2', '2001:db8:1::2/64'], [b, '192.0.2.2', '192.0.2.1', '2001:db8:1::1/64']] as const) {
       const c = ns.spawn(process.execPath, ['--import', 'tsx', `${tree}/src/cli/main.ts`, 'run', '--mode', '6in4', '--dev', 'tun0', '--local', l, '--remote', r, '--address', addr, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`, ...engineFlags]);
       procs.push(c);
-      await new Promise<void>((res) => createInterface({ input: c.stderr! }).on('line', (x) => { if (/tunnel up/.test(x)) res(); }));
+      const said: string[] = [];
+      await new Promise<void>((res, rej) => {
+        createInterface({ input: c.stderr! }).on('line', (x) => { said.push(x); if (/tunnel up/.test(x)) res(); });
+        c.once('exit', (code) => rej(new Error(`${tree}'s engine exited ${code} before the tunnel was up:\n${said.join('\n')}`)));
+      });
     }
     const srv = b.spawn('iperf3', ['-s', '-B', '2001:db8:1::1']);
     await new Promise((res) => setTimeout(res, 300));
