@@ -77,6 +77,29 @@ describe('engine', () => {
     engine.stop();
   });
 
+  it('reads the error queue only on a wake-up that says an error is queued (POLLERR), and then before the packets', async () => {
+    const { tun, sock, tunnel, engine } = setup({ pmtu: 'dynamic' });
+    const inner = ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2' });
+    for (let i = 0; i < 3; i++) {
+      sock.inject(ipv4Packet({ src: REMOTE, dst: LOCAL, payload: inner }));
+      await settle(tun, sock);
+    }
+    expect(tun.written).toHaveLength(3);
+    expect(sock.errorQueueReads).toBe(0);
+    const quoted = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', payloadLen: 1420 });
+    sock.injectError({ type: 3, code: 4, info: 1400, originalDst: ip4(REMOTE), quoted });
+    sock.inject(ipv4Packet({ src: REMOTE, dst: LOCAL, payload: inner }));
+    await settle(tun, sock);
+    expect(sock.errorQueueReads).toBeGreaterThan(0);
+    expect(tunnel.mtuFor(ip4(REMOTE))).toBe(1380);
+    expect(tun.written).toHaveLength(4);
+    // a caller that runs the pump itself, not told what the poll said, still reads the queue
+    const reads = sock.errorQueueReads;
+    engine.pumpRx();
+    expect(sock.errorQueueReads).toBe(reads + 1);
+    engine.stop();
+  });
+
   it('a send the socket refuses is counted as tx_send_error and reported once per batch', async () => {
     const { tun, sock, tunnel, engine, seen } = reportingErrors();
     sock.sendFailures.push(0, 1, osConstants.errno.EINVAL);

@@ -121,6 +121,18 @@ export class TunnelEngine {
     this.rxAgain = false;
     this.guard(this.pumpRx);
   };
+  /**
+   * The transport's wake-up. Only one that may have an error queued (POLLERR, or a transport that
+   * cannot tell) reads the error queue first: the rest save a syscall and a native call each.
+   * An error queued after the poll is not lost: the next poll reports it, and a receive that
+   * meets the socket's error reads the queue then.
+   */
+  private readonly rxWake = (errorQueued?: boolean): void => {
+    this.errorQueueFirst = errorQueued !== false;
+    this.guard(this.pumpRx);
+    this.errorQueueFirst = true;
+  };
+  private errorQueueFirst = true;
 
   constructor(
     readonly encapsulator: Encapsulator,
@@ -144,7 +156,7 @@ export class TunnelEngine {
     if (this.running) return;
     this.running = true;
     this.tun.watch(() => this.guard(this.pumpTx));
-    this.transport.watch(() => this.guard(this.pumpRx));
+    this.transport.watch(this.rxWake);
   }
 
   /** Runs a pump; an exception from an endpoint stops the engine instead of the process. */
@@ -164,7 +176,7 @@ export class TunnelEngine {
   replaceTransport(transport: OuterTransport): void {
     const old = this.transport;
     this.transport = transport;
-    if (this.running) transport.watch(() => this.guard(this.pumpRx));
+    if (this.running) transport.watch(this.rxWake);
     // packets waiting for room in the old transport go out through the new one
     if (this.txBlocked) transport.watchWritable(() => this.guard(this.resumeTx));
     old.close();
@@ -308,7 +320,7 @@ export class TunnelEngine {
     const d = this.rx;
     const t = this.encapsulator;
     const r = this.result;
-    this.drainErrors();
+    if (this.errorQueueFirst) this.drainErrors();
     for (let b = 0; b < this.maxBatches && this.running; b++) {
       const n = this.transport.recv(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
       if (n < 0) {

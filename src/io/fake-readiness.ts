@@ -1,11 +1,11 @@
 /** Readiness for the in-memory test doubles (FakeTun, FakeTransport): a level-triggered poller on setImmediate. */
 
 export abstract class Watchable {
-  private cb: (() => void) | null = null;
+  private cb: ((errorQueued?: boolean) => void) | null = null;
   private scheduled = false;
   private paused = false;
   closed = false;
-  watch(cb: () => void): void {
+  watch(cb: (errorQueued?: boolean) => void): void {
     this.cb = cb;
     this.kick();
   }
@@ -16,12 +16,16 @@ export abstract class Watchable {
     setImmediate(() => {
       this.scheduled = false;
       if (this.cb && !this.closed && !this.paused && this.pending()) {
-        this.cb();
+        this.cb(this.errorQueued());
         if (this.pending()) this.kick();
       }
     });
   }
   protected abstract pending(): boolean;
+  /** What the wake-up says of the error queue, as POLLERR does (undefined: nothing said). */
+  protected errorQueued(): boolean | undefined {
+    return undefined;
+  }
 
   /**
    * Resolves once the engine has taken everything injected. The engine handles what it takes

@@ -8,7 +8,7 @@ import { loadNative, type NativePoller } from './native.js';
 
 export abstract class FdEndpoint {
   private poller: NativePoller | null = null;
-  private onReadable: (() => void) | null = null;
+  private onReadable: ((errorQueued: boolean) => void) | null = null;
   private reading = false;
   /** Everyone waiting to write (tunnels sharing this socket each wait for themselves). */
   private readonly onWritable = new Set<() => void>();
@@ -16,7 +16,8 @@ export abstract class FdEndpoint {
 
   protected constructor(readonly fd: number) {}
 
-  watch(cb: () => void): void {
+  /** `cb(errorQueued)`: errorQueued is true when the wake-up was POLLERR (an error is queued). */
+  watch(cb: (errorQueued: boolean) => void): void {
     this.onReadable = cb;
     this.reading = true;
     this.arm();
@@ -65,7 +66,7 @@ export abstract class FdEndpoint {
       this.arm();
       for (const f of waiting) f();
     }
-    if ((events < 0 || (events & native.POLL_READABLE) !== 0) && this.reading && !this.closed) this.onReadable?.();
+    if ((events < 0 || (events & native.POLL_READABLE) !== 0) && this.reading && !this.closed) this.onReadable?.(events < 0);
   }
 
   close(): void {

@@ -72,6 +72,13 @@ export class FakeTransport extends Watchable implements OuterTransport {
     return this.inbound.length > 0 || this.errors.length > 0;
   }
 
+  protected override errorQueued(): boolean {
+    return this.errors.length > 0;
+  }
+
+  /** How many times the error queue was read (each a syscall on a real socket). */
+  errorQueueReads = 0;
+
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
     let n = 0;
     while (n < max && this.inbound.length > 0) {
@@ -98,6 +105,7 @@ export class FakeTransport extends Watchable implements OuterTransport {
   }
 
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+    this.errorQueueReads++;
     let n = 0;
     while (n < max && this.errors.length > 0) {
       const e = this.errors.shift()!;

@@ -44,7 +44,7 @@ export class ReceiveAlso implements OuterTransport {
     this.primary.watchWritable(cb);
   }
 
-  watch(cb: () => void): void {
+  watch(cb: (errorQueued?: boolean) => void): void {
     this.primary.watch(cb);
     this.secondary.watch(cb);
   }

@@ -81,7 +81,7 @@ export class TransportHub {
   watchFor(): void {
     if (this.watching) return;
     this.watching = true;
-    this.transport.watch(() => this.pump());
+    this.transport.watch((errorQueued) => this.pump(errorQueued));
   }
 
   /** Which port owns a packet from `src` (or an error about a packet sent to `src`). */
@@ -94,14 +94,17 @@ export class TransportHub {
     return fallback ?? this.ports[0];
   }
 
-  /** Readiness: with one port it reads for itself; shared, the hub reads and hands out. */
-  private pump(): void {
+  /**
+   * Readiness: with one port it reads for itself; shared, the hub reads and hands out. The error
+   * queue is read only when the wake-up may have one (see OuterTransport.watch).
+   */
+  private pump(errorQueued?: boolean): void {
     if (!this.shared) {
-      this.ports[0].notify();
+      this.ports[0].notify(errorQueued);
       return;
     }
     for (let round = 0; round < 4; round++) {
-      const e = this.transport.recvErrors(this.errArena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.errLens, this.errInfo);
+      const e = errorQueued === false ? 0 : this.transport.recvErrors(this.errArena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.errLens, this.errInfo);
       for (let i = 0; i < e; i++) this.owner(this.errInfo[i * ERROR_INFO_STRIDE + 4] >>> 0).pendingErrors.push(i);
       let n = this.transport.recv(this.arena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.lens);
       if (n < 0) n = 0; // an IP_RECVERR report: the errors were read above
@@ -156,7 +159,7 @@ export class HubPort implements OuterTransport {
   readonly pendingErrors: number[] = [];
   cursor = 0;
   errCursor = 0;
-  private cb: (() => void) | null = null;
+  private cb: ((errorQueued?: boolean) => void) | null = null;
   private closed = false;
 
   constructor(
@@ -168,11 +171,11 @@ export class HubPort implements OuterTransport {
    * Calls the tunnel back until it has taken every packet and error the hub set aside for it (its
    * loop takes a bounded number per call); stops early only if a call took nothing (it stopped).
    */
-  notify(): void {
+  notify(errorQueued?: boolean): void {
     this.cursor = 0;
     this.errCursor = 0;
     if (!this.hub.shared) {
-      this.cb?.(); // it reads the transport itself
+      this.cb?.(errorQueued); // it reads the transport itself
       return;
     }
     while (this.cb !== null && (this.cursor < this.pending.length || this.errCursor < this.pendingErrors.length)) {
@@ -201,7 +204,7 @@ export class HubPort implements OuterTransport {
     return this.hub.transport.send(arena, offs, lens, dsts, fields, n, errs);
   }
 
-  watch(cb: () => void): void {
+  watch(cb: (errorQueued?: boolean) => void): void {
     this.cb = cb;
     this.hub.watchFor();
   }

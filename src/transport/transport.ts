@@ -36,7 +36,12 @@ export interface OuterTransport {
    * datagrams, a shared socket's queue): the fd will not say so, so the loop reads again before it sleeps.
    */
   holding(): boolean;
-  watch(cb: () => void): void;
+  /**
+   * Calls `cb` whenever packets (or queued errors) may be waiting. `errorQueued` is false when the
+   * wake-up said no error is queued on the socket (no POLLERR), so the loop need not read the
+   * error queue; true or absent, it may be.
+   */
+  watch(cb: (errorQueued?: boolean) => void): void;
   /** Calls `cb` once, when a send that met EAGAIN may succeed. */
   watchWritable(cb: () => void): void;
   close(): void;
