@@ -315,7 +315,7 @@ export class TunnelEngine {
     this.pumpTx();
   }
 
-  /** Network → TUN, ICMPv4 errors first. */
+  /** Network → TUN; ICMPv4 errors first when the wake-up may have one queued (rxWake). */
   pumpRx(): void {
     const d = this.rx;
     const t = this.encapsulator;
