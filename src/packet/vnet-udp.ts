@@ -8,7 +8,7 @@ import { moveBytes } from './bytes.js';
 import { fold, sum16 } from './checksum.js';
 import { IPV6, upperLayerOffset } from './ipv6.js';
 import { PROTO_UDP, UDP } from './udp.js';
-import { VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from './vnet.js';
+import { VNET_HDR_LEN, writeGsoHeader } from './vnet.js';
 
 export const VNET_GSO_UDP_L4 = 5;
 /**
@@ -180,12 +180,7 @@ export class UdpCoalescer {
       const u = b + IPV6.HEADER_LEN;
       o.writeUInt16BE(udpLen, b + IPV6.PAYLOAD_LEN);
       o.writeUInt16BE(udpLen, u + UDP.LENGTH);
-      o[h + VNET.FLAGS] = VNET_F_NEEDS_CSUM;
-      o[h + VNET.GSO_TYPE] = VNET_GSO_UDP_L4;
-      o.writeUInt16LE(IPV6.HEADER_LEN + UDP_HDR, h + VNET.HDR_LEN);
-      o.writeUInt16LE(this.segSize, h + VNET.GSO_SIZE);
-      o.writeUInt16LE(IPV6.HEADER_LEN, h + VNET.CSUM_START);
-      o.writeUInt16LE(UDP.CHECKSUM, h + VNET.CSUM_OFFSET);
+      writeGsoHeader(o, h, VNET_GSO_UDP_L4, IPV6.HEADER_LEN + UDP_HDR, this.segSize, UDP.CHECKSUM);
       // the kernel finishes each datagram's checksum from the pseudo-header sum left here
       o.writeUInt16BE(fold(udpPseudo(o, b, udpLen)), u + UDP.CHECKSUM);
     }

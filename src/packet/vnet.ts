@@ -35,6 +35,20 @@ export function completeChecksum(buf: Buffer, pkt: number, len: number, start: n
 }
 
 /** Sum of the IPv6 pseudo-header for a TCP segment of `tcpLen` bytes (not folded). */
+/**
+ * Fills the virtio_net_hdr at o[h] for a GSO frame whose IPv6 header has no extensions: the
+ * kernel cuts it into gsoSize-byte payloads behind hdrLen bytes of headers and finishes each
+ * checksum (at IPv6 header + csumOffset) from the pseudo-header sum the caller leaves there.
+ */
+export function writeGsoHeader(o: Buffer, h: number, gsoType: number, hdrLen: number, gsoSize: number, csumOffset: number): void {
+  o[h + VNET.FLAGS] = VNET_F_NEEDS_CSUM;
+  o[h + VNET.GSO_TYPE] = gsoType;
+  o.writeUInt16LE(hdrLen, h + VNET.HDR_LEN);
+  o.writeUInt16LE(gsoSize, h + VNET.GSO_SIZE);
+  o.writeUInt16LE(IPV6.HEADER_LEN, h + VNET.CSUM_START);
+  o.writeUInt16LE(csumOffset, h + VNET.CSUM_OFFSET);
+}
+
 function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
   return sum16(buf, pkt + IPV6.SRC, 32, tcpLen + PROTO_TCP);
 }
@@ -249,12 +263,7 @@ export class TcpCoalescer {
     if (this.count > 1) {
       const tcpLen = this.len - IPV6.HEADER_LEN;
       o.writeUInt16BE(tcpLen, b + IPV6.PAYLOAD_LEN);
-      o[h + VNET.FLAGS] = VNET_F_NEEDS_CSUM;
-      o[h + VNET.GSO_TYPE] = VNET_GSO_TCPV6;
-      o.writeUInt16LE(this.hdrLen, h + VNET.HDR_LEN);
-      o.writeUInt16LE(this.segSize, h + VNET.GSO_SIZE);
-      o.writeUInt16LE(IPV6.HEADER_LEN, h + VNET.CSUM_START);
-      o.writeUInt16LE(TCP_CHECKSUM, h + VNET.CSUM_OFFSET);
+      writeGsoHeader(o, h, VNET_GSO_TCPV6, this.hdrLen, this.segSize, TCP_CHECKSUM);
       // the kernel finishes the checksum: leave the pseudo-header sum in the field
       const ps = fold(tcpPseudo(o, b, tcpLen));
       o.writeUInt16BE(ps, b + IPV6.HEADER_LEN + TCP_CHECKSUM);
