@@ -34,7 +34,6 @@ export function completeChecksum(buf: Buffer, pkt: number, len: number, start: n
   return true;
 }
 
-/** Sum of the IPv6 pseudo-header for a TCP segment of `tcpLen` bytes (not folded). */
 /**
  * Fills the virtio_net_hdr at o[h] for a GSO frame whose IPv6 header has no extensions: the
  * kernel cuts it into gsoSize-byte payloads behind hdrLen bytes of headers and finishes each
@@ -49,6 +48,7 @@ export function writeGsoHeader(o: Buffer, h: number, gsoType: number, hdrLen: nu
   o.writeUInt16LE(csumOffset, h + VNET.CSUM_OFFSET);
 }
 
+/** Sum of the IPv6 pseudo-header for a TCP segment of `tcpLen` bytes (not folded). */
 function tcpPseudo(buf: Buffer, pkt: number, tcpLen: number): number {
   return sum16(buf, pkt + IPV6.SRC, 32, tcpLen + PROTO_TCP);
 }
