@@ -10,7 +10,7 @@ import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { OffloadTun, type OffloadDrop } from '../src/tun/offload.js';
-import { asKernelHandsIt, ipv6Packet, refChecksum, tcp6Segment, tcpChecksumOk, type TcpSegmentSpec } from './helpers/packets.js';
+import { asKernelHandsIt, ipv6Packet, refChecksum, tcp6Segment, tcpChecksumOk, testArena, type TcpSegmentSpec } from './helpers/packets.js';
 import { BROKER } from './helpers/tunnels.js';
 
 type Seg = Omit<TcpSegmentSpec, 'dst'>;
@@ -40,7 +40,7 @@ const data = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 13 + 7) &
 
 /** Reads everything the device has, `batch` slots at a time, as the engine does. */
 function readAll(dev: OffloadTun, batch: number): Buffer[] {
-  const arena = Buffer.alloc(batch * SLOT_SIZE);
+  const arena = testArena(batch * SLOT_SIZE);
   const lens = new Int32Array(batch);
   const out: Buffer[] = [];
   for (;;) {
@@ -52,7 +52,7 @@ function readAll(dev: OffloadTun, batch: number): Buffer[] {
 
 /** Writes packets as the engine does (each in a slot with headroom); returns the frames the device got. */
 function writeAll(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): { frames: Buffer[]; errs: number[]; written: number } {
-  const arena = Buffer.alloc(pkts.length * 2048 + 64);
+  const arena = testArena(pkts.length * 2048 + 64);
   const offs = new Int32Array(pkts.length);
   const lens = new Int32Array(pkts.length);
   pkts.forEach((p, i) => {
@@ -230,7 +230,7 @@ function writeBig(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): Buffer[] {
     lens[i] = p.length;
     at += p.length + 64;
   });
-  const arena = Buffer.alloc(at);
+  const arena = testArena(at);
   pkts.forEach((p, i) => p.copy(arena, offs[i]));
   const errs = new Int32Array(pkts.length).fill(-1);
   expect(dev.write(arena, offs, lens, pkts.length, errs)).toBe(pkts.length);

@@ -11,7 +11,7 @@ import { segmentUdp6, UdpCoalescer, UDP_MAX_SEGMENTS, VNET_GSO_UDP_L4 } from '..
 import { VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTun } from '../src/testing.js';
 import { OffloadTun, type OffloadDrop } from '../src/tun/offload.js';
-import { asKernelHandsIt, tcp6Segment, udp6Datagram, udpChecksumOk } from './helpers/packets.js';
+import { asKernelHandsIt, tcp6Segment, udp6Datagram, testArena, udpChecksumOk } from './helpers/packets.js';
 
 const data = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 31 + 11) & 0xff));
 
@@ -30,7 +30,7 @@ function udpSuper(payload: Buffer, gsoSize: number, sport = 5001): Buffer {
 }
 
 function readAll(dev: OffloadTun, batch: number): Buffer[] {
-  const arena = Buffer.alloc(batch * SLOT_SIZE);
+  const arena = testArena(batch * SLOT_SIZE);
   const lens = new Int32Array(batch);
   const out: Buffer[] = [];
   for (;;) {
@@ -41,7 +41,7 @@ function readAll(dev: OffloadTun, batch: number): Buffer[] {
 }
 
 function writeAll(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): { frames: Buffer[]; errs: number[]; written: number } {
-  const arena = Buffer.alloc(pkts.length * 2048 + 64);
+  const arena = testArena(pkts.length * 2048 + 64);
   const offs = new Int32Array(pkts.length);
   const lens = new Int32Array(pkts.length);
   pkts.forEach((p, i) => {

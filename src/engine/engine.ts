@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { Drop, Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Encapsulator } from '../encap/encapsulator.js';
+import { packetArena } from '../packet/arena.js';
 import { ICMPV6_ERROR_OVERHEAD } from '../packet/icmpv6.js';
 import { IPV4 } from '../packet/ipv4.js';
 import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
@@ -66,7 +67,7 @@ class Direction {
   out = 0;
   toTun = 0;
   constructor(batch: number) {
-    this.arena = Buffer.alloc(batch * SLOT_SIZE);
+    this.arena = packetArena(batch * SLOT_SIZE);
     this.lens = new Int32Array(batch);
   }
 }

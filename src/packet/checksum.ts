@@ -5,6 +5,7 @@
  */
 
 import { endianness } from 'node:os';
+import { arenaSum, SIMD_SUM_MAX, type ArenaSum } from './arena.js';
 
 /**
  * Sums of 128 bytes or more read 32-bit words: RFC 1071 §2(B) lets the sum be taken in the host's
@@ -18,9 +19,24 @@ let wideBacking: ArrayBufferLike | null = null;
 let wideBytes: Uint8Array = new Uint8Array(0);
 let wideWords: Int32Array = new Int32Array(0);
 
+/**
+ * The buffer last summed and its SIMD sum (null: not a packet arena). The data path sums one or
+ * two long-lived arenas, so asking the arena table once per change of buffer is enough. It keeps
+ * that one buffer alive until another is summed.
+ */
+let simdBuf: Uint8Array | null = null;
+let simdSum: ArenaSum | null = null;
+
 /** One's-complement sum of the 16-bit big-endian words in buf[off, off+len); not folded. */
 export function sum16(buf: Uint8Array, off: number, len: number, initial = 0): number {
-  if (len >= WIDE_MIN && WIDE) return initial + sumWide(buf, off, len);
+  if (len >= WIDE_MIN) {
+    if (buf !== simdBuf) {
+      simdBuf = buf;
+      simdSum = arenaSum(buf);
+    }
+    if (simdSum !== null && len <= SIMD_SUM_MAX) return initial + sumSimd(simdSum, buf, off, len);
+    if (WIDE) return initial + sumWide(buf, off, len);
+  }
   let sum = initial;
   const end = off + (len & ~1);
   for (let i = off; i < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
@@ -29,6 +45,17 @@ export function sum16(buf: Uint8Array, off: number, len: number, initial = 0): n
 }
 
 const swap16 = (x: number): number => ((x & 0xff) << 8) | (x >>> 8);
+
+/** A packet in an arena: whole 32-byte blocks in WebAssembly, the last < 32 bytes here. */
+function sumSimd(simd: ArenaSum, buf: Uint8Array, off: number, len: number): number {
+  const bulk = len & ~31;
+  // the WebAssembly sum reads little-endian words (RFC 1071 §2(B)): one swap makes it big-endian
+  let s = swap16(simd(buf.byteOffset + off, bulk));
+  const end = off + (len & ~1);
+  for (let i = off + bulk; i < end; i += 2) s += (buf[i] << 8) | buf[i + 1];
+  if (len & 1) s += buf[off + len - 1] << 8;
+  return s;
+}
 
 function sumWide(buf: Uint8Array, off: number, len: number): number {
   if (buf.buffer !== wideBacking) {

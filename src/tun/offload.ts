@@ -5,6 +5,7 @@
  * super-packets (GRO) so the kernel's stack runs once per ~40 segments. The forwarding loop sees
  * plain IPv6 packets only.
  */
+import { packetArena } from '../packet/arena.js';
 import { moveBytes } from '../packet/bytes.js';
 import { IPV6 } from '../packet/ipv6.js';
 import { PROTO_TCP, TCP } from '../packet/tcp.js';
@@ -74,7 +75,7 @@ export class OffloadTun implements TunDevice {
   private bulk = false;
   /** GRO: one run per scratch slot; at most OPEN_RUNS of them open at once. */
   private readonly runs = Array.from({ length: SCRATCH_FRAMES }, (_, i) => new GroRun(i));
-  private readonly scratch = Buffer.alloc(SCRATCH_FRAMES * SCRATCH_SLOT);
+  private readonly scratch = packetArena(SCRATCH_FRAMES * SCRATCH_SLOT);
   private runClock = 0;
   /** The arena of the write in progress (lone packets are written from it, in place). */
   private arena: Buffer = this.scratch;
@@ -164,7 +165,7 @@ export class OffloadTun implements TunDevice {
    */
   private readBulk(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
     if (this.frameLens.length < max) {
-      this.frames = Buffer.alloc(Math.min(MAX_BATCH, max) * SLOT_SIZE);
+      this.frames = packetArena(Math.min(MAX_BATCH, max) * SLOT_SIZE);
       this.frameLens = new Int32Array(Math.min(MAX_BATCH, max));
     }
     const n = this.device.read(this.frames, SLOT_SIZE, 0, Math.min(max, this.frameLens.length), this.frameLens);
@@ -182,7 +183,7 @@ export class OffloadTun implements TunDevice {
     const k = n - from;
     if (this.frameLens.length < k) {
       const slots = Math.min(MAX_BATCH, Math.max(k, 8));
-      this.frames = Buffer.alloc(slots * SLOT_SIZE);
+      this.frames = packetArena(slots * SLOT_SIZE);
       this.frameLens = new Int32Array(slots);
     }
     for (let i = 0; i < k; i++) {

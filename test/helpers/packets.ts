@@ -1,5 +1,7 @@
 /** Test-only packet builders: readable, allocating, and independent of the code under test's writers. */
 import { parseIpv4, parseIpv6 } from '../../src/packet/address.js';
+import { packetArena } from '../../src/packet/arena.js';
+import { MAX_BATCH, SLOT_SIZE } from '../../src/io/slots.js';
 
 export const HEADROOM = 64;
 
@@ -209,3 +211,14 @@ export function udpChecksumOk(p: Buffer): boolean {
   const ck = refUdp6Checksum(p);
   return p.readUInt16BE(46) === (ck === 0 ? 0xffff : ck);
 }
+
+/**
+ * A zeroed stretch of one shared packet arena (src/packet/arena.ts), as the engine's arenas are:
+ * checksums over packets in it take the WebAssembly SIMD path. One arena serves every call, so a
+ * fuzzer's thousands of calls do not each reserve a WebAssembly memory.
+ */
+export function testArena(bytes: number): Buffer {
+  if (bytes > sharedArena.length) sharedArena = packetArena(bytes);
+  return sharedArena.subarray(0, bytes).fill(0);
+}
+let sharedArena = packetArena(MAX_BATCH * SLOT_SIZE);
