@@ -13,6 +13,7 @@ import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
 import { PacketResult, Encapsulator, TunnelEngine, Verdict, type OuterTransport, type TunDevice } from '../src/index.js';
+import { packetArena } from '../src/packet/arena.js';
 import { fold, ipv6PseudoHeaderSum, segmentTcp6, TcpCoalescer, VNET_HDR_LEN } from '../src/packet/index.js';
 
 const json = process.argv.includes('--json');
@@ -70,11 +71,15 @@ function cases(size: number): Case[] {
 /**
  * A TCP/IPv6 super-packet as a TUN with TSO hands it over, cut into the engine's arena and merged
  * back into scratch room: three buffers, as in OffloadTun (frames read → slots → GRO scratch).
+ * In packet arenas, as the engine's are (checksums in WebAssembly SIMD), and in plain Buffers
+ * (checksums in JavaScript: what a caller with its own buffers gets, and issue 23's state).
  */
-function offloadCases(total: number, mss: number): Case[] {
-  const frames = Buffer.alloc(HEADROOM + total);
-  const arena = Buffer.alloc(256 * 2048);
-  const scratch = Buffer.alloc(65536 + 2048);
+function offloadCases(total: number, mss: number, where: 'arena' | 'plain'): Case[] {
+  const alloc = where === 'arena' ? packetArena : Buffer.alloc;
+  const label = where === 'arena' ? '' : ' (plain Buffer)';
+  const frames = alloc(HEADROOM + total);
+  const arena = alloc(256 * 2048);
+  const scratch = alloc(65536 + 2048);
   const p = innerPacket(total).subarray(HEADROOM);
   p[6] = 6; // TCP
   p[40 + 12] = 0x50; // data offset: 20 bytes
@@ -89,9 +94,9 @@ function offloadCases(total: number, mss: number): Case[] {
   const mergeAt = VNET_HDR_LEN + 64;
   const segLen = 60 + mss;
   return [
-    { name: 'TSO segment', size: total, packets: segments, op: () => void segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) },
+    { name: `TSO segment${label}`, size: total, packets: segments, op: () => void segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) },
     {
-      name: 'GRO merge',
+      name: `GRO merge${label}`,
       size: segLen,
       packets: segments,
       op: () => {
@@ -198,7 +203,7 @@ function engineCases(size: number): Case[] {
 // `--only TEXT`: just the cases whose name contains TEXT (e.g. `--only engine`)
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt > 0 ? process.argv[onlyAt + 1] : '';
-const all = [...cases(80), ...cases(1280), ...offloadCases(64_000, 1428), ...engineCases(80)].filter((c) => c.name.includes(only));
+const all = [...cases(80), ...cases(1280), ...offloadCases(64_000, 1428, 'arena'), ...offloadCases(64_000, 1428, 'plain'), ...engineCases(80)].filter((c) => c.name.includes(only));
 
 /**
  * Heap bytes per call of `op`: the median over GC-free chunks of 50,000 calls covering `calls`
