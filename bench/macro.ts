@@ -429,6 +429,29 @@ const versions = {
   iperf3: (await runCapture('iperf3', ['--version'], { noThrow: true })).stdout.split('\n')[0].trim(),
   gcc: (await runCapture('gcc', ['--version'], { noThrow: true })).stdout.split('\n')[0].trim(),
 };
+/**
+ * Whether the kernel's DAMON monitor samples this machine's memory, and how often. On the
+ * machine these figures come from, the sandbox runs DAMON over all physical memory with a
+ * 500 ms sampling interval, and each sampling pass delays the next packet through an engine
+ * that has a large resident set (our Node engines, not the C ones) by 1-2 ms. That is the
+ * periodic idle p99 tail; see docs/performance.md.
+ */
+function damonSampling(): string {
+  const root = '/sys/kernel/mm/damon/admin/kdamonds';
+  try {
+    const n = Number(readFileSync(`${root}/nr_kdamonds`, 'utf8'));
+    const on: string[] = [];
+    for (let k = 0; k < n; k++) {
+      if (readFileSync(`${root}/${k}/state`, 'utf8').trim() !== 'on') continue;
+      const us = Number(readFileSync(`${root}/${k}/contexts/0/monitoring_attrs/intervals/sample_us`, 'utf8'));
+      on.push(`kdamond ${k} samples every ${us / 1000} ms`);
+    }
+    return on.length ? on.join(', ') : 'off';
+  } catch {
+    return 'not present';
+  }
+}
+
 const results = chosen.map((f) => {
   const s = samples.get(f.name)!;
   return {
@@ -456,7 +479,7 @@ const coff = results.find((r) => r.forwarder === 'c-offload');
 const cfou = results.find((r) => r.forwarder === 'c-fou-offload');
 const ratio = (a: Stat, b: Stat | undefined) => (b ? a.median / b.median : null);
 const report = {
-  environment: { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version, ...versions, date: new Date().toISOString() },
+  environment: { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version, ...versions, damon: damonSampling(), date: new Date().toISOString() },
   method: {
     runs: RUNS,
     seconds: SECONDS,
@@ -489,7 +512,7 @@ const x = (v: number | null) => (v === null ? '–' : `${v.toFixed(2)}×`);
 const md = [
   `# Macro benchmark (${report.environment.date})`,
   '',
-  `${report.environment.cpu}, ${report.environment.cores} cores, Linux ${report.environment.kernel}, Node ${report.environment.node}, ${versions.iperf3}, ${versions.gcc}.`,
+  `${report.environment.cpu}, ${report.environment.cores} cores, Linux ${report.environment.kernel}, Node ${report.environment.node}, ${versions.iperf3}, ${versions.gcc}; DAMON: ${report.environment.damon}.`,
   `Medians of ${RUNS} run(s) of ${SECONDS} s each (min–max); ratios from the same run. ${report.method.udp}.`,
   '',
   '| forwarder | TCP 1 stream Gbit/s | × naive | × C batched | TCP 4 streams Gbit/s | UDP 64 B kpps | × naive | × C batched | CPU µs/pkt | syscalls/pkt | heap B/pkt | RTT p50 / p99 ms |',
