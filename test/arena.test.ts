@@ -9,14 +9,8 @@ import wabtInit from 'wabt';
 import { describe, expect, it } from 'vitest';
 import { arenaSum, packetArena, simdArenas, SUM_WASM_BYTES } from '../src/packet/arena.js';
 import { checksum, fold, sum16 } from '../src/packet/checksum.js';
-import { refChecksum } from './helpers/packets.js';
+import { refChecksum, refSum } from './helpers/packets.js';
 
-/** RFC 1071 by byte pairs, unfolded. */
-function refSum(bytes: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < bytes.length; i += 2) s += (bytes[i] << 8) + (i + 1 < bytes.length ? bytes[i + 1] : 0);
-  return s;
-}
 
 describe('packet arenas', () => {
   it('embed checksum-simd.wat as assembled by wabt', async () => {

@@ -3,14 +3,9 @@ import fc from 'fast-check';
 import { classifyIpv4, embedIpv4, extractIpv4, formatIpv4, formatIpv6, linkLocalFromIpv4, parseIpv4, parseIpv6, parseIpv6Prefix, SIX_TO_FOUR } from '../src/index.js';
 import { checksum, checksumAdjust, fold, sum16, delegatedPrefixLength, inDomain, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, isIcmpv6ErrorPacket, validateDomain, checkIpv4, Ipv4Error, checkIpv6, Ipv6Error, IPV4, IPV4_FLAG_DF, IPV6, ipv6TrafficClass, setIpv6TrafficClass } from '../src/packet/index.js';
 import { moveBytes } from '../src/packet/bytes.js';
-import { ip4, ipv4Packet, ipv6Packet, refChecksum } from './helpers/packets.js';
+import { ip4, ipv4Packet, ipv6Packet, refChecksum, refSum } from './helpers/packets.js';
 
 /** RFC 1071 by the book: big-endian 16-bit words, a trailing odd byte padded with zero. */
-function refSum(bytes: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < bytes.length; i += 2) s += (bytes[i] << 8) | (bytes[i + 1] ?? 0);
-  return s;
-}
 
 describe('checksum', () => {
   it('matches RFC 1071 §3 worked example', () => {

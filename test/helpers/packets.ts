@@ -18,6 +18,13 @@ export function ip4(text: string): number {
 }
 
 /** Internet checksum, written out plainly so it does not share code with src/packet. */
+/** RFC 1071's sum by byte pairs (an odd last byte padded with zero), unfolded. */
+export function refSum(bytes: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < bytes.length; i += 2) s += (bytes[i] << 8) | (bytes[i + 1] ?? 0);
+  return s;
+}
+
 export function refChecksum(bytes: Uint8Array): number {
   let s = 0;
   for (let i = 0; i < bytes.length; i += 2) s += (bytes[i] << 8) + (i + 1 < bytes.length ? bytes[i + 1] : 0);
