@@ -1,9 +1,9 @@
 /**
  * Packet arenas: the long-lived buffers the data path reads packets into and builds them in.
  * Each arena is the memory of its own small WebAssembly instance, so that a checksum over a packet
- * in it runs 16 bytes a step in SIMD (checksum-simd.wat): over a 1,428-byte segment that is ~5×
+ * in it runs 32 bytes a step in SIMD (checksum-simd.wat): over a 1,428-byte segment that is ~5×
  * the fastest JavaScript sum, and every TCP or UDP segment cut or merged behind the TUN is summed
- * once (`npm run bench:micro`, "checksum" rows). Where WebAssembly SIMD is missing, or the runtime
+ * once (`npm run bench:micro`: the TSO and GRO rows, in arenas and in plain Buffers). Where WebAssembly SIMD is missing, or the runtime
  * refuses another memory (an address-space limit), an arena is a plain Buffer and checksums take
  * the JavaScript path: the same results, slower.
  */
