@@ -11,7 +11,6 @@ import { arenaSum, packetArena, simdArenas, SUM_WASM_BYTES } from '../src/packet
 import { checksum, fold, sum16 } from '../src/packet/checksum.js';
 import { refChecksum, refSum } from './helpers/packets.js';
 
-
 describe('packet arenas', () => {
   it('embed checksum-simd.wat as assembled by wabt', async () => {
     const wabt = await wabtInit();
