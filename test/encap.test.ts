@@ -3,7 +3,7 @@ import { ConfigError, Drop, DROP_REASONS, formatIpv6, PacketResult, Traffic, Ver
 import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
 import { HEADROOM, icmpv4Error, ip4, ipv4Packet, ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { LOCAL, ManualClock, OUR_SITE, PEER_SITE, PEER_SITE_V4, RELAY, REMOTE, tunnel } from './helpers/tunnels.js';
-import { PathMtuTable, PMTU_EXPIRES_MS, PMTU_TABLE_SIZE } from '../src/encap/path-mtu.js';
+import { CLOCK_EVERY, PathMtuTable, PMTU_EXPIRES_MS, PMTU_TABLE_SIZE } from '../src/encap/path-mtu.js';
 
 const out = new PacketResult();
 
@@ -194,6 +194,19 @@ describe('path MTU (R07)', () => {
     expect(fits.bytes.readUInt16BE(6)).toBe(0x4000);
     // Linux's mtu_expires: after 10 minutes the configured MTU is tried again.
     clock.advance(10 * 60 * 1000);
+    expect(t.mtuFor(ip4(REMOTE))).toBe(1480);
+  });
+
+  it('R07: on the data path too a learnt path MTU expires, within CLOCK_EVERY packets (the clock is read once per that many, not per packet)', () => {
+    const clock = new ManualClock();
+    const t = tunnel({ pmtu: 'dynamic' }, { clock: clock.fn });
+    decap(t, fragNeeded(encap(t, inner({ payloadLen: 1400 })).bytes, 1400));
+    expect(encap(t, inner({ payloadLen: 1400 })).r.verdict).toBe(Verdict.Reply);
+    clock.advance(PMTU_EXPIRES_MS);
+    const verdicts = Array.from({ length: CLOCK_EVERY }, () => encap(t, inner({ payloadLen: 1400 })).r.verdict);
+    // a few packets may still see the learnt MTU, then the configured one is tried again for good
+    expect(verdicts.at(-1)).toBe(Verdict.Forward);
+    expect(verdicts.slice(verdicts.indexOf(Verdict.Forward)).every((v) => v === Verdict.Forward)).toBe(true);
     expect(t.mtuFor(ip4(REMOTE))).toBe(1480);
   });
 

@@ -161,7 +161,7 @@ export class Encapsulator {
   mtuFor(outerDst: number): number {
     const mtu = this.config.mtu;
     if (!this.dynamicPmtu) return mtu;
-    const pmtu = this.pathMtu.get(outerDst);
+    const pmtu = this.pathMtu.get(outerDst | 0);
     if (pmtu === 0) return mtu;
     return tunnelMtuFromPath(pmtu, mtu, this.overhead);
   }
@@ -208,7 +208,7 @@ export class Encapsulator {
     let mtu = this.config.mtu;
     let df = false;
     if (this.dynamicPmtu) {
-      const pmtu = this.pathMtu.get(dst);
+      const pmtu = this.pathMtu.getForPacket(dst);
       if (pmtu === 0) {
         df = true;
       } else {
@@ -382,7 +382,7 @@ export class Encapsulator {
       const sent = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN + this.overhead;
       if (info >= IPV4_MIN_MTU && sent <= info) return this.drop(out, Drop.icmp4_not_ours);
       t[Traffic.icmp4_frag_needed]++;
-      if (this.dynamicPmtu && this.pathMtu.update(origDst, info)) t[Traffic.path_mtu_updates]++;
+      if (this.dynamicPmtu && this.pathMtu.update(origDst | 0, info)) t[Traffic.path_mtu_updates]++;
       out.verdict = Verdict.Consumed;
       return out;
     }

@@ -397,7 +397,7 @@ export class TunnelEngine {
 
   /** The TX decision about buf[off, off+len) (now `r`): into the peer table and to the tracer. */
   private observeTx(buf: Buffer, off: number, len: number, r: PacketResult): void {
-    if (this.peers !== null && r.verdict === Verdict.Forward) this.peers.tx(r.outerDst, r.length);
+    if (this.peers !== null && r.verdict === Verdict.Forward) this.peers.tx(r.outerDst | 0, r.length);
     const fn = this.tracer;
     if (fn === null) return;
     const p = this.begin(TraceDirection.Tx, r);
@@ -418,7 +418,7 @@ export class TunnelEngine {
 
   /** The RX decision about the IPv4 packet at buf[off, off+len). */
   private observeRx(buf: Buffer, off: number, len: number, r: PacketResult): void {
-    const src = len >= IPV4.HEADER_LEN ? buf.readUInt32BE(off + IPV4.SRC) : 0;
+    const src = len >= IPV4.HEADER_LEN ? buf.readInt32BE(off + IPV4.SRC) : 0;
     const peers = this.peers;
     if (peers !== null && src !== 0) {
       if (r.verdict === Verdict.Forward) peers.rx(src, r.length);
@@ -427,7 +427,7 @@ export class TunnelEngine {
     const fn = this.tracer;
     if (fn === null) return;
     const p = this.begin(TraceDirection.Rx, r);
-    p.outerSrc = src;
+    p.outerSrc = src >>> 0;
     p.outerDst = len >= IPV4.HEADER_LEN ? buf.readUInt32BE(off + IPV4.DST) : 0;
     p.originalLength = len;
     this.bytes(buf, off, len);

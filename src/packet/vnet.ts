@@ -100,7 +100,9 @@ export function segmentTcp6(
   if (hdrLen + gsoSize > stride && n > 1) return -1;
   if (first + (Math.min(n, from + maxSegments) - from - 1) * stride + hdrLen + Math.min(gsoSize, len - hdrLen) > dst.length) return -1;
   const payload = len - hdrLen;
-  const seq0 = src.readUInt32BE(tcp + TCP_SEQ);
+  // sequence numbers as signed 32-bit integers (same bits, mod 2^32): half of them are above 2^31,
+  // and an unsigned one passed to a call V8 did not inline would be a heap number per segment
+  const seq0 = src.readInt32BE(tcp + TCP_SEQ);
   const flags = src[tcp + TCP_FLAGS];
   const fullLen = len - tcpOff;
   // the kernel's pseudo-header sum with the super-packet's TCP length taken out again
@@ -113,7 +115,7 @@ export function segmentTcp6(
     moveBytes(src, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk, dst, o + hdrLen);
     dst.writeUInt16BE(hdrLen - IPV6.HEADER_LEN + chunk, o + IPV6.PAYLOAD_LEN);
     const t = o + tcpOff;
-    dst.writeUInt32BE((seq0 + i * gsoSize) >>> 0, t + TCP_SEQ);
+    dst.writeInt32BE((seq0 + i * gsoSize) | 0, t + TCP_SEQ);
     let f = flags;
     if (i < n - 1) f &= ~(FIN | PSH);
     if (i > 0) f &= ~CWR;
@@ -181,7 +183,7 @@ export class TcpCoalescer {
     this.hdrLen = IPV6.HEADER_LEN + tcpHeaderLength(buf, pkt + IPV6.HEADER_LEN);
     this.segSize = len - this.hdrLen;
     this.count = 1;
-    this.nextSeq = (buf.readUInt32BE(pkt + IPV6.HEADER_LEN + TCP_SEQ) + this.segSize) >>> 0;
+    this.nextSeq = (buf.readInt32BE(pkt + IPV6.HEADER_LEN + TCP_SEQ) + this.segSize) | 0;
     this.closed = (buf[pkt + IPV6.HEADER_LEN + TCP_FLAGS] & PSH) !== 0;
   }
 
@@ -232,7 +234,7 @@ export class TcpCoalescer {
     const t = pkt + IPV6.HEADER_LEN;
     const ot = b + IPV6.HEADER_LEN;
     if (tcpHeaderLength(buf, t) !== hl - IPV6.HEADER_LEN) return false;
-    if (buf.readUInt32BE(t + TCP_SEQ) !== this.nextSeq) return false;
+    if (buf.readInt32BE(t + TCP_SEQ) !== this.nextSeq) return false;
     // ports, ack, data offset, window; flags may differ only by PSH; options byte for byte
     for (let i = 0; i < 4; i++) if (buf[t + i] !== o[ot + i]) return false;
     for (let i = 8; i < 13; i++) if (buf[t + i] !== o[ot + i]) return false;
@@ -242,7 +244,7 @@ export class TcpCoalescer {
     moveBytes(buf, pkt + hl, pkt + len, o, b + this.len);
     this.len += payload;
     this.count++;
-    this.nextSeq = (this.nextSeq + payload) >>> 0;
+    this.nextSeq = (this.nextSeq + payload) | 0;
     if (buf[t + TCP_FLAGS] & PSH) {
       o[ot + TCP_FLAGS] |= PSH;
       this.closed = true;
