@@ -1,8 +1,10 @@
 /** Several tunnels on one local IPv4 share one raw socket: each packet reaches exactly one tunnel. */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Encapsulator, TunnelEngine } from '../src/index.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { SharedTransports } from '../src/transport/index.js';
+import { NamespaceSet, type Namespace } from '../src/lab/netns.js';
+import { rootOrSkip, runScenario } from './helpers/netlab.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 
 function engineOn(local: string, remote: string, address: string, fake: FakeTransport, sockets: SharedTransports) {
@@ -71,4 +73,19 @@ describe('F2: a shared socket hands over everything it read', () => {
     a.engine.stop();
     b.engine.stop();
   });
+});
+
+describe.runIf(rootOrSkip())('F2 on real sockets (as root, in a namespace)', () => {
+  const set = new NamespaceSet('shared');
+  let ns: Namespace;
+  beforeAll(async () => {
+    ns = await set.add('fou');
+    for (const a of ['192.0.2.1', '198.51.100.1', '198.51.100.2']) await ns.ip(['addr', 'add', `${a}/32`, 'dev', 'lo']);
+  }, 30_000);
+  afterAll(() => set.destroy());
+
+  it('two FOU tunnels on one local port: a UDP GRO burst far beyond one wake (4 × 64) reaches its tunnel whole, with no datagram after it', async () => {
+    const r = await runScenario(ns, 'shared-fou-burst', { local: '192.0.2.1', remoteA: '198.51.100.1', remoteB: '198.51.100.2', port: 5555, segments: 1600 });
+    expect(r).toMatchObject({ deliveredA: 1600, inOrder: true, deliveredB: 0, rxA: 1600 });
+  }, 60_000);
 });

@@ -52,6 +52,12 @@ export class TransportHub {
   private readonly errLens = new Int32Array(HUB_BATCH);
   private readonly errArena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
   private watching = false;
+  /** A re-run of pump is queued: the transport held packets its fd will not announce (F2). */
+  private again = false;
+  private readonly rerun = (): void => {
+    this.again = false;
+    this.pump(false);
+  };
 
   constructor(
     readonly transport: OuterTransport,
@@ -96,10 +102,13 @@ export class TransportHub {
   }
 
   /**
-   * Readiness: with one port it reads for itself; shared, the hub reads and hands out. The error
-   * queue is read only when the wake-up may have one (see OuterTransport.watch).
+   * Readiness: with one port it reads for itself; shared, the hub reads and hands out, at most 4
+   * batches a wake-up, as the engine does. The error queue is read only when the wake-up may have
+   * one (see OuterTransport.watch). What the transport still holds after that (the rest of a UDP
+   * GRO burst) no readiness event will announce: the hub runs again before the loop sleeps.
    */
   private pump(errorQueued?: boolean): void {
+    if (this.ports.length === 0) return;
     if (!this.shared) {
       this.ports[0].notify(errorQueued);
       return;
@@ -120,7 +129,11 @@ export class TransportHub {
         p.pending.length = 0;
         p.pendingErrors.length = 0;
       }
-      if (n < HUB_BATCH && e < HUB_BATCH) return;
+      if (n < HUB_BATCH && e < HUB_BATCH) break;
+    }
+    if (!this.again && this.transport.holding()) {
+      this.again = true;
+      setImmediate(this.rerun);
     }
   }
 
@@ -186,7 +199,10 @@ export class HubPort implements OuterTransport {
     }
   }
 
-  /** A shared transport's packets are all handed over inside notify(); a lone port holds what its transport holds. */
+  /**
+   * A shared transport's packets are all handed over inside notify(), and the hub runs again for
+   * what its transport still holds; a lone port holds what its transport holds.
+   */
   holding(): boolean {
     return !this.hub.shared && this.hub.transport.holding();
   }
