@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Encapsulator, TunnelEngine } from '../src/index.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { SharedTransports } from '../src/transport/index.js';
+import { ReceiveAlso } from '../src/transport/receive-also.js';
 import { NamespaceSet, type Namespace } from '../src/lab/netns.js';
 import { rootOrSkip, runScenario } from './helpers/netlab.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
@@ -72,6 +73,19 @@ describe('F2: a shared socket hands over everything it read', () => {
     expect(b.tun.written).toEqual([]);
     a.engine.stop();
     b.engine.stop();
+  });
+});
+
+describe('F4: a FOU tunnel\'s second socket (bare protocol 41 from the remote)', () => {
+  it('its error queue, about nothing the tunnel sent, is read and let go one batch a call, never in an unbounded loop', () => {
+    const udp = new FakeTransport();
+    const raw = new FakeTransport();
+    const both = new ReceiveAlso(udp, raw);
+    for (let i = 0; i < 1000; i++) raw.injectError({ type: 3, code: 2, info: 0, originalDst: ip4('198.51.100.1'), quoted: ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:1::1' }) });
+    const lens = new Int32Array(64);
+    expect(both.recvErrors(Buffer.alloc(64 * 2048), 2048, 64, 64, lens, new Int32Array(64 * 6))).toBe(0);
+    expect(raw.errorQueueReads).toBe(1);
+    expect(raw.errors).toHaveLength(1000 - 64);
   });
 });
 
