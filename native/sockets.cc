@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -80,6 +82,34 @@ Napi::Value OpenRawSocket(const Napi::CallbackInfo& info) {
   // Binding fixes our source address and makes the kernel deliver only packets sent to it (R14).
   if (local != 0 && BindLocal(fd, local, 0) < 0) return fail("bind");
   return Napi::Number::New(env, fd);
+}
+
+// setReceiveFilter(fd, prog: Int32Array | null) -> undefined
+// Attaches a classic BPF program (code, jt, jf, k per instruction: src/transport/receive-filter.ts
+// decides what it keeps) in place of the socket's filter, or removes it (null). The kernel checks
+// the program; one it refuses throws.
+Napi::Value SetReceiveFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "setReceiveFilter(fd, prog: Int32Array of (code, jt, jf, k) per instruction, at most 4096, or null)";
+  if (info.Length() < 2 || !info[0].IsNumber()) return ThrowType(env, usage);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (info[1].IsNull()) {
+    int unused = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) < 0 && errno != ENOENT) return ThrowErrno(env, "setsockopt SO_DETACH_FILTER", errno);
+    return env.Undefined();
+  }
+  int32_t* words = nullptr;
+  size_t n = 0;
+  if (!GetInt32s(info[1], &words, &n) || n == 0 || n % 4 != 0 || n / 4 > BPF_MAXINSNS) return ThrowType(env, usage);
+  std::vector<struct sock_filter> insns(n / 4);
+  for (size_t i = 0; i < insns.size(); i++) {
+    const int32_t* w = words + 4 * i;
+    if (w[0] < 0 || w[0] > 0xffff || w[1] < 0 || w[1] > 0xff || w[2] < 0 || w[2] > 0xff) return ThrowType(env, usage);
+    insns[i] = {static_cast<uint16_t>(w[0]), static_cast<uint8_t>(w[1]), static_cast<uint8_t>(w[2]), static_cast<uint32_t>(w[3])};
+  }
+  struct sock_fprog prog = {static_cast<unsigned short>(insns.size()), insns.data()};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return ThrowErrno(env, "setsockopt SO_ATTACH_FILTER", errno);
+  return env.Undefined();
 }
 
 namespace {

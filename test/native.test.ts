@@ -320,6 +320,15 @@ describe('native addon (no root)', () => {
     closeSync(tx.fd);
   });
 
+  it('setReceiveFilter attaches a classic BPF program the kernel accepts, refuses a malformed one, and removes it with null', () => {
+    const { fd } = native.openUdpSocket(0x7f000001, 0, 0, 1 << 20, false, false);
+    expect(() => native.setReceiveFilter(fd, Int32Array.from([0x06, 0, 0, -1]))).not.toThrow(); // ret #all
+    expect(() => native.setReceiveFilter(fd, Int32Array.from([0x06, 0, 0]))).toThrow(/setReceiveFilter/); // not whole instructions
+    expect(() => native.setReceiveFilter(fd, Int32Array.from([0x15, 0, 9, 0]))).toThrow(/SO_ATTACH_FILTER/); // a jump out of the program
+    expect(() => native.setReceiveFilter(fd, null)).not.toThrow();
+    closeSync(fd);
+  });
+
   it('lockFile: a second holder is turned away until the first lets go', () => {
     const path = join(dir, 'x.lock');
     const a = native.lockFile(path);

@@ -10,14 +10,13 @@
 import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT } from '../io/slots.js';
 import { packetArena } from '../packet/arena.js';
 import { IPV4 } from '../packet/ipv4.js';
+import type { ReceiveOwner } from './receive-filter.js';
 import { ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
 
 const HUB_BATCH = 64;
 
-export interface PortRole {
-  /** 6in4: the remote whose packets are ours (0 for 6to4). */
-  remote: number;
-}
+/** 6in4: the remote whose packets are the tunnel's, and its prefixes; remote 0: 6to4 or 6rd. */
+export type PortRole = ReceiveOwner;
 
 /**
  * The shared transports of one process (or of one test): a hub per key, e.g. local address and
@@ -65,8 +64,14 @@ export class TransportHub {
   ) {}
 
   attach(role: PortRole): HubPort {
-    const port = new HubPort(this, role.remote >>> 0);
+    const port = new HubPort(this, role.remote >>> 0, role);
     this.ports.push(port);
+    try {
+      this.followOwners();
+    } catch (e) {
+      this.detach(port);
+      throw e;
+    }
     return port;
   }
 
@@ -76,7 +81,14 @@ export class TransportHub {
     if (this.ports.length === 0) {
       this.transport.close();
       this.onEmpty();
+    } else {
+      this.followOwners();
     }
+  }
+
+  /** The socket takes what the tunnels on it now may own, no more (receive-filter.ts). */
+  private followOwners(): void {
+    this.transport.receiveOnlyFor?.(this.ports.map((p) => p.role));
   }
 
   /** More than one tunnel on this transport: the hub reads and hands packets out. */
@@ -179,6 +191,7 @@ export class HubPort implements OuterTransport {
   constructor(
     private readonly hub: TransportHub,
     readonly remote: number,
+    readonly role: PortRole,
   ) {}
 
   /**

@@ -5,7 +5,8 @@
  * what is under test is the outer side.
  */
 import { createSocket } from 'node:dgram';
-import { Encapsulator, TunnelEngine } from '../../src/index.js';
+import { closeSync } from 'node:fs';
+import { Encapsulator, openTunnel, TunnelEngine } from '../../src/index.js';
 import { FakeTun } from '../../src/testing.js';
 import { loadNative, IP_PMTUDISC_DONT } from '../../src/io/native.js';
 import { packOuterFields } from '../../src/packet/ipv4.js';
@@ -29,6 +30,22 @@ function sendUdp(from: number, to: number, port: number, batches: Buffer[][], ru
     const sent = native.sendBatch(fd, arena, offs, Int32Array.from(pkts, (p) => p.length), n, errs, new Int32Array(n).fill(to | 0), new Int32Array(n).fill(packOuterFields(64, 0, false)), port, -1, runs, runs.length);
     if (sent !== n) throw new Error(`sender: ${sent} of ${n} sent (errnos ${[...errs]})`);
   }
+}
+
+/** Sends protocol-41 packets through a raw socket bound to `from` (its source), to `to`. */
+function sendProto41(from: number, to: number, pkts: Buffer[]): void {
+  const fd = native.openRawSocket(from, IP_PMTUDISC_DONT, 1 << 20);
+  for (let i = 0; i < pkts.length; i += 64) {
+    const batch = pkts.slice(i, i + 64);
+    const n = batch.length;
+    const arena = Buffer.alloc(n * 2048);
+    const offs = Int32Array.from(batch, (_, k) => k * 2048 + HEAD);
+    batch.forEach((p, k) => p.copy(arena, offs[k]));
+    const errs = new Int32Array(n);
+    const sent = native.sendBatch(fd, arena, offs, Int32Array.from(batch, (p) => p.length), n, errs, new Int32Array(n).fill(to | 0), new Int32Array(n).fill(packOuterFields(64, 0, false)));
+    if (sent !== n) throw new Error(`protocol 41 from ${from}: ${sent} of ${n} sent (errnos ${[...errs]})`);
+  }
+  closeSync(fd);
 }
 
 /** Resolves once `done()` holds, checking after each turn of the event loop; gives up (resolves) after `limitMs`. */
@@ -101,6 +118,37 @@ const scenarios: Record<string, (a: Record<string, unknown>) => Promise<unknown>
     };
   },
 };
+
+Object.assign(scenarios, {
+  /**
+   * Two 6in4 tunnels on one local IPv4 as two daemons would run them: each with its own shared
+   * transports, so each its own raw socket, which the kernel gives a copy of every protocol-41
+   * packet. Each remote sends its tunnel packets; a stranger sends to one tunnel's routed prefix
+   * and to nobody's; then one last packet from each remote, after which every earlier one was read.
+   */
+  async 'two-daemons'(a: Record<string, unknown>) {
+    const [local, remoteA, remoteB, stranger] = [a.local, a.remoteA, a.remoteB, a.stranger] as string[];
+    const open = (dev: string, remote: string, address: string, routed: string[]) =>
+      openTunnel({ mode: '6in4', local, remote, address, routed, dev, defaultRoute: false, offload: false, sharedTransports: new SharedTransports() });
+    const A = await open('t6a', remoteA, '2001:db8:1::2/64', ['2001:db8:11::/64']);
+    const B = await open('t6b', remoteB, '2001:db8:2::2/64', []);
+    try {
+      const to = (src: string, dst: string, n: number) => Array.from({ length: n }, () => ipv6Packet({ src, dst }));
+      sendProto41(ip4(remoteB), ip4(local), to('2001:db8:2::1', '2001:db8:2::2', 30));
+      sendProto41(ip4(stranger), ip4(local), to('2001:db8:77::1', '2001:db8:11::5', 5));
+      sendProto41(ip4(stranger), ip4(local), to('2001:db8:77::1', '2001:db8:99::1', 7));
+      sendProto41(ip4(remoteA), ip4(local), to('2001:db8:1::1', '2001:db8:1::2', 21));
+      sendProto41(ip4(remoteB), ip4(local), to('2001:db8:2::1', '2001:db8:2::2', 1));
+      const rx = (t: typeof A) => t.status().counters.traffic.rx_packets;
+      await settle(() => rx(A) >= 21 && rx(B) >= 31, 10_000);
+      const seen = (t: typeof A) => ({ rx: rx(t), wrongSource: t.status().counters.drops.rx_wrong_outer_source });
+      return { A: seen(A), B: seen(B) };
+    } finally {
+      await A.close();
+      await B.close();
+    }
+  },
+});
 
 const [name, json] = process.argv.slice(2);
 const run = scenarios[name];
