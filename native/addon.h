@@ -119,6 +119,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info);
 Napi::Value RawRecv(const Napi::CallbackInfo& info);
 Napi::Value UdpRecv(const Napi::CallbackInfo& info);
 Napi::Value RecvErrors(const Napi::CallbackInfo& info);
+Napi::Value SetReceiveFilter(const Napi::CallbackInfo& info);
 // os.cc
 Napi::Value NotifySocket(const Napi::CallbackInfo& info);
 Napi::Value LockFile(const Napi::CallbackInfo& info);

@@ -45,6 +45,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Fn(env, exports, "rawRecv", RawRecv);      // (fd, arena, slotSize, headroom, max, lens) -> n, or -errno
   Fn(env, exports, "udpRecv", UdpRecv);      // (fd, arena, slotSize, headroom, max, lens, info) -> n, or -errno
   Fn(env, exports, "recvErrors", RecvErrors);  // (fd, arena, slotSize, headroom, max, lens, info) -> n
+  Fn(env, exports, "setReceiveFilter", SetReceiveFilter);  // (fd, prog: Int32Array | null)
   // The layouts those calls share with TypeScript
   Int(env, exports, "MAX_BATCH", kMaxBatch);
   Int(env, exports, "OUTER_TTL_SHIFT", kOuterTtlShift);

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -82,6 +84,34 @@ Napi::Value OpenRawSocket(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// setReceiveFilter(fd, prog: Int32Array | null) -> undefined
+// Attaches a classic BPF program (code, jt, jf, k per instruction: src/transport/receive-filter.ts
+// decides what it keeps) in place of the socket's filter, or removes it (null). The kernel checks
+// the program; one it refuses throws.
+Napi::Value SetReceiveFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "setReceiveFilter(fd, prog: Int32Array of (code, jt, jf, k) per instruction, at most 4096, or null)";
+  if (info.Length() < 2 || !info[0].IsNumber()) return ThrowType(env, usage);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (info[1].IsNull()) {
+    int unused = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) < 0 && errno != ENOENT) return ThrowErrno(env, "setsockopt SO_DETACH_FILTER", errno);
+    return env.Undefined();
+  }
+  int32_t* words = nullptr;
+  size_t n = 0;
+  if (!GetInt32s(info[1], &words, &n) || n == 0 || n % 4 != 0 || n / 4 > BPF_MAXINSNS) return ThrowType(env, usage);
+  std::vector<struct sock_filter> insns(n / 4);
+  for (size_t i = 0; i < insns.size(); i++) {
+    const int32_t* w = words + 4 * i;
+    if (w[0] < 0 || w[0] > 0xffff || w[1] < 0 || w[1] > 0xff || w[2] < 0 || w[2] > 0xff) return ThrowType(env, usage);
+    insns[i] = {static_cast<uint16_t>(w[0]), static_cast<uint8_t>(w[1]), static_cast<uint8_t>(w[2]), static_cast<uint32_t>(w[3])};
+  }
+  struct sock_fprog prog = {static_cast<unsigned short>(insns.size()), insns.data()};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return ThrowErrno(env, "setsockopt SO_ATTACH_FILTER", errno);
+  return env.Undefined();
+}
+
 namespace {
 
 struct SendState {
@@ -90,7 +120,7 @@ struct SendState {
   struct sockaddr_in addrs[kMaxBatch];
   alignas(struct cmsghdr) uint8_t control[kMaxBatch][CMSG_SPACE(sizeof(int)) * 2 + CMSG_SPACE(sizeof(uint16_t))];
   int fds[kMaxBatch];
-  bool dfs[kMaxBatch];
+  int pmtus[kMaxBatch];  // toggling: the IP_MTU_DISCOVER message m goes with (PmtuFor)
   bool csums[kMaxBatch];  // with csumForGso: this message goes with UDP checksums on
   int first[kMaxBatch];  // message m carries packets first[m] .. first[m] + count[m] - 1
   int count[kMaxBatch];
@@ -128,6 +158,28 @@ bool Writable(int fd) {
   return r > 0 && (p.revents & POLLOUT) != 0;
 }
 
+// The path-MTU mode a message leaves with on a socket whose mode is switched per message. With
+// IP_PMTUDISC_WANT the kernel sets DF only on a datagram that fits the route MTU, and a GSO
+// message, sized as a whole, never does: its segments left with DF clear while lone datagrams
+// had it. IP_PMTUDISC_DO sets DF on the message, so on every segment cut from it; a segment over
+// the route MTU is refused (EINVAL) and the message goes again packet by packet with WANT, as a
+// lone datagram would have gone. One DF policy per tunnel, whatever the batching.
+int PmtuFor(bool df, int packets) {
+  if (!df) return IP_PMTUDISC_DONT;
+  return packets > 1 ? IP_PMTUDISC_DO : IP_PMTUDISC_WANT;
+}
+
+// sendmsg of one message, tried once more after a failure that may be an earlier packet's ICMP
+// report (MaybePendingReport): the per-packet twin of the batch loop's retry. errno is the result's.
+ssize_t SendOne(int fd, struct msghdr* h) {
+  ssize_t w;
+  for (int tries = 0;; tries++) {
+    do w = sendmsg(fd, h, 0);
+    while (w < 0 && errno == EINTR);
+    if (w >= 0 || tries > 0 || !MaybePendingReport(errno)) return w;
+  }
+}
+
 }  // namespace
 
 // sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port = 0, dfClearFd = -1, runs = null, nRuns = 0, stats?)
@@ -136,8 +188,8 @@ bool Writable(int fd) {
 // of fields[i]: the kernel builds the IPv4 header (and the UDP header when port != 0, for a UDP
 // socket). TTL and TOS go as ancillary data; DF is a socket option, so with a dfClearFd the
 // packets without DF leave through that socket (IP_PMTUDISC_DONT); with dfClearFd == fd (a UDP
-// socket: a second one could not share its port) the option is switched around each DF-clear
-// stretch and back to IP_PMTUDISC_WANT. `runs` (UDP only) groups the packets into messages, runs[m]
+// socket: a second one could not share its port) the option is switched around each stretch
+// that needs another mode (DF clear; a GSO message with DF: PmtuFor) and back to IP_PMTUDISC_WANT. `runs` (UDP only) groups the packets into messages, runs[m]
 // consecutive packets each: a run of more than one goes as one UDP_SEGMENT (GSO) message. Which
 // packets may share a message is decided in TypeScript (src/transport/gso.ts); here a run is only
 // checked to be one (same destination and fields, equal non-empty sizes but for a shorter last
@@ -149,8 +201,8 @@ bool Writable(int fd) {
 // toggling): that follows the caller's order and decides nothing about packets. A failed message fails its packets and the
 // rest go on (ENOBUFS from a writable socket is a packet the qdisc dropped: the link is full,
 // as a wire drops what it cannot carry); a
-// failure that may be an earlier ICMP error's report is tried once more; at a full socket
-// buffer the rest are marked EAGAIN.
+// failure that may be an earlier ICMP error's report is tried once more (a message, or a packet
+// of a refused GSO message resent alone); at a full socket buffer the rest are marked EAGAIN.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   WriteArgs a;
@@ -193,7 +245,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     s.first[nm] = i;
     s.count[nm] = k;
     s.fds[nm] = dfClearFd >= 0 && !df ? dfClearFd : a.fd;
-    s.dfs[nm] = df;
+    s.pmtus[nm] = PmtuFor(df, k);
     s.csums[nm] = csumToggle && k > 1;
     nm++;
     i += k;
@@ -233,17 +285,19 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     h->msg_controllen = used;
   }
   int m = 0, sent = 0, retried = -1;
-  bool socketDf = true, socketCsum = false;
+  int socketPmtu = IP_PMTUDISC_WANT;  // what a toggled socket stands at between calls
+  bool socketCsum = false;
+  auto setPmtu = [&](int fd, int v) {
+    if (v == socketPmtu) return;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
+    socketPmtu = v;
+  };
   while (m < nm) {
     // a stretch: consecutive messages for the same socket (and DF and checksums, when toggling), in order
     int fd = s.fds[m];
     int stretch = 1;
-    while (m + stretch < nm && s.fds[m + stretch] == fd && (!toggle || s.dfs[m + stretch] == s.dfs[m]) && s.csums[m + stretch] == s.csums[m]) stretch++;
-    if (toggle && s.dfs[m] != socketDf) {
-      int v = s.dfs[m] ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT;
-      setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
-      socketDf = s.dfs[m];
-    }
+    while (m + stretch < nm && s.fds[m + stretch] == fd && (!toggle || s.pmtus[m + stretch] == s.pmtus[m]) && s.csums[m + stretch] == s.csums[m]) stretch++;
+    if (toggle) setPmtu(fd, s.pmtus[m]);
     if (s.csums[m] != socketCsum) {
       int noCheck = s.csums[m] ? 0 : 1;
       setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &noCheck, sizeof noCheck);
@@ -276,12 +330,11 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
       struct msghdr* h = &s.msgs[m].msg_hdr;
       h->msg_controllen = 2 * CMSG_SPACE(sizeof(int));  // TTL and TOS, without UDP_SEGMENT
       h->msg_iovlen = 1;
+      if (toggle) setPmtu(fd, PmtuFor(s.pmtus[m] != IP_PMTUDISC_DONT, 1));
       bool full = false;
       for (int j = s.first[m]; j < s.first[m] + s.count[m]; j++) {
         h->msg_iov = &s.iovs[j];
-        ssize_t w;
-        do w = sendmsg(fd, h, 0);
-        while (w < 0 && errno == EINTR);
+        ssize_t w = SendOne(fd, h);
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || (errno == ENOBUFS && !Writable(fd)))) {
           for (int k = j; k < a.n; k++) a.errs[k] = EAGAIN;
           full = true;
@@ -297,10 +350,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     for (int j = 0; j < s.count[m]; j++) a.errs[s.first[m] + j] = err;
     m++;
   }
-  if (!socketDf) {
-    int v = IP_PMTUDISC_WANT;
-    setsockopt(a.fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
-  }
+  if (toggle) setPmtu(a.fd, IP_PMTUDISC_WANT);
   if (socketCsum) {
     int noCheck = 1;
     setsockopt(a.fd, SOL_SOCKET, SO_NO_CHECK, &noCheck, sizeof noCheck);

@@ -107,6 +107,9 @@ Napi::Value TunRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ReadArgs a;
   if (!ParseReadArgs(info, &a)) return ThrowType(env, "tunRead(fd, arena, slotSize, headroom, max, lens)");
+  // A read of nothing would teach the ring to queue nothing next time, and a round of nothing
+  // never ends; max (as cut to the slots of the arena and the entries of lens) must be at least 1.
+  if (a.max < 1) return ThrowType(env, "tunRead: max is 0 (or the arena or lens hold no slot): pass at least one slot to read into");
   int n = 0;
 #ifdef HAVE_LIBURING
   bool useRing = info.Length() < 7 || !info[6].IsBoolean() || info[6].As<Napi::Boolean>().Value();

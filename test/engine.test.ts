@@ -100,6 +100,21 @@ describe('engine', () => {
     engine.stop();
   });
 
+  it('F4: a flood of ICMPv4 errors is read a bounded number of batches per wake-up; the loop yields and reads the rest on the next ones', async () => {
+    const { tun, sock, tunnel, engine } = setup({ pmtu: 'dynamic' }, 64); // 2 batches a wake
+    const quoted = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1' });
+    for (let i = 0; i < 10_000; i++) sock.injectError({ type: 3, code: 1, info: 0, originalDst: ip4(REMOTE), quoted });
+    // the first wake-up was queued when the errors were; this turn runs right after it
+    await new Promise((r) => setImmediate(r));
+    expect(sock.errorQueueReads).toBe(2);
+    expect(sock.errors).toHaveLength(10_000 - 2 * 64);
+    await settle(tun, sock);
+    expect(sock.errors).toHaveLength(0);
+    const c = tunnel.counters.snapshot();
+    expect(c.traffic.icmp6_errors_relayed + c.drops.icmp4_relay_rate_limited).toBe(10_000);
+    engine.stop();
+  });
+
   it('a send the socket refuses is counted as tx_send_error and reported once per batch', async () => {
     const { tun, sock, tunnel, engine, seen } = reportingErrors();
     sock.sendFailures.push(0, 1, osConstants.errno.EINVAL);

@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryControl } from '../src/daemon/control.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { LAB_FOU_PORT, labFouArgs, runLab } from '../src/lab/lab.js';
-import { removeStaleNamespaces } from '../src/lab/netns.js';
+import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
 import { ping6, tcpTransfer } from '../src/lab/probes.js';
 import { LabNetwork } from '../src/lab/topology.js';
-import { rootOrSkip, scapyParse, scapySend, scapySendFou, startCapture, until, type Capture } from './helpers/netlab.js';
+import { rootOrSkip, runScenario, scapyParse, scapySend, scapySendFou, startCapture, until, type Capture } from './helpers/netlab.js';
 
 const canRun = rootOrSkip();
 const ETH = 14;
@@ -193,4 +193,43 @@ describe.runIf(canRun)('6in4 over FOU against the kernel and scapy', () => {
     const stopped = await lab.stopEngine('client');
     expect(stopped.down?.code).toBe(0);
   }, 120_000);
+});
+
+describe.runIf(canRun)('R05/R07 over FOU: one DF policy per tunnel, whatever the batching', () => {
+  const set = new NamespaceSet('foudf');
+  let ns: Namespace;
+  beforeAll(async () => {
+    ns = await set.add('df');
+    // a 1500-byte route, as on a real link: a GSO message is larger than it, its segments are not
+    await ns.ip(['link', 'set', 'lo', 'mtu', '1500']);
+    await ns.ip(['addr', 'add', '192.0.2.1/32', 'dev', 'lo']);
+  }, 30_000);
+  afterAll(() => set.destroy());
+
+  it('--pmtu dynamic: a UDP GSO run leaves with DF set, as a lone datagram does (a smaller hop must report, not fragment); DF-clear packets stay clear', async () => {
+    const done = await startCapture(ns, 'lo', 'udp dst port 5555', 3, 20_000);
+    const r = await runScenario<{ errs: number[][]; gso: boolean; gsoFallbacks: number }>(ns, 'fou-send', {
+      local: '192.0.2.1',
+      port: 5554,
+      dport: 5555,
+      batches: [
+        { lens: [1000, 1000, 1000], df: true },
+        { lens: [500], df: true },
+        { lens: [1000, 1000, 1000], df: false },
+        // segments over the route MTU: the message is refused and resent packet by packet, which
+        // IPv4 may fragment (as a lone datagram that size), none lost
+        { lens: [1480, 1480], df: true },
+      ],
+    });
+    expect(r.gso).toBe(true);
+    expect(r.errs.flat().every((e) => e === 0)).toBe(true);
+    expect(r.gsoFallbacks).toBe(1);
+    // loopback carries a GSO message whole: one frame per message, its header what every segment gets
+    const frames = (await done.result).packets.map((f) => ({ len: f.readUInt16BE(ETH + 2), df: (f[ETH + 6] & 0x40) !== 0 }));
+    expect(frames).toEqual([
+      { len: 20 + 8 + 3000, df: true },
+      { len: 20 + 8 + 500, df: true },
+      { len: 20 + 8 + 3000, df: false },
+    ]);
+  }, 60_000);
 });

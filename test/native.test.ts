@@ -144,6 +144,22 @@ describe('native addon (no root)', () => {
     closeSync(w);
   });
 
+  for (const ring of [false, true]) {
+    it(`tunRead refuses a read of 0 packets, which would teach the ring to queue nothing and loop for ever (${ring ? 'io_uring' : 'read/write'})`, () => {
+      const { r, w } = fifo(`zero-${ring}`);
+      const arena = Buffer.alloc(4 * SLOT);
+      const lens = new Int32Array(4);
+      expect(() => native.tunRead(r, arena, SLOT, HEAD, 0, lens, ring)).toThrow(/tunRead: max is 0/);
+      expect(() => native.tunRead(r, arena, SLOT, HEAD, 4, new Int32Array(0), ring)).toThrow(/tunRead: max is 0/); // no entry in lens
+      // the next read still reads, and returns when the fd is empty
+      writeSync(w, Buffer.alloc(30, 9));
+      expect(native.tunRead(r, arena, SLOT, HEAD, 4, lens, ring)).toBe(1);
+      expect(native.tunRead(r, arena, SLOT, HEAD, 4, lens, ring)).toBe(0);
+      closeSync(r);
+      closeSync(w);
+    });
+  }
+
   it('F1: one poll handle per fd serves reading and writing at once (libuv refuses a second)', async () => {
     const { r, w } = fifo('poll');
     const seen: number[] = [];
@@ -283,6 +299,34 @@ describe('native addon (no root)', () => {
     sniff.close();
     closeSync(rx.fd);
     closeSync(tx.fd);
+  });
+
+  it('F4: a refused GSO message resent packet by packet gets past ICMP reports its own packets draw, as the batch path does (UDP, loopback)', async () => {
+    const lo = 0x7f000001;
+    // zero checksums (SO_NO_CHECK) and no csumForGso: the kernel refuses the run, the addon resends it packet by packet
+    const tx = native.openUdpSocket(lo, 0, 0, 1 << 20, false, false);
+    const closedPort = await freeUdpPort();
+    const n = 8;
+    const arena = Buffer.alloc(n * 512);
+    const offs = Int32Array.from({ length: n }, (_, i) => i * 512 + HEAD);
+    const lens = new Int32Array(n).fill(200);
+    const errs = new Int32Array(n);
+    const stats = new Int32Array(1);
+    // each packet to the closed port draws a port unreachable, a pending error for the next send
+    const sent = native.sendBatch(tx.fd, arena, offs, lens, n, errs, new Int32Array(n).fill(lo), new Int32Array(n).fill(packOuterFields(64, 0, false)), closedPort, -1, Int32Array.from([n]), 1, stats, false);
+    expect(stats[0]).toBe(1);
+    expect([...errs]).toEqual(new Array(n).fill(0));
+    expect(sent).toBe(n);
+    closeSync(tx.fd);
+  });
+
+  it('setReceiveFilter attaches a classic BPF program the kernel accepts, refuses a malformed one, and removes it with null', () => {
+    const { fd } = native.openUdpSocket(0x7f000001, 0, 0, 1 << 20, false, false);
+    expect(() => native.setReceiveFilter(fd, Int32Array.from([0x06, 0, 0, -1]))).not.toThrow(); // ret #all
+    expect(() => native.setReceiveFilter(fd, Int32Array.from([0x06, 0, 0]))).toThrow(/setReceiveFilter/); // not whole instructions
+    expect(() => native.setReceiveFilter(fd, Int32Array.from([0x15, 0, 9, 0]))).toThrow(/SO_ATTACH_FILTER/); // a jump out of the program
+    expect(() => native.setReceiveFilter(fd, null)).not.toThrow();
+    closeSync(fd);
   });
 
   it('lockFile: a second holder is turned away until the first lets go', () => {

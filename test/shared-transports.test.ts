@@ -1,8 +1,13 @@
 /** Several tunnels on one local IPv4 share one raw socket: each packet reaches exactly one tunnel. */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Encapsulator, TunnelEngine } from '../src/index.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { SharedTransports } from '../src/transport/index.js';
+import { ReceiveAlso } from '../src/transport/receive-also.js';
+import { BPF_INSN_INTS, receiveFilter } from '../src/transport/receive-filter.js';
+import { parseIpv6Prefix } from '../src/packet/address.js';
+import { NamespaceSet, type Namespace } from '../src/lab/netns.js';
+import { rootOrSkip, runScenario } from './helpers/netlab.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 
 function engineOn(local: string, remote: string, address: string, fake: FakeTransport, sockets: SharedTransports) {
@@ -71,4 +76,48 @@ describe('F2: a shared socket hands over everything it read', () => {
     a.engine.stop();
     b.engine.stop();
   });
+});
+
+describe('the kernel filter on a raw socket (receive-filter.ts)', () => {
+  const prefix = (text: string) => parseIpv6Prefix(text)!;
+  it('filters nothing when a 6to4 or 6rd tunnel is on the socket, or when the tunnels do not fit one program', () => {
+    expect(receiveFilter([{ remote: ip4('198.51.100.1') }, { remote: 0 }])).toBeNull();
+    const many = Array.from({ length: 700 }, (_, i) => ({ remote: ip4('198.51.100.1') + i, innerDestinations: [prefix(`2001:db8:${i.toString(16)}::/64`)] }));
+    expect(receiveFilter(many)).toBeNull();
+    expect(receiveFilter(many.slice(0, 100))!.length).toBeLessThanOrEqual(4096 * BPF_INSN_INTS);
+  });
+});
+
+describe('F4: a FOU tunnel\'s second socket (bare protocol 41 from the remote)', () => {
+  it('its error queue, about nothing the tunnel sent, is read and let go one batch a call, never in an unbounded loop', () => {
+    const udp = new FakeTransport();
+    const raw = new FakeTransport();
+    const both = new ReceiveAlso(udp, raw);
+    for (let i = 0; i < 1000; i++) raw.injectError({ type: 3, code: 2, info: 0, originalDst: ip4('198.51.100.1'), quoted: ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:1::1' }) });
+    const lens = new Int32Array(64);
+    expect(both.recvErrors(Buffer.alloc(64 * 2048), 2048, 64, 64, lens, new Int32Array(64 * 6))).toBe(0);
+    expect(raw.errorQueueReads).toBe(1);
+    expect(raw.errors).toHaveLength(1000 - 64);
+  });
+});
+
+describe.runIf(rootOrSkip())('on real sockets (as root, in a namespace)', () => {
+  const set = new NamespaceSet('shared');
+  let ns: Namespace;
+  beforeAll(async () => {
+    ns = await set.add('fou');
+    for (const a of ['192.0.2.1', '198.51.100.1', '198.51.100.2', '203.0.113.9']) await ns.ip(['addr', 'add', `${a}/32`, 'dev', 'lo']);
+  }, 30_000);
+  afterAll(() => set.destroy());
+
+  it('F2: two FOU tunnels on one local port: a UDP GRO burst far beyond one wake (4 × 64) reaches its tunnel whole, with no datagram after it', async () => {
+    const r = await runScenario(ns, 'shared-fou-burst', { local: '192.0.2.1', remoteA: '198.51.100.1', remoteB: '198.51.100.2', port: 5555, segments: 1600 });
+    expect(r).toMatchObject({ deliveredA: 1600, inOrder: true, deliveredB: 0, rxA: 1600 });
+  }, 60_000);
+
+  it('two daemons with 6in4 tunnels on one IPv4 (their own raw sockets) see only their own packets; R14 still counts a wrong source sent to a tunnel\'s prefixes', async () => {
+    const r = await runScenario(ns, 'two-daemons', { local: '192.0.2.1', remoteA: '198.51.100.1', remoteB: '198.51.100.2', stranger: '203.0.113.9' });
+    // A: its 21, and the stranger's 5 to its routed prefix; the stranger's 7 to nobody's prefix reach neither
+    expect(r).toEqual({ A: { rx: 21, wrongSource: 5 }, B: { rx: 31, wrongSource: 0 } });
+  }, 60_000);
 });

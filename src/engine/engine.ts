@@ -134,6 +134,12 @@ export class TunnelEngine {
     this.errorQueueFirst = true;
   };
   private errorQueueFirst = true;
+  /**
+   * Error-queue batches this wake-up may still read: as many as its receive batches, so a flood of
+   * (forged) ICMPv4 errors cannot hold the loop (F4). The rest keep the socket's POLLERR up and
+   * are read on the next wake-ups.
+   */
+  private errorBatchesLeft = 0;
 
   constructor(
     readonly encapsulator: Encapsulator,
@@ -321,6 +327,7 @@ export class TunnelEngine {
     const d = this.rx;
     const t = this.encapsulator;
     const r = this.result;
+    this.errorBatchesLeft = this.maxBatches;
     if (this.errorQueueFirst) this.drainErrors();
     for (let b = 0; b < this.maxBatches && this.running; b++) {
       const n = this.transport.recv(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
@@ -374,7 +381,8 @@ export class TunnelEngine {
     const d = this.rx;
     const info = this.errInfo;
     const r = this.result;
-    for (;;) {
+    while (this.errorBatchesLeft > 0) {
+      this.errorBatchesLeft--;
       const n = this.transport.recvErrors(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens, info);
       if (n === 0) return;
       for (let i = 0; i < n; i++) {

@@ -99,7 +99,8 @@ export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel
 
   let tun: LinuxTun | undefined;
   let transport: OuterTransport | undefined;
-  const role = { remote: tunnel.config.mode === '6in4' ? tunnel.config.remote : 0 };
+  // what the tunnel's shared raw socket keeps: other processes' tunnels on this address get copies too
+  const role = tunnel.config.mode === '6in4' ? { remote: tunnel.config.remote, innerDestinations: [tunnel.config.address, ...tunnel.config.routed] } : { remote: 0 };
   const cfg = tunnel.config;
   let fou: FouTransport | undefined;
   const attach = (l: number): OuterTransport => {

@@ -55,6 +55,8 @@ export interface NativeAddon {
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
   /** The error queue of a raw or UDP socket: the quoted payload per slot, ERROR_INFO_STRIDE ints per error. */
   recvErrors(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  /** A classic BPF program (code, jt, jf, k per instruction) in place of the socket's filter; null removes it. */
+  setReceiveFilter(fd: number, prog: Int32Array | null): void;
   /** A UDP socket bound to local:port for Foo-over-UDP; says whether UDP GSO and GRO are available on it. */
   openUdpSocket(localAddr: number, port: number, pmtuDiscover: number, bufferBytes: number, checksum?: boolean, gro?: boolean): { fd: number; gso: boolean; gro: boolean };
   /** Datagrams into slots; info gets UDP_INFO_STRIDE ints each: source address, source port, TOS, GRO segment size. */

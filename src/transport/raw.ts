@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
 import { outerDf } from '../packet/ipv4.js';
+import { receiveFilter, type ReceiveOwner } from './receive-filter.js';
 import type { OuterTransport } from './transport.js';
 
 const { EAGAIN } = osConstants.errno;
@@ -52,6 +53,11 @@ export class RawTransport extends FdEndpoint implements OuterTransport {
 
   holding(): boolean {
     return false;
+  }
+
+  /** Other processes' raw sockets on this address get the same packets: keep only ours (receive-filter.ts). */
+  receiveOnlyFor(owners: readonly ReceiveOwner[]): void {
+    loadNative().setReceiveFilter(this.fd, receiveFilter(owners));
   }
 
   recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {

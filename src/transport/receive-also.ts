@@ -23,12 +23,13 @@ export class ReceiveAlso implements OuterTransport {
   /**
    * The primary's errors. The secondary's are about packets this tunnel never sent through it
    * (forged, or another tunnel's that the hub already handed out), but its socket asks for errors,
-   * and an undrained queue keeps it readable (POLLERR) for ever: read them here and let them go.
+   * and an undrained queue keeps it readable (POLLERR) for ever: read them here and let them go,
+   * one batch a call, so a flood of them is bounded as the primary's errors are (F4).
    */
   recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
     const n = this.primary.recvErrors(arena, slotSize, headroom, max, lens, info);
     if (n > 0) return n;
-    while (this.secondary.recvErrors(arena, slotSize, headroom, max, lens, info) === max);
+    this.secondary.recvErrors(arena, slotSize, headroom, max, lens, info);
     return 0;
   }
 

@@ -10,14 +10,13 @@
 import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT } from '../io/slots.js';
 import { packetArena } from '../packet/arena.js';
 import { IPV4 } from '../packet/ipv4.js';
+import type { ReceiveOwner } from './receive-filter.js';
 import { ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
 
 const HUB_BATCH = 64;
 
-export interface PortRole {
-  /** 6in4: the remote whose packets are ours (0 for 6to4). */
-  remote: number;
-}
+/** 6in4: the remote whose packets are the tunnel's, and its prefixes; remote 0: 6to4 or 6rd. */
+export type PortRole = ReceiveOwner;
 
 /**
  * The shared transports of one process (or of one test): a hub per key, e.g. local address and
@@ -52,6 +51,12 @@ export class TransportHub {
   private readonly errLens = new Int32Array(HUB_BATCH);
   private readonly errArena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
   private watching = false;
+  /** A re-run of pump is queued: the transport held packets its fd will not announce (F2). */
+  private again = false;
+  private readonly rerun = (): void => {
+    this.again = false;
+    this.pump(false);
+  };
 
   constructor(
     readonly transport: OuterTransport,
@@ -59,8 +64,14 @@ export class TransportHub {
   ) {}
 
   attach(role: PortRole): HubPort {
-    const port = new HubPort(this, role.remote >>> 0);
+    const port = new HubPort(this, role.remote >>> 0, role);
     this.ports.push(port);
+    try {
+      this.followOwners();
+    } catch (e) {
+      this.detach(port);
+      throw e;
+    }
     return port;
   }
 
@@ -70,7 +81,14 @@ export class TransportHub {
     if (this.ports.length === 0) {
       this.transport.close();
       this.onEmpty();
+    } else {
+      this.followOwners();
     }
+  }
+
+  /** The socket takes what the tunnels on it now may own, no more (receive-filter.ts). */
+  private followOwners(): void {
+    this.transport.receiveOnlyFor?.(this.ports.map((p) => p.role));
   }
 
   /** More than one tunnel on this transport: the hub reads and hands packets out. */
@@ -96,10 +114,13 @@ export class TransportHub {
   }
 
   /**
-   * Readiness: with one port it reads for itself; shared, the hub reads and hands out. The error
-   * queue is read only when the wake-up may have one (see OuterTransport.watch).
+   * Readiness: with one port it reads for itself; shared, the hub reads and hands out, at most 4
+   * batches a wake-up, as the engine does. The error queue is read only when the wake-up may have
+   * one (see OuterTransport.watch). What the transport still holds after that (the rest of a UDP
+   * GRO burst) no readiness event will announce: the hub runs again before the loop sleeps.
    */
   private pump(errorQueued?: boolean): void {
+    if (this.ports.length === 0) return;
     if (!this.shared) {
       this.ports[0].notify(errorQueued);
       return;
@@ -120,7 +141,11 @@ export class TransportHub {
         p.pending.length = 0;
         p.pendingErrors.length = 0;
       }
-      if (n < HUB_BATCH && e < HUB_BATCH) return;
+      if (n < HUB_BATCH && e < HUB_BATCH) break;
+    }
+    if (!this.again && this.transport.holding()) {
+      this.again = true;
+      setImmediate(this.rerun);
     }
   }
 
@@ -166,6 +191,7 @@ export class HubPort implements OuterTransport {
   constructor(
     private readonly hub: TransportHub,
     readonly remote: number,
+    readonly role: PortRole,
   ) {}
 
   /**
@@ -186,7 +212,10 @@ export class HubPort implements OuterTransport {
     }
   }
 
-  /** A shared transport's packets are all handed over inside notify(); a lone port holds what its transport holds. */
+  /**
+   * A shared transport's packets are all handed over inside notify(), and the hub runs again for
+   * what its transport still holds; a lone port holds what its transport holds.
+   */
   holding(): boolean {
     return !this.hub.shared && this.hub.transport.holding();
   }

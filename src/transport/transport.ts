@@ -13,6 +13,8 @@ export const ErrorOrigin = { Local: 1, Icmp: 2 } as const;
  */
 export const ERROR_INFO_STRIDE = 6;
 
+import type { ReceiveOwner } from './receive-filter.js';
+
 export interface OuterTransport {
   /**
    * Receives up to `max` whole IPv4 packets carrying IPv6 (protocol 41; a UDP transport gives each
@@ -42,6 +44,11 @@ export interface OuterTransport {
    * error queue; true or absent, it may be.
    */
   watch(cb: (errorQueued?: boolean) => void): void;
+  /**
+   * Optional: from now on the kernel hands this transport only what these tunnels may own
+   * (receive-filter.ts). A socket other processes cannot share (a bound UDP port) needs none.
+   */
+  receiveOnlyFor?(owners: readonly ReceiveOwner[]): void;
   /** Calls `cb` once, when a send that met EAGAIN may succeed. */
   watchWritable(cb: () => void): void;
   close(): void;

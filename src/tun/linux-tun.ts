@@ -95,6 +95,7 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
   }
 
   read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+    if (max <= 0) return 0; // the addon refuses a read into no slot
     const n = loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ringWanted && this.lastRead >= RING_MIN_PACKETS);
     this.lastRead = n;
     return n;

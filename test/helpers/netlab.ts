@@ -109,3 +109,11 @@ export async function isolatedDaemonHost(set: NamespaceSet): Promise<Namespace> 
   await ns.ip(['route', 'add', 'default', 'via', '192.0.2.254', 'dev', 'v0']);
   return ns;
 }
+
+const SCENARIOS = fileURLToPath(new URL('./ns-scenarios.ts', import.meta.url));
+
+/** Runs a data-path scenario of ns-scenarios.ts inside a namespace; resolves with what it printed. */
+export async function runScenario<T = Record<string, unknown>>(ns: Namespace, name: string, args: Record<string, unknown>): Promise<T> {
+  const out = await ns.exec(process.execPath, ['--import', import.meta.resolve('tsx'), SCENARIOS, name, JSON.stringify(args)], { timeoutMs: 60_000 });
+  return JSON.parse(out) as T;
+}
