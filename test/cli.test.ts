@@ -3,7 +3,7 @@
  * naming the flag (or the place in the file) and the fix, and touch nothing on the system.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,22 @@ describe('tun6in4 CLI', () => {
       expect(r.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
     });
   }
+});
+
+describe('bin/tun6in4.js in a checkout before npm ci', () => {
+  it('says in one line to run npm ci, not a stack trace about tsx', () => {
+    // a checkout's shape (bin/, src/cli/main.ts, package.json) in a temporary directory, where no
+    // node_modules is found up the tree
+    const clone = mkdtempSync(join(tmpdir(), 'tun6in4-clone-'));
+    mkdirSync(join(clone, 'bin'));
+    mkdirSync(join(clone, 'src', 'cli'), { recursive: true });
+    copyFileSync(BIN, join(clone, 'bin', 'tun6in4.js'));
+    writeFileSync(join(clone, 'src', 'cli', 'main.ts'), '');
+    writeFileSync(join(clone, 'package.json'), '{"type":"module"}');
+    const r = spawnSync(process.execPath, [join(clone, 'bin', 'tun6in4.js'), '--version'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`tun6in4: this checkout's dependencies are not installed (no package tsx): run npm ci (or npm install) in ${clone}\n`);
+  });
 });
 
 describe('tun6in4 check', () => {

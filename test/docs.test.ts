@@ -178,3 +178,21 @@ describe('docs/operating.md: the `check` and `show` transcripts, replayed', () =
     expect(shown.split('\n')).toEqual(lines);
   });
 });
+
+describe('getting tun6in4 on the PATH', () => {
+  // The units run `/usr/bin/env tun6in4` and the 6rd hooks `tun6in4` from the DHCP client's PATH:
+  // every page or file that installs one, and the README's Install section, says how it gets there.
+  const CONTRIB = readdirSync(join(ROOT, 'contrib')).filter((f) => !f.endsWith('.json')).map((f) => `contrib/${f}`);
+  const installsOrCalls = /\/etc\/systemd\/system\/|\/usr\/share\/tun6in4\/|dhclient-exit-hooks\.d|\/usr\/bin\/env tun6in4|tun6in4 on PATH/;
+
+  it('is said wherever a unit or hook is installed or calls it: npm install -g tun6in4', () => {
+    const files = [...DOCS, ...CONTRIB].filter((f) => installsOrCalls.test(text(f)));
+    expect(files).toEqual(expect.arrayContaining(['docs/systemd.md', 'docs/tunnels.md', 'contrib/tun6in4.service', 'contrib/tun6in4@.service', 'contrib/tun6in4-6rd']));
+    expect(files.filter((f) => !text(f).includes('npm install -g tun6in4'))).toEqual([]);
+  });
+
+  it('is said in the README\'s Install section', () => {
+    const install = /^## Install\n([\s\S]*?)^## /m.exec(text('README.md'))?.[1] ?? '';
+    expect(install).toMatch(/npm install -g tun6in4/);
+  });
+});

@@ -50,7 +50,7 @@ describe.runIf(canRun)('doctor: hosting a routed prefix', () => {
     expect(fs.filter((f) => /forwarding|FORWARD|routed|accept_ra/.test(f.check))).toEqual([]);
   }, 60_000);
 
-  it('a forward chain that drops by policy is named, set by ip6tables (nft backend) or by nft itself, each with a rule that lets the prefix in', async () => {
+  it('a forward chain that drops by policy is named, set by ip6tables (nft backend) or by nft itself, each with a rule that lets the prefix in, in the tool that set it', async () => {
     expect(find(await hostingFindings(ns, ['--routed', '2001:db8:2::/64']), 'IPv6 FORWARD policy')).toMatchObject([{ level: 'ok' }]);
     await ns.exec('ip6tables', ['-P', 'FORWARD', 'DROP']);
     await ns.exec('nft', ['add table inet hostfw; add chain inet hostfw fwdrop { type filter hook forward priority 0; policy drop; }']);
@@ -59,9 +59,13 @@ describe.runIf(canRun)('doctor: hosting a routed prefix', () => {
     expect(fs.map((f) => f.detail).join('\n')).toMatch(/nftables ip6 filter FORWARD drops/);
     expect(fs.map((f) => f.detail).join('\n')).toMatch(/nftables inet hostfw fwdrop drops/);
     expect(fs.find((f) => f.detail.includes('inet hostfw'))!.fix).toBe('accept it ahead of the policy, e.g. nft insert rule inet hostfw fwdrop ip6 daddr 2001:db8:2::/64 accept');
-    // the fix as given works where it is applied: after it, nft has the rule
+    // the policy ip6tables set gets its rule from ip6tables, the tool that set it, not from nft
+    expect(fs.find((f) => f.detail.includes('ip6 filter FORWARD'))!.fix).toBe('accept it ahead of the policy, e.g. ip6tables -I FORWARD -d 2001:db8:2::/64 -j ACCEPT');
+    // each fix as given works where it is applied: after it, the chain has the rule
     await ns.exec('nft', ['insert rule inet hostfw fwdrop ip6 daddr 2001:db8:2::/64 accept']);
     expect(await ns.exec('nft', ['list', 'chain', 'inet', 'hostfw', 'fwdrop'])).toMatch(/ip6 daddr 2001:db8:2::\/64 accept/);
+    await ns.exec('ip6tables', ['-I', 'FORWARD', '-d', '2001:db8:2::/64', '-j', 'ACCEPT']);
+    expect(await ns.exec('ip6tables', ['-S', 'FORWARD'])).toMatch(/^-A FORWARD -d 2001:db8:2::\/64 -j ACCEPT$/m);
     await ns.exec('ip6tables', ['-P', 'FORWARD', 'ACCEPT']);
     await ns.exec('nft', ['delete table inet hostfw']);
     expect(find(await hostingFindings(ns, ['--routed', '2001:db8:2::/64']), 'IPv6 FORWARD policy')).toMatchObject([{ level: 'ok' }]);

@@ -37,6 +37,20 @@ describe.runIf(rootOrSkip())('doctor, in a namespace with 192.0.2.1/24', () => {
     expect(finding(good.findings, 'local IPv4 on this host')).toMatchObject({ level: 'ok', detail: '192.0.2.1 is on d0' });
   }, 120_000);
 
+  it('--mode without --remote (6in4) or --relay says which checks it skipped and the flag that runs them; with it, they run', async () => {
+    const without = await doctor('--mode', '6in4');
+    expect(finding(without.findings, 'path toward the far end')).toMatchObject({
+      level: 'info',
+      detail: 'not checked without --remote: the local IPv4 that --local auto would pick, the route and the MTU toward the far end',
+      fix: "add --remote ADDRESS (the broker's server IPv4) to check them",
+    });
+    expect(finding(without.findings, 'MTU')).toBeUndefined();
+    expect(finding((await doctor('--mode', '6to4', '--local', '192.0.2.1')).findings, 'path toward the far end')).toMatchObject({ detail: 'not checked without --relay: the route and the MTU toward the far end' });
+    const withRemote = await doctor('--mode', '6in4', '--remote', '192.0.2.7');
+    expect(finding(withRemote.findings, 'path toward the far end')).toBeUndefined();
+    expect(finding(withRemote.findings, 'MTU')).toMatchObject({ level: 'ok' });
+  }, 120_000);
+
   it('FOU with 6to4 fails as up would; with 6in4 the NAT hint speaks of UDP, not protocol 41', async () => {
     const sixToFour = await doctor('--mode', '6to4', '--encap', 'fou', '--local', '192.0.2.1', '--relay', '192.0.2.7');
     expect(finding(sixToFour.findings, 'encapsulation')).toMatchObject({ level: 'fail', fix: 'use --encap none with --mode 6to4' });

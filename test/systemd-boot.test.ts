@@ -8,7 +8,7 @@
  * Restart= after SIGKILL, two template instances, stop — and what a 0600 device does.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,8 +157,9 @@ describe.runIf(canRun)('the units in contrib/ under a real systemd (Debian 12 bo
     describe(`${u.unit}.service`, () => {
       let mainPid = '';
 
-      it('start: ExecStartPre=+ gives the 0600 device udev\'s 0666, the daemon runs as tun6in4, READY=1 only once the tunnel exists (a unit ordered After= sees it)', async () => {
-        // The other unit's start already widened it: put the host back to 0600 for this one.
+      it('start: ExecStartPre=+ gives the 0600 device to group tun6in4 (0660, not 0666), the daemon runs as tun6in4, READY=1 only once the tunnel exists (a unit ordered After= sees it)', async () => {
+        // The other unit's start already changed it: put the host back to 0600 root:root for this one.
+        chownSync(node, 0, 0);
         chmodSync(node, 0o600);
         const r = await systemctl('start', `${u.probe}.service`);
         expect(r.code, r.stderr + (await explain(u.unit))).toBe(0);
@@ -167,8 +168,9 @@ describe.runIf(canRun)('the units in contrib/ under a real systemd (Debian 12 bo
         // READY=1 is what turns a notify unit active; the probe started after that.
         const ready = BigInt(await ct().show(u.unit, 'ActiveEnterTimestampMonotonic'));
         expect(BigInt(await ct().show(`${u.probe}.service`, 'ExecMainStartTimestampMonotonic'))).toBeGreaterThanOrEqual(ready);
-        expect(nodeMode()).toBe('666:0:0');
-        expect(await journal(u.unit)).toContain('/dev/net/tun was 0600 root:root; gave it the mode udev gives it, 0666');
+        const group = (await ct().exec(['getent', 'group', 'tun6in4'])).split(':')[2];
+        expect(nodeMode()).toBe(`660:0:${group}`);
+        expect(await journal(u.unit)).toContain('/dev/net/tun was 0600 root:root; made it 0660 root:tun6in4 so this service (group tun6in4) can open it; other users still cannot');
         mainPid = await ct().show(u.unit, 'MainPID');
         expect((await ct().exec(['stat', '-c', '%U', `/proc/${mainPid}`])).trim()).toBe('tun6in4');
         expect(await linkIn('he')).toBe(true);

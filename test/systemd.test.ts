@@ -211,24 +211,28 @@ describe('the units in contrib/', () => {
       expect(directives(text, 'WatchdogSec'), name).toEqual(['30s']);
       // the shell's kill: /bin/kill is procps, absent from minimal images (test/systemd-boot.test.ts boots one)
       expect(directives(text, 'ExecReload'), name).toEqual([`/usr/bin/env tun6in4 check -c ${config}`, "/bin/sh -c 'kill -HUP $$MAINPID'"]);
-      expect(directives(text, 'ExecStartPre'), name).toEqual([expect.stringMatching(/^\+\/bin\/sh -c .*= 600:0:0 \]; then chmod 0666 \/dev\/net\/tun/)]);
-      // /run/tun6in4 outlives a stop: instances share it, and the 6rd DHCP hook keeps state there
+      expect(directives(text, 'ExecStartPre'), name).toEqual([expect.stringMatching(/^\+\/bin\/sh -c .*= 600:0:0 \]; then chgrp tun6in4 \/dev\/net\/tun && chmod 0660 \/dev\/net\/tun/)]);
+      // /run/tun6in4 outlives a stop: the instances' sockets share it
       expect(directives(text, 'RuntimeDirectoryPreserve'), name).toEqual(['yes']);
+      // The 6rd hook's state is in /run/tun6in4-6rd (root's alone), never the service's /run/tun6in4.
+      expect(text.split('\n').filter((l) => /6rd/.test(l) && /\/run\/tun6in4(?!-6rd)/.test(l)), name).toEqual([]);
       expect(directives(text, 'ExecStart')[0], name).toMatch(new RegExp(`^/usr/bin/env tun6in4 up -c ${config.replace(/\./g, '\\.')}`));
     }
     const template = unit('tun6in4@.service');
     expect(directives(template, 'ExecStart')).toEqual(['/usr/bin/env tun6in4 up -c /etc/tun6in4/%i.toml --control /run/tun6in4/%i.sock']);
   });
 
-  it('ExecStartPre=+ widens only the devtmpfs default: 0600 root:root becomes 0666; any other mode or owner is left alone', (ctx) => {
+  it('ExecStartPre=+ changes only the devtmpfs default: 0600 root:root becomes 0660 for group tun6in4, not 0666; any other mode or owner is left alone', (ctx) => {
     if (!rootOrSkip()) return ctx.skip();
-    // The command as systemd runs it: "$$" and "%%" unescaped; pointed at files of ours instead of the device.
-    const command = directives(unit('tun6in4.service'), 'ExecStartPre')[0].replace(/^\+\/bin\/sh -c '(.*)'$/, '$1').replace(/\$\$/g, '$').replace(/%%/g, '%');
+    // The command as systemd runs it: "$$" and "%%" unescaped; pointed at files of ours instead of
+    // the device, and at a numeric group where this host may have no group tun6in4.
+    const GID = 4242;
+    const command = directives(unit('tun6in4.service'), 'ExecStartPre')[0].replace(/^\+\/bin\/sh -c '(.*)'$/, '$1').replace(/\$\$/g, '$').replace(/%%/g, '%').replace('chgrp tun6in4', `chgrp ${GID}`);
     expect(directives(unit('tun6in4@.service'), 'ExecStartPre')[0]).toBe(directives(unit('tun6in4.service'), 'ExecStartPre')[0]);
     const dir = mkdtempSync(join(tmpdir(), 'tun6in4-startpre-'));
     try {
       const cases = [
-        { name: 'devtmpfs', mode: 0o600, uid: 0, gid: 0, after: 0o666 },
+        { name: 'devtmpfs', mode: 0o600, uid: 0, gid: 0, after: 0o660, gidAfter: GID },
         { name: 'chosen-group', mode: 0o660, uid: 0, gid: 1, after: 0o660 },
         { name: 'group-root', mode: 0o640, uid: 0, gid: 0, after: 0o640 },
         { name: 'other-owner', mode: 0o600, uid: 1, gid: 0, after: 0o600 },
@@ -241,7 +245,8 @@ describe('the units in contrib/', () => {
         const r = spawnSync('/bin/sh', ['-c', command.replaceAll('/dev/net/tun', path)], { encoding: 'utf8' });
         expect(r.status, r.stderr).toBe(0);
         expect(statSync(path).mode & 0o777, c.name).toBe(c.after);
-        expect(r.stdout, c.name).toBe(c.after === c.mode ? '' : `${path} was 0600 root:root; gave it the mode udev gives it, 0666\n`);
+        expect(statSync(path).gid, c.name).toBe(c.gidAfter ?? c.gid);
+        expect(r.stdout, c.name).toBe(c.after === c.mode ? '' : `${path} was 0600 root:root; made it 0660 root:tun6in4 so this service (group tun6in4) can open it; other users still cannot\n`);
       }
       // No device at all: nothing to do, and no error (the daemon then says the device is missing).
       expect(spawnSync('/bin/sh', ['-c', command.replaceAll('/dev/net/tun', join(dir, 'absent'))]).status).toBe(0);

@@ -214,6 +214,12 @@ function readFileSyncSafe(path: string): string {
 async function checkAddresses(o: DoctorOptions, add: (f: Finding) => void): Promise<void> {
   const toward = o.mode === '6in4' ? o.remote : o.relay;
   let local = o.local && o.local !== 'auto' ? o.local : undefined;
+  if (!toward) {
+    // Said, not skipped in silence: a clean report must not read as "the path is fine".
+    const flag = o.mode === '6in4' ? '--remote' : '--relay';
+    const skipped = local ? 'the route and the MTU toward the far end' : 'the local IPv4 that --local auto would pick, the route and the MTU toward the far end';
+    add({ check: 'path toward the far end', level: 'info', detail: `not checked without ${flag}: ${skipped}`, fix: `add ${flag} ADDRESS (the ${o.mode === '6in4' ? 'broker\'s server IPv4' : 'relay\'s IPv4'}) to check them` });
+  }
   if (!local && toward) {
     try {
       local = await sourceAddressToward(toward);

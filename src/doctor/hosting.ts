@@ -99,13 +99,30 @@ interface NftChain {
   chain?: { family: string; table: string; name: string; hook?: string; policy?: string };
 }
 
+/** A forward chain that drops by policy, and the command that adds a rule to it with the tool that made it. */
+interface DroppingChain {
+  where: string;
+  docker: boolean;
+  /** Inserts an accept for `prefix` ahead of the policy. */
+  acceptRule: (prefix: string) => string;
+}
+
+/**
+ * iptables-nft keeps ip6tables' tables as nftables tables: family ip6, table "filter", the
+ * built-in chains in capitals. A rule for such a chain goes in with ip6tables, not nft, which
+ * would put it where iptables-nft does not expect one (it warns the table is not nft's to edit).
+ */
+function madeByIp6tables(c: { family: string; table: string; name: string }): boolean {
+  return c.family === 'ip6' && c.table === 'filter' && c.name === 'FORWARD';
+}
+
 /**
  * A forward chain whose policy drops (Docker's ip6tables sets FORWARD to DROP) refuses packets to
  * the routed prefix unless a rule accepts them first. Reads nftables (which iptables-nft writes
- * too) and, where it exists, the legacy ip6tables.
+ * too) and, where it exists, the legacy ip6tables; each fix uses the tool that set the policy.
  */
 export async function checkForwardPolicy(routed: Ipv6Prefix[], add: Add): Promise<void> {
-  const dropping: Array<{ where: string; docker: boolean; dockerUser?: boolean }> = [];
+  const dropping: DroppingChain[] = [];
   const nft = await run('nft', ['-j', 'list', 'chains']);
   if (nft && nft.code === 0 && nft.stdout.trim()) {
     const items = (JSON.parse(nft.stdout) as { nftables: NftChain[] }).nftables;
@@ -113,12 +130,20 @@ export async function checkForwardPolicy(routed: Ipv6Prefix[], add: Add): Promis
     for (const c of chains) {
       if (c.hook !== 'forward' || c.policy !== 'drop' || (c.family !== 'ip6' && c.family !== 'inet')) continue;
       const sameTable = chains.filter((d) => d.table === c.table && d.family === c.family);
-      dropping.push({ where: `nftables ${c.family} ${c.table} ${c.name}`, docker: sameTable.some((d) => /^DOCKER/.test(d.name)), dockerUser: sameTable.some((d) => d.name === 'DOCKER-USER') });
+      const dockerUser = sameTable.some((d) => d.name === 'DOCKER-USER');
+      dropping.push({
+        where: `nftables ${c.family} ${c.table} ${c.name}`,
+        docker: sameTable.some((d) => /^DOCKER/.test(d.name)),
+        acceptRule: madeByIp6tables(c)
+          ? (p) => `ip6tables -I ${dockerUser ? 'DOCKER-USER' : 'FORWARD'} -d ${p} -j ACCEPT`
+          : (p) => `nft insert rule ${c.family} ${c.table} ${c.name} ip6 daddr ${p} accept`,
+      });
     }
   }
   const legacy = await run('ip6tables-legacy', ['-S', 'FORWARD']);
   if (legacy && legacy.code === 0 && /^-P FORWARD DROP/m.test(legacy.stdout)) {
-    dropping.push({ where: 'ip6tables-legacy FORWARD', docker: /DOCKER/.test(legacy.stdout), dockerUser: /DOCKER-USER/.test(legacy.stdout) });
+    const dockerUser = /DOCKER-USER/.test(legacy.stdout);
+    dropping.push({ where: 'ip6tables-legacy FORWARD', docker: /DOCKER/.test(legacy.stdout), acceptRule: (p) => `ip6tables-legacy -I ${dockerUser ? 'DOCKER-USER' : 'FORWARD'} -d ${p} -j ACCEPT` });
   }
   if (dropping.length === 0) {
     add({ check: 'IPv6 FORWARD policy', level: 'ok', detail: 'no forward chain drops by policy' });
@@ -131,8 +156,8 @@ export async function checkForwardPolicy(routed: Ipv6Prefix[], add: Add): Promis
       level: 'warn',
       detail: `${d.where} drops what no rule accepts${d.docker ? ' (Docker\'s ip6tables rules)' : ''}: connections from outside to ${list(routed)} are refused unless a rule lets them in`,
       fix: d.docker
-        ? `let the routed prefix in ahead of Docker's rules: ip6tables -I ${d.dockerUser ? 'DOCKER-USER' : 'FORWARD'} -d ${p} -j ACCEPT; or, Docker 27+, create the network with -o com.docker.network.bridge.gateway_mode_ipv6=routed (docs/containers.md)`
-        : `accept it ahead of the policy, e.g. nft insert rule ${d.where.split(' ').slice(1).join(' ')} ip6 daddr ${p} accept`,
+        ? `let the routed prefix in ahead of Docker's rules: ${d.acceptRule(p)}; or, Docker 27+, create the network with -o com.docker.network.bridge.gateway_mode_ipv6=routed (docs/containers.md)`
+        : `accept it ahead of the policy, e.g. ${d.acceptRule(p)}`,
     });
   }
 }

@@ -87,9 +87,9 @@ export function modeAllows(n: TunNode, user: TunUser): boolean {
   return ((n.mode >> shift) & 0o6) === 0o6;
 }
 
-/** What lets `user` open the node; the first is what the shipped systemd units do. */
+/** What lets `user` open the node; the first is udev's, where the shipped systemd units grant only their group. */
 export function tunAccessFix(n: TunNode, user: TunUser): string {
-  const fixes = [`give it udev's usual mode: chmod 0666 ${n.path} (the shipped systemd units do this before each start when it is 0600 root:root; see docs/systemd.md)`];
+  const fixes = [`give it udev's usual mode: chmod 0666 ${n.path} (the shipped systemd units instead give it to their group, 0660 root:tun6in4, before each start when it is 0600 root:root; see docs/systemd.md)`];
   if (n.gid !== 0 && (n.mode & 0o060) === 0o060) fixes.push(`add ${user.name} to group ${n.group} (systemd: SupplementaryGroups=${n.group})`);
   fixes.push('or start as root and drop with --user (a tunnel added by a later reload then cannot open the device)');
   return fixes.join('; ');

@@ -36,6 +36,12 @@ export interface LabReport {
   steps: LabStep[];
   transfer: TransferResult | null;
   counters: Record<string, CountersSnapshot | null>;
+  /**
+   * ICMPv4 errors each engine had taken in once every engine was up, relayed as ICMPv6 (R11) or
+   * not relayable: the engines start together, so one end's first packets can reach another
+   * before that engine listens, and the kernel there answers with an ICMPv4 unreachable.
+   */
+  icmpAtStart: Record<string, { relayed: number; notRelayable: number }>;
   cleanShutdown: Record<string, boolean>;
   environment: { cpu: string; cores: number; node: string; kernel: string };
   durationSeconds: number;
@@ -103,10 +109,10 @@ const TRANSFER: Record<LabMode, { from: string; to: string; addr: string }> = {
   '6rd': { from: 'ce1', to: 'ce2', addr: '2001:db8:a280::1' },
 };
 
-/** Packets a host's engine has taken in so far, asked over its control socket. */
-async function engineRxPackets(lab: LabNetwork, host: string): Promise<number> {
+/** A host's engine's counters so far, asked over its control socket. */
+async function engineCounters(lab: LabNetwork, host: string): Promise<CountersSnapshot> {
   const s = (await queryControl(lab.engines.get(host)!.control, 'status')) as DaemonStatus;
-  return s.tunnels[0].counters.traffic.rx_packets;
+  return s.tunnels[0].counters;
 }
 
 export async function runLab(o: RunLabOptions): Promise<LabReport> {
@@ -138,17 +144,22 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
   let transfer: TransferResult | null = null;
   const counters: Record<string, CountersSnapshot | null> = {};
   const cleanShutdown: Record<string, boolean> = {};
+  const icmpAtStart: LabReport['icmpAtStart'] = {};
   try {
+    for (const host of lab.engines.keys()) {
+      const c = await engineCounters(lab, host);
+      icmpAtStart[host] = { relayed: c.traffic.icmp6_errors_relayed, notRelayable: c.drops.icmp4_not_relayable };
+    }
     record({ name: 'engines up', ok: true, detail: [...lab.engines.values()].map((e) => `${e.host}: ${e.up.name} ${e.up.address}`).join('; ') });
     for (const p of pingsFor(o.mode, encap)) {
       if (interrupted) break;
       const watched = p.via ?? p.notVia;
-      const before = watched ? await engineRxPackets(lab, watched) : 0;
+      const before = watched ? (await engineCounters(lab, watched)).traffic.rx_packets : 0;
       const r = await ping6(lab.host(p.from), p.to, p.opts);
       let ok = p.expectReplyFrom ? r.output.includes(`from ${p.expectReplyFrom}`) : r.ok;
       let path = '';
       if (watched) {
-        const carried = (await engineRxPackets(lab, watched)) - before;
+        const carried = (await engineCounters(lab, watched)).traffic.rx_packets - before;
         ok &&= p.via ? carried >= r.received : carried === 0;
         path = `, ${watched} took in ${carried} packet${carried === 1 ? '' : 's'}`;
       }
@@ -189,6 +200,7 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
     steps,
     transfer,
     counters,
+    icmpAtStart,
     cleanShutdown,
     environment: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, kernel },
     durationSeconds: (Date.now() - started) / 1000,
@@ -217,6 +229,14 @@ export function formatLabReport(r: LabReport, opts: { steps?: boolean } = {}): s
     const traffic = Object.entries(c.traffic).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(' ');
     const drops = Object.entries(c.drops).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(' ');
     lines.push(`  ${host}: ${traffic || 'no traffic'}${drops ? ` | drops: ${drops}` : ' | no drops'}`);
+    const atStart = r.icmpAtStart?.[host];
+    const startup = [
+      atStart?.relayed ? `icmp6_errors_relayed ${atStart.relayed} (relayed as ICMPv6, R11)` : '',
+      atStart?.notRelayable ? `icmp4_not_relayable ${atStart.notRelayable} (not relayed: about a packet to a multicast group, such as a router solicitation)` : '',
+    ].filter(Boolean);
+    if (startup.length) {
+      lines.push(`    at start-up, as expected: ${startup.join(' and ')}. The engines start together, so ${host}'s first packets reached an end whose engine was not listening yet, and that kernel answered with ICMPv4 unreachables.`);
+    }
   }
   lines.push('', `Environment: ${r.environment.cpu}, ${r.environment.cores} cores, Node ${r.environment.node}, Linux ${r.environment.kernel}`, '');
   return lines.join('\n');
