@@ -8,6 +8,7 @@ import { classifyIpv4, formatIpv6, parseIpv4, parseIpv6Prefix } from '../packet/
 import { delegatedPrefixLength, embedIpv4, SIX_TO_FOUR, type SixRdDomain } from '../packet/sixrd.js';
 import {
   at,
+  escapeText,
   ImportError,
   inPrefix,
   ipv4OfCompatible,
@@ -258,35 +259,46 @@ export function sitePrefixOf(d: SitDraft): string | null {
 
 // --- TOML ---
 
+/**
+ * A TOML basic string: JSON's escapes are TOML's, except that TOML also wants DEL escaped. Every
+ * string written is checked text (addresses, names through nameAt, keyFile), so none holds half
+ * a surrogate pair, which neither format can carry.
+ */
 function tomlValue(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return JSON.stringify(v).replace(/\x7f/g, '\\u007f');
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
   return String(v);
 }
 
 const COMMENT_COLUMN = 34;
 
+/**
+ * The one way text gets into a `#` comment: comments quote the input (its lines, names, file
+ * names), and a newline there would end the comment and make the rest live TOML.
+ */
+const commentLine = (text: string) => `# ${escapeText(text)}`.trimEnd();
+
 function renderLines(lines: Line[], prefix = ''): string[] {
   return lines.map((l) => {
-    if (l.key === undefined) return `# ${l.comment}`;
+    if (l.key === undefined) return commentLine(l.comment);
     const kv = `${prefix}${l.key} = ${tomlValue(l.value)}`;
-    return `${kv.padEnd(COMMENT_COLUMN)} # ${l.comment}`;
+    return `${kv.padEnd(COMMENT_COLUMN)} ${commentLine(l.comment)}`;
   });
 }
 
 function renderNotes(notes: Note[], heading: string): string[] {
   if (!notes.length) return [];
-  return [`# ${heading}`, ...notes.map((n) => `#   ${n.from ? `${at(n.from)}: ` : ''}${n.text}`)];
+  return [commentLine(heading), ...notes.map((n) => commentLine(`  ${n.from ? `${at(n.from)}: ` : ''}${n.text}`))];
 }
 
 export function renderToml(header: string[], tunnels: EmittedTunnel[], globalNotes: Note[]): string {
-  const out: string[] = header.map((h) => `# ${h}`.trimEnd());
+  const out: string[] = header.map(commentLine);
   if (globalNotes.length) out.push('', ...renderNotes(globalNotes, 'Lines that concern no tunnel, and why they are not carried over:'));
   for (const t of tunnels) {
-    out.push('', `# ${t.name}: ${at(t.from)}  ${t.declaration}`, `[tunnels.${t.name}]`, ...renderLines(t.lines));
+    out.push('', commentLine(`${t.name}: ${at(t.from)}  ${t.declaration}`), `[tunnels.${t.name}]`, ...renderLines(t.lines));
     if (t.updateLines.length) {
-      if (t.updateEnabled) out.push('', '# Tell the broker our IPv4 at start and whenever it changes.', `[tunnels.${t.name}.update]`, ...renderLines(t.updateLines));
-      else out.push('', '# The broker update, to enable by hand (see below):', `# [tunnels.${t.name}.update]`, ...renderLines(t.updateLines, '# '));
+      if (t.updateEnabled) out.push('', commentLine('Tell the broker our IPv4 at start and whenever it changes.'), `[tunnels.${t.name}.update]`, ...renderLines(t.updateLines));
+      else out.push('', commentLine('The broker update, to enable by hand (see below):'), commentLine(`[tunnels.${t.name}.update]`), ...renderLines(t.updateLines, '# '));
     }
     const notes = renderNotes(t.notes, `About ${t.name}: what is not carried over, and why:`);
     if (notes.length) out.push('', ...notes);

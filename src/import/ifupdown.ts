@@ -4,7 +4,7 @@
  * ifupdown-ng's `iface NAME` + `use tunnel` + `tunnel-mode sit` (tunnel-remote, tunnel-local,
  * tunnel-ttl). IPv6 addresses of other stanzas are the LAN's (a routed prefix shows there).
  */
-import { ImportError, integerAt, ipv4At, ipv6At, ipv6PrefixAt, SitDraft, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
+import { ImportError, integerAt, ipv4At, ipv6At, ipv6PrefixAt, nameAt, SitDraft, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
 import type { ParsedInput } from './shell.js';
 
 interface Stanza {
@@ -37,6 +37,7 @@ export function parseIfupdown(file: string, text: string, into: ParsedInput): vo
     if (word === 'iface') {
       const [name, family, method] = rest;
       if (!name) throw ImportError.at(from, 'iface without a name; add one');
+      nameAt(name, from, 'iface');
       current = { name, family, method, from, options: [] };
       stanzas.push(current);
     } else if (STANZA_WORDS.has(word) || word.startsWith('allow-')) {

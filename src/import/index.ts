@@ -7,7 +7,7 @@ import { closeSync, fchmodSync, mkdtempSync, openSync, rmSync, writeSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkDaemonConfig, type ConfigCheck } from '../daemon/check.js';
-import { FORMAT_NAMES, ImportError, type ImportedSecret, type ImportFormat, type Note, type SitDraft, type SourceRef } from './draft.js';
+import { escapeText, FORMAT_NAMES, hasNonText, ImportError, type ImportedSecret, type ImportFormat, type Note, type SitDraft, type SourceRef } from './draft.js';
 import { assignLanAddresses, emitTunnel, renderToml } from './emit.js';
 import { parseIfupdown } from './ifupdown.js';
 import { parseNetplan } from './netplan.js';
@@ -86,6 +86,9 @@ export function importConfig(text: string, format?: ImportFormat, options: Omit<
 export function importFiles(inputs: ImportInput[], options: ImportOptions = {}): ImportResult {
   if (options.format !== undefined && !IMPORT_FORMATS.includes(options.format)) {
     throw new ImportError(inputs[0]?.file ?? '-', 1, `format "${options.format}" is not known; use one of ${IMPORT_FORMATS.join(', ')}`);
+  }
+  if (options.keyFile !== undefined && hasNonText(options.keyFile)) {
+    throw new Error(`--key-file "${escapeText(options.keyFile)}": the path holds a control or invisible formatting character, and the configuration names it; give a plain path`);
   }
   const formats = inputs.map((i) => ({ file: i.file, format: options.format ?? detectFormat(i.text, i.file) }));
   const parsed: ParsedInput = { drafts: [], lan: [], notes: [], fouPorts: [] };

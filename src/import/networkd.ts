@@ -12,6 +12,7 @@ import {
   ipv6At,
   ipv6PrefixAt,
   isDefaultDestination,
+  nameAt,
   SitDraft,
   tosAt,
   ttlAt,
@@ -59,7 +60,8 @@ function units(file: string, text: string): Unit[] {
       unit.sections.push(section);
       return;
     }
-    const kv = /^([A-Za-z0-9]+)\s*=\s*(.*)$/.exec(line);
+    // `s`: a value may hold a character JavaScript counts as a line end (\r, U+2028); only \n ends it
+    const kv = /^([A-Za-z0-9]+)\s*=\s*(.*)$/s.exec(line);
     if (!kv) throw ImportError.at(from, `not a networkd line ("[Section]" or "Key=Value"): ${line}`);
     if (!section) throw ImportError.at(from, `${kv[1]}= before any [Section]; put it under its section`);
     section.entries.push({ key: kv[1], value: kv[2].trim(), from });
@@ -124,6 +126,7 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
       throw ImportError.at(nd.from, '.netdev without [NetDev] Name=; add it');
     })();
     if (!kind || kind.value !== 'sit') throw ImportError.at(kind?.from ?? nd.from, `${name.value}: Kind=${kind?.value ?? '(none)'} is not a sit tunnel; tun6in4 imports sit tunnels (6in4, 6to4, 6rd)`);
+    nameAt(name.value, name.from, '[NetDev] Name=');
     const d = new SitDraft(name.value, tunnelNameOf(name.value), name.from, 'networkd');
     tunnelNames.add(name.value);
     const local = one(nd, 'Tunnel', 'Local');
@@ -159,7 +162,7 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
   }
 
   for (const nw of networks) {
-    const match = all(nw, 'Match', 'Name').flatMap((e) => e.value.split(/\s+/).map((n) => ({ n, e })));
+    const match = all(nw, 'Match', 'Name').flatMap((e) => e.value.split(/\s+/).map((n) => ({ n: nameAt(n, e.from, '[Match] Name='), e })));
     const own = match.find((m) => tunnelNames.has(m.n));
     if (own) {
       checkKeys(nw, TUNNEL_NETWORK_KEYS, `.network of ${own.n}`);
@@ -169,7 +172,7 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
     // the underlying link: only Tunnel= and IPv6 addresses concern us
     const dev = match[0]?.n ?? basename(nw.from.file).replace(/\.network$/, '');
     const tunnelRefs = all(nw, 'Network', 'Tunnel');
-    for (const t of tunnelRefs) if (!tunnelNames.has(t.value)) into.notes.push({ from: t.from, text: `Tunnel=${t.value}: no .netdev in the input defines it, so it is not imported; add that file to import it too` });
+    for (const t of tunnelRefs) if (!tunnelNames.has(nameAt(t.value, t.from, '[Network] Tunnel='))) into.notes.push({ from: t.from, text: `Tunnel=${t.value}: no .netdev in the input defines it, so it is not imported; add that file to import it too` });
     for (const a of [...all(nw, 'Network', 'Address'), ...all(nw, 'Address', 'Address')]) {
       if (a.value.includes(':')) into.lan.push({ prefix: ipv6PrefixAt(a.value, a.from, 'Address='), dev, from: a.from });
     }

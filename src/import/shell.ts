@@ -11,6 +11,7 @@ import {
   ipv6At,
   ipv6PrefixAt,
   isDefaultDestination,
+  nameAt,
   SitDraft,
   tosAt,
   ttlAt,
@@ -58,6 +59,7 @@ export function parseShell(file: string, text: string, into: ParsedInput): void 
     const cmd = w[0];
     const note = (text: string) => into.notes.push({ from, text });
     const tunnel = (dev: string, declare = false): SitDraft | undefined => {
+      nameAt(dev, from, 'interface name');
       let t = tunnels.get(dev);
       if (!t && declare) {
         t = new SitDraft(dev, tunnelNameOf(dev), from, 'shell');
