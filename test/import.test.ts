@@ -345,3 +345,32 @@ describe('import: secrets (UCI password / updatekey)', () => {
     expect(existsSync(keyFile)).toBe(true);
   });
 });
+
+describe('import: long inputs are read in one pass', () => {
+  // No clock: a reader quadratic in lines (40,000 blank lines once took 12–19 s to detect) does not
+  // finish these within the suite's timeout.
+  const LINES = 200_000;
+  const block = 'ip tunnel add he mode sit remote 198.51.100.1\nip addr add 2001:db8:1::2/64 dev he\n';
+
+  it('format detection after 200,000 blank lines (\\n, " \\n", \\r\\n): the block is found and imported from its line', () => {
+    for (const blank of ['\n', ' \n', '\r\n']) {
+      const text = blank.repeat(LINES) + block;
+      expect(detectFormat(text, 'pasted')).toBe('shell');
+      const r = importConfig(text, undefined, { file: 'x' });
+      expect(r.config.tunnels.he).toMatchObject({ remote: '198.51.100.1', address: '2001:db8:1::2/64' });
+      expect(r.toml).toContain(`# he: x:${LINES + 1}  ip tunnel add he mode sit remote 198.51.100.1`);
+    }
+  });
+
+  it('200,000 blank lines and nothing else: not recognised, naming line 1', () => {
+    expect(() => detectFormat('\n'.repeat(LINES), 'x')).toThrow(/^x:1: not a configuration tun6in4 import recognises/);
+  });
+
+  it('200,000 continuation lines (shell and ifupdown): one command, one stanza option, from its first line', () => {
+    const shell = importConfig(`ip tunnel add he mode sit remote 198.51.100.1 \\\n${'ttl 64 \\\n'.repeat(LINES)}\nip addr add 2001:db8:1::2/64 dev he\n`, 'shell', { file: 'x' });
+    expect(shell.config.tunnels.he).toMatchObject({ remote: '198.51.100.1', ttl: 64 });
+    expect(shell.toml).toMatch(/^ttl = 64 +# x:1$/m);
+    const ifupdown = importConfig(`iface he inet6 v4tunnel\n  address 2001:db8:1::2/64 \\\n${'  \\\n'.repeat(LINES)}\n  endpoint 198.51.100.1\n`, 'ifupdown', { file: 'x' });
+    expect(ifupdown.config.tunnels.he).toMatchObject({ remote: '198.51.100.1', address: '2001:db8:1::2/64' });
+  });
+});

@@ -156,6 +156,24 @@ export interface LanAddress {
   from: SourceRef;
 }
 
+/**
+ * The input's lines with backslash continuations joined (shell, ifupdown), each with the number
+ * of the line it starts on. Each line is looked at once: testing the joined text for a trailing
+ * backslash after every line was quadratic in continuation lines.
+ */
+export function joinedLines(text: string): Array<{ text: string; line: number }> {
+  const raw = text.split(/\r?\n/);
+  const out: Array<{ text: string; line: number }> = [];
+  for (let i = 0; i < raw.length; i++) {
+    const line = i + 1;
+    const parts: string[] = [];
+    while (/\\\s*$/.test(raw[i]) && i + 1 < raw.length) parts.push(raw[i++].replace(/\\\s*$/, ' '));
+    parts.push(raw[i]);
+    out.push({ text: parts.join(''), line });
+  }
+  return out;
+}
+
 // --- checks the parsers share: a malformed value is an ImportError at its line ---
 
 export function ipv4At(text: string, from: SourceRef, what: string): string {

@@ -4,7 +4,7 @@
  * ifupdown-ng's `iface NAME` + `use tunnel` + `tunnel-mode sit` (tunnel-remote, tunnel-local,
  * tunnel-ttl). IPv6 addresses of other stanzas are the LAN's (a routed prefix shows there).
  */
-import { ImportError, integerAt, ipv4At, ipv6At, ipv6PrefixAt, nameAt, SitDraft, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
+import { ImportError, integerAt, ipv4At, ipv6At, ipv6PrefixAt, joinedLines, nameAt, SitDraft, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
 import type { ParsedInput } from './shell.js';
 
 interface Stanza {
@@ -26,12 +26,9 @@ const TUNNEL_KEYS = new Set([
 export function parseIfupdown(file: string, text: string, into: ParsedInput): void {
   const stanzas: Stanza[] = [];
   let current: Stanza | null = null;
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const from = { file, line: i + 1 };
-    let line = lines[i];
-    while (/\\\s*$/.test(line) && i + 1 < lines.length) line = line.replace(/\\\s*$/, ' ') + lines[++i];
-    line = line.trim();
+  for (const joined of joinedLines(text)) {
+    const from = { file, line: joined.line };
+    const line = joined.text.trim();
     if (!line || line.startsWith('#')) continue;
     const [word, ...rest] = line.split(/\s+/);
     if (word === 'iface') {

@@ -64,12 +64,15 @@ export interface ImportResult {
 
 /** Which format a text is in; throws ImportError naming its first line when none fits. */
 export function detectFormat(text: string, file = '-'): ImportFormat {
-  if (/\.(netdev|network)$/.test(file) || /^\s*\[(NetDev|Network|Match|Tunnel|Route|Address|Link)\]\s*$/m.test(text)) return 'networkd';
-  if (/\.ya?ml$/.test(file) || /^network\s*:\s*$/m.test(text)) return 'netplan';
-  if (/^\s*config\s+\S+/m.test(text) && /^\s*(option|list)\s+\S+/m.test(text)) return 'uci';
-  if (/^\s*iface\s+\S+/m.test(text)) return 'ifupdown';
-  if (/^\s*(\$\s+)?((sudo|doas)\s+)?(\S*\/)?(ip|ifconfig|route|modprobe)\s/m.test(text)) return 'shell';
   const lines = text.split(/\r?\n/);
+  // One line at a time: over the whole text (the m flag) a leading \s* ran across every blank
+  // line after each line start, quadratic in blank lines.
+  const some = (pattern: RegExp) => lines.some((l) => pattern.test(l));
+  if (/\.(netdev|network)$/.test(file) || some(/^\s*\[(NetDev|Network|Match|Tunnel|Route|Address|Link)\]\s*$/)) return 'networkd';
+  if (/\.ya?ml$/.test(file) || some(/^network\s*:\s*$/)) return 'netplan';
+  if (some(/^\s*config\s+\S+/) && some(/^\s*(option|list)\s+\S+/)) return 'uci';
+  if (some(/^\s*iface\s+\S+/)) return 'ifupdown';
+  if (some(/^\s*(\$\s+)?((sudo|doas)\s+)?(\S*\/)?(ip|ifconfig|route|modprobe)\s/)) return 'shell';
   const first = lines.findIndex((l) => l.trim() && !/^\s*[#;]/.test(l));
   throw new ImportError(file, first < 0 ? 1 : first + 1, `not a configuration tun6in4 import recognises: ${Object.values(FORMAT_NAMES).join('; ')} (give --format if it is one of them)`);
 }

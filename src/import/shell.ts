@@ -11,6 +11,7 @@ import {
   ipv6At,
   ipv6PrefixAt,
   isDefaultDestination,
+  joinedLines,
   nameAt,
   SitDraft,
   tosAt,
@@ -45,13 +46,9 @@ function isAbbrev(word: string | undefined, full: string, min = 1): boolean {
 export function parseShell(file: string, text: string, into: ParsedInput): void {
   const tunnels = new Map<string, SitDraft>(into.drafts.filter((d) => d.format === 'shell').map((d) => [d.dev, d]));
   let sitCount = 0;
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const from: SourceRef = { file, line: i + 1 };
-    let line = lines[i];
-    // a command continued with a trailing backslash
-    while (/\\\s*$/.test(line) && i + 1 < lines.length) line = line.replace(/\\\s*$/, ' ') + lines[++i];
-    line = line.replace(/(^|\s)#.*$/, '').trim();
+  for (const joined of joinedLines(text)) {
+    const from: SourceRef = { file, line: joined.line };
+    const line = joined.text.replace(/(^|\s)#.*$/, '').trim();
     if (!line) continue;
     let w = words(line.replace(/^\$\s+/, ''));
     while (w[0] === 'sudo' || w[0] === 'doas' || w[0] === 'exec') w = w.slice(1);
