@@ -374,3 +374,40 @@ describe('import: long inputs are read in one pass', () => {
     expect(ifupdown.config.tunnels.he).toMatchObject({ remote: '198.51.100.1', address: '2001:db8:1::2/64' });
   });
 });
+
+describe('import: ifupdown hooks', () => {
+  const stanza = (...hooks: string[]) =>
+    ['auto he-ipv6', 'iface he-ipv6 inet6 v4tunnel', '  address 2001:db8:1::2', '  netmask 64', '  endpoint 198.51.100.1', '  local 192.0.2.1', '  ttl 255', ...hooks.map((h) => `  ${h}`), ''].join('\n');
+
+  it('an up hook routing the IPv6 default through the tunnel is its default route (defaultRoute true), not an error', () => {
+    for (const hook of ['up ip -6 route add default dev he-ipv6', 'post-up ip route add ::/0 dev he-ipv6', 'up /sbin/ip -6 r a default dev $IFACE', 'up route -A inet6 add ::/0 dev he-ipv6', 'up ip -6 route add default via 2001:db8:1::1']) {
+      const r = importConfig(stanza(hook), undefined, { file: 'interfaces' });
+      expect(r.config.tunnels['he-ipv6'].defaultRoute, hook).toBeUndefined();
+      expect(parseDaemonConfig(r.config).tunnels[0].spec.defaultRoute ?? true, hook).toBe(true);
+      expect(r.toml, hook).toMatch(/^# default route: interfaces:8; tun6in4 routes the IPv6 default through the tunnel/m);
+      expect(r.toml, hook).not.toContain('runs a command');
+    }
+    expect(importConfig(stanza('up ip -6 route add default via 2001:db8:1::1'), undefined, { file: 'interfaces' }).config.tunnels['he-ipv6'].peer).toBe('2001:db8:1::1');
+  });
+
+  it('the CLI: the issue\'s stanza imports (exit 0) and passes --check', () => {
+    const r = cli(['-', '--check'], stanza('up ip -6 route add default dev he-ipv6'));
+    expect(r.stderr).toBe('tun6in4 import: check: ok (1 tunnel); nothing on this host was changed\n');
+    expect(r.status).toBe(0);
+    expect(parseDaemonConfigText(r.stdout, 'toml', 'he.toml').tunnels[0].spec.defaultRoute ?? true).toBe(true);
+  }, 60_000);
+
+  it('other hooks become comments saying tun6in4 does not run them; a default through another interface is not the tunnel\'s', () => {
+    const r = importConfig(stanza('up echo hi', 'down ip -6 route del default dev he-ipv6', 'up ip -6 route add default dev eth0', 'up ip -6 route add default dev he-ipv6 table 100'), undefined, { file: 'interfaces' });
+    expect(r.config.tunnels['he-ipv6'].defaultRoute).toBe(false);
+    for (const [line, hook] of [[8, 'up echo hi'], [9, 'down ip -6 route del default dev he-ipv6'], [10, 'up ip -6 route add default dev eth0'], [11, 'up ip -6 route add default dev he-ipv6 table 100']]) {
+      expect(r.toml).toContain(`#   interfaces:${line}: ${hook}: runs a command; tun6in4 does not (run it yourself once the tunnel is up)`);
+    }
+  });
+
+  it('a hook routing 2000::/3 through the tunnel: the whole default, said so', () => {
+    const r = importConfig(stanza('post-up ip -6 route add 2000::/3 dev he-ipv6'), undefined, { file: 'interfaces' });
+    expect(r.config.tunnels['he-ipv6'].defaultRoute).toBeUndefined();
+    expect(r.toml).toContain('#   interfaces:8: post-up ip -6 route add 2000::/3 dev he-ipv6: tun6in4 routes the whole IPv6 default (::/0) through the tunnel');
+  });
+});
