@@ -411,3 +411,28 @@ describe('import: ifupdown hooks', () => {
     expect(r.toml).toContain('#   interfaces:8: post-up ip -6 route add 2000::/3 dev he-ipv6: tun6in4 routes the whole IPv6 default (::/0) through the tunnel');
   });
 });
+
+describe('import: networkd [Network] keys a tunnel .network often has', () => {
+  const files = (network: string[]) => [
+    { file: 'he-ipv6.netdev', text: '[NetDev]\nName=he-ipv6\nKind=sit\n[Tunnel]\nLocal=192.0.2.1\nRemote=198.51.100.1\nTTL=255\n' },
+    { file: 'he-ipv6.network', text: ['[Match]', 'Name=he-ipv6', '[Network]', 'Address=2001:db8:1::2/64', ...network, ''].join('\n') },
+  ];
+
+  it('DefaultRouteOnDevice=yes: accepted; networkd\'s IPv4 default on the device, so no IPv6 default from it, said so', () => {
+    const r = importFiles(files(['DefaultRouteOnDevice=yes']));
+    expect(r.config.tunnels['he-ipv6']).toMatchObject({ ...HE, defaultRoute: false });
+    expect(r.toml).toContain("#   he-ipv6.network:5: DefaultRouteOnDevice=yes: networkd's IPv4 default route on the device, and tun6in4 carries IPv6 only; the IPv6 default through the tunnel is networkd's [Route] Gateway=:: and tun6in4's defaultRoute (on unless false)");
+    // with the IPv6 default networkd's way, the tunnel carries it
+    const both = importFiles(files(['DefaultRouteOnDevice=yes', '[Route]', 'Gateway=::']));
+    expect(both.config.tunnels['he-ipv6'].defaultRoute).toBeUndefined();
+    expect(importFiles(files(['DefaultRouteOnDevice=no'])).toml).toContain('he-ipv6.network:5: DefaultRouteOnDevice=no: no IPv4 default route on the device; nothing to carry over');
+  });
+
+  it('IPv6Forwarding= (and IPv4Forwarding=, IPForward=): accepted, a comment that tun6in4 sets no sysctl', () => {
+    const r = importFiles(files(['IPv6Forwarding=yes', 'IPv4Forwarding=no', 'IPForward=ipv6']));
+    expect(r.config.tunnels['he-ipv6']).toMatchObject(HE);
+    for (const [line, kv] of [[5, 'IPv6Forwarding=yes'], [6, 'IPv4Forwarding=no'], [7, 'IPForward=ipv6']]) {
+      expect(r.toml).toContain(`#   he-ipv6.network:${line}: ${kv}: networkd sets a forwarding sysctl; tun6in4 changes no sysctl, so keep forwarding in /etc/sysctl.d if this host routes a prefix (\`tun6in4 doctor --routed PREFIX\` checks it)`);
+    }
+  });
+});
