@@ -6,7 +6,7 @@
  * naming file:line; update keys never reach the configuration, stdout, stderr or a printed result.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -325,6 +325,39 @@ describe('import: secrets (UCI password / updatekey)', () => {
     expect(r.stderr).toMatch(/^tun6in4: --key-file .*no-such-dir\/wan6\.key: cannot write it \(ENOENT\); create its directory first$/m);
     expect(r.stderr).not.toContain(KEY);
   }, 60_000);
+
+  it('CLI with --key-file at a planted symlink: refused (exit 2), the link\'s target neither written nor created', () => {
+    const planted = mkdtempSync(join(dir, 'planted-'));
+    const target = join(planted, 'shadow');
+    writeFileSync(target, 'precious\n', { mode: 0o600 });
+    const dangling = join(planted, 'created-elsewhere');
+    for (const [link, to] of [['wan6.key', target], ['other.key', dangling]]) {
+      symlinkSync(to, join(planted, link));
+      const r = cli(['network', '--key-file', join(planted, link)]);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(`tun6in4: --key-file ${join(planted, link)} is a symbolic link, and import writes a key file only as itself (as the daemon reads it); remove the link (rm ${join(planted, link)}) or name the real file\n`);
+    }
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
+    expect(existsSync(dangling)).toBe(false);
+    expect(readdirSync(planted).sort()).toEqual(['other.key', 'shadow', 'wan6.key']);
+  }, 60_000);
+
+  it('library: writeKeyFile replaces an existing file whole (renamed over it, no temporary left), a root:group 0640 key stays 0640 in its group', () => {
+    const keyDir = mkdtempSync(join(dir, 'replace-'));
+    const keyFile = join(keyDir, 'wan6.key');
+    const secret = importFiles([uci], { keyFile }).tunnels[0].secret!;
+    expect(writeKeyFile(keyFile, secret)).toEqual({ replaced: false, mode: 0o600 });
+    writeFileSync(keyFile, 'old-key\n');
+    chmodSync(keyFile, 0o640);
+    const before = statSync(keyFile);
+    expect(writeKeyFile(keyFile, secret)).toEqual({ replaced: true, mode: 0o640 });
+    const after = statSync(keyFile);
+    expect(readFileSync(keyFile, 'utf8')).toBe(`${KEY}\n`);
+    expect([after.mode & 0o777, after.gid]).toEqual([0o640, before.gid]);
+    expect(after.ino).not.toBe(before.ino);
+    expect(readdirSync(keyDir)).toEqual(['wan6.key']);
+  });
 
   it('the password option is a secret too; with updatekey given as well, the updatekey is used', () => {
     const text = "config interface 'wan6'\n\toption proto '6in4'\n\toption peeraddr '198.51.100.1'\n\toption ip6addr '2001:db8:1::2/64'\n\toption tunnelid '7'\n\toption username 'u'\n\toption password 'Acc0unt-Passw0rd'\n";

@@ -19,13 +19,16 @@ export function runImportCommand(files: string[], flags: ImportFlags): void {
   if (flags.keyFile) {
     const t = result.tunnels.find((x) => x.updateEnabled);
     if (t) {
+      let written: { replaced: boolean; mode: number };
       try {
-        writeKeyFile(flags.keyFile, t.secret!);
+        written = writeKeyFile(flags.keyFile, t.secret!);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        throw new Error(`--key-file ${flags.keyFile}: cannot write it (${code ?? (e as Error).message}); ${code === 'ENOENT' ? 'create its directory first' : 'check the path and its permissions'}`);
+        if (!code) throw new Error(`--key-file ${(e as Error).message}`);
+        throw new Error(`--key-file ${flags.keyFile}: cannot write it (${code}); ${code === 'ENOENT' ? 'create its directory first' : 'check the path and its permissions'}`);
       }
-      warn(`${t.name}: the broker update key from ${t.secret!.from.file}:${t.secret!.from.line} was written to ${flags.keyFile} (mode 0600); the configuration names that file`);
+      const mode = written.mode.toString(8).padStart(4, '0');
+      warn(`${t.name}: the broker update key from ${t.secret!.from.file}:${t.secret!.from.line} was written to ${flags.keyFile} (mode ${mode}${written.replaced ? ', replacing the file that was there' : ''}); the configuration names that file`);
     } else {
       warn(`--key-file ${flags.keyFile}: the input holds no complete broker update (tunnel id, username and key); nothing was written there`);
     }

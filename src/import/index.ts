@@ -3,9 +3,10 @@
  * (a broker's shell block, systemd-networkd, ifupdown, netplan, OpenWrt UCI), read its tunnels,
  * and write the tun6in4 configuration that runs the same tunnels as commented TOML.
  */
-import { closeSync, fchmodSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, lstatSync, mkdtempSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { checkDaemonConfig, type ConfigCheck } from '../daemon/check.js';
 import { escapeText, FORMAT_NAMES, hasNonText, ImportError, type ImportedSecret, type ImportFormat, type Note, type SitDraft, type SourceRef } from './draft.js';
 import { assignLanAddresses, emitTunnel, renderToml } from './emit.js';
@@ -172,17 +173,52 @@ function lineLookup(inputs: ImportInput[]): (r: SourceRef) => string {
 }
 
 /**
- * Writes an update key to `path` for the daemon to read: mode 0600 (also when the file existed),
- * the key and a newline, nothing else.
+ * Writes an update key to `path` for the daemon to read: the key and a newline, nothing else.
+ * The file is replaced, never written through: the key goes to a new file in the same directory
+ * (created exclusively, so nothing planted there is followed) that is then renamed over `path`.
+ * Whoever can write that directory cannot make root's import send the key elsewhere with a
+ * symlink, and the daemon reads the old key or the new, never half of one. A symlink at `path` is
+ * refused rather than replaced (the daemon reads a key only as itself, so it is a mistake or a
+ * plant, and either way someone should look). An existing file is replaced: re-running import
+ * after the broker's key changed is how the key gets updated. The new file is mode 0600, or 0640
+ * with the old file's group when the old one was exactly group-readable (root:tun6in4 0640, the
+ * service user's way); owned by whoever runs import.
  */
-export function writeKeyFile(path: string, secret: ImportedSecret): void {
-  const fd = openSync(path, 'w', 0o600);
+export function writeKeyFile(path: string, secret: ImportedSecret): { replaced: boolean; mode: number } {
+  let old: Stats | undefined;
   try {
-    fchmodSync(fd, 0o600);
-    writeSync(fd, `${secret.reveal()}\n`);
-  } finally {
-    closeSync(fd);
+    old = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
+  if (old?.isSymbolicLink()) throw new Error(`${path} is a symbolic link, and import writes a key file only as itself (as the daemon reads it); remove the link (rm ${path}) or name the real file`);
+  if (old && !old.isFile()) throw new Error(`${path} is not a regular file; name a file`);
+  let mode = old !== undefined && (old.mode & 0o077) === 0o040 ? 0o640 : 0o600;
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    try {
+      if (mode === 0o640) {
+        try {
+          fchownSync(fd, -1, old!.gid);
+        } catch (e) {
+          // not root and not in that group: the key stays the owner's alone
+          if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+          mode = 0o600;
+        }
+      }
+      fchmodSync(fd, mode);
+      writeSync(fd, `${secret.reveal()}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (e) {
+    rmSync(temporary, { force: true });
+    throw e;
+  }
+  return { replaced: old !== undefined, mode };
 }
 
 /**
