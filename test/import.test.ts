@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
@@ -25,6 +25,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const HE = { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
 const NETWORKD = ['networkd/he-ipv6.netdev', 'networkd/he-ipv6.network', 'networkd/eth0.network', 'networkd/eth1.network', 'networkd/6rd.netdev', 'networkd/6rd.network'];
 const KEY = 'Upd4teK3y-not-a-real-one';
+/** This host's IPv4 addresses, as the CLI reads them. */
+const HOST_IPV4 = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
 
 /** Each fixture, its format, and the tunnels it must give (written from the input by hand, not from our output). */
 const CASES: Array<{ golden: string; files: string[]; format: ImportFormat; tunnels: Record<string, Record<string, unknown>> }> = [
@@ -266,8 +268,9 @@ describe('import: the CLI', () => {
   it('networkd: the .netdev and .network files together, --check passes', () => {
     const r = cli([...NETWORKD, '--check']);
     expect(r.status).toBe(0);
-    expect(r.stderr).toBe('tun6in4 import: check: ok (2 tunnels); nothing on this host was changed\n');
-    expect(r.stdout).toBe(readFileSync(join(FIXTURES, 'expected', 'networkd.toml'), 'utf8'));
+    expect(r.stderr).toMatch(/^tun6in4 import: check: ok \(2 tunnels\); nothing on this host was changed\n$/m);
+    // the golden file's, with this host's addresses for the local the source names
+    expect(r.stdout).toBe(importFiles(NETWORKD.map(fixture), { hostAddresses: HOST_IPV4 }).toml);
   }, 60_000);
 
   it('--check refuses what check refuses, naming the field (6to4 on a private IPv4)', () => {
@@ -425,7 +428,7 @@ describe('import: ifupdown hooks', () => {
 
   it('the CLI: the issue\'s stanza imports (exit 0) and passes --check', () => {
     const r = cli(['-', '--check'], stanza('up ip -6 route add default dev he-ipv6'));
-    expect(r.stderr).toBe('tun6in4 import: check: ok (1 tunnel); nothing on this host was changed\n');
+    expect(r.stderr).toMatch(/^tun6in4 import: check: ok \(1 tunnel\); nothing on this host was changed\n$/m);
     expect(r.status).toBe(0);
     expect(parseDaemonConfigText(r.stdout, 'toml', 'he.toml').tunnels[0].spec.defaultRoute ?? true).toBe(true);
   }, 60_000);
@@ -468,4 +471,34 @@ describe('import: networkd [Network] keys a tunnel .network often has', () => {
       expect(r.toml).toContain(`#   he-ipv6.network:${line}: ${kv}: networkd sets a forwarding sysctl; tun6in4 changes no sysctl, so keep forwarding in /etc/sysctl.d if this host routes a prefix (\`tun6in4 doctor --routed PREFIX\` checks it)`);
     }
   });
+});
+
+describe('import: a local IPv4 this host does not hold (1:1 NAT, as on cloud VMs)', () => {
+  const block = (local: string) => `ip tunnel add he mode sit remote 198.51.100.1 local ${local} ttl 255\nip addr add 2001:db8:1::2/64 dev he\nip -6 route add default dev he\n`;
+
+  it('6in4: written as local = "auto", the comment naming the source\'s address and why; kept when the host holds it; untouched without host addresses', () => {
+    const r = importConfig(block('203.0.113.7'), undefined, { file: 'he.sh', hostAddresses: ['127.0.0.1', '10.0.0.5'] });
+    expect(r.config.tunnels.he.local).toBe('auto');
+    expect(r.toml).toMatch(/^local = "auto" +# he\.sh:1 says 203\.0\.113\.7, which this host does not hold \(behind 1:1 NAT the broker knows the public IPv4\): auto, the address this host uses toward the remote$/m);
+    expect(r.tunnels[0].localNotHere).toEqual({ value: '203.0.113.7', from: { file: 'he.sh', line: 1 } });
+    expect(importConfig(block('10.0.0.5'), undefined, { file: 'he.sh', hostAddresses: ['127.0.0.1', '10.0.0.5'] }).config.tunnels.he.local).toBe('10.0.0.5');
+    expect(importConfig(block('203.0.113.7'), undefined, { file: 'he.sh' }).config.tunnels.he.local).toBe('203.0.113.7');
+  });
+
+  it('6to4: kept (the site prefix derives from it), with a note that it must be this host\'s public IPv4', () => {
+    const r = importFiles([fixture('networkd-6to4.conf')], { hostAddresses: ['10.0.0.5'] });
+    expect(r.config.tunnels.sit6to4.local).toBe('192.0.2.1');
+    expect(r.toml).toContain('#   networkd-6to4.conf:7: local 192.0.2.1 is not an address of this host; 6to4 derives the site prefix from it, so it must be this host\'s public IPv4 (6to4 does not work behind NAT)');
+  });
+
+  it('the CLI compares with this host\'s addresses: a documentation IPv4 becomes auto (said on stderr), 127.0.0.1 stays', () => {
+    expect(HOST_IPV4).not.toContain('203.0.113.7');
+    const r = cli(['-', '--check'], block('203.0.113.7'));
+    expect(r.status).toBe(0);
+    expect(parseDaemonConfigText(r.stdout, 'toml', 'he.toml').tunnels[0].spec.local).toBe('auto');
+    expect(r.stderr).toContain('tun6in4 import: he: local 203.0.113.7 (stdin:1) is not an address of this host, so the configuration says local = "auto" (on a 1:1-NAT cloud VM the broker\'s "Client IPv4 Address" is the public one, which the host never holds); if the file is for another host that holds 203.0.113.7, write it back\n');
+    const lo = cli(['-'], block('127.0.0.1'));
+    expect(lo.stdout).toMatch(/^local = "127\.0\.0\.1" +# stdin:1$/m);
+    expect(lo.stderr).toBe('');
+  }, 60_000);
 });

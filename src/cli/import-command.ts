@@ -1,5 +1,6 @@
 /** `tun6in4 import`: a kernel-sit configuration in, the tun6in4 configuration out (library: src/import). */
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { ConfigFileError } from '../daemon/config.js';
 import { checkImported, importFiles, writeKeyFile, type ImportFormat, type ImportInput } from '../import/index.js';
 
@@ -13,8 +14,12 @@ export interface ImportFlags {
 export function runImportCommand(files: string[], flags: ImportFlags): void {
   if (!files.length && process.stdin.isTTY) throw new Error('import: name the files to read, or - to read a pasted block from standard input');
   const inputs: ImportInput[] = (files.length ? files : ['-']).map((f) => ({ file: f === '-' ? 'stdin' : f, text: readInput(f) }));
-  const result = importFiles(inputs, { format: flags.format, keyFile: flags.keyFile });
+  const result = importFiles(inputs, { format: flags.format, keyFile: flags.keyFile, hostAddresses: hostIpv4Addresses() });
   const warn = (line: string) => process.stderr.write(`tun6in4 import: ${line}\n`);
+  for (const t of result.tunnels.filter((x) => x.localNotHere)) {
+    const { value, from } = t.localNotHere!;
+    warn(`${t.name}: local ${value} (${from.file}:${from.line}) is not an address of this host, so the configuration says local = "auto" (on a 1:1-NAT cloud VM the broker's "Client IPv4 Address" is the public one, which the host never holds); if the file is for another host that holds ${value}, write it back`);
+  }
   const keyed = result.tunnels.filter((t) => t.secret);
   if (flags.keyFile) {
     const t = result.tunnels.find((x) => x.updateEnabled);
@@ -48,6 +53,11 @@ export function runImportCommand(files: string[], flags: ImportFlags): void {
       throw e;
     }
   }
+}
+
+/** This host's IPv4 addresses (of this network namespace), for a local the source names. */
+function hostIpv4Addresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
 }
 
 function readInput(file: string): string {

@@ -18,6 +18,7 @@ import {
   type LanAddress,
   type Note,
   type SitDraft,
+  type Sourced,
   type SourceRef,
 } from './draft.js';
 
@@ -40,11 +41,18 @@ export interface EmittedTunnel {
   secret?: ImportedSecret;
   from: SourceRef;
   declaration: string;
+  /** The source's local IPv4, which this host does not hold (see EmitOptions.hostAddresses). */
+  localNotHere?: Sourced<string>;
 }
 
 export interface EmitOptions {
   /** Where the update key goes (`--key-file`); the TOML names this file, never the key. */
   keyFile?: string;
+  /**
+   * The IPv4 addresses this host holds, when the import runs for this host (the CLI); without
+   * them the conversion does not look at the host.
+   */
+  hostAddresses?: readonly string[];
 }
 
 
@@ -63,8 +71,14 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
   const why = d.mode ? `: proto '${d.mode}'` : d.remote ? `: sit with a remote (${d.remote.value})` : d.sixrdPrefix ? ': sit without a remote, with a 6rd prefix' : ': sit without a remote, no 6rd prefix';
   set('mode', mode, `${at(d.from)}${why}`);
 
-  if (d.local) set('local', d.local.value, at(d.local.from));
-  else set('local', 'auto', `${d.format === 'uci' ? 'no ipaddr' : 'no local address (or "any")'}: the address this host uses toward the ${mode === '6in4' ? 'remote' : 'relay'}, followed when it changes`);
+  const localNotHere = d.local && opts.hostAddresses && !opts.hostAddresses.includes(d.local.value) ? d.local : undefined;
+  if (localNotHere && mode === '6in4') {
+    // 1:1 NAT (a cloud VM): the broker was told the public IPv4, the host holds a private one
+    set('local', 'auto', `${at(localNotHere.from)} says ${localNotHere.value}, which this host does not hold (behind 1:1 NAT the broker knows the public IPv4): auto, the address this host uses toward the remote`);
+  } else if (d.local) {
+    set('local', d.local.value, at(d.local.from));
+    if (localNotHere) notes.push({ from: localNotHere.from, text: `local ${localNotHere.value} is not an address of this host; ${mode} derives the site prefix from it, so it must be this host's public IPv4 (${mode} does not work behind NAT)` });
+  } else set('local', 'auto', `${d.format === 'uci' ? 'no ipaddr' : 'no local address (or "any")'}: the address this host uses toward the ${mode === '6in4' ? 'remote' : 'relay'}, followed when it changes`);
 
   let address: string | undefined;
   if (mode === '6in4') {
@@ -149,7 +163,7 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
 
   const { lines: updateLines, enabled } = updateOf(d, opts, notes);
   if (enabled) options.update = Object.fromEntries(updateLines.filter((l) => l.key).map((l) => [l.key!, l.value]));
-  return { name: d.name, options, lines, updateLines, updateEnabled: enabled, notes, secret: d.update.secret, from: d.from, declaration };
+  return { name: d.name, options, lines, updateLines, updateEnabled: enabled, notes, secret: d.update.secret, from: d.from, declaration, localNotHere: mode === '6in4' ? localNotHere : undefined };
 }
 
 function peerOf(d: SitDraft, address: string, notes: Note[]) {

@@ -35,6 +35,12 @@ export interface ImportOptions {
    * The library does not write the file: see writeKeyFile.
    */
   keyFile?: string;
+  /**
+   * The IPv4 addresses of the host the configuration is for (the CLI passes this host's). A 6in4
+   * local the host does not hold (1:1 NAT: the broker knows the public IPv4) becomes "auto", with a
+   * comment naming it; without this the import is a pure conversion.
+   */
+  hostAddresses?: readonly string[];
 }
 
 export interface ImportedTunnel {
@@ -49,6 +55,8 @@ export interface ImportedTunnel {
   secret?: ImportedSecret;
   /** Whether `[tunnels.NAME.update]` is live in the TOML (a key file was named). */
   updateEnabled: boolean;
+  /** The source's 6in4 local IPv4, not among hostAddresses, so written as "auto". */
+  localNotHere?: { value: string; from: SourceRef };
 }
 
 export interface ImportResult {
@@ -122,7 +130,7 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
     throw ImportError.at(withKeys[1].update.secret!.from, `a second tunnel with a broker update key, and --key-file names one file; import the tunnels one at a time, each with its own --key-file`);
   }
   const lineOf = lineLookup(inputs);
-  const emitted = parsed.drafts.map((d) => emitTunnel(d, lineOf(d.from), { keyFile: options.keyFile }));
+  const emitted = parsed.drafts.map((d) => emitTunnel(d, lineOf(d.from), { keyFile: options.keyFile, hostAddresses: options.hostAddresses }));
   const header = [
     'tun6in4 configuration written by `tun6in4 import` from:',
     ...formats.map((f) => `  ${f.file}: ${FORMAT_NAMES[f.format]}`),
@@ -134,7 +142,7 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
     formats,
     toml,
     config: { tunnels: Object.fromEntries(emitted.map((t) => [t.name, t.options])) },
-    tunnels: emitted.map((t) => ({ name: t.name, from: t.from, options: t.options, notes: t.notes, secret: t.secret, updateEnabled: t.updateEnabled })),
+    tunnels: emitted.map((t) => ({ name: t.name, from: t.from, options: t.options, notes: t.notes, secret: t.secret, updateEnabled: t.updateEnabled, localNotHere: t.localNotHere })),
     notes: parsed.notes,
   };
 }
