@@ -1,5 +1,6 @@
 /** `tun6in4 import`: a kernel-sit configuration in, the tun6in4 configuration out (library: src/import). */
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { ConfigFileError } from '../daemon/config.js';
 import { checkImported, importFiles, writeKeyFile, type ImportFormat, type ImportInput } from '../import/index.js';
 
@@ -13,19 +14,26 @@ export interface ImportFlags {
 export function runImportCommand(files: string[], flags: ImportFlags): void {
   if (!files.length && process.stdin.isTTY) throw new Error('import: name the files to read, or - to read a pasted block from standard input');
   const inputs: ImportInput[] = (files.length ? files : ['-']).map((f) => ({ file: f === '-' ? 'stdin' : f, text: readInput(f) }));
-  const result = importFiles(inputs, { format: flags.format, keyFile: flags.keyFile });
+  const result = importFiles(inputs, { format: flags.format, keyFile: flags.keyFile, hostAddresses: hostIpv4Addresses() });
   const warn = (line: string) => process.stderr.write(`tun6in4 import: ${line}\n`);
+  for (const t of result.tunnels.filter((x) => x.localNotHere)) {
+    const { value, from } = t.localNotHere!;
+    warn(`${t.name}: local ${value} (${from.file}:${from.line}) is not an address of this host, so the configuration says local = "auto" (on a 1:1-NAT cloud VM the broker's "Client IPv4 Address" is the public one, which the host never holds); if the file is for another host that holds ${value}, write it back`);
+  }
   const keyed = result.tunnels.filter((t) => t.secret);
   if (flags.keyFile) {
     const t = result.tunnels.find((x) => x.updateEnabled);
     if (t) {
+      let written: { replaced: boolean; mode: number };
       try {
-        writeKeyFile(flags.keyFile, t.secret!);
+        written = writeKeyFile(flags.keyFile, t.secret!);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        throw new Error(`--key-file ${flags.keyFile}: cannot write it (${code ?? (e as Error).message}); ${code === 'ENOENT' ? 'create its directory first' : 'check the path and its permissions'}`);
+        if (!code) throw new Error(`--key-file ${(e as Error).message}`);
+        throw new Error(`--key-file ${flags.keyFile}: cannot write it (${code}); ${code === 'ENOENT' ? 'create its directory first' : 'check the path and its permissions'}`);
       }
-      warn(`${t.name}: the broker update key from ${t.secret!.from.file}:${t.secret!.from.line} was written to ${flags.keyFile} (mode 0600); the configuration names that file`);
+      const mode = written.mode.toString(8).padStart(4, '0');
+      warn(`${t.name}: the broker update key from ${t.secret!.from.file}:${t.secret!.from.line} was written to ${flags.keyFile} (mode ${mode}${written.replaced ? ', replacing the file that was there' : ''}); the configuration names that file`);
     } else {
       warn(`--key-file ${flags.keyFile}: the input holds no complete broker update (tunnel id, username and key); nothing was written there`);
     }
@@ -45,6 +53,11 @@ export function runImportCommand(files: string[], flags: ImportFlags): void {
       throw e;
     }
   }
+}
+
+/** This host's IPv4 addresses (of this network namespace), for a local the source names. */
+function hostIpv4Addresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
 }
 
 function readInput(file: string): string {

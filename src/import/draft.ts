@@ -24,16 +24,37 @@ export interface SourceRef {
 
 export const at = (r: SourceRef): string => `${r.file}:${r.line}`;
 
+/**
+ * Characters that are not text: controls (C0, DEL, C1), line and paragraph separators, the
+ * bidirectional overrides that make a line read differently from what it holds, and halves of
+ * a surrogate pair. In a `#` comment a newline would end the comment and turn the rest of the
+ * input's text into live TOML; none of them belongs in a name.
+ */
+const NOT_TEXT = /[\p{Cc}\p{Zl}\p{Zp}\p{Cs}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+const NOT_TEXT_ALL = new RegExp(NOT_TEXT.source, 'gu');
+
+const codePoint = (c: string) => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+
+/**
+ * Text copied from the input, made safe for one line of a comment or a message: each character
+ * that is not text becomes an escape (`\n`, `\u202e`); a tab, harmless on one line, stays.
+ */
+export function escapeText(text: string): string {
+  return text.replace(NOT_TEXT_ALL, (c) => (c === '\t' ? c : c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
 /** Something in the input we cannot understand or carry: the CLI prints it and exits 2. */
 export class ImportError extends Error {
+  /** What is wrong there and what to do, without the place (input text in it escaped, see escapeText). */
+  readonly detail: string;
   constructor(
     readonly file: string,
     readonly line: number,
-    /** What is wrong there and what to do, without the place. */
-    readonly detail: string,
+    detail: string,
   ) {
-    super(`${file}:${line}: ${detail}`);
+    super(`${escapeText(file)}:${line}: ${escapeText(detail)}`);
     this.name = 'ImportError';
+    this.detail = escapeText(detail);
   }
 
   static at(r: SourceRef, detail: string): ImportError {
@@ -135,6 +156,24 @@ export interface LanAddress {
   from: SourceRef;
 }
 
+/**
+ * The input's lines with backslash continuations joined (shell, ifupdown), each with the number
+ * of the line it starts on. Each line is looked at once: testing the joined text for a trailing
+ * backslash after every line was quadratic in continuation lines.
+ */
+export function joinedLines(text: string): Array<{ text: string; line: number }> {
+  const raw = text.split(/\r?\n/);
+  const out: Array<{ text: string; line: number }> = [];
+  for (let i = 0; i < raw.length; i++) {
+    const line = i + 1;
+    const parts: string[] = [];
+    while (/\\\s*$/.test(raw[i]) && i + 1 < raw.length) parts.push(raw[i++].replace(/\\\s*$/, ' '));
+    parts.push(raw[i]);
+    out.push({ text: parts.join(''), line });
+  }
+  return out;
+}
+
 // --- checks the parsers share: a malformed value is an ImportError at its line ---
 
 export function ipv4At(text: string, from: SourceRef, what: string): string {
@@ -209,6 +248,22 @@ export function ipv4PrefixLengthAt(text: string, from: SourceRef, what: string):
   const p = parseIpv4Prefix(text);
   if (!p) throw ImportError.at(from, `${what}: "${text}" is not an IPv4 prefix; correct it (e.g. 192.0.2.0/25)`);
   return p.len;
+}
+
+/**
+ * A name the output repeats (an interface, a UCI section, the broker login): refused when it
+ * holds a character that is not text, since no interface or login is named so and the output
+ * would have to carry it into comments and values.
+ */
+export function nameAt(text: string, from: SourceRef, field: string): string {
+  const bad = NOT_TEXT.exec(text);
+  if (bad) throw ImportError.at(from, `${field} "${text}" holds ${codePoint(bad[0])}, a control or invisible formatting character, which no name may hold; correct the name in the input`);
+  return text;
+}
+
+/** Whether a text holds a character nameAt refuses (for values taken from outside the input). */
+export function hasNonText(text: string): boolean {
+  return NOT_TEXT.test(text);
 }
 
 /** A tunnel name the configuration accepts, from an interface name (he.ipv6 → he_ipv6). */

@@ -8,6 +8,7 @@ import { classifyIpv4, formatIpv6, parseIpv4, parseIpv6Prefix } from '../packet/
 import { delegatedPrefixLength, embedIpv4, SIX_TO_FOUR, type SixRdDomain } from '../packet/sixrd.js';
 import {
   at,
+  escapeText,
   ImportError,
   inPrefix,
   ipv4OfCompatible,
@@ -17,6 +18,7 @@ import {
   type LanAddress,
   type Note,
   type SitDraft,
+  type Sourced,
   type SourceRef,
 } from './draft.js';
 
@@ -39,11 +41,18 @@ export interface EmittedTunnel {
   secret?: ImportedSecret;
   from: SourceRef;
   declaration: string;
+  /** The source's local IPv4, which this host does not hold (see EmitOptions.hostAddresses). */
+  localNotHere?: Sourced<string>;
 }
 
 export interface EmitOptions {
   /** Where the update key goes (`--key-file`); the TOML names this file, never the key. */
   keyFile?: string;
+  /**
+   * The IPv4 addresses this host holds, when the import runs for this host (the CLI); without
+   * them the conversion does not look at the host.
+   */
+  hostAddresses?: readonly string[];
 }
 
 
@@ -62,8 +71,14 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
   const why = d.mode ? `: proto '${d.mode}'` : d.remote ? `: sit with a remote (${d.remote.value})` : d.sixrdPrefix ? ': sit without a remote, with a 6rd prefix' : ': sit without a remote, no 6rd prefix';
   set('mode', mode, `${at(d.from)}${why}`);
 
-  if (d.local) set('local', d.local.value, at(d.local.from));
-  else set('local', 'auto', `${d.format === 'uci' ? 'no ipaddr' : 'no local address (or "any")'}: the address this host uses toward the ${mode === '6in4' ? 'remote' : 'relay'}, followed when it changes`);
+  const localNotHere = d.local && opts.hostAddresses && !opts.hostAddresses.includes(d.local.value) ? d.local : undefined;
+  if (localNotHere && mode === '6in4') {
+    // 1:1 NAT (a cloud VM): the broker was told the public IPv4, the host holds a private one
+    set('local', 'auto', `${at(localNotHere.from)} says ${localNotHere.value}, which this host does not hold (behind 1:1 NAT the broker knows the public IPv4): auto, the address this host uses toward the remote`);
+  } else if (d.local) {
+    set('local', d.local.value, at(d.local.from));
+    if (localNotHere) notes.push({ from: localNotHere.from, text: `local ${localNotHere.value} is not an address of this host; ${mode} derives the site prefix from it, so it must be this host's public IPv4 (${mode} does not work behind NAT)` });
+  } else set('local', 'auto', `${d.format === 'uci' ? 'no ipaddr' : 'no local address (or "any")'}: the address this host uses toward the ${mode === '6in4' ? 'remote' : 'relay'}, followed when it changes`);
 
   let address: string | undefined;
   if (mode === '6in4') {
@@ -148,7 +163,7 @@ export function emitTunnel(d: SitDraft, declaration: string, opts: EmitOptions):
 
   const { lines: updateLines, enabled } = updateOf(d, opts, notes);
   if (enabled) options.update = Object.fromEntries(updateLines.filter((l) => l.key).map((l) => [l.key!, l.value]));
-  return { name: d.name, options, lines, updateLines, updateEnabled: enabled, notes, secret: d.update.secret, from: d.from, declaration };
+  return { name: d.name, options, lines, updateLines, updateEnabled: enabled, notes, secret: d.update.secret, from: d.from, declaration, localNotHere: mode === '6in4' ? localNotHere : undefined };
 }
 
 function peerOf(d: SitDraft, address: string, notes: Note[]) {
@@ -258,35 +273,46 @@ export function sitePrefixOf(d: SitDraft): string | null {
 
 // --- TOML ---
 
+/**
+ * A TOML basic string: JSON's escapes are TOML's, except that TOML also wants DEL escaped. Every
+ * string written is checked text (addresses, names through nameAt, keyFile), so none holds half
+ * a surrogate pair, which neither format can carry.
+ */
 function tomlValue(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return JSON.stringify(v).replace(/\x7f/g, '\\u007f');
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
   return String(v);
 }
 
 const COMMENT_COLUMN = 34;
 
+/**
+ * The one way text gets into a `#` comment: comments quote the input (its lines, names, file
+ * names), and a newline there would end the comment and make the rest live TOML.
+ */
+const commentLine = (text: string) => `# ${escapeText(text)}`.trimEnd();
+
 function renderLines(lines: Line[], prefix = ''): string[] {
   return lines.map((l) => {
-    if (l.key === undefined) return `# ${l.comment}`;
+    if (l.key === undefined) return commentLine(l.comment);
     const kv = `${prefix}${l.key} = ${tomlValue(l.value)}`;
-    return `${kv.padEnd(COMMENT_COLUMN)} # ${l.comment}`;
+    return `${kv.padEnd(COMMENT_COLUMN)} ${commentLine(l.comment)}`;
   });
 }
 
 function renderNotes(notes: Note[], heading: string): string[] {
   if (!notes.length) return [];
-  return [`# ${heading}`, ...notes.map((n) => `#   ${n.from ? `${at(n.from)}: ` : ''}${n.text}`)];
+  return [commentLine(heading), ...notes.map((n) => commentLine(`  ${n.from ? `${at(n.from)}: ` : ''}${n.text}`))];
 }
 
 export function renderToml(header: string[], tunnels: EmittedTunnel[], globalNotes: Note[]): string {
-  const out: string[] = header.map((h) => `# ${h}`.trimEnd());
+  const out: string[] = header.map(commentLine);
   if (globalNotes.length) out.push('', ...renderNotes(globalNotes, 'Lines that concern no tunnel, and why they are not carried over:'));
   for (const t of tunnels) {
-    out.push('', `# ${t.name}: ${at(t.from)}  ${t.declaration}`, `[tunnels.${t.name}]`, ...renderLines(t.lines));
+    out.push('', commentLine(`${t.name}: ${at(t.from)}  ${t.declaration}`), `[tunnels.${t.name}]`, ...renderLines(t.lines));
     if (t.updateLines.length) {
-      if (t.updateEnabled) out.push('', '# Tell the broker our IPv4 at start and whenever it changes.', `[tunnels.${t.name}.update]`, ...renderLines(t.updateLines));
-      else out.push('', '# The broker update, to enable by hand (see below):', `# [tunnels.${t.name}.update]`, ...renderLines(t.updateLines, '# '));
+      if (t.updateEnabled) out.push('', commentLine('Tell the broker our IPv4 at start and whenever it changes.'), `[tunnels.${t.name}.update]`, ...renderLines(t.updateLines));
+      else out.push('', commentLine('The broker update, to enable by hand (see below):'), commentLine(`[tunnels.${t.name}.update]`), ...renderLines(t.updateLines, '# '));
     }
     const notes = renderNotes(t.notes, `About ${t.name}: what is not carried over, and why:`);
     if (notes.length) out.push('', ...notes);

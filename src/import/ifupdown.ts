@@ -4,8 +4,24 @@
  * ifupdown-ng's `iface NAME` + `use tunnel` + `tunnel-mode sit` (tunnel-remote, tunnel-local,
  * tunnel-ttl). IPv6 addresses of other stanzas are the LAN's (a routed prefix shows there).
  */
-import { ImportError, integerAt, ipv4At, ipv6At, ipv6PrefixAt, SitDraft, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
-import type { ParsedInput } from './shell.js';
+import {
+  ImportError,
+  inPrefix,
+  integerAt,
+  ipv4At,
+  ipv6At,
+  ipv6PrefixAt,
+  isDefaultDestination,
+  joinedLines,
+  nameAt,
+  networkOf,
+  SitDraft,
+  ttlAt,
+  tunnelNameOf,
+  type Sourced,
+  type SourceRef,
+} from './draft.js';
+import { routeAddedBy, type ParsedInput } from './shell.js';
 
 interface Stanza {
   name: string;
@@ -26,17 +42,15 @@ const TUNNEL_KEYS = new Set([
 export function parseIfupdown(file: string, text: string, into: ParsedInput): void {
   const stanzas: Stanza[] = [];
   let current: Stanza | null = null;
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const from = { file, line: i + 1 };
-    let line = lines[i];
-    while (/\\\s*$/.test(line) && i + 1 < lines.length) line = line.replace(/\\\s*$/, ' ') + lines[++i];
-    line = line.trim();
+  for (const joined of joinedLines(text)) {
+    const from = { file, line: joined.line };
+    const line = joined.text.trim();
     if (!line || line.startsWith('#')) continue;
     const [word, ...rest] = line.split(/\s+/);
     if (word === 'iface') {
       const [name, family, method] = rest;
       if (!name) throw ImportError.at(from, 'iface without a name; add one');
+      nameAt(name, from, 'iface');
       current = { name, family, method, from, options: [] };
       stanzas.push(current);
     } else if (STANZA_WORDS.has(word) || word.startsWith('allow-')) {
@@ -61,13 +75,9 @@ export function parseIfupdown(file: string, text: string, into: ParsedInput): vo
       continue;
     }
     const d = new SitDraft(s.name, tunnelNameOf(s.name), s.from, 'ifupdown');
-    const defaultHook = (o: { key: string; value: string }) => HOOKS.has(o.key) && /\broute\s+(add|replace)\s+(default|::\/0|2000::\/3)\b/.test(o.value) && new RegExp(`\\bdev\\s+${s.name.replace(/[.]/g, '\\.')}\\b`).test(o.value);
     for (const o of s.options) {
-      if (HOOKS.has(o.key) && !defaultHook(o)) {
-        d.note(o.from, `${o.key} ${o.value}: runs a command; tun6in4 does not (run it yourself once the tunnel is up)`);
-        continue;
-      }
-      if (!TUNNEL_KEYS.has(o.key)) throw ImportError.at(o.from, `${o.key}: not an option of ${isNg ? 'an ifupdown-ng sit tunnel' : `inet6 ${s.method}`} that tun6in4 import understands; remove the line or write that part by hand`);
+      // hooks are read below, once the tunnel's address is known
+      if (!HOOKS.has(o.key) && !TUNNEL_KEYS.has(o.key)) throw ImportError.at(o.from, `${o.key}: not an option of ${isNg ? 'an ifupdown-ng sit tunnel' : `inet6 ${s.method}`} that tun6in4 import understands; remove the line or write that part by hand`);
     }
     const remote = opt('endpoint') ?? opt('tunnel-remote') ?? opt('tunnel-endpoint');
     if (remote && remote.value !== 'any') d.remote = { value: ipv4At(remote.value, remote.from, remote.key), from: remote.from };
@@ -95,10 +105,33 @@ export function parseIfupdown(file: string, text: string, into: ParsedInput): vo
       d.gateway = { value: gw.value, from: gw.from };
       d.defaultRoute = { value: gw.value, from: gw.from };
     }
-    const hook = s.options.find(defaultHook);
-    if (hook && !d.defaultRoute) d.defaultRoute = { value: /\bvia\s+(\S+)/.exec(hook.value)?.[1] ?? null, from: hook.from };
+    for (const o of s.options.filter((x) => HOOKS.has(x.key))) {
+      const route = defaultRouteHook(o, d);
+      if (route) {
+        d.defaultRoute ??= route;
+        if (!/\b(default|::\/0)\b/.test(o.value)) d.note(o.from, `${o.key} ${o.value}: tun6in4 routes the whole IPv6 default (::/0) through the tunnel`);
+      }
+      else d.note(o.from, `${o.key} ${o.value}: runs a command; tun6in4 does not (run it yourself once the tunnel is up)`);
+    }
     into.drafts.push(d);
   }
+}
+
+/**
+ * An `up` hook that routes the IPv6 default through this tunnel (`ip -6 route add default dev
+ * he-ipv6`, `dev $IFACE`, or via a gateway on the tunnel's link): the hook a v4tunnel stanza needs
+ * for a default route, and what tun6in4's own default route does, so it is carried, not noted.
+ */
+function defaultRouteHook(o: { key: string; value: string; from: SourceRef }, d: SitDraft): Sourced<string | null> | null {
+  if (o.key !== 'up' && o.key !== 'post-up') return null;
+  const r = routeAddedBy(o.value);
+  if (!r || !r.ipv6 || !isDefaultDestination(r.dest) || (r.table !== undefined && r.table !== 'main' && r.table !== '254')) return null;
+  const gw = r.gw !== undefined && r.gw !== '::' ? r.gw : null;
+  const viaOurLink = gw !== null && d.addresses.some((a) => inPrefix(gw, networkOf(a.value)));
+  const throughUs = r.dev === undefined ? viaOurLink : r.dev === d.dev || r.dev === '$IFACE' || r.dev === '${IFACE}';
+  if (!throughUs) return null;
+  if (gw !== null) ipv6At(gw, o.from, `${o.key}: via`);
+  return { value: gw, from: o.from };
 }
 
 function addressWithMask(a: { value: string; from: SourceRef }, netmask?: { value: string; from: SourceRef }): string {

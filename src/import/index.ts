@@ -3,11 +3,12 @@
  * (a broker's shell block, systemd-networkd, ifupdown, netplan, OpenWrt UCI), read its tunnels,
  * and write the tun6in4 configuration that runs the same tunnels as commented TOML.
  */
-import { closeSync, fchmodSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, lstatSync, mkdtempSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { checkDaemonConfig, type ConfigCheck } from '../daemon/check.js';
-import { FORMAT_NAMES, ImportError, type ImportedSecret, type ImportFormat, type Note, type SitDraft, type SourceRef } from './draft.js';
+import { escapeText, FORMAT_NAMES, hasNonText, ImportError, type ImportedSecret, type ImportFormat, type Note, type SitDraft, type SourceRef } from './draft.js';
 import { assignLanAddresses, emitTunnel, renderToml } from './emit.js';
 import { parseIfupdown } from './ifupdown.js';
 import { parseNetplan } from './netplan.js';
@@ -34,6 +35,12 @@ export interface ImportOptions {
    * The library does not write the file: see writeKeyFile.
    */
   keyFile?: string;
+  /**
+   * The IPv4 addresses of the host the configuration is for (the CLI passes this host's). A 6in4
+   * local the host does not hold (1:1 NAT: the broker knows the public IPv4) becomes "auto", with a
+   * comment naming it; without this the import is a pure conversion.
+   */
+  hostAddresses?: readonly string[];
 }
 
 export interface ImportedTunnel {
@@ -48,6 +55,8 @@ export interface ImportedTunnel {
   secret?: ImportedSecret;
   /** Whether `[tunnels.NAME.update]` is live in the TOML (a key file was named). */
   updateEnabled: boolean;
+  /** The source's 6in4 local IPv4, not among hostAddresses, so written as "auto". */
+  localNotHere?: { value: string; from: SourceRef };
 }
 
 export interface ImportResult {
@@ -64,12 +73,15 @@ export interface ImportResult {
 
 /** Which format a text is in; throws ImportError naming its first line when none fits. */
 export function detectFormat(text: string, file = '-'): ImportFormat {
-  if (/\.(netdev|network)$/.test(file) || /^\s*\[(NetDev|Network|Match|Tunnel|Route|Address|Link)\]\s*$/m.test(text)) return 'networkd';
-  if (/\.ya?ml$/.test(file) || /^network\s*:\s*$/m.test(text)) return 'netplan';
-  if (/^\s*config\s+\S+/m.test(text) && /^\s*(option|list)\s+\S+/m.test(text)) return 'uci';
-  if (/^\s*iface\s+\S+/m.test(text)) return 'ifupdown';
-  if (/^\s*(\$\s+)?((sudo|doas)\s+)?(\S*\/)?(ip|ifconfig|route|modprobe)\s/m.test(text)) return 'shell';
   const lines = text.split(/\r?\n/);
+  // One line at a time: over the whole text (the m flag) a leading \s* ran across every blank
+  // line after each line start, quadratic in blank lines.
+  const some = (pattern: RegExp) => lines.some((l) => pattern.test(l));
+  if (/\.(netdev|network)$/.test(file) || some(/^\s*\[(NetDev|Network|Match|Tunnel|Route|Address|Link)\]\s*$/)) return 'networkd';
+  if (/\.ya?ml$/.test(file) || some(/^network\s*:\s*$/)) return 'netplan';
+  if (some(/^\s*config\s+\S+/) && some(/^\s*(option|list)\s+\S+/)) return 'uci';
+  if (some(/^\s*iface\s+\S+/)) return 'ifupdown';
+  if (some(/^\s*(\$\s+)?((sudo|doas)\s+)?(\S*\/)?(ip|ifconfig|route|modprobe)\s/)) return 'shell';
   const first = lines.findIndex((l) => l.trim() && !/^\s*[#;]/.test(l));
   throw new ImportError(file, first < 0 ? 1 : first + 1, `not a configuration tun6in4 import recognises: ${Object.values(FORMAT_NAMES).join('; ')} (give --format if it is one of them)`);
 }
@@ -86,6 +98,9 @@ export function importConfig(text: string, format?: ImportFormat, options: Omit<
 export function importFiles(inputs: ImportInput[], options: ImportOptions = {}): ImportResult {
   if (options.format !== undefined && !IMPORT_FORMATS.includes(options.format)) {
     throw new ImportError(inputs[0]?.file ?? '-', 1, `format "${options.format}" is not known; use one of ${IMPORT_FORMATS.join(', ')}`);
+  }
+  if (options.keyFile !== undefined && hasNonText(options.keyFile)) {
+    throw new Error(`--key-file "${escapeText(options.keyFile)}": the path holds a control or invisible formatting character, and the configuration names it; give a plain path`);
   }
   const formats = inputs.map((i) => ({ file: i.file, format: options.format ?? detectFormat(i.text, i.file) }));
   const parsed: ParsedInput = { drafts: [], lan: [], notes: [], fouPorts: [] };
@@ -115,7 +130,7 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
     throw ImportError.at(withKeys[1].update.secret!.from, `a second tunnel with a broker update key, and --key-file names one file; import the tunnels one at a time, each with its own --key-file`);
   }
   const lineOf = lineLookup(inputs);
-  const emitted = parsed.drafts.map((d) => emitTunnel(d, lineOf(d.from), { keyFile: options.keyFile }));
+  const emitted = parsed.drafts.map((d) => emitTunnel(d, lineOf(d.from), { keyFile: options.keyFile, hostAddresses: options.hostAddresses }));
   const header = [
     'tun6in4 configuration written by `tun6in4 import` from:',
     ...formats.map((f) => `  ${f.file}: ${FORMAT_NAMES[f.format]}`),
@@ -127,7 +142,7 @@ export function importFiles(inputs: ImportInput[], options: ImportOptions = {}):
     formats,
     toml,
     config: { tunnels: Object.fromEntries(emitted.map((t) => [t.name, t.options])) },
-    tunnels: emitted.map((t) => ({ name: t.name, from: t.from, options: t.options, notes: t.notes, secret: t.secret, updateEnabled: t.updateEnabled })),
+    tunnels: emitted.map((t) => ({ name: t.name, from: t.from, options: t.options, notes: t.notes, secret: t.secret, updateEnabled: t.updateEnabled, localNotHere: t.localNotHere })),
     notes: parsed.notes,
   };
 }
@@ -166,17 +181,52 @@ function lineLookup(inputs: ImportInput[]): (r: SourceRef) => string {
 }
 
 /**
- * Writes an update key to `path` for the daemon to read: mode 0600 (also when the file existed),
- * the key and a newline, nothing else.
+ * Writes an update key to `path` for the daemon to read: the key and a newline, nothing else.
+ * The file is replaced, never written through: the key goes to a new file in the same directory
+ * (created exclusively, so nothing planted there is followed) that is then renamed over `path`.
+ * Whoever can write that directory cannot make root's import send the key elsewhere with a
+ * symlink, and the daemon reads the old key or the new, never half of one. A symlink at `path` is
+ * refused rather than replaced (the daemon reads a key only as itself, so it is a mistake or a
+ * plant, and either way someone should look). An existing file is replaced: re-running import
+ * after the broker's key changed is how the key gets updated. The new file is mode 0600, or 0640
+ * with the old file's group when the old one was exactly group-readable (root:tun6in4 0640, the
+ * service user's way); owned by whoever runs import.
  */
-export function writeKeyFile(path: string, secret: ImportedSecret): void {
-  const fd = openSync(path, 'w', 0o600);
+export function writeKeyFile(path: string, secret: ImportedSecret): { replaced: boolean; mode: number } {
+  let old: Stats | undefined;
   try {
-    fchmodSync(fd, 0o600);
-    writeSync(fd, `${secret.reveal()}\n`);
-  } finally {
-    closeSync(fd);
+    old = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
+  if (old?.isSymbolicLink()) throw new Error(`${path} is a symbolic link, and import writes a key file only as itself (as the daemon reads it); remove the link (rm ${path}) or name the real file`);
+  if (old && !old.isFile()) throw new Error(`${path} is not a regular file; name a file`);
+  let mode = old !== undefined && (old.mode & 0o077) === 0o040 ? 0o640 : 0o600;
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    try {
+      if (mode === 0o640) {
+        try {
+          fchownSync(fd, -1, old!.gid);
+        } catch (e) {
+          // not root and not in that group: the key stays the owner's alone
+          if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+          mode = 0o600;
+        }
+      }
+      fchmodSync(fd, mode);
+      writeSync(fd, `${secret.reveal()}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (e) {
+    rmSync(temporary, { force: true });
+    throw e;
+  }
+  return { replaced: old !== undefined, mode };
 }
 
 /**

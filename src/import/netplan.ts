@@ -4,7 +4,7 @@
  * `ttl`, `mtu`; IPv6 addresses of ethernets, bridges, vlans and bonds are the LAN's.
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
-import { ImportError, integerAt, ipv4At, ipv6At, ipv6PrefixAt, isDefaultDestination, SitDraft, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
+import { ImportError, integerAt, ipv4At, ipv6At, ipv6PrefixAt, isDefaultDestination, nameAt, SitDraft, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
 import type { ParsedInput } from './shell.js';
 
 const TUNNEL_KEYS = new Set(['mode', 'remote', 'local', 'addresses', 'routes', 'gateway6', 'ttl', 'mtu', 'dhcp4', 'dhcp6', 'accept-ra', 'link-local', 'optional', 'renderer', 'critical', 'ipv6-privacy']);
@@ -39,7 +39,7 @@ export function parseNetplan(file: string, text: string, into: ParsedInput): voi
     const devs = network.get(kind, true);
     if (!isMap(devs)) continue;
     for (const pair of devs.items) {
-      const dev = str(pair.key, kind);
+      const dev = nameAt(str(pair.key, kind), where(pair.key as YamlNode), `${kind}: the name`);
       const addrs = isMap(pair.value) ? pair.value.get('addresses', true) : undefined;
       if (!addrs) continue;
       for (const a of list(addrs, `${dev}: addresses`)) {
@@ -53,7 +53,7 @@ export function parseNetplan(file: string, text: string, into: ParsedInput): voi
   if (tunnels === undefined) return;
   if (!isMap(tunnels)) return fail(tunnels as YamlNode, 'tunnels: expected a mapping of tunnel names');
   for (const pair of tunnels.items) {
-    const name = str(pair.key, 'tunnels');
+    const name = nameAt(str(pair.key, 'tunnels'), where(pair.key as YamlNode), 'tunnels: the name');
     const t = pair.value as YAMLMap;
     if (!isMap(t)) fail(pair.key as YamlNode, `${name}: expected a mapping of tunnel settings`);
     const get = (k: string) => t.get(k, true) as YamlNode | undefined;

@@ -12,6 +12,7 @@ import {
   ipv6At,
   ipv6PrefixAt,
   isDefaultDestination,
+  nameAt,
   SitDraft,
   tosAt,
   ttlAt,
@@ -59,7 +60,8 @@ function units(file: string, text: string): Unit[] {
       unit.sections.push(section);
       return;
     }
-    const kv = /^([A-Za-z0-9]+)\s*=\s*(.*)$/.exec(line);
+    // `s`: a value may hold a character JavaScript counts as a line end (\r, U+2028); only \n ends it
+    const kv = /^([A-Za-z0-9]+)\s*=\s*(.*)$/s.exec(line);
     if (!kv) throw ImportError.at(from, `not a networkd line ("[Section]" or "Key=Value"): ${line}`);
     if (!section) throw ImportError.at(from, `${kv[1]}= before any [Section]; put it under its section`);
     section.entries.push({ key: kv[1], value: kv[2].trim(), from });
@@ -83,11 +85,14 @@ const NETDEV_KEYS: Record<string, readonly string[]> = {
 const TUNNEL_NETWORK_KEYS: Record<string, readonly string[]> = {
   Match: ['Name'],
   Link: ['MTUBytes', 'RequiredForOnline', 'ActivationPolicy'],
-  Network: ['Address', 'Gateway', 'Description', 'DHCP', 'IPv6AcceptRA', 'LinkLocalAddressing', 'ConfigureWithoutCarrier', 'IPForward', 'IPv6SendRA', 'DNS', 'Domains', 'KeepConfiguration'],
+  Network: ['Address', 'Gateway', 'Description', 'DHCP', 'IPv6AcceptRA', 'LinkLocalAddressing', 'ConfigureWithoutCarrier', 'IPForward', 'IPv4Forwarding', 'IPv6Forwarding', 'DefaultRouteOnDevice', 'IPv6SendRA', 'DNS', 'Domains', 'KeepConfiguration'],
   Address: ['Address', 'Peer', 'PreferredLifetime'],
   Route: ['Destination', 'Gateway', 'Metric', 'GatewayOnLink', 'PreferredSource', 'Table', 'Scope'],
 };
-const IGNORED = new Set(['Description', 'DHCP', 'IPv6AcceptRA', 'LinkLocalAddressing', 'ConfigureWithoutCarrier', 'IPForward', 'IPv6SendRA', 'DNS', 'Domains', 'KeepConfiguration', 'RequiredForOnline', 'ActivationPolicy', 'Independent', 'AssignToLoopback', 'MACAddress', 'GatewayOnLink', 'Metric', 'PreferredLifetime', 'Scope', 'Table', 'PreferredSource']);
+const IGNORED = new Set(['Description', 'DHCP', 'IPv6AcceptRA', 'LinkLocalAddressing', 'ConfigureWithoutCarrier', 'IPv6SendRA', 'DNS', 'Domains', 'KeepConfiguration', 'RequiredForOnline', 'ActivationPolicy', 'Independent', 'AssignToLoopback', 'MACAddress', 'GatewayOnLink', 'Metric', 'PreferredLifetime', 'Scope', 'Table', 'PreferredSource']);
+
+const FORWARDING = new Set(['IPForward', 'IPv4Forwarding', 'IPv6Forwarding']);
+const YES = /^(yes|true|on|1)$/i;
 
 function checkKeys(u: Unit, allowed: Record<string, readonly string[]>, what: string): void {
   for (const s of u.sections) {
@@ -124,6 +129,7 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
       throw ImportError.at(nd.from, '.netdev without [NetDev] Name=; add it');
     })();
     if (!kind || kind.value !== 'sit') throw ImportError.at(kind?.from ?? nd.from, `${name.value}: Kind=${kind?.value ?? '(none)'} is not a sit tunnel; tun6in4 imports sit tunnels (6in4, 6to4, 6rd)`);
+    nameAt(name.value, name.from, '[NetDev] Name=');
     const d = new SitDraft(name.value, tunnelNameOf(name.value), name.from, 'networkd');
     tunnelNames.add(name.value);
     const local = one(nd, 'Tunnel', 'Local');
@@ -136,16 +142,16 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
     const tos = one(nd, 'Tunnel', 'TOS');
     if (tos) d.tos = { value: tosAt(tos.value, tos.from), from: tos.from };
     const pmtu = one(nd, 'Tunnel', 'DiscoverPathMTU');
-    if (pmtu) d.pmtu = { value: /^(yes|true|on|1)$/i.test(pmtu.value) ? 'dynamic' : 'static', from: pmtu.from };
+    if (pmtu) d.pmtu = { value: YES.test(pmtu.value) ? 'dynamic' : 'static', from: pmtu.from };
     const sixrd = one(nd, 'Tunnel', 'IPv6RapidDeploymentPrefix');
     if (sixrd) {
       d.sixrdPrefix = { value: ipv6PrefixAt(sixrd.value, sixrd.from, 'IPv6RapidDeploymentPrefix='), from: sixrd.from };
       d.note(sixrd.from, 'networkd has no 6rd relay prefix (the kernel\'s 6rd-relay_prefix), so ipv4MaskLen stays 0 as there; if the ISP\'s option 212 gives an IPv4 mask length, add ipv4MaskLen');
     }
     const isatap = one(nd, 'Tunnel', 'ISATAP');
-    if (isatap && /^(yes|true|on|1)$/i.test(isatap.value)) throw ImportError.at(isatap.from, 'ISATAP is out of tun6in4\'s scope (RFC 5214, off by default since 2018); remove the tunnel');
+    if (isatap && YES.test(isatap.value)) throw ImportError.at(isatap.from, 'ISATAP is out of tun6in4\'s scope (RFC 5214, off by default since 2018); remove the tunnel');
     const fouFlag = one(nd, 'Tunnel', 'FooOverUDP');
-    const enc = one(nd, 'Tunnel', 'Encapsulation') ?? (fouFlag && /^(yes|true|on|1)$/i.test(fouFlag.value) ? { ...fouFlag, value: 'FooOverUDP' } : undefined);
+    const enc = one(nd, 'Tunnel', 'Encapsulation') ?? (fouFlag && YES.test(fouFlag.value) ? { ...fouFlag, value: 'FooOverUDP' } : undefined);
     if (enc && enc.value !== 'FooOverUDP') throw ImportError.at(enc.from, `Encapsulation=${enc.value}: tun6in4 carries only FooOverUDP`);
     if (enc) {
       const port = one(nd, 'Tunnel', 'FOUDestinationPort') ?? (() => {
@@ -159,7 +165,7 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
   }
 
   for (const nw of networks) {
-    const match = all(nw, 'Match', 'Name').flatMap((e) => e.value.split(/\s+/).map((n) => ({ n, e })));
+    const match = all(nw, 'Match', 'Name').flatMap((e) => e.value.split(/\s+/).map((n) => ({ n: nameAt(n, e.from, '[Match] Name='), e })));
     const own = match.find((m) => tunnelNames.has(m.n));
     if (own) {
       checkKeys(nw, TUNNEL_NETWORK_KEYS, `.network of ${own.n}`);
@@ -169,7 +175,7 @@ export function parseNetworkd(inputs: Array<{ file: string; text: string }>, int
     // the underlying link: only Tunnel= and IPv6 addresses concern us
     const dev = match[0]?.n ?? basename(nw.from.file).replace(/\.network$/, '');
     const tunnelRefs = all(nw, 'Network', 'Tunnel');
-    for (const t of tunnelRefs) if (!tunnelNames.has(t.value)) into.notes.push({ from: t.from, text: `Tunnel=${t.value}: no .netdev in the input defines it, so it is not imported; add that file to import it too` });
+    for (const t of tunnelRefs) if (!tunnelNames.has(nameAt(t.value, t.from, '[Network] Tunnel='))) into.notes.push({ from: t.from, text: `Tunnel=${t.value}: no .netdev in the input defines it, so it is not imported; add that file to import it too` });
     for (const a of [...all(nw, 'Network', 'Address'), ...all(nw, 'Address', 'Address')]) {
       if (a.value.includes(':')) into.lan.push({ prefix: ipv6PrefixAt(a.value, a.from, 'Address='), dev, from: a.from });
     }
@@ -212,6 +218,14 @@ function tunnelNetwork(nw: Unit, d: SitDraft): void {
       ipv6PrefixAt(to, from, 'Destination=');
       d.note(from, `[Route] Destination=${to}: tun6in4 routes only the default and the routed prefixes; add this route yourself once the tunnel is up`);
     }
+  }
+  // systemd.network(5): "sets up the IPv4 default route bound to the interface"; the IPv6 one is [Route] Gateway=::
+  const onDevice = one(nw, 'Network', 'DefaultRouteOnDevice');
+  if (onDevice && YES.test(onDevice.value)) {
+    d.note(onDevice.from, `DefaultRouteOnDevice=${onDevice.value}: networkd's IPv4 default route on the device, and tun6in4 carries IPv6 only; the IPv6 default through the tunnel is networkd's [Route] Gateway=:: and tun6in4's defaultRoute (on unless false)`);
+  } else if (onDevice) d.note(onDevice.from, `DefaultRouteOnDevice=${onDevice.value}: no IPv4 default route on the device; nothing to carry over`);
+  for (const e of nw.sections.flatMap((s) => (s.name === 'Network' ? s.entries : [])).filter((x) => FORWARDING.has(x.key))) {
+    d.note(e.from, `${e.key}=${e.value}: networkd sets a forwarding sysctl; tun6in4 changes no sysctl, so keep forwarding in /etc/sysctl.d if this host routes a prefix (\`tun6in4 doctor --routed PREFIX\` checks it)`);
   }
   for (const s of nw.sections) for (const e of s.entries) if (IGNORED.has(e.key)) d.note(e.from, `${e.key}=${e.value}: networkd's own setting; nothing to carry over`);
   const mtu = one(nw, 'Link', 'MTUBytes');

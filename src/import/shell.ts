@@ -11,6 +11,8 @@ import {
   ipv6At,
   ipv6PrefixAt,
   isDefaultDestination,
+  joinedLines,
+  nameAt,
   SitDraft,
   tosAt,
   ttlAt,
@@ -41,16 +43,45 @@ function isAbbrev(word: string | undefined, full: string, min = 1): boolean {
   return word !== undefined && word.length >= min && full.startsWith(word);
 }
 
+/**
+ * The route one command line adds, read as this reader reads a broker block: `ip [-6] route
+ * add|replace DEST [via GW] [dev DEV] [table T]` (with sudo, a path to ip, abbreviations) or
+ * `route -A inet6 add DEST [gw GW] [dev DEV]`; null for any other command. ifupdown's `up`
+ * hooks are such lines. `ipv6` is false for ip's `default` without -6 or an IPv6 gateway.
+ */
+export function routeAddedBy(command: string): { dest: string; gw?: string; dev?: string; table?: string; ipv6: boolean } | null {
+  let w = words(command.replace(/(^|\s)#.*$/, '').trim().replace(/^\$\s+/, ''));
+  while (w[0] === 'sudo' || w[0] === 'doas' || w[0] === 'exec') w = w.slice(1);
+  const after = (args: string[], key: string) => (args.includes(key) ? args[args.indexOf(key) + 1] : undefined);
+  const cmd = w[0]?.replace(/^.*\//, '');
+  if (cmd === 'route') {
+    const fam = w.indexOf('-A');
+    const args = w.slice(1).filter((_, j) => j + 1 !== fam && j + 1 !== fam + 1);
+    if (fam < 0 || w[fam + 1] !== 'inet6' || args[0] !== 'add' || !args[1]) return null;
+    return { dest: args[1], gw: after(args, 'gw'), dev: after(args, 'dev'), ipv6: true };
+  }
+  if (cmd !== 'ip') return null;
+  let a = w.slice(1);
+  let inet6 = false;
+  while (a[0]?.startsWith('-')) {
+    if (a[0] === '-6') inet6 = true;
+    if (a[0] === '-f' || a[0] === '-family') {
+      inet6 ||= a[1] === 'inet6';
+      a = a.slice(2);
+    } else a = a.slice(1);
+  }
+  const [object, verb, ...rest] = a;
+  if (!(isAbbrev(object, 'route') || object === 'ro') || !(isAbbrev(verb, 'add') || isAbbrev(verb, 'replace')) || !rest[0]) return null;
+  const gw = after(rest, 'via');
+  return { dest: rest[0], gw, dev: after(rest, 'dev'), table: after(rest, 'table'), ipv6: inet6 || rest[0].includes(':') || !!gw?.includes(':') };
+}
+
 export function parseShell(file: string, text: string, into: ParsedInput): void {
   const tunnels = new Map<string, SitDraft>(into.drafts.filter((d) => d.format === 'shell').map((d) => [d.dev, d]));
   let sitCount = 0;
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const from: SourceRef = { file, line: i + 1 };
-    let line = lines[i];
-    // a command continued with a trailing backslash
-    while (/\\\s*$/.test(line) && i + 1 < lines.length) line = line.replace(/\\\s*$/, ' ') + lines[++i];
-    line = line.replace(/(^|\s)#.*$/, '').trim();
+  for (const joined of joinedLines(text)) {
+    const from: SourceRef = { file, line: joined.line };
+    const line = joined.text.replace(/(^|\s)#.*$/, '').trim();
     if (!line) continue;
     let w = words(line.replace(/^\$\s+/, ''));
     while (w[0] === 'sudo' || w[0] === 'doas' || w[0] === 'exec') w = w.slice(1);
@@ -58,6 +89,7 @@ export function parseShell(file: string, text: string, into: ParsedInput): void 
     const cmd = w[0];
     const note = (text: string) => into.notes.push({ from, text });
     const tunnel = (dev: string, declare = false): SitDraft | undefined => {
+      nameAt(dev, from, 'interface name');
       let t = tunnels.get(dev);
       if (!t && declare) {
         t = new SitDraft(dev, tunnelNameOf(dev), from, 'shell');

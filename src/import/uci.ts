@@ -5,7 +5,7 @@
  * ip6prefix, ip6prefixlen, ip4prefixlen) or `proto '6to4'`. The password or update key is a secret:
  * it becomes an ImportedSecret and is never written into the configuration.
  */
-import { ImportedSecret, ImportError, integerAt, ipv4At, ipv6PrefixAt, SitDraft, tosAt, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
+import { ImportedSecret, ImportError, integerAt, ipv4At, ipv6PrefixAt, nameAt, SitDraft, tosAt, ttlAt, tunnelNameOf, type SourceRef } from './draft.js';
 import type { ParsedInput } from './shell.js';
 
 interface Section {
@@ -17,9 +17,9 @@ interface Section {
 
 /** One UCI value: 'single quoted', "double quoted", or a bare word. */
 function value(rest: string, from: SourceRef): string {
-  const m = /^'([^']*)'$|^"((?:[^"\\]|\\.)*)"$|^(\S+)$/.exec(rest.trim());
+  const m = /^'([^']*)'$|^"((?:[^"\\]|\\.)*)"$|^(\S+)$/s.exec(rest.trim());
   if (!m) throw ImportError.at(from, 'not a UCI value (quote it: \'value\')');
-  return m[1] ?? m[2]?.replace(/\\(.)/g, '$1') ?? m[3];
+  return m[1] ?? m[2]?.replace(/\\(.)/gs, '$1') ?? m[3];
 }
 
 const COMMON = ['proto', 'ipaddr', 'tunlink', 'defaultroute', 'ttl', 'tos', 'mtu', 'metric', 'sourcerouting', 'auto', 'disabled', 'force_link', 'delegate', 'zone', 'peerdns', 'dns'];
@@ -38,19 +38,20 @@ export function parseUci(file: string, text: string, into: ParsedInput): void {
     const from = { file, line: i + 1 };
     const line = raw.trim();
     if (!line || line.startsWith('#')) return;
-    const m = /^(\S+)\s*(.*)$/.exec(line)!;
+    // `s`: a line may hold a character JavaScript counts as a line end (\r, U+2028); only \n ends it
+    const m = /^(\S+)\s*(.*)$/s.exec(line)!;
     const [, word, rest] = m;
     if (word === 'package') return;
     if (word === 'config') {
-      const cm = /^(\S+)(?:\s+(.+))?$/.exec(rest);
+      const cm = /^(\S+)(?:\s+(.+))?$/s.exec(rest);
       if (!cm) throw ImportError.at(from, 'config without a section type; write config TYPE \'NAME\'');
-      current = { type: cm[1], name: cm[2] ? value(cm[2], from) : '', from, options: [] };
+      current = { type: cm[1], name: cm[2] ? nameAt(value(cm[2], from), from, `config ${cm[1]}: the name`) : '', from, options: [] };
       sections.push(current);
       return;
     }
     if (word === 'option' || word === 'list') {
       if (!current) throw ImportError.at(from, `${word} before any "config" line; put it under its section`);
-      const om = /^(\S+)\s+(.+)$/.exec(rest);
+      const om = /^(\S+)\s+(.+)$/s.exec(rest);
       if (!om) throw ImportError.at(from, `${word} without a name and a value; write ${word} NAME 'VALUE'`);
       current.options.push({ key: om[1], value: value(om[2], from), list: word === 'list', from });
       return;
@@ -92,9 +93,9 @@ export function parseUci(file: string, text: string, into: ParsedInput): void {
       if (a) d.addresses.push({ value: ipv6PrefixAt(a.value, a.from, 'ip6addr'), from: a.from });
       for (const p of s.options.filter((o) => o.key === 'ip6prefix')) d.routed.push({ value: ipv6PrefixAt(p.value, p.from, 'ip6prefix'), from: p.from });
       const id = opt('tunnelid');
-      if (id) d.update.tunnelId = { value: id.value, from: id.from };
+      if (id) d.update.tunnelId = { value: nameAt(id.value, id.from, 'option tunnelid'), from: id.from };
       const user = opt('username');
-      if (user) d.update.username = { value: user.value, from: user.from };
+      if (user) d.update.username = { value: nameAt(user.value, user.from, 'option username'), from: user.from };
       const key = opt('updatekey') ?? opt('password');
       if (key) d.update.secret = new ImportedSecret(key.value, key.from, key.key);
       if (opt('updatekey') && opt('password')) d.note(opt('password')!.from, 'password: updatekey is given too and is the one used for the update');
