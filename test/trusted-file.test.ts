@@ -72,6 +72,49 @@ describe('update key files (as sshd\'s StrictModes)', () => {
   });
 });
 
+describe('a path through symbolic links to directories: every directory on the way is checked', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tun6in4-trusted-links-'));
+    chmodSync(dir, 0o755);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const keyIn = (name: string) => {
+    const d = join(dir, name);
+    mkdirSync(d, { mode: 0o755 });
+    writeFileSync(join(d, 'he.key'), `${KEY}\n`, { mode: 0o600 });
+    return d;
+  };
+
+  it('a world-writable directory holding a symlink to the key\'s directory is refused: anyone could repoint the link', () => {
+    const safe = keyIn('safe');
+    const open = join(dir, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    symlinkSync(safe, join(open, 'etc'));
+    const e = refusal(() => readUpdateKey(join(open, 'etc', 'he.key')));
+    expect(e.message).toMatch(new RegExp(`directory ${open} is writable by group or others \\(mode 0777\\).*chmod go-w ${open}`));
+    // the same for a configuration reached that way
+    writeFileSync(join(safe, 'c.toml'), 'x = 1\n', { mode: 0o644 });
+    expect(refusal(() => readTrustedFile(join(open, 'etc', 'c.toml'), 'config')).message).toMatch(/directory .*open is writable by group or others/);
+  });
+
+  it('a symlink (relative, in a safe directory) to a world-writable directory is refused, naming where it leads', () => {
+    const ww = keyIn('ww');
+    chmodSync(ww, 0o777);
+    symlinkSync('ww', join(dir, 'via'));
+    expect(refusal(() => readUpdateKey(join(dir, 'via', 'he.key'))).message).toMatch(new RegExp(`directory ${ww} is writable by group or others \\(mode 0777\\)`));
+  });
+
+  it('symlinked directories whose every directory is safe pass, ".." through a link included', () => {
+    const real = keyIn('real');
+    symlinkSync(real, join(dir, 'alias'));
+    expect(readUpdateKey(join(dir, 'alias', 'he.key'))).toBe(KEY);
+    expect(readUpdateKey(join(dir, 'alias', '..', 'real', 'he.key'))).toBe(KEY);
+  });
+});
+
 describe.runIf(rootOrSkip())('files in directories another user can write', () => {
   let dir: string;
   beforeAll(() => {
