@@ -280,10 +280,35 @@ export function queryControl(path: string, command: string, timeoutMs = 5000): P
     });
     c.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const fix = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'is the daemon running? (tun6in4 run / tun6in4 up)' : e.code === 'EACCES' ? 'run as root or as a member of the socket\'s group' : '';
-      reject(new Error(`cannot reach the daemon at ${path}: ${e.code ?? e.message}${fix ? `; ${fix}` : ''}`));
+      reject(new Error(unreachableMessage(path, e)));
     });
   });
+}
+
+/**
+ * Why a client could not connect to `path`, and what to do, in one line: a path that is no socket
+ * at all is named for what it is, since no daemon could ever answer there.
+ */
+export function unreachableMessage(path: string, e: NodeJS.ErrnoException): string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    // nothing there (or not ours to look at): the connect error says which
+  }
+  const what = st === undefined || st.isSocket() ? null : st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'a device or FIFO';
+  if (what !== null) {
+    return `cannot reach the daemon at ${path}: it is ${what}, not a control socket; give the daemon's socket (--control /run/tun6in4/NAME.sock, the file's control.socket)`;
+  }
+  const fix =
+    e.code === 'ENOENT'
+      ? 'no daemon listens there: start one (tun6in4 up -c FILE, or tun6in4 run), or give the socket it uses (--control PATH)'
+      : e.code === 'ECONNREFUSED'
+        ? 'the socket is left from a daemon that is gone: start it again (tun6in4 up -c FILE, or tun6in4 run)'
+        : e.code === 'EACCES' || e.code === 'EPERM'
+          ? 'this user may not connect: run as root (sudo) or as a member of the socket\'s group (control.group)'
+          : '';
+  return `cannot reach the daemon at ${path}: ${e.code ?? e.message}${fix ? `; ${fix}` : ''}`;
 }
 
 /** The network namespace of a process (`net:[4026531840]`), or null if we may not see it. */
