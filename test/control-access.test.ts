@@ -12,6 +12,11 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { daemonConfigToFile, parseDaemonConfig } from '../src/daemon/config.js';
 import { listenControl, queryControl, type ControlListener, type ControlPeer } from '../src/daemon/control.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import type { DaemonConfig } from '../src/daemon/config.js';
+import type { TunnelSpec } from '../src/daemon/managed-tunnel.js';
+import type { Tracer } from '../src/engine/trace.js';
+import { pino } from 'pino';
 import { runCapture } from '../src/lab/netns.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
@@ -113,3 +118,41 @@ describe.runIf(rootOrSkip())('trace only for root and the daemon\'s user (SO_PEE
   });
 });
 
+
+describe.runIf(rootOrSkip())('a reload that narrows control.trace', () => {
+  it('ends the traces of the group\'s users that were running, telling them why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-ctl-narrow-'));
+    chmodSync(dir, 0o755);
+    const socket = join(dir, 'd.sock');
+    const spec: TunnelSpec = { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true };
+    const config = (trace: 'owner' | 'group'): DaemonConfig => ({ tunnels: [{ name: 't', spec }], control: { socket, mode: 0o660, trace }, metrics: {}, logLevel: 'info' });
+    // A tunnel as far as trace and reload see one (no TUN needed): it says when it is watched.
+    let watched: () => void = () => undefined;
+    const watching = new Promise<void>((r) => (watched = r));
+    let unwatched = false;
+    const tunnel = {
+      name: 't',
+      spec,
+      watch: (_t: Tracer, _end: (why: string) => void) => (watched(), () => (unwatched = true)),
+      close: async () => undefined,
+    };
+    const daemon = new Daemon(pino({ level: 'silent' }));
+    try {
+      await daemon.start({ ...config('group'), tunnels: [] }, NOBODY);
+      (daemon.tunnels as Map<string, unknown>).set('t', tunnel);
+      const client = 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"trace {}\\n"); [print(l, end="", flush=True) for l in s.makefile()]';
+      const traced = runCapture('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/usr/bin/python3', '-c', client, socket], { timeoutMs: 30_000 });
+      await watching;
+      await daemon.reload(() => config('owner'));
+      const lines = (await traced).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).toMatchObject({ trace: { tunnels: ['t'] } });
+      expect(lines.at(-1)!.end).toMatch(/^a reload narrowed who may run it: "trace" shows packet bytes: only root or the daemon's user \(uid 0\) may run it, not uid 65534/);
+      expect(unwatched).toBe(true);
+      // the tunnel itself was not touched
+      expect(daemon.tunnels.get('t')).toBe(tunnel);
+    } finally {
+      await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

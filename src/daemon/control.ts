@@ -86,6 +86,11 @@ export class ControlSocketBusyError extends Error {
 /** A control socket this daemon owns; `close` gives it up (socket file and lock removed). */
 export interface ControlListener {
   readonly path: string;
+  /**
+   * The ControlAccess changed (a reload narrowed `forGroup`): streams whose client may no longer
+   * run their command are told why and ended.
+   */
+  accessChanged(): void;
   close(): Promise<void>;
 }
 
@@ -162,7 +167,9 @@ export async function listenControl(
     unlock([]);
     throw e;
   }
-  const streams = new Set<Socket>();
+  /** Each open stream: its connection, who asked, for what, and what stops it. */
+  const streams = new Map<Socket, { peer: ControlPeer | null; command: string; stream: { close(): void } }>();
+  const refused = (cmd: string, peer: ControlPeer | null) => access?.restricted(cmd) && !access.forGroup && !mayRunRestricted(peer);
   const maxStreams = limits.maxStreams ?? CONTROL_MAX_STREAMS;
   const server = createServer((sock) => {
     const peer = peerOf(sock);
@@ -184,7 +191,7 @@ export async function listenControl(
       answered = true;
       let reply: unknown;
       try {
-        reply = access?.restricted(cmd) && !access.forGroup && !mayRunRestricted(peer) ? { error: restrictedRefusal(cmd, peer) } : handler(cmd, peer);
+        reply = refused(cmd, peer) ? { error: restrictedRefusal(cmd, peer) } : handler(cmd, peer);
       } catch (e) {
         reply = { error: (e as Error).message };
       }
@@ -194,12 +201,10 @@ export async function listenControl(
           return;
         }
         sock.setTimeout(0);
-        streams.add(sock);
         const stream = reply.open(sock);
-        sock.once('close', () => {
-          streams.delete(sock);
-          stream.close();
-        });
+        streams.set(sock, { peer, command: cmd, stream });
+        // (unless accessChanged already stopped it)
+        sock.once('close', () => streams.delete(sock) && stream.close());
         return;
       }
       sock.end(`${JSON.stringify(reply)}\n`);
@@ -233,11 +238,19 @@ export async function listenControl(
   }
   return {
     path,
+    accessChanged: () => {
+      for (const [sock, { peer, command, stream }] of streams) {
+        if (!refused(command, peer)) continue;
+        streams.delete(sock);
+        stream.close();
+        sock.end(`${JSON.stringify({ end: `a reload narrowed who may run it: ${restrictedRefusal(command, peer)}` })}\n`);
+      }
+    },
     close: async () => {
       const closed = new Promise((r) => server.close(r));
       // server.close waits for every connection: streams are told and let go, a client that
       // does not read gets a moment, then is cut off
-      for (const s of streams) {
+      for (const s of streams.keys()) {
         s.end(`${JSON.stringify({ end: 'daemon stopping' })}\n`);
         s.setTimeout(1000, () => s.destroy());
       }

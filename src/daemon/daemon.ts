@@ -256,6 +256,8 @@ export class Daemon {
     const metrics = await this.moveMetrics(old.metrics.listen, config.metrics.listen);
     this.setLogLevel(config.logLevel);
     this.access.forGroup = config.control.trace === 'group';
+    // A trace the new file no longer allows ends now, not whenever its client stops it.
+    this.control?.accessChanged();
     // What runs from now on: the new tunnels, log level, metrics and trace access, and the old
     // values of what only a restart can change. `show` prints this.
     await this.apply({
