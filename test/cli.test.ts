@@ -2,7 +2,7 @@
  * The CLI as a user meets it: bad flags and bad configuration files exit non-zero with one line
  * naming the flag (or the place in the file) and the fix, and touch nothing on the system.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ const file = (name: string, content: unknown, mode = 0o644) => {
   chmodSync(p, mode);
   return p;
 };
+/** What main printed last: before it, the daemon's own JSON log lines. */
+const lastLine = (text: string) => `${text.trim().split('\n').at(-1)}\n`;
 const he = { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
 const unreadable = file('unreadable.json', { tunnels: { he } });
 chmodSync(unreadable, 0);
@@ -143,7 +145,56 @@ describe.runIf(rootOrSkip())('bad configuration touches nothing (as root, in a n
     const before = await ns.ip(['-o', 'link']);
     const r = await ns.run(process.execPath, [BIN, ...BROKER.map((a) => (a === '192.0.2.1' ? '203.0.113.99' : a)), '--control', join(dir, 'local.sock')], { timeoutMs: 30_000 });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^tun6in4: --local: "203\.0\.113\.99" is not valid; this host has no interface with 203\.0\.113\.99/m);
+    // issue 33: a 1:1 NAT's public address is the usual way to get here; the message says "auto"
+    expect(lastLine(r.stderr)).toBe('tun6in4: --local: "203.0.113.99" is not valid; it is not an address of this host (ip -4 addr lists them); behind a 1:1 NAT, as on most cloud VMs, the public IPv4 is the NAT\'s: use "auto" (--local auto, local = "auto"), the private address the NAT maps to it\n');
     expect(await ns.ip(['-o', 'link'])).toBe(before);
   }, 60_000);
+
+  it('--local auto with no IPv4 route says so and what to do, not RTNETLINK', async () => {
+    const r = await ns.run(process.execPath, [BIN, ...BROKER.map((a) => (a === '192.0.2.1' ? 'auto' : a)), '--control', join(dir, 'auto.sock')], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(lastLine(r.stderr)).toBe(
+      'tun6in4: --local: "auto" is not valid; this host has no IPv4 route to 198.51.100.1 (Network is unreachable), so there is no source address to take; give the address to send from (--local ADDRESS, local = "ADDRESS"), or add a route toward 198.51.100.1 (ip route add default via GATEWAY)\n',
+    );
+  }, 60_000);
+
+  describe('with addresses, and ports another program holds', () => {
+    let holder: ChildProcess;
+    let metricsPort: number;
+    beforeAll(async () => {
+      await ns.ip(['link', 'set', 'lo', 'up']);
+      await ns.ip(['link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+      await ns.ip(['addr', 'add', '192.0.2.1/24', 'dev', 'd0']);
+      await ns.ip(['addr', 'add', '198.51.100.1/24', 'dev', 'd0']);
+      await ns.ip(['link', 'set', 'd0', 'up']);
+      // holds FOU's UDP 5555 on 192.0.2.1 and a TCP port for metrics, and says which
+      const hold = "const d=require('dgram').createSocket('udp4');d.bind(5555,'192.0.2.1',()=>{const s=require('net').createServer().listen(0,'127.0.0.1',()=>console.log(s.address().port))})";
+      holder = ns.spawn(process.execPath, ['-e', hold]);
+      metricsPort = await new Promise<number>((resolve) => holder.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+    });
+    afterAll(() => {
+      holder?.kill();
+    });
+    const runIn = (args: string[], sock: string) => ns.run(process.execPath, [BIN, ...args, '--control', join(dir, sock)], { timeoutMs: 30_000 });
+
+    it('a remote that is this host\'s own address is refused at start: the tunnel would send to itself', async () => {
+      const r = await runIn(BROKER, 'self.sock');
+      expect(r.code).toBe(2);
+      expect(lastLine(r.stderr)).toBe('tun6in4: --remote: "198.51.100.1" is not valid; it is an address of this host, so the tunnel would send to itself; use the broker\'s "Server IPv4 Address"\n');
+    }, 60_000);
+
+    it('a taken FOU port names the port, the address and the fix; nothing is left behind', async () => {
+      const before = await ns.ip(['-o', 'link']);
+      const r = await runIn(['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '203.0.113.1', '--address', '2001:db8:1::2/64', '--encap', 'fou', '--encap-dport', '5555', '--no-default-route'], 'fou.sock');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/FOU: UDP port 5555 on 192\.0\.2\.1 is taken by another program \(.*Address already in use\); see which \(ss -ulpn 'sport = :5555'\) and stop it, or give this tunnel another local port \(--encap-port, encapPort; the peer must send there\)/);
+      expect(await ns.ip(['-o', 'link'])).toBe(before);
+    }, 60_000);
+
+    it('a taken --metrics-listen is named by its flag', async () => {
+      const r = await runIn([...BROKER.map((a) => (a === '198.51.100.1' ? '203.0.113.1' : a)), '--metrics-listen', `127.0.0.1:${metricsPort}`], 'metrics.sock');
+      expect(r.code).toBe(2);
+      expect(lastLine(r.stderr)).toMatch(new RegExp(`^tun6in4: --metrics-listen: cannot listen on 127\\.0\\.0\\.1:${metricsPort}: EADDRINUSE; choose a free port`));
+    }, 60_000);
+  });
 });

@@ -4,14 +4,15 @@
  * another user can write is refused with the fix; a user that resolves to uid 0 is no privilege
  * drop. The ownership cases plant files as another user (`nobody`) and so need root.
  */
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readUpdateKey, UpdateKeyError } from '../src/daemon/broker-update.js';
 import { checkDaemonConfig } from '../src/daemon/check.js';
 import { ConfigFileError, parseDaemonConfig } from '../src/daemon/config.js';
-import { resolveDropTarget } from '../src/daemon/privileges.js';
+import { resolveDropTarget, resolveUser } from '../src/daemon/privileges.js';
+import { runDoctor } from '../src/doctor/doctor.js';
 import { readTrustedFile, UntrustedFileError } from '../src/daemon/trusted-file.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
@@ -173,5 +174,18 @@ describe('the privilege drop refuses every alias of uid 0', () => {
     expect(() => resolveDropTarget('00')).toThrow(/user "00" is uid 0 \(root\): dropping to it drops nothing/);
     expect(() => resolveDropTarget('root')).toThrow(/uid 0/);
     expect(resolveDropTarget('nobody')).toEqual({ uid: NOBODY, gid: NOBODY });
+  });
+});
+
+describe('one way to create the service user', () => {
+  it('the daemon\'s messages, doctor and both units give the same useradd', async () => {
+    const units = ['tun6in4.service', 'tun6in4@.service'].map((u) => /useradd [^\n]*/.exec(readFileSync(new URL(`../contrib/${u}`, import.meta.url), 'utf8'))![0]);
+    const command = 'useradd --system --no-create-home --shell /usr/sbin/nologin';
+    expect(units).toEqual([`${command} tun6in4`, `${command} tun6in4`]);
+    expect(() => resolveUser('no-such-user-t6')).toThrow(`create it (${command} no-such-user-t6)`);
+    expect(() => resolveDropTarget('root')).toThrow(`(${command} tun6in4)`);
+    expect(() => parseDaemonConfig({ tunnels: { t: { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true } }, user: 'root' })).toThrow(`(${command} tun6in4)`);
+    const doctor = (await runDoctor({ user: 'no-such-user-t6' })).find((f) => f.check === '/dev/net/tun for user no-such-user-t6');
+    expect(doctor?.fix).toContain(`${command} no-such-user-t6`);
   });
 });

@@ -6,12 +6,12 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../encap/options.js';
 import { TunnelSetupError } from '../host/open.js';
-import { DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../daemon/config.js';
+import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { healthSummary, SystemdNotifier } from '../daemon/systemd.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveDropTarget, resolveGroup } from '../daemon/privileges.js';
-import { addRunFlags, addRunFlagsFor, configFromFlags, FLAG_FOR_FIELD, integer } from './flags.js';
+import { addRunFlags, addRunFlagsFor, configFromFlags, FLAG_FOR_FIELD, FlagError, integer } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
 import { formatStatus } from './status-format.js';
@@ -210,7 +210,8 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
     // No READY=1 then: systemd sees the exit and fails the start; `systemctl status` shows why.
     notifier?.status(`failed to start: ${describeError(e)}`);
     notifier?.close();
-    throw e;
+    // `run`'s settings came from flags: name the flag, not the file key it became
+    throw !reload && e instanceof ConfigFileError ? FlagError.fromConfigPath(e.path, e.detail) : e;
   }
   const summary = () => healthSummary(daemon.status());
   notifier?.ready(summary);
