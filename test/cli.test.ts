@@ -102,6 +102,38 @@ describe('tun6in4 CLI', () => {
   }
 });
 
+describe('where the configuration file goes (issue 33)', () => {
+  const good = () => file('positional.json', { tunnels: { he } }, 0o600);
+
+  it('check FILE and up FILE take the file as -c FILE does', () => {
+    const r = run('check', good());
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/positional\.json: ok \(JSON, 1 tunnel\)/);
+    // up reads the file first: a bad one is refused by name, so no tunnel is started here
+    const bad = file('positional-bad.json', { tunnels: { he: { ...he, mtu: 1000 } } }, 0o600);
+    expect(run('up', bad).stderr).toMatch(/tunnels\.he\.mtu: 1000 is not valid/);
+  });
+
+  it('two different files, or none, are one line saying what to type', () => {
+    expect(run('check', '-c', good(), join(dir, 'other.json')).stderr).toMatch(/^tun6in4: --config: two configuration files given \(\S+positional\.json and \S+other\.json\); check takes one: tun6in4 check -c FILE\n$/);
+    const none = run('up');
+    expect(none.status).toBe(2);
+    expect(none.stderr).toBe('tun6in4: --config: give the configuration file: tun6in4 up -c FILE (or tun6in4 up FILE)\n');
+  });
+
+  it('run --config says to use up, instead of asking for --mode', () => {
+    const r = run('run', '--config', '/etc/tun6in4/he.toml');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('tun6in4: --config: run takes one tunnel from flags; a configuration file runs with: tun6in4 up -c /etc/tun6in4/he.toml\n');
+    expect(run('run').stderr).toMatch(/^tun6in4: --mode: missing; use "6in4"/);
+  });
+
+  it('a TOML file named *.json is one line, its quoted text included', () => {
+    const r = run('check', file('toml.json', '# he\n[tunnels.he]\nmode = "6in4"\n', 0o600));
+    expect(r.stderr).toMatch(/^tun6in4: \S+toml\.json: not valid JSON \(.*"# he\\n\[tun.*\); it looks like TOML: name the file \*\.toml\n$/);
+  });
+});
+
 describe('tun6in4 check', () => {
   it('a good file: exit 0 and a short summary, the key file read but its key never printed', () => {
     const key = join(dir, 'good.key');

@@ -46,20 +46,25 @@ export function buildProgram(): Command {
     .addHelpText('after', BROKER_EXAMPLE);
 
   addRunFlags(program.command('run').description('run one tunnel in the foreground until SIGINT or SIGTERM'))
+    // the file form is `up`'s; taken here only to say so
+    .addOption(new Option('-c, --config <file>').hideHelp())
     .addHelpText('after', BROKER_EXAMPLE)
     .action(async (flags: Record<string, unknown>) => {
+      if (flags.config !== undefined) {
+        throw new FlagError('--config', `run takes one tunnel from flags; a configuration file runs with: tun6in4 up -c ${String(flags.config)}`);
+      }
       const config = configFromFlags(flags);
       requireNetworkPrivileges();
       await serve(config, null);
     });
 
   program
-    .command('up')
-    .description('run the tunnels of a configuration file; SIGHUP reloads it')
-    .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
+    .command('up [file]')
+    .description('run the tunnels of a configuration file (given as -c FILE or FILE); SIGHUP reloads it')
+    .option('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
     .option('--control <path>', 'control socket, instead of the file\'s control.socket (contrib/tun6in4@.service gives each instance its own)')
-    .action(async (flags: { config: string; control?: string }) => {
-      const path = flags.config;
+    .action(async (file: string | undefined, flags: { config?: string; control?: string }) => {
+      const path = configFileOf('up', file, flags.config);
       const load = () => {
         const c = loadDaemonConfig(path);
         return flags.control === undefined ? c : { ...c, control: { ...c.control, socket: flags.control } };
@@ -92,10 +97,10 @@ export function buildProgram(): Command {
     );
 
   program
-    .command('check')
-    .description('validate a configuration file and its update key files without touching the system (exit 0, or 2 naming the field and the fix)')
-    .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
-    .action(async (flags: { config: string }) => (await import('./config-commands.js')).runCheckCommand(flags.config));
+    .command('check [file]')
+    .description('validate a configuration file (-c FILE or FILE) and its update key files without touching the system (exit 0, or 2 naming the field and the fix)')
+    .option('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
+    .action(async (file: string | undefined, flags: { config?: string }) => (await import('./config-commands.js')).runCheckCommand(configFileOf('check', file, flags.config)));
 
   program
     .command('show')
@@ -153,6 +158,16 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/** The configuration file of `up` or `check`: `-c FILE` or the argument, one of them. */
+function configFileOf(command: string, argument: string | undefined, flag: string | undefined): string {
+  if (argument !== undefined && flag !== undefined && argument !== flag) {
+    throw new FlagError('--config', `two configuration files given (${flag} and ${argument}); ${command} takes one: tun6in4 ${command} -c FILE`);
+  }
+  const file = flag ?? argument;
+  if (file === undefined) throw new FlagError('--config', `give the configuration file: tun6in4 ${command} -c FILE (or tun6in4 ${command} FILE)`);
+  return file;
 }
 
 function packageVersion(): string {

@@ -405,7 +405,8 @@ export function parseDaemonConfigText(text: string, format: ConfigFormat, path: 
       raw = JSON.parse(text);
     } catch (e) {
       const hint = /^\s*(#|\[|[A-Za-z_][\w-]*\s*=)/.test(text) ? '; it looks like TOML: name the file *.toml' : '';
-      throw new ConfigFileError(path, `not valid JSON (${(e as Error).message})${hint}`);
+      // V8 quotes the text it stopped in, line breaks and all: one problem stays one line
+      throw new ConfigFileError(path, `not valid JSON (${(e as Error).message.replace(/\r?\n/g, '\\n')})${hint}`);
     }
   }
   return { file: path, ...parseDaemonConfig(raw) };
