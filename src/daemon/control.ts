@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, lchownSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
+import { constants as osConstants, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadNative } from '../io/native.js';
 
@@ -123,6 +124,27 @@ function claim(path: string): number | null {
   }
 }
 
+/**
+ * The socket's directory (or the lock file in it) could not be made: usually a daemon started
+ * unprivileged (setpriv, User=) where /run/tun6in4 is root's or missing. Says where, and the fix.
+ */
+function unwritableDirectory(path: string, e: NodeJS.ErrnoException): Error {
+  const code = e.code ?? (e.errno !== undefined ? (Object.entries(osConstants.errno).find(([, v]) => v === e.errno)?.[0] ?? `errno ${e.errno}`) : e.message);
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return e;
+  const dir = dirname(path);
+  const uid = process.getuid?.() ?? 0;
+  let user = String(uid);
+  try {
+    user = userInfo().username;
+  } catch {
+    // a uid without a passwd entry: install -o takes the number
+  }
+  return new Error(
+    `cannot create the control socket's lock file ${path}.lock (${code}): this user (${user}, uid ${uid}) cannot write ${dir}; ` +
+      `make the directory its own first (sudo install -d -o ${user} -m 0750 ${dir}; under systemd RuntimeDirectory=tun6in4 does it), or choose a control socket in a directory it can write (--control PATH, control.socket)`,
+  );
+}
+
 /** How long a client may idle, and how many may be connected at once. */
 export interface ControlLimits {
   idleMs: number;
@@ -142,8 +164,13 @@ export async function listenControl(
   if (mode & 0o007) {
     throw new Error(`control socket mode ${mode.toString(8).padStart(4, '0')} lets every local user connect (status, tunnel addresses); use 0600, or 0660 with a group for the users who may`);
   }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const lock = claim(path);
+  let lock: number | null;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    lock = claim(path);
+  } catch (e) {
+    throw unwritableDirectory(path, e as NodeJS.ErrnoException);
+  }
   if (lock === null) throw new ControlSocketBusyError(path);
   // Removing the lock file is safe while we hold the lock (see claim); the socket file is ours
   // to remove only once we listen on it.
