@@ -187,6 +187,15 @@ describe('check: a configuration and its key files, validated without touching t
     expect(e.detail).toMatch(/readable by others .*mode 0644.*chmod 600/);
   });
 
+  it('a relative keyFile is beside the configuration file, wherever the daemon was started', () => {
+    const p = config({ update: { tunnelId: '1', username: 'u', keyFile: 'he.key' } });
+    expect(process.cwd()).not.toBe(dir);
+    const c = checkDaemonConfig(p);
+    expect(c.keyFiles).toEqual([key]);
+    expect(c.config.tunnels[0].spec.update?.keyFile).toBe(key);
+    expect(problem(config({ update: { tunnelId: '1', username: 'u', keyFile: 'sub/nope.key' } })).detail).toContain(`${join(dir, 'sub', 'nope.key')}: ENOENT`);
+  });
+
   it('a user or group that does not exist is named with the fix', () => {
     expect(problem(config({}, { user: 'no-such-user-t6' }))).toMatchObject({ path: 'user', detail: expect.stringMatching(/no user named "no-such-user-t6".*useradd/) });
     expect(problem(config({}, { control: { group: 'no-such-group-t6' } }))).toMatchObject({ path: 'control.group', detail: expect.stringMatching(/no group named/) });

@@ -19,7 +19,7 @@
  *
  * and at the top `user`, `group`, and `[log] level`.
  */
-import { extname } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
@@ -409,7 +409,19 @@ export function parseDaemonConfigText(text: string, format: ConfigFormat, path: 
       throw new ConfigFileError(path, `not valid JSON (${(e as Error).message.replace(/\r?\n/g, '\\n')})${hint}`);
     }
   }
-  return { file: path, ...parseDaemonConfig(raw) };
+  return { file: path, ...keyFilesFrom(dirname(resolve(path)), parseDaemonConfig(raw)) };
+}
+
+/**
+ * A relative keyFile names a file beside the configuration, as an include would: the daemon's
+ * working directory (/ under systemd) is nothing its author could see.
+ */
+function keyFilesFrom(dir: string, config: DaemonConfig): DaemonConfig {
+  for (const t of config.tunnels) {
+    const u = t.spec.update;
+    if (u && !isAbsolute(u.keyFile)) t.spec = { ...t.spec, update: { ...u, keyFile: resolve(dir, u.keyFile) } };
+  }
+  return config;
 }
 
 /** Reads and validates a configuration file, TOML or JSON by its extension (see configFormatOf). */
