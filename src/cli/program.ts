@@ -14,7 +14,8 @@ import { dropPrivileges, resolveDropTarget, resolveGroup } from '../daemon/privi
 import { addRunFlags, addRunFlagsFor, configFromFlags, FLAG_FOR_FIELD, FlagError, integer } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
-import { formatStatus } from './status-format.js';
+import { countersLine, formatStatus } from './status-format.js';
+import type { ManagedStatus } from '../daemon/managed-tunnel.js';
 
 const BROKER_EXAMPLE = `
 Examples, from a tunnel broker's "Tunnel Details" page:
@@ -237,7 +238,7 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
     notifier?.stopping(`stopping (${signal})`);
     const final = daemon.status().tunnels;
     await daemon.stop();
-    for (const t of final) log.info({ signal, tunnel: t.tunnel, counters: t.counters }, 'tunnel down');
+    for (const t of final) log.info(tunnelDown(signal, t), 'tunnel down');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
@@ -260,6 +261,11 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
       }
     });
   });
+}
+
+/** The fields of a "tunnel down" line: on a terminal the one-line `down`, in JSON every counter too. */
+export function tunnelDown(signal: string, t: ManagedStatus): Record<string, unknown> {
+  return { signal, tunnel: t.tunnel, down: countersLine(t.counters), counters: t.counters };
 }
 
 /** Turns library errors into one line that names the flag (or config path) and the fix. */
