@@ -27,14 +27,14 @@ describe('log lines', () => {
     const log = createLogger('info', { tty: false, stream: out.stream }).child({ tunnel: 'he' });
     // A tunnel whose `local auto` finds a new address (127.0.0.1 is the source toward 127.0.0.1 on
     // any host, so the check only reads a route): it logs "local IPv4 changed".
-    const t = Object.assign(Object.create(ManagedTunnel.prototype) as ManagedTunnel, {
+    const t = Object.assign(Object.create(ManagedTunnel.prototype) as object, {
       name: 'he',
       spec: { mode: '6in4', local: 'auto', remote: '127.0.0.1' },
       running: { encapsulator: { localAddress: 0xc0000201 }, changeLocalAddress: () => undefined },
       log,
       updater: null,
       checkingLocal: false,
-    });
+    }) as unknown as ManagedTunnel;
     await t.checkLocal();
     const lines = out.text().trim().split('\n');
     expect(lines).toHaveLength(1);
