@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import {
   ControlStream,
+  traceCommand,
   DROP_REASONS,
   DROP_RULE,
   describeDrop,
@@ -258,6 +259,23 @@ describe('trace stream', () => {
     const events = sink.lines.map((l) => JSON.parse(l)).filter((l) => l.event).map((l) => l.event.reason);
     expect(events.sort()).toEqual(['rx_wrong_outer_source', 'tx_too_big']);
     engine.stop();
+  });
+});
+
+describe('which tunnel a trace asks for', () => {
+  it('by its name or by its interface\'s (the `name` status --json shows); an unknown one lists both', () => {
+    const he = Object.assign(new HandSource('he'), { interfaceName: 'he-ipv6' });
+    const six = Object.assign(new HandSource('six'), { interfaceName: 'six' });
+    const tunnels = new Map<string, TraceSource>([['he', he], ['six', six]]);
+    const header = (args: string) => {
+      const sink = new SlowSink(100);
+      traceCommand(args, tunnels).open(sink as never);
+      return JSON.parse(sink.lines[0]).trace.tunnels;
+    };
+    expect(header('{"tunnel":"he"}')).toEqual(['he']);
+    expect(header('{"tunnel":"he-ipv6"}')).toEqual(['he']);
+    expect(header('{}')).toEqual(['he', 'six']);
+    expect(() => traceCommand('{"tunnel":"tun0"}', tunnels)).toThrow('no tunnel or interface "tun0" runs here; running: he (interface he-ipv6), six');
   });
 });
 

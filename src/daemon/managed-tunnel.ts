@@ -157,6 +157,11 @@ export class ManagedTunnel {
     this.probe();
   }
 
+  /** The interface this tunnel created (`status` calls it `name`). */
+  get interfaceName(): string {
+    return this.running.name;
+  }
+
   /** `--local auto`: follow the kernel's source address toward the remote without a restart. */
   async checkLocal(): Promise<void> {
     if (this.checkingLocal) return;
