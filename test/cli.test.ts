@@ -2,7 +2,7 @@
  * The CLI as a user meets it: bad flags and bad configuration files exit non-zero with one line
  * naming the flag (or the place in the file) and the fix, and touch nothing on the system.
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ const file = (name: string, content: unknown, mode = 0o644) => {
   chmodSync(p, mode);
   return p;
 };
+/** What main printed last: before it, the daemon's own JSON log lines. */
+const lastLine = (text: string) => `${text.trim().split('\n').at(-1)}\n`;
 const he = { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
 const unreadable = file('unreadable.json', { tunnels: { he } });
 chmodSync(unreadable, 0);
@@ -116,6 +118,38 @@ describe('bin/tun6in4.js in a checkout before npm ci', () => {
   });
 });
 
+describe('where the configuration file goes (issue 33)', () => {
+  const good = () => file('positional.json', { tunnels: { he } }, 0o600);
+
+  it('check FILE and up FILE take the file as -c FILE does', () => {
+    const r = run('check', good());
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/positional\.json: ok \(JSON, 1 tunnel\)/);
+    // up reads the file first: a bad one is refused by name, so no tunnel is started here
+    const bad = file('positional-bad.json', { tunnels: { he: { ...he, mtu: 1000 } } }, 0o600);
+    expect(run('up', bad).stderr).toMatch(/tunnels\.he\.mtu: 1000 is not valid/);
+  });
+
+  it('two different files, or none, are one line saying what to type', () => {
+    expect(run('check', '-c', good(), join(dir, 'other.json')).stderr).toMatch(/^tun6in4: --config: two configuration files given \(\S+positional\.json and \S+other\.json\); check takes one: tun6in4 check -c FILE\n$/);
+    const none = run('up');
+    expect(none.status).toBe(2);
+    expect(none.stderr).toBe('tun6in4: --config: give the configuration file: tun6in4 up -c FILE (or tun6in4 up FILE)\n');
+  });
+
+  it('run --config says to use up, instead of asking for --mode', () => {
+    const r = run('run', '--config', '/etc/tun6in4/he.toml');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('tun6in4: --config: run takes one tunnel from flags; a configuration file runs with: tun6in4 up -c /etc/tun6in4/he.toml\n');
+    expect(run('run').stderr).toMatch(/^tun6in4: --mode: missing; use "6in4"/);
+  });
+
+  it('a TOML file named *.json is one line, its quoted text included', () => {
+    const r = run('check', file('toml.json', '# he\n[tunnels.he]\nmode = "6in4"\n', 0o600));
+    expect(r.stderr).toMatch(/^tun6in4: \S+toml\.json: not valid JSON \(.*"# he\\n\[tun.*\); it looks like TOML: name the file \*\.toml\n$/);
+  });
+});
+
 describe('tun6in4 check', () => {
   it('a good file: exit 0 and a short summary, the key file read but its key never printed', () => {
     const key = join(dir, 'good.key');
@@ -159,7 +193,56 @@ describe.runIf(rootOrSkip())('bad configuration touches nothing (as root, in a n
     const before = await ns.ip(['-o', 'link']);
     const r = await ns.run(process.execPath, [BIN, ...BROKER.map((a) => (a === '192.0.2.1' ? '203.0.113.99' : a)), '--control', join(dir, 'local.sock')], { timeoutMs: 30_000 });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^tun6in4: --local: "203\.0\.113\.99" is not valid; this host has no interface with 203\.0\.113\.99/m);
+    // issue 33: a 1:1 NAT's public address is the usual way to get here; the message says "auto"
+    expect(lastLine(r.stderr)).toBe('tun6in4: --local: "203.0.113.99" is not valid; it is not an address of this host (ip -4 addr lists them); behind a 1:1 NAT, as on most cloud VMs, the public IPv4 is the NAT\'s: use "auto" (--local auto, local = "auto"), the private address the NAT maps to it\n');
     expect(await ns.ip(['-o', 'link'])).toBe(before);
   }, 60_000);
+
+  it('--local auto with no IPv4 route says so and what to do, not RTNETLINK', async () => {
+    const r = await ns.run(process.execPath, [BIN, ...BROKER.map((a) => (a === '192.0.2.1' ? 'auto' : a)), '--control', join(dir, 'auto.sock')], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(lastLine(r.stderr)).toBe(
+      'tun6in4: --local: "auto" is not valid; this host has no IPv4 route to 198.51.100.1 (Network is unreachable), so there is no source address to take; give the address to send from (--local ADDRESS, local = "ADDRESS"), or add a route toward 198.51.100.1 (ip route add default via GATEWAY)\n',
+    );
+  }, 60_000);
+
+  describe('with addresses, and ports another program holds', () => {
+    let holder: ChildProcess;
+    let metricsPort: number;
+    beforeAll(async () => {
+      await ns.ip(['link', 'set', 'lo', 'up']);
+      await ns.ip(['link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+      await ns.ip(['addr', 'add', '192.0.2.1/24', 'dev', 'd0']);
+      await ns.ip(['addr', 'add', '198.51.100.1/24', 'dev', 'd0']);
+      await ns.ip(['link', 'set', 'd0', 'up']);
+      // holds FOU's UDP 5555 on 192.0.2.1 and a TCP port for metrics, and says which
+      const hold = "const d=require('dgram').createSocket('udp4');d.bind(5555,'192.0.2.1',()=>{const s=require('net').createServer().listen(0,'127.0.0.1',()=>console.log(s.address().port))})";
+      holder = ns.spawn(process.execPath, ['-e', hold]);
+      metricsPort = await new Promise<number>((resolve) => holder.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+    });
+    afterAll(() => {
+      holder?.kill();
+    });
+    const runIn = (args: string[], sock: string) => ns.run(process.execPath, [BIN, ...args, '--control', join(dir, sock)], { timeoutMs: 30_000 });
+
+    it('a remote that is this host\'s own address is refused at start: the tunnel would send to itself', async () => {
+      const r = await runIn(BROKER, 'self.sock');
+      expect(r.code).toBe(2);
+      expect(lastLine(r.stderr)).toBe('tun6in4: --remote: "198.51.100.1" is not valid; it is an address of this host, so the tunnel would send to itself; use the broker\'s "Server IPv4 Address"\n');
+    }, 60_000);
+
+    it('a taken FOU port names the port, the address and the fix; nothing is left behind', async () => {
+      const before = await ns.ip(['-o', 'link']);
+      const r = await runIn(['run', '--mode', '6in4', '--local', '192.0.2.1', '--remote', '203.0.113.1', '--address', '2001:db8:1::2/64', '--encap', 'fou', '--encap-dport', '5555', '--no-default-route'], 'fou.sock');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/FOU: UDP port 5555 on 192\.0\.2\.1 is taken by another program \(.*Address already in use\); see which \(ss -ulpn 'sport = :5555'\) and stop it, or give this tunnel another local port \(--encap-port, encapPort; the peer must send there\)/);
+      expect(await ns.ip(['-o', 'link'])).toBe(before);
+    }, 60_000);
+
+    it('a taken --metrics-listen is named by its flag', async () => {
+      const r = await runIn([...BROKER.map((a) => (a === '198.51.100.1' ? '203.0.113.1' : a)), '--metrics-listen', `127.0.0.1:${metricsPort}`], 'metrics.sock');
+      expect(r.code).toBe(2);
+      expect(lastLine(r.stderr)).toMatch(new RegExp(`^tun6in4: --metrics-listen: cannot listen on 127\\.0\\.0\\.1:${metricsPort}: EADDRINUSE; choose a free port`));
+    }, 60_000);
+  });
 });

@@ -103,3 +103,27 @@ describe('every problem at once', () => {
     expect(e?.within('/etc/tun6in4/x.toml').message.split('\n').every((l) => l.startsWith('/etc/tun6in4/x.toml: '))).toBe(true);
   });
 });
+
+describe('messages that name the problem there is (issue 33)', () => {
+  it('routed as a string, not a list: the fix is the same value in brackets, not the value again', () => {
+    const [p] = problemsOf({ tunnels: { he: { ...he, routed: '2001:db8:2::/64' } } });
+    expect(p).toEqual({ path: 'tunnels.he.routed', detail: '"2001:db8:2::/64" is not valid; routed is a list, even of one: write routed = ["2001:db8:2::/64"] (in JSON: "routed": ["2001:db8:2::/64"])' });
+  });
+
+  it('a bad sixrdDhcp is the one problem: not also a missing sixrdPrefix or relay', () => {
+    const p = problemsOf({ tunnels: { isp: { mode: '6rd', local: '192.0.2.10', sixrdDhcp: '25 36 2001:db8:a000::' } } });
+    expect(p.map((x) => x.path)).toEqual(['tunnels.isp.sixrdDhcp']);
+    // without sixrdDhcp, sixrdPrefix is missing indeed
+    expect(problemsOf({ tunnels: { isp: { mode: '6rd', local: '192.0.2.10' } } }).map((x) => x.path)).toEqual(['tunnels.isp.sixrdPrefix']);
+  });
+
+  it('a missing local says "auto" too', () => {
+    const { local: _local, ...noLocal } = he;
+    expect(problemsOf({ tunnels: { he: noLocal } })).toEqual([{ path: 'tunnels.he.local', detail: expect.stringMatching(/^missing; use a dotted-quad IPv4 address of this host such as 192\.0\.2\.10, or "auto" \(.*1:1 NAT\)$/) }]);
+  });
+
+  it('a dev name too long shows it and its length; one with a bad character shows it', () => {
+    expect(problemsOf({ tunnels: { he: { ...he, dev: 'he-ipv6-tunnel-one' } } })).toEqual([{ path: 'tunnels.he.dev', detail: '"he-ipv6-tunnel-one" is 18 characters; Linux allows 15: use a shorter name, such as "he-ipv6"' }]);
+    expect(problemsOf({ tunnels: { he: { ...he, dev: 'he ipv6' } } })[0].detail).toMatch(/^"he ipv6" is not valid; use an interface name of 1\.\.15 letters/);
+  });
+});

@@ -5,14 +5,20 @@
  * local user can reach is refused, and setting the socket up follows no symlink a racer put in
  * its place. The clients here are real processes running as another user (`nobody`).
  */
-import { lstatSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { daemonConfigToFile, parseDaemonConfig } from '../src/daemon/config.js';
 import { listenControl, queryControl, type ControlListener, type ControlPeer } from '../src/daemon/control.js';
-import { runCapture } from '../src/lab/netns.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import type { DaemonConfig } from '../src/daemon/config.js';
+import type { TunnelSpec } from '../src/daemon/managed-tunnel.js';
+import type { Tracer } from '../src/engine/trace.js';
+import { pino } from 'pino';
+import { NamespaceSet, runCapture } from '../src/lab/netns.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
 const NOBODY = 65534;
@@ -113,3 +119,75 @@ describe.runIf(rootOrSkip())('trace only for root and the daemon\'s user (SO_PEE
   });
 });
 
+
+describe.runIf(rootOrSkip())('a reload that narrows control.trace', () => {
+  it('ends the traces of the group\'s users that were running, telling them why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-ctl-narrow-'));
+    chmodSync(dir, 0o755);
+    const socket = join(dir, 'd.sock');
+    const spec: TunnelSpec = { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true };
+    const config = (trace: 'owner' | 'group'): DaemonConfig => ({ tunnels: [{ name: 't', spec }], control: { socket, mode: 0o660, trace }, metrics: {}, logLevel: 'info' });
+    // A tunnel as far as trace and reload see one (no TUN needed): it says when it is watched.
+    let watched: () => void = () => undefined;
+    const watching = new Promise<void>((r) => (watched = r));
+    let unwatched = false;
+    const tunnel = {
+      name: 't',
+      spec,
+      watch: (_t: Tracer, _end: (why: string) => void) => (watched(), () => (unwatched = true)),
+      close: async () => undefined,
+    };
+    const daemon = new Daemon(pino({ level: 'silent' }));
+    try {
+      await daemon.start({ ...config('group'), tunnels: [] }, NOBODY);
+      (daemon.tunnels as Map<string, unknown>).set('t', tunnel);
+      const client = 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"trace {}\\n"); [print(l, end="", flush=True) for l in s.makefile()]';
+      const traced = runCapture('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/usr/bin/python3', '-c', client, socket], { timeoutMs: 30_000 });
+      await watching;
+      await daemon.reload(() => config('owner'));
+      const lines = (await traced).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines[0]).toMatchObject({ trace: { tunnels: ['t'] } });
+      expect(lines.at(-1)!.end).toMatch(/^a reload narrowed who may run it: "trace" shows packet bytes: only root or the daemon's user \(uid 0\) may run it, not uid 65534/);
+      expect(unwatched).toBe(true);
+      // the tunnel itself was not touched
+      expect(daemon.tunnels.get('t')).toBe(tunnel);
+    } finally {
+      await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.runIf(rootOrSkip())('the documented unprivileged start (setpriv, docs/operating.md)', () => {
+  const set = new NamespaceSet('ctlpriv');
+  afterAll(() => set.destroy());
+
+  it('without a directory of its own for the control socket it names the lock file and the fix; with one (install -d) it gets past it', async () => {
+    const ns = await set.add('ns');
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-setpriv-'));
+    chmodSync(dir, 0o755);
+    const run = join(dir, 'run');
+    mkdirSync(run, { mode: 0o755 });
+    const socket = join(run, 'tun6in4.sock');
+    const conf = join(dir, 'tun6in4.json');
+    writeFileSync(conf, JSON.stringify({ tunnels: { he: { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' } }, control: { socket } }), { mode: 0o644 });
+    const bin = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
+    const setpriv = [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--init-groups', '--inh-caps=+net_admin,+net_raw', '--ambient-caps=+net_admin,+net_raw', process.execPath, bin, 'up', '-c', conf];
+    try {
+      const refused = await ns.run('setpriv', setpriv, { timeoutMs: 60_000 });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(
+        `tun6in4: cannot create the control socket's lock file ${socket}.lock (EACCES): this user (nobody, uid ${NOBODY}) cannot write ${run}; make the directory its own first (sudo install -d -o nobody -m 0750 ${run}; under systemd RuntimeDirectory=tun6in4 does it), or choose a control socket in a directory it can write (--control PATH, control.socket)`,
+      );
+      // what the message says to do
+      chownSync(run, NOBODY, 0);
+      chmodSync(run, 0o750);
+      const started = await ns.run('setpriv', setpriv, { timeoutMs: 60_000 });
+      // past the control socket: the tunnel itself is what fails here (this namespace has no 192.0.2.1)
+      expect(started.stderr).not.toContain('lock file');
+      expect(started.stderr).toMatch(/he: local: "192\.0\.2\.1" is not valid; it is not an address of this host/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

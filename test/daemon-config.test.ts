@@ -1,10 +1,11 @@
 import { mkdtempSync, readdirSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
 import { checkDaemonConfig } from '../src/daemon/check.js';
+import { formatCheck } from '../src/cli/config-commands.js';
 import { ConfigFileError, daemonConfigToFile, formatDaemonConfig, loadDaemonConfig, parseDaemonConfig, parseDaemonConfigText, type DaemonConfig } from '../src/daemon/config.js';
 
 const he = { mode: '6in4', local: 'auto', remote: '198.51.100.1', address: '2001:db8:1::2/64' };
@@ -185,6 +186,24 @@ describe('check: a configuration and its key files, validated without touching t
     const e = problem(config({ update: { tunnelId: '1', username: 'u', keyFile: open } }));
     expect(e.path).toBe('tunnels.he.update.keyFile');
     expect(e.detail).toMatch(/readable by others .*mode 0644.*chmod 600/);
+  });
+
+  it('a relative keyFile is beside the configuration file, wherever the daemon was started', () => {
+    const p = config({ update: { tunnelId: '1', username: 'u', keyFile: 'he.key' } });
+    expect(process.cwd()).not.toBe(dir);
+    const c = checkDaemonConfig(p);
+    expect(c.keyFiles).toEqual([key]);
+    expect(c.config.tunnels[0].spec.update?.keyFile).toBe(key);
+    expect(problem(config({ update: { tunnelId: '1', username: 'u', keyFile: 'sub/nope.key' } })).detail).toContain(`${join(dir, 'sub', 'nope.key')}: ENOENT`);
+  });
+
+  it('a local this host does not have (a 1:1 NAT\'s public IPv4) passes with a note that says "auto"; one it has, or auto, without', () => {
+    const nat = checkDaemonConfig(config({ local: '203.0.113.99' }));
+    expect(nat.notes).toEqual(['tunnels.he.local: 203.0.113.99 is not an address of this host now, so `up` here would refuse it; behind a 1:1 NAT (a cloud VM\'s public IPv4) use local = "auto"']);
+    expect(formatCheck(nat)).toContain(`\nnote: ${nat.notes[0]}\n`);
+    const mine = Object.values(networkInterfaces()).flat().find((a) => a?.family === 'IPv4')!.address;
+    expect(checkDaemonConfig(config({ local: mine, remote: mine === '198.51.100.1' ? '198.51.100.2' : '198.51.100.1' })).notes).toEqual([]);
+    expect(checkDaemonConfig(config({})).notes).toEqual([]);
   });
 
   it('a user or group that does not exist is named with the fix', () => {

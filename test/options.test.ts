@@ -132,7 +132,22 @@ describe('tunnel options', () => {
     ['FOU on 6to4', { ...SIX_TO_FOUR, encap: 'fou', encapDport: 5555 }, 'encap', /6in4 tunnels only/],
     ['FOU port without FOU', { ...BROKER, encapDport: 5555 }, 'encapDport', /encap "fou" only/],
     ['FOU port out of range', { ...BROKER, encap: 'fou', encapDport: 70000 }, 'encapDport', /1\.\.65535/],
+    // issue 33: values that read but cannot be meant
+    ['remote 0.0.0.0', { ...BROKER, remote: '0.0.0.0' }, 'remote', /^remote: "0\.0\.0\.0" is not valid; it is in 0\.0\.0\.0\/8 \("this network"\), which no host has; use the broker's "Server IPv4 Address"/],
+    ['remote loopback', { ...BROKER, remote: '127.0.0.1' }, 'remote', /it is a loopback address \(127\.0\.0\.0\/8\): this host itself; use the broker's "Server IPv4 Address"/],
+    ['remote multicast', { ...BROKER, remote: '239.1.2.3' }, 'remote', /it is a multicast address \(224\.0\.0\.0\/4\), not one host; use the broker's/],
+    ['remote broadcast', { ...BROKER, remote: '255.255.255.255' }, 'remote', /it is the broadcast address, not one host; use the broker's/],
+    ['remote equal to local', { ...BROKER, remote: BROKER.local }, 'remote', /it is local too, so the tunnel would send to itself; use the broker's "Server IPv4 Address"/],
+    ['address a bare prefix', { ...BROKER, address: '2001:db8:1::/64' }, 'address', /it is the link's prefix \(its host part is zero\), not an address on it; use this end's address on that link, e\.g\. 2001:db8:1::2\/64/],
+    ['address link-local', { ...BROKER, address: 'fe80::2/64' }, 'address', /it is link-local \(fe80::\/10\), which the tunnel sets by itself .*use the global address the broker gave this end/],
+    ['address multicast', { ...BROKER, address: 'ff0e::2/64' }, 'address', /it is a multicast address; use this end's unicast address/],
+    ['peer equal to address', { ...BROKER, peer: '2001:db8:1::2' }, 'peer', /it is this end's own address \(address\); use the other end's, the broker's "Server IPv6 Address", or leave it out for 2001:db8:1::1/],
+    ['routed with host bits', { ...BROKER, routed: ['2001:db8:2::1/64'] }, 'routed.0', /^routed\.0: "2001:db8:2::1\/64" is not valid; it has bits set past \/64; use the prefix itself: 2001:db8:2::\/64$/],
   ];
+  it('the values around those refusals still pass: a /127 link\'s zero address, documentation space, a lab\'s private remote', () => {
+    expect(() => resolveTunnelOptions({ ...BROKER, address: '2001:db8:1::/127', peer: '2001:db8:1::1' })).not.toThrow();
+    expect(() => resolveTunnelOptions({ ...BROKER, remote: '10.1.2.3', routed: ['2001:db8:2::/64', '2001:db8:3::/48'] })).not.toThrow();
+  });
   it('FOU: MTU default 1472, encapPort defaults to encapDport, checksums off, 28 bytes of outer headers', () => {
     const c = resolveTunnelOptions({ ...BROKER, encap: 'fou', encapDport: 5555 });
     expect([c.mtu, c.encapPort, c.encapDport, c.encapCsum, c.outerOverhead]).toEqual([1472, 5555, 5555, 'gso', 28]);

@@ -4,15 +4,17 @@
  * peer table under a flood of forged peers, the control socket's streams, and pcapng files as
  * tshark reads them.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import {
   ControlStream,
+  traceCommand,
   DROP_REASONS,
   DROP_RULE,
   describeDrop,
@@ -260,6 +262,23 @@ describe('trace stream', () => {
   });
 });
 
+describe('which tunnel a trace asks for', () => {
+  it('by its name or by its interface\'s (the `name` status --json shows); an unknown one lists both', () => {
+    const he = Object.assign(new HandSource('he'), { interfaceName: 'he-ipv6' });
+    const six = Object.assign(new HandSource('six'), { interfaceName: 'six' });
+    const tunnels = new Map<string, TraceSource>([['he', he], ['six', six]]);
+    const header = (args: string) => {
+      const sink = new SlowSink(100);
+      traceCommand(args, tunnels).open(sink as never);
+      return JSON.parse(sink.lines[0]).trace.tunnels;
+    };
+    expect(header('{"tunnel":"he"}')).toEqual(['he']);
+    expect(header('{"tunnel":"he-ipv6"}')).toEqual(['he']);
+    expect(header('{}')).toEqual(['he', 'six']);
+    expect(() => traceCommand('{"tunnel":"tun0"}', tunnels)).toThrow('no tunnel or interface "tun0" runs here; running: he (interface he-ipv6), six');
+  });
+});
+
 describe('control socket streams', () => {
   it('a stream outlives one answer, is capped, and is ended when the daemon stops', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tun6in4-trace-'));
@@ -323,4 +342,64 @@ describe('pcapng', () => {
       'six tx 192.0.2.1 > 198.51.100.1: forward|six||2001:db8:9::1|1000|1767323045.123457000',
     ]);
   });
+});
+
+const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
+
+/** Runs the CLI without blocking this process's event loop (a control socket served here must answer it). */
+function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('tun6in4 trace as a client', () => {
+  it('no daemon at the socket: one line naming the path and the fix, exit 2, no pcapng file left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-trace-client-'));
+    const sock = join(dir, 'none.sock');
+    const r = await cli('trace', '--control', sock, '--pcapng', join(dir, 'out.pcapng'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`tun6in4: cannot reach the daemon at ${sock}: ENOENT; no daemon listens there: start one (tun6in4 up -c FILE, or tun6in4 run), or give the socket it uses (--control PATH)\n`);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30_000);
+
+  it('a --control path that is a directory or a regular file is named for what it is', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-trace-client-'));
+    const file = join(dir, 'f');
+    writeFileSync(file, '');
+    expect((await cli('trace', '--control', dir)).stderr).toBe(`tun6in4: cannot reach the daemon at ${dir}: it is a directory, not a control socket; give the daemon's socket (--control /run/tun6in4/NAME.sock, the file's control.socket)\n`);
+    expect((await cli('status', '--control', file)).stderr).toMatch(/^tun6in4: cannot reach the daemon at .*\/f: it is a regular file, not a control socket; /);
+  }, 30_000);
+
+  it('--pcapng over a planted symlink replaces the link with the capture and leaves its target alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tun6in4-trace-client-'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const out = join(dir, 'out.pcapng');
+    symlinkSync(victim, out);
+    const sock = join(dir, 'c.sock');
+    const event = { event: { time: '2026-01-02T03:04:05.123456Z', direction: 'rx', verdict: 'forward', length: 40, tunnel: 'he' }, packet: ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2' }).toString('hex') };
+    const listener = await listenControl(sock, 0o600, undefined, () =>
+      new ControlStream((s) => {
+        s.write(`${JSON.stringify({ trace: { tunnels: ['he'], dropsOnly: false, snapLen: 256 } })}\n${JSON.stringify(event)}\n`);
+        return { close: () => undefined };
+      }),
+    );
+    try {
+      const r = await cli('trace', '--control', sock, '--count', '1', '--pcapng', out);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`1 packets written to ${out}`);
+    } finally {
+      await listener.close();
+    }
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(lstatSync(out).isFile()).toBe(true);
+    expect(readFileSync(out).readUInt32LE(0)).toBe(0x0a0d0d0a);
+    expect(readdirSync(dir).sort()).toEqual(['out.pcapng', 'victim']);
+  }, 30_000);
 });

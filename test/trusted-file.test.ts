@@ -4,14 +4,15 @@
  * another user can write is refused with the fix; a user that resolves to uid 0 is no privilege
  * drop. The ownership cases plant files as another user (`nobody`) and so need root.
  */
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readUpdateKey, UpdateKeyError } from '../src/daemon/broker-update.js';
 import { checkDaemonConfig } from '../src/daemon/check.js';
 import { ConfigFileError, parseDaemonConfig } from '../src/daemon/config.js';
-import { resolveDropTarget } from '../src/daemon/privileges.js';
+import { resolveDropTarget, resolveUser } from '../src/daemon/privileges.js';
+import { runDoctor } from '../src/doctor/doctor.js';
 import { readTrustedFile, UntrustedFileError } from '../src/daemon/trusted-file.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
@@ -69,6 +70,49 @@ describe('update key files (as sshd\'s StrictModes)', () => {
     writeFileSync(real, 'x = 1\n', { mode: 0o644 });
     symlinkSync(real, join(dir, 'link.toml'));
     expect(readTrustedFile(join(dir, 'link.toml'), 'config')).toBe('x = 1\n');
+  });
+});
+
+describe('a path through symbolic links to directories: every directory on the way is checked', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tun6in4-trusted-links-'));
+    chmodSync(dir, 0o755);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const keyIn = (name: string) => {
+    const d = join(dir, name);
+    mkdirSync(d, { mode: 0o755 });
+    writeFileSync(join(d, 'he.key'), `${KEY}\n`, { mode: 0o600 });
+    return d;
+  };
+
+  it('a world-writable directory holding a symlink to the key\'s directory is refused: anyone could repoint the link', () => {
+    const safe = keyIn('safe');
+    const open = join(dir, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    symlinkSync(safe, join(open, 'etc'));
+    const e = refusal(() => readUpdateKey(join(open, 'etc', 'he.key')));
+    expect(e.message).toMatch(new RegExp(`directory ${open} is writable by group or others \\(mode 0777\\).*chmod go-w ${open}`));
+    // the same for a configuration reached that way
+    writeFileSync(join(safe, 'c.toml'), 'x = 1\n', { mode: 0o644 });
+    expect(refusal(() => readTrustedFile(join(open, 'etc', 'c.toml'), 'config')).message).toMatch(/directory .*open is writable by group or others/);
+  });
+
+  it('a symlink (relative, in a safe directory) to a world-writable directory is refused, naming where it leads', () => {
+    const ww = keyIn('ww');
+    chmodSync(ww, 0o777);
+    symlinkSync('ww', join(dir, 'via'));
+    expect(refusal(() => readUpdateKey(join(dir, 'via', 'he.key'))).message).toMatch(new RegExp(`directory ${ww} is writable by group or others \\(mode 0777\\)`));
+  });
+
+  it('symlinked directories whose every directory is safe pass, ".." through a link included', () => {
+    const real = keyIn('real');
+    symlinkSync(real, join(dir, 'alias'));
+    expect(readUpdateKey(join(dir, 'alias', 'he.key'))).toBe(KEY);
+    expect(readUpdateKey(join(dir, 'alias', '..', 'real', 'he.key'))).toBe(KEY);
   });
 });
 
@@ -130,5 +174,18 @@ describe('the privilege drop refuses every alias of uid 0', () => {
     expect(() => resolveDropTarget('00')).toThrow(/user "00" is uid 0 \(root\): dropping to it drops nothing/);
     expect(() => resolveDropTarget('root')).toThrow(/uid 0/);
     expect(resolveDropTarget('nobody')).toEqual({ uid: NOBODY, gid: NOBODY });
+  });
+});
+
+describe('one way to create the service user', () => {
+  it('the daemon\'s messages, doctor and both units give the same useradd', async () => {
+    const units = ['tun6in4.service', 'tun6in4@.service'].map((u) => /useradd [^\n]*/.exec(readFileSync(new URL(`../contrib/${u}`, import.meta.url), 'utf8'))![0]);
+    const command = 'useradd --system --no-create-home --shell /usr/sbin/nologin';
+    expect(units).toEqual([`${command} tun6in4`, `${command} tun6in4`]);
+    expect(() => resolveUser('no-such-user-t6')).toThrow(`create it (${command} no-such-user-t6)`);
+    expect(() => resolveDropTarget('root')).toThrow(`(${command} tun6in4)`);
+    expect(() => parseDaemonConfig({ tunnels: { t: { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true } }, user: 'root' })).toThrow(`(${command} tun6in4)`);
+    const doctor = (await runDoctor({ user: 'no-such-user-t6' })).find((f) => f.check === '/dev/net/tun for user no-such-user-t6');
+    expect(doctor?.fix).toContain(`${command} no-such-user-t6`);
   });
 });

@@ -18,7 +18,7 @@ export function runCheckCommand(file: string): void {
   process.stdout.write(formatCheck(check));
 }
 
-export function formatCheck({ file, format, config }: ConfigCheck): string {
+export function formatCheck({ file, format, config, notes }: ConfigCheck): string {
   const n = config.tunnels.length;
   const lines = [`${file}: ok (${format.toUpperCase()}, ${n} tunnel${n === 1 ? '' : 's'})`];
   for (const { name, spec } of config.tunnels) {
@@ -34,6 +34,7 @@ export function formatCheck({ file, format, config }: ConfigCheck): string {
   if (config.metrics.listen) daemon.push(`metrics ${config.metrics.listen}`);
   if (config.user) daemon.push(`runs as ${config.user}${config.group ? `:${config.group}` : ''}`);
   lines.push(`  ${daemon.join(', ')}`);
+  for (const n of notes) lines.push(`note: ${n}`);
   lines.push('nothing on this host was changed; apply with `systemctl reload tun6in4` or SIGHUP to the daemon');
   return `${lines.join('\n')}\n`;
 }

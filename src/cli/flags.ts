@@ -43,7 +43,6 @@ export interface RunFlag {
   parse?: (text: string, previous: never) => unknown;
   choices?: readonly string[];
   default?: unknown;
-  mandatory?: boolean;
   /** A `--no-x` flag: only its `false` is passed on (true is the library's default anyway). */
   negate?: boolean;
 }
@@ -87,9 +86,11 @@ const DAEMON_FLAGS: readonly RunFlag[] = [
   { spec: '--group <name>', to: '@group', help: 'and this group (default the user\'s)' },
 ];
 
-/** What `run` adds to a row's flag: --mode must be given, --local defaults to auto. */
+/**
+ * What `run` adds to a row's flag: --local defaults to auto. (--mode must be given, but is
+ * checked with the rest of the tunnel, so a missing one is said as a missing file key is.)
+ */
 const RUN_ONLY: Readonly<Record<string, Partial<RunFlag>>> = {
-  mode: { mandatory: true },
   local: { default: 'auto' },
 };
 
@@ -106,7 +107,6 @@ function optionOf(f: RunFlag): Option {
   if (f.choices) o.choices(f.choices as string[]);
   if (f.parse) o.argParser(f.parse as (text: string, previous: unknown) => unknown);
   if (f.default !== undefined) o.default(f.default);
-  if (f.mandatory) o.makeOptionMandatory();
   return o;
 }
 
@@ -119,19 +119,19 @@ export function addRunFlags(cmd: Command): Command {
   return cmd;
 }
 
-/** How another command takes one of `run`'s flags: its own help, default, or whether it must be given. */
-export type FlagUse = Partial<Pick<RunFlag, 'help' | 'default' | 'mandatory'>>;
+/** How another command takes one of `run`'s flags: its own help or default. */
+export type FlagUse = Partial<Pick<RunFlag, 'help' | 'default'>>;
 
 /**
  * Adds `run`'s flags for `uses`' keys (as RUN_FLAGS' `to`: `mtu`, `encapPort`, `@user`) to another
  * command: the same spelling, parser and choices, so a value means what it means to `run`; only
- * the help and default may differ, and `run`'s mandatory --mode is optional unless said.
+ * the help and default may differ.
  */
 export function addRunFlagsFor(cmd: Command, uses: Readonly<Record<string, FlagUse>>): Command {
   for (const [key, use] of Object.entries(uses)) {
     const f = RUN_FLAGS.find((r) => r.to === key && !r.spec.startsWith('--no-'));
     if (!f) throw new Error(`no run flag sets ${key}`);
-    cmd.addOption(optionOf({ ...f, mandatory: false, ...use }));
+    cmd.addOption(optionOf({ ...f, ...use }));
   }
   return cmd;
 }

@@ -6,15 +6,16 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../encap/options.js';
 import { TunnelSetupError } from '../host/open.js';
-import { DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../daemon/config.js';
+import { ConfigFileError, DEFAULT_CONTROL_SOCKET, loadDaemonConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { healthSummary, SystemdNotifier } from '../daemon/systemd.js';
 import { findControlSocket, queryControl } from '../daemon/control.js';
 import { dropPrivileges, resolveDropTarget, resolveGroup } from '../daemon/privileges.js';
-import { addRunFlags, addRunFlagsFor, configFromFlags, FLAG_FOR_FIELD, integer } from './flags.js';
+import { addRunFlags, addRunFlagsFor, configFromFlags, FLAG_FOR_FIELD, FlagError, integer } from './flags.js';
 import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
-import { formatStatus } from './status-format.js';
+import { countersLine, formatStatus } from './status-format.js';
+import type { ManagedStatus } from '../daemon/managed-tunnel.js';
 
 const BROKER_EXAMPLE = `
 Examples, from a tunnel broker's "Tunnel Details" page:
@@ -46,20 +47,25 @@ export function buildProgram(): Command {
     .addHelpText('after', BROKER_EXAMPLE);
 
   addRunFlags(program.command('run').description('run one tunnel in the foreground until SIGINT or SIGTERM'))
+    // the file form is `up`'s; taken here only to say so
+    .addOption(new Option('-c, --config <file>').hideHelp())
     .addHelpText('after', BROKER_EXAMPLE)
     .action(async (flags: Record<string, unknown>) => {
+      if (flags.config !== undefined) {
+        throw new FlagError('--config', `run takes one tunnel from flags; a configuration file runs with: tun6in4 up -c ${String(flags.config)}`);
+      }
       const config = configFromFlags(flags);
       requireNetworkPrivileges();
       await serve(config, null);
     });
 
   program
-    .command('up')
-    .description('run the tunnels of a configuration file; SIGHUP reloads it')
-    .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
+    .command('up [file]')
+    .description('run the tunnels of a configuration file (given as -c FILE or FILE); SIGHUP reloads it')
+    .option('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
     .option('--control <path>', 'control socket, instead of the file\'s control.socket (contrib/tun6in4@.service gives each instance its own)')
-    .action(async (flags: { config: string; control?: string }) => {
-      const path = flags.config;
+    .action(async (file: string | undefined, flags: { config?: string; control?: string }) => {
+      const path = configFileOf('up', file, flags.config);
       const load = () => {
         const c = loadDaemonConfig(path);
         return flags.control === undefined ? c : { ...c, control: { ...c.control, socket: flags.control } };
@@ -92,10 +98,10 @@ export function buildProgram(): Command {
     );
 
   program
-    .command('check')
-    .description('validate a configuration file and its update key files without touching the system (exit 0, or 2 naming the field and the fix)')
-    .requiredOption('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
-    .action(async (flags: { config: string }) => (await import('./config-commands.js')).runCheckCommand(flags.config));
+    .command('check [file]')
+    .description('validate a configuration file (-c FILE or FILE) and its update key files without touching the system (exit 0, or 2 naming the field and the fix)')
+    .option('-c, --config <file>', 'configuration, TOML (*.toml) or JSON (see examples/)')
+    .action(async (file: string | undefined, flags: { config?: string }) => (await import('./config-commands.js')).runCheckCommand(configFileOf('check', file, flags.config)));
 
   program
     .command('show')
@@ -155,6 +161,16 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The configuration file of `up` or `check`: `-c FILE` or the argument, one of them. */
+function configFileOf(command: string, argument: string | undefined, flag: string | undefined): string {
+  if (argument !== undefined && flag !== undefined && argument !== flag) {
+    throw new FlagError('--config', `two configuration files given (${flag} and ${argument}); ${command} takes one: tun6in4 ${command} -c FILE`);
+  }
+  const file = flag ?? argument;
+  if (file === undefined) throw new FlagError('--config', `give the configuration file: tun6in4 ${command} -c FILE (or tun6in4 ${command} FILE)`);
+  return file;
+}
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -210,7 +226,8 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
     // No READY=1 then: systemd sees the exit and fails the start; `systemctl status` shows why.
     notifier?.status(`failed to start: ${describeError(e)}`);
     notifier?.close();
-    throw e;
+    // `run`'s settings came from flags: name the flag, not the file key it became
+    throw !reload && e instanceof ConfigFileError ? FlagError.fromConfigPath(e.path, e.detail) : e;
   }
   const summary = () => healthSummary(daemon.status());
   notifier?.ready(summary);
@@ -221,7 +238,7 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
     notifier?.stopping(`stopping (${signal})`);
     const final = daemon.status().tunnels;
     await daemon.stop();
-    for (const t of final) log.info({ signal, tunnel: t.tunnel, counters: t.counters }, 'tunnel down');
+    for (const t of final) log.info(tunnelDown(signal, t), 'tunnel down');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
@@ -244,6 +261,11 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
       }
     });
   });
+}
+
+/** The fields of a "tunnel down" line: on a terminal the one-line `down`, in JSON every counter too. */
+export function tunnelDown(signal: string, t: ManagedStatus): Record<string, unknown> {
+  return { signal, tunnel: t.tunnel, down: countersLine(t.counters), counters: t.counters };
 }
 
 /** Turns library errors into one line that names the flag (or config path) and the fix. */

@@ -1,4 +1,5 @@
 /** Human-readable `tun6in4 status`. */
+import type { CountersSnapshot } from '../encap/counters.js';
 import type { DaemonStatus } from '../daemon/daemon.js';
 import type { SixRdStatus } from '../host/status.js';
 
@@ -73,4 +74,13 @@ export function formatStatus(d: DaemonStatus): string {
   }
   for (const f of d.failed) lines.push('', `${f.tunnel} FAILED: ${f.error}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** A tunnel's counters in one line: traffic each way, then only what is not zero. */
+export function countersLine(c: CountersSnapshot): string {
+  const { rx_packets, rx_bytes, tx_packets, tx_bytes, ...rest } = c.traffic;
+  const nonZero = (o: Record<string, number>) => Object.entries(o).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`);
+  const other = nonZero(rest);
+  const drops = nonZero(c.drops);
+  return `rx ${rx_packets} packets / ${rx_bytes} bytes, tx ${tx_packets} packets / ${tx_bytes} bytes${other.length ? `, ${other.join(' ')}` : ''}; drops: ${drops.length ? drops.join(' ') : 'none'}`;
 }

@@ -2,10 +2,12 @@
  * `tun6in4 check`: what `up` would refuse in a configuration file and the files it names, found
  * without touching the system — no TUN, no socket, no namespace, no route. What depends on the
  * host at start (a `local` address it has, a free `dev` name) is left to `up` and `doctor`, since a
- * file is often checked before that host is ready. Only files are read: the configuration, each
+ * file is often checked before that host is ready; a `local` this host does not have is only a
+ * note, since it is the usual mistake behind a 1:1 NAT. Only files are read: the configuration, each
  * update key file (under the same trusted-file rules as the daemon, its contents dropped at once),
- * and /etc/passwd and /etc/group for the users and groups it names.
+ * and /etc/passwd and /etc/group for the users and groups it names; and the host's addresses.
  */
+import { networkInterfaces } from 'node:os';
 import { configFormatOf, ConfigFileError, loadDaemonConfig, type ConfigFormat, type DaemonConfig } from './config.js';
 import { readUpdateKey, UpdateKeyError } from './broker-update.js';
 import { resolveDropTarget, resolveGroup, resolveUser } from './privileges.js';
@@ -16,6 +18,19 @@ export interface ConfigCheck {
   config: DaemonConfig;
   /** Update key files that were read and hold a key (the key itself is not kept). */
   keyFiles: string[];
+  /** What `up` would refuse on this host as it is now, though the file may be meant for later. */
+  notes: string[];
+}
+
+/** The 1:1 NAT case: a `local` written as the public IPv4, which only the NAT has. */
+function localNotes(config: DaemonConfig): string[] {
+  const here = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)));
+  return config.tunnels
+    .filter(({ spec }) => spec.local !== 'auto' && !here.has(spec.local))
+    .map(
+      ({ name, spec }) =>
+        `tunnels.${name}.local: ${spec.local} is not an address of this host now, so \`up\` here would refuse it; behind a 1:1 NAT (a cloud VM's public IPv4) use local = "auto"`,
+    );
 }
 
 /** Validates a configuration file and what it refers to; throws ConfigFileError naming the field and the fix. */
@@ -55,5 +70,5 @@ export function checkDaemonConfig(path: string): ConfigCheck {
     }
     keyFiles.push(spec.update.keyFile);
   }
-  return { file: path, format: configFormatOf(path), config, keyFiles };
+  return { file: path, format: configFormatOf(path), config, keyFiles, notes: localNotes(config) };
 }

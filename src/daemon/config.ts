@@ -19,14 +19,15 @@
  *
  * and at the top `user`, `group`, and `[log] level`.
  */
-import { extname } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type TunnelOptions } from '../encap/options.js';
+import { ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type OptionKey, type TunnelOptions } from '../encap/options.js';
 import { HOST_OPTIONS } from '../host/options.js';
-import { resolveTunnelOptions } from '../encap/resolve.js';
+import { OPTIONS_GIVEN_BY, resolveTunnelOptions } from '../encap/resolve.js';
 import { HE_UPDATE_URL, updateUrlProblem } from './broker-update.js';
+import { createSystemUser } from './privileges.js';
 import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
 import type { TunnelSpec } from './managed-tunnel.js';
 
@@ -213,7 +214,7 @@ const fileSchema = z.strictObject({
   user: z
     .string()
     .min(1)
-    .refine((u) => u !== 'root' && !/^0+$/.test(u), 'dropping privileges to root drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)')
+    .refine((u) => u !== 'root' && !/^0+$/.test(u), `dropping privileges to root drops nothing; name an unprivileged user (${createSystemUser('tun6in4')})`)
     .optional(),
   group: z.string().min(1).optional(),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).optional() }).optional(),
@@ -364,6 +365,8 @@ function parseTunnel(name: string, entry: Record<string, unknown>): { spec: Tunn
       if (!(e instanceof ConfigError)) throw e;
       const top = e.field.split('.')[0];
       if (setAside.has(top)) break;
+      // missing because the option that gives it was set aside: that one's problem is the one to fix
+      if (e.value === undefined && [...setAside].some((k) => OPTIONS_GIVEN_BY[k as OptionKey]?.includes(top as OptionKey))) break;
       problems.push({ path: `${where}.${e.field}`, detail: e.detail });
       if (!(top in options)) break;
       setAside.add(top);
@@ -402,10 +405,23 @@ export function parseDaemonConfigText(text: string, format: ConfigFormat, path: 
       raw = JSON.parse(text);
     } catch (e) {
       const hint = /^\s*(#|\[|[A-Za-z_][\w-]*\s*=)/.test(text) ? '; it looks like TOML: name the file *.toml' : '';
-      throw new ConfigFileError(path, `not valid JSON (${(e as Error).message})${hint}`);
+      // V8 quotes the text it stopped in, line breaks and all: one problem stays one line
+      throw new ConfigFileError(path, `not valid JSON (${(e as Error).message.replace(/\r?\n/g, '\\n')})${hint}`);
     }
   }
-  return { file: path, ...parseDaemonConfig(raw) };
+  return { file: path, ...keyFilesFrom(dirname(resolve(path)), parseDaemonConfig(raw)) };
+}
+
+/**
+ * A relative keyFile names a file beside the configuration, as an include would: the daemon's
+ * working directory (/ under systemd) is nothing its author could see.
+ */
+function keyFilesFrom(dir: string, config: DaemonConfig): DaemonConfig {
+  for (const t of config.tunnels) {
+    const u = t.spec.update;
+    if (u && !isAbsolute(u.keyFile)) t.spec = { ...t.spec, update: { ...u, keyFile: resolve(dir, u.keyFile) } };
+  }
+  return config;
 }
 
 /** Reads and validates a configuration file, TOML or JSON by its extension (see configFormatOf). */

@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, lchownSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
+import { constants as osConstants, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadNative } from '../io/native.js';
 
@@ -86,6 +87,11 @@ export class ControlSocketBusyError extends Error {
 /** A control socket this daemon owns; `close` gives it up (socket file and lock removed). */
 export interface ControlListener {
   readonly path: string;
+  /**
+   * The ControlAccess changed (a reload narrowed `forGroup`): streams whose client may no longer
+   * run their command are told why and ended.
+   */
+  accessChanged(): void;
   close(): Promise<void>;
 }
 
@@ -118,6 +124,27 @@ function claim(path: string): number | null {
   }
 }
 
+/**
+ * The socket's directory (or the lock file in it) could not be made: usually a daemon started
+ * unprivileged (setpriv, User=) where /run/tun6in4 is root's or missing. Says where, and the fix.
+ */
+function unwritableDirectory(path: string, e: NodeJS.ErrnoException): Error {
+  const code = e.code ?? (e.errno !== undefined ? (Object.entries(osConstants.errno).find(([, v]) => v === e.errno)?.[0] ?? `errno ${e.errno}`) : e.message);
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return e;
+  const dir = dirname(path);
+  const uid = process.getuid?.() ?? 0;
+  let user = String(uid);
+  try {
+    user = userInfo().username;
+  } catch {
+    // a uid without a passwd entry: install -o takes the number
+  }
+  return new Error(
+    `cannot create the control socket's lock file ${path}.lock (${code}): this user (${user}, uid ${uid}) cannot write ${dir}; ` +
+      `make the directory its own first (sudo install -d -o ${user} -m 0750 ${dir}; under systemd RuntimeDirectory=tun6in4 does it), or choose a control socket in a directory it can write (--control PATH, control.socket)`,
+  );
+}
+
 /** How long a client may idle, and how many may be connected at once. */
 export interface ControlLimits {
   idleMs: number;
@@ -137,8 +164,13 @@ export async function listenControl(
   if (mode & 0o007) {
     throw new Error(`control socket mode ${mode.toString(8).padStart(4, '0')} lets every local user connect (status, tunnel addresses); use 0600, or 0660 with a group for the users who may`);
   }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const lock = claim(path);
+  let lock: number | null;
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    lock = claim(path);
+  } catch (e) {
+    throw unwritableDirectory(path, e as NodeJS.ErrnoException);
+  }
   if (lock === null) throw new ControlSocketBusyError(path);
   // Removing the lock file is safe while we hold the lock (see claim); the socket file is ours
   // to remove only once we listen on it.
@@ -162,7 +194,9 @@ export async function listenControl(
     unlock([]);
     throw e;
   }
-  const streams = new Set<Socket>();
+  /** Each open stream: its connection, who asked, for what, and what stops it. */
+  const streams = new Map<Socket, { peer: ControlPeer | null; command: string; stream: { close(): void } }>();
+  const refused = (cmd: string, peer: ControlPeer | null) => access?.restricted(cmd) && !access.forGroup && !mayRunRestricted(peer);
   const maxStreams = limits.maxStreams ?? CONTROL_MAX_STREAMS;
   const server = createServer((sock) => {
     const peer = peerOf(sock);
@@ -184,7 +218,7 @@ export async function listenControl(
       answered = true;
       let reply: unknown;
       try {
-        reply = access?.restricted(cmd) && !access.forGroup && !mayRunRestricted(peer) ? { error: restrictedRefusal(cmd, peer) } : handler(cmd, peer);
+        reply = refused(cmd, peer) ? { error: restrictedRefusal(cmd, peer) } : handler(cmd, peer);
       } catch (e) {
         reply = { error: (e as Error).message };
       }
@@ -194,12 +228,10 @@ export async function listenControl(
           return;
         }
         sock.setTimeout(0);
-        streams.add(sock);
         const stream = reply.open(sock);
-        sock.once('close', () => {
-          streams.delete(sock);
-          stream.close();
-        });
+        streams.set(sock, { peer, command: cmd, stream });
+        // (unless accessChanged already stopped it)
+        sock.once('close', () => streams.delete(sock) && stream.close());
         return;
       }
       sock.end(`${JSON.stringify(reply)}\n`);
@@ -233,11 +265,19 @@ export async function listenControl(
   }
   return {
     path,
+    accessChanged: () => {
+      for (const [sock, { peer, command, stream }] of streams) {
+        if (!refused(command, peer)) continue;
+        streams.delete(sock);
+        stream.close();
+        sock.end(`${JSON.stringify({ end: `a reload narrowed who may run it: ${restrictedRefusal(command, peer)}` })}\n`);
+      }
+    },
     close: async () => {
       const closed = new Promise((r) => server.close(r));
       // server.close waits for every connection: streams are told and let go, a client that
       // does not read gets a moment, then is cut off
-      for (const s of streams) {
+      for (const s of streams.keys()) {
         s.end(`${JSON.stringify({ end: 'daemon stopping' })}\n`);
         s.setTimeout(1000, () => s.destroy());
       }
@@ -280,10 +320,35 @@ export function queryControl(path: string, command: string, timeoutMs = 5000): P
     });
     c.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const fix = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'is the daemon running? (tun6in4 run / tun6in4 up)' : e.code === 'EACCES' ? 'run as root or as a member of the socket\'s group' : '';
-      reject(new Error(`cannot reach the daemon at ${path}: ${e.code ?? e.message}${fix ? `; ${fix}` : ''}`));
+      reject(new Error(unreachableMessage(path, e)));
     });
   });
+}
+
+/**
+ * Why a client could not connect to `path`, and what to do, in one line: a path that is no socket
+ * at all is named for what it is, since no daemon could ever answer there.
+ */
+export function unreachableMessage(path: string, e: NodeJS.ErrnoException): string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    // nothing there (or not ours to look at): the connect error says which
+  }
+  const what = st === undefined || st.isSocket() ? null : st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'a device or FIFO';
+  if (what !== null) {
+    return `cannot reach the daemon at ${path}: it is ${what}, not a control socket; give the daemon's socket (--control /run/tun6in4/NAME.sock, the file's control.socket)`;
+  }
+  const fix =
+    e.code === 'ENOENT'
+      ? 'no daemon listens there: start one (tun6in4 up -c FILE, or tun6in4 run), or give the socket it uses (--control PATH)'
+      : e.code === 'ECONNREFUSED'
+        ? 'the socket is left from a daemon that is gone: start it again (tun6in4 up -c FILE, or tun6in4 run)'
+        : e.code === 'EACCES' || e.code === 'EPERM'
+          ? 'this user may not connect: run as root (sudo) or as a member of the socket\'s group (control.group)'
+          : '';
+  return `cannot reach the daemon at ${path}: ${e.code ?? e.message}${fix ? `; ${fix}` : ''}`;
 }
 
 /** The network namespace of a process (`net:[4026531840]`), or null if we may not see it. */

@@ -5,7 +5,7 @@
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
-import { daemonConfigToFile, DEFAULT_CONTROL_SOCKET, type DaemonConfig, type DaemonConfigFile } from './config.js';
+import { ConfigFileError, daemonConfigToFile, DEFAULT_CONTROL_SOCKET, type DaemonConfig, type DaemonConfigFile } from './config.js';
 import { ControlSocketBusyError, listenControl, type ControlListener } from './control.js';
 import { EBADFD, loadNative } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
@@ -128,7 +128,9 @@ export class Daemon {
         // Nothing else has started: give the control socket (and its lock file) back.
         await this.control.close();
         this.control = null;
-        throw new Error(`${config.file ? `${config.file}: ` : ''}metrics.listen: ${(e as Error).message}`);
+        // a ConfigFileError, so whoever set it (a file, a flag) can be named
+        const problem = new ConfigFileError('metrics.listen', (e as Error).message);
+        throw config.file ? problem.within(config.file) : problem;
       }
     }
     this.setLogLevel(config.logLevel);
@@ -256,6 +258,8 @@ export class Daemon {
     const metrics = await this.moveMetrics(old.metrics.listen, config.metrics.listen);
     this.setLogLevel(config.logLevel);
     this.access.forGroup = config.control.trace === 'group';
+    // A trace the new file no longer allows ends now, not whenever its client stops it.
+    this.control?.accessChanged();
     // What runs from now on: the new tunnels, log level, metrics and trace access, and the old
     // values of what only a restart can change. `show` prints this.
     await this.apply({

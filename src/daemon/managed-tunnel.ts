@@ -61,7 +61,11 @@ export class ManagedTunnel {
     private readonly log: UpdateLog,
   ) {}
 
-  /** `onFailed` is told when the tunnel dies underneath us (e.g. its interface was deleted). */
+  /**
+   * `log` is this tunnel's own logger: its lines do not repeat the name, so bind it (the daemon
+   * passes `log.child({ tunnel: name })`). `onFailed` is told when the tunnel dies underneath us
+   * (e.g. its interface was deleted).
+   */
   static async open(name: string, spec: TunnelSpec, log: UpdateLog, onFailed: (e: Error) => void = () => undefined): Promise<ManagedTunnel> {
     const { keepalive, update, localCheckSeconds, ...options } = spec;
     // Read the key before touching the host: a missing key file is a configuration error.
@@ -78,7 +82,7 @@ export class ManagedTunnel {
           suppressed++;
           return;
         }
-        log.warn({ tunnel: name, where, errno, error: errnoName(errno), suppressedSinceLast: suppressed }, 'packet I/O error');
+        log.warn({ where, errno, error: errnoName(errno), suppressedSinceLast: suppressed }, 'packet I/O error');
         lastIoLog = now;
         suppressed = 0;
       },
@@ -89,7 +93,7 @@ export class ManagedTunnel {
     });
     m = new ManagedTunnel(name, spec, running, log);
     const skipped = running.status().defaultRouteSkipped;
-    if (skipped) log.warn({ tunnel: name }, `no default route through the tunnel: ${skipped}`);
+    if (skipped) log.warn({}, `no default route through the tunnel: ${skipped}`);
     m.updater = updater;
     const probes = running.encapsulator.config.peer !== null;
     const seconds = keepalive === 'off' ? 0 : (keepalive ?? (probes ? KEEPALIVE_DEFAULT_S : 0));
@@ -148,9 +152,14 @@ export class ManagedTunnel {
     const to = relays[(relays.indexOf(from) + 1) % relays.length];
     t.setRelay(to);
     this.failovers++;
-    this.log.warn({ tunnel: this.name, from: formatIpv4(from), to: formatIpv4(to) }, 'border relay not answering keepalive; failing over to the next');
+    this.log.warn({ from: formatIpv4(from), to: formatIpv4(to) }, 'border relay not answering keepalive; failing over to the next');
     this.keepalive = this.newKeepalive(this.keepalive!.intervalSeconds);
     this.probe();
+  }
+
+  /** The interface this tunnel created (`status` calls it `name`). */
+  get interfaceName(): string {
+    return this.running.name;
   }
 
   /** `--local auto`: follow the kernel's source address toward the remote without a restart. */
@@ -162,10 +171,10 @@ export class ManagedTunnel {
       const was = this.running.encapsulator.localAddress;
       if (now === null || now === was) return;
       this.running.changeLocalAddress(now);
-      this.log.info({ tunnel: this.name, from: formatIpv4(was), to: formatIpv4(now) }, 'local IPv4 changed; tunnel follows');
+      this.log.info({ from: formatIpv4(was), to: formatIpv4(now) }, 'local IPv4 changed; tunnel follows');
       this.updater?.start(now);
     } catch (e) {
-      this.log.warn({ tunnel: this.name, error: (e as Error).message }, 'could not check the local IPv4');
+      this.log.warn({ error: (e as Error).message }, 'could not check the local IPv4');
     } finally {
       this.checkingLocal = false;
     }

@@ -2,13 +2,19 @@
 import { readFileSync } from 'node:fs';
 import { loadNative } from '../io/native.js';
 
-function lookup(file: string, name: string, what: string): { id: number; gid?: number } {
+/** How to make the service's user: the same command the units and doctor give. */
+export function createSystemUser(name: string): string {
+  return `useradd --system --no-create-home --shell /usr/sbin/nologin ${name}`;
+}
+
+function lookup(file: string, name: string, what: 'user' | 'group'): { id: number; gid?: number } {
   if (/^\d+$/.test(name)) return { id: Number(name) };
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const f = line.split(':');
     if (f[0] === name) return { id: Number(f[2]), gid: f[3] !== undefined ? Number(f[3]) : undefined };
   }
-  throw new Error(`no ${what} named "${name}" in ${file}; create it (e.g. useradd --system ${name}) or give a numeric id`);
+  const create = what === 'user' ? createSystemUser(name) : `groupadd --system ${name}`;
+  throw new Error(`no ${what} named "${name}" in ${file}; create it (${create}) or give a numeric id`);
 }
 
 export function resolveUser(name: string): { uid: number; gid: number | undefined } {
@@ -22,7 +28,7 @@ export function resolveUser(name: string): { uid: number; gid: number | undefine
  */
 export function resolveDropTarget(user: string, group?: string): { uid: number; gid: number } {
   const u = resolveUser(user);
-  if (u.uid === 0) throw new Error(`user "${user}" is uid 0 (root): dropping to it drops nothing; name an unprivileged user (e.g. useradd --system tun6in4)`);
+  if (u.uid === 0) throw new Error(`user "${user}" is uid 0 (root): dropping to it drops nothing; name an unprivileged user (${createSystemUser('tun6in4')})`);
   const gid = group !== undefined ? resolveGroup(group) : u.gid;
   if (gid === undefined) throw new Error(`user "${user}" has no primary group; give --group`);
   return { uid: u.uid, gid };

@@ -117,6 +117,8 @@ export interface TraceSink {
 
 export interface TraceSource {
   name: string;
+  /** Its network interface (`status` shows it as `name`), by which a trace may ask for it too. */
+  readonly interfaceName?: string;
   /**
    * Adds `tracer` to the tunnel's engine; `onEnd` is told if the tunnel stops first. Returns
    * what removes the tracer again.
@@ -221,9 +223,12 @@ export function traceCommand(args: string, tunnels: ReadonlyMap<string, TraceSou
       throw new Error(`trace takes a JSON object, e.g. trace {"tunnel":"he","drops":true}; got ${args.slice(0, 100)}`);
     }
   }
-  const sources = req.tunnel === undefined ? [...tunnels.values()] : [tunnels.get(req.tunnel)].filter((t) => t !== undefined);
+  const all = [...tunnels.values()];
+  const asked = req.tunnel === undefined ? undefined : (tunnels.get(req.tunnel) ?? all.find((t) => t.interfaceName === req.tunnel));
+  const sources = req.tunnel === undefined ? all : asked ? [asked] : [];
   if (req.tunnel !== undefined && sources.length === 0) {
-    throw new Error(`no tunnel "${req.tunnel}" runs here; running: ${[...tunnels.keys()].join(', ') || 'none'}`);
+    const running = all.map((t) => (t.interfaceName && t.interfaceName !== t.name ? `${t.name} (interface ${t.interfaceName})` : t.name));
+    throw new Error(`no tunnel or interface "${req.tunnel}" runs here; running: ${running.join(', ') || 'none'}`);
   }
   if (sources.length === 0) throw new Error('no tunnel runs here to trace');
   return new ControlStream((socket) => new TraceStream(sources, socket, { dropsOnly: !!req.drops, packets: !!req.packets }));

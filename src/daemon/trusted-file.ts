@@ -6,12 +6,13 @@
  * the daemon's own group. Like sshd's StrictModes, every directory above the file must be owned by
  * root or this user and writable by no one else (a root-owned sticky directory such as /tmp is
  * fine: nobody else can rename what is in it), since whoever can write a directory can swap the
- * file in it. A key is opened with O_NOFOLLOW: a symlink planted as the key file could otherwise
+ * file in it. That holds for each directory the path passes through, the ones holding a symbolic
+ * link on the way included: whoever can write such a directory can point the link elsewhere. A key is opened with O_NOFOLLOW: a symlink planted as the key file could otherwise
  * name any file root can read (/etc/shadow is root-owned and group-readable). Everything is
  * checked on the descriptor that is read, so what is checked is what is read.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname, isAbsolute } from 'node:path';
 
 export class UntrustedFileError extends Error {
   constructor(
@@ -33,23 +34,54 @@ export interface TrustedFileOptions {
 
 const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, '0');
 
-/** The first directory above `file` that another user could write, as a problem, or null. */
-function parentProblem(file: string, uid: number): string | null {
-  // Where the file really is: a symlinked directory on the way is judged by where it leads.
-  let dir = realpathSync(dirname(resolve(file)));
-  for (;;) {
-    const st = lstatSync(dir);
-    if (st.uid !== 0 && st.uid !== uid) {
-      return `directory ${dir} is owned by uid ${st.uid}, not by root or this user (uid ${uid}), who could replace the file; chown root ${dir}, or move the file`;
-    }
-    const sticky = (st.mode & 0o1000) !== 0 && st.uid === 0;
-    if (st.mode & 0o022 && !sticky) {
-      return `directory ${dir} is writable by group or others (mode ${octal(st.mode)}), who could replace the file; chmod go-w ${dir}, or move the file`;
-    }
-    const up = dirname(dir);
-    if (up === dir) return null;
-    dir = up;
+/** A directory another user could write (or own), as a problem, or null. */
+function directoryProblem(dir: string, uid: number): string | null {
+  const st = lstatSync(dir);
+  if (st.uid !== 0 && st.uid !== uid) {
+    return `directory ${dir} is owned by uid ${st.uid}, not by root or this user (uid ${uid}), who could replace the file; chown root ${dir}, or move the file`;
   }
+  const sticky = (st.mode & 0o1000) !== 0 && st.uid === 0;
+  if (st.mode & 0o022 && !sticky) {
+    return `directory ${dir} is writable by group or others (mode ${octal(st.mode)}), who could replace the file; chmod go-w ${dir}, or move the file`;
+  }
+  return null;
+}
+
+/** Symbolic links followed on one path before giving up, as the kernel's own limit. */
+const MAX_LINKS = 40;
+
+/**
+ * The first directory on the way to `file` that another user could write, as a problem, or null.
+ * The path is walked as the kernel resolves it, from / down: every directory passed through is
+ * checked, the one holding a symbolic link included (whoever can write it can point the link
+ * elsewhere), and then the directories the link leads through. `file` itself is the caller's
+ * to check (on the descriptor it reads); a symlink there (a config's) is followed the same way.
+ */
+function pathProblem(file: string, uid: number): string | null {
+  const todo = (isAbsolute(file) ? file : `${process.cwd()}/${file}`).split('/').filter((c) => c !== '' && c !== '.');
+  let dir = '/';
+  let problem = directoryProblem(dir, uid);
+  let links = 0;
+  while (problem === null && todo.length > 0) {
+    const name = todo.shift()!;
+    if (name === '..') {
+      dir = dirname(dir);
+      continue;
+    }
+    const next = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    const st = lstatSync(next);
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) return `${next}: more than ${MAX_LINKS} symbolic links on the way; point the path at the file itself`;
+      const target = readlinkSync(next);
+      todo.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
+      if (isAbsolute(target)) dir = '/';
+      continue;
+    }
+    if (todo.length === 0) break; // the file itself
+    problem = directoryProblem(next, uid);
+    dir = next;
+  }
+  return problem;
 }
 
 /** Reads `path` if it may be trusted; a config may be reached through a symlink (the target is checked), a secret may not. */
@@ -84,7 +116,7 @@ export function readTrustedFile(path: string, kind: 'config' | 'secret', opts: T
     } else if (st.mode & 0o022) {
       throw new UntrustedFileError(path, `writable by group or others (mode ${octal(st.mode)}); chmod go-w ${path}`);
     }
-    const dirProblem = parentProblem(kind === 'secret' ? path : realpathSync(path), uid);
+    const dirProblem = pathProblem(path, uid);
     if (dirProblem) throw new UntrustedFileError(path, dirProblem);
     return readFileSync(fd, 'utf8');
   } finally {

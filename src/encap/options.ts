@@ -6,7 +6,7 @@
  * allowed.
  */
 import { z } from 'zod';
-import { parseIpv4, parseIpv4Prefix, parseIpv6, parseIpv6Prefix } from '../packet/address.js';
+import { classifyIpv4, formatIpv6, ipv6Network, parseIpv4, parseIpv4Prefix, parseIpv6, parseIpv6Prefix, type Ipv4Class } from '../packet/address.js';
 
 export const MTU_MIN = 1280;
 export const MTU_MAX = 1480;
@@ -27,7 +27,7 @@ export class ConfigError extends Error {
     readonly value: unknown,
     readonly expected: string,
   ) {
-    const detail = `${describe(value)} is not valid; ${expected}`;
+    const detail = value === undefined ? `missing; ${expected}` : `${describe(value)} is not valid; ${expected}`;
     super(`${field}: ${detail}`);
     this.name = 'ConfigError';
     this.detail = detail;
@@ -35,7 +35,6 @@ export class ConfigError extends Error {
 }
 
 function describe(v: unknown): string {
-  if (v === undefined) return 'a missing value';
   return JSON.stringify(v) ?? String(v);
 }
 
@@ -57,7 +56,62 @@ export interface OptionDefinition {
   negatedHelp?: string;
 }
 
-const ipv4Text = z.string().refine((s) => parseIpv4(s) !== null);
+/**
+ * A text option: `parses` says whether it reads at all (if not, the row's `expect` is the fix);
+ * `problem` may then refuse a value that reads but cannot be meant, with its own reason and fix.
+ */
+function text(parses: (s: string) => boolean, problem: (s: string) => string | null = () => null) {
+  return z.string().superRefine((s, ctx) => {
+    const why = parses(s) ? problem(s) : null;
+    if (!parses(s)) ctx.addIssue({ code: 'custom', message: 'unreadable' });
+    else if (why !== null) ctx.addIssue({ code: 'custom', message: why, params: { reason: true } });
+  });
+}
+
+const ipv4Text = text((s) => parseIpv4(s) !== null);
+
+const NOT_A_HOST: Partial<Record<Ipv4Class, string>> = {
+  'this-network': 'in 0.0.0.0/8 ("this network"), which no host has',
+  loopback: 'a loopback address (127.0.0.0/8): this host itself',
+  multicast: 'a multicast address (224.0.0.0/4), not one host',
+  reserved: 'in the reserved 240.0.0.0/4, which no host has',
+  broadcast: 'the broadcast address, not one host',
+};
+
+/** The far end of a tunnel must be one other host: never this one, a group, or no one. */
+function remoteProblem(s: string): string | null {
+  const what = NOT_A_HOST[classifyIpv4(parseIpv4(s)!)];
+  return what ? `it is ${what}; use the broker's "Server IPv4 Address", a unicast IPv4 such as 198.51.100.1` : null;
+}
+
+const ADDRESS_EXAMPLE = 'such as 2001:db8:1::2/64 ("Client IPv6 Address")';
+
+/** The tunnel's own address: one global unicast address on the link, not the link's prefix. */
+function addressProblem(s: string): string | null {
+  const p = parseIpv6Prefix(s)!;
+  if (p.addr[0] === 0xff) return `it is a multicast address; use this end's unicast address with its prefix length, ${ADDRESS_EXAMPLE}`;
+  if (p.addr[0] === 0xfe && (p.addr[1] & 0xc0) === 0x80) {
+    return `it is link-local (fe80::/10), which the tunnel sets by itself (fe80::<local IPv4>); use the global address the broker gave this end, ${ADDRESS_EXAMPLE}`;
+  }
+  // RFC 6164: on a /127 both addresses are hosts'; on any shorter prefix the zero host part is the prefix itself
+  if (p.len < 127 && ipv6Network(p).addr.equals(p.addr)) {
+    return `it is the link's prefix (its host part is zero), not an address on it; use this end's address on that link, e.g. ${formatIpv6(withLastBit(p.addr))}/${p.len} ("Client IPv6 Address")`;
+  }
+  return null;
+}
+
+function withLastBit(addr: Buffer): Buffer {
+  const a = Buffer.from(addr);
+  a[15] |= 2;
+  return a;
+}
+
+/** A routed prefix is routed as written: host bits set would hide a typo in what was meant. */
+function routedProblem(s: string): string | null {
+  const p = parseIpv6Prefix(s)!;
+  const net = ipv6Network(p);
+  return net.addr.equals(p.addr) ? null : `it has bits set past /${p.len}; use the prefix itself: ${formatIpv6(net.addr)}/${p.len}`;
+}
 
 export const OPTIONS = {
   mode: {
@@ -69,20 +123,20 @@ export const OPTIONS = {
   /** Our IPv4 address (openTunnel also takes `auto`; the library resolves it before this point). */
   local: {
     schema: ipv4Text,
-    expect: 'use a dotted-quad IPv4 address such as 192.0.2.10',
+    expect: 'use a dotted-quad IPv4 address of this host such as 192.0.2.10, or "auto" (the address the host sends from toward the remote; behind a 1:1 NAT)',
     flag: '--local <ipv4|auto>',
     help: 'our IPv4 address, or auto (the source address toward --remote / --relay / the first BR; 6in4 follows it when it changes)',
   },
   /** 6in4: the broker's IPv4 ("Server IPv4 Address"). */
   remote: {
-    schema: ipv4Text,
+    schema: text((s) => parseIpv4(s) !== null, remoteProblem),
     expect: 'use the broker\'s "Server IPv4 Address", a dotted-quad IPv4 such as 198.51.100.1',
     flag: '--remote <ipv4>',
     help: '6in4: the broker\'s IPv4 ("Server IPv4 Address")',
   },
   /** Tunnel address with prefix length: 6in4 "Client IPv6 Address"; 6to4 default 2002:V4ADDR::1/16. */
   address: {
-    schema: z.string().refine((s) => parseIpv6Prefix(s) !== null),
+    schema: text((s) => parseIpv6Prefix(s) !== null, addressProblem),
     expect: 'use an IPv6 address with prefix length, such as 2001:db8:1::2/64 ("Client IPv6 Address")',
     flag: '--address <ipv6/len>',
     help: '6in4: our tunnel address ("Client IPv6 Address"); 6to4 default 2002:V4ADDR::1/16',
@@ -99,7 +153,7 @@ export const OPTIONS = {
   },
   /** Prefixes routed to us through the tunnel ("Routed /64", "Routed /48"); used for routes only. */
   routed: {
-    schema: z.array(z.string().refine((s) => parseIpv6Prefix(s) !== null)),
+    schema: z.array(text((s) => parseIpv6Prefix(s) !== null, routedProblem)),
     expect: 'use IPv6 prefixes such as 2001:db8:2::/64 ("Routed /64")',
     flag: '--routed <prefix>',
     help: 'a prefix routed to us ("Routed /64"); repeatable',
@@ -328,10 +382,21 @@ export function checkTunnelOptions(options: unknown): TunnelOptions {
   }
   const field = String(issue.path[0] ?? 'options');
   const where = issue.path.map(String).join('.');
-  throw new ConfigError(where || 'options', valueAt(options, issue.path), field in OPTIONS ? expectOf(field as OptionKey) : issue.message);
+  throw new ConfigError(where || 'options', valueAt(options, issue.path), field in OPTIONS ? fixFor(field as OptionKey, issue, valueAt(options, issue.path)) : issue.message);
+}
+
+/** The fix for an option's problem: its own reason, else what its row expects. */
+function fixFor(key: OptionKey, issue: z.core.$ZodIssue, value: unknown): string {
+  if (issue.code === 'custom' && issue.params?.reason) return issue.message;
+  // `routed = "2001:db8:2::/64"`: what was written is right, only not in a list
+  if (issue.code === 'invalid_type' && issue.expected === 'array' && typeof value === 'string') {
+    return `${key} is a list, even of one: write ${key} = ${JSON.stringify([value])} (in JSON: "${key}": ${JSON.stringify([value])})`;
+  }
+  return expectOf(key);
 }
 
 /** One option's value against its row: a ConfigError naming `key` if it does not fit. */
 export function checkOption(key: OptionKey, value: unknown): void {
-  if (!OPTIONS[key].schema.safeParse(value).success) throw new ConfigError(key, value, expectOf(key));
+  const parsed = OPTIONS[key].schema.safeParse(value);
+  if (!parsed.success) throw new ConfigError(key, value, fixFor(key, parsed.error.issues[0], value));
 }

@@ -28,6 +28,7 @@ import {
   TOS_DEFAULT,
   TTL_DEFAULT,
   type Encapsulation,
+  type OptionKey,
   type PmtuMode,
   type SixToFourRole,
   type TunnelMode,
@@ -79,6 +80,14 @@ export interface TunnelConfig {
   /** 6rd BR: the customers' IPv4 prefixes as [network, mask]; absent: any IPv4 of the domain. */
   customers?: ReadonlyArray<readonly [number, number]>;
 }
+
+/**
+ * Options that give others when set: sixrdDhcp carries the 6rd prefix, the mask length and the
+ * BRs. Where such an option is wrong, the ones it would give are not missing as well.
+ */
+export const OPTIONS_GIVEN_BY: Readonly<Partial<Record<OptionKey, readonly OptionKey[]>>> = {
+  sixrdDhcp: ['sixrdPrefix', 'ipv4MaskLen', 'relay'],
+};
 
 /** Validates options and resolves them; throws ConfigError on the first problem. */
 export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
@@ -195,14 +204,12 @@ function resolve6in4(o: Parsed, common: Common): TunnelConfig {
   if (o.role !== undefined) throw new ConfigError('role', o.role, 'role is for 6rd and 6to4 only; remove it or use mode 6rd or 6to4');
   const address = parseIpv6Prefix(o.address)!;
   if (address.len > 127) throw new ConfigError('address', o.address, 'the tunnel link needs room for two addresses: use a prefix length up to /127 (brokers use /64)');
+  const remote = parseIpv4(o.remote)!;
   let peer: Buffer;
   if (o.peer !== undefined) {
     peer = parseIpv6(o.peer)!;
   } else {
-    // Brokers number the link server ::1, client ::2; the server end of a lab is ::1 itself.
-    peer = ipv6Network(address).addr;
-    peer[15] |= 1;
-    if (peer.equals(address.addr)) peer[15] = (peer[15] & 0xfc) | 2;
+    peer = defaultPeer(address);
     if (peer.equals(address.addr)) {
       throw new ConfigError('peer', undefined, `it cannot default on a /${address.len} link; give the other end's IPv6 address`);
     }
@@ -210,7 +217,21 @@ function resolve6in4(o: Parsed, common: Common): TunnelConfig {
   if (!ipv6PrefixMatch(peer, 0, address.addr, 0, address.len)) {
     throw new ConfigError('peer', o.peer, `use an address inside ${formatIpv6(ipv6Network(address).addr)}/${address.len}, the tunnel's link prefix`);
   }
-  return { mode: '6in4', ...common, remote: parseIpv4(o.remote)!, address, peer, relay: 0, role: 'site', domain: null, sitePrefix: null, domainIpv4: 0, relays: [] };
+  if (peer.equals(address.addr)) {
+    throw new ConfigError('peer', o.peer, `it is this end's own address (address); use the other end's, the broker's "Server IPv6 Address", or leave it out for ${formatIpv6(defaultPeer(address))}`);
+  }
+  if (common.local === remote) {
+    throw new ConfigError('remote', o.remote, `it is local too, so the tunnel would send to itself; use the broker's "Server IPv4 Address"`);
+  }
+  return { mode: '6in4', ...common, remote, address, peer, relay: 0, role: 'site', domain: null, sitePrefix: null, domainIpv4: 0, relays: [] };
+}
+
+/** Brokers number the link server ::1, client ::2; the server end of a lab is ::1 itself, so its peer is ::2. */
+function defaultPeer(address: Ipv6Prefix): Buffer {
+  const peer = ipv6Network(address).addr;
+  peer[15] |= 1;
+  if (peer.equals(address.addr)) peer[15] = (peer[15] & 0xfc) | 2;
+  return peer;
 }
 
 function resolve6to4(o: Parsed, common: Common): TunnelConfig {

@@ -16,7 +16,7 @@ import type { RouterAdvertiser } from './advertiser.js';
 import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
 import type { TunDevice } from '../tun/device.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
-import { linkExists } from '../tun/iproute.js';
+import { IpCommandError, linkExists } from '../tun/iproute.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { OffloadTun } from '../tun/offload.js';
 import { tunOpenDeniedMessage } from './tun-access.js';
@@ -75,7 +75,7 @@ export interface RunningTunnel {
   close(): Promise<void>;
 }
 
-const { EPERM, ENOENT, EACCES } = osConstants.errno;
+const { EPERM, ENOENT, EACCES, EADDRINUSE } = osConstants.errno;
 
 export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel> {
   const { sharedSockets: deprecatedShared, ...options } = opts; // @deprecated option name, one release
@@ -88,10 +88,10 @@ export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel
     const firstBr = o.mode === '6rd' && o.sixrdDhcp !== undefined ? formatIpv4(parseSixRdDhcp(o.sixrdDhcp).relays[0]) : undefined;
     const toward = o.mode === '6in4' ? o.remote : (o.relay ?? firstBr);
     if (!toward) throw new ConfigError('local', 'auto', `"auto" needs ${o.mode === '6in4' ? 'remote' : 'relay'} to find the route; give the IPv4 address instead`);
-    local = await sourceAddressToward(toward);
+    local = await sourceToward(toward);
   }
   const tunnel = new Encapsulator({ ...tunnelOptions, local });
-  await assertLocalAddress(local);
+  await assertHostAddresses(local, tunnel.config);
   const name = dev ?? 'tun6in4-%d';
   if (!name.includes('%d') && (await linkExists(name))) {
     throw new TunnelSetupError('DEVICE_EXISTS', `interface ${name} already exists; choose another --dev, or delete it (ip link del ${name})`);
@@ -129,7 +129,7 @@ export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel
     transport?.close();
     tun?.close();
     await removeRoutes(routes);
-    throw setupError(e, name);
+    throw setupError(e, name, tunnel.config);
   }
 
   let state: 'running' | 'stopped' = 'running';
@@ -221,30 +221,63 @@ export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel
   };
 }
 
+/** `local = "auto"`: the kernel's source address toward `toward`, or why there is none and the fix. */
+async function sourceToward(toward: string): Promise<string> {
+  try {
+    return await sourceAddressToward(toward);
+  } catch (e) {
+    if (!(e instanceof IpCommandError)) throw e;
+    const why = e.stderr.replace(/^RTNETLINK answers:\s*/, '').trim();
+    throw new ConfigError('local', 'auto', `this host has no IPv4 route to ${toward}${why ? ` (${why})` : ''}, so there is no source address to take; give the address to send from (--local ADDRESS, local = "ADDRESS"), or add a route toward ${toward} (ip route add default via GATEWAY)`);
+  }
+}
+
 /**
  * The raw socket binds to `local`; an address this host does not have fails there as a bare
- * EADDRNOTAVAIL after the interface exists. Binding a UDP socket to it first needs no privilege
- * and creates nothing.
+ * EADDRNOTAVAIL after the interface exists. A 6in4 remote that is this host's own would send the
+ * tunnel to itself. Binding a UDP socket answers both without privilege and creates nothing.
  */
-async function assertLocalAddress(local: string): Promise<void> {
+async function assertHostAddresses(local: string, config: TunnelConfig): Promise<void> {
+  if (!(await isHostAddress(local))) {
+    throw new ConfigError(
+      'local',
+      local,
+      'it is not an address of this host (ip -4 addr lists them); behind a 1:1 NAT, as on most cloud VMs, the public IPv4 is the NAT\'s: use "auto" (--local auto, local = "auto"), the private address the NAT maps to it',
+    );
+  }
+  if (config.mode === '6in4' && (await isHostAddress(formatIpv4(config.remote)))) {
+    throw new ConfigError('remote', formatIpv4(config.remote), 'it is an address of this host, so the tunnel would send to itself; use the broker\'s "Server IPv4 Address"');
+  }
+}
+
+async function isHostAddress(address: string): Promise<boolean> {
   const probe = createSocket('udp4');
   try {
     await new Promise<void>((resolve, reject) => {
       probe.once('error', reject);
-      probe.bind({ address: local, port: 0, exclusive: true }, resolve);
+      probe.bind({ address, port: 0, exclusive: true }, resolve);
     });
+    return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw e;
-    throw new ConfigError('local', local, `this host has no interface with ${local}; give one of its IPv4 addresses (ip -4 addr), or "auto"`);
+    return false;
   } finally {
     probe.close();
   }
 }
 
-function setupError(e: unknown, name: string): Error {
+function setupError(e: unknown, name: string, config: TunnelConfig): Error {
   if (e instanceof ConfigError || e instanceof TunnelSetupError || e instanceof NativeAddonError) return e;
   const errno = (e as { errno?: number }).errno;
   const msg = (e as Error).message ?? String(e);
+  if (errno === EADDRINUSE && config.encap === 'fou') {
+    const port = config.encapPort;
+    return new TunnelSetupError(
+      'SETUP_FAILED',
+      `FOU: UDP port ${port} on ${formatIpv4(config.local)} is taken by another program (${msg}); see which (ss -ulpn 'sport = :${port}') and stop it, or give this tunnel another local port (--encap-port, encapPort; the peer must send there)`,
+      e,
+    );
+  }
   // Refused by the device node's mode or a device cgroup, which capabilities do not override.
   if ((errno === EPERM || errno === EACCES) && (e as { syscall?: string }).syscall === 'open /dev/net/tun') {
     return new TunnelSetupError('NO_PERMISSION', tunOpenDeniedMessage(msg, errno === EACCES ? 'EACCES' : 'EPERM'), e);

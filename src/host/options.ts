@@ -7,12 +7,18 @@ import { z } from 'zod';
 import type { OptionDefinition, OptionValues } from '../encap/options.js';
 
 const IFNAME = 'an interface name of 1..15 letters, digits, "-", "_" or "."';
+/** Linux's IFNAMSIZ less the terminating NUL. */
+const IFNAME_MAX = 15;
 const ROUTE_METRIC = 'use a route metric: a whole number in 1..4294967295';
 
 export const HOST_OPTIONS = {
   /** Interface name to create (must not exist); default `tun6in4-%d`, numbered by the kernel. */
   dev: {
-    schema: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, IFNAME),
+    schema: z.string().superRefine((s, ctx) => {
+      // the value is in the message: a name that looks right may be one character too long
+      if (s.length > IFNAME_MAX) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(s)} is ${s.length} characters; Linux allows ${IFNAME_MAX}: use a shorter name, such as "he-ipv6"` });
+      else if (!/^[a-zA-Z0-9_.-]+$/.test(s)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(s)} is not valid; use ${IFNAME}` });
+    }),
     expect: `use ${IFNAME}`,
     flag: '--dev <name>',
     help: 'interface to create (must not exist); default tun6in4-N',
