@@ -321,6 +321,14 @@ describe('import: secrets (UCI password / updatekey)', () => {
     expect(r.stderr).toMatch(/check: ok \(2 tunnels\)/);
   }, 60_000);
 
+  it('CLI with a relative --key-file: the configuration names the file written, absolute (a relative keyFile means beside the configuration)', () => {
+    const run = spawnSync(process.execPath, [BIN, 'import', join(FIXTURES, 'network'), '--key-file', 'wan6.key'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'wan6.key'), 'utf8')).toBe(`${KEY}\n`);
+    const config = parseDaemonConfigText(run.stdout, 'toml', '/elsewhere/wan6.toml');
+    expect(config.tunnels.find((t) => t.name === 'wan6')!.spec.update?.keyFile).toBe(join(dir, 'wan6.key'));
+  }, 60_000);
+
   it('CLI with --key-file in a directory that does not exist: exit 2 naming the flag, nothing on stdout', () => {
     const r = cli(['network', '--key-file', join(dir, 'no-such-dir', 'wan6.key')]);
     expect(r.status).toBe(2);

@@ -1,6 +1,7 @@
 /** `tun6in4 import`: a kernel-sit configuration in, the tun6in4 configuration out (library: src/import). */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { resolve } from 'node:path';
 import { ConfigFileError } from '../daemon/config.js';
 import { checkImported, importFiles, writeKeyFile, type ImportFormat, type ImportInput } from '../import/index.js';
 
@@ -14,7 +15,10 @@ export interface ImportFlags {
 export function runImportCommand(files: string[], flags: ImportFlags): void {
   if (!files.length && process.stdin.isTTY) throw new Error('import: name the files to read, or - to read a pasted block from standard input');
   const inputs: ImportInput[] = (files.length ? files : ['-']).map((f) => ({ file: f === '-' ? 'stdin' : f, text: readInput(f) }));
-  const result = importFiles(inputs, { format: flags.format, keyFile: flags.keyFile, hostAddresses: hostIpv4Addresses() });
+  // absolute in the configuration: a relative keyFile there means beside the configuration file,
+  // which is wherever stdout ends up, not where the key was written
+  const keyFile = flags.keyFile === undefined ? undefined : resolve(flags.keyFile);
+  const result = importFiles(inputs, { format: flags.format, keyFile, hostAddresses: hostIpv4Addresses() });
   const warn = (line: string) => process.stderr.write(`tun6in4 import: ${line}\n`);
   for (const t of result.tunnels.filter((x) => x.localNotHere)) {
     const { value, from } = t.localNotHere!;

@@ -117,7 +117,7 @@ export function buildProgram(): Command {
     .command('import [files...]')
     .description('read a kernel sit tunnel\'s configuration (a broker\'s ip/ifconfig commands, systemd-networkd, ifupdown, netplan, OpenWrt UCI; - for standard input) and print the tun6in4 configuration for it, each value commented with its source line (exit 2 naming the line it cannot read)')
     .addOption(new Option('--format <format>', 'the input\'s format instead of recognising it').choices(['shell', 'networkd', 'ifupdown', 'netplan', 'uci']))
-    .option('--key-file <path>', 'write the broker update key (UCI password/updatekey) to this file, mode 0600, and enable the update; the key never goes into the configuration')
+    .option('--key-file <path>', 'write the broker update key (UCI password/updatekey) to this file (a new file renamed into place: mode 0600, or 0640 where the old key was group-readable; a symlink there is refused) and enable the update, naming it by its absolute path; the key never goes into the configuration')
     .option('--check', 'run the result through `tun6in4 check` as well')
     .action(async (files: string[], flags: { format?: 'shell' | 'networkd' | 'ifupdown' | 'netplan' | 'uci'; keyFile?: string; check?: boolean }) =>
       (await import('./import-command.js')).runImportCommand(files, flags),
