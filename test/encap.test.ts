@@ -443,6 +443,13 @@ describe('ICMPv4 errors (R11/R12) and the errors we originate (R19–R24)', () =
     expectDrop(t, decap(t, errorAbout(t, 3, 1, small)).r, 'icmp4_not_relayable');
   });
 
+  it('R11: no relay about a packet sent to a multicast group (RFC 4443 §2.4(e.3)), such as a router solicitation the far end had no socket for yet', () => {
+    const t = tunnel();
+    const rs = inner({ src: 'fe80::c000:201', dst: 'ff02::2', payload: Buffer.from([133, 0, 0, 0, 0, 0, 0, 0]) });
+    expectDrop(t, decap(t, errorAbout(t, 3, 2, rs)).r, 'icmp4_not_relayable');
+    expect(t.counters.traffic[Traffic.icmp6_errors_relayed]).toBe(0);
+  });
+
   it('R22: never to an unspecified or multicast source', () => {
     for (const src of ['::', 'ff02::1']) {
       const t = tunnel();

@@ -63,7 +63,7 @@ const DROP_TABLE = {
   icmp4_malformed: 'R11/R12', // quote too short to identify our packet or its inner IPv6 header
   icmp4_not_ours: 'R11/R12', // quotes a packet this tunnel did not send
   icmp4_ignored: 'R11/R12', // a type/code we do not relay (e.g. source route failed, redirect)
-  icmp4_not_relayable: 'R20/R22', // quoted inner packet is an ICMPv6 error or has a bogus source (RFC 4443 §2.4(e))
+  icmp4_not_relayable: 'R20/R22', // quoted inner packet is an ICMPv6 error, has a bogus source, or went to a multicast group (RFC 4443 §2.4(e))
   icmp4_relay_rate_limited: 'R23', // would have been relayed, but the ICMPv6 token bucket was empty
   // I/O, counted by the engine
   tx_send_error: null, // the raw socket refused the packet (errno in the log)

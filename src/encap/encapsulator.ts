@@ -399,7 +399,9 @@ export class Encapsulator {
     }
     if (io < ENCAP_HEADROOM) return this.drop(out, Drop.no_headroom);
     if (ilen < IPV6.HEADER_LEN || buf[io] >> 4 !== 6) return this.drop(out, Drop.icmp4_malformed);
-    if (isBogusInnerSource(buf, io + IPV6.SRC) || isIcmpv6ErrorPacket(buf, io, ilen)) {
+    // RFC 4443 §2.4(e): none about an error, to a source that cannot take one, or about a packet
+    // sent to a multicast group (e.3; Linux's icmp6_send refuses those for sit as well).
+    if (isBogusInnerSource(buf, io + IPV6.SRC) || buf[io + IPV6.DST] === 0xff || isIcmpv6ErrorPacket(buf, io, ilen)) {
       return this.drop(out, Drop.icmp4_not_relayable);
     }
     if (!this.relayBucket.take()) {
