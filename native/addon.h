@@ -131,5 +131,6 @@ Napi::Value Icmp6Recv(const Napi::CallbackInfo& info);
 Napi::Value Icmp6Send(const Napi::CallbackInfo& info);
 // poller.cc
 Napi::Function PollerClass(Napi::Env env);
+Napi::Function ThreadPollerClass(Napi::Env env);
 
 }  // namespace t6

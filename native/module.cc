@@ -5,7 +5,7 @@
 // watches fds on the main event loop; it also does the few OS services Node lacks. It holds no
 // tunnel logic: every decision about a packet is made in TypeScript (src/io/native.ts types it).
 // One file per job: args.cc (arguments and slots), ring.cc (io_uring), tun.cc, sockets.cc, os.cc,
-// peercred.cc, icmp6.cc, poller.cc; addon.h holds what they share.
+// peercred.cc, icmp6.cc, poller.cc (readiness: uv_poll, or a poll thread); addon.h holds what they share.
 
 #include "addon.h"
 
@@ -62,6 +62,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   // Readiness on the main loop (poller.cc)
   exports.Set("Poller", PollerClass(env));  // new Poller(fd, cb); start(events), stop(), close()
+  // The same over an addon-owned epoll thread, for runtimes without libuv
+  exports.Set("ThreadPoller", ThreadPollerClass(env));  // new ThreadPoller(fd, cb); start(events), stop(), close()
   Int(env, exports, "POLL_READABLE", kPollReadable);
   Int(env, exports, "POLL_WRITABLE", kPollWritable);
 

@@ -95,3 +95,61 @@ describe.each([22, 24, 26])('Node %i', (major) => {
     expect(report.environment.node).toBe(version);
   }, 200_000);
 });
+
+/** The native addon line of `doctor --json`, run as `argv` with `env`. */
+function doctorAddon(argv: string[], env: NodeJS.ProcessEnv): { level: string; detail: string } | undefined {
+  const r = spawnSync(argv[0], [...argv.slice(1), 'doctor', '--json'], { cwd: project, env, encoding: 'utf8', timeout: 60_000 });
+  return (JSON.parse(r.stdout) as Array<{ check: string; level: string; detail: string }>).find((f) => f.check === 'native addon');
+}
+
+function labPasses(argv: string[], env: NodeJS.ProcessEnv, extra: string[]): void {
+  const r = spawnSync(argv[0], [...argv.slice(1), 'lab', '--json', '--transfer-mib', '8', ...extra], { cwd: project, env, encoding: 'utf8', timeout: 180_000 });
+  expectOk(r, `${argv.join(' ')} lab ${extra.join(' ')}`);
+  const report = JSON.parse(r.stdout) as LabJson;
+  expect(report.passed, r.stdout).toBe(true);
+}
+
+// The addon's own epoll thread instead of uv_poll: forced on Node here, chosen by itself where
+// there is no libuv.
+describe('readiness from the poll thread', () => {
+  const forced = { ...envFor(process.execPath), TUN6IN4_READINESS: 'thread' };
+  const checkoutBin = [process.execPath, join(ROOT, 'bin/tun6in4.js')];
+
+  it('TUN6IN4_READINESS=thread makes Node watch fds with it, and doctor says so', () => {
+    expect(doctorAddon(checkoutBin, forced)).toMatchObject({ level: 'ok', detail: expect.stringMatching(/fds watched by the addon's poll thread/) });
+    expect(doctorAddon(checkoutBin, envFor(process.execPath))?.detail).toMatch(/fds watched with uv_poll on the main loop/);
+  });
+
+  it('TUN6IN4_READINESS with another value is refused, naming the variable and the values', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/tun6in4.js'), 'doctor', '--json'], { cwd: project, env: { ...forced, TUN6IN4_READINESS: 'epoll' }, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toMatch(/TUN6IN4_READINESS=epoll is not valid; use uv_poll or thread/);
+  });
+
+  it.each([['6in4', []], ['FOU', ['--encap', 'fou']]])('as root: the %s lab passes on Node with the poll thread', (_, extra) => {
+    if (!rootOrSkip()) return;
+    labPasses(checkoutBin, forced, extra);
+  }, 200_000);
+});
+
+// Bun implements Node-API without libuv (uv_poll_init panics), so it gets the poll thread.
+describe('Bun', () => {
+  let bun: string;
+  beforeAll(() => {
+    bun = runtime('bun');
+  }, 300_000);
+
+  it('runs the installed copy: --version, and doctor finds the prebuilt addon watching fds with the poll thread', () => {
+    const v = spawnSync(bun, [installedBin, '--version'], { cwd: project, env: envFor(bun), encoding: 'utf8', timeout: 60_000 });
+    expectOk(v, 'bun tun6in4 --version');
+    expect(v.stdout.trim()).toBe(VERSION);
+    expect(doctorAddon([bun, installedBin], envFor(bun))).toMatchObject({
+      level: 'ok',
+      detail: expect.stringMatching(new RegExp(`prebuilt binary from the package .*prebuilds/linux-${process.arch}/.*fds watched by the addon's poll thread`)),
+    });
+  });
+
+  it.each([['6in4', []], ['FOU', ['--encap', 'fou']]])('as root: the %s lab passes from the installed copy under bun', (_, extra) => {
+    if (!rootOrSkip()) return;
+    labPasses([bun, installedBin], envFor(bun), extra);
+  }, 200_000);
+});

@@ -161,7 +161,8 @@ function checkNativeAddon(add: (f: Finding) => void): NativeAddon | null {
     return null;
   }
   const build = info.build === 'prebuilt' ? 'prebuilt binary from the package' : 'built on this host';
-  add({ check: 'native addon', level: 'ok', detail: `loads: ${build} (${info.path})` });
+  const watch = info.readiness === 'uv_poll' ? 'fds watched with uv_poll on the main loop' : 'fds watched by the addon\'s poll thread (no libuv here, or TUN6IN4_READINESS=thread)';
+  add({ check: 'native addon', level: 'ok', detail: `loads: ${build} (${info.path}); ${watch}` });
   if (!info.ioUringCompiled) {
     add({ check: 'io_uring', level: 'warn', detail: 'not compiled into this build: TUN packets move one syscall each', fix: `install liburing-dev and run ${BUILD_NATIVE_COMMAND}` });
   } else if (native.ioUringAvailable()) {
