@@ -121,7 +121,8 @@ Napi::Value UdpRecv(const Napi::CallbackInfo& info);
 Napi::Value RecvErrors(const Napi::CallbackInfo& info);
 // os.cc
 Napi::Value NotifySocket(const Napi::CallbackInfo& info);
-Napi::Value LockFile(const Napi::CallbackInfo& info);
+Napi::Value Flock(const Napi::CallbackInfo& info);
+Napi::Value CloseFd(const Napi::CallbackInfo& info);
 Napi::Value DropPrivileges(const Napi::CallbackInfo& info);
 // peercred.cc
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);

@@ -77,7 +77,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   // OS services (os.cc, peercred.cc)
   Fn(env, exports, "notifySocket", NotifySocket);      // (address, message): one sd_notify datagram
-  Fn(env, exports, "lockFile", LockFile);              // (path) -> fd holding an exclusive flock, or -1 if held
+  Fn(env, exports, "flock", Flock);                    // (fd) -> true: holds an exclusive flock, false: another process does
+  Fn(env, exports, "closeFd", CloseFd);                // (fd): close an fd the addon opened
   Fn(env, exports, "dropPrivileges", DropPrivileges);  // (uid, gid): keeps CAP_NET_ADMIN and CAP_NET_RAW
   Fn(env, exports, "peerCredentials", PeerCredentials);  // (fd) -> { pid, uid, gid } of an AF_UNIX peer
   return exports;

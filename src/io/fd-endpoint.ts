@@ -4,7 +4,6 @@
  * and once to write — and an idempotent close. libuv allows one poll handle per fd, so reading and
  * writing share one, whose event mask follows what is wanted.
  */
-import { closeSync } from 'node:fs';
 import { loadNative, type NativePoller } from './native.js';
 
 export abstract class FdEndpoint {
@@ -76,6 +75,6 @@ export abstract class FdEndpoint {
     this.poller?.close();
     this.poller = null;
     this.onWritable.clear();
-    closeSync(this.fd);
+    loadNative().closeFd(this.fd);
   }
 }

@@ -64,8 +64,10 @@ export interface NativeAddon {
    * ambient capabilities for the `ip` children; bounds every other capability and sets no_new_privs.
    */
   dropPrivileges(uid: number, gid: number): void;
-  /** An fd holding an exclusive flock on `path` (created if missing), or -1 if another process holds it. */
-  lockFile(path: string): number;
+  /** Takes an exclusive flock on the file of `fd` without waiting: false when another process holds one. */
+  flock(fd: number): boolean;
+  /** Closes an fd the addon opened (Deno's fs.closeSync refuses fds it did not open). */
+  closeFd(fd: number): void;
   /**
    * One datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET): a path, or `@name` in the
    * abstract namespace. Never blocks; throws with `errno` (EAGAIN when the receiver's queue is full).
