@@ -212,8 +212,6 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
     notifier?.close();
     throw e;
   }
-  const summary = () => healthSummary(daemon.status());
-  notifier?.ready(summary);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -226,6 +224,10 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // Only now READY=1: a manager may stop us the moment it reads it, and a SIGTERM before the
+  // handler above would kill the process before it removes what it set up.
+  const summary = () => healthSummary(daemon.status());
+  notifier?.ready(summary);
   // One reload at a time: two applies at once would race over the same tunnels, and systemd
   // expects each RELOADING=1 to be closed by its own READY=1.
   let reloads = Promise.resolve();
