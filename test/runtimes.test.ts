@@ -196,9 +196,9 @@ describe('Bun', () => {
     });
   });
 
-  it.each([['6in4', []], ['FOU', ['--encap', 'fou']]])('as root: the %s lab passes from the installed copy under bun', (_, extra) => {
+  it.each([['6in4', []], ['FOU', ['--encap', 'fou']]])('as root: bunx --bun tun6in4 lab (%s) passes from the installed copy', (_, extra) => {
     if (!rootOrSkip()) return;
-    labPasses([bun, installedBin], envFor(bun), extra);
+    labPasses([bun, 'x', '--bun', 'tun6in4'], envFor(bun), extra);
   }, 200_000);
 });
 
@@ -227,9 +227,10 @@ describe('Deno', () => {
   // Every check of the lab but the last: Deno's child_process reports an engine that exits 0 on
   // SIGTERM as killed by the signal (a shell child that traps TERM and exits 0 shows the same), so
   // the lab under Deno cannot tell a clean stop; the test above sees "tunnel down" in the log.
-  it.each([['6in4', []], ['FOU', ['--encap', 'fou']]])('as root: the %s lab under deno passes every check but the clean-stop one Deno misreports', (_, extra) => {
+  it.each([['6in4', []], ['FOU', ['--encap', 'fou']]])('as root: deno run -A npm:tun6in4 lab (%s) passes every check but the clean-stop one Deno misreports', (_, extra) => {
     if (!rootOrSkip()) return;
-    const r = spawnSync(deno[0], [...deno.slice(1), installedBin, 'lab', '--json', '--transfer-mib', '8', ...extra], { cwd: project, env: envFor(deno[0]), encoding: 'utf8', timeout: 180_000 });
+    // npm:tun6in4 resolves to the project's installed copy (its package.json lists it)
+    const r = spawnSync(deno[0], [...deno.slice(1), 'npm:tun6in4', 'lab', '--json', '--transfer-mib', '8', ...extra], { cwd: project, env: envFor(deno[0]), encoding: 'utf8', timeout: 180_000 });
     const report = JSON.parse(r.stdout) as LabJson;
     const failed = report.steps.filter((s) => !s.ok).map((s) => s.name);
     expect(failed.filter((n) => n !== 'engines stopped cleanly on SIGTERM'), r.stdout).toEqual([]);
