@@ -9,7 +9,10 @@
  * baseline and to the batched C reference from the same run. Output: Markdown, JSON and an SVG
  * chart in bench/results/. Needs root.
  *
- *   npm run bench:macro [-- --runs 3 --seconds 5 --quick --only tun6in4,naive-node --json --out DIR]
+ *   npm run bench:macro [-- --runs 3 --seconds 5 --quick --only tun6in4,naive-node --json --out DIR --node PATH]
+ *
+ * `--node PATH` runs the Node forwarders (ours and the naive baseline) under that node (e.g. one
+ * scripts/runtime.sh fetched); the harness itself stays on the Node that started it.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -30,8 +33,12 @@ const { values: flags } = parseArgs({
     json: { type: 'boolean', default: false },
     out: { type: 'string' },
     only: { type: 'string' },
+    node: { type: 'string' },
   },
 });
+/** The node our engines and the naive baseline run under. */
+const NODE = flags.node ?? process.execPath;
+const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).trim();
 const RUNS = flags.quick ? 1 : Number(flags.runs);
 const SECONDS = flags.quick ? 2 : Number(flags.seconds);
 const PINGS = flags.quick ? 50 : 200;
@@ -99,6 +106,12 @@ const FORWARDERS: Forwarder[] = [
     start: (ns, e) => startOurs(ns, e, []),
   },
   {
+    name: 'tun6in4-thread',
+    kind: 'tunnel',
+    description: 'this engine as by default, but fds watched by the addon\'s epoll thread waking JS through a threadsafe function (TUN6IN4_READINESS=thread; what Bun and Deno get) instead of uv_poll',
+    start: (ns, e) => startOurs(ns, e, [], ['TUN6IN4_READINESS=thread']),
+  },
+  {
     name: 'tun6in4-no-offload',
     kind: 'tunnel',
     description: 'this engine with --no-offload: one TUN packet per tunnel packet (io_uring batches still)',
@@ -133,7 +146,7 @@ const FORWARDERS: Forwarder[] = [
     kind: 'tunnel',
     description: 'baseline: fs.read/fs.writeSync on the TUN fd + the raw-socket package, one packet per call',
     async start(ns, e) {
-      const c = ns.spawn(process.execPath, ['--import', TSX, here('baselines/naive-forwarder.ts'), '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address]);
+      const c = ns.spawn(NODE, ['--import', TSX, here('baselines/naive-forwarder.ts'), '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address]);
       await waitFor(c, 'stdout', /^ready$/, 'naive forwarder');
       return c;
     },
@@ -234,8 +247,9 @@ async function crossings(procs: ChildProcess[]): Promise<number | null> {
  * young generation is capped at 1 MiB so that a few bytes a packet still show as scavenges
  * within one run (Node lets it grow to 16 MiB, and a run without two scavenges measures nothing).
  */
-async function startOurs(ns: Namespace, e: End, extra: string[]): Promise<ChildProcess> {
-  const c = ns.spawn(process.execPath, ['--trace-gc', '--max-semi-space-size=1', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', ...extra, '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
+async function startOurs(ns: Namespace, e: End, extra: string[], env: string[] = []): Promise<ChildProcess> {
+  const [cmd, pre] = env.length ? ['env', [...env, NODE]] : [NODE, []];
+  const c = ns.spawn(cmd, [...pre, '--trace-gc', '--max-semi-space-size=1', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', ...extra, '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
   gcLog.set(c, []);
   controlOf.set(c, `/run/tun6in4/${ns.name}.sock`);
   createInterface({ input: c.stdout! }).on('line', (l) => gcLog.get(c)!.push(l));
@@ -479,7 +493,7 @@ const coff = results.find((r) => r.forwarder === 'c-offload');
 const cfou = results.find((r) => r.forwarder === 'c-fou-offload');
 const ratio = (a: Stat, b: Stat | undefined) => (b ? a.median / b.median : null);
 const report = {
-  environment: { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version, ...versions, damon: damonSampling(), date: new Date().toISOString() },
+  environment: { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: NODE_VERSION, harnessNode: process.version, ...versions, damon: damonSampling(), date: new Date().toISOString() },
   method: {
     runs: RUNS,
     seconds: SECONDS,

@@ -122,7 +122,8 @@ Napi::Value RecvErrors(const Napi::CallbackInfo& info);
 Napi::Value SetReceiveFilter(const Napi::CallbackInfo& info);
 // os.cc
 Napi::Value NotifySocket(const Napi::CallbackInfo& info);
-Napi::Value LockFile(const Napi::CallbackInfo& info);
+Napi::Value Flock(const Napi::CallbackInfo& info);
+Napi::Value CloseFd(const Napi::CallbackInfo& info);
 Napi::Value DropPrivileges(const Napi::CallbackInfo& info);
 // peercred.cc
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
@@ -132,5 +133,6 @@ Napi::Value Icmp6Recv(const Napi::CallbackInfo& info);
 Napi::Value Icmp6Send(const Napi::CallbackInfo& info);
 // poller.cc
 Napi::Function PollerClass(Napi::Env env);
+Napi::Function ThreadPollerClass(Napi::Env env);
 
 }  // namespace t6

@@ -5,7 +5,7 @@
 // watches fds on the main event loop; it also does the few OS services Node lacks. It holds no
 // tunnel logic: every decision about a packet is made in TypeScript (src/io/native.ts types it).
 // One file per job: args.cc (arguments and slots), ring.cc (io_uring), tun.cc, sockets.cc, os.cc,
-// peercred.cc, icmp6.cc, poller.cc; addon.h holds what they share.
+// peercred.cc, icmp6.cc, poller.cc (readiness: uv_poll, or a poll thread); addon.h holds what they share.
 
 #include "addon.h"
 
@@ -63,6 +63,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   // Readiness on the main loop (poller.cc)
   exports.Set("Poller", PollerClass(env));  // new Poller(fd, cb); start(events), stop(), close()
+  // The same over an addon-owned epoll thread, for runtimes without libuv
+  exports.Set("ThreadPoller", ThreadPollerClass(env));  // new ThreadPoller(fd, cb); start(events), stop(), close()
   Int(env, exports, "POLL_READABLE", kPollReadable);
   Int(env, exports, "POLL_WRITABLE", kPollWritable);
 
@@ -76,7 +78,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   // OS services (os.cc, peercred.cc)
   Fn(env, exports, "notifySocket", NotifySocket);      // (address, message): one sd_notify datagram
-  Fn(env, exports, "lockFile", LockFile);              // (path) -> fd holding an exclusive flock, or -1 if held
+  Fn(env, exports, "flock", Flock);                    // (fd) -> true: holds an exclusive flock, false: another process does
+  Fn(env, exports, "closeFd", CloseFd);                // (fd): close an fd the addon opened
   Fn(env, exports, "dropPrivileges", DropPrivileges);  // (uid, gid): keeps CAP_NET_ADMIN and CAP_NET_RAW
   Fn(env, exports, "peerCredentials", PeerCredentials);  // (fd) -> { pid, uid, gid } of an AF_UNIX peer
   return exports;

@@ -1,5 +1,5 @@
 // Services of the operating system Node lacks: systemd's readiness datagrams (AF_UNIX), an
-// exclusive flock on a file, and the drop to an unprivileged user that keeps the two network
+// exclusive flock on a file, closing the fds the addon opened, and the drop to an unprivileged user that keeps the two network
 // capabilities.
 
 #include "addon.h"
@@ -51,22 +51,26 @@ Napi::Value NotifySocket(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// lockFile(path) -> fd holding an exclusive flock on path (created 0644 if missing), or -1 when
-// another process holds it. Node has no flock. The lock lives as long as the fd (close-on-exec,
-// so no child keeps it) and dies with the process, so a crashed owner leaves nothing to clean.
-Napi::Value LockFile(const Napi::CallbackInfo& info) {
+// flock(fd) -> true once fd holds an exclusive flock on its file, false when another process holds
+// one. Node has no flock. JS opens the file, so the fd is one its own fs calls know (Deno's node:fs
+// refuses fds it did not open); the lock lives as long as the fd and dies with the process, so a
+// crashed owner leaves nothing to clean.
+Napi::Value Flock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "lockFile(path)");
-  std::string path = info[0].As<Napi::String>();
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return ThrowErrno(env, "open lock file", errno);
-  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-    int err = errno;
-    close(fd);
-    if (err == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    return ThrowErrno(env, "flock", err);
-  }
-  return Napi::Number::New(env, fd);
+  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(env, "flock(fd)");
+  if (flock(info[0].As<Napi::Number>().Int32Value(), LOCK_EX | LOCK_NB) == 0) return Napi::Boolean::New(env, true);
+  if (errno == EWOULDBLOCK) return Napi::Boolean::New(env, false);
+  return ThrowErrno(env, "flock", errno);
+}
+
+// closeFd(fd) -> undefined; throws with errno. For the fds the addon opened (TUN, sockets): some
+// runtimes' fs.closeSync knows only fds it opened itself (Deno: EBADF).
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(env, "closeFd(fd)");
+  // Linux frees the fd even when close reports EINTR: never retried.
+  if (close(info[0].As<Napi::Number>().Int32Value()) != 0 && errno != EINTR) return ThrowErrno(env, "close", errno);
+  return env.Undefined();
 }
 
 // dropPrivileges(uid, gid) -> undefined

@@ -4,7 +4,7 @@
  * report, JSON and chart. A smoke check: numbers must exist and be positive, never fast enough
  * (timing on a shared machine is the benchmark's business, not a test's).
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,5 +71,19 @@ describe.runIf(canRun)('npm run bench:macro -- --quick (smoke)', () => {
     expect(readFileSync(join(out, 'macro-latest.md'), 'utf8')).toContain('| tun6in4 |');
     expect(readFileSync(join(out, 'macro-latest.svg'), 'utf8')).toContain('<svg');
     expect(existsSync(join(out, 'macro-latest.json'))).toBe(true);
+  }, 300_000);
+
+  it('--node PATH runs our engine under that node (here Node 24 from scripts/runtime.sh), and the report names it', async () => {
+    const node24 = execFileSync('bash', [fileURLToPath(new URL('../scripts/runtime.sh', import.meta.url)), 'node24'], { encoding: 'utf8', timeout: 300_000 }).trim();
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', MACRO, '--quick', '--only', 'tun6in4', '--node', node24, '--json', '--out', join(out, 'node24')], { timeout: 240_000, maxBuffer: 1 << 24 }, (e, so, se) =>
+        e ? reject(new Error(`${e.message}\n${se}`)) : resolve(so),
+      ),
+    );
+    const report = JSON.parse(stdout) as Report & { environment: { harnessNode: string } };
+    expect(report.environment.node).toBe(execFileSync(node24, ['--version'], { encoding: 'utf8' }).trim());
+    expect(report.environment.harnessNode).toBe(process.version);
+    expect(report.results[0]).toMatchObject({ forwarder: 'tun6in4' });
+    expect(report.results[0].tcp1Gbps.median).toBeGreaterThan(0);
   }, 300_000);
 });

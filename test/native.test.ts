@@ -329,16 +329,22 @@ describe('native addon (no root)', () => {
     closeSync(fd);
   });
 
-  it('lockFile: a second holder is turned away until the first lets go', () => {
+  it('flock: a second holder is turned away until the first lets go', () => {
     const path = join(dir, 'x.lock');
-    const a = native.lockFile(path);
-    expect(a).toBeGreaterThanOrEqual(0);
-    expect(native.lockFile(path)).toBe(-1);
+    const open = () => openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    const a = open();
+    expect(native.flock(a)).toBe(true);
+    const other = open();
+    expect(native.flock(other)).toBe(false);
     closeSync(a);
-    const b = native.lockFile(path);
-    expect(b).toBeGreaterThanOrEqual(0);
-    writeSync(b, 'x');
-    closeSync(b);
+    expect(native.flock(other)).toBe(true);
+    closeSync(other);
+  });
+
+  it('closeFd closes an fd the addon opened, and throws with errno and syscall on a bad one', () => {
+    const fd = native.openRawSocket(0, 0, 0, true);
+    native.closeFd(fd);
+    expect(() => native.closeFd(-1)).toThrow(expect.objectContaining({ errno: 9, syscall: 'close' }));
   });
 });
 

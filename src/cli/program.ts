@@ -229,8 +229,6 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
     // `run`'s settings came from flags: name the flag, not the file key it became
     throw !reload && e instanceof ConfigFileError ? FlagError.fromConfigPath(e.path, e.detail) : e;
   }
-  const summary = () => healthSummary(daemon.status());
-  notifier?.ready(summary);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -243,6 +241,10 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // Only now READY=1: a manager may stop us the moment it reads it, and a SIGTERM before the
+  // handler above would kill the process before it removes what it set up.
+  const summary = () => healthSummary(daemon.status());
+  notifier?.ready(summary);
   // One reload at a time: two applies at once would race over the same tunnels, and systemd
   // expects each RELOADING=1 to be closed by its own READY=1.
   let reloads = Promise.resolve();

@@ -4,7 +4,7 @@
  * A command may instead answer with a stream of JSON lines (`trace`): that connection stays open
  * until either side ends it.
  */
-import { closeSync, existsSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, lchownSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readdirSync, lchownSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { constants as osConstants, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -105,8 +105,12 @@ function claim(path: string): number | null {
   const lockPath = `${path}.lock`;
   const native = loadNative();
   for (;;) {
-    const fd = native.lockFile(lockPath);
-    if (fd < 0) return null;
+    // opened here, so fstat, write and close below are on an fd this runtime's fs knows
+    const fd = openSync(lockPath, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    if (!native.flock(fd)) {
+      closeSync(fd);
+      return null;
+    }
     // The previous owner removes its lock file on the way out; if that happened between our open
     // and our flock, we hold a file nobody else will open: take the one now at the path instead.
     let current: number | undefined;

@@ -69,8 +69,7 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
   const native = checkNativeAddon(add);
   if (native) {
     try {
-      const fd = native.openRawSocket(0, 0, 0);
-      closeSync(fd);
+      native.closeFd(native.openRawSocket(0, 0, 0));
       add({ check: 'raw socket (protocol 41)', level: 'ok', detail: 'opens' });
     } catch (e) {
       const fix = missing.includes('CAP_NET_RAW') ? 'needs CAP_NET_RAW (see above)' : 'this sandbox refuses raw sockets (gVisor needs --net-raw); a protocol-41 tunnel cannot run here';
@@ -161,7 +160,8 @@ function checkNativeAddon(add: (f: Finding) => void): NativeAddon | null {
     return null;
   }
   const build = info.build === 'prebuilt' ? 'prebuilt binary from the package' : 'built on this host';
-  add({ check: 'native addon', level: 'ok', detail: `loads: ${build} (${info.path})` });
+  const watch = info.readiness === 'uv_poll' ? 'fds watched with uv_poll on the main loop' : 'fds watched by the addon\'s poll thread (no libuv here, or TUN6IN4_READINESS=thread)';
+  add({ check: 'native addon', level: 'ok', detail: `loads: ${build} (${info.path}); ${watch}` });
   if (!info.ioUringCompiled) {
     add({ check: 'io_uring', level: 'warn', detail: 'not compiled into this build: TUN packets move one syscall each', fix: `install liburing-dev and run ${BUILD_NATIVE_COMMAND}` });
   } else if (native.ioUringAvailable()) {
@@ -185,7 +185,7 @@ function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => vo
   const local = o.local && o.local !== 'auto' ? (parseIpv4(o.local) ?? 0) : 0;
   try {
     const s = native.openUdpSocket(local, port, 0, 0, true, true);
-    closeSync(s.fd);
+    native.closeFd(s.fd);
     add({ check: `UDP port ${port} (FOU)`, level: 'ok', detail: 'free to bind' });
     add({
       check: 'UDP offloads (FOU)',

@@ -6,7 +6,6 @@
  * schedule, answers to solicitations (§6.2.6), and a final advertisement with router lifetime 0
  * on close (§6.2.5). The bytes come from src/packet/ndp.ts.
  */
-import { closeSync } from 'node:fs';
 import { formatIpv6, formatIpv6Prefix, parseIpv6, type Ipv6Prefix } from '../packet/address.js';
 import {
   ADV_DEFAULT_LIFETIME_S,
@@ -121,7 +120,7 @@ export class RouterAdvertiser {
       a.start();
       return a;
     } catch (e) {
-      closeSync(fd);
+      native.closeFd(fd);
       if (route === 'added') await removeOnLinkRoute(target);
       throw e;
     }
@@ -241,7 +240,7 @@ export class RouterAdvertiser {
     this.unsolicitedTimer = this.answerTimer = null;
     this.poller?.close();
     this.poller = null;
-    closeSync(this.fd);
+    this.native.closeFd(this.fd);
     if (this.onLinkRoute === 'added') await removeOnLinkRoute(this.target);
   }
 }

@@ -1,9 +1,9 @@
 /**
- * An fd we own: readiness through uv_poll on the main loop (no threadpool) — to read, paused and
- * resumed by back-pressure, and once to write — and an idempotent close. libuv allows one poll
- * handle per fd, so reading and writing share one, whose event mask follows what is wanted.
+ * An fd we own: readiness through the addon's poller (uv_poll on Node's main loop, no threadpool;
+ * the addon's poll thread where there is no libuv) — to read, paused and resumed by back-pressure,
+ * and once to write — and an idempotent close. libuv allows one poll handle per fd, so reading and
+ * writing share one, whose event mask follows what is wanted.
  */
-import { closeSync } from 'node:fs';
 import { loadNative, type NativePoller } from './native.js';
 
 export abstract class FdEndpoint {
@@ -75,6 +75,6 @@ export abstract class FdEndpoint {
     this.poller?.close();
     this.poller = null;
     this.onWritable.clear();
-    closeSync(this.fd);
+    loadNative().closeFd(this.fd);
   }
 }

@@ -66,8 +66,10 @@ export interface NativeAddon {
    * ambient capabilities for the `ip` children; bounds every other capability and sets no_new_privs.
    */
   dropPrivileges(uid: number, gid: number): void;
-  /** An fd holding an exclusive flock on `path` (created if missing), or -1 if another process holds it. */
-  lockFile(path: string): number;
+  /** Takes an exclusive flock on the file of `fd` without waiting: false when another process holds one. */
+  flock(fd: number): boolean;
+  /** Closes an fd the addon opened (Deno's fs.closeSync refuses fds it did not open). */
+  closeFd(fd: number): void;
   /**
    * One datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET): a path, or `@name` in the
    * abstract namespace. Never blocks; throws with `errno` (EAGAIN when the receiver's queue is full).
@@ -84,8 +86,14 @@ export interface NativeAddon {
   icmp6Recv(fd: number, buf: Uint8Array, src: Uint8Array, meta: Int32Array): number;
   /** One message to `dst` (scope: `ifindex`); the kernel picks the link-local source and fills the checksum. */
   icmp6Send(fd: number, buf: Uint8Array, len: number, dst: Uint8Array, ifindex: number): void;
-  /** The one poll handle of an fd; `cb` gets POLL_* bits, or a negative libuv status (POLLERR: an error is queued). */
+  /**
+   * The one poll handle of an fd; `cb` gets POLL_* bits, or a negative status (POLLERR: an error is
+   * queued). After loadNative() this is the readiness `readiness()` chose: uv_poll on Node's loop,
+   * or the addon's poll thread.
+   */
   Poller: new (fd: number, cb: (events: number) => void) => NativePoller;
+  /** The same over the addon's own epoll thread, waking JS through a threadsafe function; needs no libuv. */
+  ThreadPoller: new (fd: number, cb: (events: number) => void) => NativePoller;
   POLL_READABLE: number;
   POLL_WRITABLE: number;
   /**
@@ -143,6 +151,27 @@ export interface NativeAddonInfo {
   build: 'prebuilt' | 'local';
   /** Built with liburing (statically linked in the prebuilds). Whether the kernel allows it is `ioUringAvailable()`. */
   ioUringCompiled: boolean;
+  /** How fds are watched (see `readiness()`). */
+  readiness: Readiness;
+}
+
+/**
+ * `uv_poll`: a libuv poll handle on the main loop (Node; the fastest). `thread`: the addon's epoll
+ * thread waking JS through a threadsafe function, for runtimes whose Node-API has no libuv (Bun
+ * aborts on uv_poll_init).
+ */
+export type Readiness = 'uv_poll' | 'thread';
+
+/** The variable that forces one readiness path, e.g. to test the poll thread under Node. */
+export const READINESS_ENV = 'TUN6IN4_READINESS';
+
+/** The readiness this runtime gets: `TUN6IN4_READINESS` if set, else uv_poll on Node and the poll thread elsewhere. */
+export function readiness(env: NodeJS.ProcessEnv = process.env): Readiness {
+  const forced = env[READINESS_ENV];
+  if (forced === 'uv_poll' || forced === 'thread') return forced;
+  if (forced) throw new Error(`${READINESS_ENV}=${forced} is not valid; use uv_poll or thread (or leave it unset: uv_poll on Node, thread elsewhere)`);
+  const g = globalThis as { Bun?: unknown; Deno?: unknown };
+  return process.versions.bun || process.versions.deno || g.Bun || g.Deno ? 'thread' : 'uv_poll';
 }
 
 /**
@@ -192,6 +221,7 @@ let loaded: NativeAddonInfo | undefined;
 /** Loads the addon on first use (a local build first, else the matching prebuild); throws NativeAddonError. */
 export function loadNative(): NativeAddon {
   if (addon) return addon;
+  const how = readiness();
   const require = createRequire(import.meta.url);
   const gypBuild = require('node-gyp-build') as { path(dir: string): string };
   let path: string;
@@ -208,7 +238,12 @@ export function loadNative(): NativeAddon {
   } catch (e) {
     throw new NativeAddonError('load-failed', hostTarget(), NATIVE_DIR, e);
   }
-  loaded = { path, build: path.includes(`${sep}prebuilds${sep}`) ? 'prebuilt' : 'local', ioUringCompiled: addon.IO_URING_COMPILED };
+  // Every watcher (endpoints, the advertiser) makes `new native.Poller`: the choice is made here, once.
+  if (how === 'thread') {
+    if (!addon.ThreadPoller) throw new NativeAddonError('load-failed', hostTarget(), NATIVE_DIR, new Error(`${path} predates the poll thread this runtime needs`));
+    addon.Poller = addon.ThreadPoller;
+  }
+  loaded = { path, build: path.includes(`${sep}prebuilds${sep}`) ? 'prebuilt' : 'local', ioUringCompiled: addon.IO_URING_COMPILED, readiness: how };
   return addon;
 }
 
