@@ -1,5 +1,4 @@
 /** The protocol-41 raw socket over the native addon: sendmmsg/recvmmsg batches, the ICMP error queue. */
-import { closeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
@@ -40,7 +39,7 @@ export class RawTransport extends FdEndpoint implements OuterTransport {
     try {
       dfClearFd = native.openRawSocket(local, IP_PMTUDISC_DONT, bufferBytes, true);
     } catch (e) {
-      closeSync(fd);
+      native.closeFd(fd);
       throw e;
     }
     return new RawTransport(fd, new DfClearSocket(dfClearFd));
