@@ -24,7 +24,7 @@
 #include <uv.h>
 
 #include <thread>
-#include <unordered_map>
+#include <map>
 
 namespace t6 {
 
@@ -144,7 +144,9 @@ struct PollThread {
   int stopfd = -1;
   napi_threadsafe_function tsfn = nullptr;
   std::thread thread;
-  std::unordered_map<uint64_t, ThreadPoller*> pollers;
+  // std::map, not unordered_map: the latter's bucket array brings a libstdc++ symbol (GLIBCXX_3.4.29)
+  // that would raise the prebuilds' floor; a few pollers per tunnel, looked up once per wake
+  std::map<uint64_t, ThreadPoller*> pollers;
   uint64_t nextId = 1;
   // Pollers waiting for something: the thread keeps the event loop alive only while there are any,
   // as an active uv_poll handle does.

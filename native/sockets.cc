@@ -13,8 +13,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <vector>
-
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -101,13 +99,15 @@ Napi::Value SetReceiveFilter(const Napi::CallbackInfo& info) {
   int32_t* words = nullptr;
   size_t n = 0;
   if (!GetInt32s(info[1], &words, &n) || n == 0 || n % 4 != 0 || n / 4 > BPF_MAXINSNS) return ThrowType(env, usage);
-  std::vector<struct sock_filter> insns(n / 4);
-  for (size_t i = 0; i < insns.size(); i++) {
+  // a fixed array, not std::vector: its libstdc++ symbols (GLIBCXX_3.4.29) would raise the prebuilds' floor
+  struct sock_filter insns[BPF_MAXINSNS];
+  const size_t count = n / 4;
+  for (size_t i = 0; i < count; i++) {
     const int32_t* w = words + 4 * i;
     if (w[0] < 0 || w[0] > 0xffff || w[1] < 0 || w[1] > 0xff || w[2] < 0 || w[2] > 0xff) return ThrowType(env, usage);
     insns[i] = {static_cast<uint16_t>(w[0]), static_cast<uint8_t>(w[1]), static_cast<uint8_t>(w[2]), static_cast<uint32_t>(w[3])};
   }
-  struct sock_fprog prog = {static_cast<unsigned short>(insns.size()), insns.data()};
+  struct sock_fprog prog = {static_cast<unsigned short>(count), insns};
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return ThrowErrno(env, "setsockopt SO_ATTACH_FILTER", errno);
   return env.Undefined();
 }

@@ -20,6 +20,8 @@ const manifest = JSON.parse(readFileSync(`${ROOT}native/prebuilds/MANIFEST.json`
 const MACHINE: Record<string, RegExp> = { 'linux-x64': /X86-64/, 'linux-arm64': /AArch64/ };
 /** glibc 2.28 (Debian 10, RHEL 8, Ubuntu 18.10): the oldest we promise. */
 const GLIBC_CEILING = [2, 28];
+/** libstdc++ of GCC 6 (GLIBCXX_3.4.22, std::thread's): the README's floor. */
+const GLIBCXX_CEILING = 22;
 
 function newestGlibc(file: string): number[] {
   const syms = execFileSync('readelf', ['-W', '--dyn-syms', file], { encoding: 'utf8' });
@@ -35,11 +37,14 @@ describe('prebuilt binaries', () => {
   for (const [tuple, machine] of Object.entries(MACHINE)) {
     const rel = `${tuple}/tun6in4_native.napi.glibc.node`;
     const file = `${ROOT}native/prebuilds/${rel}`;
-    it(`${tuple}: the manifest's binary, for the right machine, glibc <= ${GLIBC_CEILING.join('.')}, liburing linked in`, () => {
+    it(`${tuple}: the manifest's binary, for the right machine, glibc <= ${GLIBC_CEILING.join('.')}, GLIBCXX <= 3.4.${GLIBCXX_CEILING}, liburing linked in`, () => {
       expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(manifest.binaries[rel]?.sha256);
       expect(execFileSync('readelf', ['-h', file], { encoding: 'utf8' })).toMatch(machine);
       const [major, minor] = newestGlibc(file);
       expect(major * 1000 + minor).toBeLessThanOrEqual(GLIBC_CEILING[0] * 1000 + GLIBC_CEILING[1]);
+      const syms = execFileSync('readelf', ['-W', '--dyn-syms', file], { encoding: 'utf8' });
+      const cxx = Math.max(0, ...[...syms.matchAll(/GLIBCXX_3\.4\.(\d+)/g)].map((m) => Number(m[1])));
+      expect(cxx, 'a newer libstdc++ symbol would raise the floor the README promises').toBeLessThanOrEqual(GLIBCXX_CEILING);
       const needed = execFileSync('readelf', ['-d', file], { encoding: 'utf8' });
       expect(needed).not.toMatch(/liburing/);
       expect(needed).toMatch(/Shared library: \[libc\.so\.6\]/);
