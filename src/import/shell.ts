@@ -61,15 +61,7 @@ export function routeAddedBy(command: string): { dest: string; gw?: string; dev?
     return { dest: args[1], gw: after(args, 'gw'), dev: after(args, 'dev'), ipv6: true };
   }
   if (cmd !== 'ip') return null;
-  let a = w.slice(1);
-  let inet6 = false;
-  while (a[0]?.startsWith('-')) {
-    if (a[0] === '-6') inet6 = true;
-    if (a[0] === '-f' || a[0] === '-family') {
-      inet6 ||= a[1] === 'inet6';
-      a = a.slice(2);
-    } else a = a.slice(1);
-  }
+  const { args: a, inet6 } = ipGlobalOptions(w.slice(1));
   const [object, verb, ...rest] = a;
   if (!(isAbbrev(object, 'route') || object === 'ro') || !(isAbbrev(verb, 'add') || isAbbrev(verb, 'replace')) || !rest[0]) return null;
   const gw = after(rest, 'via');
@@ -171,9 +163,9 @@ interface Ctx {
   fouPorts: Array<Sourced<number>>;
 }
 
-function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
-  let a = [...argv];
-  // global options: -6, -4, -f inet6, -family inet6
+/** `ip`'s global options (-6, -4, -f inet6, -family inet6) taken off the front of its arguments. */
+function ipGlobalOptions(argv: string[]): { args: string[]; inet6: boolean } {
+  let a = argv;
   let inet6 = false;
   while (a[0]?.startsWith('-')) {
     if (a[0] === '-6') inet6 = true;
@@ -182,6 +174,11 @@ function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
       a = a.slice(2);
     } else a = a.slice(1);
   }
+  return { args: a, inet6 };
+}
+
+function parseIp(argv: string[], from: SourceRef, line: string, c: Ctx): void {
+  const { args: a, inet6 } = ipGlobalOptions(argv);
   const [object, command, ...rest] = a;
   if (isAbbrev(object, 'tunnel') || object === 'tunl') {
     if (command === '6rd') return ipTunnel6rd(rest, from, c);
