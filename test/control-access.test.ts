@@ -6,7 +6,6 @@
  * its place. The clients here are real processes running as another user (`nobody`).
  */
 import { chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import type { TunnelSpec } from '../src/daemon/managed-tunnel.js';
 import type { Tracer } from '../src/engine/trace.js';
 import { pino } from 'pino';
 import { NamespaceSet, runCapture } from '../src/lab/netns.js';
+import { installForAnyUser, type InstalledCopy } from './helpers/installed.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
 const NOBODY = 65534;
@@ -160,7 +160,16 @@ describe.runIf(rootOrSkip())('a reload that narrows control.trace', () => {
 
 describe.runIf(rootOrSkip())('the documented unprivileged start (setpriv, docs/operating.md)', () => {
   const set = new NamespaceSet('ctlpriv');
-  afterAll(() => set.destroy());
+  // nobody may not be able to read this checkout (CI's clone is in a 0700 directory): it runs an
+  // installed copy in a directory it can read
+  let installed: InstalledCopy;
+  beforeAll(() => {
+    installed = installForAnyUser();
+  }, 120_000);
+  afterAll(async () => {
+    installed?.remove();
+    await set.destroy();
+  });
 
   it('without a directory of its own for the control socket it names the lock file and the fix; with one (install -d) it gets past it', async () => {
     const ns = await set.add('ns');
@@ -171,7 +180,7 @@ describe.runIf(rootOrSkip())('the documented unprivileged start (setpriv, docs/o
     const socket = join(run, 'tun6in4.sock');
     const conf = join(dir, 'tun6in4.json');
     writeFileSync(conf, JSON.stringify({ tunnels: { he: { mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64' } }, control: { socket } }), { mode: 0o644 });
-    const bin = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));
+    const bin = installed.bin;
     const setpriv = [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--init-groups', '--inh-caps=+net_admin,+net_raw', '--ambient-caps=+net_admin,+net_raw', process.execPath, bin, 'up', '-c', conf];
     try {
       const refused = await ns.run('setpriv', setpriv, { timeoutMs: 60_000 });

@@ -116,7 +116,7 @@ describe.runIf(rootOrSkip())('on real sockets (as root, in a namespace)', () => 
   }, 60_000);
 
   it('two daemons with 6in4 tunnels on one IPv4 (their own raw sockets) see only their own packets; R14 still counts a wrong source sent to a tunnel\'s prefixes', async () => {
-    const r = await runScenario(ns, 'two-daemons', { local: '192.0.2.1', remoteA: '198.51.100.1', remoteB: '198.51.100.2', stranger: '203.0.113.9' });
+    const r = await runScenario(ns, 'two-daemons', { local: '192.0.2.1', remoteA: '198.51.100.11', remoteB: '198.51.100.12', stranger: '203.0.113.19' });
     // A: its 21, and the stranger's 5 to its routed prefix; the stranger's 7 to nobody's prefix reach neither
     expect(r).toEqual({ A: { rx: 21, wrongSource: 5 }, B: { rx: 31, wrongSource: 0 } });
   }, 60_000);

@@ -4,6 +4,7 @@
  * <json args>`. Each prints one JSON line with what it saw. The engines here use in-memory TUNs:
  * what is under test is the outer side.
  */
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { closeSync } from 'node:fs';
 import { Encapsulator, openTunnel, TunnelEngine } from '../../src/index.js';
@@ -133,6 +134,9 @@ Object.assign(scenarios, {
     const A = await open('t6a', remoteA, '2001:db8:1::2/64', ['2001:db8:11::/64']);
     const B = await open('t6b', remoteB, '2001:db8:2::2/64', []);
     try {
+      // the senders' addresses go on lo only now that the tunnels are up: a remote that is an
+      // address of this host is refused at start (it would send to itself)
+      for (const v4 of [remoteA, remoteB, stranger]) execFileSync('ip', ['addr', 'add', `${v4}/32`, 'dev', 'lo']);
       const to = (src: string, dst: string, n: number) => Array.from({ length: n }, () => ipv6Packet({ src, dst }));
       sendProto41(ip4(remoteB), ip4(local), to('2001:db8:2::1', '2001:db8:2::2', 30));
       sendProto41(ip4(stranger), ip4(local), to('2001:db8:77::1', '2001:db8:11::5', 5));
