@@ -485,16 +485,16 @@ describe('import: a local IPv4 this host does not hold (1:1 NAT, as on cloud VMs
   const block = (local: string) => `ip tunnel add he mode sit remote 198.51.100.1 local ${local} ttl 255\nip addr add 2001:db8:1::2/64 dev he\nip -6 route add default dev he\n`;
 
   it('6in4: written as local = "auto", the comment naming the source\'s address and why; kept when the host holds it; untouched without host addresses', () => {
-    const r = importConfig(block('203.0.113.7'), undefined, { file: 'he.sh', hostAddresses: ['127.0.0.1', '10.0.0.5'] });
+    const r = importConfig(block('203.0.113.7'), undefined, { file: 'he.sh', hostAddresses: ['127.0.0.1', '192.0.2.5'] });
     expect(r.config.tunnels.he.local).toBe('auto');
     expect(r.toml).toMatch(/^local = "auto" +# he\.sh:1 says 203\.0\.113\.7, which this host does not hold \(behind 1:1 NAT the broker knows the public IPv4\): auto, the address this host uses toward the remote$/m);
     expect(r.tunnels[0].localNotHere).toEqual({ value: '203.0.113.7', from: { file: 'he.sh', line: 1 } });
-    expect(importConfig(block('10.0.0.5'), undefined, { file: 'he.sh', hostAddresses: ['127.0.0.1', '10.0.0.5'] }).config.tunnels.he.local).toBe('10.0.0.5');
+    expect(importConfig(block('192.0.2.5'), undefined, { file: 'he.sh', hostAddresses: ['127.0.0.1', '192.0.2.5'] }).config.tunnels.he.local).toBe('192.0.2.5');
     expect(importConfig(block('203.0.113.7'), undefined, { file: 'he.sh' }).config.tunnels.he.local).toBe('203.0.113.7');
   });
 
   it('6to4: kept (the site prefix derives from it), with a note that it must be this host\'s public IPv4', () => {
-    const r = importFiles([fixture('networkd-6to4.conf')], { hostAddresses: ['10.0.0.5'] });
+    const r = importFiles([fixture('networkd-6to4.conf')], { hostAddresses: ['192.0.2.5'] });
     expect(r.config.tunnels.sit6to4.local).toBe('192.0.2.1');
     expect(r.toml).toContain('#   networkd-6to4.conf:7: local 192.0.2.1 is not an address of this host; 6to4 derives the site prefix from it, so it must be this host\'s public IPv4 (6to4 does not work behind NAT)');
   });

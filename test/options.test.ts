@@ -144,9 +144,9 @@ describe('tunnel options', () => {
     ['peer equal to address', { ...BROKER, peer: '2001:db8:1::2' }, 'peer', /it is this end's own address \(address\); use the other end's, the broker's "Server IPv6 Address", or leave it out for 2001:db8:1::1/],
     ['routed with host bits', { ...BROKER, routed: ['2001:db8:2::1/64'] }, 'routed.0', /^routed\.0: "2001:db8:2::1\/64" is not valid; it has bits set past \/64; use the prefix itself: 2001:db8:2::\/64$/],
   ];
-  it('the values around those refusals still pass: a /127 link\'s zero address, documentation space, a lab\'s private remote', () => {
+  it('the values around those refusals still pass: a /127 link\'s zero address, documentation space, a lab\'s non-global remote (198.18/15)', () => {
     expect(() => resolveTunnelOptions({ ...BROKER, address: '2001:db8:1::/127', peer: '2001:db8:1::1' })).not.toThrow();
-    expect(() => resolveTunnelOptions({ ...BROKER, remote: '10.1.2.3', routed: ['2001:db8:2::/64', '2001:db8:3::/48'] })).not.toThrow();
+    expect(() => resolveTunnelOptions({ ...BROKER, remote: '198.18.1.3', routed: ['2001:db8:2::/64', '2001:db8:3::/48'] })).not.toThrow();
   });
   it('FOU: MTU default 1472, encapPort defaults to encapDport, checksums off, 28 bytes of outer headers', () => {
     const c = resolveTunnelOptions({ ...BROKER, encap: 'fou', encapDport: 5555 });
