@@ -9,6 +9,7 @@
  * when a case that must allocate nothing per packet allocated a byte or more per packet: a boxed
  * number is 16 bytes, so one per packet cannot hide under that bound.
  */
+import type { PacketBatch } from '../src/io/batch.js';
 import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
@@ -126,27 +127,27 @@ class NullEnds implements TunDevice, OuterTransport {
     private readonly packet: Buffer,
     private readonly batch: number,
   ) {}
-  private hand(arena: Buffer, slotSize: number, headroom: number, lens: Int32Array): number {
-    if (this.filled !== arena) {
-      for (let i = 0; i < this.batch; i++) this.packet.copy(arena, i * slotSize + headroom);
-      this.filled = arena;
+  private hand(b: PacketBatch): number {
+    if (this.filled !== b.arena) {
+      for (let i = 0; i < this.batch; i++) this.packet.copy(b.arena, b.slot(i));
+      this.filled = b.arena;
     }
-    lens.fill(this.packet.length, 0, this.batch);
+    b.lens.fill(this.packet.length, 0, this.batch);
     return this.batch;
   }
-  read(arena: Buffer, slotSize: number, headroom: number, _max: number, lens: Int32Array): number {
-    return this.hand(arena, slotSize, headroom, lens);
+  read(b: PacketBatch): number {
+    return this.hand(b);
   }
-  recv(arena: Buffer, slotSize: number, headroom: number, _max: number, lens: Int32Array): number {
-    return this.hand(arena, slotSize, headroom, lens);
+  recv(b: PacketBatch): number {
+    return this.hand(b);
   }
   recvErrors(): number {
     return 0;
   }
-  write(_a: Buffer, _o: Int32Array, _l: Int32Array, n: number): number {
+  write(_b: PacketBatch, n: number): number {
     return n;
   }
-  send(_a: Buffer, _o: Int32Array, _l: Int32Array, _d: Int32Array, _f: Int32Array, n: number): number {
+  send(_b: PacketBatch, n: number): number {
     return n;
   }
   holding(): boolean {

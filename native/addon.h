@@ -22,7 +22,15 @@ constexpr int kMaxBatch = 256;
 constexpr int kOuterTtlShift = 0;
 constexpr int kOuterTosShift = 8;
 constexpr int32_t kOuterDf = 1 << 16;
-// recvErrors' info per error (src/transport/transport.ts ERROR_INFO_STRIDE): origin, ICMP type,
+// A batch value's per-packet columns (src/io/batch.ts BatchColumn): one Int32Array of
+// kBatchColumns * kMaxBatch ints, column c at [c * kMaxBatch, (c + 1) * kMaxBatch).
+constexpr int kBatchOffs = 0;
+constexpr int kBatchLens = 1;
+constexpr int kBatchDsts = 2;
+constexpr int kBatchFields = 3;
+constexpr int kBatchErrs = 4;
+constexpr int kBatchColumns = 5;
+// recvErrors' info per error (src/io/batch.ts ERROR_INFO_STRIDE): origin, ICMP type,
 // code, info, original destination, errno.
 constexpr int kErrInfoStride = 6;
 // udpRecv's info per datagram (src/transport/fou.ts UDP_INFO_STRIDE): source address, source
@@ -91,6 +99,14 @@ struct WriteArgs {
 };
 bool ParseWriteArgs(const Napi::CallbackInfo& info, WriteArgs* a);
 
+// A batch value (src/io/batch.ts PacketBatch: { arena, columns }) with its first n packets
+// checked to lie inside the arena; dsts and fields point at their columns.
+struct BatchArgs : WriteArgs {
+  int32_t* dsts;
+  int32_t* fields;
+};
+bool ParseBatch(const Napi::Value& batch, int fd, int n, BatchArgs* a);
+
 // ---- The io_uring ring of this thread (ring.cc), for tun.cc ----
 #ifdef HAVE_LIBURING
 // A result no completion can have: the operation's outcome is unknown.
@@ -115,6 +131,8 @@ Napi::Value TunWrite(const Napi::CallbackInfo& info);
 // sockets.cc
 Napi::Value OpenRawSocket(const Napi::CallbackInfo& info);
 Napi::Value OpenUdpSocket(const Napi::CallbackInfo& info);
+Napi::Value SetSendOptions(const Napi::CallbackInfo& info);
+void ForgetSendOptions(int fd);
 Napi::Value SendBatch(const Napi::CallbackInfo& info);
 Napi::Value RawRecv(const Napi::CallbackInfo& info);
 Napi::Value UdpRecv(const Napi::CallbackInfo& info);

@@ -76,4 +76,24 @@ bool ParseWriteArgs(const Napi::CallbackInfo& info, WriteArgs* a) {
   return true;
 }
 
+bool ParseBatch(const Napi::Value& batch, int fd, int n, BatchArgs* a) {
+  if (!batch.IsObject()) return false;
+  Napi::Object o = batch.As<Napi::Object>();
+  int32_t* cols = nullptr;
+  size_t nCols = 0;
+  if (!GetBytes(o.Get("arena"), &a->arena) || !GetInt32s(o.Get("columns"), &cols, &nCols)) return false;
+  if (nCols < static_cast<size_t>(kBatchColumns * kMaxBatch) || n < 0 || n > kMaxBatch) return false;
+  a->fd = fd;
+  a->n = n;
+  a->offs = cols + kBatchOffs * kMaxBatch;
+  a->lens = cols + kBatchLens * kMaxBatch;
+  a->dsts = cols + kBatchDsts * kMaxBatch;
+  a->fields = cols + kBatchFields * kMaxBatch;
+  a->errs = cols + kBatchErrs * kMaxBatch;
+  for (int i = 0; i < n; i++) {
+    if (a->offs[i] < 0 || a->lens[i] < 0 || static_cast<size_t>(a->offs[i]) + a->lens[i] > a->arena.size) return false;
+  }
+  return true;
+}
+
 }  // namespace t6

@@ -41,13 +41,20 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // The outer sockets (sockets.cc)
   Fn(env, exports, "openRawSocket", OpenRawSocket);  // (localAddr, pmtuDiscover, bufferBytes, sendOnly = false) -> fd
   Fn(env, exports, "openUdpSocket", OpenUdpSocket);  // (localAddr, port, pmtuDiscover, bufferBytes, checksum, gro) -> { fd, gso, gro }
-  Fn(env, exports, "sendBatch", SendBatch);  // (fd, arena, offs, lens, n, errs, dsts, fields, port, dfClearFd, runs, nRuns, stats, csumForGso) -> n sent
+  Fn(env, exports, "setSendOptions", SetSendOptions);  // (fd, { port, dfClearFd, toggleDf, checksumGsoOnly, stats }): fixed when the socket opens
+  Fn(env, exports, "sendBatch", SendBatch);  // (fd, batch, n, runs?) -> n sent
   Fn(env, exports, "rawRecv", RawRecv);      // (fd, arena, slotSize, headroom, max, lens) -> n, or -errno
   Fn(env, exports, "udpRecv", UdpRecv);      // (fd, arena, slotSize, headroom, max, lens, info) -> n, or -errno
   Fn(env, exports, "recvErrors", RecvErrors);  // (fd, arena, slotSize, headroom, max, lens, info) -> n
   Fn(env, exports, "setReceiveFilter", SetReceiveFilter);  // (fd, prog: Int32Array | null)
   // The layouts those calls share with TypeScript
   Int(env, exports, "MAX_BATCH", kMaxBatch);
+  Int(env, exports, "BATCH_COLUMNS", kBatchColumns);
+  Int(env, exports, "BATCH_OFFS", kBatchOffs);
+  Int(env, exports, "BATCH_LENS", kBatchLens);
+  Int(env, exports, "BATCH_DSTS", kBatchDsts);
+  Int(env, exports, "BATCH_FIELDS", kBatchFields);
+  Int(env, exports, "BATCH_ERRS", kBatchErrs);
   Int(env, exports, "OUTER_TTL_SHIFT", kOuterTtlShift);
   Int(env, exports, "OUTER_TOS_SHIFT", kOuterTosShift);
   Int(env, exports, "OUTER_DF", kOuterDf);

@@ -68,8 +68,10 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) return ThrowType(env, "closeFd(fd)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  ForgetSendOptions(fd);
   // Linux frees the fd even when close reports EINTR: never retried.
-  if (close(info[0].As<Napi::Number>().Int32Value()) != 0 && errno != EINTR) return ThrowErrno(env, "close", errno);
+  if (close(fd) != 0 && errno != EINTR) return ThrowErrno(env, "close", errno);
   return env.Undefined();
 }
 

@@ -9,6 +9,7 @@
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -182,57 +183,128 @@ ssize_t SendOne(int fd, struct msghdr* h) {
 
 }  // namespace
 
-// sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port = 0, dfClearFd = -1, runs = null, nRuns = 0, stats?)
-//   -> packets sent; errs[i] = errno or 0.
-// Sends payload i (an inner IPv6 packet) to dsts[i] (IPv4, host order) with the TTL, TOS and DF
-// of fields[i]: the kernel builds the IPv4 header (and the UDP header when port != 0, for a UDP
-// socket). TTL and TOS go as ancillary data; DF is a socket option, so with a dfClearFd the
-// packets without DF leave through that socket (IP_PMTUDISC_DONT); with dfClearFd == fd (a UDP
-// socket: a second one could not share its port) the option is switched around each stretch
-// that needs another mode (DF clear; a GSO message with DF: PmtuFor) and back to IP_PMTUDISC_WANT. `runs` (UDP only) groups the packets into messages, runs[m]
-// consecutive packets each: a run of more than one goes as one UDP_SEGMENT (GSO) message. Which
-// packets may share a message is decided in TypeScript (src/transport/gso.ts); here a run is only
-// checked to be one (same destination and fields, equal non-empty sizes but for a shorter last
-// one, at most kMaxGsoSegments packets and kMaxUdpPayload bytes, UDP only) and the runs to cover
-// the batch exactly; anything else throws before a packet leaves. A GSO
-// message the path refuses (EMSGSIZE) is sent again packet by packet, in place, and counted in
-// stats[0].
+namespace {
+
+// What a socket's sends go with, fixed when it opens (setSendOptions), so a send names only the
+// socket, the batch and its runs.
+struct SendOptions {
+  bool set;
+  int port;         // the peer's UDP port; 0 on a raw socket
+  int dfClearFd;    // packets without DF leave through this socket (-1: none)
+  bool toggleDf;    // DF is switched on this socket itself around the stretches that need another mode
+  bool csumGsoOnly; // the socket sends zero checksums: turn them on for GSO messages only
+  napi_ref stats;   // an Int32Array: stats[0] += GSO messages refused as a whole and resent packet by packet
+  napi_env env;
+};
+// By fd, grown as fds grow. A plain array: std::vector's libstdc++ symbols would raise the prebuilds' floor.
+SendOptions* send_options = nullptr;
+int send_options_len = 0;
+
+SendOptions* SendOptionsOf(int fd) {
+  return fd >= 0 && fd < send_options_len && send_options[fd].set ? &send_options[fd] : nullptr;
+}
+
+void CountGsoFallback(const SendOptions* so) {
+  if (!so->stats) return;
+  napi_value v;
+  if (napi_get_reference_value(so->env, so->stats, &v) != napi_ok || v == nullptr) return;
+  int32_t* data = nullptr;
+  size_t n = 0;
+  if (GetInt32s(Napi::Value(so->env, v), &data, &n) && n >= 1) data[0]++;
+}
+
+}  // namespace
+
+void ForgetSendOptions(int fd) {
+  if (fd < 0 || fd >= send_options_len || !send_options[fd].set) return;
+  if (send_options[fd].stats) napi_delete_reference(send_options[fd].env, send_options[fd].stats);
+  send_options[fd] = SendOptions{};
+}
+
+// setSendOptions(fd, { port = 0, dfClearFd = -1, toggleDf = false, checksumGsoOnly = false, stats? })
+// Fixes how every sendBatch on fd sends: to which UDP port, how packets without DF leave (a
+// second socket, or this one's option switched around them), checksums for GSO messages only,
+// and where refused GSO messages are counted. Set again when the fd is reused; closeFd forgets it.
+Napi::Value SetSendOptions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "setSendOptions(fd, { port?, dfClearFd?, toggleDf?, checksumGsoOnly?, stats?: Int32Array })";
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsObject()) return ThrowType(env, usage);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fd < 0 || fd > (1 << 24)) return ThrowType(env, usage);
+  Napi::Object o = info[1].As<Napi::Object>();
+  auto num = [&](const char* k, int dflt) { Napi::Value v = o.Get(k); return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : dflt; };
+  Napi::Value stats = o.Get("stats");
+  int32_t* statsData = nullptr;
+  size_t nStats = 0;
+  if (!stats.IsUndefined() && !stats.IsNull() && !(GetInt32s(stats, &statsData, &nStats) && nStats >= 1)) return ThrowType(env, usage);
+  if (fd >= send_options_len) {
+    int len = send_options_len ? send_options_len : 64;
+    while (len <= fd) len *= 2;
+    void* grown = realloc(send_options, sizeof(SendOptions) * len);
+    if (!grown) return ThrowErrno(env, "setSendOptions", ENOMEM);
+    send_options = static_cast<SendOptions*>(grown);
+    for (int i = send_options_len; i < len; i++) send_options[i] = SendOptions{};
+    send_options_len = len;
+  }
+  ForgetSendOptions(fd);
+  SendOptions& so = send_options[fd];
+  so.set = true;
+  so.port = num("port", 0);
+  so.dfClearFd = num("dfClearFd", -1);
+  so.toggleDf = o.Get("toggleDf").ToBoolean().Value();
+  so.csumGsoOnly = o.Get("checksumGsoOnly").ToBoolean().Value();
+  so.env = env;
+  if (statsData) napi_create_reference(env, stats, 1, &so.stats);
+  return env.Undefined();
+}
+
+// sendBatch(fd, batch, n, runs?) -> packets sent; batch.errs[i] = errno or 0.
+// Sends the batch's packet i (an inner IPv6 packet at offs[i], lens[i]) to dsts[i] (IPv4, host
+// order) with the TTL, TOS and DF of fields[i]: the kernel builds the IPv4 header (and the UDP
+// header, to the port of the socket's send options, on a UDP socket). TTL and TOS go as ancillary
+// data; DF is a socket option, so with a dfClearFd the packets without DF leave through that
+// socket (IP_PMTUDISC_DONT); with toggleDf (a UDP socket: a second one could not share its port)
+// the option is switched around each stretch that needs another mode (DF clear; a GSO message
+// with DF: PmtuFor) and back to IP_PMTUDISC_WANT. `runs` (UDP only) groups the packets into
+// messages, runs[m] consecutive packets each, covering the batch and ending there (a 0 after the
+// last, or the array's end): a run of more than one goes as
+// one UDP_SEGMENT (GSO) message. Which packets may share a message is decided in TypeScript
+// (src/transport/gso.ts); here a run is only checked to be one (same destination and fields,
+// equal non-empty sizes but for a shorter last one, at most kMaxGsoSegments packets and
+// kMaxUdpPayload bytes, UDP only) and the runs to cover the batch exactly; anything else throws
+// before a packet leaves. A GSO message the path refuses (EMSGSIZE) is sent again packet by
+// packet, in place, and counted in the socket's stats[0].
 // One sendmmsg per stretch of consecutive messages for one socket (and one DF setting, when
-// toggling): that follows the caller's order and decides nothing about packets. A failed message fails its packets and the
-// rest go on (ENOBUFS from a writable socket is a packet the qdisc dropped: the link is full,
-// as a wire drops what it cannot carry); a
-// failure that may be an earlier ICMP error's report is tried once more (a message, or a packet
-// of a refused GSO message resent alone); at a full socket buffer the rest are marked EAGAIN.
+// toggling): that follows the caller's order and decides nothing about packets. A failed message
+// fails its packets and the rest go on (ENOBUFS from a writable socket is a packet the qdisc
+// dropped: the link is full, as a wire drops what it cannot carry); a failure that may be an
+// earlier ICMP error's report is tried once more (a message, or a packet of a refused GSO message
+// resent alone); at a full socket buffer the rest are marked EAGAIN.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  WriteArgs a;
-  int32_t* dsts = nullptr;
-  int32_t* fields = nullptr;
+  BatchArgs a;
   int32_t* runs = nullptr;
-  size_t nDsts = 0, nFields = 0, runsLen = 0;
-  const char* usage = "sendBatch(fd, arena, offs, lens, n, errs, dsts, fields, port?, dfClearFd?, runs?, nRuns?, stats?, csumForGso?): bad arguments or slot outside arena";
-  if (!ParseWriteArgs(info, &a) || info.Length() < 8 || !GetInt32s(info[6], &dsts, &nDsts) || !GetInt32s(info[7], &fields, &nFields) ||
-      nDsts < static_cast<size_t>(a.n) || nFields < static_cast<size_t>(a.n))
+  size_t runsLen = 0;
+  const char* usage = "sendBatch(fd, batch: PacketBatch, n, runs?: Int32Array): bad arguments or a packet outside the arena";
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[2].IsNumber() ||
+      !ParseBatch(info[1], info[0].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value(), &a))
     return ThrowType(env, usage);
-  int port = info.Length() > 8 && info[8].IsNumber() ? info[8].As<Napi::Number>().Int32Value() : 0;
-  int dfClearFd = info.Length() > 9 && info[9].IsNumber() ? info[9].As<Napi::Number>().Int32Value() : -1;
-  int nRuns = -1;
-  int32_t* gsoFallbacks = nullptr;
-  if (info.Length() > 11 && info[10].IsTypedArray()) {
-    if (!GetInt32s(info[10], &runs, &runsLen) || !info[11].IsNumber()) return ThrowType(env, usage);
-    nRuns = info[11].As<Napi::Number>().Int32Value();
-    if (nRuns < 0 || static_cast<size_t>(nRuns) > runsLen) return ThrowType(env, usage);
-    size_t nStats = 0;
-    if (info.Length() > 12 && !(GetInt32s(info[12], &gsoFallbacks, &nStats) && nStats >= 1)) return ThrowType(env, usage);
-  }
+  const SendOptions* so = SendOptionsOf(a.fd);
+  if (!so) return ThrowType(env, "sendBatch: the socket has no send options (setSendOptions when it opens)");
+  bool withRuns = info.Length() > 3 && info[3].IsTypedArray();
+  if (withRuns && !GetInt32s(info[3], &runs, &runsLen)) return ThrowType(env, usage);
+  const int32_t* dsts = a.dsts;
+  const int32_t* fields = a.fields;
+  const int port = so->port;
+  const int dfClearFd = so->dfClearFd;
   // The socket sends zero checksums (SO_NO_CHECK) but the kernel refuses UDP GSO without them:
   // GSO messages go with checksums on, every other datagram as the socket has it.
-  bool csumToggle = info.Length() > 13 && info[13].ToBoolean().Value();
+  const bool csumToggle = so->csumGsoOnly;
   SendState& s = send_state;
-  bool toggle = dfClearFd >= 0 && dfClearFd == a.fd;
+  const bool toggle = so->toggleDf;
   int nm = 0;
   for (int i = 0; i < a.n;) {
-    int k = nRuns < 0 ? 1 : (nm < nRuns ? runs[nm] : 0);
+    int k = !withRuns ? 1 : (static_cast<size_t>(nm) < runsLen ? runs[nm] : 0);
     if (k < 1 || k > a.n - i || (k > 1 && (port == 0 || k > kMaxGsoSegments))) return ThrowType(env, "sendBatch: runs do not cover the batch");
     long total = 0;
     for (int j = i; j < i + k; j++) {
@@ -244,13 +316,14 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     bool df = (fields[i] & kOuterDf) != 0;
     s.first[nm] = i;
     s.count[nm] = k;
-    s.fds[nm] = dfClearFd >= 0 && !df ? dfClearFd : a.fd;
+    s.fds[nm] = dfClearFd >= 0 && !toggle && !df ? dfClearFd : a.fd;
     s.pmtus[nm] = PmtuFor(df, k);
     s.csums[nm] = csumToggle && k > 1;
     nm++;
     i += k;
   }
-  if (nRuns >= 0 && nm != nRuns) return ThrowType(env, "sendBatch: runs do not cover the batch");
+  // the runs end at a 0 or at the array's end: one more run than the batch needs is a mistake
+  if (withRuns && static_cast<size_t>(nm) < runsLen && runs[nm] != 0) return ThrowType(env, "sendBatch: runs do not cover the batch");
   for (int i = 0; i < a.n; i++) {
     a.errs[i] = 0;
     s.iovs[i].iov_base = a.arena.base + a.offs[i];
@@ -326,7 +399,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     if (s.count[m] > 1 && (err == EMSGSIZE || err == EINVAL)) {
       // The path refused the GSO message as a whole (a segment over the route MTU: the kernel
       // would have fragmented each packet sent alone; older kernels say EINVAL): send them so.
-      if (gsoFallbacks) (*gsoFallbacks)++;
+      CountGsoFallback(so);
       struct msghdr* h = &s.msgs[m].msg_hdr;
       h->msg_controllen = 2 * CMSG_SPACE(sizeof(int));  // TTL and TOS, without UDP_SEGMENT
       h->msg_iovlen = 1;

@@ -4,6 +4,8 @@
  * batch on EAGAIN, per-packet errors, argument checks, UDP GSO runs carried out and checked over
  * loopback, and the lock that owns a control socket. As root, in a namespace: TUN offload flags.
  */
+import { batchOver, fill } from './helpers/batch.js';
+import { BatchColumn, PacketBatch } from '../src/io/batch.js';
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -55,6 +57,14 @@ async function freeUdpPort(): Promise<number> {
 describe('layouts the addon and TypeScript share', () => {
   it('moves at most as many packets per call as the engine sizes its arrays for', () => {
     expect(native.MAX_BATCH).toBe(MAX_BATCH);
+  });
+
+  it('finds a PacketBatch\'s columns where the batch keeps them', () => {
+    const b = new PacketBatch(1);
+    expect(b.columns.length).toBe(native.BATCH_COLUMNS * MAX_BATCH);
+    const at = (col: Int32Array) => (col.byteOffset - b.columns.byteOffset) / 4 / MAX_BATCH;
+    expect([at(b.offs), at(b.lens), at(b.dsts), at(b.fields), at(b.errs)]).toEqual([native.BATCH_OFFS, native.BATCH_LENS, native.BATCH_DSTS, native.BATCH_FIELDS, native.BATCH_ERRS]);
+    expect(Object.keys(BatchColumn).length).toBe(native.BATCH_COLUMNS);
   });
 
   it('reads the outer fields packOuterFields writes: TTL and TOS bytes at its shifts, DF its bit', () => {
@@ -194,8 +204,12 @@ describe('native addon (no root)', () => {
     poller.start(native.POLL_READABLE);
     const arena = Buffer.alloc(SLOT);
     arena.write('first', HEAD);
-    const errs = new Int32Array(1);
-    const one = (port: number) => native.sendBatch(fd, arena, Int32Array.from([HEAD]), Int32Array.from([5]), 1, errs, Int32Array.from([lo]), Int32Array.from([64]), port);
+    const batch = batchOver(arena, SLOT, HEAD, { offs: [HEAD], lens: [5], dsts: [lo], fields: [64] });
+    const errs = batch.errs;
+    const one = (port: number) => {
+      native.setSendOptions(fd, { port });
+      return native.sendBatch(fd, batch, 1);
+    };
     expect(one(closedPort)).toBe(1);
     await until(() => reported);
     poller.close();
@@ -214,12 +228,15 @@ describe('native addon (no root)', () => {
     expect(tx.gso).toBe(true);
     const arena = Buffer.alloc(128 * 1600);
     const offs = Int32Array.from({ length: 128 }, (_, i) => i * 1600 + HEAD);
-    const errs = new Int32Array(128);
+    const batch = batchOver(arena, 1600, HEAD);
+    const errs = batch.errs;
     const fields = new Int32Array(128).fill(packOuterFields(64, 0x28, false));
     const dsts = new Int32Array(128).fill(lo);
     const send = (lens: number[], runs: number[], o: { dsts?: Int32Array; fields?: Int32Array; port?: number } = {}) => {
       lens.forEach((n, i) => arena.fill(i + 1, offs[i], offs[i] + n));
-      return native.sendBatch(tx.fd, arena, offs, Int32Array.from(lens), lens.length, errs, o.dsts ?? dsts, o.fields ?? fields, o.port ?? port, -1, Int32Array.from(runs), runs.length);
+      fill(batch, { offs, lens, dsts: o.dsts ?? dsts, fields: o.fields ?? fields });
+      native.setSendOptions(tx.fd, { port: o.port ?? port });
+      return native.sendBatch(tx.fd, batch, lens.length, Int32Array.from(runs));
     };
     const rxArena = Buffer.alloc(8 * SLOT);
     const rxLens = new Int32Array(8);
@@ -276,12 +293,15 @@ describe('native addon (no root)', () => {
     expect(tx.gso).toBe(true); // the kernel has UDP_SEGMENT; the zero checksums alone would refuse it
     const arena = Buffer.alloc(8 * 1600);
     const offs = Int32Array.from({ length: 8 }, (_, i) => i * 1600 + HEAD);
-    const errs = new Int32Array(8);
     const fields = new Int32Array(8).fill(packOuterFields(64, 0, false));
     const dsts = new Int32Array(8).fill(lo);
     const stats = new Int32Array(1);
-    const send = (lens: number[], runs: number[], csumForGso: boolean) =>
-      native.sendBatch(tx.fd, arena, offs, Int32Array.from(lens), lens.length, errs, dsts, fields, port, -1, Int32Array.from(runs), runs.length, stats, csumForGso);
+    const batch = batchOver(arena, 1600, HEAD);
+    const send = (lens: number[], runs: number[], checksumGsoOnly: boolean) => {
+      fill(batch, { offs, lens, dsts, fields });
+      native.setSendOptions(tx.fd, { port, checksumGsoOnly, stats });
+      return native.sendBatch(tx.fd, batch, lens.length, Int32Array.from(runs));
+    };
     expect(send([50, 300, 300, 300, 60], [1, 3, 1], true)).toBe(5);
     // loopback carries the GSO message whole: the raw socket sees it as one datagram of 900
     await until(() => seen.length >= 3);
@@ -310,12 +330,13 @@ describe('native addon (no root)', () => {
     const arena = Buffer.alloc(n * 512);
     const offs = Int32Array.from({ length: n }, (_, i) => i * 512 + HEAD);
     const lens = new Int32Array(n).fill(200);
-    const errs = new Int32Array(n);
     const stats = new Int32Array(1);
+    const batch = batchOver(arena, 512, HEAD, { offs, lens, dsts: new Int32Array(n).fill(lo), fields: new Int32Array(n).fill(packOuterFields(64, 0, false)) });
+    native.setSendOptions(tx.fd, { port: closedPort, stats });
     // each packet to the closed port draws a port unreachable, a pending error for the next send
-    const sent = native.sendBatch(tx.fd, arena, offs, lens, n, errs, new Int32Array(n).fill(lo), new Int32Array(n).fill(packOuterFields(64, 0, false)), closedPort, -1, Int32Array.from([n]), 1, stats, false);
+    const sent = native.sendBatch(tx.fd, batch, n, Int32Array.from([n]));
     expect(stats[0]).toBe(1);
-    expect([...errs]).toEqual(new Array(n).fill(0));
+    expect([...batch.errs.subarray(0, n)]).toEqual(new Array(n).fill(0));
     expect(sent).toBe(n);
     closeSync(tx.fd);
   });

@@ -3,6 +3,7 @@
  * TUN with IFF_VNET_HDR and TUNSETOFFLOAD, cut into plain packets for the loop, and the loop's
  * packets merged back into super-packets. No root needed.
  */
+import { batchOver } from './helpers/batch.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Encapsulator, TunnelEngine } from '../src/index.js';
@@ -40,11 +41,11 @@ const data = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 13 + 7) &
 
 /** Reads everything the device has, `batch` slots at a time, as the engine does. */
 function readAll(dev: OffloadTun, batch: number): Buffer[] {
-  const arena = testArena(batch * SLOT_SIZE);
-  const lens = new Int32Array(batch);
+  const b = batchOver(testArena(batch * SLOT_SIZE), SLOT_SIZE, SLOT_HEADROOM);
+  const { arena, lens } = b;
   const out: Buffer[] = [];
   for (;;) {
-    const n = dev.read(arena, SLOT_SIZE, SLOT_HEADROOM, batch, lens);
+    const n = dev.read(b, batch);
     for (let i = 0; i < n; i++) out.push(Buffer.from(arena.subarray(i * SLOT_SIZE + SLOT_HEADROOM, i * SLOT_SIZE + SLOT_HEADROOM + lens[i])));
     if (n === 0) return out;
   }
@@ -60,9 +61,10 @@ function writeAll(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): { frames: Buf
     lens[i] = p.length;
     p.copy(arena, offs[i]);
   });
-  const errs = new Int32Array(pkts.length).fill(-1);
-  const written = dev.write(arena, offs, lens, pkts.length, errs);
-  return { frames: fake.written.splice(0), errs: [...errs], written };
+  const b = batchOver(arena, 2048, 64, { offs, lens });
+  b.errs.fill(-1);
+  const written = dev.write(b, pkts.length);
+  return { frames: fake.written.splice(0), errs: [...b.errs.subarray(0, pkts.length)], written };
 }
 
 /** Cuts a written frame back into its segments' payloads (or the lone packet). */
@@ -155,9 +157,9 @@ describe('OffloadTun writes: GRO keyed by flow', () => {
     const dev = new OffloadTun(fake);
     // a device that refuses the first frame of each write call
     const write = fake.write.bind(fake);
-    fake.write = (arena, offs, lens, n, errs) => {
-      const k = write(arena, offs, lens, n, errs);
-      errs[0] = 5;
+    fake.write = (b, n) => {
+      const k = write(b, n);
+      b.errs[0] = 5;
       fake.written.splice(fake.written.length - n, 1);
       return k - 1;
     };
@@ -232,8 +234,7 @@ function writeBig(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): Buffer[] {
   });
   const arena = testArena(at);
   pkts.forEach((p, i) => p.copy(arena, offs[i]));
-  const errs = new Int32Array(pkts.length).fill(-1);
-  expect(dev.write(arena, offs, lens, pkts.length, errs)).toBe(pkts.length);
+  expect(dev.write(batchOver(arena, arena.length, 0, { offs, lens }), pkts.length)).toBe(pkts.length);
   return fake.written.splice(0);
 }
 
@@ -318,14 +319,14 @@ describe('F3: GRO room sized for the largest merge', () => {
     const drops: OffloadDrop[] = [];
     const dev = new OffloadTun(fake, (r) => drops.push(r));
     const after = tcp6({ seq: 9, payload: Buffer.from('after') });
-    const arena = Buffer.alloc(4 * 2048);
-    const lens = new Int32Array(4);
+    const b = batchOver(Buffer.alloc(4 * 2048), 2048, 64);
+    const { arena, lens } = b;
     // a small super-packet first: from then on the device reads whole frames into its own arena
     fake.inject(superPacket(1, data.subarray(0, 1000), 500));
-    expect(dev.read(arena, 2048, 64, 4, lens)).toBe(2);
+    expect(dev.read(b, 4)).toBe(2);
     // then 3,000-byte segments for the caller's 2,048-byte slots
     fake.inject(superPacket(1001, data.subarray(0, 9000), 3000), frame(after));
-    const n = dev.read(arena, 2048, 64, 4, lens);
+    const n = dev.read(b, 4);
     expect(drops).toEqual(['tx_gso_malformed']);
     expect(n).toBe(1);
     expect(arena.subarray(64, 64 + lens[0])).toEqual(after);

@@ -4,6 +4,7 @@
  * datagrams are merged into one frame on the way in. Checksums are checked with the reference
  * sum in test/helpers, not src/packet's. The real TUN and kernel are in test/uso-kernel.test.ts.
  */
+import { batchOver } from './helpers/batch.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
@@ -30,11 +31,11 @@ function udpSuper(payload: Buffer, gsoSize: number, sport = 5001): Buffer {
 }
 
 function readAll(dev: OffloadTun, batch: number): Buffer[] {
-  const arena = testArena(batch * SLOT_SIZE);
-  const lens = new Int32Array(batch);
+  const b = batchOver(testArena(batch * SLOT_SIZE), SLOT_SIZE, SLOT_HEADROOM);
+  const { arena, lens } = b;
   const out: Buffer[] = [];
   for (;;) {
-    const n = dev.read(arena, SLOT_SIZE, SLOT_HEADROOM, batch, lens);
+    const n = dev.read(b, batch);
     for (let i = 0; i < n; i++) out.push(Buffer.from(arena.subarray(i * SLOT_SIZE + SLOT_HEADROOM, i * SLOT_SIZE + SLOT_HEADROOM + lens[i])));
     if (n === 0) return out;
   }
@@ -49,9 +50,10 @@ function writeAll(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): { frames: Buf
     lens[i] = p.length;
     p.copy(arena, offs[i]);
   });
-  const errs = new Int32Array(pkts.length).fill(-1);
-  const written = dev.write(arena, offs, lens, pkts.length, errs);
-  return { frames: fake.written.splice(0), errs: [...errs], written };
+  const b = batchOver(arena, 2048, 64, { offs, lens });
+  b.errs.fill(-1);
+  const written = dev.write(b, pkts.length);
+  return { frames: fake.written.splice(0), errs: [...b.errs.subarray(0, pkts.length)], written };
 }
 
 /** What the kernel does with a merged frame: cut it back into datagrams (with our cutter). */

@@ -1,23 +1,23 @@
 /**
- * The forwarding loops of one tunnel: TUN → egress → outer transport, and outer transport (and
- * its error queue) → decapsulate → TUN. The loop sees batches of plain packets only: offloads
- * live in the TUN device and the transport. Batched: one native call per batch of packets, one arena
- * per direction allocated up front, no allocation per packet. Readiness is level-triggered, so
- * each wake-up drains at most `maxBatchesPerWake` batches and yields, keeping timers on time.
+ * The forwarding loops of one tunnel policy: TUN → egress → outer transport, and outer transport
+ * (and its error queue) → decapsulate → TUN. The loop sees batches of plain packets only: offloads
+ * live in the TUN device and the transport, observation (peer table, tracer) in observer.ts.
+ * Batched: one native call per batch of packets, one PacketBatch per direction allocated up front,
+ * no allocation per packet. Readiness is level-triggered, so each wake-up drains at most
+ * `maxBatchesPerWake` batches and yields, keeping timers on time.
  */
 import { constants as osConstants } from 'node:os';
-import { performance } from 'node:perf_hooks';
-import { Drop, Counters, Traffic } from '../encap/counters.js';
+import { Drop, type Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Encapsulator } from '../encap/encapsulator.js';
-import { packetArena } from '../packet/arena.js';
-import { ICMPV6_ERROR_OVERHEAD } from '../packet/icmpv6.js';
-import { IPV4 } from '../packet/ipv4.js';
-import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
-import { TraceDirection, TracePoint, type Tracer } from './trace.js';
+import { ERROR_INFO_STRIDE, PacketBatch } from '../io/batch.js';
 import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE } from '../io/slots.js';
 import type { TunDevice } from '../tun/device.js';
-import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from '../transport/transport.js';
+import { ErrorOrigin, type OuterTransport } from '../transport/transport.js';
+import { LoopObserver } from './observer.js';
+import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
+import type { TunnelPolicy } from './policy.js';
+import type { Tracer } from './trace.js';
 
 export { SLOT_HEADROOM, SLOT_SIZE };
 
@@ -49,30 +49,27 @@ export type RxInterceptor = (buf: Buffer, off: number, len: number) => boolean;
  * From the TUN, 256 packets a read: with offload a TSO super-packet is cut into ~45 segments, so
  * 64 slots held barely one: one-stream TCP ran at 2.12 Gbit/s with 64, 2.35 with 256, 2.39 for
  * the engine before offload moved behind the device (medians of 4 interleaved runs each).
- * Buffer.alloc's pages stay untouched until a slot is used, so the larger arena costs little memory.
+ * An arena's pages stay untouched until a slot is used, so the larger arena costs little memory.
  */
 const TX_BATCH_DEFAULT = 256;
 
+/**
+ * One direction's packets. `batch` is read into, slot by slot; what goes on to the transport is
+ * listed in its own columns, packet k at offs[k] (k never passes the slot being read, so the list
+ * overwrites only entries already read). `toTun` lists, over the same arena, what goes to the TUN.
+ */
 class Direction {
-  readonly arena: Buffer;
-  readonly lens: Int32Array;
-  /** Packets queued for the transport: inner packet, outer destination and fields. */
-  readonly outOffs = new Int32Array(MAX_BATCH);
-  readonly outLens = new Int32Array(MAX_BATCH);
-  readonly outDsts = new Int32Array(MAX_BATCH);
-  readonly outFields = new Int32Array(MAX_BATCH);
-  readonly tunOffs = new Int32Array(MAX_BATCH);
-  readonly tunLens = new Int32Array(MAX_BATCH);
-  readonly errs = new Int32Array(MAX_BATCH);
+  readonly batch: PacketBatch;
+  readonly toTun: PacketBatch;
   out = 0;
-  toTun = 0;
-  constructor(batch: number) {
-    this.arena = packetArena(batch * SLOT_SIZE);
-    this.lens = new Int32Array(batch);
+  tunCount = 0;
+  constructor(slots: number) {
+    this.batch = new PacketBatch(slots);
+    this.toTun = this.batch.sharing();
   }
 }
 
-export class TunnelEngine {
+export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
   readonly counters: Counters;
   /** Wall-clock ms of the last packet each way (0: never). */
   lastRxAt = 0;
@@ -84,23 +81,14 @@ export class TunnelEngine {
   private readonly maxBatches: number;
   private readonly tx: Direction;
   private readonly rx: Direction;
-  private readonly errInfo: Int32Array;
   private readonly result = new PacketResult();
   private readonly localResult = new PacketResult();
-  private readonly localErrs = new Int32Array(1);
-  private readonly localOffs = new Int32Array(1);
-  private readonly localLens = new Int32Array(1);
-  private readonly localDsts = new Int32Array(1);
-  private readonly localFields = new Int32Array(1);
+  /** A packet we originate (sendOwn), in a one-slot batch of its own. */
+  private readonly own = new PacketBatch(1);
   private running = false;
   private interceptor: RxInterceptor | null = null;
-  /**
-   * 6to4 and 6rd: the remote IPv4s we exchange traffic with. None for 6in4: it has one remote,
-   * which the tunnel's own counters already describe.
-   */
-  readonly peers: PeerTable | null;
-  private tracer: Tracer | null = null;
-  private readonly point = new TracePoint();
+  /** The peer table and the tracer; the loops call in only while `observed`. */
+  private readonly observer: LoopObserver;
   /**
    * Someone looks at every packet (the peer table, a tracer). The loops test only this, once per
    * packet, so a 6in4 tunnel nobody traces pays one untaken branch.
@@ -108,7 +96,7 @@ export class TunnelEngine {
   private observed: boolean;
   /**
    * Back-pressure: the transport's buffer was full. The packets it did not take wait in the TX
-   * arena (tx.out of them, at the front of the out arrays); the TUN is not read until they are sent.
+   * batch (tx.out of them, at the front of its list); the TUN is not read until they are sent.
    */
   private txBlocked = false;
   /** A re-run of a pump is queued: its endpoint held packets the fd will not announce (F2). */
@@ -141,8 +129,9 @@ export class TunnelEngine {
    */
   private errorBatchesLeft = 0;
 
+  /** `encapsulator`: the tunnel policy, one tunnel's Encapsulator or anything that decides as one (TunnelPolicy). */
   constructor(
-    readonly encapsulator: Encapsulator,
+    readonly encapsulator: P,
     private readonly tun: TunDevice,
     private transport: OuterTransport,
     private readonly options: EngineOptions = {},
@@ -153,10 +142,15 @@ export class TunnelEngine {
     this.maxBatches = Math.max(1, options.maxBatchesPerWake ?? 4);
     this.tx = new Direction(this.txBatch);
     this.rx = new Direction(this.batch);
-    this.errInfo = new Int32Array(this.batch * ERROR_INFO_STRIDE);
     const peerSize = options.peerTableSize ?? PEER_TABLE_SIZE;
-    this.peers = encapsulator.config.mode !== '6in4' && peerSize > 0 ? new PeerTable(peerSize) : null;
-    this.observed = this.peers !== null;
+    const peers = encapsulator.config.mode !== '6in4' && peerSize > 0 ? new PeerTable(peerSize) : null;
+    this.observer = new LoopObserver(peers, () => encapsulator.localAddress);
+    this.observed = this.observer.watching;
+  }
+
+  /** 6to4 and 6rd: the remote IPv4s we exchange traffic with. None for 6in4: it has one remote, which the tunnel's own counters already describe. */
+  get peers(): PeerTable | null {
+    return this.observer.peers;
   }
 
   start(): void {
@@ -191,7 +185,7 @@ export class TunnelEngine {
 
   /** @deprecated use replaceTransport */ replaceSocket(socket: OuterTransport): void { this.replaceTransport(socket); }
 
-  /** @deprecated use encapsulator */ get tunnel(): Encapsulator { return this.encapsulator; }
+  /** @deprecated use encapsulator */ get tunnel(): P { return this.encapsulator; }
 
   setRxInterceptor(fn: RxInterceptor | null): void {
     this.interceptor = fn;
@@ -204,32 +198,36 @@ export class TunnelEngine {
    * (a slow tracer slows forwarding; the daemon's trace copies into a bounded ring and returns).
    */
   setTracer(fn: Tracer | null): void {
-    this.tracer = fn;
-    this.observed = fn !== null || this.peers !== null;
+    this.observer.tracer = fn;
+    this.observed = this.observer.watching;
   }
 
   /**
    * Encapsulates and sends one IPv6 packet we originate (not read from the TUN), sitting at
-   * buf[off, off+len) with ENCAP_HEADROOM before it. Returns the send errno, or -1 if the
-   * encapsulator did not forward it.
+   * buf[off, off+len). Returns the send errno, or -1 if the policy did not forward it.
    */
   sendOwn(buf: Buffer, off: number, len: number): number {
-    const r = this.encapsulator.egress(buf, off, len, this.localResult);
+    const b = this.own;
+    const at = b.slot(0);
+    if (len > b.slotSize - b.headroom) return -1;
+    buf.copy(b.arena, at, off, off + len);
+    const r = this.encapsulator.egress(b.arena, at, len, this.localResult);
     if (this.observed) {
-      if (this.peers !== null) this.peers.now = Date.now();
-      this.observeTx(buf, off, len, r);
+      this.observer.batch();
+      this.observer.tx(b.arena, at, len, r);
     }
     if (r.verdict !== Verdict.Forward) return -1;
-    this.localOffs[0] = r.offset;
-    this.localLens[0] = r.length;
-    this.localDsts[0] = r.outerDst;
-    this.localFields[0] = r.outerFields;
-    this.transport.send(buf, this.localOffs, this.localLens, this.localDsts, this.localFields, 1, this.localErrs);
-    if (this.localErrs[0] !== 0) {
-      this.counters.drops[this.localErrs[0] === ENOBUFS ? Drop.tx_link_full : Drop.tx_send_error]++;
-      if (this.tracer !== null) this.traceSendError(buf, r.offset, r.length, r.outerDst, this.localErrs[0]);
+    b.offs[0] = r.offset;
+    b.lens[0] = r.length;
+    b.dsts[0] = r.outerDst;
+    b.fields[0] = r.outerFields;
+    this.transport.send(b, 1);
+    const e = b.errs[0];
+    if (e !== 0) {
+      this.counters.drops[e === ENOBUFS ? Drop.tx_link_full : Drop.tx_send_error]++;
+      if (this.observed) this.observer.sendError(b.arena, r.offset, r.length, r.outerDst, e === ENOBUFS);
     }
-    return this.localErrs[0];
+    return e;
   }
 
   /** Stops both loops and closes both endpoints. Idempotent. */
@@ -242,21 +240,26 @@ export class TunnelEngine {
   /** TUN → network. Public so a caller with its own readiness source can drive it. */
   pumpTx(): void {
     const d = this.tx;
+    const b = d.batch;
+    const arena = b.arena;
     const t = this.encapsulator;
     const r = this.result;
-    for (let b = 0; b < this.maxBatches && this.running && !this.txBlocked; b++) {
-      const n = this.tun.read(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.txBatch, d.lens);
+    for (let round = 0; round < this.maxBatches && this.running && !this.txBlocked; round++) {
+      const n = this.tun.read(b, this.txBatch);
       if (n === 0) break;
       const watch = this.observed;
-      if (watch && this.peers !== null) this.peers.now = Date.now();
+      if (watch) this.observer.batch();
       for (let i = 0; i < n; i++) {
-        t.egress(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
-        if (watch) this.observeTx(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        const off = i * SLOT_SIZE + SLOT_HEADROOM;
+        const len = b.lens[i];
+        t.egress(arena, off, len, r);
+        if (watch) this.observer.tx(arena, off, len, r);
         if (r.verdict === Verdict.Forward) {
-          d.outOffs[d.out] = r.offset;
-          d.outLens[d.out] = r.length;
-          d.outDsts[d.out] = r.outerDst;
-          d.outFields[d.out++] = r.outerFields;
+          const k = d.out++;
+          b.offs[k] = r.offset;
+          b.lens[k] = r.length;
+          b.dsts[k] = r.outerDst;
+          b.fields[k] = r.outerFields;
         } else if (r.verdict === Verdict.Reply) {
           this.queueTun(d, r.offset, r.length);
         }
@@ -275,13 +278,17 @@ export class TunnelEngine {
     const d = this.tx;
     if (d.out > 0) {
       const n = d.out;
-      const sent = this.transport.send(d.arena, d.outOffs, d.outLens, d.outDsts, d.outFields, n, d.errs);
+      const b = d.batch;
+      const sent = this.transport.send(b, n);
       d.out = 0;
       this.lastTxAt = Date.now();
       if (sent < n) {
-        this.countErrors(d.errs, n, Drop.tx_send_error, 'send');
-        if (this.tracer !== null) {
-          for (let i = 0; i < n; i++) if (d.errs[i] !== 0 && d.errs[i] !== EAGAIN) this.traceSendError(d.arena, d.outOffs[i], d.outLens[i], d.outDsts[i], d.errs[i]);
+        this.countErrors(b.errs, n, Drop.tx_send_error, 'send');
+        if (this.observed) {
+          for (let i = 0; i < n; i++) {
+            const e = b.errs[i];
+            if (e !== 0 && e !== EAGAIN) this.observer.sendError(b.arena, b.offs[i], b.lens[i], b.dsts[i], e === ENOBUFS);
+          }
         }
         this.holdUnsent(n);
       }
@@ -291,17 +298,18 @@ export class TunnelEngine {
 
   /**
    * Keeps the packets the transport answered EAGAIN (a full socket) for a later send: they move
-   * to the front of the out arrays, the TUN is paused, and the transport calls back when writable.
+   * to the front of the list, the TUN is paused, and the transport calls back when writable.
    */
   private holdUnsent(n: number): void {
     const d = this.tx;
+    const b = d.batch;
     let k = 0;
     for (let i = 0; i < n; i++) {
-      if (d.errs[i] !== EAGAIN) continue;
-      d.outOffs[k] = d.outOffs[i];
-      d.outLens[k] = d.outLens[i];
-      d.outDsts[k] = d.outDsts[i];
-      d.outFields[k++] = d.outFields[i];
+      if (b.errs[i] !== EAGAIN) continue;
+      b.offs[k] = b.offs[i];
+      b.lens[k] = b.lens[i];
+      b.dsts[k] = b.dsts[i];
+      b.fields[k++] = b.fields[i];
     }
     if (k === 0) return;
     d.out = k;
@@ -325,12 +333,14 @@ export class TunnelEngine {
   /** Network → TUN; ICMPv4 errors first when the wake-up may have one queued (rxWake). */
   pumpRx(): void {
     const d = this.rx;
+    const b = d.batch;
+    const arena = b.arena;
     const t = this.encapsulator;
     const r = this.result;
     this.errorBatchesLeft = this.maxBatches;
     if (this.errorQueueFirst) this.drainErrors();
-    for (let b = 0; b < this.maxBatches && this.running; b++) {
-      const n = this.transport.recv(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens);
+    for (let round = 0; round < this.maxBatches && this.running; round++) {
+      const n = this.transport.recv(b, this.batch);
       if (n < 0) {
         // IP_RECVERR reports a queued ICMP error once as a socket error: read the queue, go on.
         this.drainErrors();
@@ -338,21 +348,23 @@ export class TunnelEngine {
       }
       if (n === 0) break;
       const watch = this.observed;
-      if (watch && this.peers !== null) this.peers.now = Date.now();
+      if (watch) this.observer.batch();
       for (let i = 0; i < n; i++) {
-        if (d.lens[i] < 0) {
+        const len = b.lens[i];
+        if (len < 0) {
           this.counters.drops[Drop.rx_truncated]++;
-          if (this.tracer !== null) this.traceTruncated();
+          if (watch) this.observer.truncated(arena);
           continue;
         }
+        const off = i * SLOT_SIZE + SLOT_HEADROOM;
         // the kernel checked the IPv4 header before the raw socket got it
-        t.decapsulate(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r, true);
-        if (watch) this.observeRx(d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        t.decapsulate(arena, off, len, r, true);
+        if (watch) this.observer.rx(arena, off, len, r);
         if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
-        if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(d.arena, r.offset, r.length)) continue;
+        if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(arena, r.offset, r.length)) continue;
         this.queueTun(d, r.offset, r.length);
       }
-      if (d.toTun > 0) {
+      if (d.tunCount > 0) {
         this.flushTun(d);
         this.lastRxAt = Date.now();
       }
@@ -365,25 +377,27 @@ export class TunnelEngine {
   }
 
   private queueTun(d: Direction, off: number, len: number): void {
-    if (d.toTun === MAX_BATCH) this.flushTun(d);
-    d.tunOffs[d.toTun] = off;
-    d.tunLens[d.toTun++] = len;
+    if (d.tunCount === MAX_BATCH) this.flushTun(d);
+    d.toTun.offs[d.tunCount] = off;
+    d.toTun.lens[d.tunCount++] = len;
   }
 
   private flushTun(d: Direction): void {
-    if (d.toTun === 0) return;
-    const written = this.tun.write(d.arena, d.tunOffs, d.tunLens, d.toTun, d.errs);
-    if (written < d.toTun) this.countErrors(d.errs, d.toTun, Drop.rx_tun_write_error, 'tun-write');
-    d.toTun = 0;
+    const n = d.tunCount;
+    if (n === 0) return;
+    const written = this.tun.write(d.toTun, n);
+    if (written < n) this.countErrors(d.toTun.errs, n, Drop.rx_tun_write_error, 'tun-write');
+    d.tunCount = 0;
   }
 
   private drainErrors(): void {
     const d = this.rx;
-    const info = this.errInfo;
+    const b = d.batch;
+    const info = b.info;
     const r = this.result;
     while (this.errorBatchesLeft > 0) {
       this.errorBatchesLeft--;
-      const n = this.transport.recvErrors(d.arena, SLOT_SIZE, SLOT_HEADROOM, this.batch, d.lens, info);
+      const n = this.transport.recvErrors(b, this.batch);
       if (n === 0) return;
       for (let i = 0; i < n; i++) {
         const k = i * ERROR_INFO_STRIDE;
@@ -394,108 +408,14 @@ export class TunnelEngine {
         // Local errors (SO_EE_ORIGIN_LOCAL) quote no packet of ours, only an IPv4 header:
         // with IP_PMTUDISC_DONT or WANT the kernel fragments rather than refuse a send locally.
         if (origin !== ErrorOrigin.Icmp) continue;
-        this.encapsulator.icmpv4Error(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
-        if (this.observed) this.observeIcmp(type, code, info[k + 3], dst, d.arena, i * SLOT_SIZE + SLOT_HEADROOM, d.lens[i], r);
+        const off = i * SLOT_SIZE + SLOT_HEADROOM;
+        this.encapsulator.icmpv4Error(type, code, info[k + 3], dst, b.arena, off, b.lens[i], r);
+        if (this.observed) this.observer.icmp(type, code, info[k + 3], dst, b.arena, off, b.lens[i], r);
         if (r.verdict === Verdict.Reply) this.queueTun(d, r.offset, r.length);
       }
       this.flushTun(d);
       if (n < this.batch) return;
     }
-  }
-
-  /** The TX decision about buf[off, off+len) (now `r`): into the peer table and to the tracer. */
-  private observeTx(buf: Buffer, off: number, len: number, r: PacketResult): void {
-    if (this.peers !== null && r.verdict === Verdict.Forward) this.peers.tx(r.outerDst | 0, r.length);
-    const fn = this.tracer;
-    if (fn === null) return;
-    const p = this.begin(TraceDirection.Tx, r);
-    p.outerSrc = this.encapsulator.localAddress;
-    p.originalLength = len;
-    if (r.verdict === Verdict.Forward) {
-      p.outerDst = r.outerDst >>> 0;
-      this.bytes(buf, r.offset, r.length);
-    } else if (r.verdict === Verdict.Reply) {
-      // the packet became its own Packet Too Big: what survives of it is the quote
-      p.ptbMtu = buf.readUInt32BE(r.offset + 44);
-      this.bytes(buf, r.offset + ICMPV6_ERROR_OVERHEAD, r.length - ICMPV6_ERROR_OVERHEAD);
-    } else {
-      this.bytes(buf, off, len);
-    }
-    fn(p);
-  }
-
-  /** The RX decision about the IPv4 packet at buf[off, off+len). */
-  private observeRx(buf: Buffer, off: number, len: number, r: PacketResult): void {
-    const src = len >= IPV4.HEADER_LEN ? buf.readInt32BE(off + IPV4.SRC) : 0;
-    const peers = this.peers;
-    if (peers !== null && src !== 0) {
-      if (r.verdict === Verdict.Forward) peers.rx(src, r.length);
-      else if (r.verdict === Verdict.Drop) peers.drop(src, r.reason);
-    }
-    const fn = this.tracer;
-    if (fn === null) return;
-    const p = this.begin(TraceDirection.Rx, r);
-    p.outerSrc = src >>> 0;
-    p.outerDst = len >= IPV4.HEADER_LEN ? buf.readUInt32BE(off + IPV4.DST) : 0;
-    p.originalLength = len;
-    this.bytes(buf, off, len);
-    fn(p);
-  }
-
-  /** An ICMPv4 error about the packet we sent to `dst`, whose inner IPv6 it quotes at buf[off, off+len). */
-  private observeIcmp(type: number, code: number, info: number, dst: number, buf: Buffer, off: number, len: number, r: PacketResult): void {
-    if (this.peers !== null) {
-      this.peers.now = Date.now();
-      this.peers.icmpError(dst);
-    }
-    const fn = this.tracer;
-    if (fn === null) return;
-    const p = this.begin(TraceDirection.Icmp, r);
-    p.outerSrc = this.encapsulator.localAddress;
-    p.outerDst = dst >>> 0;
-    p.icmpType = type;
-    p.icmpCode = code;
-    p.icmpInfo = info;
-    p.originalLength = len;
-    // a relayed error was built around the quote, cut to fit 1280 bytes
-    this.bytes(buf, off, r.verdict === Verdict.Reply ? Math.min(len, r.length - ICMPV6_ERROR_OVERHEAD) : len);
-    fn(p);
-  }
-
-  private traceTruncated(): void {
-    const p = this.begin(TraceDirection.Rx, null);
-    p.reason = Drop.rx_truncated;
-    p.originalLength = 0;
-    this.bytes(this.rx.arena, 0, 0);
-    this.tracer!(p);
-  }
-
-  private traceSendError(buf: Buffer, off: number, len: number, dst: number, errno: number): void {
-    const p = this.begin(TraceDirection.Tx, null);
-    p.reason = errno === ENOBUFS ? Drop.tx_link_full : Drop.tx_send_error;
-    p.outerSrc = this.encapsulator.localAddress;
-    p.outerDst = dst >>> 0;
-    p.originalLength = len;
-    this.bytes(buf, off, len);
-    this.tracer!(p);
-  }
-
-  /** The reused point, reset for a new decision (`r` null: an I/O drop). */
-  private begin(direction: TraceDirection, r: PacketResult | null): TracePoint {
-    const p = this.point;
-    p.direction = direction;
-    p.verdict = r === null ? Verdict.Drop : r.verdict;
-    p.reason = r === null ? -1 : r.verdict === Verdict.Drop || (r.verdict === Verdict.Reply && direction === TraceDirection.Tx) ? r.reason : -1;
-    p.time = performance.timeOrigin + performance.now();
-    p.outerSrc = p.outerDst = p.icmpType = p.icmpCode = p.icmpInfo = p.ptbMtu = 0;
-    return p;
-  }
-
-  private bytes(buf: Buffer, off: number, len: number): void {
-    const p = this.point;
-    p.buf = buf;
-    p.offset = off;
-    p.length = len;
   }
 
   /**

@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { PacketBatch } from './batch.js';
 
 export interface NativePoller {
   /** Waits for POLL_READABLE and/or POLL_WRITABLE (default readable); again: changes what it waits for. */
@@ -27,29 +28,20 @@ export interface NativeAddon {
   tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, ring?: boolean): number;
   tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, ring?: boolean): number;
   /**
-   * Sends payload i to dsts[i] (port `port` on a UDP socket, 0 on a raw one) with the TTL/TOS/DF of
-   * fields[i] (packOuterFields); packets without DF leave through `dfClearFd` when one is given;
-   * `runs[0..nRuns)` (UDP only) groups consecutive packets into messages, a run of several going as
+   * Fixes how sendBatch sends on this socket, once, when it opens: to which UDP `port` (0 on a raw
+   * socket); packets without DF through `dfClearFd`, or with `toggleDf` by switching this socket's
+   * own option around them; `checksumGsoOnly`: the socket sends zero checksums, but the GSO
+   * messages go with them (the kernel refuses GSO without); `stats[0]` counts the GSO messages the
+   * path refused as a whole and that went again packet by packet. closeFd forgets it.
+   */
+  setSendOptions(fd: number, options: { port?: number; dfClearFd?: number; toggleDf?: boolean; checksumGsoOnly?: boolean; stats?: Int32Array }): void;
+  /**
+   * Sends the batch's packets 0..n-1 to their dsts with the TTL/TOS/DF of their fields
+   * (packOuterFields), as the socket's send options say; errs[i] gets 0 or an errno. `runs` (UDP
+   * only) groups consecutive packets into messages covering the batch, a run of several going as
    * one UDP_SEGMENT (GSO) send (see gsoRuns); without runs every packet is its own message.
    */
-  sendBatch(
-    fd: number,
-    arena: Buffer,
-    offs: Int32Array,
-    lens: Int32Array,
-    n: number,
-    errs: Int32Array,
-    dsts: Int32Array,
-    fields: Int32Array,
-    port?: number,
-    dfClearFd?: number,
-    runs?: Int32Array | null,
-    nRuns?: number,
-    /** stats[0] += GSO messages the path refused as a whole and that went again packet by packet. */
-    stats?: Int32Array,
-    /** The socket sends zero checksums: turn them on for the GSO messages only (the kernel refuses GSO without). */
-    csumForGso?: boolean,
-  ): number;
+  sendBatch(fd: number, batch: PacketBatch, n: number, runs?: Int32Array): number;
   /** Boundary crossings so far: calls into the addon, its poller callbacks and Poller methods. */
   crossings(): number;
   rawRecv(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
@@ -101,6 +93,13 @@ export interface NativeAddon {
    * (test/native.test.ts).
    */
   MAX_BATCH: number;
+  /** PacketBatch.columns: how many columns, and each one's index (BatchColumn). */
+  BATCH_COLUMNS: number;
+  BATCH_OFFS: number;
+  BATCH_LENS: number;
+  BATCH_DSTS: number;
+  BATCH_FIELDS: number;
+  BATCH_ERRS: number;
   /** The bit layout of one `fields` entry (packOuterFields): TTL and TOS bytes at these shifts, DF this bit. */
   OUTER_TTL_SHIFT: number;
   OUTER_TOS_SHIFT: number;

@@ -4,6 +4,7 @@
  * sends (errno, a full buffer), and read back each packet as the kernel would have put it on the
  * wire. Copies are fine here: this is the test double, not the data path.
  */
+import type { PacketBatch } from '../io/batch.js';
 import { PROTO_IPV6, writeIpv4Header, IPV4 } from '../packet/ipv4.js';
 import { constants as osConstants } from 'node:os';
 import { Watchable } from '../io/fake-readiness.js';
@@ -79,16 +80,16 @@ export class FakeTransport extends Watchable implements OuterTransport {
   /** How many times the error queue was read (each a syscall on a real socket). */
   errorQueueReads = 0;
 
-  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+  recv(b: PacketBatch, max: number): number {
     let n = 0;
     while (n < max && this.inbound.length > 0) {
       const p = this.inbound.shift()!;
-      if (p.length > slotSize - headroom) {
-        lens[n++] = -1;
+      if (p.length > b.slotSize - b.headroom) {
+        b.lens[n++] = -1;
         continue;
       }
-      p.copy(arena, n * slotSize + headroom);
-      lens[n++] = p.length;
+      p.copy(b.arena, b.slot(n));
+      b.lens[n++] = p.length;
     }
     return n;
   }
@@ -104,20 +105,21 @@ export class FakeTransport extends Watchable implements OuterTransport {
     setImmediate(() => cbs.forEach((f) => f()));
   }
 
-  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+  recvErrors(b: PacketBatch, max: number): number {
     this.errorQueueReads++;
     let n = 0;
     while (n < max && this.errors.length > 0) {
       const e = this.errors.shift()!;
-      e.quoted.copy(arena, n * slotSize + headroom);
-      lens[n] = e.quoted.length;
-      info.set([e.origin, e.type, e.code, e.info, e.originalDst | 0, e.errno], n * ERROR_INFO_STRIDE);
+      e.quoted.copy(b.arena, b.slot(n));
+      b.lens[n] = e.quoted.length;
+      b.info.set([e.origin, e.type, e.code, e.info, e.originalDst | 0, e.errno], n * ERROR_INFO_STRIDE);
       n++;
     }
     return n;
   }
 
-  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
+  send(b: PacketBatch, n: number): number {
+    const { arena, offs, lens, dsts, fields, errs } = b;
     let ok = 0;
     for (let i = 0; i < n; i++) {
       if (this.room === 0) {

@@ -9,6 +9,7 @@
 import { packetArena } from '../packet/arena.js';
 import { IPV4, packOuterFields, PROTO_IPV6, writeIpv4Header } from '../packet/ipv4.js';
 import { moveBytes } from '../packet/bytes.js';
+import type { PacketBatch } from '../io/batch.js';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
 import { MAX_BATCH, SLOT_SIZE } from '../io/slots.js';
@@ -43,13 +44,8 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
   /** What the kernel granted, and the checksums allow: UDP_SEGMENT sends and UDP_GRO receives. */
   readonly gso: boolean;
   readonly gro: boolean;
-  private readonly dport: number;
   /** `| 0` form: an unsigned address above 2^31 is a heap number, boxed again for every call it is passed to. */
   private readonly local: number;
-  /** Dynamic path MTU: DF is per socket, so DF-clear runs toggle it (pass the socket itself). */
-  private readonly dfToggleFd: number;
-  /** Zero checksums but on GSO messages (checksum 'gso'). */
-  private readonly csumForGso: boolean;
   /** Datagrams from a GRO-coalesced one on, set aside: split into the caller's slots from here. */
   private rxArena: Buffer = Buffer.alloc(0);
   private readonly rxLens = new Int32Array(MAX_BATCH);
@@ -59,25 +55,26 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
   groCoalesced = 0;
   private gsoRest = 0;
   private readonly runs = new Int32Array(MAX_BATCH);
-  /** The addon adds each GSO message it had to resend packet by packet to stats[0]. */
-  private readonly stats = new Int32Array(1);
+  /** The addon adds each GSO message it had to resend packet by packet to stats[0] (the socket's send options). */
+  private readonly stats: Int32Array;
   private rxNext = 0;
   private rxSegNext = 0;
 
-  private constructor(fd: number, o: FouOptions, gso: boolean, gro: boolean) {
+  private constructor(fd: number, o: FouOptions, gso: boolean, gro: boolean, stats: Int32Array) {
     super(fd);
     this.gso = gso;
     this.gro = gro;
-    this.dport = o.dport;
     this.local = o.local | 0;
-    this.dfToggleFd = o.pmtu === 'dynamic' ? fd : -1;
-    this.csumForGso = o.checksum === 'gso';
+    this.stats = stats;
   }
 
   static open(o: FouOptions): FouTransport {
     const native = loadNative();
     const r = native.openUdpSocket(o.local, o.port, o.pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, o.bufferBytes ?? 4 << 20, o.checksum === true, o.gro ?? true);
-    return new FouTransport(r.fd, o, r.gso && o.checksum !== false && (o.gso ?? true), r.gro);
+    const stats = new Int32Array(1);
+    // Dynamic path MTU: DF is per socket, and a second socket could not share the port, so DF-clear runs switch this one's.
+    native.setSendOptions(r.fd, { port: o.dport, toggleDf: o.pmtu === 'dynamic', checksumGsoOnly: o.checksum === 'gso', stats });
+    return new FouTransport(r.fd, o, r.gso && o.checksum !== false && (o.gso ?? true), r.gro, stats);
   }
 
   /**
@@ -86,15 +83,15 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
    * by packet by the addon and counted; GSO then rests for GSO_REST_SENDS sends, so a lasting
    * cause does not cost every batch a refused message.
    */
-  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
+  send(b: PacketBatch, n: number): number {
     const native = loadNative();
     if (!this.gso || this.gsoRest > 0) {
       if (this.gsoRest > 0) this.gsoRest--;
-      return native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd);
+      return native.sendBatch(this.fd, b, n);
     }
-    const nRuns = gsoRuns(lens, dsts, fields, n, this.runs);
+    gsoRuns(b.lens, b.dsts, b.fields, n, this.runs);
     const refused = this.stats[0];
-    const sent = native.sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, this.dport, this.dfToggleFd, this.runs, nRuns, this.stats, this.csumForGso);
+    const sent = native.sendBatch(this.fd, b, n, this.runs);
     if (this.stats[0] !== refused) this.gsoRest = GSO_REST_SENDS;
     return sent;
   }
@@ -104,8 +101,8 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     return this.stats[0];
   }
 
-  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
-    return loadNative().recvErrors(this.fd, arena, slotSize, headroom, max, lens, info);
+  recvErrors(b: PacketBatch, max: number): number {
+    return loadNative().recvErrors(this.fd, b.arena, b.slotSize, b.headroom, max, b.lens, b.info);
   }
 
   holding(): boolean {
@@ -116,7 +113,8 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
    * Datagrams go straight into the caller's slots. Only when UDP GRO coalesced one do the
    * datagrams from it on move aside, to be handed out segment by segment (now and in later calls).
    */
-  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+  recv(b: PacketBatch, max: number): number {
+    const { arena, slotSize, headroom, lens } = b;
     if (this.rxNext < this.rxCount) return this.split(arena, slotSize, headroom, max, lens, 0);
     const n = this.recvDirect(arena, slotSize, headroom, max, lens);
     if (!this.gro || n <= 0) return n;

@@ -13,7 +13,7 @@ export const GSO_MAX_SEGMENTS = 64;
 export const GSO_MAX_BYTES = 65_507;
 
 /**
- * Splits packets [0, n) into runs, written to runs[0..returned): a run is consecutive packets to
+ * Splits packets [0, n) into runs, written to runs[0..returned) and ended by a 0: a run is consecutive packets to
  * the same destination with the same outer fields, all as long as its first but for a shorter
  * last one (which ends it), at most GSO_MAX_SEGMENTS of them and GSO_MAX_BYTES in all.
  */
@@ -40,5 +40,7 @@ export function gsoRuns(lens: Int32Array, dsts: Int32Array, fields: Int32Array, 
     runs[nRuns++] = k;
     i += k;
   }
+  // the addon reads runs up to a 0: what an earlier, longer batch left behind ends here
+  if (nRuns < runs.length) runs[nRuns] = 0;
   return nRuns;
 }

@@ -1,5 +1,6 @@
 /** The protocol-41 raw socket over the native addon: sendmmsg/recvmmsg batches, the ICMP error queue. */
 import { constants as osConstants } from 'node:os';
+import type { PacketBatch } from '../io/batch.js';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
 import { outerDf } from '../packet/ipv4.js';
@@ -34,7 +35,10 @@ export class RawTransport extends FdEndpoint implements OuterTransport {
   static open(local: number, pmtu: 'static' | 'dynamic', bufferBytes = 4 << 20): RawTransport {
     const native = loadNative();
     const fd = native.openRawSocket(local, pmtu === 'dynamic' ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT, bufferBytes);
-    if (pmtu === 'static') return new RawTransport(fd, null);
+    if (pmtu === 'static') {
+      native.setSendOptions(fd, {});
+      return new RawTransport(fd, null);
+    }
     let dfClearFd: number;
     try {
       dfClearFd = native.openRawSocket(local, IP_PMTUDISC_DONT, bufferBytes, true);
@@ -42,6 +46,7 @@ export class RawTransport extends FdEndpoint implements OuterTransport {
       native.closeFd(fd);
       throw e;
     }
+    native.setSendOptions(fd, { dfClearFd });
     return new RawTransport(fd, new DfClearSocket(dfClearFd));
   }
 
@@ -59,21 +64,21 @@ export class RawTransport extends FdEndpoint implements OuterTransport {
     loadNative().setReceiveFilter(this.fd, receiveFilter(owners));
   }
 
-  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    return loadNative().rawRecv(this.fd, arena, slotSize, headroom, max, lens);
+  recv(b: PacketBatch, max: number): number {
+    return loadNative().rawRecv(this.fd, b.arena, b.slotSize, b.headroom, max, b.lens);
   }
 
-  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
-    return loadNative().recvErrors(this.fd, arena, slotSize, headroom, max, lens, info);
+  recvErrors(b: PacketBatch, max: number): number {
+    return loadNative().recvErrors(this.fd, b.arena, b.slotSize, b.headroom, max, b.lens, b.info);
   }
 
-  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
-    const sent = loadNative().sendBatch(this.fd, arena, offs, lens, n, errs, dsts, fields, 0, this.dfClear?.fd ?? -1);
+  send(b: PacketBatch, n: number): number {
+    const sent = loadNative().sendBatch(this.fd, b, n);
     if (sent < n && this.dfClear !== null) {
       // the first EAGAIN is the packet the full socket refused; the rest were not tried
       let i = 0;
-      while (i < n && errs[i] !== EAGAIN) i++;
-      this.blockedOnDfClear = i < n && !outerDf(fields[i]);
+      while (i < n && b.errs[i] !== EAGAIN) i++;
+      this.blockedOnDfClear = i < n && !outerDf(b.fields[i]);
     }
     return sent;
   }

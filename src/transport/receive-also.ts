@@ -3,6 +3,7 @@
  * `encap fou` still takes bare protocol 41 from its remote (captured in
  * reference/linux-sit/fou.log, F5), so a FOU tunnel listens on a raw protocol-41 socket too.
  */
+import type { PacketBatch } from '../io/batch.js';
 import type { OuterTransport } from './transport.js';
 
 export class ReceiveAlso implements OuterTransport {
@@ -12,10 +13,10 @@ export class ReceiveAlso implements OuterTransport {
   ) {}
 
   /** The primary's packets first; the secondary's when the primary has none waiting. */
-  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    const n = this.primary.recv(arena, slotSize, headroom, max, lens);
+  recv(batch: PacketBatch, max: number): number {
+    const n = this.primary.recv(batch, max);
     if (n !== 0) return n;
-    const m = this.secondary.recv(arena, slotSize, headroom, max, lens);
+    const m = this.secondary.recv(batch, max);
     // nothing was ever sent through the secondary: an error it reports is not ours to read
     return m < 0 ? 0 : m;
   }
@@ -26,15 +27,15 @@ export class ReceiveAlso implements OuterTransport {
    * and an undrained queue keeps it readable (POLLERR) for ever: read them here and let them go,
    * one batch a call, so a flood of them is bounded as the primary's errors are (F4).
    */
-  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
-    const n = this.primary.recvErrors(arena, slotSize, headroom, max, lens, info);
+  recvErrors(batch: PacketBatch, max: number): number {
+    const n = this.primary.recvErrors(batch, max);
     if (n > 0) return n;
-    this.secondary.recvErrors(arena, slotSize, headroom, max, lens, info);
+    this.secondary.recvErrors(batch, max);
     return 0;
   }
 
-  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
-    return this.primary.send(arena, offs, lens, dsts, fields, n, errs);
+  send(batch: PacketBatch, n: number): number {
+    return this.primary.send(batch, n);
   }
 
   holding(): boolean {

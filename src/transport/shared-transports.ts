@@ -7,8 +7,7 @@
  * spoofed packet is counted once). With a single tunnel a port passes straight through to the
  * transport: no copy.
  */
-import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT } from '../io/slots.js';
-import { packetArena } from '../packet/arena.js';
+import { PacketBatch } from '../io/batch.js';
 import { IPV4 } from '../packet/ipv4.js';
 import type { ReceiveOwner } from './receive-filter.js';
 import { ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
@@ -45,11 +44,9 @@ export const HOST_TRANSPORTS = new SharedTransports();
 
 export class TransportHub {
   private readonly ports: HubPort[] = [];
-  private readonly arena = packetArena(HUB_BATCH * HUB_SLOT);
-  private readonly lens = new Int32Array(HUB_BATCH);
-  private readonly errInfo = new Int32Array(HUB_BATCH * ERROR_INFO_STRIDE);
-  private readonly errLens = new Int32Array(HUB_BATCH);
-  private readonly errArena = Buffer.alloc(HUB_BATCH * HUB_SLOT);
+  /** What the hub reads for its ports, and the errors it reads for them: two batches, each port takes its share. */
+  private readonly rx = new PacketBatch(HUB_BATCH);
+  private readonly errors = new PacketBatch(HUB_BATCH);
   private watching = false;
   /** A re-run of pump is queued: the transport held packets its fd will not announce (F2). */
   private again = false;
@@ -126,13 +123,12 @@ export class TransportHub {
       return;
     }
     for (let round = 0; round < 4; round++) {
-      const e = errorQueued === false ? 0 : this.transport.recvErrors(this.errArena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.errLens, this.errInfo);
-      for (let i = 0; i < e; i++) this.owner(this.errInfo[i * ERROR_INFO_STRIDE + 4] >>> 0).pendingErrors.push(i);
-      let n = this.transport.recv(this.arena, HUB_SLOT, HUB_HEADROOM, HUB_BATCH, this.lens);
+      const e = errorQueued === false ? 0 : this.transport.recvErrors(this.errors, HUB_BATCH);
+      for (let i = 0; i < e; i++) this.owner(this.errors.info[i * ERROR_INFO_STRIDE + 4] >>> 0).pendingErrors.push(i);
+      let n = this.transport.recv(this.rx, HUB_BATCH);
       if (n < 0) n = 0; // an IP_RECVERR report: the errors were read above
       for (let i = 0; i < n; i++) {
-        const off = i * HUB_SLOT + HUB_HEADROOM;
-        const src = this.lens[i] >= IPV4.HEADER_LEN ? this.arena.readUInt32BE(off + IPV4.SRC) : 0;
+        const src = this.rx.lens[i] >= IPV4.HEADER_LEN ? this.rx.arena.readUInt32BE(this.rx.slot(i) + IPV4.SRC) : 0;
         this.owner(src).pending.push(i);
       }
       // every port takes all of its share now: the next round reads into the same arena
@@ -150,29 +146,31 @@ export class TransportHub {
   }
 
   /** Copies this batch's packets for `port` into the caller's slots. */
-  deliver(port: HubPort, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+  deliver(port: HubPort, to: PacketBatch, max: number): number {
+    const from = this.rx;
     let k = 0;
     while (k < max && port.cursor < port.pending.length) {
       const i = port.pending[port.cursor++];
-      const len = this.lens[i];
-      if (len < 0 || len > slotSize - headroom) {
-        lens[k++] = -1;
+      const len = from.lens[i];
+      if (len < 0 || len > to.slotSize - to.headroom) {
+        to.lens[k++] = -1;
         continue;
       }
-      this.arena.copy(arena, k * slotSize + headroom, i * HUB_SLOT + HUB_HEADROOM, i * HUB_SLOT + HUB_HEADROOM + len);
-      lens[k++] = len;
+      from.arena.copy(to.arena, to.slot(k), from.slot(i), from.slot(i) + len);
+      to.lens[k++] = len;
     }
     return k;
   }
 
-  deliverErrors(port: HubPort, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
+  deliverErrors(port: HubPort, to: PacketBatch, max: number): number {
+    const from = this.errors;
     let k = 0;
     while (k < max && port.errCursor < port.pendingErrors.length) {
       const i = port.pendingErrors[port.errCursor++];
-      const len = Math.min(this.errLens[i], slotSize - headroom);
-      this.errArena.copy(arena, k * slotSize + headroom, i * HUB_SLOT + HUB_HEADROOM, i * HUB_SLOT + HUB_HEADROOM + len);
-      lens[k] = len;
-      info.set(this.errInfo.subarray(i * ERROR_INFO_STRIDE, (i + 1) * ERROR_INFO_STRIDE), k * ERROR_INFO_STRIDE);
+      const len = Math.min(from.lens[i], to.slotSize - to.headroom);
+      from.arena.copy(to.arena, to.slot(k), from.slot(i), from.slot(i) + len);
+      to.lens[k] = len;
+      to.info.set(from.info.subarray(i * ERROR_INFO_STRIDE, (i + 1) * ERROR_INFO_STRIDE), k * ERROR_INFO_STRIDE);
       k++;
     }
     return k;
@@ -220,18 +218,18 @@ export class HubPort implements OuterTransport {
     return !this.hub.shared && this.hub.transport.holding();
   }
 
-  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    if (!this.hub.shared) return this.hub.transport.recv(arena, slotSize, headroom, max, lens);
-    return this.hub.deliver(this, arena, slotSize, headroom, max, lens);
+  recv(batch: PacketBatch, max: number): number {
+    if (!this.hub.shared) return this.hub.transport.recv(batch, max);
+    return this.hub.deliver(this, batch, max);
   }
 
-  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number {
-    if (!this.hub.shared) return this.hub.transport.recvErrors(arena, slotSize, headroom, max, lens, info);
-    return this.hub.deliverErrors(this, arena, slotSize, headroom, max, lens, info);
+  recvErrors(batch: PacketBatch, max: number): number {
+    if (!this.hub.shared) return this.hub.transport.recvErrors(batch, max);
+    return this.hub.deliverErrors(this, batch, max);
   }
 
-  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number {
-    return this.hub.transport.send(arena, offs, lens, dsts, fields, n, errs);
+  send(batch: PacketBatch, n: number): number {
+    return this.hub.transport.send(batch, n);
   }
 
   watch(cb: (errorQueued?: boolean) => void): void {

@@ -7,32 +7,30 @@
 
 /** Origins of an error-queue entry (linux/errqueue.h SO_EE_ORIGIN_*). */
 export const ErrorOrigin = { Local: 1, Icmp: 2 } as const;
-/**
- * Stride of the `info` array filled by recvErrors: origin, type, code, info, original destination,
- * errno (the addon's ERROR_INFO_STRIDE: test/native.test.ts compares).
- */
-export const ERROR_INFO_STRIDE = 6;
+/** Ints per entry of a batch's `info`, filled by recvErrors (io/batch.ts). */
+export { ERROR_INFO_STRIDE } from '../io/batch.js';
 
+import type { PacketBatch } from '../io/batch.js';
 import type { ReceiveOwner } from './receive-filter.js';
 
 export interface OuterTransport {
   /**
-   * Receives up to `max` whole IPv4 packets carrying IPv6 (protocol 41; a UDP transport gives each
-   * payload an IPv4 header of protocol 41 with the datagram's addresses and TOS, so the
-   * decapsulator sees one format); returns how many, 0 when none is waiting, or a negative errno
-   * when the socket reports an error (then read the error queue). lens[i] = -1 marks a packet
-   * larger than a slot.
+   * Receives up to `max` whole IPv4 packets carrying IPv6 into the batch's slots (protocol 41; a
+   * UDP transport gives each payload an IPv4 header of protocol 41 with the datagram's addresses
+   * and TOS, so the decapsulator sees one format); returns how many, 0 when none is waiting, or a
+   * negative errno when the socket reports an error (then read the error queue). lens[i] = -1
+   * marks a packet larger than a slot.
    */
-  recv(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
-  /** Reads queued errors about packets we sent (see ERROR_INFO_STRIDE); slot i gets the quoted inner packet. */
-  recvErrors(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, info: Int32Array): number;
+  recv(batch: PacketBatch, max: number): number;
+  /** Reads queued errors about packets we sent into the batch's `info` (ERROR_INFO_STRIDE each); slot i gets the quoted inner packet. */
+  recvErrors(batch: PacketBatch, max: number): number;
   /**
-   * Sends `n` inner IPv6 packets, packet i at arena[offs[i], +lens[i]) to the IPv4 dsts[i] with the
-   * outer TTL, TOS and DF of fields[i] (packOuterFields); errs[i] gets 0 or an errno. Returns how many were sent.
-   * When the socket is full, the unsent rest of the batch gets EAGAIN, in order, without waiting:
-   * send them again after watchWritable calls back.
+   * Sends the batch's first `n` inner IPv6 packets, packet i at arena[offs[i], +lens[i]) to the
+   * IPv4 dsts[i] with the outer TTL, TOS and DF of fields[i] (packOuterFields); errs[i] gets 0 or
+   * an errno. Returns how many were sent. When the socket is full, the unsent rest of the batch
+   * gets EAGAIN, in order, without waiting: send them again after watchWritable calls back.
    */
-  send(arena: Buffer, offs: Int32Array, lens: Int32Array, dsts: Int32Array, fields: Int32Array, n: number, errs: Int32Array): number;
+  send(batch: PacketBatch, n: number): number;
   /**
    * True while packets already taken from the socket wait here for the next recv() (GRO-split
    * datagrams, a shared socket's queue): the fd will not say so, so the loop reads again before it sleeps.

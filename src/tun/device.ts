@@ -1,15 +1,16 @@
 /** The TUN side the forwarding loop sees: batches of plain IPv6 packets, whatever the device does underneath. */
+import type { PacketBatch } from '../io/batch.js';
 
 export interface TunDevice {
   readonly name: string;
   /**
-   * Reads up to `max` IPv6 packets, packet i at arena[i * slotSize + headroom]; returns how many
+   * Reads up to `max` IPv6 packets into the batch, packet i in slot i (batch.slot(i)); returns how many
    * (0: none waiting). An offloading device hands back a TCP super-packet already cut into
    * segments, one per slot, so `max` may be reached by fewer reads.
    */
-  read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number;
-  /** Writes `n` IPv6 packets; errs[i] gets 0 or an errno. Returns how many were written. */
-  write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number;
+  read(batch: PacketBatch, max: number): number;
+  /** Writes the batch's first `n` IPv6 packets (offs, lens); errs[i] gets 0 or an errno. Returns how many were written. */
+  write(batch: PacketBatch, n: number): number;
   /**
    * True while packets already taken from the kernel wait here for the next read() (an offloading
    * device cutting a super-packet): the fd will not say so, so the loop reads again before it sleeps.

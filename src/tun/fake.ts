@@ -1,4 +1,5 @@
 /** An in-memory TunDevice for tests without root: inject what the kernel would hand us, read what we wrote. */
+import type { PacketBatch } from '../io/batch.js';
 import { Watchable } from '../io/fake-readiness.js';
 import type { TunDevice } from './device.js';
 
@@ -22,20 +23,21 @@ export class FakeTun extends Watchable implements TunDevice {
     return this.inbound.length > 0;
   }
 
-  read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+  read(b: PacketBatch, max: number): number {
     let n = 0;
+    const room = b.slotSize - b.headroom;
     while (n < max && this.inbound.length > 0) {
       const p = this.inbound.shift()!;
-      p.copy(arena, n * slotSize + headroom, 0, Math.min(p.length, slotSize - headroom));
-      lens[n++] = Math.min(p.length, slotSize - headroom);
+      p.copy(b.arena, b.slot(n), 0, Math.min(p.length, room));
+      b.lens[n++] = Math.min(p.length, room);
     }
     return n;
   }
 
-  write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
+  write(b: PacketBatch, n: number): number {
     for (let i = 0; i < n; i++) {
-      this.written.push(Buffer.from(arena.subarray(offs[i], offs[i] + lens[i])));
-      errs[i] = 0;
+      this.written.push(Buffer.from(b.arena.subarray(b.offs[i], b.offs[i] + b.lens[i])));
+      b.errs[i] = 0;
     }
     return n;
   }

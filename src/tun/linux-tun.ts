@@ -3,6 +3,7 @@
  * offload, its reads and writes are frames with a virtio_net_hdr in front: wrap it in OffloadTun.
  */
 import { constants as osConstants } from 'node:os';
+import type { PacketBatch } from '../io/batch.js';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative } from '../io/native.js';
 import type { TunDevice } from './device.js';
@@ -94,14 +95,14 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
     return false;
   }
 
-  read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+  read(b: PacketBatch, max: number): number {
     if (max <= 0) return 0; // the addon refuses a read into no slot
-    const n = loadNative().tunRead(this.fd, arena, slotSize, headroom, max, lens, this.ringWanted && this.lastRead >= RING_MIN_PACKETS);
+    const n = loadNative().tunRead(this.fd, b.arena, b.slotSize, b.headroom, max, b.lens, this.ringWanted && this.lastRead >= RING_MIN_PACKETS);
     this.lastRead = n;
     return n;
   }
 
-  write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
-    return loadNative().tunWrite(this.fd, arena, offs, lens, n, errs, this.ringWanted);
+  write(b: PacketBatch, n: number): number {
+    return loadNative().tunWrite(this.fd, b.arena, b.offs, b.lens, n, b.errs, this.ringWanted);
   }
 }

@@ -5,6 +5,7 @@
  * super-packets (GRO) so the kernel's stack runs once per ~40 segments. The forwarding loop sees
  * plain IPv6 packets only.
  */
+import { PacketBatch } from '../io/batch.js';
 import { packetArena } from '../packet/arena.js';
 import { moveBytes } from '../packet/bytes.js';
 import { IPV6 } from '../packet/ipv6.js';
@@ -65,8 +66,9 @@ const SCRATCH_SLOT = (GRO_MAX_FRAME + 7) & ~7;
 export class OffloadTun implements TunDevice {
   readonly name: string;
   /** Frames set aside from a read (a super-packet and what followed it): cut or copied into the caller's slots from here. */
+  private framesBatch: PacketBatch | null = null;
   private frames: Buffer = Buffer.alloc(0);
-  private frameLens = new Int32Array(0);
+  private frameLens: Int32Array = new Int32Array(0);
   private frameCount = 0;
   /** Next frame to hand out, and the next segment of it when it is a super-packet being cut. */
   private frameNext = 0;
@@ -77,8 +79,6 @@ export class OffloadTun implements TunDevice {
   private readonly runs = Array.from({ length: SCRATCH_FRAMES }, (_, i) => new GroRun(i));
   private readonly scratch = packetArena(SCRATCH_FRAMES * SCRATCH_SLOT);
   private runClock = 0;
-  /** The arena of the write in progress (lone packets are written from it, in place). */
-  private arena: Buffer = this.scratch;
   /** Frames queued for the device: where each is, which arena, and its result. */
   private readonly qOffs = new Int32Array(2 * MAX_BATCH);
   private readonly qLens = new Int32Array(2 * MAX_BATCH);
@@ -90,9 +90,13 @@ export class OffloadTun implements TunDevice {
   private pendingCount = 0;
   private readonly frameOf = new Int32Array(MAX_BATCH).fill(-1);
   private written = 0;
-  private readonly subOffs = new Int32Array(2 * MAX_BATCH);
-  private readonly subLens = new Int32Array(2 * MAX_BATCH);
-  private readonly subErrs = new Int32Array(2 * MAX_BATCH);
+  /** The caller's batch, and the views of it the device reads and writes through (made once per batch). */
+  private caller: PacketBatch | null = null;
+  /** The caller's slots with the virtio_net_hdr in the headroom. */
+  private framed: PacketBatch | null = null;
+  /** Frames written from the caller's arena in place, and from the scratch arena. */
+  private inPlace: PacketBatch | null = null;
+  private readonly scratchOut: PacketBatch;
   private readonly subIndex = new Int32Array(2 * MAX_BATCH);
   private readonly udp: boolean;
   readonly superPackets: SuperPacketCounts = { readTcp: 0, readUdp: 0, writtenTcp: 0, writtenUdp: 0 };
@@ -109,6 +113,15 @@ export class OffloadTun implements TunDevice {
   ) {
     this.name = device.name;
     this.udp = options.udp ?? false;
+    this.scratchOut = new PacketBatch(SCRATCH_FRAMES, SCRATCH_SLOT, 0, this.scratch);
+  }
+
+  /** Views of the caller's batch, kept while the caller passes the same one (the loop does). */
+  private follow(b: PacketBatch): void {
+    if (this.caller === b) return;
+    this.caller = b;
+    this.framed = b.withHeadroom(b.headroom - VNET_HDR_LEN);
+    this.inPlace = b.sharing();
   }
 
   watch(cb: () => void): void {
@@ -137,10 +150,12 @@ export class OffloadTun implements TunDevice {
    * plain) on, the frames of that read are set aside and cut or copied into the slots from
    * there, now and in later calls, before the device is read again.
    */
-  read(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
+  read(b: PacketBatch, max: number): number {
+    const { arena, slotSize, headroom, lens } = b;
     if (this.frameNext < this.frameCount) return this.emit(arena, slotSize, headroom, max, lens, 0);
     if (this.bulk) return this.readBulk(arena, slotSize, headroom, max, lens);
-    const n = this.device.read(arena, slotSize, headroom - VNET_HDR_LEN, max, lens);
+    this.follow(b);
+    const n = this.device.read(this.framed!, max);
     for (let j = 0; j < n; j++) {
       const h = j * slotSize + headroom - VNET_HDR_LEN;
       const len = lens[j] - VNET_HDR_LEN;
@@ -164,11 +179,12 @@ export class OffloadTun implements TunDevice {
    * room; a read without one returns to reading in place.
    */
   private readBulk(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    if (this.frameLens.length < max) {
-      this.frames = packetArena(Math.min(MAX_BATCH, max) * SLOT_SIZE);
-      this.frameLens = new Int32Array(Math.min(MAX_BATCH, max));
+    if (this.framesBatch === null || this.framesBatch.slots < max) {
+      this.framesBatch = new PacketBatch(Math.min(MAX_BATCH, max), SLOT_SIZE, 0);
+      this.frames = this.framesBatch.arena;
+      this.frameLens = this.framesBatch.lens;
     }
-    const n = this.device.read(this.frames, SLOT_SIZE, 0, Math.min(max, this.frameLens.length), this.frameLens);
+    const n = this.device.read(this.framesBatch, Math.min(max, this.framesBatch.slots));
     this.frameCount = n;
     this.frameNext = 0;
     this.segNext = 0;
@@ -267,9 +283,10 @@ export class OffloadTun implements TunDevice {
    * OFFLOAD_WRITE_HEADROOM bytes before it. errs[i] is the result of the frame packet i went into;
    * returns how many packets were written.
    */
-  write(arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array): number {
+  write(b: PacketBatch, n: number): number {
+    const { arena, offs, lens, errs } = b;
+    this.follow(b);
     this.written = 0;
-    this.arena = arena;
     for (let i = 0; i < n; i++) {
       const off = offs[i];
       const len = lens[i];
@@ -364,8 +381,8 @@ export class OffloadTun implements TunDevice {
   /** Writes the queued frames, lone packets first, then merged ones (one device write each), and settles errs. */
   private flush(errs: Int32Array): void {
     if (this.qCount === 0) return;
-    this.writeFrames(this.arena, 0);
-    this.writeFrames(this.scratch, 1);
+    this.writeFrames(this.inPlace!, 0);
+    this.writeFrames(this.scratchOut, 1);
     for (let j = 0; j < this.pendingCount; j++) {
       const p = this.pendingInputs[j];
       const e = this.qErrs[this.frameOf[p]];
@@ -377,17 +394,17 @@ export class OffloadTun implements TunDevice {
     for (const r of this.runs) if (r.state === RunState.Finished) r.state = RunState.Free;
   }
 
-  private writeFrames(buf: Buffer, scratch: number): void {
+  private writeFrames(out: PacketBatch, scratch: number): void {
     let k = 0;
     for (let q = 0; q < this.qCount; q++) {
       if (this.qIsScratch[q] !== scratch) continue;
-      this.subOffs[k] = this.qOffs[q];
-      this.subLens[k] = this.qLens[q];
+      out.offs[k] = this.qOffs[q];
+      out.lens[k] = this.qLens[q];
       this.subIndex[k++] = q;
     }
     if (k === 0) return;
-    this.device.write(buf, this.subOffs, this.subLens, k, this.subErrs);
-    for (let j = 0; j < k; j++) this.qErrs[this.subIndex[j]] = this.subErrs[j];
+    this.device.write(out, k);
+    for (let j = 0; j < k; j++) this.qErrs[this.subIndex[j]] = out.errs[j];
   }
 }
 

@@ -4,6 +4,7 @@
  * <json args>`. Each prints one JSON line with what it saw. The engines here use in-memory TUNs:
  * what is under test is the outer side.
  */
+import { batchOver } from './batch.js';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { closeSync } from 'node:fs';
@@ -27,9 +28,10 @@ function sendUdp(from: number, to: number, port: number, batches: Buffer[][], ru
     const offs = Int32Array.from(pkts, (_, i) => i * 2048 + HEAD);
     pkts.forEach((p, i) => p.copy(arena, offs[i]));
     const runs = Int32Array.from({ length: Math.ceil(n / run) }, (_, i) => Math.min(run, n - i * run));
-    const errs = new Int32Array(n);
-    const sent = native.sendBatch(fd, arena, offs, Int32Array.from(pkts, (p) => p.length), n, errs, new Int32Array(n).fill(to | 0), new Int32Array(n).fill(packOuterFields(64, 0, false)), port, -1, runs, runs.length);
-    if (sent !== n) throw new Error(`sender: ${sent} of ${n} sent (errnos ${[...errs]})`);
+    const b = batchOver(arena, 2048, HEAD, { offs, lens: pkts.map((p) => p.length), dsts: new Int32Array(n).fill(to | 0), fields: new Int32Array(n).fill(packOuterFields(64, 0, false)) });
+    native.setSendOptions(fd, { port });
+    const sent = native.sendBatch(fd, b, n, runs);
+    if (sent !== n) throw new Error(`sender: ${sent} of ${n} sent (errnos ${[...b.errs.subarray(0, n)]})`);
   }
 }
 
@@ -42,9 +44,10 @@ function sendProto41(from: number, to: number, pkts: Buffer[]): void {
     const arena = Buffer.alloc(n * 2048);
     const offs = Int32Array.from(batch, (_, k) => k * 2048 + HEAD);
     batch.forEach((p, k) => p.copy(arena, offs[k]));
-    const errs = new Int32Array(n);
-    const sent = native.sendBatch(fd, arena, offs, Int32Array.from(batch, (p) => p.length), n, errs, new Int32Array(n).fill(to | 0), new Int32Array(n).fill(packOuterFields(64, 0, false)));
-    if (sent !== n) throw new Error(`protocol 41 from ${from}: ${sent} of ${n} sent (errnos ${[...errs]})`);
+    const b = batchOver(arena, 2048, HEAD, { offs, lens: batch.map((p) => p.length), dsts: new Int32Array(n).fill(to | 0), fields: new Int32Array(n).fill(packOuterFields(64, 0, false)) });
+    native.setSendOptions(fd, {});
+    const sent = native.sendBatch(fd, b, n);
+    if (sent !== n) throw new Error(`protocol 41 from ${from}: ${sent} of ${n} sent (errnos ${[...b.errs.subarray(0, n)]})`);
   }
   closeSync(fd);
 }
@@ -71,9 +74,9 @@ const scenarios: Record<string, (a: Record<string, unknown>) => Promise<unknown>
       const arena = Buffer.alloc(n * 2048);
       const offs = Int32Array.from(b.lens, (_, i) => i * 2048 + HEAD);
       b.lens.forEach((len, i) => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:1::1', payloadLen: len - 40 }).copy(arena, offs[i]));
-      const errs = new Int32Array(n);
-      t.send(arena, offs, Int32Array.from(b.lens), new Int32Array(n).fill(local | 0), new Int32Array(n).fill(packOuterFields(64, 0, b.df)), n, errs);
-      results.push([...errs]);
+      const batch = batchOver(arena, 2048, HEAD, { offs, lens: b.lens, dsts: new Int32Array(n).fill(local | 0), fields: new Int32Array(n).fill(packOuterFields(64, 0, b.df)) });
+      t.send(batch, n);
+      results.push([...batch.errs.subarray(0, n)]);
     }
     t.close();
     sink.close();
