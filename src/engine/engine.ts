@@ -189,10 +189,6 @@ export class TunnelEngine {
     old.close();
   }
 
-  /** @deprecated use replaceTransport */ replaceSocket(socket: OuterTransport): void { this.replaceTransport(socket); }
-
-  /** @deprecated use encapsulator */ get tunnel(): Encapsulator { return this.encapsulator; }
-
   setRxInterceptor(fn: RxInterceptor | null): void {
     this.interceptor = fn;
   }
