@@ -1,5 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { formatIpv6, resolveTunnelOptions, type EngineOptions, type OpenTunnelOptions, type TunnelSpec } from '../src/index.js';
+import { formatIpv6, resolveTunnelOptions, type OpenTunnelOptions, type TunnelSpec } from '../src/index.js';
+import type { EngineOptions } from '../src/engine-api.js';
 import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
 import { OPTIONS, TUNNEL_OPTION_KEYS, type OptionDefinition } from '../src/encap/options.js';
 import { HOST_OPTIONS } from '../src/host/options.js';

@@ -7,7 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { closeSync } from 'node:fs';
-import { Encapsulator, openTunnel, TunnelEngine } from '../../src/index.js';
+import { Encapsulator, openTunnel } from '../../src/index.js';
+import { TunnelEngine } from '../../src/engine-api.js';
 import { FakeTun } from '../../src/testing.js';
 import { loadNative, IP_PMTUDISC_DONT } from '../../src/io/native.js';
 import { packOuterFields } from '../../src/packet/ipv4.js';
