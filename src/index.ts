@@ -57,5 +57,5 @@ export {
 } from './import/index.js';
 
 // Deprecated names, each marked with what to use and the release that removes it. A star, not a
-// list: only the star carries each name's @deprecated through to the importing program's editor.
+// list: only the star carries each name's deprecation mark through to the importing program's editor.
 export * from './deprecated.js';
