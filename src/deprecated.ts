@@ -299,16 +299,16 @@ export {
   /** @deprecated use Finding['level']; removed in 0.3.0 */ type FindingLevel,
 } from './doctor/doctor.js';
 export {
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ tunNode,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ formatTunNode,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ lookupTunUser,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ currentTunUser,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ modeAllows,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ tunOpenDenied,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ tunOpenDeniedMessage,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ TUN_PATH,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ type TunNode,
-  /** @deprecated runDoctor checks access to /dev/net/tun, and openTunnel's TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ type TunUser,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ tunNode,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ formatTunNode,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ lookupTunUser,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ currentTunUser,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ modeAllows,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ tunOpenDenied,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ tunOpenDeniedMessage,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ TUN_PATH,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ type TunNode,
+  /** @deprecated runDoctor checks /dev/net/tun; TunnelSetupError NO_PERMISSION says why it was refused; removed in 0.3.0 */ type TunUser,
 } from './host/tun-access.js';
 export {
   /** @deprecated use LabReport['steps'][number]; removed in 0.3.0 */ type LabStep,
