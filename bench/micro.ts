@@ -13,9 +13,11 @@ import type { PacketBatch } from '../src/io/batch.js';
 import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
-import { PacketResult, Encapsulator, TunnelEngine, Verdict, type OuterTransport, type TunDevice } from '../src/index.js';
+import { PacketResult, Encapsulator, Verdict } from '../src/index.js';
+import { TunnelEngine, type OuterTransport, type TunDevice } from '../src/engine-api.js';
 import { packetArena } from '../src/packet/arena.js';
-import { fold, ipv6PseudoHeaderSum, segmentTcp6, TcpCoalescer, VNET_HDR_LEN } from '../src/packet/index.js';
+import { fold, ipv6PseudoHeaderSum } from '../src/packet/checksum.js';
+import { segmentTcp6, TcpCoalescer, VNET_HDR_LEN } from '../src/packet/vnet.js';
 
 const json = process.argv.includes('--json');
 const heapOnly = process.argv.includes('--heap-only');

@@ -1,8 +1,14 @@
 /**
- * The names issue 24 replaced still work for one release, as aliases of the new ones (the
- * renaming script skips this file: it is about the old names).
+ * Deprecated names and members still work for one release, as aliases of the new ones, and each
+ * is marked with what to use and when it goes (the renaming script skips this file: it is about
+ * the old names). test/public-api.test.ts checks the names that left the main entry.
  */
-import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, vi } from 'vitest';
+import type { OpenTunnelOptions, RunningTunnel } from '../src/host/open.js';
 import {
   Encapsulator,
   HOST_SOCKETS,
@@ -15,10 +21,25 @@ import {
   type TunnelEnvironment,
   type TunnelHealth,
   type TunnelState,
+  openTunnel,
 } from '../src/index.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
+import { callDeprecation, memberDeprecation } from './helpers/exports.js';
 import { ipv6Packet } from './helpers/packets.js';
 import { BROKER, ManualClock } from './helpers/tunnels.js';
+
+// openTunnel needs root and a TUN; what is checked here is only what the package's openTunnel
+// passes to host/open.ts's and adds to what it returns.
+const opened = vi.hoisted(() => ({ options: [] as unknown[] }));
+vi.mock('../src/host/open.js', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../src/host/open.js')>()),
+  openTunnel: async (o: OpenTunnelOptions): Promise<RunningTunnel> => {
+    opened.options.push(o);
+    return { name: 't0', encapsulator: new Encapsulator(BROKER) } as RunningTunnel;
+  },
+}));
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('deprecated names (one release)', () => {
   it('Tunnel, SharedSockets and HOST_SOCKETS are the new values; the old types are the new ones', () => {
@@ -52,5 +73,40 @@ describe('deprecated names (one release)', () => {
     const k = new Keepalive(new Encapsulator(BROKER), 60, new ManualClock().fn);
     expect(k.state(0)).toBe('starting');
     expect(k.state(0)).toBe(k.health(0));
+  });
+
+  it('openTunnel takes sharedSockets for sharedTransports, and its handle answers .tunnel as .encapsulator', async () => {
+    const hub = new SharedTransports();
+    const t = await openTunnel({ ...BROKER, sharedSockets: hub });
+    expect(opened.options.at(-1)).toMatchObject({ sharedTransports: hub });
+    expect(opened.options.at(-1)).not.toHaveProperty('sharedSockets');
+    expect(t.tunnel).toBe(t.encapsulator);
+    const chosen = new SharedTransports();
+    await openTunnel({ ...BROKER, sharedSockets: hub, sharedTransports: chosen });
+    expect(opened.options.at(-1)).toMatchObject({ sharedTransports: chosen });
+  });
+
+  it('each deprecated member is marked with what to use and the release that removes it', () => {
+    expect(memberDeprecation('tun6in4', 'TunnelEngine', 'replaceSocket')).toBe('use replaceTransport; removed in 0.3.0');
+    expect(memberDeprecation('tun6in4/engine', 'TunnelEngine', 'tunnel')).toBe('use encapsulator; removed in 0.3.0');
+    expect(memberDeprecation('tun6in4', 'Keepalive', 'state')).toMatch(/^use health\(\).*; removed in 0\.3\.0$/);
+    expect(callDeprecation('tun6in4', 'openTunnel', 'argument', 'sharedSockets')).toBe('use sharedTransports; removed in 0.3.0');
+    expect(callDeprecation('tun6in4', 'openTunnel', 'result', 'tunnel')).toBe('use encapsulator; removed in 0.3.0');
+    // the current members are not
+    expect(memberDeprecation('tun6in4/engine', 'TunnelEngine', 'replaceTransport')).toBeNull();
+    expect(callDeprecation('tun6in4', 'openTunnel', 'result', 'encapsulator')).toBeNull();
+  });
+
+  it('every @deprecated of src/ is in src/deprecated.ts', () => {
+    const elsewhere = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts') && f !== 'deprecated.ts')
+      .filter((f) => readFileSync(join(ROOT, 'src', f), 'utf8').includes('@deprecated'));
+    expect(elsewhere).toEqual([]);
+  });
+
+  it('tun6in4/engine alone brings the deprecated members too', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', "import('./src/engine-api.ts').then((m) => console.log(typeof m.TunnelEngine.prototype.replaceSocket, 'tunnel' in m.TunnelEngine.prototype))"], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('function true');
   });
 });

@@ -3,7 +3,8 @@
  * README or docs/ names a command and flags the CLI has (so a renamed flag fails here, not in a
  * reader's shell), and the `tun6in4 check` transcript of docs/operating.md is replayed against the
  * real command, line for line, and the `tun6in4 show` transcript's file against what the daemon's
- * writer makes of the same configuration (test/show.test.ts runs `show` against a daemon).
+ * writer makes of the same configuration (test/show.test.ts runs `show` against a daemon). Every
+ * name a code block imports from the package is exported, current, by the entry it names.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli/program.js';
 import { daemonConfigToFile, formatDaemonConfig, loadDaemonConfig } from '../src/daemon/config.js';
+import { ENTRIES, publicNames, type Entry } from './helpers/exports.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'bin/tun6in4.js');
@@ -92,6 +94,51 @@ describe('the commands written in the README and docs/', () => {
       .filter((i) => commands.has(i.command))
       .flatMap((i) => i.flags.filter((f) => !commands.get(i.command)!.has(f)).map((f) => `${i.doc}: tun6in4 ${i.command} ${f}`));
     expect([...new Set(wrong)]).toEqual([]);
+  });
+});
+
+describe('the library as the README and docs/ write it', () => {
+  /** Each fenced code block's text, with the language it is marked as. */
+  const blocks = (doc: string) => [...text(doc).matchAll(/^```(\w*)\n([\s\S]*?)^```/gm)].map((m) => ({ lang: m[1], code: m[2] }));
+
+  it('every name a code block imports from tun6in4, tun6in4/engine or tun6in4/testing is exported there, not deprecated', () => {
+    const entries = publicNames();
+    const wrong: string[] = [];
+    let seen = 0;
+    for (const doc of DOCS) {
+      for (const { code } of blocks(doc)) {
+        const imports = [
+          ...code.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'([^']+)'/g),
+          ...code.matchAll(/const\s+\{([^}]*)\}\s*=\s*require\('([^']+)'\)/g),
+        ];
+        for (const [, names, from] of imports) {
+          if (!(from in ENTRIES)) {
+            if (from.startsWith('tun6in4')) wrong.push(`${doc}: no entry '${from}'`);
+            continue;
+          }
+          for (const raw of names.split(',').map((n) => n.trim()).filter(Boolean)) {
+            const name = raw.replace(/^type\s+/, '').split(/\s+as\s+|\s*:\s*/)[0];
+            const found = entries[from as Entry].find((n) => n.name === name);
+            seen++;
+            if (!found) wrong.push(`${doc}: ${from} does not export ${name}`);
+            else if (found.deprecated !== null) wrong.push(`${doc}: ${from}'s ${name} is deprecated (${found.deprecated})`);
+          }
+        }
+      }
+    }
+    expect(seen).toBeGreaterThan(15);
+    expect(wrong).toEqual([]);
+  });
+
+  it('CHANGELOG.md names every deprecated name of tun6in4, and docs/library.md each one that moved to tun6in4/engine, as it is exported there', () => {
+    const changelog = text('CHANGELOG.md');
+    const deprecated = publicNames().tun6in4.filter((n) => n.deprecated !== null);
+    expect(deprecated.filter((n) => !changelog.includes(`\`${n.name}\``)).map((n) => n.name)).toEqual([]);
+    const moved = /^- To `tun6in4\/engine`: ([\s\S]*?)^- /m.exec(text('docs/library.md'))?.[1] ?? '';
+    const listed = [...moved.matchAll(/`(\w+)`/g)].map((m) => m[1]);
+    expect(listed.length).toBeGreaterThan(40);
+    const engine = new Set(publicNames()['tun6in4/engine'].map((n) => n.name));
+    expect(listed.filter((n) => !engine.has(n))).toEqual([]);
   });
 });
 

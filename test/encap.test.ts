@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, Drop, DROP_REASONS, formatIpv6, PacketResult, Traffic, Verdict, type DropReason, type Encapsulator, type TunnelOptions } from '../src/index.js';
-import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
+import { checksum, ipv6PseudoHeaderSum } from '../src/packet/checksum.js';
 import { HEADROOM, icmpv4Error, ip4, ipv4Packet, ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { LOCAL, ManualClock, OUR_SITE, PEER_SITE, PEER_SITE_V4, RELAY, REMOTE, tunnel } from './helpers/tunnels.js';
 import { CLOCK_EVERY, PathMtuTable, PMTU_EXPIRES_MS, PMTU_TABLE_SIZE } from '../src/encap/path-mtu.js';

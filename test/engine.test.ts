@@ -1,7 +1,8 @@
 /** The engine over in-memory TUN and socket fakes: the whole data path, no root needed. */
 import { constants as osConstants } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { Encapsulator, TunnelEngine } from '../src/index.js';
+import { Encapsulator } from '../src/index.js';
+import { TunnelEngine } from '../src/engine-api.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseDaemonConfig, parseDaemonConfigText } from '../src/daemon/config.js';
-import { checkImported, detectFormat, importConfig, importFiles, ImportError, writeKeyFile, type ImportFormat } from '../src/index.js';
+import { checkImported, importConfig, importFiles, ImportError, writeKeyFile, type ImportFormat } from '../src/index.js';
+import { detectFormat } from '../src/import/index.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/import/', import.meta.url));
 const BIN = fileURLToPath(new URL('../bin/tun6in4.js', import.meta.url));

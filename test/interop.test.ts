@@ -5,7 +5,9 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Verdict, DROP_REASONS } from '../src/index.js';
-import { PROTO_TCP, segmentTcp6, upperLayerOffset } from '../src/packet/index.js';
+import { PROTO_TCP } from '../src/packet/tcp.js';
+import { segmentTcp6 } from '../src/packet/vnet.js';
+import { upperLayerOffset } from '../src/packet/ipv6.js';
 import { scapy, tshark } from './helpers/external.js';
 import { asKernelHandsIt, icmpv4Error, ipv4Packet } from './helpers/packets.js';
 import { LOCAL, runTunnel, tunnel } from './helpers/tunnels.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PacketResult, Encapsulator, Verdict } from '../src/index.js';
-import { checksum, ipv6PseudoHeaderSum } from '../src/packet/index.js';
+import { checksum, ipv6PseudoHeaderSum } from '../src/packet/checksum.js';
 import { Keepalive } from '../src/daemon/keepalive.js';
 import { BROKER, ManualClock } from './helpers/tunnels.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PacketResult, Traffic, Encapsulator, Verdict } from '../src/index.js';
-import { clampMss } from '../src/encap/index.js';
+import { clampMss } from '../src/encap/mss.js';
 import { ipv6Packet, refChecksum, withHeadroom } from './helpers/packets.js';
 import { BROKER } from './helpers/tunnels.js';
 

@@ -3,18 +3,8 @@
  * and the `advertise` options. The same bytes meet a real SLAAC client in advertise.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  buildRouterAdvertisement,
-  buildRouterSolicitation,
-  icmpv6Checksum,
-  nextUnsolicitedDelayS,
-  parseIpv6,
-  resolveTunnelOptions,
-  solicitedAnswerAtMs,
-  validateRouterSolicitation,
-  formatIpv6Prefix,
-  type RouterAdvertisement,
-} from '../src/index.js';
+import { buildRouterAdvertisement, buildRouterSolicitation, icmpv6Checksum, nextUnsolicitedDelayS, solicitedAnswerAtMs, validateRouterSolicitation, type RouterAdvertisement } from '../src/engine-api.js';
+import { parseIpv6, resolveTunnelOptions, formatIpv6Prefix } from '../src/index.js';
 import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
 import { ConfigFileError, parseDaemonConfigText } from '../src/daemon/config.js';
 import { configFromFlags, FlagError } from '../src/cli/flags.js';

@@ -6,7 +6,8 @@
 import { batchOver } from './helpers/batch.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Encapsulator, TunnelEngine } from '../src/index.js';
+import { Encapsulator } from '../src/index.js';
+import { TunnelEngine } from '../src/engine-api.js';
 import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';

@@ -1,5 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { formatIpv6, resolveTunnelOptions, type EngineOptions, type OpenTunnelOptions, type TunnelSpec } from '../src/index.js';
+import { formatIpv6, resolveTunnelOptions, type OpenTunnelOptions, type TunnelSpec } from '../src/index.js';
+import type { EngineOptions } from '../src/engine-api.js';
 import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
 import { OPTIONS, TUNNEL_OPTION_KEYS, type OptionDefinition } from '../src/encap/options.js';
 import { HOST_OPTIONS } from '../src/host/options.js';
@@ -35,7 +36,7 @@ describe('one definition per option', () => {
 
   it('the library\'s openTunnel takes exactly the tunnel and host options (and the loop\'s); a daemon tunnel adds exactly its own', () => {
     // checked by `npm run typecheck`: a key added to the type and not to a table (or back) fails it
-    type Loop = keyof EngineOptions | 'sharedTransports' | 'sharedSockets'; // sharedSockets: the @deprecated name, one release
+    type Loop = keyof EngineOptions | 'sharedTransports';
     expectTypeOf<Exclude<keyof OpenTunnelOptions, Loop>>().toEqualTypeOf<keyof typeof OPTIONS | keyof typeof HOST_OPTIONS>();
     expectTypeOf<Exclude<keyof TunnelSpec, keyof OpenTunnelOptions>>().toEqualTypeOf<keyof typeof DAEMON_TUNNEL_OPTIONS>();
     expect(TUNNEL_OPTION_KEYS).toEqual(Object.keys(OPTIONS));

@@ -65,7 +65,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the npm tarball', () => {
   it('carries both prebuilt binaries, every native source, LICENSE, the CHANGELOG, the systemd unit, the example config and every doc a message points to; no source maps, no install script', () => {
-    for (const f of [...PREBUILDS, 'LICENSE', 'CHANGELOG.md', 'contrib/tun6in4.service', 'examples/he-tunnel.json', 'dist/index.js', 'bin/tun6in4.js']) expect(contents).toContain(f);
+    for (const f of [...PREBUILDS, 'LICENSE', 'CHANGELOG.md', 'contrib/tun6in4.service', 'examples/he-tunnel.json', 'dist/index.js', 'dist/engine-api.js', 'dist/engine-api.d.ts', 'dist/testing.js', 'bin/tun6in4.js']) expect(contents).toContain(f);
     // An error or a help text that says "see docs/systemd.md" must find it in the installed copy.
     const named = new Set(readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts'))
@@ -101,6 +101,23 @@ describe('the npm tarball', () => {
     expectOk(cjs, 'require');
     // what the CLI does is importable; the test doubles live apart, in tun6in4/testing
     expect(cjs.stdout.trim()).toBe('function function function function undefined function');
+  });
+
+  it('tun6in4/engine imports with import and with require: the loop and its parts, the same classes tun6in4 still offers deprecated, and 0.1\'s engine members', () => {
+    const esm = inProject('node', [
+      '--input-type=module',
+      '-e',
+      `import { TunnelEngine, LinuxTun, RawTransport, FouTransport, OffloadTun, SLOT_SIZE, packOuterFields } from 'tun6in4/engine';
+       import * as main from 'tun6in4';
+       console.log(typeof TunnelEngine, typeof LinuxTun, typeof RawTransport, typeof FouTransport, typeof OffloadTun, SLOT_SIZE > 0, typeof packOuterFields,
+         main.TunnelEngine === TunnelEngine, typeof TunnelEngine.prototype.replaceSocket);`,
+    ]);
+    expectOk(esm, 'import tun6in4/engine');
+    expect(esm.stdout.trim()).toBe('function function function function function true function true function');
+    const cjs = inProject('node', ['-e', `const e = require('tun6in4/engine'); console.log(typeof e.TunnelEngine, typeof e.PeerTable, typeof e.pcapngPacket, typeof e.Encapsulator, require('tun6in4').TunnelEngine === e.TunnelEngine)`]);
+    expectOk(cjs, 'require tun6in4/engine');
+    // the Encapsulator is the main entry's, not repeated here
+    expect(cjs.stdout.trim()).toBe('function function function undefined true');
   });
 
   it('runs tun6in4 --version and doctor, which finds the prebuilt addon', () => {

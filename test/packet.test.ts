@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { classifyIpv4, embedIpv4, extractIpv4, formatIpv4, formatIpv6, linkLocalFromIpv4, parseIpv4, parseIpv6, parseIpv6Prefix, SIX_TO_FOUR } from '../src/index.js';
-import { checksum, checksumAdjust, fold, sum16, delegatedPrefixLength, inDomain, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, isIcmpv6ErrorPacket, validateDomain, checkIpv4, Ipv4Error, checkIpv6, Ipv6Error, IPV4, IPV4_FLAG_DF, IPV6, ipv6TrafficClass, setIpv6TrafficClass } from '../src/packet/index.js';
+import { classifyIpv4, embedIpv4, extractIpv4, linkLocalFromIpv4, SIX_TO_FOUR } from '../src/engine-api.js';
+import { formatIpv4, formatIpv6, parseIpv4, parseIpv6, parseIpv6Prefix } from '../src/index.js';
+import { checksum, checksumAdjust, fold, sum16 } from '../src/packet/checksum.js';
+import { delegatedPrefixLength, inDomain, validateDomain } from '../src/packet/sixrd.js';
+import { isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource } from '../src/packet/address.js';
+import { isIcmpv6ErrorPacket } from '../src/packet/icmpv6.js';
+import { checkIpv4, Ipv4Error, IPV4, IPV4_FLAG_DF } from '../src/packet/ipv4.js';
+import { checkIpv6, Ipv6Error, IPV6, ipv6TrafficClass, setIpv6TrafficClass } from '../src/packet/ipv6.js';
 import { moveBytes } from '../src/packet/bytes.js';
 import { ip4, ipv4Packet, ipv6Packet, refChecksum, refSum } from './helpers/packets.js';
 

@@ -1,9 +1,10 @@
 /** Several tunnels on one local IPv4 share one raw socket: each packet reaches exactly one tunnel. */
 import { batchOver } from './helpers/batch.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Encapsulator, TunnelEngine } from '../src/index.js';
+import { Encapsulator } from '../src/index.js';
+import { TunnelEngine } from '../src/engine-api.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
-import { SharedTransports } from '../src/transport/index.js';
+import { SharedTransports } from '../src/transport/shared-transports.js';
 import { ReceiveAlso } from '../src/transport/receive-also.js';
 import { BPF_INSN_INTS, receiveFilter } from '../src/transport/receive-filter.js';
 import { parseIpv6Prefix } from '../src/packet/address.js';

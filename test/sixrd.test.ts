@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DROP_REASONS, formatIpv6, PacketResult, resolveTunnelOptions, Encapsulator, Verdict, type TunnelOptions } from '../src/index.js';
-import { delegatedPrefixLength, embedIpv4, extractIpv4, parseIpv4, parseIpv6 } from '../src/packet/index.js';
+import { delegatedPrefixLength, embedIpv4, extractIpv4 } from '../src/packet/sixrd.js';
+import { parseIpv4, parseIpv6 } from '../src/packet/address.js';
 import { parseSixRdDhcp } from '../src/encap/sixrd-dhcp.js';
 import { interfacePlan } from '../src/host/open.js';
 import { sixRdStatus } from '../src/host/status.js';

@@ -12,32 +12,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import {
-  ControlStream,
-  traceCommand,
-  DROP_REASONS,
-  DROP_RULE,
-  describeDrop,
-  formatTraceLine,
-  listenControl,
-  PeerTable,
-  peersStatus,
-  pcapngInterface,
-  pcapngPacket,
-  pcapngSectionHeader,
-  isoToMicros,
-  renderMetrics,
-  traceRecord,
-  TraceStream,
-  Encapsulator,
-  TunnelEngine,
-  type ManagedStatus,
-  type TracePoint,
-  type TraceRecord,
-  type TraceSink,
-  type TraceSource,
-  type Tracer,
-} from '../src/index.js';
+import { ControlStream, listenControl } from '../src/daemon/control.js';
+import { traceCommand } from '../src/daemon/trace-stream.js';
+import { DROP_REASONS, describeDrop, formatTraceLine, renderMetrics, traceRecord, Encapsulator, type ManagedStatus, type TraceRecord } from '../src/index.js';
+import { DROP_RULE } from '../src/encap/counters.js';
+import { PeerTable, peersStatus, pcapngInterface, pcapngPacket, pcapngSectionHeader, isoToMicros, TraceStream, TunnelEngine, type TracePoint, type TraceSink, type TraceSource, type Tracer } from '../src/engine-api.js';
 import { pcapngComment } from '../src/cli/trace-command.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';

@@ -3,7 +3,7 @@
  * and the message that names the node, the user and the fix.
  */
 import { describe, expect, it } from 'vitest';
-import { formatTunNode, lookupTunUser, modeAllows, tunOpenDenied, tunOpenDeniedMessage, type TunNode, type TunUser } from '../src/index.js';
+import { formatTunNode, lookupTunUser, modeAllows, tunOpenDenied, tunOpenDeniedMessage, type TunNode, type TunUser } from '../src/host/tun-access.js';
 
 const devtmpfs: TunNode = { path: '/dev/net/tun', uid: 0, gid: 0, mode: 0o600, owner: 'root', group: 'root' };
 const udev: TunNode = { ...devtmpfs, mode: 0o666 };

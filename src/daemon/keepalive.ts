@@ -140,10 +140,8 @@ export class Keepalive {
     return 'up';
   }
 
-  /** @deprecated use health(), the same answer (renamed so it is not confused with TunnelStatus.state) */ state(lastRxAt: number): TunnelHealth { return this.health(lastRxAt); }
-
   stats(): KeepaliveStats {
-    // An answered probe counts at once, as in state(): "1/1 answered" is 0 % loss, not "-".
+    // An answered probe counts at once, as in health(): "1/1 answered" is 0 % loss, not "-".
     const w = this.pendingAnswered ? [...this.window, true] : this.window;
     const lost = w.filter((x) => !x).length;
     return {

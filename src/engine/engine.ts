@@ -183,10 +183,6 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
     old.close();
   }
 
-  /** @deprecated use replaceTransport */ replaceSocket(socket: OuterTransport): void { this.replaceTransport(socket); }
-
-  /** @deprecated use encapsulator */ get tunnel(): P { return this.encapsulator; }
-
   setRxInterceptor(fn: RxInterceptor | null): void {
     this.interceptor = fn;
   }

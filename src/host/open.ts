@@ -48,7 +48,6 @@ export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, HostOpt
   local: string;
   /** Where tunnels on one local address find the transport they share; default the process's own (HOST_TRANSPORTS). */
   sharedTransports?: SharedTransports;
-  /** @deprecated use sharedTransports */ sharedSockets?: SharedTransports;
 }
 
 /** Why a tunnel could not be opened on this host (configuration errors are ConfigError). */
@@ -66,7 +65,6 @@ export class TunnelSetupError extends Error {
 export interface RunningTunnel {
   readonly name: string;
   readonly encapsulator: Encapsulator;
-  /** @deprecated use encapsulator */ readonly tunnel: Encapsulator;
   readonly engine: TunnelEngine;
   status(): TunnelStatus;
   /** 6in4: our IPv4 changed (e.g. `--local auto` after a DHCP renewal): rebind and carry on. */
@@ -78,9 +76,8 @@ export interface RunningTunnel {
 const { EPERM, ENOENT, EACCES, EADDRINUSE } = osConstants.errno;
 
 export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel> {
-  const { sharedSockets: deprecatedShared, ...options } = opts; // @deprecated option name, one release
-  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedTransports, ...tunnelOptions } = options;
-  const transports = sharedTransports ?? deprecatedShared ?? HOST_TRANSPORTS; // @deprecated: drop deprecatedShared after one release
+  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedTransports, ...tunnelOptions } = opts;
+  const transports = sharedTransports ?? HOST_TRANSPORTS;
   let local = tunnelOptions.local;
   if (local === 'auto') {
     const o = tunnelOptions;
@@ -170,7 +167,6 @@ export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel
   return {
     name: iface,
     encapsulator: tunnel,
-    tunnel, // @deprecated alias of encapsulator, one release
     engine,
     status(): TunnelStatus {
       return {

@@ -7,7 +7,8 @@
  */
 import { packetOutcomes as outcomeCount } from '../helpers/tunnels.js';
 import { PacketResult, Traffic, Encapsulator, Verdict, DROP_REASONS, type TunnelOptions } from '../../src/index.js';
-import { checkIpv6, checksum } from '../../src/packet/index.js';
+import { checkIpv6 } from '../../src/packet/ipv6.js';
+import { checksum } from '../../src/packet/checksum.js';
 
 /** xorshift32: fast, seeded, reproducible. */
 class Rng {
