@@ -107,6 +107,32 @@ struct BatchArgs : WriteArgs {
 };
 bool ParseBatch(const Napi::Value& batch, int fd, int n, BatchArgs* a);
 
+// ---- Opening a socket (sockets.cc), for sockets.cc and icmp6.cc ----
+
+// A socket being set up, non-blocking and close-on-exec from socket() on. The first step that
+// fails throws its errno under the step's name, and every step after it does nothing and fails
+// too, so an open call returns at its first failure; the socket is closed unless Release took it.
+class OpeningSocket {
+ public:
+  OpeningSocket(Napi::Env env, int domain, int type, int protocol, const char* what);
+  ~OpeningSocket();
+  OpeningSocket(const OpeningSocket&) = delete;
+  OpeningSocket& operator=(const OpeningSocket&) = delete;
+  // False once a step failed, its error thrown: the caller returns env.Undefined().
+  bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  bool Option(int level, int name, const void* value, unsigned size, const char* what);
+  bool Option(int level, int name, int value, const char* what) { return Option(level, name, &value, sizeof value, what); }
+  // A step of the caller's own on fd() (a bind, say) that returned `result`: < 0 failed, with errno.
+  bool Check(int result, const char* what);
+  // The fd, now the caller's.
+  int Release();
+
+ private:
+  Napi::Env env_;
+  int fd_;
+};
+
 // ---- The io_uring ring of this thread (ring.cc), for tun.cc ----
 #ifdef HAVE_LIBURING
 // A result no completion can have: the operation's outcome is unknown.

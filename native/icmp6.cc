@@ -13,7 +13,6 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
 
@@ -28,34 +27,25 @@ Napi::Value OpenIcmp6Socket(const Napi::CallbackInfo& info) {
   if (name.empty() || name.size() >= IFNAMSIZ) return ThrowType(env, "interface name must be 1..15 bytes");
   unsigned ifindex = if_nametoindex(name.c_str());
   if (ifindex == 0) return ThrowErrno(env, "if_nametoindex", errno);
-  int fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMPV6);
-  if (fd < 0) return ThrowErrno(env, "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)", errno);
-  auto fail = [&](const char* what) {
-    int err = errno;
-    close(fd);
-    return ThrowErrno(env, what, err);
-  };
-  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(), name.size()) < 0) return fail("SO_BINDTODEVICE");
+  OpeningSocket s(env, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6, "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)");
+  s.Option(SOL_SOCKET, SO_BINDTODEVICE, name.c_str(), name.size(), "SO_BINDTODEVICE");
   struct icmp6_filter filter;
   ICMP6_FILTER_SETBLOCKALL(&filter);
   ICMP6_FILTER_SETPASS(ND_ROUTER_SOLICIT, &filter);
-  if (setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter) < 0) return fail("ICMP6_FILTER");
-  int hops = 255;
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) < 0) return fail("IPV6_MULTICAST_HOPS");
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops) < 0) return fail("IPV6_UNICAST_HOPS");
-  int off = 0;
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &off, sizeof off) < 0) return fail("IPV6_MULTICAST_LOOP");
-  int on = 1;
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on) < 0) return fail("IPV6_RECVHOPLIMIT");
-  int mif = static_cast<int>(ifindex);
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &mif, sizeof mif) < 0) return fail("IPV6_MULTICAST_IF");
+  s.Option(IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter, "ICMP6_FILTER");
+  s.Option(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 255, "IPV6_MULTICAST_HOPS");
+  s.Option(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 255, "IPV6_UNICAST_HOPS");
+  s.Option(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP");
+  s.Option(IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+  s.Option(IPPROTO_IPV6, IPV6_MULTICAST_IF, static_cast<int>(ifindex), "IPV6_MULTICAST_IF");
   struct ipv6_mreq mreq;
   memset(&mreq, 0, sizeof mreq);
   inet_pton(AF_INET6, "ff02::2", &mreq.ipv6mr_multiaddr);
   mreq.ipv6mr_interface = ifindex;
-  if (setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq) < 0) return fail("IPV6_JOIN_GROUP ff02::2");
+  s.Option(IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq, "IPV6_JOIN_GROUP ff02::2");
+  if (!s.ok()) return env.Undefined();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("fd", Napi::Number::New(env, s.Release()));
   out.Set("ifindex", Napi::Number::New(env, ifindex));
   return out;
 }

@@ -47,6 +47,35 @@ int BindLocal(int fd, uint32_t local, int port) {
 
 }  // namespace
 
+OpeningSocket::OpeningSocket(Napi::Env env, int domain, int type, int protocol, const char* what)
+    : env_(env), fd_(socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol)) {
+  if (fd_ < 0) ThrowErrno(env_, what, errno);
+}
+
+OpeningSocket::~OpeningSocket() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool OpeningSocket::Option(int level, int name, const void* value, unsigned size, const char* what) {
+  return Check(fd_ < 0 ? 0 : setsockopt(fd_, level, name, value, size), what);
+}
+
+bool OpeningSocket::Check(int result, const char* what) {
+  if (fd_ < 0) return false;
+  if (result >= 0) return true;
+  int err = errno;
+  close(fd_);
+  fd_ = -1;
+  ThrowErrno(env_, what, err);
+  return false;
+}
+
+int OpeningSocket::Release() {
+  int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
 // openRawSocket(localAddr: uint32, pmtuDiscover: number, bufferBytes: number, sendOnly = false) -> fd
 // A raw IPv4 socket for protocol 41. The kernel builds the outer header (no IP_HDRINCL), so it
 // can fragment when DF is clear (R05) and pick unique IDs; TTL and TOS come per packet as
@@ -60,27 +89,21 @@ Napi::Value OpenRawSocket(const Napi::CallbackInfo& info) {
   int pmtu = info[1].As<Napi::Number>().Int32Value();
   int bufBytes = info[2].As<Napi::Number>().Int32Value();
   bool sendOnly = info.Length() > 3 && info[3].ToBoolean().Value();
-  int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_IPV6);
-  if (fd < 0) return ThrowErrno(env, "socket(AF_INET, SOCK_RAW, 41)", errno);
-  int one = 1;
-  auto fail = [&](const char* what) {
-    int err = errno;
-    close(fd);
-    return ThrowErrno(env, what, err);
-  };
-  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0) return fail("setsockopt IP_MTU_DISCOVER");
+  OpeningSocket s(env, AF_INET, SOCK_RAW, IPPROTO_IPV6, "socket(AF_INET, SOCK_RAW, 41)");
+  s.Option(IPPROTO_IP, IP_MTU_DISCOVER, pmtu, "setsockopt IP_MTU_DISCOVER");
   if (sendOnly) {
     struct sock_filter dropAll = BPF_STMT(BPF_RET | BPF_K, 0);
     struct sock_fprog prog = {1, &dropAll};
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return fail("setsockopt SO_ATTACH_FILTER");
-  } else if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) {
-    return fail("setsockopt IP_RECVERR");
+    s.Option(SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog, "setsockopt SO_ATTACH_FILTER");
+  } else {
+    s.Option(IPPROTO_IP, IP_RECVERR, 1, "setsockopt IP_RECVERR");
   }
+  if (!s.ok()) return env.Undefined();
   // (a send-only socket's receive buffer stays empty: its filter drops everything)
-  SetBufferSizes(fd, bufBytes);
+  SetBufferSizes(s.fd(), bufBytes);
   // Binding fixes our source address and makes the kernel deliver only packets sent to it (R14).
-  if (local != 0 && BindLocal(fd, local, 0) < 0) return fail("bind");
-  return Napi::Number::New(env, fd);
+  if (local != 0 && !s.Check(BindLocal(s.fd(), local, 0), "bind")) return env.Undefined();
+  return Napi::Number::New(env, s.Release());
 }
 
 // setReceiveFilter(fd, prog: Int32Array | null) -> undefined
@@ -448,26 +471,22 @@ Napi::Value OpenUdpSocket(const Napi::CallbackInfo& info) {
   int bufBytes = info[3].As<Napi::Number>().Int32Value();
   bool checksum = info.Length() > 4 && info[4].ToBoolean().Value();
   bool wantGro = info.Length() > 5 && info[5].ToBoolean().Value();
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-  if (fd < 0) return ThrowErrno(env, "socket(AF_INET, SOCK_DGRAM)", errno);
-  int one = 1;
-  auto fail = [&](const char* what) {
-    int err = errno;
-    close(fd);
-    return ThrowErrno(env, what, err);
-  };
-  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0) return fail("setsockopt IP_MTU_DISCOVER");
-  if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) return fail("setsockopt IP_RECVERR");
-  if (setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0) return fail("setsockopt IP_RECVTOS");
-  if (!checksum && setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one) < 0) return fail("setsockopt SO_NO_CHECK");
+  OpeningSocket s(env, AF_INET, SOCK_DGRAM, IPPROTO_UDP, "socket(AF_INET, SOCK_DGRAM)");
+  s.Option(IPPROTO_IP, IP_MTU_DISCOVER, pmtu, "setsockopt IP_MTU_DISCOVER");
+  s.Option(IPPROTO_IP, IP_RECVERR, 1, "setsockopt IP_RECVERR");
+  s.Option(IPPROTO_IP, IP_RECVTOS, 1, "setsockopt IP_RECVTOS");
+  if (!checksum) s.Option(SOL_SOCKET, SO_NO_CHECK, 1, "setsockopt SO_NO_CHECK");
+  if (!s.ok()) return env.Undefined();
+  int fd = s.fd();
   SetBufferSizes(fd, bufBytes);
   // A zero UDP_SEGMENT is accepted by kernels that know the option and changes nothing.
   int zero = 0;
+  int one = 1;
   bool gso = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
   bool gro = wantGro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
-  if (BindLocal(fd, local, port) < 0) return fail("bind");
+  if (!s.Check(BindLocal(fd, local, port), "bind")) return env.Undefined();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("fd", Napi::Number::New(env, s.Release()));
   out.Set("gso", Napi::Boolean::New(env, gso));
   out.Set("gro", Napi::Boolean::New(env, gro));
   return out;

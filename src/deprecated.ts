@@ -9,6 +9,7 @@
  */
 import { Encapsulator, type EncapsulatorEnvironment } from './encap/encapsulator.js';
 import { Keepalive, type TunnelHealth } from './daemon/keepalive.js';
+import type { TunnelConfig } from './encap/resolve.js';
 import { TunnelEngine } from './engine/engine.js';
 import type { TunnelPolicy } from './engine/policy.js';
 import { openTunnel as open, type OpenTunnelOptions, type RunningTunnel } from './host/open.js';
@@ -81,6 +82,7 @@ export async function openTunnel(
     /** @deprecated use sharedTransports; removed in 0.3.0 */
     sharedSockets?: SharedTransports;
   },
+  resolved?: TunnelConfig,
 ): Promise<
   RunningTunnel & {
     /** @deprecated use encapsulator; removed in 0.3.0 */
@@ -88,7 +90,7 @@ export async function openTunnel(
   }
 > {
   const { sharedSockets, ...options } = opts;
-  const t = await open({ ...options, sharedTransports: options.sharedTransports ?? sharedSockets });
+  const t = await open({ ...options, sharedTransports: options.sharedTransports ?? sharedSockets }, resolved);
   return Object.defineProperty(t, 'tunnel', { get: () => t.encapsulator, enumerable: false }) as RunningTunnel & { readonly tunnel: Encapsulator };
 }
 

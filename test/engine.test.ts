@@ -4,11 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { Encapsulator } from '../src/index.js';
 import { TunnelEngine } from '../src/engine-api.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
+import { settle } from './helpers/drain.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';
-
-/** Until both fakes have been drained by the engine (see Watchable.drained): no waiting on time. */
-const settle = (...fakes: Array<FakeTun | FakeTransport>) => Promise.all(fakes.map((f) => f.drained()));
 
 /** An engine over fakes that records what it reports through onIoError. */
 function reportingErrors() {

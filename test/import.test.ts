@@ -381,6 +381,20 @@ describe('import: secrets (UCI password / updatekey)', () => {
     expect(both.tunnels[0].secret!.reveal()).toBe('K3y');
   });
 
+  it('checkImported checks the text in memory: no temporary file (with TMPDIR a plain file, none could be made)', () => {
+    const notADirectory = join(dir, 'tmpdir-is-a-file');
+    writeFileSync(notADirectory, '');
+    const before = process.env.TMPDIR;
+    process.env.TMPDIR = notADirectory;
+    try {
+      expect(checkImported(importFiles(NETWORKD.map(fixture))).config.tunnels).toHaveLength(2);
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = before;
+    }
+    expect(statSync(notADirectory).isFile()).toBe(true);
+  });
+
   it('library: writeKeyFile then checkImported, as the CLI does', () => {
     const keyFile = join(dir, 'lib.key');
     const r = importFiles([uci], { keyFile });

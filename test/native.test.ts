@@ -7,7 +7,7 @@
 import { batchOver, fill } from './helpers/batch.js';
 import { BatchColumn, PacketBatch } from '../src/io/batch.js';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -366,6 +366,21 @@ describe('native addon (no root)', () => {
     const fd = native.openRawSocket(0, 0, 0, true);
     native.closeFd(fd);
     expect(() => native.closeFd(-1)).toThrow(expect.objectContaining({ errno: 9, syscall: 'close' }));
+  });
+
+  it('a socket that fails a step of its opening throws naming that step, and leaves no fd open', async () => {
+    const busy = createSocket('udp4');
+    await new Promise<void>((r) => busy.bind(0, '127.0.0.1', () => r()));
+    try {
+      const port = busy.address().port;
+      const fds = () => readdirSync('/proc/self/fd').length;
+      const before = fds();
+      expect(() => native.openUdpSocket(0x7f000001, port, 0, 0)).toThrow(expect.objectContaining({ errno: osConstants.errno.EADDRINUSE, syscall: 'bind' }));
+      expect(() => native.openUdpSocket(0x7f000001, 0, 99, 0)).toThrow(expect.objectContaining({ errno: osConstants.errno.EINVAL, syscall: 'setsockopt IP_MTU_DISCOVER' }));
+      expect(fds()).toBe(before);
+    } finally {
+      busy.close();
+    }
   });
 });
 

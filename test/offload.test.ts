@@ -8,10 +8,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Encapsulator } from '../src/index.js';
 import { TunnelEngine } from '../src/engine-api.js';
-import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
 import { OffloadTun, type OffloadDrop } from '../src/tun/offload.js';
+import { readAll, writeAll } from './helpers/drain.js';
 import { asKernelHandsIt, ipv6Packet, refChecksum, tcp6Segment, tcpChecksumOk, testArena, type TcpSegmentSpec } from './helpers/packets.js';
 import { BROKER } from './helpers/tunnels.js';
 
@@ -39,34 +39,6 @@ function superPacket(seq: number, payload: Buffer, gsoSize: number): Buffer {
 }
 
 const data = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 13 + 7) & 0xff));
-
-/** Reads everything the device has, `batch` slots at a time, as the engine does. */
-function readAll(dev: OffloadTun, batch: number): Buffer[] {
-  const b = batchOver(testArena(batch * SLOT_SIZE), SLOT_SIZE, SLOT_HEADROOM);
-  const { arena, lens } = b;
-  const out: Buffer[] = [];
-  for (;;) {
-    const n = dev.read(b, batch);
-    for (let i = 0; i < n; i++) out.push(Buffer.from(arena.subarray(i * SLOT_SIZE + SLOT_HEADROOM, i * SLOT_SIZE + SLOT_HEADROOM + lens[i])));
-    if (n === 0) return out;
-  }
-}
-
-/** Writes packets as the engine does (each in a slot with headroom); returns the frames the device got. */
-function writeAll(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): { frames: Buffer[]; errs: number[]; written: number } {
-  const arena = testArena(pkts.length * 2048 + 64);
-  const offs = new Int32Array(pkts.length);
-  const lens = new Int32Array(pkts.length);
-  pkts.forEach((p, i) => {
-    offs[i] = i * 2048 + 64;
-    lens[i] = p.length;
-    p.copy(arena, offs[i]);
-  });
-  const b = batchOver(arena, 2048, 64, { offs, lens });
-  b.errs.fill(-1);
-  const written = dev.write(b, pkts.length);
-  return { frames: fake.written.splice(0), errs: [...b.errs.subarray(0, pkts.length)], written };
-}
 
 /** Cuts a written frame back into its segments' payloads (or the lone packet). */
 function payloadOf(f: Buffer): Buffer {

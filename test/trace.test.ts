@@ -19,10 +19,9 @@ import { DROP_RULE } from '../src/encap/counters.js';
 import { PeerTable, peersStatus, pcapngInterface, pcapngPacket, pcapngSectionHeader, isoToMicros, TraceStream, TunnelEngine, type TracePoint, type TraceSink, type TraceSource, type Tracer } from '../src/engine-api.js';
 import { pcapngComment } from '../src/cli/trace-command.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
+import { settle } from './helpers/drain.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, OUR_SITE, PEER_SITE, PEER_SITE_V4, RELAY, REMOTE, SIX_TO_FOUR } from './helpers/tunnels.js';
-
-const settle = (...fakes: Array<FakeTun | FakeTransport>) => Promise.all(fakes.map((f) => f.drained()));
 
 function traced(opts: ConstructorParameters<typeof Encapsulator>[0], engineOpts = {}) {
   const tun = new FakeTun();

@@ -4,15 +4,14 @@
  * datagrams are merged into one frame on the way in. Checksums are checked with the reference
  * sum in test/helpers, not src/packet's. The real TUN and kernel are in test/uso-kernel.test.ts.
  */
-import { batchOver } from './helpers/batch.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SLOT_HEADROOM, SLOT_SIZE } from '../src/io/slots.js';
 import { segmentUdp6, UdpCoalescer, UDP_MAX_SEGMENTS, VNET_GSO_UDP_L4 } from '../src/packet/vnet-udp.js';
 import { VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTun } from '../src/testing.js';
 import { OffloadTun, type OffloadDrop } from '../src/tun/offload.js';
-import { asKernelHandsIt, tcp6Segment, udp6Datagram, testArena, udpChecksumOk } from './helpers/packets.js';
+import { readAll, writeAll } from './helpers/drain.js';
+import { asKernelHandsIt, tcp6Segment, udp6Datagram, udpChecksumOk } from './helpers/packets.js';
 
 const data = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 31 + 11) & 0xff));
 
@@ -28,32 +27,6 @@ function udpSuper(payload: Buffer, gsoSize: number, sport = 5001): Buffer {
   h.writeUInt16LE(40, VNET.CSUM_START);
   h.writeUInt16LE(6, VNET.CSUM_OFFSET);
   return Buffer.concat([h, p]);
-}
-
-function readAll(dev: OffloadTun, batch: number): Buffer[] {
-  const b = batchOver(testArena(batch * SLOT_SIZE), SLOT_SIZE, SLOT_HEADROOM);
-  const { arena, lens } = b;
-  const out: Buffer[] = [];
-  for (;;) {
-    const n = dev.read(b, batch);
-    for (let i = 0; i < n; i++) out.push(Buffer.from(arena.subarray(i * SLOT_SIZE + SLOT_HEADROOM, i * SLOT_SIZE + SLOT_HEADROOM + lens[i])));
-    if (n === 0) return out;
-  }
-}
-
-function writeAll(dev: OffloadTun, fake: FakeTun, pkts: Buffer[]): { frames: Buffer[]; errs: number[]; written: number } {
-  const arena = testArena(pkts.length * 2048 + 64);
-  const offs = new Int32Array(pkts.length);
-  const lens = new Int32Array(pkts.length);
-  pkts.forEach((p, i) => {
-    offs[i] = i * 2048 + 64;
-    lens[i] = p.length;
-    p.copy(arena, offs[i]);
-  });
-  const b = batchOver(arena, 2048, 64, { offs, lens });
-  b.errs.fill(-1);
-  const written = dev.write(b, pkts.length);
-  return { frames: fake.written.splice(0), errs: [...b.errs.subarray(0, pkts.length)], written };
 }
 
 /** What the kernel does with a merged frame: cut it back into datagrams (with our cutter). */

@@ -8,7 +8,7 @@
  * and /etc/passwd and /etc/group for the users and groups it names; and the host's addresses.
  */
 import { networkInterfaces } from 'node:os';
-import { configFormatOf, ConfigFileError, loadDaemonConfig, type ConfigFormat, type DaemonConfig } from './config.js';
+import { configFormatOf, ConfigFileError, loadDaemonConfig, parseDaemonConfigText, type ConfigFormat, type DaemonConfig } from './config.js';
 import { readUpdateKey, UpdateKeyError } from './broker-update.js';
 import { resolveDropTarget, resolveGroup, resolveUser } from './privileges.js';
 
@@ -35,7 +35,18 @@ function localNotes(config: DaemonConfig): string[] {
 
 /** Validates a configuration file and what it refers to; throws ConfigFileError naming the field and the fix. */
 export function checkDaemonConfig(path: string): ConfigCheck {
-  const config = loadDaemonConfig(path);
+  return checkLoaded(loadDaemonConfig(path), path, configFormatOf(path));
+}
+
+/**
+ * The same checks of configuration text that is in no file yet (what `import --check` made);
+ * `name` stands for the file's path in messages, and relative key files are beside it.
+ */
+export function checkDaemonConfigText(text: string, format: ConfigFormat, name: string): ConfigCheck {
+  return checkLoaded(parseDaemonConfigText(text, format, name), name, format);
+}
+
+function checkLoaded(config: DaemonConfig, file: string, format: ConfigFormat): ConfigCheck {
   // The daemon resolves these only after its tunnels are up (or, for the socket's group, just
   // before): a typo would surface after the host was already changed.
   const lookups: Array<[string, string | undefined, (n: string) => unknown]> = [
@@ -70,5 +81,5 @@ export function checkDaemonConfig(path: string): ConfigCheck {
     }
     keyFiles.push(spec.update.keyFile);
   }
-  return { file: path, format: configFormatOf(path), config, keyFiles, notes: localNotes(config) };
+  return { file, format, config, keyFiles, notes: localNotes(config) };
 }

@@ -25,7 +25,7 @@ import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-
 import { z } from 'zod';
 import { ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type OptionKey, type TunnelOptions } from '../encap/options.js';
 import { HOST_OPTIONS } from '../host/options.js';
-import { OPTIONS_GIVEN_BY, resolveTunnelOptions } from '../encap/resolve.js';
+import { OPTIONS_GIVEN_BY, resolveTunnelOptions, type TunnelConfig } from '../encap/resolve.js';
 import { HE_UPDATE_URL, updateUrlProblem } from './broker-update.js';
 import { createSystemUser } from './privileges.js';
 import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
@@ -33,10 +33,21 @@ import type { TunnelSpec } from './managed-tunnel.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/tun6in4/tun6in4.sock';
 
+/** One tunnel of a configuration: its options as written, and what they resolved to. */
+export interface ConfiguredTunnel {
+  name: string;
+  spec: TunnelSpec;
+  /**
+   * The loader's resolution of the tunnel options, which the tunnel runs on (resolved once). None
+   * with local "auto": the address is known only at start, and 6to4 and 6rd derive from it.
+   */
+  config?: TunnelConfig;
+}
+
 export interface DaemonConfig {
   /** The file it was read from (none when built from flags or an object). */
   file?: string;
-  tunnels: Array<{ name: string; spec: TunnelSpec }>;
+  tunnels: ConfiguredTunnel[];
   /** `trace`: who may run trace (packet bytes): "owner" (root and the daemon's user, default) or "group" (anyone who can connect). */
   control: { socket: string; mode: number; group?: string; trace?: 'owner' | 'group' };
   metrics: { listen?: string };
@@ -310,7 +321,7 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   // The tunnels are checked even when something else in the file is wrong, so all is said at once.
   const rawTunnels = valueIn(raw, ['tunnels']);
   const entries = rawTunnels !== null && typeof rawTunnels === 'object' && !Array.isArray(rawTunnels) ? Object.entries(rawTunnels as Record<string, unknown>) : [];
-  const tunnels: Array<{ name: string; spec: TunnelSpec }> = [];
+  const tunnels: ConfiguredTunnel[] = [];
   for (const [name, entry] of entries) {
     if (!/^[a-zA-Z0-9_-]{1,32}$/.test(name)) {
       problems.push({ path: `tunnels.${name}`, detail: 'tunnel names are 1..32 letters, digits, "-" or "_"' });
@@ -319,7 +330,7 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) continue; // the schema said so
     const t = parseTunnel(name, entry as Record<string, unknown>);
     if ('problems' in t) problems.push(...t.problems);
-    else tunnels.push({ name, spec: t.spec });
+    else tunnels.push({ name, ...t });
   }
   if (parsed.success && entries.length === 0) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels"' });
   const devs = tunnels.map((t) => t.spec.dev).filter(Boolean);
@@ -337,8 +348,8 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   };
 }
 
-/** One tunnel's spec, or every problem found in it. */
-function parseTunnel(name: string, entry: Record<string, unknown>): { spec: TunnelSpec } | { problems: ConfigProblem[] } {
+/** One tunnel's spec and resolved config, or every problem found in it. */
+function parseTunnel(name: string, entry: Record<string, unknown>): Omit<ConfiguredTunnel, 'name'> | { problems: ConfigProblem[] } {
   const where = `tunnels.${name}`;
   const problems: ConfigProblem[] = [];
   const daemonPart: Record<string, unknown> = {};
@@ -356,10 +367,12 @@ function parseTunnel(name: string, entry: Record<string, unknown>): { spec: Tunn
   // one that was set aside (whose own problem is already said).
   const options: Record<string, unknown> = { ...tunnelPart };
   const setAside = new Set<string>();
+  const standIn = options.local === 'auto';
+  let config: TunnelConfig | undefined;
   for (let round = 0; round < TUNNEL_OPTION_KEYS.length; round++) {
-    const check = options.local === 'auto' ? { ...options, local: '192.0.2.1', allowNonGlobal: true } : options;
+    const check = standIn ? { ...options, local: '192.0.2.1', allowNonGlobal: true } : options;
     try {
-      resolveTunnelOptions(check as unknown as TunnelOptions);
+      config = resolveTunnelOptions(check as unknown as TunnelOptions);
       break;
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
@@ -374,7 +387,8 @@ function parseTunnel(name: string, entry: Record<string, unknown>): { spec: Tunn
     }
   }
   if (problems.length || !d.success) return { problems };
-  return { spec: { ...(tunnelPart as unknown as TunnelSpec), ...d.data } };
+  const spec = { ...(tunnelPart as unknown as TunnelSpec), ...d.data };
+  return standIn ? { spec } : { spec, config };
 }
 
 export type ConfigFormat = 'toml' | 'json';

@@ -212,6 +212,7 @@ export class Daemon {
     const keyGroups = dropGroups(config);
     // The same spec every time for the same file, so an unchanged tunnel compares unchanged.
     const wanted = new Map(config.tunnels.map((t) => [t.name, t.spec.update && keyGroups.length ? { ...t.spec, update: { ...t.spec.update, keyGroups } } : t.spec]));
+    const resolved = new Map(config.tunnels.map((t) => [t.name, t.config]));
     for (const [name, t] of this.tunnels) {
       const spec = wanted.get(name);
       if (!spec || canonical(spec) !== canonical(t.spec)) {
@@ -228,7 +229,7 @@ export class Daemon {
         let opened: ManagedTunnel | undefined;
         const log = this.log.child({ tunnel: name });
         this.loggers.set(name, log);
-        const t = await ManagedTunnel.open(name, spec, log, (e) => opened && this.tunnelFailed(name, opened, e));
+        const t = await ManagedTunnel.open(name, spec, log, (e) => opened && this.tunnelFailed(name, opened, e), resolved.get(name));
         opened = t;
         this.tunnels.set(name, t);
         this.failed.delete(name);

@@ -7,6 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { formatIpv4, parseIpv4 } from '../packet/address.js';
 import { openTunnel, type OpenTunnelOptions, type RunningTunnel } from '../host/open.js';
 import type { TunnelStatus } from '../host/status.js';
+import type { TunnelConfig } from '../encap/resolve.js';
 import { Keepalive, type KeepaliveStats, type TunnelHealth } from './keepalive.js';
 import { monotonicMs } from '../encap/token-bucket.js';
 import { sourceAddressToward } from '../tun/interface.js';
@@ -64,9 +65,10 @@ export class ManagedTunnel {
   /**
    * `log` is this tunnel's own logger: its lines do not repeat the name, so bind it (the daemon
    * passes `log.child({ tunnel: name })`). `onFailed` is told when the tunnel dies underneath us
-   * (e.g. its interface was deleted).
+   * (e.g. its interface was deleted). `config`: the spec's tunnel options as the loader resolved
+   * them, if it could (see ConfiguredTunnel).
    */
-  static async open(name: string, spec: TunnelSpec, log: UpdateLog, onFailed: (e: Error) => void = () => undefined): Promise<ManagedTunnel> {
+  static async open(name: string, spec: TunnelSpec, log: UpdateLog, onFailed: (e: Error) => void = () => undefined, config?: TunnelConfig): Promise<ManagedTunnel> {
     const { keepalive, update, localCheckSeconds, ...options } = spec;
     // Read the key before touching the host: a missing key file is a configuration error.
     const updater = update ? new BrokerUpdater(update, log) : null;
@@ -90,7 +92,7 @@ export class ManagedTunnel {
         void m?.close();
         onFailed(e);
       },
-    });
+    }, config);
     m = new ManagedTunnel(name, spec, running, log);
     const skipped = running.status().defaultRouteSkipped;
     if (skipped) log.warn({}, `no default route through the tunnel: ${skipped}`);

@@ -219,21 +219,13 @@ export class Encapsulator {
       }
     }
     if (len > mtu) return this.packetTooBig(buf, off, len, mtu, out);
-    if (this.config.clampMss && clampMss(buf, off, len, mssForMtu(mtu))) this.counters.traffic[Traffic.tcp_mss_clamped]++;
 
     const tc = ipv6TrafficClass(buf, off);
     const tos = encapOuterTos(this.config.tos < 0 ? tc : this.config.tos, tc); // R13
     const ttl = this.config.ttl < 0 ? buf[off + IPV6.HOP_LIMIT] : this.config.ttl; // R10; R09: hop limit untouched
-
-    const t = this.counters.traffic;
-    t[Traffic.tx_packets]++;
-    t[Traffic.tx_bytes] += len;
-    out.verdict = Verdict.Forward;
-    out.offset = off;
-    out.length = len;
     out.outerDst = dst;
     out.outerFields = packOuterFields(ttl, tos, df);
-    return out;
+    return this.forward(buf, off, len, mtu, Traffic.tx_packets, Traffic.tx_bytes, out);
   }
 
   /**
@@ -332,14 +324,21 @@ export class Encapsulator {
     const ecn = decapInnerEcn(buf[off + IPV4.TOS] & 0x03, tc & 0x03);
     if (ecn === ECN_DROP) return this.drop(out, Drop.rx_ecn_ce_on_not_ect);
     if (ecn !== (tc & 0x03)) setIpv6TrafficClass(buf, io, (tc & 0xfc) | ecn);
-    if (this.config.clampMss && clampMss(buf, io, ilen, mssForMtu(this.config.mtu))) this.counters.traffic[Traffic.tcp_mss_clamped]++;
+    return this.forward(buf, io, ilen, this.config.mtu, Traffic.rx_packets, Traffic.rx_bytes, out);
+  }
 
+  /**
+   * Both directions end alike: the inner IPv6 packet at buf[off, off+len) goes on, its TCP MSS
+   * clamped to what `mtu` carries (when asked), counted under the direction's two counters.
+   */
+  private forward(buf: Buffer, off: number, len: number, mtu: number, packets: number, bytes: number, out: PacketResult): PacketResult {
     const t = this.counters.traffic;
-    t[Traffic.rx_packets]++;
-    t[Traffic.rx_bytes] += ilen;
+    if (this.config.clampMss && clampMss(buf, off, len, mssForMtu(mtu))) t[Traffic.tcp_mss_clamped]++;
+    t[packets]++;
+    t[bytes] += len;
     out.verdict = Verdict.Forward;
-    out.offset = io;
-    out.length = ilen;
+    out.offset = off;
+    out.length = len;
     return out;
   }
 

@@ -5,7 +5,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { constants as osConstants } from 'node:os';
-import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4 } from '../packet/address.js';
+import { formatIpv4, formatIpv6, formatIpv6Prefix, ipv6Network, linkLocalFromIpv4, parseIpv4 } from '../packet/address.js';
 import { ConfigError, type TunnelOptions } from '../encap/options.js';
 import type { TunnelConfig } from '../encap/resolve.js';
 import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
@@ -75,7 +75,11 @@ export interface RunningTunnel {
 
 const { EPERM, ENOENT, EACCES, EADDRINUSE } = osConstants.errno;
 
-export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel> {
+/**
+ * `resolved`: what resolveTunnelOptions made of these options' tunnel part, when the caller has it
+ * (the daemon's loader), so they are not resolved twice; its local must be the options' own.
+ */
+export async function openTunnel(opts: OpenTunnelOptions, resolved?: TunnelConfig): Promise<RunningTunnel> {
   const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedTransports, ...tunnelOptions } = opts;
   const transports = sharedTransports ?? HOST_TRANSPORTS;
   let local = tunnelOptions.local;
@@ -87,7 +91,8 @@ export async function openTunnel(opts: OpenTunnelOptions): Promise<RunningTunnel
     if (!toward) throw new ConfigError('local', 'auto', `"auto" needs ${o.mode === '6in4' ? 'remote' : 'relay'} to find the route; give the IPv4 address instead`);
     local = await sourceToward(toward);
   }
-  const tunnel = new Encapsulator({ ...tunnelOptions, local });
+  if (resolved && resolved.local !== parseIpv4(local)) throw new Error(`openTunnel: the resolved config is for local ${formatIpv4(resolved.local)}, the options say ${local}`);
+  const tunnel = new Encapsulator(resolved ?? { ...tunnelOptions, local });
   await assertHostAddresses(local, tunnel.config);
   const name = dev ?? 'tun6in4-%d';
   if (!name.includes('%d') && (await linkExists(name))) {

@@ -4,10 +4,9 @@
  * and write the tun6in4 configuration that runs the same tunnels as commented TOML.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, lstatSync, mkdtempSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { checkDaemonConfig, type ConfigCheck } from '../daemon/check.js';
+import { checkDaemonConfigText, type ConfigCheck } from '../daemon/check.js';
 import { escapeText, FORMAT_NAMES, hasNonText, ImportError, type ImportedSecret, type ImportFormat, type Note, type SitDraft, type SourceRef } from './draft.js';
 import { assignLanAddresses, emitTunnel, renderToml } from './emit.js';
 import { parseIfupdown } from './ifupdown.js';
@@ -230,21 +229,9 @@ export function writeKeyFile(path: string, secret: ImportedSecret): { replaced: 
 }
 
 /**
- * Runs an import's configuration through `tun6in4 check` (checkDaemonConfig): written to a private
- * temporary file, checked, removed. Key files it names must exist already (see writeKeyFile).
+ * Runs an import's configuration through `tun6in4 check`'s checks as the text it printed, in
+ * memory. Key files it names must exist already (see writeKeyFile).
  */
 export function checkImported(result: ImportResult): ConfigCheck {
-  const dir = mkdtempSync(join(tmpdir(), 'tun6in4-import-'));
-  const path = join(dir, 'imported.toml');
-  try {
-    const fd = openSync(path, 'wx', 0o600);
-    try {
-      writeSync(fd, result.toml);
-    } finally {
-      closeSync(fd);
-    }
-    return checkDaemonConfig(path);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return checkDaemonConfigText(result.toml, 'toml', 'imported.toml');
 }

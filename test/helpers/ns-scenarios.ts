@@ -15,6 +15,7 @@ import { loadNative, IP_PMTUDISC_DONT } from '../../src/io/native.js';
 import { packOuterFields } from '../../src/packet/ipv4.js';
 import { FouTransport } from '../../src/transport/fou.js';
 import { SharedTransports } from '../../src/transport/shared-transports.js';
+import { settleWhen } from './drain.js';
 import { ip4, ipv6Packet } from './packets.js';
 
 const HEAD = 64;
@@ -51,12 +52,6 @@ function sendProto41(from: number, to: number, pkts: Buffer[]): void {
     if (sent !== n) throw new Error(`protocol 41 from ${from}: ${sent} of ${n} sent (errnos ${[...b.errs.subarray(0, n)]})`);
   }
   closeSync(fd);
-}
-
-/** Resolves once `done()` holds, checking after each turn of the event loop; gives up (resolves) after `limitMs`. */
-async function settle(done: () => boolean, limitMs: number): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (!done() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
 }
 
 const scenarios: Record<string, (a: Record<string, unknown>) => Promise<unknown>> = {
@@ -111,7 +106,7 @@ const scenarios: Record<string, (a: Record<string, unknown>) => Promise<unknown>
     for (let i = 0; i < segments; i += 256) sendUdp(ip4(remoteA), ip4(local), port, [pkts.slice(i, i + 256)], 64);
     const engines = [A, B].map((t) => new TunnelEngine(t.tunnel, t.tun, t.transport));
     for (const e of engines) e.start();
-    await settle(() => A.tun.written.length >= segments, 5000);
+    await settleWhen(() => A.tun.written.length >= segments, 5000);
     for (const e of engines) e.stop();
     const seen = A.tun.written.map((p) => p.readUInt32BE(48));
     return {
@@ -148,7 +143,7 @@ Object.assign(scenarios, {
       sendProto41(ip4(remoteA), ip4(local), to('2001:db8:1::1', '2001:db8:1::2', 21));
       sendProto41(ip4(remoteB), ip4(local), to('2001:db8:2::1', '2001:db8:2::2', 1));
       const rx = (t: typeof A) => t.status().counters.traffic.rx_packets;
-      await settle(() => rx(A) >= 21 && rx(B) >= 31, 10_000);
+      await settleWhen(() => rx(A) >= 21 && rx(B) >= 31, 10_000);
       const seen = (t: typeof A) => ({ rx: rx(t), wrongSource: t.status().counters.drops.rx_wrong_outer_source });
       return { A: seen(A), B: seen(B) };
     } finally {
