@@ -50,7 +50,6 @@ export {
   buildRouterAdvertisement,
   buildRouterSolicitation,
   validateRouterSolicitation,
-  icmpv6Checksum,
   nextUnsolicitedDelayS,
   solicitedAnswerAtMs,
   NdpType,
@@ -58,6 +57,7 @@ export {
   type RouterAdvertisement,
   type RsVerdict,
 } from './packet/ndp.js';
+export { icmpv6Checksum } from './packet/icmpv6.js';
 
 // Drive the batched forwarding loop over your own TUN-like devices and outer transports.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';

@@ -3,11 +3,9 @@
  * Advertisement we build (§4.2) with its options (source link-layer address §4.6.1, prefix
  * information §4.6.2, MTU §4.6.4, RDNSS RFC 8106 §5.1), and the Router Solicitation we validate
  * (§6.1.1). These are the ICMPv6 message bytes a raw ICMPv6 socket sends and receives (no IPv6
- * header); the kernel fills the checksum on send, `routerAdvertisementChecksum` is for tests and
- * captures.
+ * header); the kernel fills the checksum on send (icmpv6Checksum in ./icmpv6.ts computes it for
+ * tests and captures).
  */
-import { checksum, ipv6PseudoHeaderSum } from './checksum.js';
-import { PROTO_ICMPV6 } from './ipv4.js';
 
 export const NdpType = {
   RouterSolicitation: 133,
@@ -110,15 +108,6 @@ export function buildRouterAdvertisement(ra: RouterAdvertisement): Buffer {
     }
   }
   return b;
-}
-
-/** The ICMPv6 checksum the message carries between `src` and `dst` (RFC 4443 §2.3). */
-export function icmpv6Checksum(msg: Uint8Array, src: Uint8Array, dst: Uint8Array): number {
-  const pseudo = new Uint8Array(32);
-  pseudo.set(src.subarray(0, 16), 0);
-  pseudo.set(dst.subarray(0, 16), 16);
-  const s = ipv6PseudoHeaderSum(pseudo, 0, 16, msg.length, PROTO_ICMPV6);
-  return checksum(msg, 0, msg.length, s);
 }
 
 export type RsVerdict =
