@@ -23,9 +23,10 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type OptionKey, type TunnelOptions } from '../encap/options.js';
+import { checkOptionRows, ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type OptionKey, type TunnelOptions } from '../encap/options.js';
 import { HOST_OPTIONS } from '../host/options.js';
-import { OPTIONS_GIVEN_BY, resolveTunnelOptions } from '../encap/resolve.js';
+import { ADVERTISE_OPTION_KEYS, ADVERTISE_OPTIONS, resolveAdvertiseOptions } from '../advertise/options.js';
+import { OPTIONS_GIVEN_BY, resolveTunnelOptions, type TunnelConfig } from '../encap/resolve.js';
 import { HE_UPDATE_URL, updateUrlProblem } from './broker-update.js';
 import { createSystemUser } from './privileges.js';
 import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
@@ -221,7 +222,7 @@ const fileSchema = z.strictObject({
 });
 
 /** The keys each object of the file may hold (tunnel names as `*`), for "did you mean". */
-const TUNNEL_KEYS = [...TUNNEL_OPTION_KEYS, ...DAEMON_KEYS];
+const TUNNEL_KEYS = [...TUNNEL_OPTION_KEYS, ...ADVERTISE_OPTION_KEYS, ...DAEMON_KEYS];
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': ['user', 'group', 'tunnels', 'control', 'metrics', 'log'],
   control: ['socket', 'mode', 'group', 'trace'],
@@ -343,9 +344,11 @@ function parseTunnel(name: string, entry: Record<string, unknown>): { spec: Tunn
   const problems: ConfigProblem[] = [];
   const daemonPart: Record<string, unknown> = {};
   const tunnelPart: Record<string, unknown> = {};
+  const advertisePart: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(entry)) {
     if (DAEMON_KEYS.includes(k)) daemonPart[k] = v;
     else if ((TUNNEL_OPTION_KEYS as readonly string[]).includes(k)) tunnelPart[k] = v;
+    else if ((ADVERTISE_OPTION_KEYS as readonly string[]).includes(k)) advertisePart[k] = v;
     else problems.push({ path: `${where}.${k}`, detail: unknownKey(k, TUNNEL_KEYS) });
   }
   const d = daemonTunnelKeys.safeParse(daemonPart);
@@ -356,10 +359,11 @@ function parseTunnel(name: string, entry: Record<string, unknown>): { spec: Tunn
   // one that was set aside (whose own problem is already said).
   const options: Record<string, unknown> = { ...tunnelPart };
   const setAside = new Set<string>();
+  let resolved: TunnelConfig | null = null;
   for (let round = 0; round < TUNNEL_OPTION_KEYS.length; round++) {
     const check = options.local === 'auto' ? { ...options, local: '192.0.2.1', allowNonGlobal: true } : options;
     try {
-      resolveTunnelOptions(check as unknown as TunnelOptions);
+      resolved = resolveTunnelOptions(check as unknown as TunnelOptions);
       break;
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
@@ -373,8 +377,16 @@ function parseTunnel(name: string, entry: Record<string, unknown>): { spec: Tunn
       delete options[top];
     }
   }
+  // router advertisements: against what the rest resolved to (their rows alone if it did not)
+  try {
+    if (resolved) resolveAdvertiseOptions(advertisePart, resolved);
+    else checkOptionRows(ADVERTISE_OPTIONS, advertisePart);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push({ path: `${where}.${e.field}`, detail: e.detail });
+  }
   if (problems.length || !d.success) return { problems };
-  return { spec: { ...(tunnelPart as unknown as TunnelSpec), ...d.data } };
+  return { spec: { ...(tunnelPart as unknown as TunnelSpec), ...advertisePart, ...d.data } };
 }
 
 export type ConfigFormat = 'toml' | 'json';
