@@ -386,7 +386,9 @@ function parseTunnel(name: string, entry: Record<string, unknown>): { spec: Tunn
     problems.push({ path: `${where}.${e.field}`, detail: e.detail });
   }
   if (problems.length || !d.success) return { problems };
-  return { spec: { ...(tunnelPart as unknown as TunnelSpec), ...advertisePart, ...d.data } };
+  // in the file's order, as `show` writes it back
+  const openPart = Object.fromEntries(Object.entries(entry).filter(([k]) => k in tunnelPart || k in advertisePart));
+  return { spec: { ...(openPart as unknown as TunnelSpec), ...d.data } };
 }
 
 export type ConfigFormat = 'toml' | 'json';
