@@ -46,7 +46,7 @@ export {
 export { SIX_TO_FOUR, embedIpv4, extractIpv4, delegatedPrefixLength, type SixRdDomain } from './packet/sixrd.js';
 // Router advertisements for the routed prefix on LAN bridges (`advertise`), and their bytes.
 export { RouterAdvertiser, type AdvertiserOptions, type AdvertiserStatus } from './advertise/advertiser.js';
-export type { AdvertiseTarget } from './advertise/options.js';
+export type { AdvertiseTarget, AdvertiseOptions } from './advertise/options.js';
 export { nextUnsolicitedDelayS, solicitedAnswerAtMs } from './advertise/schedule.js';
 export {
   buildRouterAdvertisement,
