@@ -24,7 +24,9 @@ export interface AdvertiserOptions {
 
 /** Why a solicitation was dropped (RFC 4861 §6.1.1). */
 export type RsDropReason = Extract<RsVerdict, { ok: false }>['reason'];
-export const RS_DROP_REASONS: readonly RsDropReason[] = ['hop_limit', 'type', 'code', 'length', 'option_length', 'unspecified_with_sllao'];
+/** Every reason at 0: a Record, so a reason ndp.ts adds cannot go uncounted. */
+const NO_DROPS: Readonly<Record<RsDropReason, number>> = { hop_limit: 0, type: 0, code: 0, length: 0, option_length: 0, unspecified_with_sllao: 0 };
+export const RS_DROP_REASONS = Object.keys(NO_DROPS) as readonly RsDropReason[];
 
 /** What an advertiser counts besides drops. `ra_solicited` is of `ra_sent`, those that answered a solicitation. */
 export const ADVERTISER_TRAFFIC = ['ra_sent', 'ra_solicited', 'rs_received', 'send_errors'] as const;
@@ -79,7 +81,7 @@ export class RouterAdvertiser {
   private readonly rxMeta = new Int32Array(1);
   private readonly random: () => number;
   private readonly traffic = Object.fromEntries(ADVERTISER_TRAFFIC.map((n) => [n, 0])) as Record<AdvertiserTrafficCounter, number>;
-  private readonly drops = Object.fromEntries(RS_DROP_REASONS.map((n) => [n, 0])) as Record<RsDropReason, number>;
+  private readonly drops: Record<RsDropReason, number> = { ...NO_DROPS };
   private lastError: string | null = null;
   private lastRaAt: number | null = null;
 

@@ -43,7 +43,10 @@ export function interfacePlan(config: TunnelConfig, local: number, opts: Interfa
   };
 }
 
-/** openTunnel's options: the tunnel's (src/encap/options.ts), the host's (./options.ts), router advertisements' (src/advertise/options.ts) and the loop's. */
+/**
+ * openTunnel's options: the tunnel's (src/encap/options.ts), the host's (./options.ts), router
+ * advertisements' (src/advertise/options.ts) and the loop's.
+ */
 export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, HostOptions, AdvertiseOptions, EngineOptions {
   /** Our IPv4, or `auto`: the source address the kernel uses toward `remote` (6in4) or `relay` (6to4). */
   local: string;
