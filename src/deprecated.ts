@@ -44,6 +44,16 @@ declare module './engine/engine.js' {
     readonly tunnel: P;
   }
 }
+declare module './advertise/advertiser.js' {
+  // status --json's advertise[].counters before issue 34 (flat); the same numbers are in traffic and drops
+  interface AdvertiserCounters {
+    /** @deprecated use traffic.ra_sent; removed in 0.3.0 */ ra_sent: number;
+    /** @deprecated use traffic.ra_solicited; removed in 0.3.0 */ ra_solicited: number;
+    /** @deprecated use traffic.rs_received; removed in 0.3.0 */ rs_received: number;
+    /** @deprecated use drops; removed in 0.3.0 */ rs_dropped: Record<RsDropReason, number>;
+    /** @deprecated use traffic.send_errors; removed in 0.3.0 */ send_errors: number;
+  }
+}
 declare module './daemon/keepalive.js' {
   interface Keepalive {
     /** @deprecated use health(), the same answer (renamed so it is not confused with TunnelStatus.state); removed in 0.3.0 */
@@ -131,17 +141,23 @@ export {
 } from './packet/sixrd.js';
 export {
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ RouterAdvertiser,
-  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ type AdvertiseTarget,
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ type AdvertiserOptions,
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ type AdvertiserStatus,
-} from './host/advertiser.js';
+} from './advertise/advertiser.js';
+export {
+  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ type AdvertiseTarget,
+} from './advertise/options.js';
+export {
+  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ nextUnsolicitedDelayS,
+  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ solicitedAnswerAtMs,
+} from './advertise/schedule.js';
+export {
+  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ icmpv6Checksum,
+} from './packet/icmpv6.js';
 export {
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ buildRouterAdvertisement,
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ buildRouterSolicitation,
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ validateRouterSolicitation,
-  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ icmpv6Checksum,
-  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ nextUnsolicitedDelayS,
-  /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ solicitedAnswerAtMs,
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ NdpType,
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ NdpOption,
   /** @deprecated import it from tun6in4/engine; removed from tun6in4 in 0.3.0 */ type RouterAdvertisement,

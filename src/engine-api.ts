@@ -44,14 +44,14 @@ export { configureInterface, removeRoutes, sourceAddressToward, type InterfacePl
 export { sixRdStatus, peersStatus, PEERS_IN_STATUS } from './host/status.js';
 
 // Router advertisements for the routed prefix on LAN bridges (`advertise`), and their bytes.
-export { RouterAdvertiser, type AdvertiseTarget, type AdvertiserOptions, type AdvertiserStatus } from './host/advertiser.js';
+export { RouterAdvertiser, type AdvertiserOptions, type AdvertiserStatus } from './advertise/advertiser.js';
+export type { AdvertiseTarget, AdvertiseOptions } from './advertise/options.js';
+export { nextUnsolicitedDelayS, solicitedAnswerAtMs } from './advertise/schedule.js';
+export { icmpv6Checksum } from './packet/icmpv6.js';
 export {
   buildRouterAdvertisement,
   buildRouterSolicitation,
   validateRouterSolicitation,
-  icmpv6Checksum,
-  nextUnsolicitedDelayS,
-  solicitedAnswerAtMs,
   NdpType,
   NdpOption,
   type RouterAdvertisement,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PacketResult, Encapsulator, Verdict } from '../src/index.js';
 import { checksum, ipv6PseudoHeaderSum } from '../src/packet/checksum.js';
 import { Keepalive } from '../src/daemon/keepalive.js';
+import { scapy } from './helpers/external.js';
 import { BROKER, ManualClock } from './helpers/tunnels.js';
 
 /** What the peer's kernel would answer: the request with type 129 and addresses swapped. */
@@ -24,6 +25,25 @@ describe('keepalive', () => {
     expect(p[40]).toBe(128);
     expect(checksum(p, 40, len - 40, ipv6PseudoHeaderSum(p, 8, 24, len - 40, 58))).toBe(0);
     expect(t.encapsulate(buf, off, len, new PacketResult()).verdict).toBe(Verdict.Forward);
+  });
+
+  it('a probe is byte for byte the echo request scapy builds from the same fields (hop limit 64, our address to the peer)', () => {
+    const k = new Keepalive(new Encapsulator(BROKER), 60, new ManualClock().fn);
+    k.nextProbe();
+    const [buf, off, len] = k.nextProbe(); // the second: a sequence number past 1
+    const p = Buffer.from(buf.subarray(off, off + len));
+    const { packet } = scapy<{ packet: string }>({
+      op: 'echo_request',
+      src: '2001:db8:1::2',
+      dst: '2001:db8:1::1',
+      hlim: 64,
+      id: p.readUInt16BE(44),
+      seq: p.readUInt16BE(46),
+      data: p.subarray(48).toString('hex'),
+    });
+    expect(p.toString('hex')).toBe(packet);
+    expect(p.readUInt16BE(46)).toBe(2);
+    expect(p.subarray(48).toString('latin1')).toBe('tun6in4 keepaliv');
   });
 
   it('takes its own replies off the RX path, records RTT, and leaves other packets alone', () => {

@@ -1,13 +1,11 @@
 /**
- * Router Advertisement and Solicitation bytes (RFC 4861, RFC 8106), the advertisement schedule,
- * and the `advertise` options. The same bytes meet a real SLAAC client in advertise.test.ts.
+ * Router Advertisement and Solicitation bytes (RFC 4861, RFC 8106). The same bytes meet a real
+ * SLAAC client in advertise.test.ts; when they are sent, and the `advertise` options, are
+ * advertise-options.test.ts's.
  */
 import { describe, expect, it } from 'vitest';
-import { buildRouterAdvertisement, buildRouterSolicitation, icmpv6Checksum, nextUnsolicitedDelayS, solicitedAnswerAtMs, validateRouterSolicitation, type RouterAdvertisement } from '../src/engine-api.js';
-import { parseIpv6, resolveTunnelOptions, formatIpv6Prefix } from '../src/index.js';
-import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
-import { ConfigFileError, parseDaemonConfigText } from '../src/daemon/config.js';
-import { configFromFlags, FlagError } from '../src/cli/flags.js';
+import { buildRouterAdvertisement, buildRouterSolicitation, icmpv6Checksum, validateRouterSolicitation, type RouterAdvertisement } from '../src/engine-api.js';
+import { parseIpv6 } from '../src/index.js';
 
 const MAC = Buffer.from([0x02, 0, 0x5e, 0x10, 0, 1]);
 const RA: RouterAdvertisement = {
@@ -83,73 +81,5 @@ describe('Router Solicitation validation (RFC 4861 §6.1.1)', () => {
   it('drops one from the unspecified address that carries a source link-layer address', () => {
     expect(validateRouterSolicitation(buildRouterSolicitation(MAC), 255, true)).toMatchObject({ reason: 'unspecified_with_sllao' });
     expect(validateRouterSolicitation(buildRouterSolicitation(null), 255, true).ok).toBe(true);
-  });
-});
-
-describe('the advertisement schedule (RFC 4861 §6.2.4, §6.2.6, §10)', () => {
-  it('unsolicited: uniformly in [MinRtrAdvInterval, MaxRtrAdvInterval], the first three at most 16 s apart', () => {
-    expect(nextUnsolicitedDelayS(0, 0)).toBe(16);
-    expect(nextUnsolicitedDelayS(2, 0.99)).toBe(16);
-    expect(nextUnsolicitedDelayS(3, 0)).toBe(198);
-    expect(nextUnsolicitedDelayS(3, 0.5)).toBe(399);
-    expect(nextUnsolicitedDelayS(10, 0.999999)).toBeCloseTo(600, 2);
-  });
-  it('answers: within MAX_RA_DELAY_TIME, never sooner than MIN_DELAY_BETWEEN_RAS after the last multicast RA', () => {
-    expect(solicitedAnswerAtMs(10_000, null, 0.5)).toBe(10_250);
-    expect(solicitedAnswerAtMs(10_000, 9_000, 0)).toBe(12_000);
-    expect(solicitedAnswerAtMs(10_000, 1_000, 1)).toBe(10_500);
-  });
-});
-
-describe('advertise options', () => {
-  it('IFACE alone takes the first routed /64; IFACE=PREFIX a /64 inside a routed /48', () => {
-    const c = resolveTunnelOptions({ ...BROKER, routed: ['2001:db8:3::/48', '2001:db8:2::/64'], advertise: ['br0', 'lxcbr0=2001:db8:3:5::/64'], advertiseDns: ['2001:db8::53'] });
-    expect(c.advertise.map((a) => `${a.iface} ${formatIpv6Prefix(a.prefix)}`)).toEqual(['br0 2001:db8:2::/64', 'lxcbr0 2001:db8:3:5::/64']);
-    expect(c.advertiseDns).toHaveLength(1);
-    expect(resolveTunnelOptions(BROKER).advertise).toEqual([]);
-  });
-  it('6to4: a /64 of the site prefix may be advertised', () => {
-    const c = resolveTunnelOptions({ ...SIX_TO_FOUR, advertise: [`br0=${'2002:c000:201:1::/64'}`] });
-    expect(formatIpv6Prefix(c.advertise[0].prefix)).toBe('2002:c000:201:1::/64');
-  });
-  it('refuses, naming the field and the fix: no routed /64 to default to, a prefix not routed to us, not a /64, the tunnel link, a bridge twice, DNS without advertise, a bad name', () => {
-    expect(configErrorOf({ ...BROKER, routed: ['2001:db8:3::/48'], advertise: ['br0'] }).message).toMatch(/^advertise\.0: .*first routed \/64.*br0=2001:db8:3::\/64/);
-    expect(configErrorOf({ ...BROKER, routed: [], advertise: ['br0'] }).message).toMatch(/no routed prefix is configured/);
-    expect(configErrorOf({ ...BROKER, routed: ['2001:db8:2::/64'], advertise: ['br0=2001:db8:9::/64'] }).message).toMatch(/^advertise\.0: .*inside a routed prefix \(2001:db8:2::\/64\)/);
-    expect(configErrorOf({ ...BROKER, routed: ['2001:db8:3::/48'], advertise: ['br0=2001:db8:3::/56'] }).message).toMatch(/SLAAC needs a \/64/);
-    expect(configErrorOf({ ...BROKER, routed: ['2001:db8:1::/48'], advertise: ['br0=2001:db8:1::/64'] }).message).toMatch(/overlaps the tunnel link/);
-    expect(configErrorOf({ ...BROKER, routed: ['2001:db8:2::/64'], advertise: ['br0', 'br0'] }).message).toMatch(/^advertise\.1: .*listed twice/);
-    expect(configErrorOf({ ...BROKER, routed: ['2001:db8:2::/64'], advertiseDns: ['2001:db8::53'] }).field).toBe('advertiseDns');
-    expect(configErrorOf({ ...BROKER, routed: ['2001:db8:2::/64'], advertise: ['a bridge'] }).message).toMatch(/^advertise\.0: .*IFACE or IFACE=PREFIX/);
-  });
-});
-
-describe('advertise in the configuration file and on the command line', () => {
-  const toml = (advertise: string) => `[tunnels.he]\nmode = "6in4"\nlocal = "192.0.2.1"\nremote = "198.51.100.1"\naddress = "2001:db8:1::2/64"\nrouted = ["2001:db8:3::/48"]\nadvertise = ${advertise}\nadvertiseDns = ["2001:db8::53"]\n`;
-
-  it('the key `advertise` takes the same strings as --advertise', () => {
-    const c = parseDaemonConfigText(toml('["lxcbr0=2001:db8:3:5::/64"]'), 'toml', 'he.toml');
-    expect(c.tunnels[0].spec.advertise).toEqual(['lxcbr0=2001:db8:3:5::/64']);
-    expect(c.tunnels[0].spec.advertiseDns).toEqual(['2001:db8::53']);
-  });
-
-  it('a bad entry names its place in the file, or the flag, with the fix', () => {
-    let e: unknown;
-    try {
-      parseDaemonConfigText(toml('["br0"]'), 'toml', 'he.toml');
-    } catch (x) {
-      e = x;
-    }
-    expect(e).toBeInstanceOf(ConfigFileError);
-    expect((e as ConfigFileError).path).toBe('tunnels.he.advertise.0');
-    expect((e as Error).message).toMatch(/first routed \/64.*br0=2001:db8:3::\/64/);
-    let f: unknown;
-    try {
-      configFromFlags({ mode: '6in4', local: '192.0.2.1', remote: '198.51.100.1', address: '2001:db8:1::2/64', routed: ['2001:db8:3::/48'], advertise: ['br0=2001:db8:9::/64'], control: '/run/x.sock' });
-    } catch (x) {
-      f = x;
-    }
-    expect(f).toBeInstanceOf(FlagError);
-    expect((f as Error).message).toMatch(/^--advertise: .*inside a routed prefix \(2001:db8:3::\/48\)/);
   });
 });

@@ -4,12 +4,14 @@ import type { EngineOptions } from '../src/engine-api.js';
 import { BROKER, configErrorOf, SIX_TO_FOUR } from './helpers/tunnels.js';
 import { OPTIONS, TUNNEL_OPTION_KEYS, type OptionDefinition } from '../src/encap/options.js';
 import { HOST_OPTIONS } from '../src/host/options.js';
+import { ADVERTISE_OPTIONS } from '../src/advertise/options.js';
 import { ConfigFileError, DAEMON_TUNNEL_OPTIONS, parseDaemonConfig, UPDATE_OPTIONS } from '../src/daemon/config.js';
 import { FLAG_FOR_FIELD, RUN_FLAGS } from '../src/cli/flags.js';
 
 /** Every table of options, by where its keys sit in a tunnel's configuration. */
 const TABLES: Array<[string, Record<string, OptionDefinition>]> = [
   ['', OPTIONS],
+  ['', ADVERTISE_OPTIONS],
   ['', HOST_OPTIONS],
   ['', DAEMON_TUNNEL_OPTIONS],
   ['update.', UPDATE_OPTIONS],
@@ -34,10 +36,10 @@ describe('one definition per option', () => {
     expect(new Set(keys).size).toBe(keys.length);
   });
 
-  it('the library\'s openTunnel takes exactly the tunnel and host options (and the loop\'s); a daemon tunnel adds exactly its own', () => {
+  it('the library\'s openTunnel takes exactly the tunnel, advertise and host options (and the loop\'s); a daemon tunnel adds exactly its own', () => {
     // checked by `npm run typecheck`: a key added to the type and not to a table (or back) fails it
     type Loop = keyof EngineOptions | 'sharedTransports';
-    expectTypeOf<Exclude<keyof OpenTunnelOptions, Loop>>().toEqualTypeOf<keyof typeof OPTIONS | keyof typeof HOST_OPTIONS>();
+    expectTypeOf<Exclude<keyof OpenTunnelOptions, Loop>>().toEqualTypeOf<keyof typeof OPTIONS | keyof typeof ADVERTISE_OPTIONS | keyof typeof HOST_OPTIONS>();
     expectTypeOf<Exclude<keyof TunnelSpec, keyof OpenTunnelOptions>>().toEqualTypeOf<keyof typeof DAEMON_TUNNEL_OPTIONS>();
     expect(TUNNEL_OPTION_KEYS).toEqual(Object.keys(OPTIONS));
   });

@@ -1,7 +1,7 @@
 /**
  * `tun6in4 run`'s flags. Each comes from the row that defines its option (src/encap/options.ts
- * OPTIONS, src/host/options.ts HOST_OPTIONS, src/daemon/config.ts DAEMON_TUNNEL_OPTIONS and
- * UPDATE_OPTIONS): its spelling and help from the row, its parser and choices from the row's
+ * OPTIONS, src/advertise/options.ts ADVERTISE_OPTIONS, src/host/options.ts HOST_OPTIONS,
+ * src/daemon/config.ts DAEMON_TUNNEL_OPTIONS and UPDATE_OPTIONS): its spelling and help from the row, its parser and choices from the row's
  * schema. Only the daemon's own flags (control socket, metrics, user) are declared here. The
  * commander options, the flag named in an error (FLAG_FOR_FIELD) and the configuration all come
  * from RUN_FLAGS; what a value may be is the library's business, checked once, there. `doctor` and
@@ -10,6 +10,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, OPTIONS, type OptionDefinition } from '../encap/options.js';
 import { HOST_OPTIONS } from '../host/options.js';
+import { ADVERTISE_OPTIONS } from '../advertise/options.js';
 import { ConfigFileError, DAEMON_TUNNEL_OPTIONS, DEFAULT_CONTROL_SOCKET, parseDaemonConfig, UPDATE_OPTIONS, type DaemonConfig } from '../daemon/config.js';
 
 export function integer(text: string): number {
@@ -96,6 +97,7 @@ const RUN_ONLY: Readonly<Record<string, Partial<RunFlag>>> = {
 
 export const RUN_FLAGS: readonly RunFlag[] = [
   ...flagsOf(OPTIONS),
+  ...flagsOf(ADVERTISE_OPTIONS),
   ...flagsOf(DAEMON_TUNNEL_OPTIONS),
   ...flagsOf(HOST_OPTIONS),
   ...flagsOf(UPDATE_OPTIONS, (k) => `update.${k}`),

@@ -61,8 +61,8 @@ export function formatStatus(d: DaemonStatus): string {
       }
     }
     for (const a of t.advertise ?? []) {
-      const c = a.counters;
-      const bad = Object.entries(c.rs_dropped).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ');
+      const c = a.counters.traffic;
+      const bad = Object.entries(a.counters.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(' ');
       lines.push(
         `  advertising ${a.prefix} on ${a.iface} (mtu ${a.mtu}${a.rdnss.length ? `, dns ${a.rdnss.join(' ')}` : ''}): ${c.ra_sent} RAs (${c.ra_solicited} answering ${c.rs_received} RSs${bad ? `, dropped ${bad}` : ''}), last ${ago(a.lastRaAt)}${c.send_errors ? `, ${c.send_errors} send errors (last: ${a.lastError})` : ''}`,
       );

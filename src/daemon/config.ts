@@ -23,8 +23,9 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { parse as parseToml, stringify as stringifyToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
-import { ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type OptionKey, type TunnelOptions } from '../encap/options.js';
+import { checkOptionRows, ConfigError, TUNNEL_OPTION_KEYS, type OptionDefinition, type OptionKey, type TunnelOptions } from '../encap/options.js';
 import { HOST_OPTIONS } from '../host/options.js';
+import { ADVERTISE_OPTION_KEYS, ADVERTISE_OPTIONS, resolveAdvertiseOptions } from '../advertise/options.js';
 import { OPTIONS_GIVEN_BY, resolveTunnelOptions, type TunnelConfig } from '../encap/resolve.js';
 import { HE_UPDATE_URL, updateUrlProblem } from './broker-update.js';
 import { createSystemUser } from './privileges.js';
@@ -232,7 +233,7 @@ const fileSchema = z.strictObject({
 });
 
 /** The keys each object of the file may hold (tunnel names as `*`), for "did you mean". */
-const TUNNEL_KEYS = [...TUNNEL_OPTION_KEYS, ...DAEMON_KEYS];
+const TUNNEL_KEYS = [...TUNNEL_OPTION_KEYS, ...ADVERTISE_OPTION_KEYS, ...DAEMON_KEYS];
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': ['user', 'group', 'tunnels', 'control', 'metrics', 'log'],
   control: ['socket', 'mode', 'group', 'trace'],
@@ -354,9 +355,11 @@ function parseTunnel(name: string, entry: Record<string, unknown>): Omit<Configu
   const problems: ConfigProblem[] = [];
   const daemonPart: Record<string, unknown> = {};
   const tunnelPart: Record<string, unknown> = {};
+  const advertisePart: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(entry)) {
     if (DAEMON_KEYS.includes(k)) daemonPart[k] = v;
     else if ((TUNNEL_OPTION_KEYS as readonly string[]).includes(k)) tunnelPart[k] = v;
+    else if ((ADVERTISE_OPTION_KEYS as readonly string[]).includes(k)) advertisePart[k] = v;
     else problems.push({ path: `${where}.${k}`, detail: unknownKey(k, TUNNEL_KEYS) });
   }
   const d = daemonTunnelKeys.safeParse(daemonPart);
@@ -386,8 +389,18 @@ function parseTunnel(name: string, entry: Record<string, unknown>): Omit<Configu
       delete options[top];
     }
   }
+  // router advertisements: against what the rest resolved to (their rows alone if it did not)
+  try {
+    if (config) resolveAdvertiseOptions(advertisePart, config);
+    else checkOptionRows(ADVERTISE_OPTIONS, advertisePart);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push({ path: `${where}.${e.field}`, detail: e.detail });
+  }
   if (problems.length || !d.success) return { problems };
-  const spec = { ...(tunnelPart as unknown as TunnelSpec), ...d.data };
+  // in the file's order, as `show` writes it back
+  const openPart = Object.fromEntries(Object.entries(entry).filter(([k]) => k in tunnelPart || k in advertisePart));
+  const spec = { ...(openPart as unknown as TunnelSpec), ...d.data };
   return standIn ? { spec } : { spec, config };
 }
 

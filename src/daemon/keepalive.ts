@@ -5,10 +5,11 @@
  * built and sent by us, not by the kernel, and their replies are taken off the RX path before
  * the TUN, so the host sees neither.
  */
-import { checksum, ipv6PseudoHeaderSum } from '../packet/checksum.js';
 import { ENCAP_HEADROOM } from '../encap/encapsulator.js';
 import type { Encapsulator } from '../encap/encapsulator.js';
 import { IPV6 } from '../packet/ipv6.js';
+import { ICMPV6, Icmpv6Type, writeIcmpv6EchoRequest } from '../packet/icmpv6.js';
+import { PROTO_ICMPV6 } from '../packet/ipv4.js';
 import { ipv6Equal } from '../packet/address.js';
 import type { Clock } from '../encap/token-bucket.js';
 
@@ -19,8 +20,9 @@ export const KEEPALIVE_WINDOW = 10;
 /** Consecutive lost probes, with no traffic received meanwhile, that make a tunnel down. */
 export const DOWN_AFTER_LOST = 3;
 
-const PROBE_PAYLOAD = 16;
-const PROBE_LEN = IPV6.HEADER_LEN + 8 + PROBE_PAYLOAD;
+/** What a probe carries: 16 bytes that name us in a capture on the peer's side. */
+const PROBE_DATA = Buffer.from('tun6in4 keepaliv', 'latin1');
+const PROBE_LEN = IPV6.HEADER_LEN + ICMPV6.HEADER_LEN + PROBE_DATA.length;
 
 export interface KeepaliveStats {
   intervalSeconds: number;
@@ -65,37 +67,21 @@ export class Keepalive {
   nextProbe(): [Buffer, number, number] {
     this.finishPending();
     const c = this.tunnel.config;
-    const b = this.buf;
-    const off = ENCAP_HEADROOM;
-    b.writeUInt32BE(0x60000000, off);
-    b.writeUInt16BE(8 + PROBE_PAYLOAD, off + 4);
-    b[off + 6] = 58;
-    b[off + 7] = 64;
-    c.address.addr.copy(b, off + IPV6.SRC);
-    c.peer!.copy(b, off + IPV6.DST);
-    const icmp = off + IPV6.HEADER_LEN;
     this.seq = (this.seq + 1) & 0xffff;
-    b[icmp] = 128;
-    b[icmp + 1] = 0;
-    b.writeUInt16BE(0, icmp + 2);
-    b.writeUInt16BE(this.id, icmp + 4);
-    b.writeUInt16BE(this.seq, icmp + 6);
-    b.write('tun6in4 keepaliv', icmp + 8, 'latin1');
-    const pseudo = ipv6PseudoHeaderSum(b, off + IPV6.SRC, off + IPV6.DST, 8 + PROBE_PAYLOAD, 58);
-    b.writeUInt16BE(checksum(b, icmp, 8 + PROBE_PAYLOAD, pseudo), icmp + 2);
+    writeIcmpv6EchoRequest(this.buf, ENCAP_HEADROOM, c.address.addr, c.peer!, this.id, this.seq, PROBE_DATA);
     this.pendingSeq = this.seq;
     this.pendingSentAt = this.clock();
     this.pendingSentWall = Date.now();
     this.pendingAnswered = false;
     this.sent++;
-    return [b, off, PROBE_LEN];
+    return [this.buf, ENCAP_HEADROOM, PROBE_LEN];
   }
 
   /** RX hook: consumes our own echo replies (from the peer, with our id); records the RTT. */
   readonly intercept = (buf: Buffer, off: number, len: number): boolean => {
-    if (buf[off + IPV6.NEXT_HEADER] !== 58 || len < IPV6.HEADER_LEN + 8) return false;
+    if (buf[off + IPV6.NEXT_HEADER] !== PROTO_ICMPV6 || len < IPV6.HEADER_LEN + ICMPV6.HEADER_LEN) return false;
     const icmp = off + IPV6.HEADER_LEN;
-    if (buf[icmp] !== 129 || ((buf[icmp + 4] << 8) | buf[icmp + 5]) !== this.id) return false;
+    if (buf[icmp + ICMPV6.TYPE] !== Icmpv6Type.EchoReply || ((buf[icmp + 4] << 8) | buf[icmp + 5]) !== this.id) return false;
     if (!ipv6Equal(buf, off + IPV6.SRC, this.tunnel.config.peer!, 0)) return false;
     const seq = (buf[icmp + 6] << 8) | buf[icmp + 7];
     if (seq === this.pendingSeq && !this.pendingAnswered) {

@@ -65,11 +65,11 @@ function renderAdvertise(tunnels: ManagedStatus[], out: string[]): void {
   const rows = tunnels.flatMap((t) => (t.advertise ?? []).map((a) => ({ t, a, l: `tunnel="${esc(t.tunnel)}",iface="${esc(a.iface)}"` })));
   if (rows.length === 0) return;
   out.push('# HELP tun6in4_ra_sent_total Router advertisements sent on a bridge (solicited: answering a router solicitation)', '# TYPE tun6in4_ra_sent_total counter');
-  for (const { a, l } of rows) out.push(`tun6in4_ra_sent_total{${l},solicited="false"} ${a.counters.ra_sent - a.counters.ra_solicited}`, `tun6in4_ra_sent_total{${l},solicited="true"} ${a.counters.ra_solicited}`);
+  for (const { a, l } of rows) out.push(`tun6in4_ra_sent_total{${l},solicited="false"} ${a.counters.traffic.ra_sent - a.counters.traffic.ra_solicited}`, `tun6in4_ra_sent_total{${l},solicited="true"} ${a.counters.traffic.ra_solicited}`);
   out.push('# HELP tun6in4_rs_received_total Router solicitations heard on a bridge', '# TYPE tun6in4_rs_received_total counter');
-  for (const { a, l } of rows) out.push(`tun6in4_rs_received_total{${l}} ${a.counters.rs_received}`);
+  for (const { a, l } of rows) out.push(`tun6in4_rs_received_total{${l}} ${a.counters.traffic.rs_received}`);
   out.push('# HELP tun6in4_rs_dropped_total Router solicitations dropped by RFC 4861 6.1.1, by reason', '# TYPE tun6in4_rs_dropped_total counter');
-  for (const { a, l } of rows) for (const [r, v] of Object.entries(a.counters.rs_dropped)) out.push(`tun6in4_rs_dropped_total{${l},reason="${r}"} ${v}`);
+  for (const { a, l } of rows) for (const [r, v] of Object.entries(a.counters.drops)) out.push(`tun6in4_rs_dropped_total{${l},reason="${r}"} ${v}`);
   out.push('# HELP tun6in4_ra_send_errors_total Router advertisements the kernel refused to send', '# TYPE tun6in4_ra_send_errors_total counter');
-  for (const { a, l } of rows) out.push(`tun6in4_ra_send_errors_total{${l}} ${a.counters.send_errors}`);
+  for (const { a, l } of rows) out.push(`tun6in4_ra_send_errors_total{${l}} ${a.counters.traffic.send_errors}`);
 }

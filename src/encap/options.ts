@@ -314,24 +314,6 @@ export const OPTIONS = {
     flag: '--icmp-burst <count>',
     help: `ICMPv6 errors we may send at once before the rate applies (default ${ICMP_BURST_DEFAULT})`,
   },
-  /**
-   * Router advertisements on LAN bridges, each `IFACE` or `IFACE=PREFIX`: guests there get a SLAAC
-   * address in the /64, us as default router and the tunnel MTU. PREFIX defaults to the first
-   * routed /64; it must lie inside a routed prefix (or a 6to4/6rd site prefix).
-   */
-  advertise: {
-    schema: z.array(z.string().regex(/^[a-zA-Z0-9_.-]{1,15}(=[0-9a-fA-F:.]+\/\d{1,3})?$/)),
-    expect: 'use IFACE or IFACE=PREFIX, e.g. "br0" (the first routed /64) or "br0=2001:db8:2:1::/64": an interface name of 1..15 letters, digits, "-", "_" or ".", and a /64 inside a routed prefix',
-    flag: '--advertise <iface[=prefix]>',
-    help: 'send router advertisements on this bridge for a /64 (default the first --routed /64), with the tunnel MTU; repeatable',
-  },
-  /** RFC 8106 recursive DNS servers those advertisements announce. */
-  advertiseDns: {
-    schema: z.array(z.string().refine((s) => parseIpv6(s) !== null)),
-    expect: 'use IPv6 addresses of DNS servers without prefix length, such as 2001:db8::53',
-    flag: '--advertise-dns <ipv6>',
-    help: 'a DNS server those router advertisements announce (RFC 8106 RDNSS); repeatable',
-  },
 } as const satisfies Record<string, OptionDefinition>;
 
 export type OptionKey = keyof typeof OPTIONS;
@@ -382,21 +364,38 @@ export function checkTunnelOptions(options: unknown): TunnelOptions {
   }
   const field = String(issue.path[0] ?? 'options');
   const where = issue.path.map(String).join('.');
-  throw new ConfigError(where || 'options', valueAt(options, issue.path), field in OPTIONS ? fixFor(field as OptionKey, issue, valueAt(options, issue.path)) : issue.message);
+  throw new ConfigError(where || 'options', valueAt(options, issue.path), field in OPTIONS ? fixFor(field, expectOf(field as OptionKey), issue, valueAt(options, issue.path)) : issue.message);
 }
 
 /** The fix for an option's problem: its own reason, else what its row expects. */
-function fixFor(key: OptionKey, issue: z.core.$ZodIssue, value: unknown): string {
+function fixFor(key: string, expect: string, issue: z.core.$ZodIssue, value: unknown): string {
   if (issue.code === 'custom' && issue.params?.reason) return issue.message;
   // `routed = "2001:db8:2::/64"`: what was written is right, only not in a list
   if (issue.code === 'invalid_type' && issue.expected === 'array' && typeof value === 'string') {
     return `${key} is a list, even of one: write ${key} = ${JSON.stringify([value])} (in JSON: "${key}": ${JSON.stringify([value])})`;
   }
-  return expectOf(key);
+  return expect;
 }
 
 /** One option's value against its row: a ConfigError naming `key` if it does not fit. */
 export function checkOption(key: OptionKey, value: unknown): void {
   const parsed = OPTIONS[key].schema.safeParse(value);
-  if (!parsed.success) throw new ConfigError(key, value, fixFor(key, parsed.error.issues[0], value));
+  if (!parsed.success) throw new ConfigError(key, value, fixFor(key, expectOf(key), parsed.error.issues[0], value));
+}
+
+/**
+ * The values of `options` against their rows in `table`, a table in the shape of OPTIONS (keys
+ * without a row are not looked at): a ConfigError naming the first that does not fit, with its
+ * place in a list (`advertise.1`), as checkTunnelOptions names a tunnel option.
+ */
+export function checkOptionRows(table: Readonly<Record<string, OptionDefinition>>, options: Readonly<Record<string, unknown>>): void {
+  for (const [key, value] of Object.entries(options)) {
+    const row = table[key];
+    if (row === undefined || value === undefined) continue;
+    const parsed = row.schema.safeParse(value);
+    if (parsed.success) continue;
+    const issue = parsed.error.issues[0];
+    const at = valueAt(value, issue.path);
+    throw new ConfigError([key, ...issue.path.map(String)].join('.'), at, fixFor(key, row.expect, issue, at));
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * What tunnel options resolve to: the numbers and byte arrays the data path uses, with the
- * defaults filled in, and the checks of how options combine (per mode, per outer transport, the
- * advertised prefixes). Each option alone is defined and checked in options.ts.
+ * defaults filled in, and the checks of how options combine (per mode, per outer transport). Each
+ * option alone is defined and checked in options.ts.
  */
 import {
   classifyIpv4,
@@ -64,9 +64,6 @@ export interface TunnelConfig {
   clampMss: boolean;
   icmpRate: number;
   icmpBurst: number;
-  /** Bridges to send router advertisements on, each with its /64. */
-  advertise: Array<{ iface: string; prefix: Ipv6Prefix }>;
-  advertiseDns: Buffer[];
   /** 6to4/6rd domain and our delegated prefix within it (6to4: the /48). */
   domain: SixRdDomain | null;
   sitePrefix: Ipv6Prefix | null;
@@ -108,11 +105,8 @@ export function resolveTunnelOptions(options: TunnelOptions): TunnelConfig {
     clampMss: o.clampMss ?? false,
     icmpRate: o.icmpRate ?? ICMP_RATE_DEFAULT,
     icmpBurst: o.icmpBurst ?? ICMP_BURST_DEFAULT,
-    advertise: [],
-    advertiseDns: [],
   };
-  const config = resolveMode(o, common);
-  return { ...config, ...resolveAdvertise(o, config) };
+  return resolveMode(o, common);
 }
 
 function resolveMode(o: Parsed, common: Common): TunnelConfig {
@@ -145,52 +139,6 @@ function resolveEncap(o: Parsed): Pick<TunnelConfig, 'encap' | 'encapDport' | 'e
 /** FOU: the local UDP port a tunnel binds: encapPort, else encapDport (as Linux, one port both ways). */
 export function fouLocalPort(o: Pick<TunnelOptions, 'encapPort' | 'encapDport'>): number | undefined {
   return o.encapPort ?? o.encapDport;
-}
-
-/**
- * `advertise`: each bridge once, each prefix a /64 (SLAAC on Ethernet needs 64-bit interface
- * identifiers, RFC 4862 §5.5.3) inside what is routed to us, and not the tunnel's own link.
- */
-function resolveAdvertise(o: Parsed, c: TunnelConfig): Pick<TunnelConfig, 'advertise' | 'advertiseDns'> {
-  const dns = (o.advertiseDns ?? []).map((a) => parseIpv6(a)!);
-  if (dns.length > 0 && !o.advertise?.length) throw new ConfigError('advertiseDns', o.advertiseDns, 'it is announced in router advertisements: add advertise (--advertise IFACE) or remove it');
-  const ours = c.sitePrefix ? [...c.routed, c.sitePrefix] : c.routed;
-  const inside = (p: Ipv6Prefix) => ours.some((r) => r.len <= p.len && ipv6PrefixMatch(p.addr, 0, r.addr, 0, r.len));
-  const seen = new Set<string>();
-  const advertise = (o.advertise ?? []).map((entry, i) => {
-    const field = `advertise.${i}`;
-    const [iface, text] = entry.split('=');
-    if (seen.has(iface)) throw new ConfigError(field, entry, `${iface} is listed twice; advertise one /64 per interface`);
-    seen.add(iface);
-    let prefix: Ipv6Prefix;
-    if (text === undefined) {
-      const first = c.routed.find((r) => r.len === 64);
-      if (!first) {
-        const have = c.routed.length ? `the routed prefixes (${c.routed.map(formatPrefix).join(', ')}) are not /64s` : 'no routed prefix is configured';
-        throw new ConfigError(field, entry, `it defaults to the first routed /64 and ${have}: give one, e.g. ${iface}=${c.routed[0] ? formatIpv6(c.routed[0].addr) : '2001:db8:2::'}/64 (a /48 is split into /64s, one per bridge)`);
-      }
-      prefix = first;
-    } else {
-      const p = parseIpv6Prefix(text);
-      if (!p || p.len !== 64) throw new ConfigError(field, entry, 'SLAAC needs a /64: give IFACE=PREFIX with a /64 such as br0=2001:db8:2:1::/64');
-      prefix = ipv6Network(p);
-      if (!inside(prefix)) {
-        const where = ours.length ? `inside a routed prefix (${ours.map(formatPrefix).join(', ')})` : 'inside a routed prefix, and none is configured (add routed, the broker\'s "Routed /64" or "/48")';
-        throw new ConfigError(field, entry, `the /64 must be ${where}: packets to it reach this host only through the tunnel's routed prefixes`);
-      }
-    }
-    // 6in4's link is a real /64 (or longer) between us and the broker; 6to4's and 6rd's tunnel
-    // prefix is the whole domain, and our site prefix lies in it by design.
-    if (c.mode === '6in4' && ipv6PrefixMatch(prefix.addr, 0, c.address.addr, 0, Math.min(c.address.len, 64))) {
-      throw new ConfigError(field, entry, `${formatPrefix(prefix)} overlaps the tunnel link ${formatPrefix(ipv6Network(c.address))}; advertise a routed /64, not the link's`);
-    }
-    return { iface, prefix };
-  });
-  return { advertise, advertiseDns: dns };
-}
-
-function formatPrefix(p: Ipv6Prefix): string {
-  return `${formatIpv6(p.addr)}/${p.len}`;
 }
 
 type Common = Omit<TunnelConfig, 'mode' | 'remote' | 'address' | 'peer' | 'relay' | 'role' | 'domain' | 'sitePrefix' | 'domainIpv4' | 'relays'>;

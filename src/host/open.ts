@@ -12,7 +12,8 @@ import { parseSixRdDhcp } from '../encap/sixrd-dhcp.js';
 import { Encapsulator } from '../encap/encapsulator.js';
 import { Drop } from '../encap/counters.js';
 import { NativeAddonError } from '../io/native.js';
-import type { RouterAdvertiser } from './advertiser.js';
+import type { RouterAdvertiser } from '../advertise/advertiser.js';
+import { resolveAdvertiseOptions, type AdvertiseOptions } from '../advertise/options.js';
 import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
 import type { TunDevice } from '../tun/device.js';
 import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
@@ -42,8 +43,11 @@ export function interfacePlan(config: TunnelConfig, local: number, opts: Interfa
   };
 }
 
-/** openTunnel's options: the tunnel's (src/encap/options.ts), the host's (./options.ts) and the loop's. */
-export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, HostOptions, EngineOptions {
+/**
+ * openTunnel's options: the tunnel's (src/encap/options.ts), the host's (./options.ts), router
+ * advertisements' (src/advertise/options.ts) and the loop's.
+ */
+export interface OpenTunnelOptions extends Omit<TunnelOptions, 'local'>, HostOptions, AdvertiseOptions, EngineOptions {
   /** Our IPv4, or `auto`: the source address the kernel uses toward `remote` (6in4) or `relay` (6to4). */
   local: string;
   /** Where tunnels on one local address find the transport they share; default the process's own (HOST_TRANSPORTS). */
@@ -80,7 +84,7 @@ const { EPERM, ENOENT, EACCES, EADDRINUSE } = osConstants.errno;
  * (the daemon's loader), so they are not resolved twice; its local must be the options' own.
  */
 export async function openTunnel(opts: OpenTunnelOptions, resolved?: TunnelConfig): Promise<RunningTunnel> {
-  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedTransports, ...tunnelOptions } = opts;
+  const { dev, offload, ioUring, defaultRoute, defaultRouteMetric, batchSize, maxBatchesPerWake, peerTableSize, onIoError, onFatal, sharedTransports, advertise, advertiseDns, ...tunnelOptions } = opts;
   const transports = sharedTransports ?? HOST_TRANSPORTS;
   let local = tunnelOptions.local;
   if (local === 'auto') {
@@ -93,6 +97,7 @@ export async function openTunnel(opts: OpenTunnelOptions, resolved?: TunnelConfi
   }
   if (resolved && resolved.local !== parseIpv4(local)) throw new Error(`openTunnel: the resolved config is for local ${formatIpv4(resolved.local)}, the options say ${local}`);
   const tunnel = new Encapsulator(resolved ?? { ...tunnelOptions, local });
+  const advertising = resolveAdvertiseOptions({ advertise, advertiseDns }, tunnel.config);
   await assertHostAddresses(local, tunnel.config);
   const name = dev ?? 'tun6in4-%d';
   if (!name.includes('%d') && (await linkExists(name))) {
@@ -155,15 +160,15 @@ export async function openTunnel(opts: OpenTunnelOptions, resolved?: TunnelConfi
   // After the engine: a guest that takes our advertisement may send at once.
   try {
     // loaded only when asked for: most tunnels advertise nothing
-    const { RouterAdvertiser } = tunnel.config.advertise.length ? await import('./advertiser.js') : { RouterAdvertiser: null };
-    for (const target of tunnel.config.advertise) {
-      advertisers.push(await RouterAdvertiser!.open(target, { mtu: tunnel.config.mtu, rdnss: tunnel.config.advertiseDns }));
+    const { RouterAdvertiser } = advertising.targets.length ? await import('../advertise/advertiser.js') : { RouterAdvertiser: null };
+    for (const target of advertising.targets) {
+      advertisers.push(await RouterAdvertiser!.open(target, { mtu: tunnel.config.mtu, rdnss: advertising.rdnss }));
     }
   } catch (e) {
     for (const a of advertisers) await a.close();
     engine.stop();
     await removeRoutes(routes);
-    const iface = tunnel.config.advertise[advertisers.length].iface;
+    const iface = advertising.targets[advertisers.length].iface;
     throw new TunnelSetupError('SETUP_FAILED', `advertise on ${iface}: ${(e as Error).message}`, e);
   }
   const iface = tun.name;

@@ -8,7 +8,7 @@ import type { TunnelEngine } from '../engine/engine.js';
 import type { PeerEntry } from '../engine/peers.js';
 import { formatIpv4, formatIpv6, formatIpv6Prefix } from '../packet/address.js';
 import type { SuperPacketCounts } from '../tun/offload.js';
-import type { AdvertiserStatus } from './advertiser.js';
+import type { AdvertiserStatus } from '../advertise/advertiser.js';
 
 export interface TunnelStatus {
   name: string;

@@ -237,7 +237,7 @@ export function loadNative(): NativeAddon {
   } catch (e) {
     throw new NativeAddonError('load-failed', hostTarget(), NATIVE_DIR, e);
   }
-  // Every watcher (endpoints, the advertiser) makes `new native.Poller`: the choice is made here, once.
+  // Every watcher (FdEndpoint, which every socket and the TUN extend) makes `new native.Poller`: the choice is made here, once.
   if (how === 'thread') {
     if (!addon.ThreadPoller) throw new NativeAddonError('load-failed', hostTarget(), NATIVE_DIR, new Error(`${path} predates the poll thread this runtime needs`));
     addon.Poller = addon.ThreadPoller;

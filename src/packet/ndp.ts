@@ -3,11 +3,9 @@
  * Advertisement we build (§4.2) with its options (source link-layer address §4.6.1, prefix
  * information §4.6.2, MTU §4.6.4, RDNSS RFC 8106 §5.1), and the Router Solicitation we validate
  * (§6.1.1). These are the ICMPv6 message bytes a raw ICMPv6 socket sends and receives (no IPv6
- * header); the kernel fills the checksum on send, `routerAdvertisementChecksum` is for tests and
- * captures.
+ * header); the kernel fills the checksum on send (icmpv6Checksum in ./icmpv6.ts computes it for
+ * tests and captures).
  */
-import { checksum, ipv6PseudoHeaderSum } from './checksum.js';
-import { PROTO_ICMPV6 } from './ipv4.js';
 
 export const NdpType = {
   RouterSolicitation: 133,
@@ -35,21 +33,6 @@ export const RA = {
 /** §4.6.2 prefix information flags. */
 export const PREFIX_FLAG_ON_LINK = 0x80;
 export const PREFIX_FLAG_AUTONOMOUS = 0x40;
-
-/** RFC 4861 §10 router constants. */
-export const MAX_INITIAL_RTR_ADVERT_INTERVAL_S = 16;
-export const MAX_INITIAL_RTR_ADVERTISEMENTS = 3;
-export const MAX_FINAL_RTR_ADVERTISEMENTS = 3;
-export const MIN_DELAY_BETWEEN_RAS_S = 3;
-export const MAX_RA_DELAY_TIME_S = 0.5;
-
-/** RFC 4861 §6.2.1 defaults: MaxRtrAdvInterval, MinRtrAdvInterval (0.33 × Max), AdvDefaultLifetime (3 × Max). */
-export const MAX_RTR_ADV_INTERVAL_S = 600;
-export const MIN_RTR_ADV_INTERVAL_S = 198;
-export const ADV_DEFAULT_LIFETIME_S = 1800;
-/** §6.2.1 AdvValidLifetime and AdvPreferredLifetime defaults (30 and 7 days). */
-export const ADV_VALID_LIFETIME_S = 2_592_000;
-export const ADV_PREFERRED_LIFETIME_S = 604_800;
 
 export interface RouterAdvertisement {
   /** Cur Hop Limit for hosts; 0 leaves theirs unchanged. */
@@ -112,15 +95,6 @@ export function buildRouterAdvertisement(ra: RouterAdvertisement): Buffer {
   return b;
 }
 
-/** The ICMPv6 checksum the message carries between `src` and `dst` (RFC 4443 §2.3). */
-export function icmpv6Checksum(msg: Uint8Array, src: Uint8Array, dst: Uint8Array): number {
-  const pseudo = new Uint8Array(32);
-  pseudo.set(src.subarray(0, 16), 0);
-  pseudo.set(dst.subarray(0, 16), 16);
-  const s = ipv6PseudoHeaderSum(pseudo, 0, 16, msg.length, PROTO_ICMPV6);
-  return checksum(msg, 0, msg.length, s);
-}
-
 export type RsVerdict =
   | { ok: true; sourceLinkLayer: Uint8Array | null }
   | { ok: false; reason: 'hop_limit' | 'type' | 'code' | 'length' | 'option_length' | 'unspecified_with_sllao' };
@@ -158,25 +132,4 @@ export function buildRouterSolicitation(sourceLinkLayer: Uint8Array | null): Buf
     b.set(sourceLinkLayer.subarray(0, 6), 10);
   }
   return b;
-}
-
-/**
- * RFC 4861 §6.2.4: the delay before the next unsolicited advertisement, uniformly random in
- * [MinRtrAdvInterval, MaxRtrAdvInterval], and for the first MAX_INITIAL_RTR_ADVERTISEMENTS at most
- * MAX_INITIAL_RTR_ADVERT_INTERVAL. `sent` counts the advertisements sent so far; `random` in [0, 1).
- */
-export function nextUnsolicitedDelayS(sent: number, random: number, minS = MIN_RTR_ADV_INTERVAL_S, maxS = MAX_RTR_ADV_INTERVAL_S): number {
-  const d = minS + random * (maxS - minS);
-  return sent < MAX_INITIAL_RTR_ADVERTISEMENTS ? Math.min(d, MAX_INITIAL_RTR_ADVERT_INTERVAL_S) : d;
-}
-
-/**
- * RFC 4861 §6.2.6: when to answer a solicitation heard at `nowMs`: after a random delay up to
- * MAX_RA_DELAY_TIME, and no sooner than MIN_DELAY_BETWEEN_RAS after the last multicast
- * advertisement (`lastMs`, or null if none was sent). Returns the absolute time in ms.
- */
-export function solicitedAnswerAtMs(nowMs: number, lastMs: number | null, random: number): number {
-  const at = nowMs + random * MAX_RA_DELAY_TIME_S * 1000;
-  if (lastMs === null) return at;
-  return Math.max(at, lastMs + MIN_DELAY_BETWEEN_RAS_S * 1000);
 }

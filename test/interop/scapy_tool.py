@@ -3,6 +3,7 @@
 Reads one JSON request on stdin, writes one JSON answer on stdout.
   {"op": "build"}                       -> {name: hex}  reference packets built by scapy
   {"op": "parse", "packets": {name: hex}} -> {name: fields} what scapy reads in our bytes
+  {"op": "echo_request", "src", "dst", "hlim", "id", "seq", "data": hex} -> {"packet": hex}
 Run with Debian's /usr/bin/python3 (python3-scapy).
 """
 import json
@@ -172,6 +173,13 @@ def send_raw(req):
     return {"sent": len(v4) + len(v6)}
 
 
+def echo_request(req):
+    """An IPv6 ICMPv6 echo request as scapy builds it, its checksum scapy's own."""
+    p = IPv6(src=req["src"], dst=req["dst"], hlim=req["hlim"]) / \
+        ICMPv6EchoRequest(id=req["id"], seq=req["seq"], data=bytes.fromhex(req["data"]))
+    return {"packet": raw(p).hex()}
+
+
 def main():
     req = json.load(sys.stdin)
     if req["op"] == "send_raw":
@@ -185,6 +193,8 @@ def main():
         return
     if req["op"] == "build":
         json.dump(build(), sys.stdout)
+    elif req["op"] == "echo_request":
+        json.dump(echo_request(req), sys.stdout)
     elif req["op"] == "parse":
         json.dump(parse(req["packets"]), sys.stdout)
     else:

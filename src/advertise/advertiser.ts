@@ -4,27 +4,14 @@
  * their link MTU (RFC 4861 §4.6.4), so they never send a packet the tunnel cannot carry. One raw
  * ICMPv6 socket per bridge on the main loop; unsolicited advertisements on RFC 4861 §6.2.4's
  * schedule, answers to solicitations (§6.2.6), and a final advertisement with router lifetime 0
- * on close (§6.2.5). The bytes come from src/packet/ndp.ts.
+ * on close (§6.2.5). The bytes come from src/packet/ndp.ts, the timing from ./schedule.ts.
  */
-import { formatIpv6, formatIpv6Prefix, parseIpv6, type Ipv6Prefix } from '../packet/address.js';
-import {
-  ADV_DEFAULT_LIFETIME_S,
-  ADV_PREFERRED_LIFETIME_S,
-  ADV_VALID_LIFETIME_S,
-  buildRouterAdvertisement,
-  nextUnsolicitedDelayS,
-  solicitedAnswerAtMs,
-  validateRouterSolicitation,
-  type RsVerdict,
-} from '../packet/ndp.js';
-import { loadNative, type NativeAddon, type NativePoller } from '../io/native.js';
+import { formatIpv6, formatIpv6Prefix, parseIpv6 } from '../packet/address.js';
+import { buildRouterAdvertisement, validateRouterSolicitation, type RsVerdict } from '../packet/ndp.js';
 import { ip } from '../tun/iproute.js';
-
-/** One bridge to advertise on and the /64 to advertise there (resolved options: TunnelConfig.advertise). */
-export interface AdvertiseTarget {
-  iface: string;
-  prefix: Ipv6Prefix;
-}
+import type { AdvertiseTarget } from './options.js';
+import { ADV_DEFAULT_LIFETIME_S, ADV_PREFERRED_LIFETIME_S, ADV_VALID_LIFETIME_S, nextUnsolicitedDelayS, solicitedAnswerAtMs } from './schedule.js';
+import { Icmp6Socket } from './socket.js';
 
 export interface AdvertiserOptions {
   /** The tunnel MTU: the MTU option (lowered to the bridge's own MTU if that is smaller). */
@@ -35,7 +22,27 @@ export interface AdvertiserOptions {
   random?: () => number;
 }
 
-type RsDropReason = Extract<RsVerdict, { ok: false }>['reason'];
+/** Why a solicitation was dropped (RFC 4861 §6.1.1). */
+export type RsDropReason = Extract<RsVerdict, { ok: false }>['reason'];
+/** Every reason at 0: a Record, so a reason ndp.ts adds cannot go uncounted. */
+const NO_DROPS: Readonly<Record<RsDropReason, number>> = { hop_limit: 0, type: 0, code: 0, length: 0, option_length: 0, unspecified_with_sllao: 0 };
+export const RS_DROP_REASONS = Object.keys(NO_DROPS) as readonly RsDropReason[];
+
+/** What an advertiser counts besides drops. `ra_solicited` is of `ra_sent`, those that answered a solicitation. */
+export const ADVERTISER_TRAFFIC = ['ra_sent', 'ra_solicited', 'rs_received', 'send_errors'] as const;
+export type AdvertiserTrafficCounter = (typeof ADVERTISER_TRAFFIC)[number];
+
+/**
+ * An advertiser's counters in the shape of a tunnel's (CountersSnapshot): traffic, drops by
+ * reason, the drops' total. The flat names beside them are the shape before; kept one release.
+ */
+export interface AdvertiserCounters {
+  traffic: Record<AdvertiserTrafficCounter, number>;
+  /** Solicitations dropped by RFC 4861 §6.1.1, by reason. */
+  drops: Record<RsDropReason, number>;
+  dropsTotal: number;
+  // the flat names of before are declared onto this in src/deprecated.ts
+}
 
 export interface AdvertiserStatus {
   iface: string;
@@ -46,15 +53,7 @@ export interface AdvertiserStatus {
   state: 'advertising' | 'stopped';
   /** `added`: we added `PREFIX dev IFACE` and remove it on close; `present`: the host had it. */
   onLinkRoute: 'added' | 'present';
-  counters: {
-    ra_sent: number;
-    /** Of ra_sent, those that answered a solicitation. */
-    ra_solicited: number;
-    rs_received: number;
-    /** Solicitations dropped by RFC 4861 §6.1.1, by reason. */
-    rs_dropped: Record<RsDropReason, number>;
-    send_errors: number;
-  };
+  counters: AdvertiserCounters;
   lastError: string | null;
   lastRaAt: string | null;
 }
@@ -66,8 +65,6 @@ const RDNSS_LIFETIME_S = 3 * 600; // RFC 8106 §5.1: at least 3 × MaxRtrAdvInte
 const CUR_HOP_LIMIT = 64;
 
 export class RouterAdvertiser {
-  private readonly native: NativeAddon;
-  private poller: NativePoller | null = null;
   private unsolicitedTimer: NodeJS.Timeout | null = null;
   private answerTimer: NodeJS.Timeout | null = null;
   private lastMulticastMs: number | null = null;
@@ -79,27 +76,20 @@ export class RouterAdvertiser {
   private readonly rxSrc = Buffer.alloc(16);
   private readonly rxMeta = new Int32Array(1);
   private readonly random: () => number;
-  private readonly counters: AdvertiserStatus['counters'] = {
-    ra_sent: 0,
-    ra_solicited: 0,
-    rs_received: 0,
-    rs_dropped: { hop_limit: 0, type: 0, code: 0, length: 0, option_length: 0, unspecified_with_sllao: 0 },
-    send_errors: 0,
-  };
+  private readonly traffic = Object.fromEntries(ADVERTISER_TRAFFIC.map((n) => [n, 0])) as Record<AdvertiserTrafficCounter, number>;
+  private readonly drops: Record<RsDropReason, number> = { ...NO_DROPS };
   private lastError: string | null = null;
   private lastRaAt: number | null = null;
 
   private constructor(
     readonly target: AdvertiseTarget,
-    private readonly fd: number,
-    private readonly ifindex: number,
+    private readonly socket: Icmp6Socket,
     private readonly mac: Uint8Array | null,
     readonly mtu: number,
     private readonly rdnss: Uint8Array[],
     private readonly onLinkRoute: 'added' | 'present',
     random: () => number,
   ) {
-    this.native = loadNative();
     this.random = random;
     this.ra = this.build(false);
   }
@@ -110,17 +100,16 @@ export class RouterAdvertiser {
    */
   static async open(target: AdvertiseTarget, o: AdvertiserOptions): Promise<RouterAdvertiser> {
     const link = await linkInfo(target.iface);
-    const native = loadNative();
-    const { fd, ifindex } = native.openIcmp6Socket(target.iface);
+    const socket = Icmp6Socket.open(target.iface);
     let route: 'added' | 'present' = 'present';
     try {
       route = await ensureOnLinkRoute(target);
       const mtu = link.mtu > 0 ? Math.min(o.mtu, link.mtu) : o.mtu;
-      const a = new RouterAdvertiser(target, fd, ifindex, link.mac, mtu, o.rdnss ?? [], route, o.random ?? Math.random);
+      const a = new RouterAdvertiser(target, socket, link.mac, mtu, o.rdnss ?? [], route, o.random ?? Math.random);
       a.start();
       return a;
     } catch (e) {
-      native.closeFd(fd);
+      socket.close();
       if (route === 'added') await removeOnLinkRoute(target);
       throw e;
     }
@@ -142,8 +131,7 @@ export class RouterAdvertiser {
   }
 
   private start(): void {
-    this.poller = new this.native.Poller(this.fd, () => this.onReadable());
-    this.poller.start();
+    this.socket.watch(() => this.onReadable());
     // The first one at once (as radvd does): guests already up learn of us without soliciting.
     this.sendUnsolicited();
   }
@@ -163,16 +151,16 @@ export class RouterAdvertiser {
 
   private send(msg: Buffer, solicited: boolean): void {
     try {
-      this.native.icmp6Send(this.fd, msg, msg.length, ALL_NODES, this.ifindex);
-      this.counters.ra_sent++;
+      this.socket.send(msg, ALL_NODES);
+      this.traffic.ra_sent++;
       this.multicastSent++;
-      if (solicited) this.counters.ra_solicited++;
+      if (solicited) this.traffic.ra_solicited++;
       this.lastMulticastMs = Date.now();
       this.lastRaAt = this.lastMulticastMs;
     } catch (e) {
       // e.g. EADDRNOTAVAIL while the bridge has no link-local address yet (no port up): the
       // schedule and the next solicitation try again.
-      this.counters.send_errors++;
+      this.traffic.send_errors++;
       this.lastError = (e as Error).message;
     }
   }
@@ -181,17 +169,17 @@ export class RouterAdvertiser {
     for (let i = 0; i < MAX_READS_PER_WAKE; i++) {
       let n: number;
       try {
-        n = this.native.icmp6Recv(this.fd, this.rxBuf, this.rxSrc, this.rxMeta);
+        n = this.socket.receive(this.rxBuf, this.rxSrc, this.rxMeta);
       } catch (e) {
         this.lastError = (e as Error).message;
         return;
       }
       if (n < 0) return;
-      this.counters.rs_received++;
+      this.traffic.rs_received++;
       const unspecified = this.rxSrc.every((b) => b === 0);
       const v = validateRouterSolicitation(this.rxBuf.subarray(0, n), this.rxMeta[0], unspecified);
       if (!v.ok) {
-        this.counters.rs_dropped[v.reason]++;
+        this.drops[v.reason]++;
         continue;
       }
       this.scheduleAnswer();
@@ -221,10 +209,17 @@ export class RouterAdvertiser {
       rdnss: this.rdnss.map((a) => formatIpv6(a)),
       state: this.closed ? 'stopped' : 'advertising',
       onLinkRoute: this.onLinkRoute,
-      counters: { ...this.counters, rs_dropped: { ...this.counters.rs_dropped } },
+      counters: this.counters(),
       lastError: this.lastError,
       lastRaAt: this.lastRaAt === null ? null : new Date(this.lastRaAt).toISOString(),
     };
+  }
+
+  private counters(): AdvertiserCounters {
+    const traffic = { ...this.traffic };
+    const drops = { ...this.drops };
+    const dropsTotal = RS_DROP_REASONS.reduce((sum, r) => sum + drops[r], 0);
+    return { traffic, drops, dropsTotal, ...traffic, rs_dropped: { ...drops } }; // the flat copies of before, for one release (src/deprecated.ts)
   }
 
   /**
@@ -238,9 +233,7 @@ export class RouterAdvertiser {
     if (this.unsolicitedTimer) clearTimeout(this.unsolicitedTimer);
     if (this.answerTimer) clearTimeout(this.answerTimer);
     this.unsolicitedTimer = this.answerTimer = null;
-    this.poller?.close();
-    this.poller = null;
-    this.native.closeFd(this.fd);
+    this.socket.close();
     if (this.onLinkRoute === 'added') await removeOnLinkRoute(this.target);
   }
 }
