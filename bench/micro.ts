@@ -15,7 +15,9 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
 import { PacketResult, Encapsulator, TunnelEngine, Verdict, type OuterTransport, type TunDevice } from '../src/index.js';
 import { packetArena } from '../src/packet/arena.js';
-import { fold, ipv6PseudoHeaderSum, segmentTcp6, segmentUdp6, TcpCoalescer, UdpCoalescer, VNET_HDR_LEN } from '../src/packet/index.js';
+import { fold, ipv6PseudoHeaderSum, PROTO_TCP, PROTO_UDP, VNET_HDR_LEN } from '../src/packet/index.js';
+import { TcpCoalescer, UdpCoalescer } from '../src/tun/coalesce.js';
+import { cutSuperPacket } from '../src/tun/segment.js';
 
 const json = process.argv.includes('--json');
 const heapOnly = process.argv.includes('--heap-only');
@@ -92,12 +94,12 @@ function offloadCases(total: number, mss: number, where: 'arena' | 'plain'): Cas
   p.writeUInt16BE(fold(ipv6PseudoHeaderSum(p, 8, 24, total - 40, 6)), 40 + 16);
   p.copy(frames, HEADROOM);
   const segments = Math.ceil((total - 60) / mss);
-  if (segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) !== segments) throw new Error('segmentation failed');
+  if (cutSuperPacket(frames, HEADROOM, total, PROTO_TCP, 40, mss, arena, 0, 2048, 256) !== segments) throw new Error('segmentation failed');
   const gro = new TcpCoalescer();
   const mergeAt = VNET_HDR_LEN + 64;
   const segLen = 60 + mss;
   return [
-    { name: `TSO segment${label}`, size: total, packets: segments, op: () => void segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) },
+    { name: `TSO segment${label}`, size: total, packets: segments, op: () => void cutSuperPacket(frames, HEADROOM, total, PROTO_TCP, 40, mss, arena, 0, 2048, 256) },
     {
       name: `GRO merge${label}`,
       size: segLen,
@@ -131,7 +133,7 @@ function udpOffloadCases(datagrams: number, size: number): Case[] {
   // the UDP checksum field as the kernel leaves it in a super-packet: the pseudo-header sum
   p.writeUInt16BE(fold(ipv6PseudoHeaderSum(p, 8, 24, total - 40, 17)), 40 + 6);
   p.copy(frames, HEADROOM);
-  const cut = () => segmentUdp6(frames, HEADROOM, total, 40, size, arena, 0, 2048, 256);
+  const cut = () => cutSuperPacket(frames, HEADROOM, total, PROTO_UDP, 40, size, arena, 0, 2048, 256);
   if (cut() !== datagrams) throw new Error('UDP segmentation failed');
   const gro = new UdpCoalescer();
   const mergeAt = VNET_HDR_LEN + 64;

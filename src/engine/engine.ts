@@ -10,12 +10,11 @@ import { performance } from 'node:perf_hooks';
 import { Drop, Counters, Traffic } from '../encap/counters.js';
 import { PacketResult, Verdict } from '../encap/result.js';
 import type { Encapsulator } from '../encap/encapsulator.js';
-import { packetArena } from '../packet/arena.js';
 import { ICMPV6_ERROR_OVERHEAD } from '../packet/icmpv6.js';
 import { IPV4 } from '../packet/ipv4.js';
 import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
 import { TraceDirection, TracePoint, type Tracer } from './trace.js';
-import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE } from '../io/slots.js';
+import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE, slotArena } from '../io/slots.js';
 import type { TunDevice } from '../tun/device.js';
 import { ErrorOrigin, ERROR_INFO_STRIDE, type OuterTransport } from '../transport/transport.js';
 
@@ -67,7 +66,7 @@ class Direction {
   out = 0;
   toTun = 0;
   constructor(batch: number) {
-    this.arena = packetArena(batch * SLOT_SIZE);
+    this.arena = slotArena(batch);
     this.lens = new Int32Array(batch);
   }
 }

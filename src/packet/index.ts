@@ -8,6 +8,5 @@ export * from './address.js';
 export * from './sixrd.js';
 export * from './tcp.js';
 export * from './vnet.js';
-export * from './vnet-udp.js';
 export * from './udp.js';
 export * from './ndp.js';

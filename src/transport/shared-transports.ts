@@ -7,8 +7,7 @@
  * spoofed packet is counted once). With a single tunnel a port passes straight through to the
  * transport: no copy.
  */
-import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT } from '../io/slots.js';
-import { packetArena } from '../packet/arena.js';
+import { SLOT_HEADROOM as HUB_HEADROOM, SLOT_SIZE as HUB_SLOT, slotArena } from '../io/slots.js';
 import { IPV4 } from '../packet/ipv4.js';
 import type { ReceiveOwner } from './receive-filter.js';
 import { ERROR_INFO_STRIDE, type OuterTransport } from './transport.js';
@@ -45,7 +44,7 @@ export const HOST_TRANSPORTS = new SharedTransports();
 
 export class TransportHub {
   private readonly ports: HubPort[] = [];
-  private readonly arena = packetArena(HUB_BATCH * HUB_SLOT);
+  private readonly arena = slotArena(HUB_BATCH, HUB_SLOT);
   private readonly lens = new Int32Array(HUB_BATCH);
   private readonly errInfo = new Int32Array(HUB_BATCH * ERROR_INFO_STRIDE);
   private readonly errLens = new Int32Array(HUB_BATCH);

@@ -5,26 +5,14 @@
  * super-packets (GRO) so the kernel's stack runs once per ~40 segments. The forwarding loop sees
  * plain IPv6 packets only.
  */
-import { packetArena } from '../packet/arena.js';
 import { moveBytes } from '../packet/bytes.js';
 import { IPV6 } from '../packet/ipv6.js';
 import { PROTO_TCP, TCP } from '../packet/tcp.js';
 import { PROTO_UDP, UDP } from '../packet/udp.js';
-import { segmentUdp6, UdpCoalescer, udpSegmentCount, VNET_GSO_UDP_L4 } from '../packet/vnet-udp.js';
-import {
-  completeChecksum,
-  GRO_MAX_FRAME,
-  segmentTcp6,
-  tcpSegmentCount,
-  TcpCoalescer,
-  VNET,
-  VNET_F_NEEDS_CSUM,
-  VNET_GSO_ECN,
-  VNET_GSO_NONE,
-  VNET_GSO_TCPV6,
-  VNET_HDR_LEN,
-} from '../packet/vnet.js';
-import { MAX_BATCH, SLOT_SIZE } from '../io/slots.js';
+import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VNET_HDR_LEN } from '../packet/vnet.js';
+import { MAX_BATCH, SLOT_SIZE, slotArena } from '../io/slots.js';
+import { GRO_MAX_FRAME, TcpCoalescer, UdpCoalescer, type Coalescer } from './coalesce.js';
+import { completeChecksum, cutSuperPacket, superPacketSegments } from './segment.js';
 import type { TunDevice } from './device.js';
 
 /** Bytes an offloading device writes in front of each packet handed to write(): its virtio_net_hdr. */
@@ -75,7 +63,7 @@ export class OffloadTun implements TunDevice {
   private bulk = false;
   /** GRO: one run per scratch slot; at most OPEN_RUNS of them open at once. */
   private readonly runs = Array.from({ length: SCRATCH_FRAMES }, (_, i) => new GroRun(i));
-  private readonly scratch = packetArena(SCRATCH_FRAMES * SCRATCH_SLOT);
+  private readonly scratch = slotArena(SCRATCH_FRAMES, SCRATCH_SLOT);
   private runClock = 0;
   /** The arena of the write in progress (lone packets are written from it, in place). */
   private arena: Buffer = this.scratch;
@@ -165,7 +153,7 @@ export class OffloadTun implements TunDevice {
    */
   private readBulk(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
     if (this.frameLens.length < max) {
-      this.frames = packetArena(Math.min(MAX_BATCH, max) * SLOT_SIZE);
+      this.frames = slotArena(Math.min(MAX_BATCH, max));
       this.frameLens = new Int32Array(Math.min(MAX_BATCH, max));
     }
     const n = this.device.read(this.frames, SLOT_SIZE, 0, Math.min(max, this.frameLens.length), this.frameLens);
@@ -183,7 +171,7 @@ export class OffloadTun implements TunDevice {
     const k = n - from;
     if (this.frameLens.length < k) {
       const slots = Math.min(MAX_BATCH, Math.max(k, 8));
-      this.frames = packetArena(slots * SLOT_SIZE);
+      this.frames = slotArena(slots);
       this.frameLens = new Int32Array(slots);
     }
     for (let i = 0; i < k; i++) {
@@ -228,16 +216,15 @@ export class OffloadTun implements TunDevice {
       const csumAt = udp ? UDP.CHECKSUM : TCP.CHECKSUM;
       const l4Off = needsCsum && f.readUInt16LE(h + VNET.CSUM_OFFSET) === csumAt ? f.readUInt16LE(h + VNET.CSUM_START) : -1;
       const gsoSize = f.readUInt16LE(h + VNET.GSO_SIZE);
-      const total = l4Off < 0 ? -1 : udp ? udpSegmentCount(f, pkt, len, l4Off, gsoSize) : tcpSegmentCount(f, pkt, len, l4Off, gsoSize);
+      const proto = udp ? PROTO_UDP : PROTO_TCP;
+      const total = l4Off < 0 ? -1 : superPacketSegments(f, pkt, len, proto, l4Off, gsoSize);
       if (total < 0) {
         this.onDrop('tx_gso_malformed');
         this.frameNext++;
         continue;
       }
       const at = out * slotSize + headroom;
-      const k = udp
-        ? segmentUdp6(f, pkt, len, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext)
-        : segmentTcp6(f, pkt, len, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext);
+      const k = cutSuperPacket(f, pkt, len, proto, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext);
       if (k <= 0) {
         // its segments would not fit the caller's slots: never write past one
         this.onDrop('tx_gso_malformed');
@@ -393,9 +380,6 @@ export class OffloadTun implements TunDevice {
 
 const RunState = { Free: 0, Open: 1, Finished: 2 } as const;
 type RunState = (typeof RunState)[keyof typeof RunState];
-
-/** What a run merges with: TcpCoalescer and UdpCoalescer both are one. */
-type Coalescer = Pick<TcpCoalescer, 'start' | 'sameFlow' | 'sameConnection' | 'tryAppend' | 'finish' | 'segments'>;
 
 class GroRun {
   readonly tcp = new TcpCoalescer();
