@@ -14,6 +14,8 @@ import { PROTO_UDP, UDP } from '../packet/udp.js';
 import { VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VNET_HDR_LEN, writeGsoHeader } from '../packet/vnet.js';
 
 const { SYN, FIN, RST, PSH, URG } = TcpFlag;
+const { SEQ: TCP_SEQ, ACK: TCP_ACK, FLAGS: TCP_FLAGS, WINDOW: TCP_WINDOW, CHECKSUM: TCP_CHECKSUM, HEADER_LEN: TCP_HDR } = TCP;
+const { HEADER_LEN: IPV6_HDR, SRC: IPV6_SRC, NEXT_HEADER: IPV6_NEXT_HEADER, PAYLOAD_LEN: IPV6_PAYLOAD_LEN } = IPV6;
 
 /** Largest IPv6 payload a merged packet may reach (the payload-length field is 16 bits). */
 const MAX_MERGED = 65535;
@@ -27,7 +29,7 @@ export const UDP_MAX_SEGMENTS = 64;
 
 /** Sum of the IPv6 pseudo-header for `l4Len` bytes of protocol `proto` (not folded). */
 function pseudoHeaderSum(buf: Buffer, pkt: number, l4Len: number, proto: number): number {
-  return sum16(buf, pkt + IPV6.SRC, 32, l4Len + proto);
+  return sum16(buf, pkt + IPV6_SRC, 32, l4Len + proto);
 }
 
 /**
@@ -123,9 +125,9 @@ abstract class FlowCoalescer implements Coalescer {
   sameConnection(buf: Buffer, pkt: number): boolean {
     const o = this.out;
     const b = this.base;
-    if (buf[pkt + IPV6.NEXT_HEADER] !== o[b + IPV6.NEXT_HEADER]) return false;
+    if (buf[pkt + IPV6_NEXT_HEADER] !== o[b + IPV6_NEXT_HEADER]) return false;
     // addresses, then the ports at the front of the TCP or UDP header
-    for (let i = IPV6.SRC; i < IPV6.HEADER_LEN + 4; i++) if (buf[pkt + i] !== o[b + i]) return false;
+    for (let i = IPV6_SRC; i < IPV6_HDR + 4; i++) if (buf[pkt + i] !== o[b + i]) return false;
     return true;
   }
 
@@ -138,14 +140,14 @@ abstract class FlowCoalescer implements Coalescer {
     const o = this.out;
     const b = this.base;
     const payload = len - this.hdrLen;
-    if (payload <= 0 || payload > this.segSize || this.len + payload - IPV6.HEADER_LEN > MAX_MERGED) return false;
+    if (payload <= 0 || payload > this.segSize || this.len + payload - IPV6_HDR > MAX_MERGED) return false;
     if (b + this.len + payload > this.limit) return false; // never past the room: it is another frame's
     // version, class, flow label; next header and hop limit; addresses
     for (let i = 0; i < 4; i++) if (buf[pkt + i] !== o[b + i]) return false;
     if (buf[pkt + 6] !== o[b + 6] || buf[pkt + 7] !== o[b + 7]) return false;
-    for (let i = IPV6.SRC; i < IPV6.HEADER_LEN; i++) if (buf[pkt + i] !== o[b + i]) return false;
-    const t = pkt + IPV6.HEADER_LEN;
-    const ot = b + IPV6.HEADER_LEN;
+    for (let i = IPV6_SRC; i < IPV6_HDR; i++) if (buf[pkt + i] !== o[b + i]) return false;
+    const t = pkt + IPV6_HDR;
+    const ot = b + IPV6_HDR;
     if (!this.joins(buf, t, ot)) return false;
     moveBytes(buf, pkt + this.hdrLen, pkt + len, o, b + this.len);
     this.len += payload;
@@ -161,12 +163,12 @@ abstract class FlowCoalescer implements Coalescer {
     const h = b - VNET_HDR_LEN;
     o.fill(0, h, b);
     if (this.count > 1) {
-      const l4Len = this.len - IPV6.HEADER_LEN;
-      o.writeUInt16BE(l4Len, b + IPV6.PAYLOAD_LEN);
-      this.merged(b + IPV6.HEADER_LEN, l4Len);
+      const l4Len = this.len - IPV6_HDR;
+      o.writeUInt16BE(l4Len, b + IPV6_PAYLOAD_LEN);
+      this.merged(b + IPV6_HDR, l4Len);
       writeGsoHeader(o, h, this.gsoType, this.hdrLen, this.segSize, this.csumAt);
       // the kernel finishes each segment's checksum from the pseudo-header sum left in the field
-      o.writeUInt16BE(fold(pseudoHeaderSum(o, b, l4Len, this.proto)), b + IPV6.HEADER_LEN + this.csumAt);
+      o.writeUInt16BE(fold(pseudoHeaderSum(o, b, l4Len, this.proto)), b + IPV6_HDR + this.csumAt);
     }
     return [h, this.len + VNET_HDR_LEN];
   }
@@ -182,7 +184,7 @@ export class TcpCoalescer extends FlowCoalescer {
 
   constructor() {
     // a run of one-byte segments meets the 65,535-byte bound first: no count of its own
-    super(PROTO_TCP, VNET_GSO_TCPV6, TCP.CHECKSUM, MAX_MERGED, 'segment');
+    super(PROTO_TCP, VNET_GSO_TCPV6, TCP_CHECKSUM, MAX_MERGED, 'segment');
   }
 
   /**
@@ -192,12 +194,12 @@ export class TcpCoalescer extends FlowCoalescer {
    * segment with a bad checksum goes through unmerged, for the kernel to drop and count.
    */
   static eligible(buf: Buffer, pkt: number, len: number): boolean {
-    if (buf[pkt + IPV6.NEXT_HEADER] !== PROTO_TCP || len < IPV6.HEADER_LEN + TCP.HEADER_LEN) return false;
-    const tcp = pkt + IPV6.HEADER_LEN;
+    if (buf[pkt + IPV6_NEXT_HEADER] !== PROTO_TCP || len < IPV6_HDR + TCP_HDR) return false;
+    const tcp = pkt + IPV6_HDR;
     const hdr = tcpHeaderLength(buf, tcp);
-    if (hdr < TCP.HEADER_LEN || IPV6.HEADER_LEN + hdr >= len) return false; // no payload: nothing to merge
-    if ((buf[tcp + TCP.FLAGS] & (SYN | FIN | RST | URG)) !== 0) return false;
-    return fold(sum16(buf, tcp, len - IPV6.HEADER_LEN, pseudoHeaderSum(buf, pkt, len - IPV6.HEADER_LEN, PROTO_TCP))) === 0xffff;
+    if (hdr < TCP_HDR || IPV6_HDR + hdr >= len) return false; // no payload: nothing to merge
+    if ((buf[tcp + TCP_FLAGS] & (SYN | FIN | RST | URG)) !== 0) return false;
+    return fold(sum16(buf, tcp, len - IPV6_HDR, pseudoHeaderSum(buf, pkt, len - IPV6_HDR, PROTO_TCP))) === 0xffff;
   }
 
   protected accepts(buf: Buffer, pkt: number, len: number): boolean {
@@ -205,31 +207,31 @@ export class TcpCoalescer extends FlowCoalescer {
   }
 
   protected begin(buf: Buffer, pkt: number, len: number): number {
-    const t = pkt + IPV6.HEADER_LEN;
-    const hdrLen = IPV6.HEADER_LEN + tcpHeaderLength(buf, t);
-    this.nextSeq = (buf.readInt32BE(t + TCP.SEQ) + len - hdrLen) | 0;
-    this.closed = (buf[t + TCP.FLAGS] & PSH) !== 0;
+    const t = pkt + IPV6_HDR;
+    const hdrLen = IPV6_HDR + tcpHeaderLength(buf, t);
+    this.nextSeq = (buf.readInt32BE(t + TCP_SEQ) + len - hdrLen) | 0;
+    this.closed = (buf[t + TCP_FLAGS] & PSH) !== 0;
     return hdrLen;
   }
 
   protected joins(buf: Buffer, t: number, ot: number): boolean {
     const o = this.out;
-    const tcpHdr = this.hdrLen - IPV6.HEADER_LEN;
+    const tcpHdr = this.hdrLen - IPV6_HDR;
     if (tcpHeaderLength(buf, t) !== tcpHdr) return false;
-    if (buf.readInt32BE(t + TCP.SEQ) !== this.nextSeq) return false;
+    if (buf.readInt32BE(t + TCP_SEQ) !== this.nextSeq) return false;
     // ports, ack, data offset, window; flags may differ only by PSH; options byte for byte
     for (let i = 0; i < 4; i++) if (buf[t + i] !== o[ot + i]) return false;
-    for (let i = TCP.ACK; i < TCP.FLAGS; i++) if (buf[t + i] !== o[ot + i]) return false;
-    if ((buf[t + TCP.FLAGS] & ~PSH) !== (o[ot + TCP.FLAGS] & ~PSH)) return false;
-    if (buf[t + TCP.WINDOW] !== o[ot + TCP.WINDOW] || buf[t + TCP.WINDOW + 1] !== o[ot + TCP.WINDOW + 1]) return false;
-    for (let i = TCP.HEADER_LEN; i < tcpHdr; i++) if (buf[t + i] !== o[ot + i]) return false;
+    for (let i = TCP_ACK; i < TCP_FLAGS; i++) if (buf[t + i] !== o[ot + i]) return false;
+    if ((buf[t + TCP_FLAGS] & ~PSH) !== (o[ot + TCP_FLAGS] & ~PSH)) return false;
+    if (buf[t + TCP_WINDOW] !== o[ot + TCP_WINDOW] || buf[t + TCP_WINDOW + 1] !== o[ot + TCP_WINDOW + 1]) return false;
+    for (let i = TCP_HDR; i < tcpHdr; i++) if (buf[t + i] !== o[ot + i]) return false;
     return true;
   }
 
   protected joined(buf: Buffer, t: number, ot: number, payload: number): void {
     this.nextSeq = (this.nextSeq + payload) | 0;
-    if (buf[t + TCP.FLAGS] & PSH) {
-      this.out[ot + TCP.FLAGS] |= PSH;
+    if (buf[t + TCP_FLAGS] & PSH) {
+      this.out[ot + TCP_FLAGS] |= PSH;
       this.closed = true;
     }
   }
@@ -251,9 +253,9 @@ export class UdpCoalescer extends FlowCoalescer {
 
   /** True if the IPv6 packet at buf[pkt, pkt+len) could start or join a run. */
   static eligible(buf: Buffer, pkt: number, len: number): boolean {
-    if (buf[pkt + IPV6.NEXT_HEADER] !== PROTO_UDP || len <= IPV6.HEADER_LEN + UDP.HEADER_LEN) return false;
-    const u = pkt + IPV6.HEADER_LEN;
-    const ulen = len - IPV6.HEADER_LEN;
+    if (buf[pkt + IPV6_NEXT_HEADER] !== PROTO_UDP || len <= IPV6_HDR + UDP.HEADER_LEN) return false;
+    const u = pkt + IPV6_HDR;
+    const ulen = len - IPV6_HDR;
     if (((buf[u + UDP.LENGTH] << 8) | buf[u + UDP.LENGTH + 1]) !== ulen) return false;
     if (buf[u + UDP.CHECKSUM] === 0 && buf[u + UDP.CHECKSUM + 1] === 0) return false;
     return fold(sum16(buf, u, ulen, pseudoHeaderSum(buf, pkt, ulen, PROTO_UDP))) === 0xffff;
@@ -264,7 +266,7 @@ export class UdpCoalescer extends FlowCoalescer {
   }
 
   protected begin(): number {
-    return IPV6.HEADER_LEN + UDP.HEADER_LEN;
+    return IPV6_HDR + UDP.HEADER_LEN;
   }
 
   protected joins(buf: Buffer, t: number, ot: number): boolean {
