@@ -14,6 +14,8 @@ import { PROTO_UDP, UDP } from '../packet/udp.js';
 import { VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VNET_HDR_LEN, writeGsoHeader } from '../packet/vnet.js';
 
 const { SYN, FIN, RST, PSH, URG } = TcpFlag;
+// offsets as module constants, which the compiler folds: read as TCP.X / IPV6.X inside the merge
+// checks they made TCP GRO ~10% slower (CPU time per segment, measured when this file was made)
 const { SEQ: TCP_SEQ, ACK: TCP_ACK, FLAGS: TCP_FLAGS, WINDOW: TCP_WINDOW, CHECKSUM: TCP_CHECKSUM, HEADER_LEN: TCP_HDR } = TCP;
 const { HEADER_LEN: IPV6_HDR, SRC: IPV6_SRC, NEXT_HEADER: IPV6_NEXT_HEADER, PAYLOAD_LEN: IPV6_PAYLOAD_LEN } = IPV6;
 

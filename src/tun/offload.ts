@@ -3,7 +3,8 @@
  * wireguard-go's tun does: reads cut the kernel's TCP (and, where it offers USO, UDP) super-packets
  * into segments, one per slot of the caller's batch; writes merge segments of a flow into
  * super-packets (GRO) so the kernel's stack runs once per ~40 segments. The forwarding loop sees
- * plain IPv6 packets only.
+ * plain IPv6 packets only. This file is the state (frames set aside, open runs, the queue of
+ * frames to write); the cutting is segment.ts, the merging coalesce.ts.
  */
 import { moveBytes } from '../packet/bytes.js';
 import { IPV6 } from '../packet/ipv6.js';
