@@ -13,6 +13,10 @@ import { PROTO_TCP, TCP, TcpFlag, tcpHeaderLength } from '../packet/tcp.js';
 import { UDP } from '../packet/udp.js';
 
 const { FIN, PSH, CWR } = TcpFlag;
+// offsets as module constants, which the compiler folds (as in coalesce.ts)
+const { SEQ: TCP_SEQ, FLAGS: TCP_FLAGS, CHECKSUM: TCP_CHECKSUM, HEADER_LEN: TCP_HDR } = TCP;
+const { LENGTH: UDP_LENGTH, CHECKSUM: UDP_CHECKSUM, HEADER_LEN: UDP_HDR } = UDP;
+const { HEADER_LEN: IPV6_HDR, PAYLOAD_LEN: IPV6_PAYLOAD_LEN } = IPV6;
 
 /**
  * Completes a checksum the kernel left partial (VIRTIO_NET_HDR_F_NEEDS_CSUM): the field at
@@ -31,11 +35,11 @@ export function completeChecksum(buf: Buffer, pkt: number, len: number, start: n
 /** Where the payload of the super-packet starts (the headers every segment repeats), or -1. */
 function headersLength(src: Buffer, pkt: number, len: number, proto: number, l4Off: number): number {
   if (proto === PROTO_TCP) {
-    if (l4Off + TCP.HEADER_LEN > len) return -1;
+    if (l4Off + TCP_HDR > len) return -1;
     const tcpHdr = tcpHeaderLength(src, pkt + l4Off);
-    return tcpHdr < TCP.HEADER_LEN || l4Off + tcpHdr > len ? -1 : l4Off + tcpHdr;
+    return tcpHdr < TCP_HDR || l4Off + tcpHdr > len ? -1 : l4Off + tcpHdr;
   }
-  return l4Off + UDP.HEADER_LEN > len ? -1 : l4Off + UDP.HEADER_LEN;
+  return l4Off + UDP_HDR > len ? -1 : l4Off + UDP_HDR;
 }
 
 /**
@@ -87,38 +91,38 @@ export function cutSuperPacket(
   if (first + (end - from - 1) * stride + hdrLen + Math.min(gsoSize, len - hdrLen) > dst.length) return -1;
   const tcp = proto === PROTO_TCP;
   const l4 = pkt + l4Off;
-  const csumAt = tcp ? TCP.CHECKSUM : UDP.CHECKSUM;
+  const csumAt = tcp ? TCP_CHECKSUM : UDP_CHECKSUM;
   let pseudoLess = (src[l4 + csumAt] << 8) | src[l4 + csumAt + 1];
   if (tcp) {
     const whole = len - l4Off;
     pseudoLess += (~(whole >>> 16) & 0xffff) + (~whole & 0xffff);
   } else {
-    pseudoLess += ~((src[l4 + UDP.LENGTH] << 8) | src[l4 + UDP.LENGTH + 1]) & 0xffff;
+    pseudoLess += ~((src[l4 + UDP_LENGTH] << 8) | src[l4 + UDP_LENGTH + 1]) & 0xffff;
   }
   // sequence numbers as signed 32-bit integers (same bits, mod 2^32): half of them are above 2^31,
   // and an unsigned one passed to a call V8 did not inline would be a heap number per segment
-  const seq0 = tcp ? src.readInt32BE(l4 + TCP.SEQ) : 0;
-  const flags = tcp ? src[l4 + TCP.FLAGS] : 0;
+  const seq0 = tcp ? src.readInt32BE(l4 + TCP_SEQ) : 0;
+  const flags = tcp ? src[l4 + TCP_FLAGS] : 0;
   const payload = len - hdrLen;
   for (let i = from; i < end; i++) {
     const o = first + (i - from) * stride;
     const chunk = Math.min(gsoSize, payload - i * gsoSize);
     moveBytes(src, pkt, pkt + hdrLen, dst, o);
     moveBytes(src, pkt + hdrLen + i * gsoSize, pkt + hdrLen + i * gsoSize + chunk, dst, o + hdrLen);
-    const plen = hdrLen - IPV6.HEADER_LEN + chunk;
-    dst[o + IPV6.PAYLOAD_LEN] = plen >>> 8;
-    dst[o + IPV6.PAYLOAD_LEN + 1] = plen & 0xff;
+    const plen = hdrLen - IPV6_HDR + chunk;
+    dst[o + IPV6_PAYLOAD_LEN] = plen >>> 8;
+    dst[o + IPV6_PAYLOAD_LEN + 1] = plen & 0xff;
     const t = o + l4Off;
     const l4Len = hdrLen - l4Off + chunk;
     if (tcp) {
-      dst.writeInt32BE((seq0 + i * gsoSize) | 0, t + TCP.SEQ);
+      dst.writeInt32BE((seq0 + i * gsoSize) | 0, t + TCP_SEQ);
       let f = flags;
       if (i < n - 1) f &= ~(FIN | PSH);
       if (i > 0) f &= ~CWR;
-      dst[t + TCP.FLAGS] = f;
+      dst[t + TCP_FLAGS] = f;
     } else {
-      dst[t + UDP.LENGTH] = l4Len >>> 8;
-      dst[t + UDP.LENGTH + 1] = l4Len & 0xff;
+      dst[t + UDP_LENGTH] = l4Len >>> 8;
+      dst[t + UDP_LENGTH + 1] = l4Len & 0xff;
     }
     dst[t + csumAt] = 0;
     dst[t + csumAt + 1] = 0;
