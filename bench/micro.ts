@@ -1,7 +1,8 @@
 /**
  * Micro benchmarks of the pure packet work (no I/O): packets/s for encapsulate, decapsulate and
  * the round trip at 80- and 1280-byte inner packets, and for the offload path's TSO segmentation
- * (a 64 000-byte TCP super-packet cut into 1428-byte segments) and GRO merging of those segments;
+ * (a 64 000-byte TCP super-packet cut into 1428-byte segments) and GRO merging of those segments,
+ * the same for UDP (USO: 50 datagrams of 1,200 bytes);
  * the engine's loop over batches of 64 with endpoints that do nothing (what the loop itself costs
  * per packet, 6in4 and 6to4, each way); heap bytes allocated per packet over ≥ 1e6 packets.
  * Run: `npm run bench:micro` (`-- --json`, `-- --only engine`). `-- --heap-only` skips the timing
@@ -17,7 +18,11 @@ import { PacketResult, Encapsulator, Verdict } from '../src/index.js';
 import { TunnelEngine, type OuterTransport, type TunDevice } from '../src/engine-api.js';
 import { packetArena } from '../src/packet/arena.js';
 import { fold, ipv6PseudoHeaderSum } from '../src/packet/checksum.js';
-import { segmentTcp6, TcpCoalescer, VNET_HDR_LEN } from '../src/packet/vnet.js';
+import { PROTO_TCP } from '../src/packet/tcp.js';
+import { PROTO_UDP } from '../src/packet/udp.js';
+import { VNET_HDR_LEN } from '../src/packet/vnet.js';
+import { TcpCoalescer, UdpCoalescer } from '../src/tun/coalesce.js';
+import { cutSuperPacket } from '../src/tun/segment.js';
 
 const json = process.argv.includes('--json');
 const heapOnly = process.argv.includes('--heap-only');
@@ -94,12 +99,12 @@ function offloadCases(total: number, mss: number, where: 'arena' | 'plain'): Cas
   p.writeUInt16BE(fold(ipv6PseudoHeaderSum(p, 8, 24, total - 40, 6)), 40 + 16);
   p.copy(frames, HEADROOM);
   const segments = Math.ceil((total - 60) / mss);
-  if (segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) !== segments) throw new Error('segmentation failed');
+  if (cutSuperPacket(frames, HEADROOM, total, PROTO_TCP, 40, mss, arena, 0, 2048, 256) !== segments) throw new Error('segmentation failed');
   const gro = new TcpCoalescer();
   const mergeAt = VNET_HDR_LEN + 64;
   const segLen = 60 + mss;
   return [
-    { name: `TSO segment${label}`, size: total, packets: segments, op: () => void segmentTcp6(frames, HEADROOM, total, 40, mss, arena, 0, 2048, 256) },
+    { name: `TSO segment${label}`, size: total, packets: segments, op: () => void cutSuperPacket(frames, HEADROOM, total, PROTO_TCP, 40, mss, arena, 0, 2048, 256) },
     {
       name: `GRO merge${label}`,
       size: segLen,
@@ -111,6 +116,42 @@ function offloadCases(total: number, mss: number, where: 'arena' | 'plain'): Cas
           gro.tryAppend(arena, o, 40 + arena.readUInt16BE(o + 4));
         }
         if (gro.segments !== segments) throw new Error('GRO did not merge every segment');
+        gro.finish();
+      },
+    },
+  ];
+}
+
+/**
+ * The same for UDP (USO on the TUN, as a QUIC sender's UDP_SEGMENT send arrives): a 60,048-byte
+ * UDP/IPv6 super-packet cut into 50 datagrams of 1,200 bytes, and those merged back.
+ */
+function udpOffloadCases(datagrams: number, size: number): Case[] {
+  const total = 48 + datagrams * size;
+  const frames = packetArena(HEADROOM + total);
+  const arena = packetArena(256 * 2048);
+  const scratch = packetArena(65536 + 2048);
+  const p = innerPacket(total).subarray(HEADROOM);
+  p[6] = 17; // UDP
+  p.writeUInt16BE(total - 40, 40 + 4);
+  for (let i = 48; i < total; i++) p[i] = i & 0xff;
+  // the UDP checksum field as the kernel leaves it in a super-packet: the pseudo-header sum
+  p.writeUInt16BE(fold(ipv6PseudoHeaderSum(p, 8, 24, total - 40, 17)), 40 + 6);
+  p.copy(frames, HEADROOM);
+  const cut = () => cutSuperPacket(frames, HEADROOM, total, PROTO_UDP, 40, size, arena, 0, 2048, 256);
+  if (cut() !== datagrams) throw new Error('UDP segmentation failed');
+  const gro = new UdpCoalescer();
+  const mergeAt = VNET_HDR_LEN + 64;
+  return [
+    { name: 'USO segment', size: total, packets: datagrams, op: () => void cut() },
+    {
+      name: 'UDP GRO merge',
+      size: 48 + size,
+      packets: datagrams,
+      op: () => {
+        gro.start(scratch, mergeAt, arena, 0, 48 + size);
+        for (let i = 1; i < datagrams; i++) gro.tryAppend(arena, i * 2048, 48 + size);
+        if (gro.segments !== datagrams) throw new Error('UDP GRO did not merge every datagram');
         gro.finish();
       },
     },
@@ -220,7 +261,7 @@ function engineCases(size: number): Case[] {
 // `--only TEXT`: just the cases whose name contains TEXT (e.g. `--only engine`)
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt > 0 ? process.argv[onlyAt + 1] : '';
-const all = [...cases(80), ...cases(1280), ...offloadCases(64_000, 1428, 'arena'), ...offloadCases(64_000, 1428, 'plain'), ...engineCases(80)].filter((c) => c.name.includes(only));
+const all = [...cases(80), ...cases(1280), ...offloadCases(64_000, 1428, 'arena'), ...offloadCases(64_000, 1428, 'plain'), ...udpOffloadCases(50, 1200), ...engineCases(80)].filter((c) => c.name.includes(only));
 
 /**
  * Heap bytes per call of `op`: the median over GC-free chunks of 50,000 calls covering `calls`

@@ -6,8 +6,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Verdict, DROP_REASONS } from '../src/index.js';
 import { PROTO_TCP } from '../src/packet/tcp.js';
-import { segmentTcp6 } from '../src/packet/vnet.js';
 import { upperLayerOffset } from '../src/packet/ipv6.js';
+import { cutSuperPacket } from '../src/tun/segment.js';
 import { scapy, tshark } from './helpers/external.js';
 import { asKernelHandsIt, icmpv4Error, ipv4Packet } from './helpers/packets.js';
 import { LOCAL, runTunnel, tunnel } from './helpers/tunnels.js';
@@ -121,7 +121,7 @@ describe('TSO segmentation, checked by scapy (plain, and behind Hop-by-Hop + Seg
       expect(tcpOff).toBe(name === 'tso_srh' ? 40 + 8 + 40 : 40);
       asKernelHandsIt(sup, tcpOff);
       const out = Buffer.alloc(8 * 2048);
-      const n = segmentTcp6(sup, 0, sup.length, tcpOff, MSS, out, 0, 2048, 8);
+      const n = cutSuperPacket(sup, 0, sup.length, PROTO_TCP, tcpOff, MSS, out, 0, 2048, 8);
       expect(n).toBe(Math.ceil(5000 / MSS));
       const segs = Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i}`, out.subarray(i * 2048, i * 2048 + 40 + out.readUInt16BE(i * 2048 + 4)).toString('hex')]));
       const parsed = scapy<Record<string, Parsed>>({ op: 'parse', packets: segs });

@@ -1,7 +1,8 @@
 /**
  * The layer rules of docs/architecture.md, checked on the source: each folder of src/ imports only
- * the folders its row allows, and the pure ones (packet, encap) no I/O module. A new folder, or an
- * import that points up, fails here until the rule and its row in the docs say why.
+ * the folders its row allows (io only packet's arena allocator), and the pure ones (packet, encap)
+ * no I/O module. A new folder, or an import that points up, fails here until the rule and its row
+ * in the docs say why.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -76,6 +77,11 @@ describe('layer rules (docs/architecture.md)', () => {
       .filter((e) => e.to !== null && e.to !== e.from && !(MAY_IMPORT[e.from] ?? []).includes(e.to))
       .map((e) => `${e.file} imports ${e.spec} (${e.from} -> ${e.to})`);
     expect(upward).toEqual([]);
+  });
+
+  it('src/io takes only the arena allocator from src/packet (the slot arenas it makes are packet arenas)', () => {
+    const fromPacket = edges.filter((e) => e.from === 'io' && e.to === 'packet').map((e) => `${e.file} imports ${e.spec}`);
+    expect(fromPacket.filter((e) => !e.endsWith('/packet/arena.js'))).toEqual([]);
   });
 
   it('src/packet and src/encap import no I/O module: pure logic, testable without root', () => {

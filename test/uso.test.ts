@@ -6,11 +6,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { segmentUdp6, UdpCoalescer, UDP_MAX_SEGMENTS, VNET_GSO_UDP_L4 } from '../src/packet/vnet-udp.js';
-import { VNET, VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from '../src/packet/vnet.js';
+import { PROTO_UDP } from '../src/packet/udp.js';
+import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_UDP_L4, VNET_HDR_LEN } from '../src/packet/vnet.js';
 import { FakeTun } from '../src/testing.js';
+import { UdpCoalescer, UDP_MAX_SEGMENTS } from '../src/tun/coalesce.js';
 import { OffloadTun, type OffloadDrop } from '../src/tun/offload.js';
 import { readAll, writeAll } from './helpers/drain.js';
+import { cutSuperPacket } from '../src/tun/segment.js';
 import { asKernelHandsIt, tcp6Segment, udp6Datagram, udpChecksumOk } from './helpers/packets.js';
 
 const data = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 31 + 11) & 0xff));
@@ -38,7 +40,7 @@ function cutFrame(f: Buffer): Buffer[] {
   const pkt = f.subarray(VNET_HDR_LEN);
   const gso = f.readUInt16LE(VNET.GSO_SIZE);
   const out = Buffer.alloc(UDP_MAX_SEGMENTS * 2048);
-  const n = segmentUdp6(pkt, 0, pkt.length, 40, gso, out, 0, 2048, UDP_MAX_SEGMENTS);
+  const n = cutSuperPacket(pkt, 0, pkt.length, PROTO_UDP, 40, gso, out, 0, 2048, UDP_MAX_SEGMENTS);
   expect(n).toBeGreaterThan(1);
   return Array.from({ length: n }, (_, i) => Buffer.from(out.subarray(i * 2048, i * 2048 + 40 + out.readUInt16BE(i * 2048 + 4))));
 }

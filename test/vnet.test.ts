@@ -1,6 +1,9 @@
 /** TUN offload: cutting TCP super-packets into segments (TX) and merging segments back (GRO, RX). */
 import { describe, expect, it } from 'vitest';
-import { completeChecksum, segmentTcp6, tcpSegmentCount, TcpCoalescer, VNET, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
+import { PROTO_TCP } from '../src/packet/tcp.js';
+import { VNET, VNET_GSO_TCPV6, VNET_HDR_LEN } from '../src/packet/vnet.js';
+import { TcpCoalescer } from '../src/tun/coalesce.js';
+import { completeChecksum, cutSuperPacket, superPacketSegments } from '../src/tun/segment.js';
 import { asKernelHandsIt, ipv6Packet, tcp6Segment, tcpChecksumOk } from './helpers/packets.js';
 
 const tcpSegment = (seq: number, payload: Buffer, flags = 0x10, options = Buffer.alloc(0)) => tcp6Segment({ seq, payload, flags, options });
@@ -13,7 +16,7 @@ describe('TSO segmentation (TX)', () => {
     const sup = tcpSegment(1000, data, 0x18 | 0x01, ts); // ACK PSH FIN
     asKernelHandsIt(sup, 40);
     const out = Buffer.alloc(8 * 2048);
-    const n = segmentTcp6(sup, 0, sup.length, 40, 1388, out, 64, 2048, 8);
+    const n = cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1388, out, 64, 2048, 8);
     expect(n).toBe(4);
     let got = Buffer.alloc(0);
     for (let i = 0; i < n; i++) {
@@ -30,26 +33,26 @@ describe('TSO segmentation (TX)', () => {
 
   it('refuses what it cannot cut (not TCP, TCP not where the kernel said, no segment size)', () => {
     const udp = ipv6Packet({ src: '2001:db8::1', dst: '2001:db8::2', nextHeader: 17, payload: Buffer.alloc(100) });
-    expect(segmentTcp6(udp, 0, udp.length, 40, 50, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
+    expect(cutSuperPacket(udp, 0, udp.length, PROTO_TCP, 40, 50, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
     const sup = tcpSegment(1, data);
-    expect(segmentTcp6(sup, 0, sup.length, 48, 1388, Buffer.alloc(8 * 2048), 0, 2048, 8)).toBe(-1);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 0, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
-    expect(tcpSegmentCount(sup, 0, sup.length, 40, 100)).toBe(50);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 48, 1388, Buffer.alloc(8 * 2048), 0, 2048, 8)).toBe(-1);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 0, Buffer.alloc(4096), 0, 2048, 2)).toBe(-1);
+    expect(superPacketSegments(sup, 0, sup.length, PROTO_TCP, 40, 100)).toBe(50);
     // segments that would not fit their stride, or the buffer, are refused rather than overlapped
-    expect(segmentTcp6(sup, 0, sup.length, 40, 1388, Buffer.alloc(8 * 1024), 0, 1024, 8)).toBe(-1);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 1388, Buffer.alloc(2048), 0, 2048, 8)).toBe(-1);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1388, Buffer.alloc(8 * 1024), 0, 1024, 8)).toBe(-1);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1388, Buffer.alloc(2048), 0, 2048, 8)).toBe(-1);
   });
 
   it('cuts a super-packet a few segments at a time, the same bytes as all at once', () => {
     const sup = tcpSegment(7, data, 0x18 | 0x01, ts);
     asKernelHandsIt(sup, 40);
     const whole = Buffer.alloc(8 * 2048);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, whole, 0, 2048, 8)).toBe(5);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1000, whole, 0, 2048, 8)).toBe(5);
     const parts = Buffer.alloc(8 * 2048);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 0, 2048, 2, 0)).toBe(2);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 2 * 2048, 2048, 2, 2)).toBe(2);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 4 * 2048, 2048, 2, 4)).toBe(1);
-    expect(segmentTcp6(sup, 0, sup.length, 40, 1000, parts, 5 * 2048, 2048, 2, 5)).toBe(0);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1000, parts, 0, 2048, 2, 0)).toBe(2);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1000, parts, 2 * 2048, 2048, 2, 2)).toBe(2);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1000, parts, 4 * 2048, 2048, 2, 4)).toBe(1);
+    expect(cutSuperPacket(sup, 0, sup.length, PROTO_TCP, 40, 1000, parts, 5 * 2048, 2048, 2, 5)).toBe(0);
     expect(parts).toEqual(whole);
   });
 

@@ -12,8 +12,7 @@
  * The five per-packet columns are one Int32Array, `columns`, in the order of BatchColumn, each
  * MAX_BATCH long: the addon finds them all from the one array (native/sockets.cc's BatchView).
  */
-import { packetArena } from '../packet/arena.js';
-import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE } from './slots.js';
+import { MAX_BATCH, SLOT_HEADROOM, SLOT_SIZE, slotArena } from './slots.js';
 
 /** The order of the per-packet columns inside PacketBatch.columns (the addon's kBatch* indices). */
 export const BatchColumn = { offs: 0, lens: 1, dsts: 2, fields: 3, errs: 4 } as const;
@@ -41,7 +40,7 @@ export class PacketBatch {
     readonly slots: number,
     readonly slotSize: number = SLOT_SIZE,
     readonly headroom: number = SLOT_HEADROOM,
-    readonly arena: Buffer = packetArena(slots * slotSize),
+    readonly arena: Buffer = slotArena(slots, slotSize),
     columns: Int32Array = new Int32Array(COLUMNS * MAX_BATCH),
   ) {
     if (!(slots >= 1 && slots <= MAX_BATCH)) throw new RangeError(`a batch holds 1..${MAX_BATCH} packets, not ${slots}`);

@@ -1,5 +1,6 @@
 /**
- * Packet arenas: the long-lived buffers the data path reads packets into and builds them in.
+ * Packet arenas: the long-lived buffers the data path reads packets into and builds them in (the
+ * data path makes them as slot arenas, src/io/slots.ts `slotArena`; tests and benches by size).
  * Each arena is the memory of its own small WebAssembly instance, so that a checksum over a packet
  * in it runs 32 bytes a step in SIMD (checksum-simd.wat): over a 1,428-byte segment that is ~5×
  * the fastest JavaScript sum, and every TCP or UDP segment cut or merged behind the TUN is summed
@@ -24,6 +25,7 @@ export const SIMD_SUM_MAX = 512 * 1024;
 
 const WASM_PAGE = 65536;
 
+/** Compiled once for the process: every arena is an instance of the same module. */
 const sumModule: WebAssembly.Module | null = (() => {
   try {
     return typeof WebAssembly === 'object' && WebAssembly.validate(SUM_WASM_BYTES) ? new WebAssembly.Module(SUM_WASM_BYTES) : null;
@@ -32,7 +34,10 @@ const sumModule: WebAssembly.Module | null = (() => {
   }
 })();
 
-/** Each arena's memory, keyed by the ArrayBuffer behind its Buffer: the key dies with the arena. */
+/**
+ * Each arena's sum, keyed by the ArrayBuffer behind its Buffer: sum16 is handed Buffers, not
+ * arenas, and finds the SIMD sum of any view into one here. The key dies with the arena.
+ */
 const sums = new WeakMap<ArrayBufferLike, ArenaSum>();
 
 /** Whether arenas are WebAssembly memories here (false: plain Buffers, JavaScript checksums). */

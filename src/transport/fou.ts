@@ -6,13 +6,12 @@
  * coalesced datagrams, split here. The loop sees what the raw transport gives it: IPv4 packets of
  * protocol 41, each given a header with the datagram's addresses and TOS (R13's ECN needs it).
  */
-import { packetArena } from '../packet/arena.js';
 import { IPV4, packOuterFields, PROTO_IPV6, writeIpv4Header } from '../packet/ipv4.js';
 import { moveBytes } from '../packet/bytes.js';
 import type { PacketBatch } from '../io/batch.js';
 import { FdEndpoint } from '../io/fd-endpoint.js';
 import { loadNative, IP_PMTUDISC_DONT, IP_PMTUDISC_WANT } from '../io/native.js';
-import { MAX_BATCH, SLOT_SIZE } from '../io/slots.js';
+import { MAX_BATCH, SLOT_SIZE, slotArena } from '../io/slots.js';
 import { gsoRuns } from './gso.js';
 import type { OuterTransport } from './transport.js';
 
@@ -122,7 +121,7 @@ export class FouTransport extends FdEndpoint implements OuterTransport {
     let first = 0;
     while (first < n && !(lens[first] > 0 && info[first * UDP_INFO_STRIDE + 3] > 0 && info[first * UDP_INFO_STRIDE + 3] < lens[first] - IPV4.HEADER_LEN)) first++;
     if (first === n) return n;
-    if (this.rxArena.length < (n - first) * SLOT_SIZE) this.rxArena = packetArena(Math.max(n - first, 64) * SLOT_SIZE);
+    if (this.rxArena.length < (n - first) * SLOT_SIZE) this.rxArena = slotArena(Math.max(n - first, 64));
     for (let i = first; i < n; i++) {
       const j = i - first;
       const len = lens[i] < 0 ? -1 : lens[i] - IPV4.HEADER_LEN;

@@ -3,29 +3,18 @@
  * wireguard-go's tun does: reads cut the kernel's TCP (and, where it offers USO, UDP) super-packets
  * into segments, one per slot of the caller's batch; writes merge segments of a flow into
  * super-packets (GRO) so the kernel's stack runs once per ~40 segments. The forwarding loop sees
- * plain IPv6 packets only.
+ * plain IPv6 packets only. This file is the state (frames set aside, open runs, the queue of
+ * frames to write); the cutting is segment.ts, the merging coalesce.ts.
  */
 import { PacketBatch } from '../io/batch.js';
-import { packetArena } from '../packet/arena.js';
 import { moveBytes } from '../packet/bytes.js';
 import { IPV6 } from '../packet/ipv6.js';
 import { PROTO_TCP, TCP } from '../packet/tcp.js';
 import { PROTO_UDP, UDP } from '../packet/udp.js';
-import { segmentUdp6, UdpCoalescer, udpSegmentCount, VNET_GSO_UDP_L4 } from '../packet/vnet-udp.js';
-import {
-  completeChecksum,
-  GRO_MAX_FRAME,
-  segmentTcp6,
-  tcpSegmentCount,
-  TcpCoalescer,
-  VNET,
-  VNET_F_NEEDS_CSUM,
-  VNET_GSO_ECN,
-  VNET_GSO_NONE,
-  VNET_GSO_TCPV6,
-  VNET_HDR_LEN,
-} from '../packet/vnet.js';
-import { MAX_BATCH, SLOT_SIZE } from '../io/slots.js';
+import { VNET, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV6, VNET_GSO_UDP_L4, VNET_HDR_LEN } from '../packet/vnet.js';
+import { MAX_BATCH, SLOT_SIZE, slotArena } from '../io/slots.js';
+import { GRO_MAX_FRAME, TcpCoalescer, UdpCoalescer, type Coalescer } from './coalesce.js';
+import { completeChecksum, cutSuperPacket, superPacketSegments } from './segment.js';
 import type { TunDevice } from './device.js';
 
 /** Bytes an offloading device writes in front of each packet handed to write(): its virtio_net_hdr. */
@@ -77,7 +66,7 @@ export class OffloadTun implements TunDevice {
   private bulk = false;
   /** GRO: one run per scratch slot; at most OPEN_RUNS of them open at once. */
   private readonly runs = Array.from({ length: SCRATCH_FRAMES }, (_, i) => new GroRun(i));
-  private readonly scratch = packetArena(SCRATCH_FRAMES * SCRATCH_SLOT);
+  private readonly scratch = slotArena(SCRATCH_FRAMES, SCRATCH_SLOT);
   private runClock = 0;
   /** Frames queued for the device: where each is, which arena, and its result. */
   private readonly qOffs = new Int32Array(2 * MAX_BATCH);
@@ -179,12 +168,8 @@ export class OffloadTun implements TunDevice {
    * room; a read without one returns to reading in place.
    */
   private readBulk(arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array): number {
-    if (this.framesBatch === null || this.framesBatch.slots < max) {
-      this.framesBatch = new PacketBatch(Math.min(MAX_BATCH, max), SLOT_SIZE, 0);
-      this.frames = this.framesBatch.arena;
-      this.frameLens = this.framesBatch.lens;
-    }
-    const n = this.device.read(this.framesBatch, Math.min(max, this.framesBatch.slots));
+    const room = this.frameRoom(max);
+    const n = this.device.read(room, Math.min(max, room.slots));
     this.frameCount = n;
     this.frameNext = 0;
     this.segNext = 0;
@@ -194,14 +179,21 @@ export class OffloadTun implements TunDevice {
     return this.emit(arena, slotSize, headroom, max, lens, 0);
   }
 
+  /** Our frame arena, grown (up to MAX_BATCH slots) to hold `slots` frames; frames and frameLens are its. */
+  private frameRoom(slots: number): PacketBatch {
+    const want = Math.min(MAX_BATCH, slots);
+    if (this.framesBatch === null || this.framesBatch.slots < want) {
+      this.framesBatch = new PacketBatch(want, SLOT_SIZE, 0);
+      this.frames = this.framesBatch.arena;
+      this.frameLens = this.framesBatch.lens;
+    }
+    return this.framesBatch;
+  }
+
   /** Copies frames [from, n) of a read out of the caller's slots, to be handed out by emit. */
   private setAside(arena: Buffer, slotSize: number, at: number, from: number, n: number, lens: Int32Array): void {
     const k = n - from;
-    if (this.frameLens.length < k) {
-      const slots = Math.min(MAX_BATCH, Math.max(k, 8));
-      this.frames = packetArena(slots * SLOT_SIZE);
-      this.frameLens = new Int32Array(slots);
-    }
+    this.frameRoom(Math.max(k, 8));
     for (let i = 0; i < k; i++) {
       const src = (from + i) * slotSize + at;
       const len = Math.max(0, lens[from + i]);
@@ -244,16 +236,15 @@ export class OffloadTun implements TunDevice {
       const csumAt = udp ? UDP.CHECKSUM : TCP.CHECKSUM;
       const l4Off = needsCsum && f.readUInt16LE(h + VNET.CSUM_OFFSET) === csumAt ? f.readUInt16LE(h + VNET.CSUM_START) : -1;
       const gsoSize = f.readUInt16LE(h + VNET.GSO_SIZE);
-      const total = l4Off < 0 ? -1 : udp ? udpSegmentCount(f, pkt, len, l4Off, gsoSize) : tcpSegmentCount(f, pkt, len, l4Off, gsoSize);
+      const proto = udp ? PROTO_UDP : PROTO_TCP;
+      const total = l4Off < 0 ? -1 : superPacketSegments(f, pkt, len, proto, l4Off, gsoSize);
       if (total < 0) {
         this.onDrop('tx_gso_malformed');
         this.frameNext++;
         continue;
       }
       const at = out * slotSize + headroom;
-      const k = udp
-        ? segmentUdp6(f, pkt, len, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext)
-        : segmentTcp6(f, pkt, len, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext);
+      const k = cutSuperPacket(f, pkt, len, proto, l4Off, gsoSize, arena, at, slotSize, max - out, this.segNext);
       if (k <= 0) {
         // its segments would not fit the caller's slots: never write past one
         this.onDrop('tx_gso_malformed');
@@ -410,9 +401,6 @@ export class OffloadTun implements TunDevice {
 
 const RunState = { Free: 0, Open: 1, Finished: 2 } as const;
 type RunState = (typeof RunState)[keyof typeof RunState];
-
-/** What a run merges with: TcpCoalescer and UdpCoalescer both are one. */
-type Coalescer = Pick<TcpCoalescer, 'start' | 'sameFlow' | 'sameConnection' | 'tryAppend' | 'finish' | 'segments'>;
 
 class GroRun {
   readonly tcp = new TcpCoalescer();
