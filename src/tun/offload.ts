@@ -79,11 +79,14 @@ export class OffloadTun implements TunDevice {
   private pendingCount = 0;
   private readonly frameOf = new Int32Array(MAX_BATCH).fill(-1);
   private written = 0;
-  /** The caller's batch, and the views of it the device reads and writes through (made once per batch). */
-  private caller: PacketBatch | null = null;
-  /** The caller's slots with the virtio_net_hdr in the headroom. */
+  /**
+   * The views of the caller's batches the device reads and writes through, made once per batch
+   * (the loop reads into one and writes from others, each the same every time): the slots with
+   * the virtio_net_hdr in the headroom, and the list of frames written in place from its arena.
+   */
+  private readFrom: PacketBatch | null = null;
   private framed: PacketBatch | null = null;
-  /** Frames written from the caller's arena in place, and from the scratch arena. */
+  private writeFrom: PacketBatch | null = null;
   private inPlace: PacketBatch | null = null;
   private readonly scratchOut: PacketBatch;
   private readonly subIndex = new Int32Array(2 * MAX_BATCH);
@@ -105,12 +108,20 @@ export class OffloadTun implements TunDevice {
     this.scratchOut = new PacketBatch(SCRATCH_FRAMES, SCRATCH_SLOT, 0, this.scratch);
   }
 
-  /** Views of the caller's batch, kept while the caller passes the same one (the loop does). */
-  private follow(b: PacketBatch): void {
-    if (this.caller === b) return;
-    this.caller = b;
-    this.framed = b.withHeadroom(b.headroom - VNET_HDR_LEN);
-    this.inPlace = b.sharing();
+  private framedFor(b: PacketBatch): PacketBatch {
+    if (this.readFrom !== b || this.framed === null) {
+      this.readFrom = b;
+      this.framed = b.withHeadroom(b.headroom - VNET_HDR_LEN);
+    }
+    return this.framed;
+  }
+
+  private inPlaceFor(b: PacketBatch): PacketBatch {
+    if (this.writeFrom !== b || this.inPlace === null) {
+      this.writeFrom = b;
+      this.inPlace = b.sharing();
+    }
+    return this.inPlace;
   }
 
   watch(cb: () => void): void {
@@ -143,8 +154,7 @@ export class OffloadTun implements TunDevice {
     const { arena, slotSize, headroom, lens } = b;
     if (this.frameNext < this.frameCount) return this.emit(arena, slotSize, headroom, max, lens, 0);
     if (this.bulk) return this.readBulk(arena, slotSize, headroom, max, lens);
-    this.follow(b);
-    const n = this.device.read(this.framed!, max);
+    const n = this.device.read(this.framedFor(b), max);
     for (let j = 0; j < n; j++) {
       const h = j * slotSize + headroom - VNET_HDR_LEN;
       const len = lens[j] - VNET_HDR_LEN;
@@ -276,7 +286,7 @@ export class OffloadTun implements TunDevice {
    */
   write(b: PacketBatch, n: number): number {
     const { arena, offs, lens, errs } = b;
-    this.follow(b);
+    this.inPlaceFor(b); // flush writes the in-place frames through it
     this.written = 0;
     for (let i = 0; i < n; i++) {
       const off = offs[i];
