@@ -175,6 +175,9 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
 Napi::Value OpenIcmp6Socket(const Napi::CallbackInfo& info);
 Napi::Value Icmp6Recv(const Napi::CallbackInfo& info);
 Napi::Value Icmp6Send(const Napi::CallbackInfo& info);
+// netlink.cc
+Napi::Value OpenNetlinkRoute(const Napi::CallbackInfo& info);
+Napi::Value NetlinkRequest(const Napi::CallbackInfo& info);
 // poller.cc
 Napi::Function PollerClass(Napi::Env env);
 Napi::Function ThreadPollerClass(Napi::Env env);

@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tun6in4_native",
-      "sources": ["module.cc", "args.cc", "ring.cc", "tun.cc", "sockets.cc", "os.cc", "peercred.cc", "icmp6.cc", "poller.cc"],
+      "sources": ["module.cc", "args.cc", "ring.cc", "tun.cc", "sockets.cc", "os.cc", "peercred.cc", "icmp6.cc", "netlink.cc", "poller.cc"],
       "variables": {
         "liburing_lib": "<!(node liburing.cjs lib <(target_arch))",
         "liburing_include": "<!(node liburing.cjs include <(target_arch))"

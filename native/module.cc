@@ -5,7 +5,7 @@
 // watches fds on the main event loop; it also does the few OS services Node lacks. It holds no
 // tunnel logic: every decision about a packet is made in TypeScript (src/io/native.ts types it).
 // One file per job: args.cc (arguments and slots), ring.cc (io_uring), tun.cc, sockets.cc, os.cc,
-// peercred.cc, icmp6.cc, poller.cc (readiness: uv_poll, or a poll thread); addon.h holds what they share.
+// peercred.cc, icmp6.cc, netlink.cc (rtnetlink requests), poller.cc (readiness: uv_poll, or a poll thread); addon.h holds what they share.
 
 #include "addon.h"
 
@@ -67,6 +67,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Fn(env, exports, "openIcmp6Socket", OpenIcmp6Socket);  // (ifname) -> { fd, ifindex }
   Fn(env, exports, "icmp6Recv", Icmp6Recv);              // (fd, buf, src, meta) -> bytes, or -1
   Fn(env, exports, "icmp6Send", Icmp6Send);              // (fd, buf, len, dst, ifindex)
+
+  // rtnetlink, for interface set-up (netlink.cc; the messages are built and read in src/tun/netlink.ts)
+  Fn(env, exports, "openNetlinkRoute", OpenNetlinkRoute);  // () -> fd
+  Fn(env, exports, "netlinkRequest", NetlinkRequest);      // (fd, request, length, seq, reply, timeoutMs) -> bytes of answers
 
   // Readiness on the main loop (poller.cc)
   exports.Set("Poller", PollerClass(env));  // new Poller(fd, cb); start(events), stop(), close()

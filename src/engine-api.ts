@@ -37,10 +37,11 @@ export { TraceRing, TraceStream, TRACE_RING_SIZE, TRACE_SNAP_LEN, type TraceSink
 export { traceDecision, type TraceDirectionName, type TraceVerdictName } from './daemon/trace-record.js';
 export { pcapngSectionHeader, pcapngInterface, pcapngPacket, isoToMicros, LINKTYPE_RAW } from './daemon/pcapng.js';
 
-// The host around it: the interface plan and its iproute2 steps, the status pieces openTunnel builds.
+// The host around it: the interface plan and its steps (rtnetlink, or iproute2), the status pieces openTunnel builds.
 export { interfacePlan } from './host/open.js';
 export type { InterfaceOptions } from './host/options.js';
-export { configureInterface, removeRoutes, sourceAddressToward, type InterfacePlan, type InstalledRoutes } from './tun/interface.js';
+export { configureInterface, removeRoutes, sourceAddressToward, interfaceSetup, INTERFACE_SETUP_ENV, type InterfacePlan, type InstalledRoutes, type InterfaceSetup } from './tun/interface.js';
+export { Rtnetlink, NetlinkError, type Ipv6Route, type Link } from './tun/netlink.js';
 export { sixRdStatus, peersStatus, PEERS_IN_STATUS } from './host/status.js';
 
 // Router advertisements for the routed prefix on LAN bridges (`advertise`), and their bytes.

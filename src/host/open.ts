@@ -16,8 +16,8 @@ import type { RouterAdvertiser } from '../advertise/advertiser.js';
 import { resolveAdvertiseOptions, type AdvertiseOptions } from '../advertise/options.js';
 import { TunnelEngine, type EngineOptions } from '../engine/engine.js';
 import type { TunDevice } from '../tun/device.js';
-import { configureInterface, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
-import { IpCommandError, linkExists } from '../tun/iproute.js';
+import { configureInterface, interfaceExists, interfaceSetup, removeRoutes, sourceAddressToward, type InstalledRoutes, type InterfacePlan } from '../tun/interface.js';
+import { IpCommandError } from '../tun/iproute.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { OffloadTun } from '../tun/offload.js';
 import { tunOpenDeniedMessage } from './tun-access.js';
@@ -100,7 +100,9 @@ export async function openTunnel(opts: OpenTunnelOptions, resolved?: TunnelConfi
   const advertising = resolveAdvertiseOptions({ advertise, advertiseDns }, tunnel.config);
   await assertHostAddresses(local, tunnel.config);
   const name = dev ?? 'tun6in4-%d';
-  if (!name.includes('%d') && (await linkExists(name))) {
+  // rtnetlink where the addon has it (TUN6IN4_INTERFACE_SETUP=iproute2 forces `ip`)
+  const setup = interfaceSetup();
+  if (!name.includes('%d') && (await interfaceExists(name, setup))) {
     throw new TunnelSetupError('DEVICE_EXISTS', `interface ${name} already exists; choose another --dev, or delete it (ip link del ${name})`);
   }
 
@@ -130,7 +132,7 @@ export async function openTunnel(opts: OpenTunnelOptions, resolved?: TunnelConfi
   let routes: InstalledRoutes = { unreachable: [] };
   try {
     tun = LinuxTun.open(name, offload ?? true, ioUring ?? true);
-    routes = await configureInterface(tun.name, interfacePlan(tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric }));
+    routes = await configureInterface(tun.name, interfacePlan(tunnel.config, tunnel.localAddress, { defaultRoute, defaultRouteMetric }), setup);
     transport = attach(tunnel.localAddress);
   } catch (e) {
     transport?.close();

@@ -79,6 +79,18 @@ export interface NativeAddon {
   /** One message to `dst` (scope: `ifindex`); the kernel picks the link-local source and fills the checksum. */
   icmp6Send(fd: number, buf: Uint8Array, len: number, dst: Uint8Array, ifindex: number): void;
   /**
+   * A NETLINK_ROUTE socket (native/netlink.cc): non-blocking, close-on-exec, extended and capped
+   * ACKs asked for. Absent from an addon built before it (interface set-up then runs `ip`).
+   */
+  openNetlinkRoute?(): number;
+  /**
+   * Sends `request[0, length)` and reads the kernel's answers into `reply` until one ends request
+   * `seq` (its NLMSG_ERROR or NLMSG_DONE); returns the bytes of answers, each datagram starting at
+   * a 4-byte boundary. Throws with `errno`: ETIMEDOUT after `timeoutMs` without that answer,
+   * EMSGSIZE when an answer does not fit in what is left of `reply`.
+   */
+  netlinkRequest?(fd: number, request: Uint8Array, length: number, seq: number, reply: Uint8Array, timeoutMs: number): number;
+  /**
    * The one poll handle of an fd; `cb` gets POLL_* bits, or a negative status (POLLERR: an error is
    * queued). After loadNative() this is the readiness `readiness()` chose: uv_poll on Node's loop,
    * or the addon's poll thread.

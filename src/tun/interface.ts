@@ -1,9 +1,14 @@
 /**
- * Configures a TUN interface with iproute2 from a plain plan: this file knows interfaces, not
- * tunnel policy (which addresses and routes a tunnel wants is decided in src/host/open.ts).
+ * Configures a TUN interface from a plain plan: this file knows interfaces, not tunnel policy
+ * (which addresses and routes a tunnel wants is decided in src/host/open.ts). A plan is carried
+ * out over rtnetlink (./netlink.ts) when the addon has it, else with iproute2's `ip` (./iproute.ts);
+ * both take the same steps in the same order.
  */
+import { constants as osConstants } from 'node:os';
 import { formatIpv6, formatIpv6Prefix, type Ipv6Prefix } from '../packet/address.js';
-import { ip } from './iproute.js';
+import { loadNative, NativeAddonError } from '../io/native.js';
+import { ip, linkExists } from './iproute.js';
+import { NetlinkError, Rtnetlink, type Link } from './netlink.js';
 
 /** What the interface gets. */
 export interface InterfacePlan {
@@ -20,6 +25,11 @@ export interface InterfacePlan {
    * the tunnel and back until their hop limit runs out.
    */
   ownPrefixes: Ipv6Prefix[];
+  /**
+   * Prefixes routed into the interface (a broker's pools: one route each, whatever the number of
+   * tunnels inside), metric `DEVICE_ROUTE_METRIC`. They go with the interface.
+   */
+  deviceRoutes?: Ipv6Prefix[];
 }
 
 /** Routes we add that do not vanish with the interface, kept so that teardown can remove them. */
@@ -27,17 +37,130 @@ export interface InstalledRoutes {
   unreachable: Ipv6Prefix[];
   /** Why no default route was added although one was asked for (another default route exists). */
   defaultRouteSkipped?: string;
+  /** How they were added, so that removeRoutes takes the same way. */
+  setup?: InterfaceSetup;
 }
 
 /** Metric of the unreachable routes for our own prefixes: any real route for them wins. */
 const UNREACHABLE_METRIC = 4294967295;
+/** Metric of a plan's device routes: the kernel's default for IPv6. */
+export const DEVICE_ROUTE_METRIC = 1024;
+
+/**
+ * `netlink`: rtnetlink requests from this process (one syscall pair a step); `iproute2`: one `ip`
+ * process a step, each a command in the log an operator can run by hand.
+ */
+export type InterfaceSetup = 'netlink' | 'iproute2';
+
+/** Forces one way of setting interfaces up (`iproute2` to see each step as a command, say). */
+export const INTERFACE_SETUP_ENV = 'TUN6IN4_INTERFACE_SETUP';
+
+/** The way this process sets interfaces up: `TUN6IN4_INTERFACE_SETUP` if set, else netlink where the addon has it. */
+export function interfaceSetup(env: NodeJS.ProcessEnv = process.env): InterfaceSetup {
+  const forced = env[INTERFACE_SETUP_ENV];
+  if (forced === 'iproute2') return 'iproute2';
+  if (forced && forced !== 'netlink') {
+    throw new Error(`${INTERFACE_SETUP_ENV}=${forced} is not valid; use netlink or iproute2 (or leave it unset: netlink where the addon has it, else iproute2)`);
+  }
+  const nl = sharedRtnetlink();
+  if (nl) return 'netlink';
+  if (forced) throw new Error(`${INTERFACE_SETUP_ENV}=netlink, but the native addon loaded has no rtnetlink calls (built before them); rebuild it (npx tun6in4 build-native) or unset ${INTERFACE_SETUP_ENV}`);
+  return 'iproute2';
+}
+
+let shared: Rtnetlink | null | undefined;
+
+/** This process's rtnetlink socket, opened on first use; null without the addon or its netlink calls. */
+export function sharedRtnetlink(): Rtnetlink | null {
+  if (shared !== undefined) return shared;
+  try {
+    shared = Rtnetlink.open(loadNative());
+  } catch (e) {
+    if (!(e instanceof NativeAddonError)) throw e;
+    shared = null;
+  }
+  return shared;
+}
+
+/** Whether an interface of this name exists. */
+export async function interfaceExists(name: string, setup: InterfaceSetup = interfaceSetup()): Promise<boolean> {
+  return setup === 'netlink' ? sharedRtnetlink()!.linkIndex(name) !== null : linkExists(name);
+}
 
 /** Brings the interface `name` up as planned; returns what teardown must remove. */
-export async function configureInterface(name: string, plan: InterfacePlan): Promise<InstalledRoutes> {
+export async function configureInterface(name: string, plan: InterfacePlan, setup: InterfaceSetup = interfaceSetup()): Promise<InstalledRoutes> {
+  return setup === 'netlink' ? configureOverNetlink(sharedRtnetlink()!, name, plan) : configureWithIp(name, plan);
+}
+
+/** Removes what configureInterface added beyond the interface itself. Best effort, never throws. */
+export async function removeRoutes(routes: InstalledRoutes): Promise<void> {
+  const nl = routes.setup === 'netlink' ? sharedRtnetlink() : null;
+  for (const p of routes.unreachable) {
+    if (nl) {
+      try {
+        nl.deleteRoute(unreachableRoute(p));
+      } catch {
+        /* gone already, or taken away by someone else */
+      }
+    } else {
+      await ip(['-6', 'route', 'del', 'unreachable', formatIpv6Prefix(p), 'metric', String(UNREACHABLE_METRIC)]).catch(() => undefined);
+    }
+  }
+}
+
+function defaultRouteSkipped(metric: number): string {
+  return `an IPv6 default route with metric ${metric} already exists; give another --default-route-metric or remove it`;
+}
+
+const unreachableRoute = (p: Ipv6Prefix) => ({ dst: p, type: 'unreachable' as const, metric: UNREACHABLE_METRIC });
+const DEFAULT: Ipv6Prefix = { addr: Buffer.alloc(16), len: 0 };
+const { EEXIST } = osConstants.errno;
+
+/** The plan over rtnetlink: the steps of configureWithIp, each one request. */
+function configureOverNetlink(nl: Rtnetlink, name: string, plan: InterfacePlan): InstalledRoutes {
+  const dev: Link = nl.link(name);
+  // before it goes up: in the default mode the kernel would give it a link-local of its own making (R17)
+  nl.addrGenModeNone(dev);
+  nl.setLink(dev, { mtu: plan.mtu, ...(plan.multicast ? {} : { multicast: false }), up: true });
+  for (const a of plan.addresses) nl.replaceAddress(dev, a, { nodad: true });
+  for (const p of plan.deviceRoutes ?? []) nl.addRoute({ dst: p, dev, metric: DEVICE_ROUTE_METRIC }, 'replace');
+  const installed: InstalledRoutes = { unreachable: [], setup: 'netlink' };
+  if (plan.defaultRoute) {
+    const { via, metric } = plan.defaultRoute;
+    try {
+      nl.addRoute({ dst: DEFAULT, dev, via, metric });
+    } catch (e) {
+      // Never take over a default route someone else installed: carry on without ours, and say so.
+      if (!(e instanceof NetlinkError && e.errno === EEXIST)) throw e;
+      installed.defaultRouteSkipped = defaultRouteSkipped(metric);
+    }
+  }
+  try {
+    for (const p of plan.ownPrefixes) {
+      nl.addRoute(unreachableRoute(p), 'replace');
+      installed.unreachable.push(p);
+    }
+  } catch (e) {
+    // they outlive the interface: the caller never learns of these, so they go now
+    for (const p of installed.unreachable) {
+      try {
+        nl.deleteRoute(unreachableRoute(p));
+      } catch {
+        /* best effort */
+      }
+    }
+    throw e;
+  }
+  return installed;
+}
+
+/** The plan with one `ip` process a step. */
+async function configureWithIp(name: string, plan: InterfacePlan): Promise<InstalledRoutes> {
   await ip(['link', 'set', 'dev', name, 'addrgenmode', 'none']);
   await ip(['link', 'set', 'dev', name, 'mtu', String(plan.mtu), ...(plan.multicast ? [] : ['multicast', 'off']), 'up']);
   for (const a of plan.addresses) await ip(['-6', 'addr', 'add', formatIpv6Prefix(a), 'dev', name, 'nodad']);
-  const installed: InstalledRoutes = { unreachable: [] };
+  for (const p of plan.deviceRoutes ?? []) await ip(['-6', 'route', 'replace', formatIpv6Prefix(p), 'dev', name, 'metric', String(DEVICE_ROUTE_METRIC)]);
+  const installed: InstalledRoutes = { unreachable: [], setup: 'iproute2' };
   if (plan.defaultRoute) {
     const via = plan.defaultRoute.via ? ['via', formatIpv6(plan.defaultRoute.via)] : [];
     const metric = String(plan.defaultRoute.metric);
@@ -46,7 +169,7 @@ export async function configureInterface(name: string, plan: InterfacePlan): Pro
     } catch (e) {
       // Never take over a default route someone else installed: carry on without ours, and say so.
       if (!/File exists/.test((e as Error).message)) throw e;
-      installed.defaultRouteSkipped = `an IPv6 default route with metric ${metric} already exists; give another --default-route-metric or remove it`;
+      installed.defaultRouteSkipped = defaultRouteSkipped(plan.defaultRoute.metric);
     }
   }
   for (const p of plan.ownPrefixes) {
@@ -54,13 +177,6 @@ export async function configureInterface(name: string, plan: InterfacePlan): Pro
     installed.unreachable.push(p);
   }
   return installed;
-}
-
-/** Removes what configureInterface added beyond the interface itself. Best effort, never throws. */
-export async function removeRoutes(routes: InstalledRoutes): Promise<void> {
-  for (const p of routes.unreachable) {
-    await ip(['-6', 'route', 'del', 'unreachable', formatIpv6Prefix(p), 'metric', String(UNREACHABLE_METRIC)]).catch(() => undefined);
-  }
 }
 
 /** `--local auto`: the source address the kernel would use toward `remote`. */

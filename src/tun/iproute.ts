@@ -1,7 +1,8 @@
 /**
- * Interface set-up through iproute2's `ip`. It is on every Linux host with networking, each step
- * is a command an operator can read in the log and run by hand, and set-up is not a hot path;
- * rtnetlink from the addon would save milliseconds at start and cost a netlink codec.
+ * iproute2's `ip`: interface set-up where the addon has no rtnetlink calls (or
+ * TUN6IN4_INTERFACE_SETUP=iproute2 asks for it), and the queries doctor, the advertiser and the lab
+ * make. It is on every Linux host with networking, and each step is a command an operator can run
+ * by hand.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
