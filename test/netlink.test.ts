@@ -7,7 +7,8 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
-import { NetlinkError, NLMSG_ERROR, readAnswer, RTM_NEWLINK } from '../src/tun/netlink.js';
+import type { NativeAddon } from '../src/io/native.js';
+import { NetlinkError, NLMSG_ERROR, readAnswer, Rtnetlink, RTM_NEWLINK } from '../src/tun/netlink.js';
 import { rootOrSkip } from './helpers/netlab.js';
 import type { Step, StepResult } from './helpers/netlink-steps.js';
 
@@ -72,6 +73,10 @@ describe('reading rtnetlink answers', () => {
     const ack = message(NLMSG_ERROR, 0, 7, errorBody(0));
     expect(() => readAnswer(ack, ack.length - 4, 7)).toThrow(/runs past the 32 received/);
     expect(() => readAnswer(ack, ack.length, 8)).toThrow(/no end to request 8/);
+  });
+
+  it('an addon built before native/netlink.cc gives no socket, so set-up falls back to ip', () => {
+    expect(Rtnetlink.open({} as NativeAddon)).toBeNull();
   });
 
   it('NetlinkError names the operation, the errno by name and text, and the kernel\'s sentence', () => {
