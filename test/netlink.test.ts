@@ -110,7 +110,7 @@ describe.runIf(canRun)('rtnetlink set-up, read back with iproute2 (namespace)', 
     ns = await set.add('a');
     // persistent TUNs (no reader, so no carrier: routes through them show `linkdown`); no dummy
     // interfaces, which a container's kernel may lack
-    for (const t of ['t0', 't1', 't7', 't8', 'd0']) await ns.ip(['tuntap', 'add', 'dev', t, 'mode', 'tun']);
+    for (const t of ['t0', 't1', 't7', 't8', 'd0', 'dn0']) await ns.ip(['tuntap', 'add', 'dev', t, 'mode', 'tun']);
   }, 60_000);
 
   afterAll(async () => {
@@ -186,7 +186,7 @@ describe.runIf(canRun)('rtnetlink set-up, read back with iproute2 (namespace)', 
     expect(await route6('default')).not.toMatch(/metric 3333/);
   }, 60_000);
 
-  it('refusals come back as NetlinkError naming the operation and errno: a missing device, a duplicate route, a route that is not there', async () => {
+  it('refusals come back as NetlinkError naming the operation and errno: a missing device, a duplicate route, a route that is not there, a device that is down (with the kernel\'s sentence)', async () => {
     const r = await steps([
       { op: 'setLink', dev: 'nothere0', set: { up: true } },
       { op: 'addRoute', route: { dst: '2001:db8:40::/64', dev: { name: 'ghost0', index: 999_999 }, metric: 1024 } },
@@ -195,6 +195,7 @@ describe.runIf(canRun)('rtnetlink set-up, read back with iproute2 (namespace)', 
       { op: 'addRoute', route: { dst: '2001:db8:41::/64', dev: 'd0', metric: 1024 } },
       { op: 'addRoute', route: { dst: '2001:db8:41::/64', dev: 'd0', metric: 1024 }, how: 'replace' },
       { op: 'deleteRoute', route: { dst: '2001:db8:42::/64', dev: 'd0', metric: 1024 } },
+      { op: 'addRoute', route: { dst: '2001:db8:43::/64', dev: 'dn0', metric: 1024 } },
     ]);
     expect(r[0]).toEqual({ error: expect.objectContaining({ name: 'NetlinkError', code: 'ENODEV', operation: 'ip link show dev nothere0' }) });
     expect(r[1]).toEqual({ error: expect.objectContaining({ name: 'NetlinkError', code: 'ENODEV', operation: 'ip -6 route add 2001:db8:40::/64 dev ghost0 metric 1024' }) });
@@ -203,6 +204,10 @@ describe.runIf(canRun)('rtnetlink set-up, read back with iproute2 (namespace)', 
     expect((r[4] as { error: { message: string } }).error.message).toMatch(/^rtnetlink: ip -6 route add 2001:db8:41::\/64 dev d0 metric 1024: file already exists \(EEXIST\)/);
     expect(r[5]).toEqual({ ok: null });
     expect(r[6]).toEqual({ error: expect.objectContaining({ name: 'NetlinkError', code: 'ESRCH', operation: 'ip -6 route del 2001:db8:42::/64 dev d0 metric 1024' }) });
+    // the kernel's own sentence (extended ACK), the one `ip` prints for the same refusal
+    expect(r[7]).toEqual({ error: expect.objectContaining({ code: 'ENETDOWN', message: 'rtnetlink: ip -6 route add 2001:db8:43::/64 dev dn0 metric 1024: network is down (ENETDOWN): Nexthop device is not up' }) });
+    const byIp = await ns.run('ip', ['-6', 'route', 'add', '2001:db8:43::/64', 'dev', 'dn0', 'metric', '1024']);
+    expect(byIp.stderr).toMatch(/Nexthop device is not up/);
     expect(await route6('2001:db8:41::/64')).toMatch(/^2001:db8:41::\/64 dev d0 metric 1024 /);
   }, 60_000);
 
