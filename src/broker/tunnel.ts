@@ -92,4 +92,14 @@ export interface BrokerOptions {
   transport: 'raw' | 'fou';
   /** FOU: the UDP port, ours and the clients'. */
   port?: number;
+  /** 'dynamic' (default): DF set and each tunnel's path MTU learnt from ICMPv4; 'static': DF clear. */
+  pmtu?: 'static' | 'dynamic';
+  /** Clamp TCP SYNs' MSS to each tunnel's MTU (default on). */
+  clampMss?: boolean;
+  /** Outer TTL (default 64) and TOS (default 0), or 'inherit' from the inner packet. */
+  ttl?: number | 'inherit';
+  tos?: number | 'inherit';
+  /** TUN offload (TSO/USO in, GRO out; default on), and io_uring for the TUN (default on). */
+  offload?: boolean;
+  ioUring?: boolean;
 }

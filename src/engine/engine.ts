@@ -356,6 +356,15 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
         // the kernel checked the IPv4 header before the raw socket got it
         t.decapsulate(arena, off, len, r, true);
         if (watch) this.observer.rx(arena, off, len, r);
+        if (r.verdict === Verdict.Answer) {
+          // listed over the batch's own columns, as TX lists its sends: k never passes i
+          const k = d.out++;
+          b.offs[k] = r.offset;
+          b.lens[k] = r.length;
+          b.dsts[k] = r.outerDst;
+          b.fields[k] = r.outerFields;
+          continue;
+        }
         if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
         if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(arena, r.offset, r.length)) continue;
         this.queueTun(d, r.offset, r.length);
@@ -364,11 +373,27 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
         this.flushTun(d);
         this.lastRxAt = Date.now();
       }
+      if (d.out > 0) this.sendAnswers(d);
       if (n < this.batch) break;
     }
     if (this.running && !this.rxAgain && this.transport.holding()) {
       this.rxAgain = true;
       setImmediate(this.rerunRx);
+    }
+  }
+
+  /**
+   * Answers the policy built to received packets (Verdict.Answer), sent before the next receive
+   * reuses their slots. They do not wait for room as TX does: a full socket drops them, counted.
+   */
+  private sendAnswers(d: Direction): void {
+    const n = d.out;
+    d.out = 0;
+    const b = d.batch;
+    if (this.transport.send(b, n) === n) return;
+    for (let i = 0; i < n; i++) {
+      const e = b.errs[i];
+      if (e !== 0) this.counters.drops[e === ENOBUFS || e === EAGAIN ? Drop.tx_link_full : Drop.tx_send_error]++;
     }
   }
 
