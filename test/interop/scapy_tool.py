@@ -186,16 +186,22 @@ def broker_clients(req):
     source, an echo request from its inner source to its server address; returns every protocol-41
     packet the broker sent back (outer destination, inner addresses, ICMPv6 type and id), once as
     many as there were clients arrived or the timeout passed."""
-    from scapy.all import L3RawSocket, conf, sniff
+    import socket
+    from scapy.all import AsyncSniffer, L3RawSocket, conf
     clients = req["clients"]
-    # listening before the first send, so no reply can come back before the capture is open
+    # listening before the first send, so no reply can come back before the capture is open; read
+    # while sending, into a buffer that holds every reply even if the reader falls behind
     listen = conf.L2listen(iface=req["iface"], filter="ip proto 41 and src host " + req["broker"])
+    listen.ins.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE
+    sniffer = AsyncSniffer(opened_socket=listen, count=len(clients), timeout=req.get("timeout", 60))
+    sniffer.start()
     out = L3RawSocket()
     for c in clients:
         out.send(IP(src=c["outer_src"], dst=req["broker"]) /
                  IPv6(src=c["inner_src"], dst=c["inner_dst"]) / ICMPv6EchoRequest(id=c["id"], seq=1, data=b"broker"))
     out.close()
-    got = sniff(opened_socket=listen, count=len(clients), timeout=req.get("timeout", 60))
+    sniffer.join()
+    got = sniffer.results
     listen.close()
     replies = []
     for p in got:
