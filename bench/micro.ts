@@ -170,7 +170,7 @@ class NullEnds implements TunDevice, OuterTransport {
     private readonly packet: Buffer,
     private readonly batch: number,
   ) {}
-  private hand(b: PacketBatch): number {
+  protected hand(b: PacketBatch): number {
     if (this.filled !== b.arena) {
       for (let i = 0; i < this.batch; i++) this.packet.copy(b.arena, b.slot(i));
       this.filled = b.arena;
@@ -208,46 +208,24 @@ class NullEnds implements TunDevice, OuterTransport {
  * into the engine's slots, as a device would write them), so consecutive packets belong to
  * different tunnels.
  */
-class RotatingEnds implements TunDevice, OuterTransport {
-  readonly name = 'rotating';
+class RotatingEnds extends NullEnds {
   private next = 0;
   constructor(
     private readonly packets: Buffer[],
-    private readonly batch: number,
-  ) {}
-  private hand(b: PacketBatch): number {
+    private readonly count: number,
+  ) {
+    super(packets[0], count);
+  }
+  protected override hand(b: PacketBatch): number {
     const all = this.packets;
-    for (let i = 0; i < this.batch; i++) {
+    for (let i = 0; i < this.count; i++) {
       const p = all[this.next];
       this.next = this.next + 1 === all.length ? 0 : this.next + 1;
       b.arena.set(p, b.slot(i));
       b.lens[i] = p.length;
     }
-    return this.batch;
+    return this.count;
   }
-  read(b: PacketBatch): number {
-    return this.hand(b);
-  }
-  recv(b: PacketBatch): number {
-    return this.hand(b);
-  }
-  recvErrors(): number {
-    return 0;
-  }
-  write(_b: PacketBatch, n: number): number {
-    return n;
-  }
-  send(_b: PacketBatch, n: number): number {
-    return n;
-  }
-  holding(): boolean {
-    return false;
-  }
-  watch(): void {}
-  watchWritable(): void {}
-  pause(): void {}
-  resume(): void {}
-  close(): void {}
 }
 
 /**

@@ -251,11 +251,7 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
         t.egress(arena, off, len, r);
         if (watch) this.observer.tx(arena, off, len, r);
         if (r.verdict === Verdict.Forward) {
-          const k = d.out++;
-          b.offs[k] = r.offset;
-          b.lens[k] = r.length;
-          b.dsts[k] = r.outerDst;
-          b.fields[k] = r.outerFields;
+          this.listSend(d, r);
         } else if (r.verdict === Verdict.Reply) {
           this.queueTun(d, r.offset, r.length);
         }
@@ -268,6 +264,19 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
       this.txAgain = true;
       setImmediate(this.rerunTx);
     }
+  }
+
+  /**
+   * Lists what `r` sends through the transport in the direction's batch's own columns: entry k
+   * never passes the slot being read, so it overwrites only entries already read.
+   */
+  private listSend(d: Direction, r: PacketResult): void {
+    const b = d.batch;
+    const k = d.out++;
+    b.offs[k] = r.offset;
+    b.lens[k] = r.length;
+    b.dsts[k] = r.outerDst;
+    b.fields[k] = r.outerFields;
   }
 
   private flushTx(): void {
@@ -357,12 +366,7 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
         t.decapsulate(arena, off, len, r, true);
         if (watch) this.observer.rx(arena, off, len, r);
         if (r.verdict === Verdict.Answer) {
-          // listed over the batch's own columns, as TX lists its sends: k never passes i
-          const k = d.out++;
-          b.offs[k] = r.offset;
-          b.lens[k] = r.length;
-          b.dsts[k] = r.outerDst;
-          b.fields[k] = r.outerFields;
+          this.listSend(d, r);
           continue;
         }
         if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
