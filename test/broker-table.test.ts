@@ -199,6 +199,28 @@ describe('BrokerPolicy through the engine', () => {
     expect(p.tunnels.stats('a')!.counters.drops).toEqual({ icmp4_not_ours: 1 });
   });
 
+  it("ICMPv4 destination unreachable about b's packet is relayed to the inner sender from b's server address", async () => {
+    const p = policy();
+    const { tun, sock } = engine(p);
+    sock.injectError({ type: 3, code: 1, info: 0, originalDst: ip4(B.remote!), quoted: ipv6Packet({ src: '2001:db8:ffff::1', dst: '2001:db8:2::2' }) });
+    await settle(tun, sock);
+    expect(tun.written).toHaveLength(1);
+    const u = tun.written[0];
+    expect([u[40], u[41]]).toEqual([1, 3]);
+    expect([formatIpv6(u, 8), formatIpv6(u, 24)]).toEqual(['2001:db8:2::1', '2001:db8:ffff::1']);
+    expect(p.counters.traffic[Traffic.icmp6_errors_relayed]).toBe(1);
+  });
+
+  it('over FOU a tunnel MTU above 1472 is refused, and the path MTU counts the UDP header', () => {
+    const p = new BrokerPolicy({ local: LOCAL, pools: [POOL], transport: 'fou' });
+    expect(() => p.tunnels.put(A)).toThrow(/^mtu: /);
+    p.tunnels.put({ ...A, mtu: 1472 });
+    const quoted = ipv6Packet({ src: '2001:db8:ffff::1', dst: '2001:db8:1::2', payloadLen: 1400 });
+    const [buf, off] = withHeadroom(quoted);
+    expect(p.icmpv4Error(3, 4, 1400, ip4(A.remote!), buf, off, quoted.length, new PacketResult()).verdict).toBe(Verdict.Consumed);
+    expect(p.mtuOf('a')).toBe(1372);
+  });
+
   it("RX: a client's packets are delivered; one sending from another tunnel's prefix is dropped and kept in its ring", async () => {
     const p = policy();
     const { tun, sock } = engine(p);
