@@ -4,7 +4,7 @@
  * (a 64 000-byte TCP super-packet cut into 1428-byte segments) and GRO merging of those segments,
  * the same for UDP (USO: 50 datagrams of 1,200 bytes);
  * the engine's loop over batches of 64 with endpoints that do nothing (what the loop itself costs
- * per packet, 6in4 and 6to4, each way); heap bytes allocated per packet over ≥ 1e6 packets.
+ * per packet, 6in4 and 6to4, each way; and a broker of 10,000 tunnels with traffic over 1,000 of them); heap bytes allocated per packet over ≥ 1e6 packets.
  * Run: `npm run bench:micro` (`-- --json`, `-- --only engine`). `-- --heap-only` skips the timing
  * (each case is warmed up instead, so what is measured is optimised code); `-- --check` exits 1
  * when a case that must allocate nothing per packet allocated a byte or more per packet: a boxed
@@ -15,7 +15,7 @@ import Benchmark from 'benchmark';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { cpus } from 'node:os';
 import { PacketResult, Encapsulator, Verdict } from '../src/index.js';
-import { TunnelEngine, type OuterTransport, type TunDevice } from '../src/engine-api.js';
+import { BrokerPolicy, TunnelEngine, type OuterTransport, type TunDevice } from '../src/engine-api.js';
 import { packetArena } from '../src/packet/arena.js';
 import { fold, ipv6PseudoHeaderSum } from '../src/packet/checksum.js';
 import { PROTO_TCP } from '../src/packet/tcp.js';
@@ -170,7 +170,7 @@ class NullEnds implements TunDevice, OuterTransport {
     private readonly packet: Buffer,
     private readonly batch: number,
   ) {}
-  private hand(b: PacketBatch): number {
+  protected hand(b: PacketBatch): number {
     if (this.filled !== b.arena) {
       for (let i = 0; i < this.batch; i++) this.packet.copy(b.arena, b.slot(i));
       this.filled = b.arena;
@@ -201,6 +201,71 @@ class NullEnds implements TunDevice, OuterTransport {
   pause(): void {}
   resume(): void {}
   close(): void {}
+}
+
+/**
+ * NullEnds over many packets: each read hands out the next `batch` of `packets` in turn (copied
+ * into the engine's slots, as a device would write them), so consecutive packets belong to
+ * different tunnels.
+ */
+class RotatingEnds extends NullEnds {
+  private next = 0;
+  constructor(
+    private readonly packets: Buffer[],
+    private readonly count: number,
+  ) {
+    super(packets[0], count);
+  }
+  protected override hand(b: PacketBatch): number {
+    const all = this.packets;
+    for (let i = 0; i < this.count; i++) {
+      const p = all[this.next];
+      this.next = this.next + 1 === all.length ? 0 : this.next + 1;
+      b.arena.set(p, b.slot(i));
+      b.lens[i] = p.length;
+    }
+    return this.count;
+  }
+}
+
+/**
+ * A broker's loop: 10,000 tunnels (clients in 198.18.0.0/15, each a link /64 and a routed /56, so
+ * the longest-prefix lookup has two lengths to try), traffic over every tenth of them: TX half to
+ * links and half to routed prefixes, RX from each client's link or routed prefix (the source check
+ * looks it up too).
+ */
+function brokerCases(size: number): Case[] {
+  const batch = 64;
+  const p = new BrokerPolicy({ local: '192.0.2.1', pools: ['2001:db8::/32'] });
+  const hex4 = (n: number) => n.toString(16).padStart(4, '0');
+  const remote = (i: number) => `198.18.${(i + 1) >> 8}.${(i + 1) & 0xff}`;
+  // link 2001:db8:0:i::/64, routed 2001:db8:1xx:yy00::/56
+  const link = (i: number) => `20010db80000${hex4(i)}`;
+  const routed = (i: number) => `20010db8${hex4(0x100 + (i >> 8))}${hex4((i & 0xff) << 8)}`;
+  const text = (h: string, len: number) => `${h.match(/.{4}/g)!.join(':')}::/${len}`;
+  for (let i = 0; i < 10_000; i++) p.tunnels.put({ id: `t${i}`, remote: remote(i), link: text(link(i), 64), routed: [text(routed(i), 56)], mtu: 1480, user: null, keyHash: null });
+  const outside = '20010db8ffff00000000000000000001';
+  const txPkts: Buffer[] = [];
+  const rxPkts: Buffer[] = [];
+  for (let k = 0; k < 1_000; k++) {
+    const i = k * 10;
+    const client = k % 2 === 0 ? `${link(i)}0000000000000002` : `${routed(i)}0000000000000009`;
+    txPkts.push(Buffer.from(v6(outside, client, size)));
+    rxPkts.push(v4(remote(i), '192.0.2.1', v6(client, outside, size)));
+  }
+  const tx = new TunnelEngine(p, new RotatingEnds(txPkts, batch), new RotatingEnds(txPkts, batch), { batchSize: batch, maxBatchesPerWake: 1 });
+  tx.start();
+  const rx = new TunnelEngine(p, new RotatingEnds(rxPkts, batch), new RotatingEnds(rxPkts, batch), { batchSize: batch, maxBatchesPerWake: 1 });
+  rx.start();
+  for (let i = 0; i < 2_000 / batch; i++) {
+    tx.pumpTx();
+    rx.pumpRx();
+  }
+  if (p.counters.drops.some((n) => n > 0)) throw new Error('broker: the engine bench dropped packets');
+  return [
+    { name: 'engine broker 10k tunnels, 1k busy tx', size, packets: batch, op: () => tx.pumpTx() },
+    { name: 'engine broker 10k tunnels, 1k busy rx', size, packets: batch, op: () => rx.pumpRx() },
+  ];
 }
 
 function v6(src: string, dst: string, size: number): Buffer {
@@ -261,7 +326,7 @@ function engineCases(size: number): Case[] {
 // `--only TEXT`: just the cases whose name contains TEXT (e.g. `--only engine`)
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt > 0 ? process.argv[onlyAt + 1] : '';
-const all = [...cases(80), ...cases(1280), ...offloadCases(64_000, 1428, 'arena'), ...offloadCases(64_000, 1428, 'plain'), ...udpOffloadCases(50, 1200), ...engineCases(80)].filter((c) => c.name.includes(only));
+const all = [...cases(80), ...cases(1280), ...offloadCases(64_000, 1428, 'arena'), ...offloadCases(64_000, 1428, 'plain'), ...udpOffloadCases(50, 1200), ...engineCases(80), ...brokerCases(80)].filter((c) => c.name.includes(only));
 
 /**
  * Heap bytes per call of `op`: the median over GC-free chunks of 50,000 calls covering `calls`

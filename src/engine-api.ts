@@ -2,7 +2,7 @@
  * tun6in4/engine: the parts `openTunnel` is built from, for a program that builds its own host or
  * loop — the batched engine and the device and transport interfaces it drives, their Linux
  * implementations, the arena layout and outer-field packing they share, the tracer hook, the peer
- * table, trace tooling, the interface plan, router advertisements and the address maths under
+ * table, a broker's table of many tunnels, trace tooling, the interface plan, router advertisements and the address maths under
  * them. A program that runs, embeds, operates or imports tunnels needs only `tun6in4`. These
  * names follow the loop: they may change in a minor release (CHANGELOG.md says how).
  */
@@ -17,6 +17,13 @@ export { PacketBatch, BatchColumn } from './io/batch.js';
 export { SLOT_HEADROOM, SLOT_SIZE, MAX_BATCH } from './io/slots.js';
 export { packOuterFields, outerTtl, outerTos, outerDf, OUTER_DF } from './packet/ipv4.js';
 export { tunnelMtuFromPath } from './encap/encapsulator.js';
+
+// A broker: many tunnels behind one TUN and one socket, found by inner prefix and by outer source;
+// the loop's policy over them, the live table, and opening one on this host.
+export { BrokerPolicy, type BrokerPolicyOptions } from './broker/policy.js';
+export { BrokerTable, DROP_RING_SIZE, DROP_SNAP_LEN, type BrokerTableOptions } from './broker/table.js';
+export { BrokerTunnelError, checkBrokerTunnel, type BrokerTunnel, type BrokerTunnelStats, type BrokerOptions, type TunnelDirectory } from './broker/tunnel.js';
+export { openBroker, type RunningBroker, type BrokerStatus } from './host/broker.js';
 
 // The TUN side: the interface the loop reads and writes, Linux's device, offload (TSO/GRO) over it.
 export { type TunDevice } from './tun/device.js';

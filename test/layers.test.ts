@@ -20,12 +20,14 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   transport: ['io', 'packet'],
   engine: ['encap', 'io', 'packet', 'transport', 'tun'],
   advertise: ['encap', 'io', 'packet', 'tun'],
-  host: ['advertise', 'encap', 'engine', 'io', 'packet', 'transport', 'tun'],
-  daemon: ['advertise', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
-  doctor: ['advertise', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
-  import: ['advertise', 'daemon', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
-  lab: ['advertise', 'daemon', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
-  cli: ['advertise', 'daemon', 'doctor', 'encap', 'engine', 'host', 'import', 'io', 'lab', 'packet', 'transport', 'tun'],
+  broker: ['encap', 'packet'],
+  host: ['advertise', 'broker', 'encap', 'engine', 'io', 'packet', 'transport', 'tun'],
+  brokerd: ['broker', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
+  daemon: ['advertise', 'broker', 'brokerd', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
+  doctor: ['advertise', 'broker', 'brokerd', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
+  import: ['advertise', 'broker', 'brokerd', 'daemon', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
+  lab: ['advertise', 'broker', 'brokerd', 'daemon', 'encap', 'engine', 'host', 'io', 'packet', 'transport', 'tun'],
+  cli: ['advertise', 'broker', 'brokerd', 'daemon', 'doctor', 'encap', 'engine', 'host', 'import', 'io', 'lab', 'packet', 'transport', 'tun'],
 };
 
 /** Modules that do I/O, which the pure folders never import. */
@@ -84,8 +86,8 @@ describe('layer rules (docs/architecture.md)', () => {
     expect(fromPacket.filter((e) => !e.endsWith('/packet/arena.js'))).toEqual([]);
   });
 
-  it('src/packet and src/encap import no I/O module: pure logic, testable without root', () => {
-    const io = edges.filter((e) => (e.from === 'packet' || e.from === 'encap') && e.to === null && IO_MODULES.test(e.spec));
+  it('src/packet, src/encap and src/broker import no I/O module: pure logic, testable without root', () => {
+    const io = edges.filter((e) => (e.from === 'packet' || e.from === 'encap' || e.from === 'broker') && e.to === null && IO_MODULES.test(e.spec));
     expect(io.map((e) => `${e.file} imports ${e.spec}`)).toEqual([]);
   });
 });

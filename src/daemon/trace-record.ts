@@ -11,10 +11,10 @@ import { IPV4 } from '../packet/ipv4.js';
 import { IPV6 } from '../packet/ipv6.js';
 
 export type TraceDirectionName = 'tx' | 'rx' | 'icmp';
-export type TraceVerdictName = 'forward' | 'reply' | 'drop' | 'consumed';
+export type TraceVerdictName = 'forward' | 'reply' | 'drop' | 'consumed' | 'answer';
 
 const DIRECTION_NAME: Record<TraceDirection, TraceDirectionName> = { 1: 'tx', 2: 'rx', 3: 'icmp' };
-const VERDICT_NAME: Record<Verdict, TraceVerdictName> = { 1: 'forward', 2: 'reply', 3: 'drop', 4: 'consumed' };
+const VERDICT_NAME: Record<Verdict, TraceVerdictName> = { 1: 'forward', 2: 'reply', 3: 'drop', 4: 'consumed', 5: 'answer' };
 
 /** A decision as plain data (JSON-able), what `tun6in4 trace` prints or writes into a pcapng comment. */
 export interface TraceRecord {
@@ -88,6 +88,7 @@ export function traceDecision(r: TraceRecord): string {
   if (r.verdict === 'drop') return `drop ${why}`;
   if (r.verdict === 'reply' && r.direction === 'tx') return `drop ${why}, Packet Too Big mtu ${r.ptbMtu} sent back`;
   if (r.verdict === 'reply') return 'relayed as ICMPv6 to the inner source';
+  if (r.verdict === 'answer') return 'answered back through the tunnel';
   if (r.verdict === 'consumed') return r.icmp?.type === 3 && r.icmp.code === 4 ? `path MTU ${r.icmp.info} noted` : 'consumed';
   return 'forward';
 }

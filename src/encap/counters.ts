@@ -18,6 +18,8 @@ export const TRAFFIC_COUNTERS = [
   'tcp_mss_clamped', // --clamp-mss rewrote a SYN
   'tx_backpressure_waits', // the transport's socket was full: the rest of a batch waited for room (no packet lost); not itself a packet outcome
   'rx_trailing_bytes_trimmed', // bytes after the inner packet's payload length were cut off (RFC 8200); not itself a packet outcome
+  'icmp6_unreachable_sent', // broker: a destination no tunnel holds, answered with destination unreachable (no route)
+  'icmp6_echo_replies_sent', // broker: an echo request to a link's server address (::1) answered back through its tunnel
 ] as const;
 
 /**
@@ -70,6 +72,12 @@ const DROP_TABLE = {
   tx_link_full: 'F1', // the outgoing queue (qdisc) dropped it: the uplink is full, as a wire drops what it cannot carry
   rx_tun_write_error: null, // the TUN refused the packet
   rx_truncated: null, // larger than a receive slot
+  // A broker's table of tunnels (src/broker)
+  tx_no_tunnel: null, // no tunnel's link or routed prefix holds the destination (answered with unreachable, no route)
+  tx_tunnel_parked: null, // the destination's tunnel has no remote yet (parked until its first update)
+  rx_unknown_outer_source: 'R14', // no tunnel has this outer source as its remote (counted in the broker's totals only)
+  rx_source_not_tunnels: null, // inner source outside the tunnel's link and routed prefixes: a client sending as another
+  server_address_not_echo: null, // to a link's server address (::1) and not an echo request: the broker answers only pings
 } as const satisfies Record<string, string | null>;
 
 export type DropReason = keyof typeof DROP_TABLE;

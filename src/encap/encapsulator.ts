@@ -13,22 +13,16 @@ import {
 import { formatIpv4, isBogus6to4Inner, isBogus6to4Ipv4, isBogusInnerSource, ipv6PrefixMatch, type Ipv6Prefix } from '../packet/address.js';
 import { checksum } from '../packet/checksum.js';
 import { ICMPV4, Icmpv4Type, Icmpv4UnreachCode, isIcmpv4Error } from '../packet/icmpv4.js';
-import {
-  ICMPV6_ERROR_OVERHEAD,
-  Icmpv6Type,
-  Icmpv6UnreachCode,
-  isIcmpv6ErrorPacket,
-  writeIcmpv6ErrorInPlace,
-} from '../packet/icmpv6.js';
-import { checkIpv4, IPV4, Ipv4Error, ipv4AtS32, packOuterFields, PROTO_ICMP, PROTO_IPV6, writeIpv4Header } from '../packet/ipv4.js';
+import { ICMPV6_ERROR_OVERHEAD, Icmpv6Type } from '../packet/icmpv6.js';
+import { checkIpv4, IPV4, Ipv4Error, ipv4AtS32, PROTO_ICMP, PROTO_IPV6, writeIpv4Header } from '../packet/ipv4.js';
 import { PROTO_UDP, UDP, udp4Checksum, writeUdpHeader } from '../packet/udp.js';
-import { checkIpv6, IPV6, IPV6_MIN_MTU, ipv6TrafficClass, setIpv6TrafficClass } from '../packet/ipv6.js';
+import { checkIpv6, IPV6, IPV6_MIN_MTU } from '../packet/ipv6.js';
 import { Counters, Drop, Traffic } from './counters.js';
-import { decapInnerEcn, ECN_DROP, encapOuterTos } from './ecn.js';
 import type { TunnelOptions } from './options.js';
 import { resolveTunnelOptions, type TunnelConfig } from './resolve.js';
+import { applyDecapEcn, errorToSenderInPlace, fragNeededFits, innerIpv6Length, outerFieldsFor, PASS, relayIcmpv4InPlace } from './steps.js';
 import { clampMss, mssForMtu } from './mss.js';
-import { IPV4_MIN_MTU, PathMtuTable, PMTU_TABLE_SIZE } from './path-mtu.js';
+import { PathMtuTable, PMTU_TABLE_SIZE } from './path-mtu.js';
 import { PacketResult, Verdict } from './result.js';
 import { monotonicMs, TokenBucket, type Clock } from './token-bucket.js';
 
@@ -220,11 +214,8 @@ export class Encapsulator {
     }
     if (len > mtu) return this.packetTooBig(buf, off, len, mtu, out);
 
-    const tc = ipv6TrafficClass(buf, off);
-    const tos = encapOuterTos(this.config.tos < 0 ? tc : this.config.tos, tc); // R13
-    const ttl = this.config.ttl < 0 ? buf[off + IPV6.HOP_LIMIT] : this.config.ttl; // R10; R09: hop limit untouched
     out.outerDst = dst;
-    out.outerFields = packOuterFields(ttl, tos, df);
+    out.outerFields = outerFieldsFor(buf, off, this.config.ttl, this.config.tos, df);
     return this.forward(buf, off, len, mtu, Traffic.tx_packets, Traffic.tx_bytes, out);
   }
 
@@ -285,15 +276,8 @@ export class Encapsulator {
     // R14: a configured tunnel accepts only its remote; no ICMP goes back (RFC 4213 §3.6).
     if (this.is6in4 && outerSrc !== this.remoteS32) return this.drop(out, Drop.rx_wrong_outer_source);
 
-    if (ilen < IPV6.HEADER_LEN || buf[io] >> 4 !== 6) return this.drop(out, Drop.rx_malformed_ipv6);
-    // RFC 8200: the payload length defines the packet. Bytes after it in the IPv4 payload are
-    // trimmed and counted, as Linux does; a packet longer than what arrived is malformed.
-    const declared = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN;
-    if (declared > ilen) return this.drop(out, Drop.rx_malformed_ipv6);
-    if (declared < ilen) {
-      ilen = declared;
-      this.counters.traffic[Traffic.rx_trailing_bytes_trimmed]++;
-    }
+    ilen = innerIpv6Length(buf, io, ilen, this.counters.traffic);
+    if (ilen < 0) return this.drop(out, Drop.rx_malformed_ipv6);
     const src = io + IPV6.SRC;
     const dst = io + IPV6.DST;
     if (isBogusInnerSource(buf, src)) return this.drop(out, Drop.rx_bogus_inner_source); // R15
@@ -319,11 +303,7 @@ export class Encapsulator {
       if (!ours && (!this.isRelay || inDomain(this.domain!, buf, dst))) return this.drop(out, this.dropNotOurPrefix);
     }
 
-    // R13, RFC 6040 §4.2.
-    const tc = ipv6TrafficClass(buf, io);
-    const ecn = decapInnerEcn(buf[off + IPV4.TOS] & 0x03, tc & 0x03);
-    if (ecn === ECN_DROP) return this.drop(out, Drop.rx_ecn_ce_on_not_ect);
-    if (ecn !== (tc & 0x03)) setIpv6TrafficClass(buf, io, (tc & 0xfc) | ecn);
+    if (!applyDecapEcn(buf, off, io)) return this.drop(out, Drop.rx_ecn_ce_on_not_ect);
     return this.forward(buf, io, ilen, this.config.mtu, Traffic.rx_packets, Traffic.rx_bytes, out);
   }
 
@@ -377,42 +357,14 @@ export class Encapsulator {
     if (!this.couldHaveSent(origDst, buf, io, ilen)) return this.drop(out, Drop.icmp4_not_ours);
     const t = this.counters.traffic;
     if (type === Icmpv4Type.DestUnreachable && code === Icmpv4UnreachCode.FragmentationNeeded) {
-      // RFC 1191: only a packet larger than the next hop's MTU can have drawn this report.
-      const sent = ((buf[io + 4] << 8) | buf[io + 5]) + IPV6.HEADER_LEN + this.overhead;
-      if (info >= IPV4_MIN_MTU && sent <= info) return this.drop(out, Drop.icmp4_not_ours);
+      if (!fragNeededFits(buf, io, info, this.overhead)) return this.drop(out, Drop.icmp4_not_ours);
       t[Traffic.icmp4_frag_needed]++;
       if (this.dynamicPmtu && this.pathMtu.update(origDst | 0, info)) t[Traffic.path_mtu_updates]++;
       out.verdict = Verdict.Consumed;
       return out;
     }
-    let type6: number;
-    let code6: number;
-    if (type === Icmpv4Type.DestUnreachable && code !== Icmpv4UnreachCode.SourceRouteFailed) {
-      type6 = Icmpv6Type.DestUnreachable;
-      code6 = Icmpv6UnreachCode.AddressUnreachable;
-    } else if (type === Icmpv4Type.TimeExceeded && code === 0) {
-      type6 = Icmpv6Type.TimeExceeded;
-      code6 = 0;
-    } else {
-      return this.drop(out, Drop.icmp4_ignored);
-    }
-    if (io < ENCAP_HEADROOM) return this.drop(out, Drop.no_headroom);
-    if (ilen < IPV6.HEADER_LEN || buf[io] >> 4 !== 6) return this.drop(out, Drop.icmp4_malformed);
-    // RFC 4443 §2.4(e): none about an error, to a source that cannot take one, or about a packet
-    // sent to a multicast group (e.3; Linux's icmp6_send refuses those for sit as well).
-    if (isBogusInnerSource(buf, io + IPV6.SRC) || buf[io + IPV6.DST] === 0xff || isIcmpv6ErrorPacket(buf, io, ilen)) {
-      return this.drop(out, Drop.icmp4_not_relayable);
-    }
-    if (!this.relayBucket.take()) {
-      t[Traffic.icmp6_rate_limited]++;
-      return this.drop(out, Drop.icmp4_relay_rate_limited);
-    }
-    const length = writeIcmpv6ErrorInPlace(buf, io, ilen, type6, code6, 0, this.config.address.addr, 0);
-    t[Traffic.icmp6_errors_relayed]++;
-    out.verdict = Verdict.Reply;
-    out.offset = io - ICMPV6_ERROR_OVERHEAD;
-    out.length = length;
-    return out;
+    const why = relayIcmpv4InPlace(type, code, buf, io, ilen, this.config.address.addr, 0, this.relayBucket, t, out);
+    return why === PASS ? out : this.drop(out, why);
   }
 
   /**
@@ -453,16 +405,7 @@ export class Encapsulator {
   /** R08, R19–R24: drop the packet and, when allowed, answer its sender with Packet Too Big. */
   private packetTooBig(buf: Buffer, off: number, len: number, mtu: number, out: PacketResult): PacketResult {
     this.drop(out, Drop.tx_too_big);
-    // RFC 4443 §2.4(e): never to an unspecified or multicast source, never about an error.
-    if (isBogusInnerSource(buf, off + IPV6.SRC) || isIcmpv6ErrorPacket(buf, off, len)) return out;
-    if (!this.ptbBucket.take()) {
-      this.counters.traffic[Traffic.icmp6_rate_limited]++;
-      return out;
-    }
-    out.length = writeIcmpv6ErrorInPlace(buf, off, len, Icmpv6Type.PacketTooBig, 0, mtu, this.config.address.addr, 0);
-    out.offset = off - ICMPV6_ERROR_OVERHEAD;
-    out.verdict = Verdict.Reply;
-    this.counters.traffic[Traffic.icmp6_packet_too_big_sent]++;
+    errorToSenderInPlace(buf, off, len, Icmpv6Type.PacketTooBig, 0, mtu, this.config.address.addr, 0, this.ptbBucket, this.counters.traffic, Traffic.icmp6_packet_too_big_sent, out);
     return out;
   }
 

@@ -9,6 +9,11 @@ export const Verdict = {
   Drop: 3,
   /** Absorbed with nothing to send (e.g. an ICMPv4 "fragmentation needed" that updated the path MTU). */
   Consumed: 4,
+  /**
+   * decapsulate: send buf[offset, offset+length), an inner packet we built in answer (a broker's
+   * echo reply), back out through the transport to outerDst with outerFields, as egress's Forward.
+   */
+  Answer: 5,
 } as const;
 export type Verdict = (typeof Verdict)[keyof typeof Verdict];
 
@@ -16,9 +21,9 @@ export class PacketResult {
   verdict: Verdict = Verdict.Drop;
   offset = 0;
   length = 0;
-  /** Egress/encap Forward: the outer IPv4 destination. */
+  /** Egress/encap Forward, decapsulate Answer: the outer IPv4 destination. */
   outerDst = 0;
-  /** Egress/encap Forward: the outer TTL, TOS and DF (packOuterFields in src/packet/ipv4.ts). */
+  /** Egress/encap Forward, decapsulate Answer: the outer TTL, TOS and DF (packOuterFields in src/packet/ipv4.ts). */
   outerFields = 0;
   /** Drop: index into DROP_REASONS. */
   reason = 0;

@@ -251,11 +251,7 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
         t.egress(arena, off, len, r);
         if (watch) this.observer.tx(arena, off, len, r);
         if (r.verdict === Verdict.Forward) {
-          const k = d.out++;
-          b.offs[k] = r.offset;
-          b.lens[k] = r.length;
-          b.dsts[k] = r.outerDst;
-          b.fields[k] = r.outerFields;
+          this.listSend(d, r);
         } else if (r.verdict === Verdict.Reply) {
           this.queueTun(d, r.offset, r.length);
         }
@@ -268,6 +264,19 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
       this.txAgain = true;
       setImmediate(this.rerunTx);
     }
+  }
+
+  /**
+   * Lists what `r` sends through the transport in the direction's batch's own columns: entry k
+   * never passes the slot being read, so it overwrites only entries already read.
+   */
+  private listSend(d: Direction, r: PacketResult): void {
+    const b = d.batch;
+    const k = d.out++;
+    b.offs[k] = r.offset;
+    b.lens[k] = r.length;
+    b.dsts[k] = r.outerDst;
+    b.fields[k] = r.outerFields;
   }
 
   private flushTx(): void {
@@ -356,6 +365,10 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
         // the kernel checked the IPv4 header before the raw socket got it
         t.decapsulate(arena, off, len, r, true);
         if (watch) this.observer.rx(arena, off, len, r);
+        if (r.verdict === Verdict.Answer) {
+          this.listSend(d, r);
+          continue;
+        }
         if (r.verdict !== Verdict.Forward && r.verdict !== Verdict.Reply) continue;
         if (r.verdict === Verdict.Forward && this.interceptor !== null && this.interceptor(arena, r.offset, r.length)) continue;
         this.queueTun(d, r.offset, r.length);
@@ -364,11 +377,27 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
         this.flushTun(d);
         this.lastRxAt = Date.now();
       }
+      if (d.out > 0) this.sendAnswers(d);
       if (n < this.batch) break;
     }
     if (this.running && !this.rxAgain && this.transport.holding()) {
       this.rxAgain = true;
       setImmediate(this.rerunRx);
+    }
+  }
+
+  /**
+   * Answers the policy built to received packets (Verdict.Answer), sent before the next receive
+   * reuses their slots. They do not wait for room as TX does: a full socket drops them, counted.
+   */
+  private sendAnswers(d: Direction): void {
+    const n = d.out;
+    d.out = 0;
+    const b = d.batch;
+    if (this.transport.send(b, n) === n) return;
+    for (let i = 0; i < n; i++) {
+      const e = b.errs[i];
+      if (e !== 0) this.counters.drops[e === ENOBUFS || e === EAGAIN ? Drop.tx_link_full : Drop.tx_send_error]++;
     }
   }
 

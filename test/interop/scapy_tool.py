@@ -4,6 +4,7 @@ Reads one JSON request on stdin, writes one JSON answer on stdout.
   {"op": "build"}                       -> {name: hex}  reference packets built by scapy
   {"op": "parse", "packets": {name: hex}} -> {name: fields} what scapy reads in our bytes
   {"op": "echo_request", "src", "dst", "hlim", "id", "seq", "data": hex} -> {"packet": hex}
+  {"op": "broker_clients", "iface", "broker", "clients": [...], "timeout"} -> {"replies": [...]}
 Run with Debian's /usr/bin/python3 (python3-scapy).
 """
 import json
@@ -180,6 +181,41 @@ def echo_request(req):
     return {"packet": raw(p).hex()}
 
 
+def broker_clients(req):
+    """Plays many 6in4 clients of one broker from one interface: each sends, from its own outer
+    source, an echo request from its inner source to its server address; returns every protocol-41
+    packet the broker sent back (outer destination, inner addresses, ICMPv6 type and id), once as
+    many as there were clients arrived or the timeout passed."""
+    import socket
+    from scapy.all import AsyncSniffer, L3RawSocket, conf
+    clients = req["clients"]
+    # listening before the first send, so no reply can come back before the capture is open; read
+    # while sending, into a buffer that holds every reply even if the reader falls behind
+    listen = conf.L2listen(iface=req["iface"], filter="ip proto 41 and src host " + req["broker"])
+    listen.ins.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE
+    sniffer = AsyncSniffer(opened_socket=listen, count=len(clients), timeout=req.get("timeout", 60))
+    sniffer.start()
+    out = L3RawSocket()
+    for c in clients:
+        out.send(IP(src=c["outer_src"], dst=req["broker"]) /
+                 IPv6(src=c["inner_src"], dst=c["inner_dst"]) / ICMPv6EchoRequest(id=c["id"], seq=1, data=b"broker"))
+    out.close()
+    sniffer.join()
+    got = sniffer.results
+    listen.close()
+    replies = []
+    for p in got:
+        if IPv6 not in p:
+            continue
+        inner = p[IPv6]
+        icmp = inner.payload
+        echo = ICMPv6EchoReply in inner
+        replies.append({"outer_dst": p[IP].dst, "inner_src": inner.src, "inner_dst": inner.dst,
+                        "type": getattr(icmp, "type", None), "id": getattr(icmp, "id", None),
+                        "checksum_ok": echo and checksum_ok(ICMPv6EchoReply, IPv6(raw(inner)), "cksum")})
+    return {"replies": replies}
+
+
 def main():
     req = json.load(sys.stdin)
     if req["op"] == "send_raw":
@@ -187,6 +223,9 @@ def main():
         return
     if req["op"] == "send":
         json.dump(send_tunnelled(req), sys.stdout)
+        return
+    if req["op"] == "broker_clients":
+        json.dump(broker_clients(req), sys.stdout)
         return
     if req["op"] == "send_fou":
         json.dump(send_fou(req), sys.stdout)

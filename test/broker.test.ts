@@ -1,0 +1,183 @@
+/**
+ * Broker mode on a real TUN and raw socket, as root in namespaces this suite creates: a broker
+ * (openBroker) behind a router, two real tun6in4 clients pinging and pinged both ways (their ::2,
+ * their routed prefix, the server address, each other), and scapy playing 1,000 clients with
+ * outer sources in 198.18.0.0/15 from one veth: every echo reply from a server address goes back
+ * to its own client, and a client sending with another's prefix is dropped and counted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrokerTunnel, BrokerTunnelStats } from '../src/broker/tunnel.js';
+import type { BrokerStatus } from '../src/host/broker.js';
+import { formatIpv4, formatIpv6, parseIpv6 } from '../src/packet/address.js';
+import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
+import { nodeProgram } from '../src/lab/scripts.js';
+import { ipv4Packet, ipv6Packet } from './helpers/packets.js';
+import { rootOrSkip, scapySendRaw, until } from './helpers/netlab.js';
+
+const canRun = rootOrSkip();
+const BROKER_V4 = '192.0.2.1';
+const POOL = '2001:db8::/36';
+/** The broker host's own IPv6, outside the pool: what it pings from, and clients ping. */
+const BROKER_V6 = '2001:db8:ffff::1';
+const CLIENTS = 1_000;
+const SCAPY_TOOL = fileURLToPath(new URL('./interop/scapy_tool.py', import.meta.url));
+const BROKER_HOST = fileURLToPath(new URL('./helpers/broker-host.ts', import.meta.url));
+
+const tunnel = (id: string, remote: string, link: string, routed: string[] = []): BrokerTunnel => ({ id, remote, link, routed, mtu: 1480, user: null, keyHash: null });
+const REAL = [tunnel('c1', '198.51.100.1', '2001:db8:1::/64', ['2001:db8:100::/48']), tunnel('c2', '198.51.100.129', '2001:db8:2::/64', ['2001:db8:200::/48'])];
+/** scapy's clients: 198.18.0.1… each with the link 2001:db8:f:i::/64. */
+const played = (i: number) => ({ remote: formatIpv4((((198 << 24) | (18 << 16)) >>> 0) + i + 1), link: `2001:db8:f:${i.toString(16)}::` });
+
+/** The broker process in its namespace, asked one JSON line at a time. */
+class BrokerProcess {
+  private readonly answers: string[] = [];
+  private waiting: ((line: string) => void) | null = null;
+  readonly logs: string[] = [];
+  constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = null;
+        w(l);
+      } else this.answers.push(l);
+    });
+    createInterface({ input: child.stderr! }).on('line', (l) => this.logs.push(l));
+    child.stdin!.on('error', () => undefined); // gone: next() reports how it ended
+  }
+  next(): Promise<Record<string, unknown>> {
+    const line = this.answers.shift();
+    if (line !== undefined) return Promise.resolve(JSON.parse(line));
+    return new Promise((resolve, reject) => {
+      this.waiting = (l) => resolve(JSON.parse(l));
+      this.child.once('exit', (code) => reject(new Error(`broker exited (${code}):\n${this.logs.join('\n')}`)));
+    });
+  }
+  async ask<T>(cmd: Record<string, unknown>): Promise<T> {
+    this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+    const a = await this.next();
+    if ('error' in a) throw new Error(String(a.error));
+    return a.result as T;
+  }
+}
+
+/** `tun6in4 run` for one real client, up when it says so. */
+async function startClient(ns: Namespace, t: BrokerTunnel): Promise<ChildProcess> {
+  const [cmd, pre] = nodeProgram('cli/main');
+  const argv = ['run', '--mode', '6in4', '--local', t.remote!, '--remote', BROKER_V4, '--address', t.link.replace('::/64', '::2/64'), '--routed', t.routed[0], '--dev', 'tun0', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`];
+  const child = ns.spawn(cmd, [...pre, ...argv]);
+  const logs: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`client ${t.id} exited (${code}):\n${logs.join('\n')}`)));
+    createInterface({ input: child.stderr! }).on('line', (l) => {
+      logs.push(l);
+      if (/"msg":"tunnel up"/.test(l)) resolve();
+    });
+  });
+  return child;
+}
+
+const ping = (ns: Namespace, to: string) => ns.run('ping', ['-6', '-c', '2', '-w', '10', to]);
+
+describe.runIf(canRun)('broker mode: one TUN, many tunnels', () => {
+  const set = new NamespaceSet('brk');
+  let broker: BrokerProcess;
+  let b: Namespace, c1: Namespace, c2: Namespace, s: Namespace;
+
+  beforeAll(async () => {
+    await removeStaleNamespaces('brk');
+    const r = await set.add('r');
+    b = await set.add('b');
+    c1 = await set.add('c1');
+    c2 = await set.add('c2');
+    s = await set.add('s');
+    await r.sysctl('net.ipv4.ip_forward', '1');
+    await r.sysctl('net.ipv4.conf.all.rp_filter', '0');
+    const wire = async (ns: Namespace, iface: string, ours: string, theirs: string, len: number) => {
+      await set.link(ns, 'v0', r, iface);
+      await ns.ip(['addr', 'add', `${ours}/${len}`, 'dev', 'v0']);
+      await r.ip(['addr', 'add', `${theirs}/${len}`, 'dev', iface]);
+      await ns.ip(['route', 'add', 'default', 'via', theirs]);
+    };
+    await wire(b, 'vb', BROKER_V4, '192.0.2.254', 24);
+    await wire(c1, 'vc1', '198.51.100.1', '198.51.100.126', 25);
+    await wire(c2, 'vc2', '198.51.100.129', '198.51.100.254', 25);
+    await wire(s, 'vs', '203.0.113.1', '203.0.113.254', 24);
+    // scapy's clients live behind s: their replies come back to its veth
+    await r.ip(['route', 'add', '198.18.0.0/15', 'via', '203.0.113.1']);
+    // the broker host routes between clients, and has an IPv6 of its own to ping from
+    await b.sysctl('net.ipv6.conf.all.forwarding', '1');
+    await b.ip(['-6', 'addr', 'add', `${BROKER_V6}/128`, 'dev', 'lo']);
+
+    const child = spawn('ip', ['netns', 'exec', b.name, process.execPath, '--import', import.meta.resolve('tsx'), BROKER_HOST, JSON.stringify({ name: 'lab', local: BROKER_V4, pools: [POOL], transport: 'raw' })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    broker = new BrokerProcess(child);
+    const up = await broker.next();
+    expect(up).toHaveProperty('up.dev', 't6b-lab');
+    const tunnels = [...REAL, ...Array.from({ length: CLIENTS }, (_, i) => tunnel(`s${i}`, played(i).remote, `${played(i).link}/64`))];
+    expect(await broker.ask<number>({ op: 'put', tunnels })).toBe(CLIENTS + 2);
+    for (const [ns, t] of [[c1, REAL[0]], [c2, REAL[1]]] as const) {
+      await startClient(ns, t);
+      // an address in the routed prefix, to ping
+      await ns.ip(['-6', 'addr', 'add', `${t.routed[0].replace('::/48', '::1')}/128`, 'dev', 'lo']);
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    if (broker && broker.child.exitCode === null) await broker.ask({ op: 'close' }).catch(() => undefined);
+    await set.destroy();
+  });
+
+  it('the broker host reaches each client at its ::2 and in its routed prefix; each client reaches the broker, its server address and the other client', async () => {
+    for (const to of ['2001:db8:1::2', '2001:db8:100::1', '2001:db8:2::2', '2001:db8:200::1']) expect((await ping(b, to)).code, `broker → ${to}`).toBe(0);
+    for (const [ns, server] of [[c1, '2001:db8:1::1'], [c2, '2001:db8:2::1']] as const) {
+      expect((await ping(ns, BROKER_V6)).code, `${ns.name} → broker`).toBe(0);
+      expect((await ping(ns, server)).code, `${ns.name} → ${server}`).toBe(0);
+    }
+    expect((await ping(c1, '2001:db8:200::1')).code, 'c1 → c2 routed').toBe(0);
+    const st = await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 'c1' });
+    expect(st.counters.rxPackets).toBeGreaterThanOrEqual(8);
+    expect(st.counters.txPackets).toBeGreaterThanOrEqual(8);
+    expect(st.counters.drops).toEqual({});
+    const status = await broker.ask<BrokerStatus>({ op: 'status', busiest: 2 });
+    expect(status.busiest.map((x) => x.id).sort()).toEqual(['c1', 'c2']);
+  }, 120_000);
+
+  it('1,000 clients played by scapy from spoofed sources each get their echo reply, at their own outer address', async () => {
+    const clients = Array.from({ length: CLIENTS }, (_, i) => ({ outer_src: played(i).remote, inner_src: `${played(i).link}2`, inner_dst: `${played(i).link}1`, id: i }));
+    const out = await s.exec('/usr/bin/python3', [SCAPY_TOOL], { input: JSON.stringify({ op: 'broker_clients', iface: 'v0', broker: BROKER_V4, clients, timeout: 60 }), timeoutMs: 120_000 });
+    const { replies } = JSON.parse(out) as { replies: Array<{ outer_dst: string; inner_src: string; inner_dst: string; type: number; id: number; checksum_ok: boolean }> };
+    const { counters } = await broker.ask<BrokerStatus>({ op: 'status' });
+    const nonzero = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v > 0));
+    expect(replies.length, JSON.stringify({ traffic: nonzero(counters.traffic), drops: nonzero(counters.drops) })).toBe(CLIENTS);
+    const wrong = replies.filter((r) => {
+      const c = clients[r.id];
+      const same = (a: string, b: string) => formatIpv6(parseIpv6(a)!) === formatIpv6(parseIpv6(b)!);
+      return r.type !== 129 || !r.checksum_ok || r.outer_dst !== c.outer_src || !same(r.inner_dst, c.inner_src) || !same(r.inner_src, c.inner_dst);
+    });
+    expect(wrong).toEqual([]);
+    expect(new Set(replies.map((r) => r.id)).size).toBe(CLIENTS);
+    expect((await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 's999' })).counters).toMatchObject({ rxPackets: 1, txPackets: 1 });
+  }, 180_000);
+
+  it("a client sending with another client's prefix is dropped and counted against it, kept in its ring", async () => {
+    const spoof = ipv4Packet({ src: played(0).remote, dst: BROKER_V4, payload: ipv6Packet({ src: `${played(1).link}2`, dst: '2001:db8:1::2' }) });
+    await scapySendRaw(s, [{ bytes: spoof, count: 1 }]);
+    const st = await until(
+      'the spoofed packet counted',
+      () => broker.ask<BrokerTunnelStats>({ op: 'stats', id: 's0' }),
+      (x) => (x.counters.drops.rx_source_not_tunnels ?? 0) >= 1,
+    );
+    expect(st.counters.drops).toEqual({ rx_source_not_tunnels: 1 });
+    expect(st.lastDrops).toMatchObject([{ reason: 'rx_source_not_tunnels', outerSrc: played(0).remote }]);
+    expect(st.lastDrops[0].bytes.slice(20 * 2, 20 * 2 + 80)).toBe(spoof.subarray(20, 60).toString('hex'));
+    expect((await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 's1' })).counters.drops).toEqual({});
+  }, 60_000);
+
+  it('close deletes the TUN, and the pool routes go with it', async () => {
+    expect(await broker.ask<boolean>({ op: 'close' })).toBe(true);
+    expect((await b.run('ip', ['link', 'show', 't6b-lab'])).code).not.toBe(0);
+    expect((await b.exec('ip', ['-6', 'route', 'show', POOL])).trim()).toBe('');
+  });
+});
