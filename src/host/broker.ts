@@ -9,13 +9,12 @@ import { BrokerTunnelError, type BrokerOptions, type TunnelDirectory } from '../
 import { Drop, type CountersSnapshot } from '../encap/counters.js';
 import { FOU_MTU_MAX, MTU_MAX } from '../encap/options.js';
 import { TunnelEngine } from '../engine/engine.js';
-import { formatIpv6Prefix, ipv6Network, parseIpv4, parseIpv6Prefix, type Ipv6Prefix } from '../packet/address.js';
+import { ipv6Network, parseIpv4, parseIpv6Prefix, type Ipv6Prefix } from '../packet/address.js';
 import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
 import type { OuterTransport } from '../transport/transport.js';
 import type { TunDevice } from '../tun/device.js';
-import { configureInterface } from '../tun/interface.js';
-import { ip, linkExists } from '../tun/iproute.js';
+import { configureInterface, interfaceExists } from '../tun/interface.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { OffloadTun } from '../tun/offload.js';
 import { TunnelSetupError } from './open.js';
@@ -61,7 +60,7 @@ export async function openBroker(options: BrokerOptions): Promise<RunningBroker>
     return ipv6Network(parsed);
   });
   const policy = new BrokerPolicy({ local: options.local, pools: options.pools, transport: options.transport, pmtu: options.pmtu, clampMss: options.clampMss, ttl: options.ttl, tos: options.tos });
-  if (await linkExists(dev)) throw new TunnelSetupError('DEVICE_EXISTS', `interface ${dev} already exists; choose another dev, or delete it (ip link del ${dev})`);
+  if (await interfaceExists(dev)) throw new TunnelSetupError('DEVICE_EXISTS', `interface ${dev} already exists; choose another dev, or delete it (ip link del ${dev})`);
 
   const pmtu = options.pmtu ?? 'dynamic';
   let tun: LinuxTun | undefined;
@@ -118,10 +117,9 @@ export async function openBroker(options: BrokerOptions): Promise<RunningBroker>
 
 /**
  * The TUN up with `mtu`, no address of its own and no multicast, and one route per pool into it:
- * the one place a broker's set-up talks to the kernel's routing (iproute2 now). The routes go
+ * over rtnetlink (or iproute2: configureInterface picks). The routes go
  * with the interface when the TUN closes.
  */
 async function setUpInterface(dev: string, mtu: number, pools: Ipv6Prefix[]): Promise<void> {
-  await configureInterface(dev, { mtu, multicast: false, addresses: [], defaultRoute: null, ownPrefixes: [] });
-  for (const p of pools) await ip(['-6', 'route', 'replace', formatIpv6Prefix(p), 'dev', dev]);
+  await configureInterface(dev, { mtu, multicast: false, addresses: [], defaultRoute: null, ownPrefixes: [], deviceRoutes: pools });
 }
