@@ -37,7 +37,7 @@ describe('[broker.NAME] in the configuration', () => {
   it('a broker alone is a configuration (no tunnels needed), with raw transport by default', () => {
     const c = parseDaemonConfig({ broker: { edge: edge() } });
     expect(c.tunnels).toEqual([]);
-    expect(c.brokers).toEqual([{ name: 'edge', local: '203.0.113.1', pools: ['2001:db8:4000::/36'], store: join(dir, 'edge.sqlite'), transport: 'raw' }]);
+    expect(c.brokers).toEqual([{ name: 'edge', local: '203.0.113.1', pools: ['2001:db8:4000::/36'], store: join(dir, 'edge.sqlite'), storeSync: 'normal', transport: 'raw' }]);
   });
 
   it.each([
@@ -45,6 +45,8 @@ describe('[broker.NAME] in the configuration', () => {
     ['a misspelt api key', { edge: edge({ api: { listen: '127.0.0.1:8641', tokenfile: '/t' } }) }, /broker\.edge\.api\.tokenfile: unknown key; did you mean "tokenFile"\?/],
     ['no store', { edge: { local: '203.0.113.1', pools: ['2001:db8:4000::/36'] } }, /broker\.edge\.store: missing; add it: the path of the tunnel store/],
     ['a bad local', { edge: edge({ local: '203.0.113' }) }, /broker\.edge\.local: use our IPv4 .* or "auto"/],
+    ['no local', { edge: { pools: ['2001:db8:4000::/36'], store: '/s' } }, /broker\.edge\.local: missing; add it: our IPv4 in quotes/],
+    ['no api listen', { edge: edge({ api: { tokenFile: '/t' } }) }, /broker\.edge\.api\.listen: missing; add it: host:port/],
     ['a pool that is no prefix', { edge: edge({ pools: ['2001:db8::/80'] }) }, /broker\.edge\.pools\.0: each pool is an IPv6 prefix of length 16–64/],
     ['fou without a port', { edge: edge({ transport: 'fou' }) }, /broker\.edge\.port: missing; transport "fou" needs the UDP port/],
     ['a port on raw', { edge: edge({ port: 5555 }) }, /broker\.edge\.port: only for transport = "fou"/],
@@ -89,6 +91,7 @@ describe('a broker in the daemon', () => {
   const config = (): DaemonConfig => ({
     ...parseDaemonConfig({ broker: { edge: edge({ store: join(dir, 'daemon.sqlite'), api: { listen: '127.0.0.1:0', tokenFile: token } }) } }),
     control: { socket, mode: 0o600 },
+    logLevel: 'warn',
   });
   const ask = (req: Record<string, unknown>) => queryControl(socket, `broker ${JSON.stringify(req)}`) as Promise<Record<string, unknown>>;
 

@@ -34,6 +34,8 @@ export interface BrokerConfig {
   pools: string[];
   /** The SQLite file of its tunnels. */
   store: string;
+  /** When a change is durable (store.ts): "normal", against a kill of the daemon (default), or "full", against a power cut too. */
+  storeSync: 'normal' | 'full';
   transport: 'raw' | 'fou';
   port?: number;
   api?: BrokerApiConfig;
@@ -43,7 +45,7 @@ const LISTEN = 'host:port in quotes, such as "127.0.0.1:8641" (an IPv6 host in b
 
 const apiSchema = z
   .strictObject({
-    listen: z.string({ error: LISTEN }).superRefine((l, ctx) => {
+    listen: z.string().superRefine((l, ctx) => {
       try {
         parseListen(l);
       } catch (e) {
@@ -72,12 +74,13 @@ const apiSchema = z
 
 export const brokerSchema = z
   .strictObject({
-    local: z.string({ error: 'our IPv4 in quotes, such as "203.0.113.1", or "auto"' }).refine((l) => l === 'auto' || (parseIpv4(l) ?? 0) !== 0, 'use our IPv4 that clients send to, such as "203.0.113.1", or "auto" (the source address of the default route)'),
+    local: z.string().refine((l) => l === 'auto' || (parseIpv4(l) ?? 0) !== 0, 'use our IPv4 that clients send to, such as "203.0.113.1", or "auto" (the source address of the default route)'),
     dev: HOST_OPTIONS.dev.schema.optional(),
     pools: z
       .array(z.string().refine((p) => { const q = parseIpv6Prefix(p); return q !== null && q.len >= 16 && q.len <= 64; }, 'each pool is an IPv6 prefix of length 16–64, such as "2001:db8:4000::/36"'), { error: 'a list of IPv6 prefixes, such as ["2001:db8:4000::/36"]' })
       .min(1, 'give at least one pool: the prefixes routed into the broker, such as ["2001:db8:4000::/36"]'),
-    store: z.string({ error: 'the path of the tunnel store, such as "/var/lib/tun6in4/NAME.sqlite"' }).min(1, 'the path of the tunnel store, such as "/var/lib/tun6in4/NAME.sqlite"'),
+    store: z.string().min(1, 'empty; use the path of the tunnel store, such as "/var/lib/tun6in4/NAME.sqlite"'),
+    storeSync: z.enum(['normal', 'full'], { error: 'use "normal" (a change survives a kill of the daemon; the default) or "full" (a power cut too, at an fsync a change)' }).optional(),
     transport: z.enum(['raw', 'fou'], { error: 'use "raw" (protocol 41) or "fou" (Foo-over-UDP, with port)' }).optional(),
     port: z.number({ error: 'a UDP port: a whole number in 1..65535' }).int('a UDP port: a whole number in 1..65535').min(1, 'a UDP port: a whole number in 1..65535').max(65535, 'a UDP port: a whole number in 1..65535').optional(),
     api: apiSchema.optional(),
@@ -88,7 +91,7 @@ export const brokerSchema = z
   });
 
 /** The keys of each table, for "did you mean". */
-export const BROKER_KEYS = ['local', 'dev', 'pools', 'store', 'transport', 'port', 'api'] as const;
+export const BROKER_KEYS = ['local', 'dev', 'pools', 'store', 'storeSync', 'transport', 'port', 'api'] as const;
 export const BROKER_API_KEYS = ['listen', 'cert', 'key', 'tokenFile'] as const;
 
 /** What to write instead, by dotted pattern under `broker.*` (zod's own text names no fix). */
@@ -114,6 +117,7 @@ export function brokerConfigOf(name: string, b: z.infer<typeof brokerSchema>): B
     ...(b.dev !== undefined && { dev: b.dev }),
     pools: b.pools,
     store: b.store,
+    storeSync: b.storeSync ?? 'normal',
     transport: b.transport ?? 'raw',
     ...(b.port !== undefined && { port: b.port }),
     ...(b.api && { api: b.api }),

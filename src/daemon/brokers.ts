@@ -65,7 +65,7 @@ export async function startDaemonBroker(c: BrokerConfig, open: BrokerOpener, log
   const files = readBrokerApiFiles(c, groups);
   let store: TunnelStore;
   try {
-    store = TunnelStore.open(c.store);
+    store = TunnelStore.open(c.store, c.storeSync);
   } catch (e) {
     if (e instanceof TunnelStoreError) throw new ConfigFileError(`broker.${c.name}.store`, e.message);
     throw e;
@@ -76,7 +76,7 @@ export async function startDaemonBroker(c: BrokerConfig, open: BrokerOpener, log
     running = await open(brokerOptionsOf(c));
     const service = new BrokerService(c.name, store, running.tunnels);
     const loaded = service.loadStored();
-    for (const r of service.refused) log.warn({ broker: c.name, tunnel: r.id, error: r.error }, 'stored tunnel refused by the table; it stays stored (fix it with broker set, or remove it with broker del)');
+    for (const r of service.refused) log.warn({ tunnel: r.id, error: r.error }, 'stored tunnel refused by the table; it stays stored (fix it with broker set, or remove it with broker del)');
     if (c.api) {
       try {
         api = await startBrokerApi({ listen: c.api.listen, ...(files.tls && { tls: files.tls }), token: files.token, service, log });
@@ -86,7 +86,7 @@ export async function startDaemonBroker(c: BrokerConfig, open: BrokerOpener, log
       }
     }
     const apiUrl = api && c.api ? `${files.tls ? 'https' : 'http'}://${c.api.listen.replace(/:\d+$/, `:${api.address.port}`)}` : null;
-    log.info({ broker: c.name, dev: running.dev, tunnels: loaded, store: c.store, api: apiUrl }, 'broker up');
+    log.info({ dev: running.dev, tunnels: loaded, store: c.store, api: apiUrl }, 'broker up');
     const r = running;
     const a = api;
     return {
