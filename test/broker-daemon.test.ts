@@ -18,6 +18,10 @@ import { hashUpdateKey } from '../src/brokerd/update-key.js';
 import { brokerCommandRestriction } from '../src/brokerd/commands.js';
 import { importTunnels } from '../src/cli/broker-command.js';
 import { memoryBrokerOpener } from './helpers/memory-broker.js';
+import { runCapture } from '../src/lab/netns.js';
+import { rootOrSkip } from './helpers/netlab.js';
+
+const NOBODY = 65534;
 
 const dir = mkdtempSync(join(tmpdir(), 'tun6in4-brokerd-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -143,6 +147,28 @@ describe('a broker in the daemon', () => {
     const bad = { ...config(), brokers: [{ ...config().brokers![0], api: { listen: '127.0.0.1:0', tokenFile: join(dir, 'missing.token') } }] };
     const d = new Daemon(pino({ level: 'silent' }), undefined, undefined, { openBroker: memoryBrokerOpener().open });
     await expect(d.start(bad)).rejects.toThrow(/broker\.edge\.api\.tokenFile: .*missing\.token/);
+  });
+
+  it.runIf(rootOrSkip())('another user who may connect (and trace, with control.trace = "group") may list, but not change the broker', async () => {
+    const shared = mkdtempSync(join(tmpdir(), 'tun6in4-brokerd-group-'));
+    chmodSync(shared, 0o755);
+    const path = join(shared, 'g.sock');
+    const d = new Daemon(pino({ level: 'silent' }), undefined, undefined, { openBroker: memoryBrokerOpener().open });
+    const asNobody = async (command: string) => {
+      const client = 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2]+"\\n").encode()); print(s.makefile().readline())';
+      const r = await runCapture('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/usr/bin/python3', '-c', client, path, command], { timeoutMs: 10_000 });
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    try {
+      await d.start({ ...config(), brokers: [{ ...config().brokers![0], store: join(shared, 'g.sqlite'), api: undefined }], control: { socket: path, mode: 0o660, trace: 'group' } }, NOBODY);
+      const add = await asNobody(`broker ${JSON.stringify({ op: 'add', tunnel: { id: 'x', remote: null, link: '2001:db8:4000::/64' } })}`);
+      expect(add.error).toMatch(/^"broker" changes the broker's tunnels: only root or the daemon's user \(uid 0\) may, not uid 65534/);
+      expect(await asNobody('broker {"op":"list"}')).toEqual({ broker: 'edge', tunnels: [] });
+      expect(await asNobody('broker {"op":"export"}')).toMatchObject({ error: expect.stringMatching(/hashes/) });
+    } finally {
+      await d.stop();
+      rmSync(shared, { recursive: true, force: true });
+    }
   });
 
   it('changes, export and show (packet bytes) are for root and the daemon\'s user; list is for anyone who can connect', () => {
