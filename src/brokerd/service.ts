@@ -8,13 +8,7 @@ import { BrokerTunnelError, checkBrokerTunnel, type BrokerTunnel, type BrokerTun
 import type { TunnelStore } from './store.js';
 
 /** A tunnel as `list --json` and `GET /tunnels` show it: never its key hash, only whether it has one. */
-export interface TunnelView {
-  id: string;
-  remote: string | null;
-  link: string;
-  routed: string[];
-  mtu: number;
-  user: string | null;
+export interface TunnelView extends Omit<BrokerTunnel, 'keyHash'> {
   hasKey: boolean;
   counters: BrokerTunnelStats['counters'] | null;
 }

@@ -328,21 +328,16 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) problems.push(...issuesToProblems(parsed.error.issues, [], raw));
   // The tunnels are checked even when something else in the file is wrong, so all is said at once.
-  const rawTunnels = valueIn(raw, ['tunnels']);
-  const entries = rawTunnels !== null && typeof rawTunnels === 'object' && !Array.isArray(rawTunnels) ? Object.entries(rawTunnels as Record<string, unknown>) : [];
+  const entries = namedTables(raw, 'tunnels', 'tunnel', problems);
   const tunnels: ConfiguredTunnel[] = [];
   for (const [name, entry] of entries) {
-    if (!/^[a-zA-Z0-9_-]{1,32}$/.test(name)) {
-      problems.push({ path: `tunnels.${name}`, detail: 'tunnel names are 1..32 letters, digits, "-" or "_"' });
-      continue;
-    }
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) continue; // the schema said so
-    const t = parseTunnel(name, entry as Record<string, unknown>);
+    const t = parseTunnel(name, entry);
     if ('problems' in t) problems.push(...t.problems);
     else tunnels.push({ name, ...t });
   }
   const brokers = parseBrokers(raw, problems);
-  if (parsed.success && entries.length === 0 && brokers.length === 0) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels" (or a broker under "broker")' });
+  // (a tunnel whose name was refused is configured, wrongly: its own problem says so)
+  if (parsed.success && entries.length === 0 && brokers.length === 0 && !problems.some((p) => p.path.startsWith('tunnels.'))) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels" (or a broker under "broker")' });
   const devs = tunnels.map((t) => t.spec.dev).filter(Boolean);
   const dup = devs.find((d, i) => devs.indexOf(d) !== i);
   if (dup) problems.push({ path: 'tunnels', detail: `two tunnels use dev "${dup}"; give each its own interface name` });
@@ -359,17 +354,25 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   };
 }
 
+/**
+ * The named tables under `key` (`[tunnels.NAME]`, `[broker.NAME]`) whose names are valid; a bad
+ * name is a problem, an entry that is no table is left to the file schema, which says so.
+ */
+function namedTables(raw: unknown, key: string, what: string, problems: ConfigProblem[]): Array<[string, Record<string, unknown>]> {
+  const tables = valueIn(raw, [key]);
+  if (tables === null || typeof tables !== 'object' || Array.isArray(tables)) return [];
+  const out: Array<[string, Record<string, unknown>]> = [];
+  for (const [name, entry] of Object.entries(tables as Record<string, unknown>)) {
+    if (!/^[a-zA-Z0-9_-]{1,32}$/.test(name)) problems.push({ path: `${key}.${name}`, detail: `${what} names are 1..32 letters, digits, "-" or "_"` });
+    else if (entry !== null && typeof entry === 'object' && !Array.isArray(entry)) out.push([name, entry as Record<string, unknown>]);
+  }
+  return out;
+}
+
 /** The `[broker.NAME]` tables, checked; their problems go to `problems`. */
 function parseBrokers(raw: unknown, problems: ConfigProblem[]): BrokerConfig[] {
-  const rawBrokers = valueIn(raw, ['broker']);
-  const entries = rawBrokers !== null && typeof rawBrokers === 'object' && !Array.isArray(rawBrokers) ? Object.entries(rawBrokers as Record<string, unknown>) : [];
   const out: BrokerConfig[] = [];
-  for (const [name, entry] of entries) {
-    if (!/^[a-zA-Z0-9_-]{1,32}$/.test(name)) {
-      problems.push({ path: `broker.${name}`, detail: 'broker names are 1..32 letters, digits, "-" or "_"' });
-      continue;
-    }
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) continue; // the file schema said so
+  for (const [name, entry] of namedTables(raw, 'broker', 'broker', problems)) {
     const b = brokerSchema.safeParse(entry);
     if (!b.success) problems.push(...issuesToProblems(b.error.issues, ['broker', name], entry));
     else out.push(brokerConfigOf(name, b.data));
