@@ -16,6 +16,7 @@ import { queryControl } from '../src/daemon/control.js';
 import { Daemon, restartKeysChanged } from '../src/daemon/daemon.js';
 import { hashUpdateKey } from '../src/brokerd/update-key.js';
 import { brokerCommandRestriction } from '../src/brokerd/commands.js';
+import { healthSummary } from '../src/daemon/systemd.js';
 import { importTunnels } from '../src/cli/broker-command.js';
 import { memoryBrokerOpener } from './helpers/memory-broker.js';
 import { runCapture } from '../src/lab/netns.js';
@@ -126,6 +127,7 @@ describe('a broker in the daemon', () => {
       expect(JSON.parse(exported[0]).keyHash).toBe(keyHash);
       const status = d1.status().brokers[0];
       expect(status).toMatchObject({ name: 'edge', tunnels: 3, store: join(dir, 'daemon.sqlite'), api: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
+      expect(healthSummary(d1.status())).toBe('broker edge: 3 tunnels');
       const metrics = (await queryControl(socket, 'metrics')) as { text: string };
       expect(metrics.text).toMatch(/^tun6in4_broker_tunnels\{broker="edge"\} 3$/m);
     } finally {
