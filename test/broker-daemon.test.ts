@@ -63,6 +63,10 @@ describe('[broker.NAME] in the configuration', () => {
     expect(problemsOf({ broker })).toMatch(expected);
   });
 
+  it('a broker with a problem is that problem only, not also "no tunnel configured"', () => {
+    expect(problemsOf({ broker: { edge: edge({ transport: 'fou' }) } })).not.toMatch(/no tunnel configured/);
+  });
+
   it('relative store and API files are beside the configuration file', () => {
     const c = parseDaemonConfigText('[broker.edge]\nlocal = "auto"\npools = ["2001:db8:4000::/36"]\nstore = "edge.sqlite"\n[broker.edge.api]\nlisten = "127.0.0.1:8641"\ntokenFile = "edge.token"\n', 'toml', '/etc/tun6in4/b.toml');
     expect(c.brokers![0]).toMatchObject({ store: '/etc/tun6in4/edge.sqlite', api: { tokenFile: '/etc/tun6in4/edge.token' } });

@@ -336,8 +336,8 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
     else tunnels.push({ name, ...t });
   }
   const brokers = parseBrokers(raw, problems);
-  // (a tunnel whose name was refused is configured, wrongly: its own problem says so)
-  if (parsed.success && entries.length === 0 && brokers.length === 0 && !problems.some((p) => p.path.startsWith('tunnels.'))) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels" (or a broker under "broker")' });
+  // (a tunnel or broker with a problem is configured, wrongly: its own problem says so)
+  if (parsed.success && entries.length === 0 && brokers.length === 0 && !problems.some((p) => /^(tunnels|broker)\./.test(p.path))) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels" (or a broker under "broker")' });
   const devs = tunnels.map((t) => t.spec.dev).filter(Boolean);
   const dup = devs.find((d, i) => devs.indexOf(d) !== i);
   if (dup) problems.push({ path: 'tunnels', detail: `two tunnels use dev "${dup}"; give each its own interface name` });
