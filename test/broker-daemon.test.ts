@@ -4,7 +4,8 @@
  * API, the stored tunnels back after a restart, the `broker` control commands and who may run
  * them, status and metrics, and `tun6in4 broker`'s flag errors.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { request } from 'node:http';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,6 +187,55 @@ describe('a broker in the daemon', () => {
     // an op inside a field does not pass for the command's own
     expect(brokerCommandRestriction('broker {"fields":{"op":"list"},"op":"set","id":"a"}')).toMatch(/changes/);
   });
+});
+
+describe('tun6in4 broker against a running daemon', () => {
+  /** The CLI in a child (this process runs the daemon, so never spawnSync here). */
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'broker', ...args], { encoding: 'utf8', timeout: 60_000 }, (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    });
+
+  it('add (a key file hashed by the command), list, show, import, export, del; the hashed key then passes nic/update', async () => {
+    const socket = join(dir, 'cli.sock');
+    const key = join(dir, 'alice.key');
+    writeFileSync(key, 'alice-key\n');
+    chmodSync(key, 0o600);
+    const lines = join(dir, 'import.jsonl');
+    writeFileSync(lines, '{"id":"bob","remote":null,"link":"2001:db8:4001::/64","user":"bob","key":"bob-key"}\n');
+    const d = new Daemon(pino({ level: 'silent' }), undefined, undefined, { openBroker: memoryBrokerOpener().open });
+    await d.start({ ...parseDaemonConfig({ broker: { edge: edge({ store: join(dir, 'cli.sqlite'), api: { listen: '127.0.0.1:0' } }) } }), control: { socket, mode: 0o600 }, logLevel: 'warn' });
+    try {
+      const c = ['--control', socket];
+      expect(await cli('add', 'alice', '--remote', '192.0.2.10', '--link', '2001:db8:4000::/64', '--routed', '2001:db8:4100::/48', '--user', 'alice', '--key-file', key, ...c)).toMatchObject({ code: 0, stdout: 'added alice to broker edge\n' });
+      expect(await cli('import', lines, ...c)).toMatchObject({ code: 0, stdout: 'imported 1 tunnel\n' });
+      expect(await cli('set', 'bob', '--mtu', '1500', ...c)).toMatchObject({ code: 2, stderr: expect.stringMatching(/^tun6in4: --mtu: 1500 is not valid/) });
+      expect(await cli('set', 'bob', '--link', '2001:db8:4000::/64', ...c)).toMatchObject({ code: 2, stderr: expect.stringMatching(/^tun6in4: --link: .*held by tunnel alice/) });
+      const list = JSON.parse((await cli('list', '--json', ...c)).stdout) as Array<Record<string, unknown>>;
+      expect(list.map((t) => [t.id, t.remote, t.hasKey])).toEqual([
+        ['alice', '192.0.2.10', true],
+        ['bob', null, true],
+      ]);
+      expect((await cli('show', 'alice', ...c)).stdout).toMatch(/^alice on broker edge\n {2}remote 192\.0\.2\.10\n {2}link 2001:db8:4000::\/64 .*\n {2}routed 2001:db8:4100::\/48\n/);
+      const exported = (await cli('export', ...c)).stdout.trim().split('\n');
+      expect(exported.map((l) => JSON.parse(l).id)).toEqual(['alice', 'bob']);
+      expect(exported.join('\n')).not.toMatch(/alice-key|bob-key/);
+      expect(await cli('del', 'bob', ...c)).toMatchObject({ code: 0, stdout: 'removed bob from broker edge\n' });
+      const port = Number(d.status().brokers[0].api!.split(':').at(-1));
+      const answer = await new Promise<string>((resolve, reject) =>
+        request({ host: '127.0.0.1', port, path: '/nic/update?hostname=alice&myip=198.51.100.7', headers: { authorization: `Basic ${Buffer.from('alice:alice-key').toString('base64')}` } }, (r) => {
+          let b = '';
+          r.on('data', (x) => (b += x));
+          r.on('end', () => resolve(b));
+        })
+          .on('error', reject)
+          .end(),
+      );
+      expect(answer).toBe('good 198.51.100.7\n');
+    } finally {
+      await d.stop();
+    }
+  }, 120_000);
 });
 
 describe('tun6in4 broker', () => {
