@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BrokerTunnel } from '../src/broker/tunnel.js';
-import { FAILURE_BURST, FAILURE_REFILL_MS, plainHttpProblem, startBrokerApi, type BrokerApi } from '../src/brokerd/api.js';
+import { budgetKey, FAILURE_BURST, FAILURE_REFILL_MS, plainHttpProblem, startBrokerApi, type BrokerApi } from '../src/brokerd/api.js';
 import { BrokerService } from '../src/brokerd/service.js';
 import { TunnelStore } from '../src/brokerd/store.js';
 import { hashUpdateKey } from '../src/brokerd/update-key.js';
@@ -127,6 +127,12 @@ describe('nic/update', () => {
     expect(table.get('alice')!.remote).toBe('192.0.2.10');
     now += FAILURE_REFILL_MS;
     expect((await get('/nic/update?hostname=alice&myip=198.51.100.9', basic('alice', KEY))).body).toBe('good 198.51.100.9\n');
+  });
+
+  it('an IPv6 source spends the budget of its /64 (one host may hold all of it), an IPv4 source its own', () => {
+    expect(budgetKey('2001:db8:0:5::1')).toBe(budgetKey('2001:db8:0:5:ffff::2'));
+    expect(budgetKey('2001:db8:0:5::1')).not.toBe(budgetKey('2001:db8:0:6::1'));
+    expect(budgetKey('198.18.0.1')).not.toBe(budgetKey('198.18.0.2'));
   });
 
   it('our own BrokerUpdater (src/daemon/broker-update.ts) against it, unchanged: good, then nochg', async () => {

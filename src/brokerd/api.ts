@@ -6,7 +6,7 @@
  * - JSON for a provisioning system behind `Authorization: Bearer <token>`: `GET /tunnels`,
  *   `GET|PUT|DELETE /tunnels/ID`.
  * Failed authentication (a wrong key, an unknown id, a wrong token) is limited per source
- * address: a burst of FAILURE_BURST, then one more each FAILURE_REFILL_MS; a source over it is
+ * address (an IPv6 source per /64): a burst of FAILURE_BURST, then one more each FAILURE_REFILL_MS; a source over it is
  * answered `911` (HTTP 429, Retry-After) without its credentials being checked. Keys and tokens
  * are never logged. Plain HTTP is served only on a loopback address.
  */
@@ -14,7 +14,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { BrokerTunnelError, type BrokerTunnel } from '../broker/tunnel.js';
-import { formatIpv4, parseIpv4 } from '../packet/address.js';
+import { formatIpv4, parseIpv4, parseIpv6 } from '../packet/address.js';
 import { viewOf, type BrokerService } from './service.js';
 import { resolveTunnel } from './tunnel-input.js';
 import { KeyChecker, sameSecret } from './update-key.js';
@@ -86,7 +86,8 @@ class FailureLimiter {
   private readonly sources = new Map<string, { tokens: number; at: number }>();
   constructor(private readonly clock: () => number) {}
 
-  private bucket(src: string): { tokens: number; at: number } {
+  private bucket(source: string): { tokens: number; at: number } {
+    const src = budgetKey(source);
     const now = this.clock();
     let b = this.sources.get(src);
     if (!b) {
@@ -113,6 +114,12 @@ class FailureLimiter {
 /** The client's address as text, IPv4-mapped IPv6 as the IPv4. */
 function sourceOf(req: IncomingMessage): string {
   return (req.socket.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
+/** Whom the failure budget belongs to: an IPv4 address, or an IPv6 /64 (one host has all of it). */
+export function budgetKey(src: string): string {
+  const v6 = src.includes(':') ? parseIpv6(src) : null;
+  return v6 ? `${v6.subarray(0, 8).toString('hex')}/64` : src;
 }
 
 function basicAuth(req: IncomingMessage): { user: string; key: string } | null {
