@@ -23,7 +23,7 @@ export { tunnelMtuFromPath } from './encap/encapsulator.js';
 export { BrokerPolicy, type BrokerPolicyOptions } from './broker/policy.js';
 export { BrokerTable, DROP_RING_SIZE, DROP_SNAP_LEN, type BrokerTableOptions } from './broker/table.js';
 export { BrokerTunnelError, checkBrokerTunnel, type BrokerTunnel, type BrokerTunnelStats, type BrokerOptions, type TunnelDirectory } from './broker/tunnel.js';
-export { openBroker, type RunningBroker, type BrokerStatus } from './host/broker.js';
+export { openBroker, type OpenedBroker, type RunningBroker, type BrokerStatus } from './host/broker.js';
 
 // The TUN side: the interface the loop reads and writes, Linux's device, offload (TSO/GRO) over it.
 export { type TunDevice } from './tun/device.js';

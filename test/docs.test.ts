@@ -24,6 +24,8 @@ const text = (doc: string) => readFileSync(join(ROOT, doc), 'utf8');
 interface Invocation {
   doc: string;
   command: string;
+  /** What follows the command (a sub-command's name first, if it has one). */
+  rest: string;
   flags: string[];
   /** Written as a command (a `$` prompt, a shell block, a code span), not a word in prose or output. */
   asCommand: boolean;
@@ -62,10 +64,10 @@ function invocations(doc: string): Invocation[] {
   for (const { code, shell } of snippets(doc)) {
     for (const m of code.matchAll(/(^|\$ |npx |sudo |[\s;(&|])tun6in4 ([a-z][a-z0-9-]*)(?=\s|$)([^;|&>#]*)/g)) {
       const asCommand = shell && (m.index === 0 || m[1] === '$ ' || m[1] === 'npx ' || m[1] === 'sudo ' || /[;&|(]\s*$/.test(code.slice(0, m.index + m[1].length)));
-      found.push({ doc, command: m[2], flags: [...m[3].matchAll(/(?:^|[\s[])(--[a-z0-9][a-z0-9-]*)/g)].map((f) => f[1]), asCommand });
+      found.push({ doc, command: m[2], rest: m[3], flags: [...m[3].matchAll(/(?:^|[\s[])(--[a-z0-9][a-z0-9-]*)/g)].map((f) => f[1]), asCommand });
     }
     for (const m of code.matchAll(/npm run (lab) -- ([^;|&>#]*)/g)) {
-      found.push({ doc, command: m[1], flags: [...m[2].matchAll(/(?:^|\s)(--[a-z0-9][a-z0-9-]*)/g)].map((f) => f[1]), asCommand: true });
+      found.push({ doc, command: m[1], rest: m[2], flags: [...m[2].matchAll(/(?:^|\s)(--[a-z0-9][a-z0-9-]*)/g)].map((f) => f[1]), asCommand: true });
     }
   }
   return found;
@@ -74,7 +76,13 @@ function invocations(doc: string): Invocation[] {
 describe('the commands written in the README and docs/', () => {
   const program = buildProgram();
   const commands = new Map(program.commands.map((c) => [c.name(), new Set([...c.options.map((o) => o.long), '--help'])]));
-  const all = DOCS.flatMap(invocations);
+  // a command with sub-commands (`broker add`): each sub-command's flags are its own
+  const subcommands = new Map(program.commands.flatMap((c) => c.commands.map((s) => [`${c.name()} ${s.name()}`, new Set([...s.options.map((o) => o.long), '--help'])] as const)));
+  for (const [name, flags] of subcommands) commands.set(name, flags);
+  const all = DOCS.flatMap(invocations).map((i) => {
+    const sub = /^\s*([a-z][a-z0-9-]*)/.exec(i.rest)?.[1];
+    return sub !== undefined && subcommands.has(`${i.command} ${sub}`) ? { ...i, command: `${i.command} ${sub}` } : i;
+  });
 
   it('are found (the scan reads the manual)', () => {
     const checked = all.filter((i) => commands.has(i.command));

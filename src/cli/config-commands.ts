@@ -20,7 +20,9 @@ export function runCheckCommand(file: string): void {
 
 export function formatCheck({ file, format, config, notes }: ConfigCheck): string {
   const n = config.tunnels.length;
-  const lines = [`${file}: ok (${format.toUpperCase()}, ${n} tunnel${n === 1 ? '' : 's'})`];
+  const brokers = config.brokers ?? [];
+  const nb = brokers.length;
+  const lines = [`${file}: ok (${format.toUpperCase()}, ${n} tunnel${n === 1 ? '' : 's'}${nb ? `, ${nb} broker${nb === 1 ? '' : 's'}` : ''})`];
   for (const { name, spec } of config.tunnels) {
     const far = spec.mode === '6in4' ? ` -> ${spec.remote}` : spec.relay ? `, relay ${spec.relay}` : spec.role === 'relay' ? ', relay router' : '';
     const parts = [`${spec.mode} ${spec.local}${far}`];
@@ -28,6 +30,10 @@ export function formatCheck({ file, format, config, notes }: ConfigCheck): strin
     if (spec.dev) parts.push(`dev ${spec.dev}`);
     if (spec.update) parts.push(`broker update (key file ${spec.update.keyFile} holds a key)`);
     lines.push(`  ${name}: ${parts.join(', ')}`);
+  }
+  for (const b of brokers) {
+    const api = b.api ? `, API ${b.api.cert ? 'https' : 'http'}://${b.api.listen}${b.api.tokenFile ? ' (JSON with token)' : ''}` : '';
+    lines.push(`  broker ${b.name}: ${b.transport === 'fou' ? `FOU port ${b.port}` : 'protocol 41'} on ${b.local}, pools ${b.pools.join(' ')}, store ${b.store}${b.dev ? `, dev ${b.dev}` : ''}${api}`);
   }
   const mode = `0${config.control.mode.toString(8).padStart(3, '0')}`;
   const daemon = [`control socket ${config.control.socket} (mode ${mode}${config.control.group ? `, group ${config.control.group}` : ''})`];

@@ -16,6 +16,7 @@ import { createLogger } from './log.js';
 import { missingNetworkCapabilities } from '../doctor/doctor.js';
 import { countersLine, formatStatus } from './status-format.js';
 import type { ManagedStatus } from '../daemon/managed-tunnel.js';
+import { addBrokerCommands } from './broker-command.js';
 
 const BROKER_EXAMPLE = `
 Examples, from a tunnel broker's "Tunnel Details" page:
@@ -96,6 +97,8 @@ export function buildProgram(): Command {
     .action(async (tunnel: string | undefined, flags: { drops?: boolean; count?: number; pcapng?: string; json?: boolean; control: string }, cmd: Command) =>
       (await import('./trace-command.js')).runTraceCommand(tunnel, { ...flags, controlExplicit: cmd.getOptionValueSource('control') !== 'default' }),
     );
+
+  addBrokerCommands(program);
 
   program
     .command('check [file]')
@@ -209,7 +212,7 @@ async function serve(config: DaemonConfig, reload: (() => DaemonConfig) | null):
     // Before the host changes: a user that resolves to uid 0 would "drop" to root.
     if (config.user) resolveDropTarget(config.user, config.group);
     await daemon.start(config, gid);
-    if (daemon.tunnels.size === 0) {
+    if (daemon.tunnels.size === 0 && daemon.brokers.size === 0) {
       const failed = daemon.status().failed;
       const why = failed.map((f) => `${f.tunnel}: ${f.error}`).join('; ');
       await daemon.stop();

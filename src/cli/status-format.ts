@@ -72,6 +72,15 @@ export function formatStatus(d: DaemonStatus): string {
       lines.push(`  broker update: ${b.outcome}${b.response ? ` ("${b.response}")` : ''} — ${b.detail}${b.nextRetryAt ? `, retry at ${b.nextRetryAt}` : ''}`);
     }
   }
+  for (const b of d.brokers ?? []) {
+    lines.push('', `broker ${b.name} (${b.dev}) ${b.transport === 'fou' ? 'FOU' : 'protocol 41'} on ${b.local}: ${b.tunnels} tunnel${b.tunnels === 1 ? '' : 's'}, store ${b.store}${b.api ? `, API ${b.api}` : ''}`);
+    const totals = Object.entries(b.counters).flatMap(([k, v]) =>
+      typeof v === 'number' ? (v > 0 ? [`${k}=${v}`] : []) : v && typeof v === 'object' ? Object.entries(v as Record<string, unknown>).filter(([, n]) => typeof n === 'number' && n > 0).map(([r, n]) => `${k}.${r}=${String(n)}`) : [],
+    );
+    lines.push(`  totals: ${totals.length ? totals.join(' ') : 'none yet'}`);
+    if (b.busiest.length) lines.push(`  busiest: ${b.busiest.map((t) => `${t.id} ${t.packets}`).join(', ')} packets`);
+    for (const r of b.refused) lines.push(`  stored but not running: ${r.id}: ${r.error}`);
+  }
   for (const f of d.failed) lines.push('', `${f.tunnel} FAILED: ${f.error}`);
   return `${lines.join('\n')}\n`;
 }

@@ -11,6 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { configFormatOf, ConfigFileError, loadDaemonConfig, parseDaemonConfigText, type ConfigFormat, type DaemonConfig } from './config.js';
 import { readUpdateKey, UpdateKeyError } from './broker-update.js';
 import { resolveDropTarget, resolveGroup, resolveUser } from './privileges.js';
+import { readBrokerApiFiles } from './brokers.js';
 
 export interface ConfigCheck {
   file: string;
@@ -81,5 +82,7 @@ function checkLoaded(config: DaemonConfig, file: string, format: ConfigFormat): 
     }
     keyFiles.push(spec.update.keyFile);
   }
+  // a broker's token and TLS files, as `up` reads them (their contents dropped at once)
+  for (const b of config.brokers ?? []) readBrokerApiFiles(b, keyGroups);
   return { file, format, config, keyFiles, notes: localNotes(config) };
 }

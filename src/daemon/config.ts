@@ -17,7 +17,8 @@
  *   [metrics]
  *   listen = "127.0.0.1:9641"
  *
- * and at the top `user`, `group`, and `[log] level`.
+ * and at the top `user`, `group`, and `[log] level`. A broker (`[broker.NAME]`, src/brokerd/options.ts)
+ * may stand beside the tunnels or instead of them.
  */
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
@@ -31,6 +32,7 @@ import { HE_UPDATE_URL, updateUrlProblem } from './broker-update.js';
 import { createSystemUser } from './privileges.js';
 import { readTrustedFile, UntrustedFileError } from './trusted-file.js';
 import type { TunnelSpec } from './managed-tunnel.js';
+import { BROKER_API_KEYS, BROKER_KEYS, BROKER_TYPE_FIX, brokerConfigOf, brokerSchema, type BrokerConfig } from '../brokerd/options.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/tun6in4/tun6in4.sock';
 
@@ -49,6 +51,8 @@ export interface DaemonConfig {
   /** The file it was read from (none when built from flags or an object). */
   file?: string;
   tunnels: ConfiguredTunnel[];
+  /** `[broker.NAME]` tables: brokers this daemon runs (src/brokerd); none when left out. */
+  brokers?: BrokerConfig[];
   /** `trace`: who may run trace (packet bytes): "owner" (root and the daemon's user, default) or "group" (anyone who can connect). */
   control: { socket: string; mode: number; group?: string; trace?: 'owner' | 'group' };
   metrics: { listen?: string };
@@ -198,7 +202,8 @@ const daemonTunnelKeys = z.strictObject({ ...optionalSchemas(HOST_OPTIONS), ...o
 const DAEMON_KEYS = Object.keys(daemonTunnelKeys.shape);
 
 const fileSchema = z.strictObject({
-  tunnels: z.record(z.string(), z.record(z.string(), z.unknown(), { error: 'each tunnel is an object of options' }), { error: 'an object of named tunnels' }),
+  tunnels: z.record(z.string(), z.record(z.string(), z.unknown(), { error: 'each tunnel is an object of options' }), { error: 'an object of named tunnels' }).optional(),
+  broker: z.record(z.string(), z.record(z.string(), z.unknown(), { error: 'each broker is a table of settings' }), { error: 'a table of named brokers' }).optional(),
   control: z
     .strictObject({
       socket: z.string().min(1).optional(),
@@ -235,12 +240,14 @@ const fileSchema = z.strictObject({
 /** The keys each object of the file may hold (tunnel names as `*`), for "did you mean". */
 const TUNNEL_KEYS = [...TUNNEL_OPTION_KEYS, ...ADVERTISE_OPTION_KEYS, ...DAEMON_KEYS];
 const KNOWN_KEYS: Record<string, readonly string[]> = {
-  '': ['user', 'group', 'tunnels', 'control', 'metrics', 'log'],
+  '': ['user', 'group', 'tunnels', 'broker', 'control', 'metrics', 'log'],
   control: ['socket', 'mode', 'group', 'trace'],
   metrics: ['listen'],
   log: ['level'],
   'tunnels.*': TUNNEL_KEYS,
   'tunnels.*.update': Object.keys(UPDATE_OPTIONS),
+  'broker.*': BROKER_KEYS,
+  'broker.*.api': BROKER_API_KEYS,
 };
 
 /** What to write instead, for a value of the wrong type (zod's own text names no fix). */
@@ -263,9 +270,10 @@ const TYPE_FIX: Record<string, string> = {
   'tunnels.*.update.tunnelId': 'the broker\'s tunnel id in quotes, such as "123456"',
   'tunnels.*.update.username': 'the broker account name in quotes',
   'tunnels.*.update.keyFile': 'the path of a file holding the update key, such as "/etc/tun6in4/he.key"',
+  ...BROKER_TYPE_FIX,
 };
 
-const pattern = (path: readonly PropertyKey[]) => path.map((k, i) => (i === 1 && path[0] === 'tunnels' ? '*' : String(k))).join('.');
+const pattern = (path: readonly PropertyKey[]) => path.map((k, i) => (i === 1 && (path[0] === 'tunnels' || path[0] === 'broker') ? '*' : String(k))).join('.');
 
 function typeOf(v: unknown): string {
   return v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a table' : `${typeof v} ${JSON.stringify(v)}`;
@@ -320,20 +328,16 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) problems.push(...issuesToProblems(parsed.error.issues, [], raw));
   // The tunnels are checked even when something else in the file is wrong, so all is said at once.
-  const rawTunnels = valueIn(raw, ['tunnels']);
-  const entries = rawTunnels !== null && typeof rawTunnels === 'object' && !Array.isArray(rawTunnels) ? Object.entries(rawTunnels as Record<string, unknown>) : [];
+  const entries = namedTables(raw, 'tunnels', 'tunnel', problems);
   const tunnels: ConfiguredTunnel[] = [];
   for (const [name, entry] of entries) {
-    if (!/^[a-zA-Z0-9_-]{1,32}$/.test(name)) {
-      problems.push({ path: `tunnels.${name}`, detail: 'tunnel names are 1..32 letters, digits, "-" or "_"' });
-      continue;
-    }
-    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) continue; // the schema said so
-    const t = parseTunnel(name, entry as Record<string, unknown>);
+    const t = parseTunnel(name, entry);
     if ('problems' in t) problems.push(...t.problems);
     else tunnels.push({ name, ...t });
   }
-  if (parsed.success && entries.length === 0) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels"' });
+  const brokers = parseBrokers(raw, problems);
+  // (a tunnel or broker with a problem is configured, wrongly: its own problem says so)
+  if (parsed.success && entries.length === 0 && brokers.length === 0 && !problems.some((p) => /^(tunnels|broker)\./.test(p.path))) problems.push({ path: 'tunnels', detail: 'no tunnel configured; add at least one under "tunnels" (or a broker under "broker")' });
   const devs = tunnels.map((t) => t.spec.dev).filter(Boolean);
   const dup = devs.find((d, i) => devs.indexOf(d) !== i);
   if (dup) problems.push({ path: 'tunnels', detail: `two tunnels use dev "${dup}"; give each its own interface name` });
@@ -341,12 +345,42 @@ export function parseDaemonConfig(raw: unknown): DaemonConfig {
   const f = parsed.data;
   return {
     tunnels,
+    brokers,
     control: { socket: f.control?.socket ?? DEFAULT_CONTROL_SOCKET, mode: parseInt(f.control?.mode ?? '0600', 8), group: f.control?.group, ...(f.control?.trace !== undefined && { trace: f.control.trace }) },
     metrics: { listen: f.metrics?.listen },
     user: f.user,
     group: f.group,
     logLevel: f.log?.level ?? 'info',
   };
+}
+
+/**
+ * The named tables under `key` (`[tunnels.NAME]`, `[broker.NAME]`) whose names are valid; a bad
+ * name is a problem, an entry that is no table is left to the file schema, which says so.
+ */
+function namedTables(raw: unknown, key: string, what: string, problems: ConfigProblem[]): Array<[string, Record<string, unknown>]> {
+  const tables = valueIn(raw, [key]);
+  if (tables === null || typeof tables !== 'object' || Array.isArray(tables)) return [];
+  const out: Array<[string, Record<string, unknown>]> = [];
+  for (const [name, entry] of Object.entries(tables as Record<string, unknown>)) {
+    if (!/^[a-zA-Z0-9_-]{1,32}$/.test(name)) problems.push({ path: `${key}.${name}`, detail: `${what} names are 1..32 letters, digits, "-" or "_"` });
+    else if (entry !== null && typeof entry === 'object' && !Array.isArray(entry)) out.push([name, entry as Record<string, unknown>]);
+  }
+  return out;
+}
+
+/** The `[broker.NAME]` tables, checked; their problems go to `problems`. */
+function parseBrokers(raw: unknown, problems: ConfigProblem[]): BrokerConfig[] {
+  const out: BrokerConfig[] = [];
+  for (const [name, entry] of namedTables(raw, 'broker', 'broker', problems)) {
+    const b = brokerSchema.safeParse(entry);
+    if (!b.success) problems.push(...issuesToProblems(b.error.issues, ['broker', name], entry));
+    else out.push(brokerConfigOf(name, b.data));
+  }
+  const stores = out.map((b) => b.store);
+  const dupStore = stores.find((s, i) => stores.indexOf(s) !== i);
+  if (dupStore) problems.push({ path: 'broker', detail: `two brokers use store "${dupStore}"; give each its own file` });
+  return out;
 }
 
 /** One tunnel's spec and resolved config, or every problem found in it. */
@@ -448,6 +482,12 @@ function keyFilesFrom(dir: string, config: DaemonConfig): DaemonConfig {
     const u = t.spec.update;
     if (u && !isAbsolute(u.keyFile)) t.spec = { ...t.spec, update: { ...u, keyFile: resolve(dir, u.keyFile) } };
   }
+  const beside = <T extends string | undefined>(p: T): T => (p === undefined || isAbsolute(p) ? p : (resolve(dir, p) as T));
+  for (const b of config.brokers ?? []) {
+    b.store = beside(b.store);
+    if (b.api) b.api = { ...b.api, cert: beside(b.api.cert), key: beside(b.api.key), tokenFile: beside(b.api.tokenFile) };
+    if (b.api) for (const k of ['cert', 'key', 'tokenFile'] as const) if (b.api[k] === undefined) delete b.api[k];
+  }
   return config;
 }
 
@@ -471,6 +511,7 @@ export interface DaemonConfigFile {
   group?: string;
   log: { level: string };
   tunnels: Record<string, Record<string, unknown>>;
+  broker?: Record<string, Omit<BrokerConfig, 'name'>>;
   control: { socket: string; mode: string; group?: string; trace?: 'owner' | 'group' };
   metrics?: { listen: string };
 }
@@ -502,6 +543,7 @@ export function daemonConfigToFile(config: DaemonConfig): DaemonConfigFile {
     ...(config.user !== undefined && { user: config.user }),
     ...(config.group !== undefined && { group: config.group }),
     tunnels,
+    ...(config.brokers?.length && { broker: Object.fromEntries(config.brokers.map(({ name, ...b }) => [name, b])) }),
     control,
     ...(config.metrics.listen !== undefined && { metrics: { listen: config.metrics.listen } }),
     log: { level: config.logLevel },

@@ -40,6 +40,11 @@ export type ControlHandler = (command: string, peer: ControlPeer | null) => unkn
 export interface ControlAccess {
   restricted(command: string): boolean;
   forGroup?: boolean;
+  /**
+   * Commands for root and the daemon's own user only, whatever `forGroup` says (a broker's
+   * changes): what the command does, for the refusal, or null for any other command.
+   */
+  ownerOnly?(command: string): string | null;
 }
 
 /** May `peer` run a restricted command? Root, or the user the daemon runs as now. */
@@ -52,6 +57,13 @@ function restrictedRefusal(command: string, peer: ControlPeer | null): string {
   const me = process.geteuid?.() ?? 0;
   if (peer === null) return `"${name}" is refused: this build of the native addon cannot tell who is asking (no SO_PEERCRED); rebuild it (npm run build:native)`;
   return `"${name}" shows packet bytes: only root or the daemon's user (uid ${me}) may run it, not uid ${peer.uid}; run it as one of them (sudo), or set control.trace = "group" to let everyone who can reach the socket`;
+}
+
+function ownerOnlyRefusal(command: string, what: string, peer: ControlPeer | null): string {
+  const name = command.split(/\s/)[0];
+  const me = process.geteuid?.() ?? 0;
+  if (peer === null) return `"${name}" is refused: this build of the native addon cannot tell who is asking (no SO_PEERCRED); rebuild it (npm run build:native)`;
+  return `"${name}" ${what}: only root or the daemon's user (uid ${me}) may, not uid ${peer.uid}; run it as one of them (sudo)`;
 }
 
 /** SO_PEERCRED of an accepted connection, or null if the addon cannot say. */
@@ -200,7 +212,13 @@ export async function listenControl(
   }
   /** Each open stream: its connection, who asked, for what, and what stops it. */
   const streams = new Map<Socket, { peer: ControlPeer | null; command: string; stream: { close(): void } }>();
-  const refused = (cmd: string, peer: ControlPeer | null) => access?.restricted(cmd) && !access.forGroup && !mayRunRestricted(peer);
+  const refusal = (cmd: string, peer: ControlPeer | null): string | null => {
+    if (!access || mayRunRestricted(peer)) return null;
+    const what = access.ownerOnly?.(cmd);
+    if (what) return ownerOnlyRefusal(cmd, what, peer);
+    return access.restricted(cmd) && !access.forGroup ? restrictedRefusal(cmd, peer) : null;
+  };
+  const refused = (cmd: string, peer: ControlPeer | null) => refusal(cmd, peer) !== null;
   const maxStreams = limits.maxStreams ?? CONTROL_MAX_STREAMS;
   const server = createServer((sock) => {
     const peer = peerOf(sock);
@@ -222,7 +240,8 @@ export async function listenControl(
       answered = true;
       let reply: unknown;
       try {
-        reply = refused(cmd, peer) ? { error: restrictedRefusal(cmd, peer) } : handler(cmd, peer);
+        const no = refusal(cmd, peer);
+        reply = no !== null ? { error: no } : handler(cmd, peer);
       } catch (e) {
         reply = { error: (e as Error).message };
       }
@@ -274,7 +293,7 @@ export async function listenControl(
         if (!refused(command, peer)) continue;
         streams.delete(sock);
         stream.close();
-        sock.end(`${JSON.stringify({ end: `a reload narrowed who may run it: ${restrictedRefusal(command, peer)}` })}\n`);
+        sock.end(`${JSON.stringify({ end: `a reload narrowed who may run it: ${refusal(command, peer)}` })}\n`);
       }
     },
     close: async () => {

@@ -12,12 +12,19 @@ import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tu
 import { renderMetrics } from './metrics.js';
 import { resolveDropTarget } from './privileges.js';
 import { traceCommand } from './trace-stream.js';
+import { openBroker } from '../host/broker.js';
+import { BROKER_COMMAND, brokerCommand, brokerCommandRestriction } from '../brokerd/commands.js';
+import type { BrokerService } from '../brokerd/service.js';
+import { startDaemonBroker, type BrokerOpener, type DaemonBroker, type DaemonBrokerStatus } from './brokers.js';
+import { renderBrokerMetrics } from './metrics.js';
 
 export interface DaemonStatus {
   pid: number;
   startedAt: string;
   uid: number | null;
   tunnels: ManagedStatus[];
+  /** Brokers (`[broker.NAME]`): totals, the busiest tunnels, store and API. */
+  brokers: DaemonBrokerStatus[];
   /** Tunnels that failed to open, with the reason. */
   failed: Array<{ tunnel: string; error: string }>;
   /**
@@ -39,10 +46,17 @@ export interface DaemonStatus {
  */
 export const RESTART_KEYS = ['user', 'group', 'control.socket', 'control.mode', 'control.group'] as const;
 
-/** The RESTART_KEYS whose value differs between the running configuration and a new one. */
+/**
+ * The RESTART_KEYS whose value differs between the running configuration and a new one, and
+ * each `broker.NAME` added, removed or changed: a broker's table, store and API are opened
+ * once; its tunnels change at run time through `tun6in4 broker` and the API, not the file.
+ */
 export function restartKeysChanged(running: DaemonConfig, next: DaemonConfig): string[] {
   const value = (c: DaemonConfig, key: string): unknown => (key.startsWith('control.') ? c.control[key.slice(8) as keyof DaemonConfig['control']] : c[key as 'user' | 'group']);
-  return RESTART_KEYS.filter((k) => value(running, k) !== value(next, k));
+  const brokers = (c: DaemonConfig) => new Map((c.brokers ?? []).map((b) => [b.name, JSON.stringify(b)]));
+  const [was, now] = [brokers(running), brokers(next)];
+  const changed = [...new Set([...was.keys(), ...now.keys()])].filter((n) => was.get(n) !== now.get(n)).sort().map((n) => `broker.${n}`);
+  return [...RESTART_KEYS.filter((k) => value(running, k) !== value(next, k)), ...changed];
 }
 
 /** What `tun6in4 show` prints: the configuration being run, and where it came from. */
@@ -65,8 +79,16 @@ function canonical(spec: TunnelSpec): string {
   return JSON.stringify(sort(spec));
 }
 
+export interface DaemonOptions {
+  /** How a broker is opened on this host (default openBroker, src/host/broker.ts); tests pass an in-memory table. */
+  openBroker?: BrokerOpener;
+}
+
 export class Daemon {
   readonly tunnels = new Map<string, ManagedTunnel>();
+  readonly brokers = new Map<string, DaemonBroker>();
+  /** The brokers' services by name, as the broker control commands find them. */
+  private readonly brokerServices = new Map<string, BrokerService>();
   /** Why each failed tunnel failed: the message status shows, and the error itself. */
   private readonly failed = new Map<string, { message: string; error: unknown }>();
   private control: ControlListener | null = null;
@@ -75,7 +97,7 @@ export class Daemon {
   private lastReload: DaemonStatus['lastReload'] = null;
   private running: { config: DaemonConfig; at: string } | null = null;
   /** Who may trace; a reload may change forGroup (control.trace). */
-  private readonly access = { restricted: (cmd: string) => cmd === 'trace' || cmd.startsWith('trace '), forGroup: false };
+  private readonly access = { restricted: (cmd: string) => cmd === 'trace' || cmd.startsWith('trace '), forGroup: false, ownerOnly: brokerCommandRestriction };
   /** Each tunnel's logger (a pino child keeps its own level): a reload's log.level reaches them too. */
   private readonly loggers = new Map<string, Logger>();
 
@@ -88,6 +110,7 @@ export class Daemon {
     private readonly log: Logger,
     private readonly onAllFailed: () => void = () => undefined,
     private readonly logLevelOverride?: string,
+    private readonly options: DaemonOptions = {},
   ) {}
 
   private tunnelFailed(name: string, t: ManagedTunnel, e: Error): void {
@@ -96,7 +119,7 @@ export class Daemon {
     const msg = (e as { errno?: number }).errno === EBADFD ? `interface ${t.running.name} disappeared (${e.message}); tunnel stopped, reload or restart to recreate it` : e.message;
     this.failed.set(name, { message: msg, error: e });
     this.log.error({ tunnel: name, error: msg }, 'tunnel failed');
-    if (this.tunnels.size === 0) this.onAllFailed();
+    if (this.tunnels.size === 0 && this.brokers.size === 0) this.onAllFailed();
   }
 
   /** The error a tunnel failed with (to open, or later), if it has. */
@@ -134,7 +157,23 @@ export class Daemon {
       }
     }
     this.setLogLevel(config.logLevel);
+    try {
+      await this.startBrokers(config);
+    } catch (e) {
+      // a broker is the file's whole point or a large part of it: refuse to start without it
+      await this.stop();
+      throw e instanceof ConfigFileError && config.file ? e.within(config.file) : e;
+    }
     await this.apply({ ...config, logLevel: this.logLevelOverride ?? config.logLevel });
+  }
+
+  private async startBrokers(config: DaemonConfig): Promise<void> {
+    const open = this.options.openBroker ?? openBroker;
+    for (const c of config.brokers ?? []) {
+      const b = await startDaemonBroker(c, open, this.log.child({ broker: c.name }), dropGroups(config));
+      this.brokers.set(c.name, b);
+      this.brokerServices.set(c.name, b.service);
+    }
   }
 
   private setLogLevel(level: string): void {
@@ -166,10 +205,14 @@ export class Daemon {
 
   private command(cmd: string): unknown {
     if (cmd === 'status') return this.status();
-    if (cmd === 'metrics') return { text: renderMetrics(this.status().tunnels) };
+    if (cmd === 'metrics') {
+      const s = this.status();
+      return { text: renderMetrics(s.tunnels) + renderBrokerMetrics(s.brokers) };
+    }
+    if (cmd.startsWith(`${BROKER_COMMAND} `)) return brokerCommand(cmd, this.brokerServices);
     if (cmd === 'config') return this.runningConfig();
     if (cmd === 'trace' || cmd.startsWith('trace ')) return traceCommand(cmd.slice(5), this.tunnels);
-    return { error: `unknown command "${cmd}"; known: status, metrics, config, trace` };
+    return { error: `unknown command "${cmd}"; known: status, metrics, config, trace, broker` };
   }
 
   private async listenMetrics(listen: string): Promise<HttpServer> {
@@ -181,7 +224,8 @@ export class Daemon {
         res.writeHead(404).end('try /metrics\n');
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(this.status().tunnels));
+      const s = this.status();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderMetrics(s.tunnels) + renderBrokerMetrics(s.brokers));
     });
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error) => reject(new Error(`cannot listen on ${listen}: ${(e as NodeJS.ErrnoException).code ?? e.message}; choose a free port (ss -ltn shows the taken ones) or an address of this host`));
@@ -265,6 +309,7 @@ export class Daemon {
     // values of what only a restart can change. `show` prints this.
     await this.apply({
       ...config,
+      brokers: old.brokers,
       user: old.user,
       group: old.group,
       control: { ...old.control, trace: config.control.trace },
@@ -285,6 +330,7 @@ export class Daemon {
       startedAt: this.startedAt,
       uid: process.getuid?.() ?? null,
       tunnels: [...this.tunnels.values()].map((t) => t.status()),
+      brokers: [...this.brokers.values()].map((b) => b.status()),
       failed: [...this.failed].map(([tunnel, f]) => ({ tunnel, error: f.message })),
       lastReload: this.lastReload,
       nativeCrossings: loadNative().crossings(),
@@ -309,7 +355,17 @@ export class Daemon {
   async stop(): Promise<void> {
     for (const t of this.tunnels.values()) await t.close();
     this.tunnels.clear();
+    for (const [name, b] of this.brokers) {
+      try {
+        await b.close();
+      } catch (e) {
+        this.log.error({ broker: name, error: (e as Error).message }, 'broker did not close cleanly');
+      }
+    }
+    this.brokers.clear();
+    this.brokerServices.clear();
     await new Promise((r) => (this.metrics ? this.metrics.close(r) : r(undefined)));
+    this.metrics = null;
     await this.control?.close();
     this.control = null;
   }

@@ -2,6 +2,7 @@
 import { DROP_REASONS, TRAFFIC_COUNTERS } from '../encap/counters.js';
 import type { ManagedStatus } from './managed-tunnel.js';
 import { PEERS_IN_STATUS } from '../host/status.js';
+import type { DaemonBrokerStatus } from './brokers.js';
 
 const HELP: Record<string, string> = {
   rx_packets: 'Inner IPv6 packets delivered to the TUN',
@@ -73,3 +74,39 @@ function renderAdvertise(tunnels: ManagedStatus[], out: string[]): void {
   out.push('# HELP tun6in4_ra_send_errors_total Router advertisements the kernel refused to send', '# TYPE tun6in4_ra_send_errors_total counter');
   for (const { a, l } of rows) out.push(`tun6in4_ra_send_errors_total{${l}} ${a.counters.traffic.send_errors}`);
 }
+
+/**
+ * Brokers: a handful of series each, whatever the number of tunnels — the table's totals (each
+ * number in its counters; a table of numbers, such as drops by reason, as one series per key)
+ * and a series per tunnel only for the busiest few the table names, so a scrape of a broker
+ * with 10,000 tunnels stays a few KB.
+ */
+export function renderBrokerMetrics(brokers: readonly DaemonBrokerStatus[]): string {
+  if (brokers.length === 0) return '';
+  const out: string[] = [];
+  const name = (k: string) => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^a-zA-Z0-9_]/g, '_').toLowerCase();
+  out.push('# HELP tun6in4_broker_tunnels Tunnels in the broker\'s table', '# TYPE tun6in4_broker_tunnels gauge');
+  for (const b of brokers) out.push(`tun6in4_broker_tunnels{broker="${esc(b.name)}"} ${b.tunnels}`);
+  const totals = new Map<string, string[]>();
+  for (const b of brokers) {
+    for (const [k, v] of Object.entries(b.counters)) {
+      if (typeof v === 'number') (totals.get(name(k)) ?? totals.set(name(k), []).get(name(k))!).push(`{broker="${esc(b.name)}"} ${v}`);
+      else if (v && typeof v === 'object') {
+        for (const [sub, n] of Object.entries(v as Record<string, unknown>)) {
+          if (typeof n === 'number') (totals.get(name(k)) ?? totals.set(name(k), []).get(name(k))!).push(`{broker="${esc(b.name)}",key="${esc(sub)}"} ${n}`);
+        }
+      }
+    }
+  }
+  for (const [k, rows] of totals) {
+    const metric = `tun6in4_broker_${k}`;
+    out.push(`# HELP ${metric} Broker total over every tunnel and none (${k.replace(/_/g, ' ')})`, `# TYPE ${metric} untyped`);
+    for (const r of rows) out.push(`${metric}${r}`);
+  }
+  out.push('# HELP tun6in4_broker_busiest_packets_total Packets of the broker\'s busiest tunnels (only those: the rest are in the totals)', '# TYPE tun6in4_broker_busiest_packets_total counter');
+  for (const b of brokers) for (const t of b.busiest.slice(0, BROKER_BUSIEST_IN_METRICS)) out.push(`tun6in4_broker_busiest_packets_total{broker="${esc(b.name)}",tunnel="${esc(t.id)}"} ${t.packets}`);
+  return `${out.join('\n')}\n`;
+}
+
+/** Per-tunnel series at most per broker. */
+export const BROKER_BUSIEST_IN_METRICS = 10;

@@ -68,13 +68,16 @@ export function monotonicUsec(): bigint {
 }
 
 /**
- * `2 tunnels: he up, lab down`: each tunnel's health (failed ones `failed`), by name; a refused
- * last reload is added, since the daemon then runs an older configuration than the file's.
+ * `2 tunnels: he up, lab down`: each tunnel's health (failed ones `failed`), by name, then each
+ * broker's size (`broker edge: 812 tunnels`); a refused last reload is added, since the daemon
+ * then runs an older configuration than the file's.
  */
-export function healthSummary(s: Pick<DaemonStatus, 'tunnels' | 'failed' | 'lastReload'>): string {
+export function healthSummary(s: Pick<DaemonStatus, 'tunnels' | 'failed' | 'lastReload'> & Partial<Pick<DaemonStatus, 'brokers'>>): string {
   const each = [...s.tunnels.map((t) => [t.tunnel, t.health]), ...s.failed.map((f) => [f.tunnel, 'failed'])].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const n = each.length;
-  let line = n === 0 ? 'no tunnels' : `${n} tunnel${n === 1 ? '' : 's'}: ${each.map(([name, health]) => `${name} ${health}`).join(', ')}`;
+  const brokers = (s.brokers ?? []).map((b) => `broker ${b.name}: ${b.tunnels} tunnel${b.tunnels === 1 ? '' : 's'}`);
+  let line = n === 0 ? (brokers.length ? '' : 'no tunnels') : `${n} tunnel${n === 1 ? '' : 's'}: ${each.map(([name, health]) => `${name} ${health}`).join(', ')}`;
+  if (brokers.length) line = [line, ...brokers].filter(Boolean).join('; ');
   if (s.lastReload && !s.lastReload.ok) {
     const why = oneLine(s.lastReload.error ?? 'see the log');
     line += `; last reload refused: ${why.length > STATUS_ERROR_CHARS ? `${why.slice(0, STATUS_ERROR_CHARS - 1)}…` : why}`;

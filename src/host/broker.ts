@@ -14,7 +14,7 @@ import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
 import type { OuterTransport } from '../transport/transport.js';
 import type { TunDevice } from '../tun/device.js';
-import { configureInterface, interfaceExists } from '../tun/interface.js';
+import { configureInterface, defaultRouteSource, interfaceExists } from '../tun/interface.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { OffloadTun } from '../tun/offload.js';
 import { TunnelSetupError } from './open.js';
@@ -31,23 +31,34 @@ export interface BrokerStatus {
   busiest: Array<{ id: string; packets: number }>;
 }
 
-export interface RunningBroker {
+/** What operating a broker needs of it (the daemon, its API and commands): the table, status, close. */
+export interface OpenedBroker {
   readonly name: string;
   readonly dev: string;
   readonly tunnels: TunnelDirectory;
-  /** The loop's policy (per-tunnel MTU, drop rings) and the loop: for status, traces and tests. */
-  readonly policy: BrokerPolicy;
-  readonly engine: TunnelEngine<BrokerPolicy>;
   /** `busiest`: how many of the busiest tunnels to list (default 10). */
   status(busiest?: number): BrokerStatus;
   /** Stops forwarding and deletes the TUN (its routes go with it). Idempotent. */
   close(): Promise<void>;
 }
 
+export interface RunningBroker extends OpenedBroker {
+  /** The loop's policy (per-tunnel MTU, drop rings) and the loop: for traces and tests. */
+  readonly policy: BrokerPolicy;
+  readonly engine: TunnelEngine<BrokerPolicy>;
+}
+
 /** Linux's IFNAMSIZ less the terminating zero. */
 const IFNAME_MAX = 15;
 
 export async function openBroker(options: BrokerOptions): Promise<RunningBroker> {
+  if (options.local === 'auto') {
+    try {
+      options = { ...options, local: await defaultRouteSource() };
+    } catch (e) {
+      throw new BrokerTunnelError('local', `"auto": ${(e as Error).message}`);
+    }
+  }
   const local = parseIpv4(options.local);
   if (local === null) throw new BrokerTunnelError('local', `${JSON.stringify(options.local)} is not an IPv4 address; give the address of this host clients send to`);
   const dev = options.dev ?? `t6b-${options.name}`;

@@ -180,6 +180,21 @@ async function configureWithIp(name: string, plan: InterfacePlan): Promise<Insta
 }
 
 /** `--local auto`: the source address the kernel would use toward `remote`. */
+/**
+ * This host's IPv4 on the interface of its IPv4 default route (its `src` when the route names
+ * one): what a broker's `local = "auto"` is. A routing-table read; nothing is sent.
+ */
+export async function defaultRouteSource(): Promise<string> {
+  const route = await ip(['-4', '-o', 'route', 'show', 'default']);
+  const src = / src (\d+\.\d+\.\d+\.\d+)/.exec(route);
+  if (src) return src[1];
+  const dev = / dev (\S+)/.exec(route);
+  if (!dev) throw new Error('no IPv4 default route to take the address from; give local explicitly');
+  const addr = / inet (\d+\.\d+\.\d+\.\d+)\//.exec(await ip(['-4', '-o', 'addr', 'show', 'dev', dev[1], 'scope', 'global']));
+  if (!addr) throw new Error(`no global IPv4 address on ${dev[1]}, the default route's interface; give local explicitly`);
+  return addr[1];
+}
+
 export async function sourceAddressToward(remote: string): Promise<string> {
   const out = await ip(['-4', '-o', 'route', 'get', remote]);
   const m = / src (\d+\.\d+\.\d+\.\d+)/.exec(out);
