@@ -3,9 +3,11 @@ import { runDoctor, type DoctorOptions } from '../doctor/doctor.js';
 
 const MARK = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', info: 'info' } as const;
 
-export async function runDoctorCommand(flags: DoctorOptions & { json?: boolean }): Promise<void> {
-  const findings = await runDoctor(flags);
-  if (flags.json) {
+export async function runDoctorCommand(flags: DoctorOptions & { json?: boolean; config?: string }): Promise<void> {
+  const { config, json, ...options } = flags;
+  const brokers = config === undefined ? undefined : (await import('../daemon/config.js')).loadDaemonConfig(config).brokers ?? [];
+  const findings = await runDoctor({ ...options, brokers });
+  if (json) {
     process.stdout.write(`${JSON.stringify(findings, null, 2)}\n`);
   } else {
     for (const f of findings) {

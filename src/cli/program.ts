@@ -139,6 +139,7 @@ export function buildProgram(): Command {
     routed: { help: 'a prefix routed to this host: check forwarding, uplink accept_ra, FORWARD policies and the tunnel link for hosting it (repeatable)' },
     address: { help: 'the tunnel address, to check --routed against its link prefix' },
   })
+    .option('-c, --config <file>', 'also check what each [broker.NAME] of this configuration needs of this host (its address, pool routes, forwarding, store, socket, API)')
     .option('--json', 'print JSON')
     .action(async (flags) => (await import('./doctor-command.js')).runDoctorCommand(flags));
 

@@ -9,6 +9,8 @@ import { sourceAddressToward } from '../tun/interface.js';
 import { formatTunNode, lookupTunUser, modeAllows, tunAccessFix, tunNode, tunOpenDenied } from '../host/tun-access.js';
 import type { Finding } from './finding.js';
 import { checkHosting } from './hosting.js';
+import { checkBroker } from './broker.js';
+import type { BrokerConfig } from '../brokerd/options.js';
 
 export type { Finding, FindingLevel } from './finding.js';
 
@@ -18,6 +20,8 @@ const DOCTOR_TUNNEL_KEYS = ['mode', 'local', 'remote', 'relay', 'mtu', 'encap', 
 export type DoctorOptions = Partial<Pick<TunnelOptions, (typeof DOCTOR_TUNNEL_KEYS)[number]>> & {
   /** The user the daemon runs as (`--user`, systemd's `User=`): can it open /dev/net/tun? */
   user?: string;
+  /** Brokers of a configuration file (`doctor -c FILE`): what each needs of this host (broker.ts). */
+  brokers?: BrokerConfig[];
 };
 
 const CAP_NET_ADMIN = 12;
@@ -86,6 +90,12 @@ export async function runDoctor(o: DoctorOptions = {}): Promise<Finding[]> {
   if (o.mode) checkEncapForMode(o, add);
   if (o.local && o.local !== 'auto') await checkLocalIsOurs(o.local, add);
   await checkHosting(o, add);
+  for (const b of o.brokers ?? []) {
+    await checkBroker(b, add, {
+      localIsOurs: (local, a, what) => checkLocalIsOurs(local, a, what, 'give local an address from ip -4 addr, or "auto" (the address of the IPv4 default route)'),
+      fouPort: (local, port, a, what) => (native ? checkFou(native, { local, encapPort: port }, a, what) : undefined),
+    });
+  }
   return out;
 }
 
@@ -131,7 +141,12 @@ function checkEncapForMode(o: DoctorOptions, add: (f: Finding) => void): void {
 }
 
 /** A --local this host does not have cannot be bound: say so before `up` does. */
-async function checkLocalIsOurs(local: string, add: (f: Finding) => void): Promise<void> {
+async function checkLocalIsOurs(
+  local: string,
+  add: (f: Finding) => void,
+  check = 'local IPv4 on this host',
+  fix = 'give --local an address from ip -4 addr, or --local auto (the source address toward --remote / --relay)',
+): Promise<void> {
   let addrs: string;
   try {
     addrs = await ip(['-4', '-o', 'addr', 'show']);
@@ -142,8 +157,8 @@ async function checkLocalIsOurs(local: string, add: (f: Finding) => void): Promi
   const dev = new RegExp(`^\\d+:\\s+(\\S+)\\s+inet ${local.replace(/\./g, '\\.')}/`, 'm').exec(addrs)?.[1];
   add(
     dev
-      ? { check: 'local IPv4 on this host', level: 'ok', detail: `${local} is on ${dev}` }
-      : { check: 'local IPv4 on this host', level: 'fail', detail: `${local} is not an address of this host (network namespace)`, fix: 'give --local an address from ip -4 addr, or --local auto (the source address toward --remote / --relay)' },
+      ? { check, level: 'ok', detail: `${local} is on ${dev}` }
+      : { check, level: 'fail', detail: `${local} is not an address of this host (network namespace)`, fix },
   );
 }
 
@@ -176,7 +191,7 @@ function checkNativeAddon(add: (f: Finding) => void): NativeAddon | null {
  * FOU: the UDP port must be free on the local address (a running tunnel holds it), and what the
  * kernel grants decides the speed: UDP GSO (its sends carry checksums, unless --no-encap-csum), UDP GRO asked for.
  */
-function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => void): void {
+function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => void, check?: string): void {
   const port = fouLocalPort(o);
   if (port === undefined) {
     add({ check: 'UDP port (FOU)', level: 'fail', detail: 'no port to check: neither --encap-port nor --encap-dport is given', fix: 'add --encap-dport PORT (the peer\'s UDP port; the tunnel binds it too unless --encap-port says otherwise)' });
@@ -186,7 +201,7 @@ function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => vo
   try {
     const s = native.openUdpSocket(local, port, 0, 0, true, true);
     native.closeFd(s.fd);
-    add({ check: `UDP port ${port} (FOU)`, level: 'ok', detail: 'free to bind' });
+    add({ check: check ?? `UDP port ${port} (FOU)`, level: 'ok', detail: 'free to bind' });
     add({
       check: 'UDP offloads (FOU)',
       level: s.gso && s.gro ? 'ok' : 'info',
@@ -195,7 +210,7 @@ function checkFou(native: NativeAddon, o: DoctorOptions, add: (f: Finding) => vo
   } catch (e) {
     const busy = /EADDRINUSE|in use/i.test((e as Error).message);
     add({
-      check: `UDP port ${port} (FOU)`,
+      check: check ?? `UDP port ${port} (FOU)`,
       level: 'fail',
       detail: (e as Error).message,
       fix: busy ? `another socket holds it (ss -ulpn 'sport = :${port}'); stop it or choose --encap-port` : 'give --local an address of this host',
