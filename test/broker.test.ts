@@ -64,9 +64,9 @@ class BrokerProcess {
 }
 
 /** `tun6in4 run` for one real client, up when it says so. */
-async function startClient(ns: Namespace, t: BrokerTunnel): Promise<ChildProcess> {
+async function startClient(ns: Namespace, t: BrokerTunnel, extra: string[] = []): Promise<ChildProcess> {
   const [cmd, pre] = nodeProgram('cli/main');
-  const argv = ['run', '--mode', '6in4', '--local', t.remote!, '--remote', BROKER_V4, '--address', t.link.replace('::/64', '::2/64'), '--routed', t.routed[0], '--dev', 'tun0', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`];
+  const argv = ['run', '--mode', '6in4', '--local', t.remote!, '--remote', BROKER_V4, '--address', t.link.replace('::/64', '::2/64'), '--routed', t.routed[0], '--dev', 'tun0', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`, ...extra];
   const child = ns.spawn(cmd, [...pre, ...argv]);
   const logs: string[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -181,3 +181,60 @@ describe.runIf(canRun)('broker mode: one TUN, many tunnels', () => {
     expect((await b.exec('ip', ['-6', 'route', 'show', POOL])).trim()).toBe('');
   });
 });
+
+describe.runIf(canRun)('broker mode over Foo-over-UDP: one UDP port for every tunnel', () => {
+  const set = new NamespaceSet('brkfou');
+  let broker: BrokerProcess;
+  let b: Namespace, c1: Namespace, c2: Namespace;
+  const FOU_PORT = 5555;
+  const fou = ['--encap', 'fou', '--encap-dport', String(FOU_PORT)];
+
+  beforeAll(async () => {
+    await removeStaleNamespaces('brkfou');
+    const r = await set.add('r');
+    b = await set.add('b');
+    c1 = await set.add('c1');
+    c2 = await set.add('c2');
+    await r.sysctl('net.ipv4.ip_forward', '1');
+    const wire = async (ns: Namespace, iface: string, ours: string, theirs: string, len: number) => {
+      await set.link(ns, 'v0', r, iface);
+      await ns.ip(['addr', 'add', `${ours}/${len}`, 'dev', 'v0']);
+      await r.ip(['addr', 'add', `${theirs}/${len}`, 'dev', iface]);
+      await ns.ip(['route', 'add', 'default', 'via', theirs]);
+    };
+    await wire(b, 'vb', BROKER_V4, '192.0.2.254', 24);
+    await wire(c1, 'vc1', '198.51.100.1', '198.51.100.126', 25);
+    await wire(c2, 'vc2', '198.51.100.129', '198.51.100.254', 25);
+    await b.sysctl('net.ipv6.conf.all.forwarding', '1');
+    await b.ip(['-6', 'addr', 'add', `${BROKER_V6}/128`, 'dev', 'lo']);
+    const child = spawn('ip', ['netns', 'exec', b.name, process.execPath, '--import', import.meta.resolve('tsx'), BROKER_HOST, JSON.stringify({ name: 'fou', local: BROKER_V4, pools: [POOL], transport: 'fou', port: FOU_PORT })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    broker = new BrokerProcess(child);
+    expect(await broker.next()).toHaveProperty('up.dev', 't6b-fou');
+    // FOU's 8 more bytes of header: the tunnels' MTU at most 1472
+    const fouTunnels = REAL.map((t) => ({ ...t, mtu: 1472 }));
+    expect(await broker.ask<number>({ op: 'put', tunnels: fouTunnels })).toBe(2);
+    for (const [ns, t] of [[c1, fouTunnels[0]], [c2, fouTunnels[1]]] as const) {
+      await startClient(ns, t, [...fou, '--mtu', '1472']);
+      await ns.ip(['-6', 'addr', 'add', `${t.routed[0].replace('::/48', '::1')}/128`, 'dev', 'lo']);
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    if (broker && broker.child.exitCode === null) await broker.ask({ op: 'close' }).catch(() => undefined);
+    await set.destroy();
+  });
+
+  it('each client reaches the broker and the other client, the broker each client, a full-MTU packet included; all on the one UDP port', async () => {
+    for (const to of ['2001:db8:1::2', '2001:db8:100::1', '2001:db8:2::2', '2001:db8:200::1']) expect((await ping(b, to)).code, `broker → ${to}`).toBe(0);
+    expect((await ping(c1, BROKER_V6)).code, 'c1 → broker').toBe(0);
+    expect((await ping(c1, '2001:db8:200::1')).code, 'c1 → c2 routed').toBe(0);
+    // 1472-byte IPv6 packets: 1424 bytes of ICMPv6 payload, DF on the outer datagram
+    expect((await c2.run('ping', ['-6', '-c', '2', '-w', '10', '-s', '1424', '-M', 'do', BROKER_V6])).code, 'c2 → broker at the MTU').toBe(0);
+    const st = await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 'c2' });
+    expect(st.counters.rxPackets).toBeGreaterThanOrEqual(4);
+    expect(st.counters.drops).toEqual({});
+    const sockets = await b.exec('ss', ['-uln']);
+    expect(sockets).toMatch(new RegExp(`${BROKER_V4.replace(/\./g, '\\.')}:${FOU_PORT}\\b`));
+  }, 120_000);
+});
+
