@@ -6,6 +6,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
+import { createConnection } from 'node:net';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ import { brokerCommandRestriction } from '../src/brokerd/commands.js';
 import { healthSummary } from '../src/daemon/systemd.js';
 import { importTunnels } from '../src/cli/broker-command.js';
 import { memoryBrokerOpener } from './helpers/memory-broker.js';
+import { Drop } from '../src/encap/counters.js';
+import { TraceDirection, TracePoint } from '../src/engine/trace.js';
 import { runCapture } from '../src/lab/netns.js';
 import { rootOrSkip } from './helpers/netlab.js';
 
@@ -148,6 +151,49 @@ describe('a broker in the daemon', () => {
     } finally {
       await d2.stop();
     }
+  });
+
+  it('trace {"tunnel": BROKER} streams the broker loop\'s decisions, and ends when the daemon stops', async () => {
+    const opener = memoryBrokerOpener();
+    const d = new Daemon(pino({ level: 'silent' }), undefined, undefined, { openBroker: opener.open });
+    await d.start(config());
+    const lines: string[] = [];
+    let ended = false;
+    const c = createConnection(socket);
+    const got = (n: number) => new Promise<void>((resolve) => {
+      const check = () => (lines.length >= n ? resolve() : c.once('data', check));
+      check();
+    });
+    let buf = '';
+    c.on('data', (x) => {
+      buf += String(x);
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+    c.on('close', () => (ended = true));
+    try {
+      c.write('trace {"tunnel":"edge"}\n');
+      await got(1);
+      expect(JSON.parse(lines[0]).trace.tunnels).toEqual(['edge']);
+      const broker = opener.opened[0];
+      expect(broker.tracer).not.toBeNull();
+      const p = new TracePoint();
+      p.direction = TraceDirection.Rx;
+      p.reason = Drop.rx_source_not_tunnels;
+      p.time = Date.now();
+      p.outerSrc = 0xc0000a0a;
+      p.buf = Buffer.alloc(60, 0x45);
+      p.length = p.originalLength = 60;
+      broker.tracer!(p);
+      await got(2);
+      expect(JSON.parse(lines[1]).event).toMatchObject({ tunnel: 'edge', direction: 'rx', verdict: 'drop', reason: 'rx_source_not_tunnels', outerSrc: '192.0.10.10' });
+    } finally {
+      await d.stop();
+    }
+    await new Promise<void>((resolve) => (ended ? resolve() : c.once('close', () => resolve())));
+    expect(opener.opened[0].tracer).toBeNull();
   });
 
   it('a broker that cannot start stops the daemon from starting, naming the field', async () => {

@@ -4,6 +4,8 @@
  * opener it can be handed (tests run without root on an in-memory table), loads every stored
  * tunnel into the table and starts the HTTP API. src/brokerd does the rest.
  */
+import type { Tracer } from '../engine/trace.js';
+import type { TraceSource } from './trace-stream.js';
 import type { BrokerOptions } from '../broker/tunnel.js';
 import { startBrokerApi, BrokerApiError, type ApiLog, type BrokerApi } from '../brokerd/api.js';
 import type { BrokerConfig } from '../brokerd/options.js';
@@ -27,6 +29,8 @@ export interface DaemonBrokerStatus extends BrokerStatus {
 export interface DaemonBroker {
   readonly config: BrokerConfig;
   readonly service: BrokerService;
+  /** `trace {"tunnel": NAME}`: every packet decision of the broker's loop, by the broker's name. */
+  readonly trace: TraceSource;
   status(): DaemonBrokerStatus;
   close(): Promise<void>;
 }
@@ -89,11 +93,31 @@ export async function startDaemonBroker(c: BrokerConfig, open: BrokerOpener, log
     log.info({ dev: running.dev, tunnels: loaded, store: c.store, api: apiUrl }, 'broker up');
     const r = running;
     const a = api;
+    // The loop has one tracer slot: the only watcher's tracer, or one that tells them all.
+    const watchers = new Map<Tracer, (why: string) => void>();
+    const install = () => {
+      const all = [...watchers.keys()];
+      r.setTracer(all.length === 0 ? null : all.length === 1 ? all[0] : (p) => all.forEach((t) => t(p)));
+    };
     return {
       config: c,
       service,
+      trace: {
+        name: c.name,
+        interfaceName: r.dev,
+        watch(tracer, onEnd) {
+          watchers.set(tracer, onEnd);
+          install();
+          return () => {
+            if (watchers.delete(tracer)) install();
+          };
+        },
+      },
       status: () => ({ ...r.status(), store: c.store, api: apiUrl, refused: service.refused }),
       close: async () => {
+        for (const onEnd of watchers.values()) onEnd(`broker ${c.name} stopped`);
+        watchers.clear();
+        r.setTracer(null);
         await a?.close();
         await r.close();
         store.close();

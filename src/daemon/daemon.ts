@@ -11,7 +11,7 @@ import { EBADFD, loadNative } from '../io/native.js';
 import { ManagedTunnel, type ManagedStatus, type TunnelSpec } from './managed-tunnel.js';
 import { renderMetrics } from './metrics.js';
 import { resolveDropTarget } from './privileges.js';
-import { traceCommand } from './trace-stream.js';
+import { traceCommand, type TraceSource } from './trace-stream.js';
 import { openBroker } from '../host/broker.js';
 import { BROKER_COMMAND, brokerCommand, brokerCommandRestriction } from '../brokerd/commands.js';
 import type { BrokerService } from '../brokerd/service.js';
@@ -113,6 +113,14 @@ export class Daemon {
     private readonly options: DaemonOptions = {},
   ) {}
 
+  /** What trace may watch: every tunnel, and every broker's loop by the broker's name (a tunnel of that name wins). */
+  private traceSources(): Map<string, TraceSource> {
+    const sources = new Map<string, TraceSource>();
+    for (const [name, b] of this.brokers) sources.set(name, b.trace);
+    for (const [name, t] of this.tunnels) sources.set(name, t);
+    return sources;
+  }
+
   private tunnelFailed(name: string, t: ManagedTunnel, e: Error): void {
     if (this.tunnels.get(name) !== t) return;
     this.tunnels.delete(name);
@@ -211,7 +219,7 @@ export class Daemon {
     }
     if (cmd.startsWith(`${BROKER_COMMAND} `)) return brokerCommand(cmd, this.brokerServices);
     if (cmd === 'config') return this.runningConfig();
-    if (cmd === 'trace' || cmd.startsWith('trace ')) return traceCommand(cmd.slice(5), this.tunnels);
+    if (cmd === 'trace' || cmd.startsWith('trace ')) return traceCommand(cmd.slice(5), this.traceSources());
     return { error: `unknown command "${cmd}"; known: status, metrics, config, trace, broker` };
   }
 

@@ -9,6 +9,7 @@ import { BrokerTunnelError, type BrokerOptions, type TunnelDirectory } from '../
 import { Drop, type CountersSnapshot } from '../encap/counters.js';
 import { FOU_MTU_MAX, MTU_MAX } from '../encap/options.js';
 import { TunnelEngine } from '../engine/engine.js';
+import type { Tracer } from '../engine/trace.js';
 import { ipv6Network, parseIpv4, parseIpv6Prefix, type Ipv6Prefix } from '../packet/address.js';
 import { FouTransport } from '../transport/fou.js';
 import { RawTransport } from '../transport/raw.js';
@@ -40,6 +41,8 @@ export interface OpenedBroker {
   status(busiest?: number): BrokerStatus;
   /** Stops forwarding and deletes the TUN (its routes go with it). Idempotent. */
   close(): Promise<void>;
+  /** Tells `fn` about every packet decision of the broker's loop (TunnelEngine.setTracer); null stops. */
+  setTracer(fn: Tracer | null): void;
 }
 
 export interface RunningBroker extends OpenedBroker {
@@ -122,6 +125,9 @@ export async function openBroker(options: BrokerOptions): Promise<RunningBroker>
       if (!running) return;
       running = false;
       engine.stop();
+    },
+    setTracer(fn: Tracer | null): void {
+      engine.setTracer(fn);
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { BrokerTunnelError, checkBrokerTunnel, type BrokerOptions, type BrokerTunnel, type BrokerTunnelStats, type TunnelDirectory } from '../../src/broker/tunnel.js';
 import { Counters, Traffic } from '../../src/encap/counters.js';
+import type { Tracer } from '../../src/engine/trace.js';
 import type { BrokerStatus, OpenedBroker } from '../../src/host/broker.js';
 
 const emptyStats = (): BrokerTunnelStats => ({ counters: { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0, drops: {} }, lastDrops: [] });
@@ -56,6 +57,8 @@ export interface MemoryBroker extends OpenedBroker {
   readonly tunnels: MemoryDirectory;
   readonly options: BrokerOptions;
   closed: boolean;
+  /** The tracer the daemon installed (a test calls it as the loop would), or null. */
+  tracer: Tracer | null;
 }
 
 export function memoryBroker(options: BrokerOptions, directory = new MemoryDirectory()): MemoryBroker {
@@ -77,6 +80,10 @@ export function memoryBroker(options: BrokerOptions, directory = new MemoryDirec
     },
     close: async () => {
       b.closed = true;
+    },
+    tracer: null,
+    setTracer(fn) {
+      b.tracer = fn;
     },
   };
   return b;
