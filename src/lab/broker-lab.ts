@@ -126,7 +126,9 @@ export class BrokerLab {
     await runCapture('openssl', [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
       '-subj', `/CN=${BROKER_V4}`, '-addext', `subjectAltName=IP:${BROKER_V4}`, '-keyout', join(dir, 'api.key'), '-out', cert,
-    ]);
+    ]).catch((e: NodeJS.ErrnoException) => {
+      throw e.code === 'ENOENT' ? new Error('the broker lab needs openssl (its API\'s certificate): apt-get install openssl, or bash scripts/setup.sh lab') : e;
+    });
     chmodSync(join(dir, 'api.key'), 0o600);
     writeFileSync(
       join(dir, 'broker.toml'),
@@ -163,7 +165,7 @@ export class BrokerLab {
     record({ name: 'c3 behind the NAT: its first nic/update gives the broker its public address', ok: true, detail: `parked → ${LAB_NAT.before.public} (the request's source: c3 sends no myip from its non-global ${LAB_NAT.before.inside})` });
   }
 
-  /** `tun6in4 broker list --json`. */
+  /** The broker's tunnels, over its control socket (what `tun6in4 broker list --json` prints). */
   async list(): Promise<TunnelView[]> {
     const r = (await queryControl(this.control, `broker ${JSON.stringify({ op: 'list' })}`)) as { tunnels?: TunnelView[]; error?: string };
     if (!r.tunnels) throw new Error(r.error ?? 'no answer');
