@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 # the tests' set and the benchmarks' tools.
 set_name=${1:-test}
 
-# What the lab runs: ip (namespaces, veth, addresses), ping, sysctl (forwarding in the router namespace).
-LAB_PACKAGES=(iproute2 iputils-ping procps)
+# What the lab runs: ip (namespaces, veth, addresses), ping, sysctl (forwarding in the router namespace);
+# the broker lab also nft (its 1:1 NAT) and openssl (a certificate for its HTTPS update API).
+LAB_PACKAGES=(iproute2 iputils-ping procps nftables openssl)
 # build-essential, python3: the addon (and the test-only `cap` package) build from source in a
 # checkout; libpcap-dev: `cap` links libpcap.
 BUILD_PACKAGES=(build-essential python3 libpcap-dev)
@@ -22,7 +23,7 @@ BUILD_PACKAGES=(build-essential python3 libpcap-dev)
 # test/systemd-boot.test.ts boots the systemd units in a Debian container (systemd-nspawn).
 # docker.io, busybox-static: the Docker recipe is tested with a real dockerd and an image imported
 # from busybox (test/docker.test.ts); iptables: the doctor's FORWARD-policy check meets Docker's rules.
-TEST_PACKAGES=("${LAB_PACKAGES[@]}" "${BUILD_PACKAGES[@]}" python3-scapy python3-seccomp tshark iperf3 tcpdump nftables strace liburing-dev qemu-user-static ethtool debootstrap systemd-container docker.io busybox-static iptables)
+TEST_PACKAGES=("${LAB_PACKAGES[@]}" "${BUILD_PACKAGES[@]}" python3-scapy python3-seccomp tshark iperf3 tcpdump strace liburing-dev qemu-user-static ethtool debootstrap systemd-container docker.io busybox-static iptables)
 
 # npm ci when node_modules is missing or older than the lock file.
 need_npm_ci=

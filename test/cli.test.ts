@@ -52,7 +52,7 @@ const BAD: Array<[string, string[], RegExp]> = [
   ['doctor: MTU out of range', ['doctor', '--mtu', '9000'], /^tun6in4: --mtu: 9000 is not valid; use an integer in 1280\.\.1480/],
   ['doctor: malformed IPv4 address', ['doctor', '--mode', '6in4', '--remote', '198.51.100.256'], /^tun6in4: --remote: .*dotted-quad/],
   ['doctor: not a number', ['doctor', '--encap-port', 'x'], /--encap-port.*expected a whole number/],
-  ['lab: unknown mode', ['lab', '--mode', 'sit'], /--mode.*Allowed choices are 6in4, 6to4, 6rd/],
+  ['lab: unknown mode (its own choices: the run modes and broker)', ['lab', '--mode', 'sit'], /--mode.*Allowed choices are 6in4, 6to4, 6rd, broker\./],
   ['missing config file', ['up', '-c', join(dir, 'missing.json')], /missing\.json: cannot read it \(ENOENT\); check the path/],
   ['config writable by others', ['up', '-c', file('writable.json', { tunnels: { he } }, 0o666)], /writable\.json: writable by group or others \(mode 0666\); chmod go-w/],
   ['dropping to root', [...BROKER, '--user', 'root'], /--user: .*dropping privileges to root drops nothing/],

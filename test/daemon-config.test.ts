@@ -21,6 +21,11 @@ function errorOf(raw: unknown): ConfigFileError {
 }
 
 describe('daemon configuration file', () => {
+  it('local "auto" with remote 192.0.2.1 is valid (the stand-in address "auto" is checked with is not that remote)', () => {
+    const c = parseDaemonConfig({ tunnels: { nat: { ...he, remote: '192.0.2.1' } } });
+    expect(c.tunnels[0].spec).toMatchObject({ local: 'auto', remote: '192.0.2.1' });
+  });
+
   it('reads several tunnels with daemon settings and defaults', () => {
     const c = parseDaemonConfig({
       tunnels: { he: { ...he, dev: 'he-ipv6', keepalive: 30 }, six: { mode: '6to4', local: '192.0.2.1', allowNonGlobal: true, relay: '203.0.113.1', dev: 'tun6to4' } },

@@ -69,6 +69,20 @@ describe('lab report', () => {
     expect(text.match(/at start-up/g)).toHaveLength(1);
   });
 
+  it('the broker lab lists each tunnel from broker list --json: remote, packets each way, drops', () => {
+    const text = formatLabReport({
+      ...report,
+      mode: 'broker',
+      tunnels: [
+        { id: 'c1', remote: '198.51.100.1', rxPackets: 40, txPackets: 37, drops: {} },
+        { id: 'c3', remote: '198.51.100.201', rxPackets: 900, txPackets: 462, drops: { rx_source_not_tunnels: 2 } },
+      ],
+    });
+    expect(text).toContain('tun6in4 lab (broker) — FAILED');
+    expect(text).toContain('Tunnels at the broker (tun6in4 broker list --json):\n  c1: remote 198.51.100.1, rx 40 packets, tx 37 packets | no drops\n  c3: remote 198.51.100.201, rx 900 packets, tx 462 packets | drops: rx_source_not_tunnels=2\n');
+    expect(formatLabReport(report)).not.toContain('Tunnels at the broker');
+  });
+
   it('explains nothing when the ICMP came later, during the checks', () => {
     const text = formatLabReport({ ...report, counters: { broker: counters({ icmp6_errors_relayed: 3 }) }, icmpAtStart: { broker: { relayed: 0, notRelayable: 0 } } });
     expect(text).toContain('  broker: icmp6_errors_relayed=3 | no drops');

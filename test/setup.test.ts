@@ -53,17 +53,17 @@ function setup(args: string[], checkout: { installed: boolean }): { code: number
 const installed = (ran: string[]) => ran.find((l) => l.startsWith('apt-get install'))?.split(' ').filter((w) => !w.startsWith('-')).slice(2) ?? [];
 
 describe('scripts/setup.sh', () => {
-  it('lab, already installed: only what the lab runs (ip, ping, sysctl), no npm ci', () => {
+  it('lab, already installed: only what the lab runs (ip, ping, sysctl; nft and openssl for the broker lab), no npm ci', () => {
     const r = setup(['lab'], { installed: true });
     expect(r.code, r.stderr).toBe(0);
-    expect(installed(r.ran)).toEqual(['iproute2', 'iputils-ping', 'procps']);
+    expect(installed(r.ran)).toEqual(['iproute2', 'iputils-ping', 'procps', 'nftables', 'openssl']);
     expect(r.ran.some((l) => l.startsWith('npm ci'))).toBe(false);
   });
 
   it('lab in a fresh clone: adds the toolchain npm ci compiles with, then runs npm ci', () => {
     const r = setup(['lab'], { installed: false });
     expect(r.code, r.stderr).toBe(0);
-    expect(installed(r.ran)).toEqual(['iproute2', 'iputils-ping', 'procps', 'build-essential', 'python3', 'libpcap-dev']);
+    expect(installed(r.ran)).toEqual(['iproute2', 'iputils-ping', 'procps', 'nftables', 'openssl', 'build-essential', 'python3', 'libpcap-dev']);
     expect(r.ran).toContain('npm ci --no-audit --no-fund');
   });
 

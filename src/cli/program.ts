@@ -17,6 +17,7 @@ import { missingNetworkCapabilities } from '../doctor/doctor.js';
 import { countersLine, formatStatus } from './status-format.js';
 import type { ManagedStatus } from '../daemon/managed-tunnel.js';
 import { addBrokerCommands } from './broker-command.js';
+import { LAB_MODES } from '../lab/topology.js';
 
 const BROKER_EXAMPLE = `
 Examples, from a tunnel broker's "Tunnel Details" page:
@@ -144,9 +145,10 @@ export function buildProgram(): Command {
     .action(async (flags) => (await import('./doctor-command.js')).runDoctorCommand(flags));
 
   addRunFlagsFor(program.command('lab').description('the self-contained demo: network namespaces, two (or more) tunnel endpoints, traffic through them, a report (root)'), {
-    mode: { help: 'which lab', default: '6in4' },
     encap: { help: 'fou: the 6in4 lab over Foo-over-UDP (port 5555)', default: 'none' },
   })
+    // run's modes and the broker's: not run's --mode flag
+    .addOption(new Option('--mode <mode>', 'which lab').choices(LAB_MODES).default('6in4'))
     .option('--json', 'print the report as JSON')
     .option('--transfer-mib <MiB>', 'size of the TCP integrity transfer', integer, 64)
     .action(async (flags) => (await import('./lab-command.js')).runLabCommand(flags));

@@ -407,7 +407,8 @@ function parseTunnel(name: string, entry: Record<string, unknown>): Omit<Configu
   const standIn = options.local === 'auto';
   let config: TunnelConfig | undefined;
   for (let round = 0; round < TUNNEL_OPTION_KEYS.length; round++) {
-    const check = standIn ? { ...options, local: '192.0.2.1', allowNonGlobal: true } : options;
+    // the stand-in must not be the remote, or the check calls the tunnel one that sends to itself
+    const check = standIn ? { ...options, local: options.remote === '192.0.2.1' ? '192.0.2.2' : '192.0.2.1', allowNonGlobal: true } : options;
     try {
       config = resolveTunnelOptions(check as unknown as TunnelOptions);
       break;

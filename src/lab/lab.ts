@@ -8,6 +8,7 @@ import { cpus } from 'node:os';
 import type { CountersSnapshot } from '../encap/counters.js';
 import { queryControl } from '../daemon/control.js';
 import type { DaemonStatus } from '../daemon/daemon.js';
+import { BrokerLab, brokerTrafficRound, brokerTunnelLines, LAB_NAT, type LabBrokerTunnel } from './broker-lab.js';
 import { removeStaleNamespaces } from './netns.js';
 import { ping6, tcpTransfer, type PingOptions, type TransferResult } from './probes.js';
 import { LabNetwork, type LabMode } from './topology.js';
@@ -43,6 +44,10 @@ export interface LabReport {
    */
   icmpAtStart: Record<string, { relayed: number; notRelayable: number }>;
   cleanShutdown: Record<string, boolean>;
+  /** Broker mode: every tunnel as `tun6in4 broker list --json` showed it at the end. */
+  tunnels?: LabBrokerTunnel[];
+  /** Broker mode: c3's public address before and after its NAT moved, and how long the broker took to follow. */
+  nat?: { from: string; to: string; followedInSeconds: number | null };
   environment: { cpu: string; cores: number; node: string; kernel: string };
   durationSeconds: number;
 }
@@ -67,7 +72,9 @@ interface PingStep {
   notVia?: string;
 }
 
-const PINGS: Record<LabMode, PingStep[]> = {
+type TunnelLabMode = Exclude<LabMode, 'broker'>;
+
+const PINGS: Record<TunnelLabMode, PingStep[]> = {
   '6in4': [
     { name: 'ping6 client → broker', from: 'client', to: '2001:db8:1::1' },
     { name: 'ping6 broker → client', from: 'broker', to: '2001:db8:1::2' },
@@ -96,14 +103,14 @@ const PINGS: Record<LabMode, PingStep[]> = {
 export const LAB_FOU_PORT = 5555;
 
 /** The steps of a lab, with the MTU-filling ping sized for the transport (FOU's MTU is 8 bytes less). */
-function pingsFor(mode: LabMode, encap: LabEncap): PingStep[] {
+function pingsFor(mode: TunnelLabMode, encap: LabEncap): PingStep[] {
   if (encap === 'none') return PINGS[mode];
   return PINGS[mode].map((p) =>
     p.opts?.dontFragment ? { ...p, name: 'ping6 filling the 1472-byte FOU MTU, DF', opts: { ...p.opts, size: 1472 - 48 } } : p,
   );
 }
 
-const TRANSFER: Record<LabMode, { from: string; to: string; addr: string }> = {
+const TRANSFER: Record<TunnelLabMode, { from: string; to: string; addr: string }> = {
   '6in4': { from: 'client', to: 'broker', addr: '2001:db8:1::1' },
   '6to4': { from: 'site1', to: 'site2', addr: '2002:c633:6407::1' },
   '6rd': { from: 'ce1', to: 'ce2', addr: '2001:db8:a280::1' },
@@ -115,32 +122,82 @@ async function engineCounters(lab: LabNetwork, host: string): Promise<CountersSn
   return s.tunnels[0].counters;
 }
 
-export async function runLab(o: RunLabOptions): Promise<LabReport> {
-  const started = Date.now();
-  const say = o.progress ?? (() => undefined);
-  const steps: LabStep[] = [];
-  let interrupted = false;
-  const record = (s: LabStep) => {
-    if (interrupted) return; // steps failing because we are tearing down are not results
-    steps.push(s);
-    say(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name}: ${s.detail}`);
+/** What every lab run shares: its checks as they pass or fail, and Ctrl-C. */
+class LabRun {
+  readonly started = Date.now();
+  readonly steps: LabStep[] = [];
+  interrupted = false;
+  /** What a second Ctrl-C removes at once. */
+  private teardown: (() => Promise<void>) | null = null;
+  readonly record = (s: LabStep): void => {
+    if (this.interrupted) return; // steps failing because we are tearing down are not results
+    this.steps.push(s);
+    this.say(`${s.ok ? 'ok  ' : 'FAIL'} ${s.name}: ${s.detail}`);
   };
+  private readonly onSignal = (): void => {
+    if (this.interrupted) {
+      // a second Ctrl-C: do not wait for the current step
+      void (this.teardown?.() ?? Promise.resolve()).then(() => process.exit(130));
+      return;
+    }
+    this.interrupted = true;
+    this.say('interrupted: finishing the current step, then cleaning up (Ctrl-C again to stop now)');
+  };
+
+  constructor(readonly say: (line: string) => void) {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+  }
+
+  removesOnSecondSignal(teardown: () => Promise<void>): void {
+    this.teardown = teardown;
+  }
+
+  end(): void {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+  }
+
+  recordShutdown(cleanShutdown: Record<string, boolean>): void {
+    this.record({
+      name: 'engines stopped cleanly on SIGTERM',
+      ok: Object.values(cleanShutdown).every(Boolean),
+      detail: Object.entries(cleanShutdown).map(([h, ok]) => `${h}: ${ok ? 'exit 0' : 'failed'}`).join(', '),
+    });
+  }
+
+  get passed(): boolean {
+    return !this.interrupted && this.steps.every((s) => s.ok);
+  }
+
+  get seconds(): number {
+    return (Date.now() - this.started) / 1000;
+  }
+}
+
+async function environment(): Promise<LabReport['environment']> {
+  const kernel = (await import('node:os')).release();
+  return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, kernel };
+}
+
+export async function runLab(o: RunLabOptions): Promise<LabReport> {
   await removeStaleNamespaces('lab');
   const encap = o.encap ?? 'none';
   if (encap === 'fou' && o.mode !== '6in4') throw new Error('the FOU lab is a 6in4 lab: FOU carries configured tunnels only');
-  say(`building the ${o.mode}${encap === 'fou' ? ' over FOU' : ''} lab (namespaces, veth, engines)…`);
-  const lab = await LabNetwork.create(o.mode, 'lab', { engineArgs: encap === 'fou' ? labFouArgs() : undefined });
-  const onSignal = () => {
-    if (interrupted) {
-      // a second Ctrl-C: do not wait for the current step
-      void lab.destroy().then(() => process.exit(130));
-      return;
-    }
-    interrupted = true;
-    say('interrupted: finishing the current step, then cleaning up (Ctrl-C again to stop now)');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const say = o.progress ?? (() => undefined);
+  if (o.mode === 'broker') return runBrokerLab(o, say);
+  const mode = o.mode;
+  const run = new LabRun(say);
+  const { record } = run;
+  say(`building the ${mode}${encap === 'fou' ? ' over FOU' : ''} lab (namespaces, veth, engines)…`);
+  let lab: LabNetwork;
+  try {
+    lab = await LabNetwork.create(mode, 'lab', { engineArgs: encap === 'fou' ? labFouArgs() : undefined });
+  } catch (e) {
+    run.end();
+    throw e;
+  }
+  run.removesOnSecondSignal(() => lab.destroy());
   let transfer: TransferResult | null = null;
   const counters: Record<string, CountersSnapshot | null> = {};
   const cleanShutdown: Record<string, boolean> = {};
@@ -151,8 +208,8 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
       icmpAtStart[host] = { relayed: c.traffic.icmp6_errors_relayed, notRelayable: c.drops.icmp4_not_relayable };
     }
     record({ name: 'engines up', ok: true, detail: [...lab.engines.values()].map((e) => `${e.host}: ${e.up.name} ${e.up.address}`).join('; ') });
-    for (const p of pingsFor(o.mode, encap)) {
-      if (interrupted) break;
+    for (const p of pingsFor(mode, encap)) {
+      if (run.interrupted) break;
       const watched = p.via ?? p.notVia;
       const before = watched ? (await engineCounters(lab, watched)).traffic.rx_packets : 0;
       const r = await ping6(lab.host(p.from), p.to, p.opts);
@@ -165,8 +222,8 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
       }
       record({ name: p.name, ok, detail: `${r.received}/${r.transmitted} replies${r.duplicates ? ` (+${r.duplicates} dup)` : ''}${r.rttAvgMs !== null ? `, rtt avg ${r.rttAvgMs} ms` : ''}${path}` });
     }
-    if (interrupted) throw new Error('interrupted');
-    const t = TRANSFER[o.mode];
+    if (run.interrupted) throw new Error('interrupted');
+    const t = TRANSFER[mode];
     const bytes = o.transferBytes ?? 64 * 1024 * 1024;
     transfer = await tcpTransfer(lab.host(t.from), lab.host(t.to), t.addr, bytes);
     record({
@@ -175,7 +232,7 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
       detail: `${transfer.ok ? 'hashes match' : `MISMATCH sent ${transfer.sentSha256.slice(0, 16)} got ${transfer.receivedSha256.slice(0, 16)} (${transfer.receivedBytes} bytes)`}, ${transfer.mbitPerSecond.toFixed(0)} Mbit/s over ${transfer.seconds.toFixed(2)} s`,
     });
   } catch (e) {
-    if (!interrupted) record({ name: 'lab run', ok: false, detail: (e as Error).message });
+    if (!run.interrupted) record({ name: 'lab run', ok: false, detail: (e as Error).message });
   } finally {
     await lab.stopAll();
     for (const [host, e] of lab.engines) {
@@ -183,27 +240,87 @@ export async function runLab(o: RunLabOptions): Promise<LabReport> {
       cleanShutdown[host] = e.down?.code === 0;
     }
     await lab.destroy();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    run.end();
   }
-  record({
-    name: 'engines stopped cleanly on SIGTERM',
-    ok: Object.values(cleanShutdown).every(Boolean),
-    detail: Object.entries(cleanShutdown).map(([h, ok]) => `${h}: ${ok ? 'exit 0' : 'failed'}`).join(', '),
-  });
-  const kernel = (await import('node:os')).release();
+  run.recordShutdown(cleanShutdown);
   return {
-    mode: o.mode,
+    mode,
     encap,
-    interrupted,
-    passed: !interrupted && steps.every((s) => s.ok),
-    steps,
+    interrupted: run.interrupted,
+    passed: run.passed,
+    steps: run.steps,
     transfer,
     counters,
     icmpAtStart,
     cleanShutdown,
-    environment: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, kernel },
-    durationSeconds: (Date.now() - started) / 1000,
+    environment: await environment(),
+    durationSeconds: run.seconds,
+  };
+}
+
+/**
+ * The broker lab: the broker daemon and three clients (src/lab/broker-lab.ts); a round of traffic,
+ * c3's NAT moving and the broker following its nic/update, the same round again.
+ */
+async function runBrokerLab(o: RunLabOptions, say: (line: string) => void): Promise<LabReport> {
+  const run = new LabRun(say);
+  const { record } = run;
+  const bytes = o.transferBytes ?? 64 * 1024 * 1024;
+  say('building the broker lab (namespaces, a 1:1 NAT, the broker daemon, three clients)…');
+  let b: BrokerLab;
+  try {
+    b = await BrokerLab.create('lab', say, record);
+  } catch (e) {
+    run.end();
+    throw e;
+  }
+  run.removesOnSecondSignal(() => b.destroy());
+  let transfer: TransferResult | null = null;
+  let tunnels: LabBrokerTunnel[] = [];
+  const nat: NonNullable<LabReport['nat']> = { from: LAB_NAT.before.public, to: LAB_NAT.after.public, followedInSeconds: null };
+  const counters: Record<string, CountersSnapshot | null> = {};
+  const cleanShutdown: Record<string, boolean> = {};
+  const stop = () => run.interrupted;
+  try {
+    transfer = await brokerTrafficRound(b.lab, 'before the move', bytes, record, stop);
+    if (run.interrupted) throw new Error('interrupted');
+    nat.followedInSeconds = await b.moveNat();
+    record({
+      name: `NAT moves c3's public address; its updater's nic/update moves the tunnel`,
+      ok: true,
+      detail: `${LAB_NAT.before.public} → ${LAB_NAT.after.public} (inside ${LAB_NAT.before.inside} → ${LAB_NAT.after.inside}); the broker had it ${nat.followedInSeconds.toFixed(1)} s after the move`,
+    });
+    transfer = (await brokerTrafficRound(b.lab, 'after the move', bytes, record, stop)) ?? transfer;
+    tunnels = await brokerTunnelLines(b.control);
+    const c3 = tunnels.find((t) => t.id === 'c3');
+    record({ name: 'tun6in4 broker list: c3 at its new public address', ok: c3?.remote === LAB_NAT.after.public, detail: `c3 remote ${c3?.remote ?? 'missing'}` });
+  } catch (e) {
+    if (!run.interrupted) record({ name: 'lab run', ok: false, detail: (e as Error).message });
+  } finally {
+    await b.lab.stopAll();
+    for (const [host, e] of b.lab.engines) {
+      // the broker daemon runs no tunnel of its own: its traffic is in the per-tunnel lines
+      if (host !== 'broker') counters[host] = e.down?.counters ?? null;
+      cleanShutdown[host] = e.down?.code === 0;
+    }
+    await b.destroy();
+    run.end();
+  }
+  run.recordShutdown(cleanShutdown);
+  return {
+    mode: 'broker',
+    encap: 'none',
+    interrupted: run.interrupted,
+    passed: run.passed,
+    steps: run.steps,
+    transfer,
+    counters,
+    icmpAtStart: {},
+    cleanShutdown,
+    tunnels,
+    nat,
+    environment: await environment(),
+    durationSeconds: run.seconds,
   };
 }
 
@@ -220,6 +337,13 @@ export function formatLabReport(r: LabReport, opts: { steps?: boolean } = {}): s
   const all = opts.steps ?? true;
   for (const s of r.steps) if (all || !s.ok) lines.push(`  ${s.ok ? '✔' : '✘'} ${s.name}: ${s.detail}`);
   if (!all) lines.push(`  ${r.steps.filter((s) => s.ok).length} of ${r.steps.length} checks passed (each shown above as it ran)`);
+  if (r.tunnels) {
+    lines.push('', 'Tunnels at the broker (tun6in4 broker list --json):');
+    for (const t of r.tunnels) {
+      const drops = Object.entries(t.drops).map(([k, v]) => `${k}=${v}`).join(' ');
+      lines.push(`  ${t.id}: remote ${t.remote ?? 'parked'}, rx ${t.rxPackets} packets, tx ${t.txPackets} packets${drops ? ` | drops: ${drops}` : ' | no drops'}`);
+    }
+  }
   lines.push('', 'Counters per engine (non-zero):');
   for (const [host, c] of Object.entries(r.counters)) {
     if (!c) {

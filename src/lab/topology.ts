@@ -13,6 +13,11 @@
  *               br ── native                     ce1 192.0.2.10 (2001:db8:a140::/43), from option 212
  *                                                ce2 192.0.2.20 (2001:db8:a280::/43), from flags
  *                                                br 203.0.113.1 (outside the CEs' /25), native 2001:db8:5::2
+ *
+ * broker: c1 ──┐                                 broker 192.0.2.1 (pool 2001:db8::/36, itself 2001:db8:ffff::1)
+ *         c2 ── wan ── broker                    c1 198.51.100.1, c2 198.51.100.65 (a /26 each)
+ *         c3 ──┘ (1:1 NAT in wan)                c3 203.0.113.10 inside, 198.51.100.200 outside;
+ *                                                src/lab/broker-lab.ts starts every engine and moves the NAT
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -22,7 +27,9 @@ import type { TunnelStatus } from '../host/status.js';
 import { Namespace, NamespaceSet } from './netns.js';
 import { nodeProgram } from './scripts.js';
 
-export type LabMode = '6in4' | '6to4' | '6rd';
+/** The labs `tun6in4 lab --mode` runs: the three tunnel modes, and a broker with its clients. */
+export const LAB_MODES = ['6in4', '6to4', '6rd', 'broker'] as const;
+export type LabMode = (typeof LAB_MODES)[number];
 
 /** The 6rd lab's domain, as DHCPv4 option 212 would hand it to ce1 (udhcpc's $ip6rd). */
 export const LAB_6RD_DHCP = '25 36 2001:db8:a000:: 203.0.113.1';
@@ -84,10 +91,16 @@ const PLANS: Record<LabMode, HostPlan[]> = {
     },
     { role: 'native' },
   ],
+  broker: [
+    { role: 'broker', v4: { addr: '192.0.2.1', gw: '192.0.2.254' } },
+    { role: 'c1', v4: { addr: '198.51.100.1', gw: '198.51.100.62', len: 26 } },
+    { role: 'c2', v4: { addr: '198.51.100.65', gw: '198.51.100.126', len: 26 } },
+    { role: 'c3', v4: { addr: '203.0.113.10', gw: '203.0.113.254' } },
+  ],
 };
 
 /** The host that relays between the tunnels and native IPv6, when the lab has one. */
-const RELAY_HOST: Record<LabMode, string | null> = { '6in4': null, '6to4': 'relay', '6rd': 'br' };
+const RELAY_HOST: Record<LabMode, string | null> = { '6in4': null, '6to4': 'relay', '6rd': 'br', broker: null };
 
 export interface EngineProcess {
   host: string;
@@ -110,6 +123,15 @@ export interface LabOptions {
   startTimeoutS?: number;
   /** A command an engine is started under, per host role (e.g. one that installs a seccomp filter, then execs). */
   engineWrapper?: Record<string, string[]>;
+}
+
+/** Asks `ready` again each time it says no, until it says yes (true) or `gone` (false: the process exited). */
+async function untilReady(ready: () => Promise<boolean>, gone: () => boolean): Promise<boolean> {
+  while (!gone()) {
+    if (await ready().catch(() => false)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
 }
 
 export class LabNetwork {
@@ -135,6 +157,7 @@ export class LabNetwork {
     try {
       const wan = await set.add('wan');
       hosts.set('wan', wan);
+      for (const [role, wrapper] of Object.entries(opts.engineWrapper ?? {})) lab.wrapperOf.set(role, wrapper);
       await wan.sysctl('net.ipv4.ip_forward', '1');
       for (const plan of PLANS[mode]) {
         const ns = await set.add(plan.role);
@@ -157,7 +180,6 @@ export class LabNetwork {
       }
       await Promise.all(
         PLANS[mode].filter((p) => p.engine && !opts.skipEngines?.includes(p.role)).map((p) => {
-          if (opts.engineWrapper?.[p.role]) lab.wrapperOf.set(p.role, opts.engineWrapper[p.role]);
           return lab.startEngine(p.role, [...p.engine!, ...(opts.engineArgs?.[p.role] ?? [])], opts.startTimeoutS ?? 20);
         }),
       );
@@ -209,8 +231,11 @@ export class LabNetwork {
     return { rssKb: Number(/^VmRSS:\s+(\d+)/m.exec(st)?.[1] ?? 0), fds: readdirSync(`/proc/${pid}/fd`).length, cpuMs };
   }
 
-  /** Starts `tun6in4 <argv>` in the host's namespace and waits for its first "tunnel up". */
-  async startTun6in4(role: string, argv: string[], control: string, timeoutS = 20): Promise<EngineProcess> {
+  /**
+   * Starts `tun6in4 <argv>` in the host's namespace and waits for its first "tunnel up", or, for
+   * a daemon with no tunnel of its own (a broker), until `ready` says so.
+   */
+  async startTun6in4(role: string, argv: string[], control: string, timeoutS = 20, ready?: () => Promise<boolean>): Promise<EngineProcess> {
     const [cmd, pre] = nodeProgram('cli/main');
     const [wrap, ...wrapArgs] = [...(this.wrapperOf.get(role) ?? []), cmd];
     const child = this.host(role).spawn(wrap, [...wrapArgs, ...pre, ...argv]);
@@ -224,7 +249,11 @@ export class LabNetwork {
     );
     const lines = createInterface({ input: child.stderr! });
     const up = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`engine on ${role} did not come up in ${timeoutS}s:\n${proc.logs.join('\n')}`)), timeoutS * 1000);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(new Error(`engine on ${role} did not come up in ${timeoutS}s:\n${proc.logs.join('\n')}`));
+      }, timeoutS * 1000);
       void exited.then(() => {
         clearTimeout(timer);
         reject(new Error(`engine on ${role} exited before coming up:\n${proc.logs.join('\n')}`));
@@ -244,6 +273,12 @@ export class LabNetwork {
         }
         if (rec.msg === 'tunnel down' && rec.counters) proc.down = { counters: rec.counters, code: null, signal: null };
       });
+      if (ready) {
+        void untilReady(ready, () => proc.down !== undefined || timedOut).then((ok) => {
+          clearTimeout(timer);
+          if (ok) resolve();
+        });
+      }
     });
     await up;
     return proc;
