@@ -175,6 +175,23 @@ describe.runIf(canRun)('broker mode: one TUN, many tunnels', () => {
     expect((await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 's1' })).counters.drops).toEqual({});
   }, 60_000);
 
+  it('a flood from sources no tunnel has costs the known tunnels nothing: each packet dropped silently and counted in the totals, while c1 pings through', async () => {
+    const unknown = async () => (await broker.ask<BrokerStatus>({ op: 'status' })).counters.drops.rx_unknown_outer_source;
+    const before = await unknown();
+    // 50 sources outside every tunnel (198.19.0.x), 200 packets each, toward a client's prefix
+    const flood = Array.from({ length: 50 }, (_, i) => ({ bytes: ipv4Packet({ src: `198.19.0.${i + 1}`, dst: BROKER_V4, payload: ipv6Packet({ src: '2001:db8:dead::2', dst: '2001:db8:1::2' }) }), count: 200 }));
+    const c1Before = (await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 'c1' })).counters;
+    const pinging = c1.run('ping', ['-6', '-n', '-c', '100', '-i', '0.05', '-W', '5', BROKER_V6], { timeoutMs: 60_000 });
+    await scapySendRaw(s, flood);
+    const p = await pinging;
+    expect(p.stdout, p.stdout).toMatch(/100 packets transmitted, 100 received/);
+    const after = await until('every flood packet counted', unknown, (n) => n - before >= 50 * 200);
+    expect(after - before).toBe(50 * 200);
+    const c1After = (await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 'c1' })).counters;
+    expect(c1After.drops).toEqual(c1Before.drops);
+    expect(c1After.rxPackets - c1Before.rxPackets).toBeGreaterThanOrEqual(100); // the echoes, and whatever else c1 sent meanwhile (neighbour discovery)
+  }, 180_000);
+
   it('close deletes the TUN, and the pool routes go with it', async () => {
     expect(await broker.ask<boolean>({ op: 'close' })).toBe(true);
     expect((await b.run('ip', ['link', 'show', 't6b-lab'])).code).not.toBe(0);
