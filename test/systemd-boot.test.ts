@@ -253,4 +253,20 @@ describe.runIf(canRun)('the units in contrib/ under a real systemd (Debian 12 bo
     });
   }
 
+  it('a broker under tun6in4@edge: its store goes to StateDirectory /var/lib/tun6in4 as the service user, a tunnel added with tun6in4 broker survives a restart', async () => {
+    await ct().writeFile('/etc/tun6in4/edge.toml', '[broker.edge]\nlocal = "192.0.2.1"\npools = ["2001:db8:4000::/48"]\nstore = "/var/lib/tun6in4/edge.sqlite"\ntransport = "raw"\n');
+    const r = await systemctl('start', 'tun6in4@edge');
+    expect(r.code, r.stderr + (await explain('tun6in4@edge'))).toBe(0);
+    await waitFor('StatusText naming the broker', 'tun6in4@edge', () => ct().show('tun6in4@edge', 'StatusText'), (t) => /broker edge: 0 tunnels/.test(t));
+    expect(await linkIn('t6b-edge')).toBe(true);
+    const add = await ct().run(['tun6in4', 'broker', 'add', 'alice', '--remote', '198.51.100.3', '--link', '2001:db8:4000::/64', '--control', '/run/tun6in4/edge.sock']);
+    expect(add.code, add.stderr + (await explain('tun6in4@edge'))).toBe(0);
+    expect((await ct().exec(['stat', '-c', '%U %a', '/var/lib/tun6in4', '/var/lib/tun6in4/edge.sqlite'])).trim().split('\n')).toEqual(['tun6in4 750', expect.stringMatching(/^tun6in4 /)]);
+    expect((await systemctl('restart', 'tun6in4@edge')).code).toBe(0);
+    await waitFor('the stored tunnel loaded back', 'tun6in4@edge', () => ct().show('tun6in4@edge', 'StatusText'), (t) => /broker edge: 1 tunnel/.test(t));
+    const list = JSON.parse(await ct().exec(['tun6in4', 'broker', 'list', '--json', '--control', '/run/tun6in4/edge.sock'])) as Array<{ id: string; remote: string }>;
+    expect(list.map((t) => [t.id, t.remote])).toEqual([['alice', '198.51.100.3']]);
+    expect((await systemctl('stop', 'tun6in4@edge')).code).toBe(0);
+    expect(await linkIn('t6b-edge')).toBe(false);
+  }, 180_000);
 });
