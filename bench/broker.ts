@@ -86,15 +86,16 @@ if (flags.probe) {
   const first: number[] = [];
   const checked: number[] = [];
   const answers = new Map<string, number>();
-  const ask = async (c: { id: string; user: string; key: string }, i: number, into: number[]) => {
+  // each tunnel its own pair of addresses (a remote belongs to one tunnel), alternated: every answer a move
+  const ask = async (c: { id: string; user: string; key: string }, k: number, round: number, into: number[]) => {
     const t0 = nowMs();
-    const a = await nicUpdate(p.base, c.id, c.user, c.key, `198.19.200.${(i % 2) + 1}`);
+    const a = await nicUpdate(p.base, c.id, c.user, c.key, `198.19.${200 + k}.${(round % 2) + 1}`);
     into.push(nowMs() - t0);
     const word = a.split(' ')[0];
     answers.set(word, (answers.get(word) ?? 0) + 1);
   };
-  for (const [i, c] of p.creds.entries()) await ask(c, i, first);
-  for (let i = 0; i < p.n; i++) await ask(p.creds[i % p.creds.length], Math.floor(i / p.creds.length) + 1, checked);
+  for (const [k, c] of p.creds.entries()) await ask(c, k, 0, first);
+  for (let i = 0; i < p.n; i++) await ask(p.creds[i % p.creds.length], i % p.creds.length, Math.floor(i / p.creds.length) + 1, checked);
   console.log(JSON.stringify({ firstCheck: latencies(first), keyChecked: latencies(checked), answers: Object.fromEntries(answers) }));
   process.exit(0);
 }
@@ -173,6 +174,7 @@ async function startDaemon(b: Namespace, c: Namespace, store: string): Promise<{
   const cfg = configFor(store);
   const t0 = nowMs();
   const proc = b.spawn(NODE, ['--import', TSX, here('../src/cli/main.ts'), 'up', '-c', cfg]);
+  if (process.env.BENCH_DEBUG) console.error(`daemon ${proc.pid} started on ${store}`);
   daemons.add(proc);
   const logs: string[] = [];
   createInterface({ input: proc.stderr! }).on('line', (l) => logs.length < 100 && logs.push(l));
@@ -186,6 +188,7 @@ async function startDaemon(b: Namespace, c: Namespace, store: string): Promise<{
     pings++;
     const r = await c.run('ping', ['-6', '-n', '-c', '1', '-W', '0.2', BROKER_V6], { timeoutMs: 5_000 });
     if (r.code === 0) return { proc, upMs: nowMs() - t0, pings };
+    if (process.env.BENCH_DEBUG && pings % 20 === 0) console.error(`  ${pings} pings, ${((nowMs() - t0) / 1000).toFixed(1)} s: ${r.stdout.trim().split('\n').pop()} ${logs.slice(-3).join(' | ')}`);
   }
 }
 
@@ -216,9 +219,13 @@ interface Forwarding {
 async function forwarding(b: Namespace, c: Namespace): Promise<Forwarding> {
   const server = b.spawn('iperf3', ['-s', '-B', BROKER_V6]);
   try {
-    for (let i = 0; (await c.run('iperf3', ['-6', '-c', BROKER_V6, '-t', '0.2', '-u', '-b', '1M'], { timeoutMs: 5000 })).code !== 0; i++) {
-      if (i > 50) throw new Error('iperf3 server did not answer');
+    for (let i = 0; ; i++) {
+      const r = await c.run('iperf3', ['-6', '-c', BROKER_V6, '-t', '1', '-u', '-b', '1M'], { timeoutMs: 10_000 });
+      if (r.code === 0) break;
+      if (process.env.BENCH_DEBUG) console.error(`  iperf3: ${r.code} ${r.stdout.slice(-300)} ${r.stderr.slice(-300)}`);
+      if (i > 50) throw new Error(`iperf3 server did not answer: ${r.stderr}`);
     }
+    console.error(`  iperf3 server answers (load ${load().join(' ')})`);
     const iperf = (args: string[]) => c.exec('iperf3', ['-6', '-c', BROKER_V6, '-t', String(SECONDS), '-J', ...args], { timeoutMs: (SECONDS + 30) * 1000 });
     const udp = async (rev: boolean) => {
       const rx = rev ? c : b;
@@ -275,6 +282,7 @@ try {
 
   if (want('bringup') || want('memory') || want('forwarding')) {
     const one = writeStore('n1', [REAL]);
+    if (process.env.BENCH_DEBUG) console.error('store of 1 written');
     const sizes = want('memory') || want('forwarding') ? [1, N] : [N];
     const samples: Array<{ tunnels: number; upMs: number; pings: number; rssKiB: number; load: number[]; forwarding?: Forwarding }> = [];
     // A/B/A/B: the machine's drift touches both table sizes alike
@@ -353,7 +361,7 @@ try {
         const changeMs: number[] = [];
         let finished = false;
         void pinging.then(() => (finished = true));
-        while (!finished && done < PINGS + 200) {
+        while (!finished) {
           const due = t0 + done * 10;
           const wait = due - nowMs();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -361,8 +369,8 @@ try {
           changeMs.push(await timed(ops[done % 4](Math.floor(done / 4))));
           done++;
         }
-        const p = await pinging;
         const elapsedS = (nowMs() - t0) / 1000;
+        const p = await pinging;
         const m = /(\d+) packets transmitted, (\d+) received/.exec(p.stdout);
         const sent = Number(m?.[1] ?? NaN);
         const received = Number(m?.[2] ?? NaN);
