@@ -298,7 +298,11 @@ try {
       }
     }
     const of = (size: number) => samples.filter((s) => s.tunnels === size);
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((x, y) => x - y);
+      const m = s.length >> 1;
+      return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+    };
     if (want('bringup')) {
       const ups = of(N).map((s) => s.upMs / 1000);
       const target = N >= 100_000 ? 60 : 10;
