@@ -290,6 +290,8 @@ try {
       for (const size of sizes) {
         const { proc, upMs, pings } = await startDaemon(b, c, size === 1 ? one.path : big.path);
         await new Promise((r) => setTimeout(r, 1000));
+        const loaded = ((await queryControl(SOCKET, 'status')) as { brokers: Array<{ tunnels: number }> }).brokers[0].tunnels;
+        if (loaded !== size) throw new Error(`the daemon has ${loaded} tunnels loaded, not ${size}`);
         const sample: (typeof samples)[number] = { tunnels: size, upMs, pings, rssKiB: rssKiB(proc.pid!), load: load() };
         if (want('forwarding')) sample.forwarding = await forwarding(b, c);
         await stopDaemon(proc);
