@@ -321,7 +321,10 @@ try {
       const a = med(1);
       const z = med(N);
       const ratio = Object.fromEntries(keys.map((k) => [k, z[k] / a[k]])) as unknown as Forwarding;
-      results.forwarding = { ...stamp(), tunnels: N, seconds: SECONDS, oneTunnel: a, allTunnels: z, ratio, target: 0.9, pass: keys.every((k) => ratio[k] >= 0.9), spread: 'not played: one real client; traffic spread over 1,000 tunnels is in bench/micro.ts broker rows', samples: samples.map((s) => ({ tunnels: s.tunnels, load: s.load, ...s.forwarding })) };
+      // each run's N-tunnel sample over the 1-tunnel sample just before it: the drift between pairs cancels
+      const pairRatios = Object.fromEntries(keys.map((k) => [k, of(N).map((s, i) => s.forwarding![k] / of(1)[i].forwarding![k])])) as unknown as Record<keyof Forwarding, number[]>;
+      const range = (size: number) => Object.fromEntries(keys.map((k) => [k, [Math.min(...of(size).map((s) => s.forwarding![k])), Math.max(...of(size).map((s) => s.forwarding![k]))]]));
+      results.forwarding = { ...stamp(), tunnels: N, seconds: SECONDS, oneTunnel: a, allTunnels: z, oneTunnelRange: range(1), allTunnelsRange: range(N), ratio, pairRatios, target: 0.9, pass: keys.every((k) => ratio[k] >= 0.9), spread: 'not played: one real client; traffic spread over 1,000 tunnels is in bench/micro.ts broker rows', samples: samples.map((s) => ({ tunnels: s.tunnels, load: s.load, ...s.forwarding })) };
     }
   }
 
@@ -419,7 +422,8 @@ function renderMarkdown(r: Record<string, any>): string {
   }
   if (r.forwarding) {
     const w = r.forwarding;
-    const line = (name: string, k: string, d: number, unit: string) => `| ${name}, ${w.tunnels.toLocaleString('en')} vs 1 tunnel | ≥ 0.9× | ${f(w.allTunnels[k], d)} vs ${f(w.oneTunnel[k], d)} ${unit} = ${f(w.ratio[k])}× | ${ok(w.ratio[k] >= 0.9)} | ${w.samples.map((s: any) => s.load[0]).join(', ')} | \`${w.command}\` |`;
+    const span = (xs: number[], d: number) => `${f(xs[0], d)}–${f(xs[1], d)}`;
+    const line = (name: string, k: string, d: number, unit: string) => `| ${name}, ${w.tunnels.toLocaleString('en')} vs 1 tunnel | ≥ 0.9× | ${f(w.allTunnels[k], d)} (${span(w.allTunnelsRange[k], d)}) vs ${f(w.oneTunnel[k], d)} (${span(w.oneTunnelRange[k], d)}) ${unit} = ${f(w.ratio[k])}×; per A/B pair ${w.pairRatios[k].map((x: number) => f(x)).join(', ')} | ${ok(w.ratio[k] >= 0.9)} | ${w.samples.map((s: any) => s.load[0]).join(', ')} | \`${w.command}\` |`;
     rows.push(line('UDP 64 B client → broker', 'udpUpPps', 0, 'pps'), line('UDP 64 B broker → client', 'udpDownPps', 0, 'pps'), line('TCP 1 stream client → broker', 'tcpUpGbps', 3, 'Gbit/s'), line('TCP 1 stream broker → client', 'tcpDownGbps', 3, 'Gbit/s'));
   }
   if (r.memory) {
@@ -435,7 +439,7 @@ function renderMarkdown(r: Record<string, any>): string {
     '|---|---|---|---|---|---|',
     ...rows,
     '',
-    r.forwarding ? `Forwarding: one real tun6in4 client, iperf3 to the broker host's own address; medians of A/B/A/B runs of ${r.forwarding.seconds} s; UDP counted at the receiving namespace's UDP layer. ${r.forwarding.spread}.` : '',
+    r.forwarding ? `Forwarding: one real tun6in4 client, iperf3 to the broker host's own address; medians of A/B/A/B runs of ${r.forwarding.seconds} s (min–max), and each pair's ratio; UDP counted at the receiving namespace's UDP layer. ${r.forwarding.spread}.` : '',
     '',
   ].join('\n');
 }
