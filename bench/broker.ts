@@ -174,7 +174,6 @@ async function startDaemon(b: Namespace, c: Namespace, store: string): Promise<{
   const cfg = configFor(store);
   const t0 = nowMs();
   const proc = b.spawn(NODE, ['--import', TSX, here('../src/cli/main.ts'), 'up', '-c', cfg]);
-  if (process.env.BENCH_DEBUG) console.error(`daemon ${proc.pid} started on ${store}`);
   daemons.add(proc);
   const logs: string[] = [];
   createInterface({ input: proc.stderr! }).on('line', (l) => logs.length < 100 && logs.push(l));
@@ -188,7 +187,6 @@ async function startDaemon(b: Namespace, c: Namespace, store: string): Promise<{
     pings++;
     const r = await c.run('ping', ['-6', '-n', '-c', '1', '-W', '0.2', BROKER_V6], { timeoutMs: 5_000 });
     if (r.code === 0) return { proc, upMs: nowMs() - t0, pings };
-    if (process.env.BENCH_DEBUG && pings % 20 === 0) console.error(`  ${pings} pings, ${((nowMs() - t0) / 1000).toFixed(1)} s: ${r.stdout.trim().split('\n').pop()} ${logs.slice(-3).join(' | ')}`);
   }
 }
 
@@ -222,7 +220,6 @@ async function forwarding(b: Namespace, c: Namespace): Promise<Forwarding> {
     for (let i = 0; ; i++) {
       const r = await c.run('iperf3', ['-6', '-c', BROKER_V6, '-t', '1', '-u', '-b', '1M'], { timeoutMs: 10_000 });
       if (r.code === 0) break;
-      if (process.env.BENCH_DEBUG) console.error(`  iperf3: ${r.code} ${r.stdout.slice(-300)} ${r.stderr.slice(-300)}`);
       if (i > 50) throw new Error(`iperf3 server did not answer: ${r.stderr}`);
     }
     console.error(`  iperf3 server answers (load ${load().join(' ')})`);
@@ -282,7 +279,6 @@ try {
 
   if (want('bringup') || want('memory') || want('forwarding')) {
     const one = writeStore('n1', [REAL]);
-    if (process.env.BENCH_DEBUG) console.error('store of 1 written');
     const sizes = want('memory') || want('forwarding') ? [1, N] : [N];
     const samples: Array<{ tunnels: number; upMs: number; pings: number; rssKiB: number; load: number[]; forwarding?: Forwarding }> = [];
     // A/B/A/B: the machine's drift touches both table sizes alike
@@ -338,10 +334,17 @@ try {
         const add: number[] = [];
         const setMs: number[] = [];
         const del: number[] = [];
+        // the socket and both processes' scheduling without a change: a del of an id that is not there (refused, nothing committed)
+        const refused: number[] = [];
+        for (let i = 0; i < 1000; i++) {
+          const t0 = nowMs();
+          await queryControl(SOCKET, `broker ${JSON.stringify({ op: 'del', id: `absent${i}` })}`);
+          refused.push(nowMs() - t0);
+        }
         for (let i = 0; i < 1000; i++) add.push(await timed({ op: 'add', tunnel: extra(i) }));
         for (let i = 0; i < 1000; i++) setMs.push(await timed({ op: 'set', id: `x${i}`, fields: { remote: formatIpv4((((198 << 24) | (19 << 16) | (120 << 8)) >>> 0) + i) } }));
         for (let i = 0; i < 1000; i++) del.push(await timed({ op: 'del', id: `x${i}` }));
-        results.changes = { ...stamp(), loadBefore: l0, tunnels: N, path: 'one `broker {…}` request per change on the control socket (a new connection each, as tun6in4 broker makes), timed in this process; the CLI\'s Node start-up is not included', add: latencies(add), set: latencies(setMs), del: latencies(del), targetP99Ms: 1, pass: [add, setMs, del].every((x) => latencies(x).p99Ms <= 1) };
+        results.changes = { ...stamp(), loadBefore: l0, tunnels: N, path: 'one `broker {…}` request per change on the control socket (a new connection each, as tun6in4 broker makes), timed in this process; the CLI\'s Node start-up is not included', add: latencies(add), set: latencies(setMs), del: latencies(del), refusedNoCommit: latencies(refused), targetP99Ms: 1, pass: [add, setMs, del].every((x) => latencies(x).p99Ms <= 1) };
         console.error(`changes: add ${JSON.stringify(latencies(add))} set ${JSON.stringify(latencies(setMs))} del ${JSON.stringify(latencies(del))} (load ${load().join(' ')})`);
 
         const creds = await Promise.all(Array.from({ length: 10 }, async (_, i) => ({ id: `u${i}`, user: `u${i}`, key: `bench-key-${i}`, keyHash: await hashUpdateKey(`bench-key-${i}`) })));
@@ -410,6 +413,7 @@ function renderMarkdown(r: Record<string, any>): string {
     rows.push(`| ${s.tunnels.toLocaleString('en')} tunnels, store → forwarding | ≤ ${s.targetS ?? '–'} s | ${f(s.medianS)} s (runs ${s.upS.map((x: number) => f(x)).join(', ')}; store written in ${f(s.storeWriteS)} s) | ${ok(s.pass)} | ${s.loads.map((l: number[]) => l[0]).join(', ')} | \`${s.command}\` |`);
   }
   if (r.changes) {
+    if (r.changes.refusedNoCommit) rows.push(`| (for comparison) a refused del, nothing stored, p50 / p99 | – | ${f(r.changes.refusedNoCommit.p50Ms, 3)} / ${f(r.changes.refusedNoCommit.p99Ms, 3)} ms (max ${f(r.changes.refusedNoCommit.maxMs)}) | – | ${r.changes.loadBefore[0]} | \`${r.changes.command}\` |`);
     for (const op of ['add', 'set', 'del'] as const) rows.push(`| broker ${op}, control socket, p50 / p99 (n=${r.changes[op].n}) | p99 ≤ 1 ms | ${f(r.changes[op].p50Ms, 3)} / ${f(r.changes[op].p99Ms, 3)} ms (max ${f(r.changes[op].maxMs)}) | ${ok(r.changes[op].p99Ms <= 1)} | ${r.changes.loadBefore[0]} | \`${r.changes.command}\` |`);
   }
   if (r.nicUpdate) {
@@ -423,7 +427,7 @@ function renderMarkdown(r: Record<string, any>): string {
   if (r.forwarding) {
     const w = r.forwarding;
     const span = (xs: number[], d: number) => `${f(xs[0], d)}–${f(xs[1], d)}`;
-    const line = (name: string, k: string, d: number, unit: string) => `| ${name}, ${w.tunnels.toLocaleString('en')} vs 1 tunnel | ≥ 0.9× | ${f(w.allTunnels[k], d)} (${span(w.allTunnelsRange[k], d)}) vs ${f(w.oneTunnel[k], d)} (${span(w.oneTunnelRange[k], d)}) ${unit} = ${f(w.ratio[k])}×; per A/B pair ${w.pairRatios[k].map((x: number) => f(x)).join(', ')} | ${ok(w.ratio[k] >= 0.9)} | ${w.samples.map((s: any) => s.load[0]).join(', ')} | \`${w.command}\` |`;
+    const line = (name: string, k: string, d: number, unit: string) => `| ${name}, ${w.tunnels.toLocaleString('en')} vs 1 tunnel | ≥ 0.9× | ${f(w.allTunnels[k], d)} (${span(w.allTunnelsRange[k], d)}) vs ${f(w.oneTunnel[k], d)} (${span(w.oneTunnelRange[k], d)}) ${unit} = ${f(w.ratio[k], 3)}×; per A/B pair ${w.pairRatios[k].map((x: number) => f(x)).join(', ')} | ${ok(w.ratio[k] >= 0.9)} | ${w.samples.map((s: any) => s.load[0]).join(', ')} | \`${w.command}\` |`;
     rows.push(line('UDP 64 B client → broker', 'udpUpPps', 0, 'pps'), line('UDP 64 B broker → client', 'udpDownPps', 0, 'pps'), line('TCP 1 stream client → broker', 'tcpUpGbps', 3, 'Gbit/s'), line('TCP 1 stream broker → client', 'tcpDownGbps', 3, 'Gbit/s'));
   }
   if (r.memory) {
