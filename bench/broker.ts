@@ -4,6 +4,7 @@
  * namespace running one real `tun6in4 run` client, joined by a veth.
  *
  *   sudo node --import tsx bench/broker.ts [--only bringup,forwarding,memory,changes,traffic] [--tunnels N] [--runs R] [--seconds S]
+ *   node --import tsx bench/broker.ts --render     (broker-latest.md again from the JSON)
  *
  * - bringup: N tunnels (the real client's and N-1 others, remotes in 198.18.0.0/15) written to
  *   the store through its own API (TunnelStore.change, one transaction), then the time from
@@ -45,6 +46,8 @@ const { values: flags } = parseArgs({
     tunnels: { type: 'string', default: '10000' },
     runs: { type: 'string', default: '2' },
     seconds: { type: 'string', default: '4' },
+    /** Only rewrite broker-latest.md from broker-latest.json (no root, nothing measured). */
+    render: { type: 'boolean', default: false },
     /** Internal: the nic/update probe, run inside the broker's namespace. */
     probe: { type: 'string' },
   },
@@ -121,6 +124,13 @@ const many = (i: number): BrokerTunnel => ({ id: `t${i}`, remote: formatIpv4((((
 const load = () => loadavg().map((l) => Number(l.toFixed(2)));
 const environment = () => ({ date: new Date().toISOString(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, kernel: release(), load: load() });
 const command = `sudo node --import tsx bench/broker.ts ${process.argv.slice(2).join(' ')}`.trim();
+
+if (flags.render) {
+  const r = JSON.parse(readFileSync(here('results/broker-latest.json'), 'utf8')) as Results;
+  writeFileSync(here('results/broker-latest.md'), renderMarkdown(r));
+  console.log(renderMarkdown(r));
+  process.exit(0);
+}
 
 if (process.getuid?.() !== 0) {
   console.error('bench/broker.ts needs root (namespaces, TUN, raw sockets)');
@@ -222,7 +232,6 @@ async function forwarding(b: Namespace, c: Namespace): Promise<Forwarding> {
       if (r.code === 0) break;
       if (i > 50) throw new Error(`iperf3 server did not answer: ${r.stderr}`);
     }
-    console.error(`  iperf3 server answers (load ${load().join(' ')})`);
     const iperf = (args: string[]) => c.exec('iperf3', ['-6', '-c', BROKER_V6, '-t', String(SECONDS), '-J', ...args], { timeoutMs: (SECONDS + 30) * 1000 });
     const udp = async (rev: boolean) => {
       const rx = rev ? c : b;
@@ -251,8 +260,22 @@ async function timed(req: Record<string, unknown>): Promise<number> {
 }
 const extra = (i: number): BrokerTunnel => ({ id: `x${i}`, remote: formatIpv4((((198 << 24) | (19 << 16) | (100 << 8)) >>> 0) + i), link: `2001:db8:6000:${i.toString(16)}::/64`, routed: [], mtu: 1480, user: null, keyHash: null });
 
-const results = existsSync(here('results/broker-latest.json')) ? (JSON.parse(readFileSync(here('results/broker-latest.json'), 'utf8')) as Record<string, unknown>) : {};
-const stamp = () => ({ date: new Date().toISOString(), command, load: load() });
+interface Stamp {
+  date: string;
+  command: string;
+  load: number[];
+}
+interface Results {
+  environment?: ReturnType<typeof environment>;
+  [bringup: `bringup-${number}`]: Stamp & { tunnels: number; storeWriteS: number; storeWrittenBy: string; upS: number[]; medianS: number; targetS: number | null; pass: boolean; loads: number[][] };
+  memory?: Stamp & { tunnels: number; rssKiB1Tunnel: number; rssKiBAllTunnels: number; bytesPerTunnel: number; targetBytes: number; pass: boolean; samples: Array<{ tunnels: number; rssKiB: number; load: number[] }> };
+  forwarding?: Stamp & { tunnels: number; seconds: number; oneTunnel: Forwarding; allTunnels: Forwarding; oneTunnelRange: Record<keyof Forwarding, number[]>; allTunnelsRange: Record<keyof Forwarding, number[]>; ratio: Forwarding; pairRatios: Record<keyof Forwarding, number[]>; target: number; pass: boolean; spread: string; samples: Array<Partial<Forwarding> & { tunnels: number; load: number[] }> };
+  changes?: Stamp & { loadBefore: number[]; tunnels: number; path: string; add: Latencies; set: Latencies; del: Latencies; refusedNoCommit: Latencies; targetP99Ms: number; pass: boolean };
+  nicUpdate?: Stamp & { loadBefore: number[]; tunnels: number; path: string; firstCheck: Latencies; keyChecked: Latencies; answers: Record<string, number>; targetP99Ms: number; pass: boolean };
+  traffic?: Stamp & { loadBefore: number[]; tunnels: number; stream: string; changes: number; changesPerSecond: number; changesLate: number; changeLatency: Latencies; pingsSent: number; pingsReceived: number; lost: number; target: number; pass: boolean };
+}
+const results: Results = existsSync(here('results/broker-latest.json')) ? (JSON.parse(readFileSync(here('results/broker-latest.json'), 'utf8')) as Results) : {};
+const stamp = (): Stamp => ({ date: new Date().toISOString(), command, load: load() });
 
 try {
   await removeStaleNamespaces('bbr');
@@ -319,8 +342,8 @@ try {
       const ratio = Object.fromEntries(keys.map((k) => [k, z[k] / a[k]])) as unknown as Forwarding;
       // each run's N-tunnel sample over the 1-tunnel sample just before it: the drift between pairs cancels
       const pairRatios = Object.fromEntries(keys.map((k) => [k, of(N).map((s, i) => s.forwarding![k] / of(1)[i].forwarding![k])])) as unknown as Record<keyof Forwarding, number[]>;
-      const range = (size: number) => Object.fromEntries(keys.map((k) => [k, [Math.min(...of(size).map((s) => s.forwarding![k])), Math.max(...of(size).map((s) => s.forwarding![k]))]]));
-      results.forwarding = { ...stamp(), tunnels: N, seconds: SECONDS, oneTunnel: a, allTunnels: z, oneTunnelRange: range(1), allTunnelsRange: range(N), ratio, pairRatios, target: 0.9, pass: keys.every((k) => ratio[k] >= 0.9), spread: 'not played: one real client; traffic spread over 1,000 tunnels is in bench/micro.ts broker rows', samples: samples.map((s) => ({ tunnels: s.tunnels, load: s.load, ...s.forwarding })) };
+      const range = (size: number) => Object.fromEntries(keys.map((k) => [k, [Math.min(...of(size).map((s) => s.forwarding![k])), Math.max(...of(size).map((s) => s.forwarding![k]))]])) as Record<keyof Forwarding, number[]>;
+      results.forwarding = { ...stamp(), tunnels: N, seconds: SECONDS, oneTunnel: a, allTunnels: z, oneTunnelRange: range(1), allTunnelsRange: range(N), ratio, pairRatios, target: 0.9, pass: keys.every((k) => ratio[k] >= 0.9), spread: 'not played here (one real client); bench/micro.ts has it in its broker rows', samples: samples.map((s) => ({ tunnels: s.tunnels, load: s.load, ...s.forwarding })) };
     }
   }
 
@@ -403,18 +426,18 @@ writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(here('results/broker-latest.md'), renderMarkdown(results));
 console.log(renderMarkdown(results));
 
-function renderMarkdown(r: Record<string, any>): string {
-  const e = r.environment;
+function renderMarkdown(r: Results): string {
+  const e = r.environment!;
   const ok = (p: boolean) => (p ? 'pass' : 'miss');
   const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '–');
   const rows: string[] = [];
-  for (const k of Object.keys(r).filter((k) => k.startsWith('bringup-')).sort()) {
+  for (const k of (Object.keys(r).filter((k) => k.startsWith('bringup-')) as Array<`bringup-${number}`>).sort((x, y) => r[x].tunnels - r[y].tunnels)) {
     const s = r[k];
-    rows.push(`| ${s.tunnels.toLocaleString('en')} tunnels, store → forwarding | ≤ ${s.targetS ?? '–'} s | ${f(s.medianS)} s (runs ${s.upS.map((x: number) => f(x)).join(', ')}; store written in ${f(s.storeWriteS)} s) | ${ok(s.pass)} | ${s.loads.map((l: number[]) => l[0]).join(', ')} | \`${s.command}\` |`);
+    rows.push(`| ${s.tunnels.toLocaleString('en')} tunnels, store → forwarding | ≤ ${s.targetS ?? '–'} s | ${f(s.medianS)} s (runs ${s.upS.map((x) => f(x)).join(', ')}; store written in ${f(s.storeWriteS)} s) | ${ok(s.pass)} | ${s.loads.map((l) => l[0]).join(', ')} | \`${s.command}\` |`);
   }
   if (r.changes) {
-    if (r.changes.refusedNoCommit) rows.push(`| (for comparison) a refused del, nothing stored, p50 / p99 | – | ${f(r.changes.refusedNoCommit.p50Ms, 3)} / ${f(r.changes.refusedNoCommit.p99Ms, 3)} ms (max ${f(r.changes.refusedNoCommit.maxMs)}) | – | ${r.changes.loadBefore[0]} | \`${r.changes.command}\` |`);
     for (const op of ['add', 'set', 'del'] as const) rows.push(`| broker ${op}, control socket, p50 / p99 (n=${r.changes[op].n}) | p99 ≤ 1 ms | ${f(r.changes[op].p50Ms, 3)} / ${f(r.changes[op].p99Ms, 3)} ms (max ${f(r.changes[op].maxMs)}) | ${ok(r.changes[op].p99Ms <= 1)} | ${r.changes.loadBefore[0]} | \`${r.changes.command}\` |`);
+    if (r.changes.refusedNoCommit) rows.push(`| (for comparison) a refused del, nothing stored, p50 / p99 | – | ${f(r.changes.refusedNoCommit.p50Ms, 3)} / ${f(r.changes.refusedNoCommit.p99Ms, 3)} ms (max ${f(r.changes.refusedNoCommit.maxMs)}) | – | ${r.changes.loadBefore[0]} | \`${r.changes.command}\` |`);
   }
   if (r.nicUpdate) {
     rows.push(`| nic/update, key checked before, p50 / p99 (n=${r.nicUpdate.keyChecked.n}) | p99 ≤ 5 ms | ${f(r.nicUpdate.keyChecked.p50Ms, 3)} / ${f(r.nicUpdate.keyChecked.p99Ms, 3)} ms | ${ok(r.nicUpdate.pass)} | ${r.nicUpdate.loadBefore[0]} | \`${r.nicUpdate.command}\` |`);
@@ -427,12 +450,12 @@ function renderMarkdown(r: Record<string, any>): string {
   if (r.forwarding) {
     const w = r.forwarding;
     const span = (xs: number[], d: number) => `${f(xs[0], d)}–${f(xs[1], d)}`;
-    const line = (name: string, k: string, d: number, unit: string) => `| ${name}, ${w.tunnels.toLocaleString('en')} vs 1 tunnel | ≥ 0.9× | ${f(w.allTunnels[k], d)} (${span(w.allTunnelsRange[k], d)}) vs ${f(w.oneTunnel[k], d)} (${span(w.oneTunnelRange[k], d)}) ${unit} = ${f(w.ratio[k], 3)}×; per A/B pair ${w.pairRatios[k].map((x: number) => f(x)).join(', ')} | ${ok(w.ratio[k] >= 0.9)} | ${w.samples.map((s: any) => s.load[0]).join(', ')} | \`${w.command}\` |`;
+    const line = (name: string, k: keyof Forwarding, d: number, unit: string) => `| ${name}, ${w.tunnels.toLocaleString('en')} vs 1 tunnel | ≥ 0.9× | ${f(w.allTunnels[k], d)} (${span(w.allTunnelsRange[k], d)}) vs ${f(w.oneTunnel[k], d)} (${span(w.oneTunnelRange[k], d)}) ${unit} = ${f(w.ratio[k], 3)}×; per A/B pair ${w.pairRatios[k].map((x) => f(x)).join(', ')} | ${ok(w.ratio[k] >= 0.9)} | ${w.samples.map((s) => s.load[0]).join(', ')} | \`${w.command}\` |`;
     rows.push(line('UDP 64 B client → broker', 'udpUpPps', 0, 'pps'), line('UDP 64 B broker → client', 'udpDownPps', 0, 'pps'), line('TCP 1 stream client → broker', 'tcpUpGbps', 3, 'Gbit/s'), line('TCP 1 stream broker → client', 'tcpDownGbps', 3, 'Gbit/s'));
   }
   if (r.memory) {
     const m = r.memory;
-    rows.push(`| daemon RSS per idle tunnel (${m.tunnels.toLocaleString('en')} vs 1 loaded) | ≤ 1024 B | ${f(m.bytesPerTunnel, 0)} B (${f(m.rssKiB1Tunnel / 1024, 1)} → ${f(m.rssKiBAllTunnels / 1024, 1)} MiB) | ${ok(m.pass)} | ${m.samples.map((s: any) => s.load[0]).join(', ')} | \`${m.command}\` |`);
+    rows.push(`| daemon RSS per idle tunnel (${m.tunnels.toLocaleString('en')} vs 1 loaded) | ≤ 1024 B | ${f(m.bytesPerTunnel, 0)} B (${f(m.rssKiB1Tunnel / 1024, 1)} → ${f(m.rssKiBAllTunnels / 1024, 1)} MiB) | ${ok(m.pass)} | ${m.samples.map((s) => s.load[0]).join(', ')} | \`${m.command}\` |`);
   }
   return [
     `# Broker benchmark (${e.date})`,
@@ -443,7 +466,7 @@ function renderMarkdown(r: Record<string, any>): string {
     '|---|---|---|---|---|---|',
     ...rows,
     '',
-    r.forwarding ? `Forwarding: one real tun6in4 client, iperf3 to the broker host's own address; medians of A/B/A/B runs of ${r.forwarding.seconds} s (min–max), and each pair's ratio; UDP counted at the receiving namespace's UDP layer. ${r.forwarding.spread}.` : '',
+    r.forwarding ? `Forwarding: one real tun6in4 client, iperf3 to the broker host's own address; medians of A/B/A/B runs of ${r.forwarding.seconds} s (min–max), and each pair's ratio; UDP counted at the receiving namespace's UDP layer. Traffic spread over 1,000 tunnels: ${r.forwarding.spread}.` : '',
     '',
   ].join('\n');
 }
