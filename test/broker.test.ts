@@ -14,6 +14,7 @@ import type { BrokerStatus } from '../src/host/broker.js';
 import { formatIpv4, formatIpv6, parseIpv6 } from '../src/packet/address.js';
 import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
 import { nodeProgram } from '../src/lab/scripts.js';
+import { tcpTransfer } from '../src/lab/probes.js';
 import { ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { rootOrSkip, scapySendRaw, until } from './helpers/netlab.js';
 
@@ -79,42 +80,57 @@ async function startClient(ns: Namespace, t: BrokerTunnel, extra: string[] = [])
   return child;
 }
 
+/**
+ * The suites' network: a router, the broker host (192.0.2.1, its own IPv6 on lo, forwarding), two
+ * clients in 198.51.100.0/24, and with `scapy` a host behind which 198.18.0.0/15 lives.
+ */
+async function brokerNetwork(set: NamespaceSet, scapy: boolean): Promise<{ r: Namespace; b: Namespace; c1: Namespace; c2: Namespace; s: Namespace | null }> {
+  const r = await set.add('r');
+  const b = await set.add('b');
+  const c1 = await set.add('c1');
+  const c2 = await set.add('c2');
+  const s = scapy ? await set.add('s') : null;
+  await r.sysctl('net.ipv4.ip_forward', '1');
+  await r.sysctl('net.ipv4.conf.all.rp_filter', '0');
+  const wire = async (ns: Namespace, iface: string, ours: string, theirs: string, len: number) => {
+    await set.link(ns, 'v0', r, iface);
+    await ns.ip(['addr', 'add', `${ours}/${len}`, 'dev', 'v0']);
+    await r.ip(['addr', 'add', `${theirs}/${len}`, 'dev', iface]);
+    await ns.ip(['route', 'add', 'default', 'via', theirs]);
+  };
+  await wire(b, 'vb', BROKER_V4, '192.0.2.254', 24);
+  await wire(c1, 'vc1', '198.51.100.1', '198.51.100.126', 25);
+  await wire(c2, 'vc2', '198.51.100.129', '198.51.100.254', 25);
+  if (s) {
+    await wire(s, 'vs', '203.0.113.1', '203.0.113.254', 24);
+    // scapy's clients live behind s: their replies come back to its veth
+    await r.ip(['route', 'add', '198.18.0.0/15', 'via', '203.0.113.1']);
+  }
+  // the broker host routes between clients, and has an IPv6 of its own to ping from
+  await b.sysctl('net.ipv6.conf.all.forwarding', '1');
+  await b.ip(['-6', 'addr', 'add', `${BROKER_V6}/128`, 'dev', 'lo']);
+  return { r, b, c1, c2, s };
+}
+
+/** openBroker in the broker host's namespace (test/helpers/broker-host.ts), once it forwards. */
+async function startBroker(b: Namespace, options: Record<string, unknown>): Promise<BrokerProcess> {
+  const child = spawn('ip', ['netns', 'exec', b.name, process.execPath, '--import', import.meta.resolve('tsx'), BROKER_HOST, JSON.stringify({ local: BROKER_V4, pools: [POOL], ...options })], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const broker = new BrokerProcess(child);
+  expect(await broker.next()).toHaveProperty('up.dev', `t6b-${String(options.name)}`);
+  return broker;
+}
+
 const ping = (ns: Namespace, to: string) => ns.run('ping', ['-6', '-c', '2', '-w', '10', to]);
 
 describe.runIf(canRun)('broker mode: one TUN, many tunnels', () => {
   const set = new NamespaceSet('brk');
   let broker: BrokerProcess;
-  let b: Namespace, c1: Namespace, c2: Namespace, s: Namespace;
+  let r: Namespace, b: Namespace, c1: Namespace, c2: Namespace, s: Namespace;
 
   beforeAll(async () => {
     await removeStaleNamespaces('brk');
-    const r = await set.add('r');
-    b = await set.add('b');
-    c1 = await set.add('c1');
-    c2 = await set.add('c2');
-    s = await set.add('s');
-    await r.sysctl('net.ipv4.ip_forward', '1');
-    await r.sysctl('net.ipv4.conf.all.rp_filter', '0');
-    const wire = async (ns: Namespace, iface: string, ours: string, theirs: string, len: number) => {
-      await set.link(ns, 'v0', r, iface);
-      await ns.ip(['addr', 'add', `${ours}/${len}`, 'dev', 'v0']);
-      await r.ip(['addr', 'add', `${theirs}/${len}`, 'dev', iface]);
-      await ns.ip(['route', 'add', 'default', 'via', theirs]);
-    };
-    await wire(b, 'vb', BROKER_V4, '192.0.2.254', 24);
-    await wire(c1, 'vc1', '198.51.100.1', '198.51.100.126', 25);
-    await wire(c2, 'vc2', '198.51.100.129', '198.51.100.254', 25);
-    await wire(s, 'vs', '203.0.113.1', '203.0.113.254', 24);
-    // scapy's clients live behind s: their replies come back to its veth
-    await r.ip(['route', 'add', '198.18.0.0/15', 'via', '203.0.113.1']);
-    // the broker host routes between clients, and has an IPv6 of its own to ping from
-    await b.sysctl('net.ipv6.conf.all.forwarding', '1');
-    await b.ip(['-6', 'addr', 'add', `${BROKER_V6}/128`, 'dev', 'lo']);
-
-    const child = spawn('ip', ['netns', 'exec', b.name, process.execPath, '--import', import.meta.resolve('tsx'), BROKER_HOST, JSON.stringify({ name: 'lab', local: BROKER_V4, pools: [POOL], transport: 'raw' })], { stdio: ['pipe', 'pipe', 'pipe'] });
-    broker = new BrokerProcess(child);
-    const up = await broker.next();
-    expect(up).toHaveProperty('up.dev', 't6b-lab');
+    ({ r, b, c1, c2, s } = (await brokerNetwork(set, true)) as { r: Namespace; b: Namespace; c1: Namespace; c2: Namespace; s: Namespace });
+    broker = await startBroker(b, { name: 'lab', transport: 'raw' });
     const tunnels = [...REAL, ...Array.from({ length: CLIENTS }, (_, i) => tunnel(`s${i}`, played(i).remote, `${played(i).link}/64`))];
     expect(await broker.ask<number>({ op: 'put', tunnels })).toBe(CLIENTS + 2);
     for (const [ns, t] of [[c1, REAL[0]], [c2, REAL[1]]] as const) {
@@ -175,6 +191,32 @@ describe.runIf(canRun)('broker mode: one TUN, many tunnels', () => {
     expect((await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 's1' })).counters.drops).toEqual({});
   }, 60_000);
 
+  it('on field links: a tunnel whose path holds 1400 bytes learns it from the router\'s ICMPv4 error and answers Packet Too Big 1380 while the other keeps 1480; TCP over a 20 Mbit/s uplink (tbf) arrives whole', async () => {
+    await r.ip(['link', 'set', 'vc2', 'mtu', '1400']);
+    await c2.ip(['link', 'set', 'v0', 'mtu', '1400']);
+    await r.exec('tc', ['qdisc', 'add', 'dev', 'vc1', 'root', 'tbf', 'rate', '20mbit', 'burst', '32kbit', 'latency', '400ms']);
+    try {
+      // 1480-byte packets toward c2 leave with DF; the router's "fragmentation needed, MTU 1400"
+      // lowers that tunnel's path MTU (R07), and the next such packet is answered with PTB 1400 − 20
+      const tooBig = await until(
+        'Packet Too Big 1380 for c2\'s prefix',
+        () => b.run('ping', ['-6', '-n', '-c', '1', '-W', '2', '-s', '1432', '-M', 'do', '2001:db8:200::1']),
+        (x) => /mtu[ =]1380/.test(x.stdout + x.stderr),
+        30_000,
+      );
+      expect(tooBig.code).not.toBe(0);
+      expect((await b.run('ping', ['-6', '-n', '-c', '2', '-W', '5', '-s', '1332', '-M', 'do', '2001:db8:200::1'])).code, 'c2 at its path MTU').toBe(0);
+      expect((await b.run('ping', ['-6', '-n', '-c', '2', '-W', '5', '-s', '1432', '-M', 'do', '2001:db8:100::1'])).code, 'c1 keeps 1480').toBe(0);
+      const t = await tcpTransfer(c1, b, BROKER_V6, 8 << 20);
+      expect(t.ok, JSON.stringify(t)).toBe(true);
+      expect((await broker.ask<BrokerTunnelStats>({ op: 'stats', id: 'c1' })).counters.drops).toEqual({});
+    } finally {
+      await r.exec('tc', ['qdisc', 'del', 'dev', 'vc1', 'root']).catch(() => undefined);
+      await c2.ip(['link', 'set', 'v0', 'mtu', '1500']);
+      await r.ip(['link', 'set', 'vc2', 'mtu', '1500']);
+    }
+  }, 180_000);
+
   it('a flood from sources no tunnel has costs the known tunnels nothing: each packet dropped silently and counted in the totals, while c1 pings through', async () => {
     const unknown = async () => (await broker.ask<BrokerStatus>({ op: 'status' })).counters.drops.rx_unknown_outer_source;
     const before = await unknown();
@@ -208,25 +250,8 @@ describe.runIf(canRun)('broker mode over Foo-over-UDP: one UDP port for every tu
 
   beforeAll(async () => {
     await removeStaleNamespaces('brkfou');
-    const r = await set.add('r');
-    b = await set.add('b');
-    c1 = await set.add('c1');
-    c2 = await set.add('c2');
-    await r.sysctl('net.ipv4.ip_forward', '1');
-    const wire = async (ns: Namespace, iface: string, ours: string, theirs: string, len: number) => {
-      await set.link(ns, 'v0', r, iface);
-      await ns.ip(['addr', 'add', `${ours}/${len}`, 'dev', 'v0']);
-      await r.ip(['addr', 'add', `${theirs}/${len}`, 'dev', iface]);
-      await ns.ip(['route', 'add', 'default', 'via', theirs]);
-    };
-    await wire(b, 'vb', BROKER_V4, '192.0.2.254', 24);
-    await wire(c1, 'vc1', '198.51.100.1', '198.51.100.126', 25);
-    await wire(c2, 'vc2', '198.51.100.129', '198.51.100.254', 25);
-    await b.sysctl('net.ipv6.conf.all.forwarding', '1');
-    await b.ip(['-6', 'addr', 'add', `${BROKER_V6}/128`, 'dev', 'lo']);
-    const child = spawn('ip', ['netns', 'exec', b.name, process.execPath, '--import', import.meta.resolve('tsx'), BROKER_HOST, JSON.stringify({ name: 'fou', local: BROKER_V4, pools: [POOL], transport: 'fou', port: FOU_PORT })], { stdio: ['pipe', 'pipe', 'pipe'] });
-    broker = new BrokerProcess(child);
-    expect(await broker.next()).toHaveProperty('up.dev', 't6b-fou');
+    ({ b, c1, c2 } = await brokerNetwork(set, false));
+    broker = await startBroker(b, { name: 'fou', transport: 'fou', port: FOU_PORT });
     // FOU's 8 more bytes of header: the tunnels' MTU at most 1472
     const fouTunnels = REAL.map((t) => ({ ...t, mtu: 1472 }));
     expect(await broker.ask<number>({ op: 'put', tunnels: fouTunnels })).toBe(2);
