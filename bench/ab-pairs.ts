@@ -1,7 +1,8 @@
 /**
  * A/B of whole checkouts, interleaved pair by pair (the machine's drift touches both alike): for
  * each tree, a 6in4 pair of its engines in two namespaces, one-stream TCP (4 s), UDP 64-byte
- * datagrams/s at the receiver's UDP layer (4 s), inner UDP bulk (1200-byte datagrams sent with
+ * datagrams/s at the receiver's UDP layer (4 s), 1200-byte datagrams one per send (iperf3, no GSO, 4 s),
+ * inner UDP bulk (1200-byte datagrams sent with
  * UDP_SEGMENT, 4 s), ping RTT p50/p99 (200 at 10 ms) idle and beside one TCP stream; then the
  * medians. The measuring code is this tree's; the engines are each checkout's.
  *   sudo node --import tsx bench/ab-pairs.ts <pairs> <checkout> <checkout>… [-- engine flags]
@@ -43,6 +44,10 @@ async function measure(tree: string) {
     const rx0 = await udpIn();
     await a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', '4', '-u', '-b', '0', '-l', '64', '-J'], { timeoutMs: 30000 });
     const udp = ((await udpIn()) - rx0) / 4;
+    // 1200-byte datagrams, one per send (no GSO): Mbit/s reaching the receiver's UDP layer
+    const big0 = await udpIn();
+    await a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', '4', '-u', '-b', '0', '-l', '1200', '-J'], { timeoutMs: 30000 });
+    const udp1200 = (((await udpIn()) - big0) * 1200 * 8) / 4 / 1e6;
     const bulk = (await udpBulk(a, b, '2001:db8:1::1', { datagrams: 0, size: 1200, gso: true, gro: true, seconds: 4, idleS: 1 })).receivedMbitPerSecond;
     const pings = async () => {
       const p = await a.run('ping', ['-6', '-n', '-c', '200', '-i', '0.01', '2001:db8:1::1'], { timeoutMs: 60_000 });
@@ -55,7 +60,7 @@ async function measure(tree: string) {
     srv.kill(); for (const q of procs) q.kill('SIGTERM');
     await new Promise((res) => setTimeout(res, 300));
     const at = (xs: number[], q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))];
-    return { tcp, udp, bulk, rtt: at(rtts, 0.5), rtt99: at(rtts, 0.99), loadRtt: at(loaded, 0.5), loadRtt99: at(loaded, 0.99) };
+    return { tcp, udp, udp1200, bulk, rtt: at(rtts, 0.5), rtt99: at(rtts, 0.99), loadRtt: at(loaded, 0.5), loadRtt99: at(loaded, 0.99) };
   } finally { await set.destroy(); }
 }
 const trees = argv.slice(3); const pairs = Number(argv[2]);
@@ -65,6 +70,6 @@ for (let i = 0; i < pairs; i++) for (const t of trees) { const m = await measure
 const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 const col = (t: string, k: keyof M) => med(res[t].map((m) => m[k]));
 console.log(`engine flags: ${engineFlags.join(' ') || '(none)'}; medians of ${pairs} interleaved pairs`);
-console.log('| checkout | TCP 1 stream Gbit/s | UDP 64 B kpps | UDP 1200 B GSO Mbit/s | RTT p50 / p99 ms | RTT beside TCP p50 / p99 ms |');
-console.log('|---|---:|---:|---:|---:|---:|');
-for (const t of trees) console.log(`| ${t} | ${col(t, 'tcp').toFixed(3)} | ${(col(t, 'udp') / 1000).toFixed(1)} | ${col(t, 'bulk').toFixed(0)} | ${col(t, 'rtt')} / ${col(t, 'rtt99')} | ${col(t, 'loadRtt')} / ${col(t, 'loadRtt99')} |`);
+console.log('| checkout | TCP 1 stream Gbit/s | UDP 64 B kpps | UDP 1200 B one per send Mbit/s | UDP 1200 B GSO Mbit/s | RTT p50 / p99 ms | RTT beside TCP p50 / p99 ms |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
+for (const t of trees) console.log(`| ${t} | ${col(t, 'tcp').toFixed(3)} | ${(col(t, 'udp') / 1000).toFixed(1)} | ${col(t, 'udp1200').toFixed(0)} | ${col(t, 'bulk').toFixed(0)} | ${col(t, 'rtt')} / ${col(t, 'rtt99')} | ${col(t, 'loadRtt')} / ${col(t, 'loadRtt99')} |`);

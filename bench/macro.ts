@@ -15,14 +15,13 @@
  * scripts/runtime.sh fetched); the harness itself stays on the Node that started it.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Namespace, NamespaceSet, removeStaleNamespaces, runCapture } from '../src/lab/netns.js';
+import { NamespaceSet, removeStaleNamespaces, runCapture, type Namespace } from '../src/lab/netns.js';
 import { udpBulk } from '../src/lab/probes.js';
-import { queryControl } from '../src/daemon/control.js';
+import { A, B, crossings, forwarders, gcLog, type Forwarder } from './forwarders.js';
 import { renderChart } from './chart.js';
 
 const { values: flags } = parseArgs({
@@ -42,229 +41,7 @@ const NODE_VERSION = execFileSync(NODE, ['--version'], { encoding: 'utf8' }).tri
 const RUNS = flags.quick ? 1 : Number(flags.runs);
 const SECONDS = flags.quick ? 2 : Number(flags.seconds);
 const PINGS = flags.quick ? 50 : 200;
-const TSX = import.meta.resolve('tsx');
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-
-interface End {
-  local: string;
-  remote: string;
-  address: string;
-}
-const A: End = { local: '192.0.2.1', remote: '192.0.2.2', address: '2001:db8:1::2/64' };
-const B: End = { local: '192.0.2.2', remote: '192.0.2.1', address: '2001:db8:1::1/64' };
-
-interface Forwarder {
-  name: string;
-  kind: 'tunnel' | 'kernel';
-  description: string;
-  /** Starts one endpoint; resolves with its process (null for the kernel) once it forwards. */
-  start(ns: Namespace, end: End): Promise<ChildProcess | null>;
-}
-
-async function waitFor(child: ChildProcess, stream: 'stdout' | 'stderr', pattern: RegExp, what: string): Promise<void> {
-  const lines = createInterface({ input: child[stream]! });
-  const seen: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not start: ${seen.join('\n')}`)), 20_000);
-    lines.on('line', (l) => {
-      if (seen.length < 50) seen.push(l);
-      if (pattern.test(l)) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    child.on('exit', () => reject(new Error(`${what} exited: ${seen.join('\n')}`)));
-  });
-}
-
-type Variant = 'threads' | 'uring' | 'offload' | 'fou' | 'fou-offload';
-const VARIANT_FLAGS: Record<Variant, string[]> = {
-  threads: ['-DTHREADS', '-pthread'],
-  uring: ['-DURING', '-luring'],
-  offload: ['-DOFFLOAD'],
-  fou: ['-DFOU'],
-  'fou-offload': ['-DFOU', '-DOFFLOAD'],
-};
-/** Foo-over-UDP runs: port 5555 both ends, tunnel MTU 1472. */
-const FOU_ARGS = ['--encap', 'fou', '--encap-dport', '5555'];
-
-/** The C reference, compiled when its source is newer than the binary. */
-function buildReference(batch: number, variant?: Variant): string {
-  const src = here('reference/forwarder.c');
-  const out = here(`reference/build/forwarder-${batch}${variant ? `-${variant}` : ''}`);
-  mkdirSync(here('reference/build'), { recursive: true });
-  const flags = variant ? VARIANT_FLAGS[variant] : [];
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) execFileSync('gcc', ['-O2', '-Wall', `-DBATCH=${batch}`, '-o', out, src, ...flags]);
-  return out;
-}
-
-const FORWARDERS: Forwarder[] = [
-  {
-    name: 'tun6in4',
-    kind: 'tunnel',
-    description: 'this engine as it runs by default: TUN offload (TSO super-packets cut in TS, received segments merged, GRO), TUN reads and writes in io_uring batches, recvmmsg/sendmmsg, uv_poll readiness',
-    start: (ns, e) => startOurs(ns, e, []),
-  },
-  {
-    name: 'tun6in4-thread',
-    kind: 'tunnel',
-    description: 'this engine as by default, but fds watched by the addon\'s epoll thread waking JS through a threadsafe function (TUN6IN4_READINESS=thread; what Bun and Deno get) instead of uv_poll',
-    start: (ns, e) => startOurs(ns, e, [], ['TUN6IN4_READINESS=thread']),
-  },
-  {
-    name: 'tun6in4-no-offload',
-    kind: 'tunnel',
-    description: 'this engine with --no-offload: one TUN packet per tunnel packet (io_uring batches still)',
-    start: (ns, e) => startOurs(ns, e, ['--no-offload']),
-  },
-  {
-    name: 'tun6in4-no-uring',
-    kind: 'tunnel',
-    description: 'this engine with --no-offload --no-io-uring: one read()/write() per packet on the TUN',
-    start: (ns, e) => startOurs(ns, e, ['--no-offload', '--no-io-uring']),
-  },
-  {
-    name: 'tun6in4-fou',
-    kind: 'tunnel',
-    description: 'this engine over Foo-over-UDP as by default: zero UDP checksums as Linux\'s noencap-csum but on the UDP GSO sends (which need them), UDP GRO asked for on receive, TUN offload and io_uring as by default',
-    start: (ns, e) => startOurs(ns, e, FOU_ARGS),
-  },
-  {
-    name: 'tun6in4-fou-csum',
-    kind: 'tunnel',
-    description: 'this engine over Foo-over-UDP with --encap-csum: UDP checksums on every datagram',
-    start: (ns, e) => startOurs(ns, e, [...FOU_ARGS, '--encap-csum']),
-  },
-  {
-    name: 'tun6in4-fou-nocsum',
-    kind: 'tunnel',
-    description: 'this engine over Foo-over-UDP with --no-encap-csum: zero UDP checksums on every datagram (the kernel allows no UDP GSO then)',
-    start: (ns, e) => startOurs(ns, e, [...FOU_ARGS, '--no-encap-csum']),
-  },
-  {
-    name: 'naive-node',
-    kind: 'tunnel',
-    description: 'baseline: fs.read/fs.writeSync on the TUN fd + the raw-socket package, one packet per call',
-    async start(ns, e) {
-      const c = ns.spawn(NODE, ['--import', TSX, here('baselines/naive-forwarder.ts'), '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address]);
-      await waitFor(c, 'stdout', /^ready$/, 'naive forwarder');
-      return c;
-    },
-  },
-  {
-    name: 'c-per-packet',
-    kind: 'tunnel',
-    description: 'reference: minimal C, one packet per syscall',
-    async start(ns, e) {
-      return startC(ns, e, 1);
-    },
-  },
-  {
-    name: 'c-batched',
-    kind: 'tunnel',
-    description: 'reference: minimal C, TUN drain + sendmmsg / recvmmsg, batches of 64',
-    async start(ns, e) {
-      return startC(ns, e, 64);
-    },
-  },
-  {
-    name: 'c-threaded',
-    kind: 'tunnel',
-    description: 'probe: the batched C reference with one thread per direction (does a worker per direction help on 2 cores?)',
-    async start(ns, e) {
-      return startC(ns, e, 64, 'threads');
-    },
-  },
-  {
-    name: 'c-uring',
-    kind: 'tunnel',
-    description: 'probe: the batched C reference through io_uring (64 TUN reads per submission, sends and TUN writes as ring entries)',
-    async start(ns, e) {
-      return startC(ns, e, 64, 'uring');
-    },
-  },
-  {
-    name: 'c-offload',
-    kind: 'tunnel',
-    description: 'reference: the batched C forwarder with TUN offload done as our engine does it (TSO super-packets cut in C, verified segments merged into GSO writes)',
-    async start(ns, e) {
-      return startC(ns, e, 64, 'offload');
-    },
-  },
-  {
-    name: 'c-fou',
-    kind: 'tunnel',
-    description: 'reference: the batched C forwarder over Foo-over-UDP (UDP socket, sendmmsg / recvmmsg, batches of 64)',
-    async start(ns, e) {
-      return startC(ns, e, 64, 'fou');
-    },
-  },
-  {
-    name: 'c-fou-offload',
-    kind: 'tunnel',
-    description: 'reference: the C forwarder over Foo-over-UDP with TUN offload (TSO cut, GRO into the TUN) and UDP GSO sends, as our FOU engine does; no UDP GRO',
-    async start(ns, e) {
-      return startC(ns, e, 64, 'fou-offload');
-    },
-  },
-  {
-    name: 'kernel-veth',
-    kind: 'kernel',
-    description: 'ceiling: kernel IPv6 straight over the veth, offloads on (no tunnel)',
-    async start(ns, e) {
-      await ns.ip(['-6', 'addr', 'add', e.address, 'dev', 'eth0', 'nodad']);
-      return null;
-    },
-  },
-  {
-    name: 'kernel-veth-no-offload',
-    kind: 'kernel',
-    description: 'ceiling: kernel IPv6 over the veth with TSO/GSO/GRO and checksum offload off',
-    async start(ns, e) {
-      await ns.exec('ethtool', ['-K', 'eth0', 'tso', 'off', 'gso', 'off', 'gro', 'off', 'tx', 'off', 'rx', 'off', 'sg', 'off']);
-      await ns.ip(['-6', 'addr', 'add', e.address, 'dev', 'eth0', 'nodad']);
-      return null;
-    },
-  },
-];
-
-const gcLog = new Map<ChildProcess, string[]>();
-/** Our engines' control sockets: their status counts the JS/addon crossings. */
-const controlOf = new Map<ChildProcess, string>();
-
-async function crossings(procs: ChildProcess[]): Promise<number | null> {
-  let sum = 0;
-  for (const p of procs) {
-    const sock = controlOf.get(p);
-    if (!sock) return null;
-    sum += ((await queryControl(sock, 'status')) as { nativeCrossings: number }).nativeCrossings;
-  }
-  return sum;
-}
-
-/**
- * Our engine, with --trace-gc on stdout so the heap allocated per packet can be measured. The
- * young generation is capped at 1 MiB so that a few bytes a packet still show as scavenges
- * within one run (Node lets it grow to 16 MiB, and a run without two scavenges measures nothing).
- */
-async function startOurs(ns: Namespace, e: End, extra: string[], env: string[] = []): Promise<ChildProcess> {
-  const [cmd, pre] = env.length ? ['env', [...env, NODE]] : [NODE, []];
-  const c = ns.spawn(cmd, [...pre, '--trace-gc', '--max-semi-space-size=1', '--import', TSX, here('../src/cli/main.ts'), 'run', '--mode', '6in4', ...extra, '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address, '--no-default-route', '--keepalive', 'off', '--control', `/run/tun6in4/${ns.name}.sock`]);
-  gcLog.set(c, []);
-  controlOf.set(c, `/run/tun6in4/${ns.name}.sock`);
-  createInterface({ input: c.stdout! }).on('line', (l) => gcLog.get(c)!.push(l));
-  await waitFor(c, 'stderr', /"tunnel up"/, `tun6in4 ${extra.join(' ')}`);
-  return c;
-}
-
-async function startC(ns: Namespace, e: End, batch: number, variant?: Variant): Promise<ChildProcess> {
-  const c = ns.spawn(buildReference(batch, variant), ['tun0', e.local, e.remote]);
-  await waitFor(c, 'stdout', /^ready$/, `C forwarder (batch ${batch}${variant ? `, ${variant}` : ''})`);
-  await ns.ip(['link', 'set', 'dev', 'tun0', 'addrgenmode', 'none']);
-  await ns.ip(['link', 'set', 'dev', 'tun0', 'mtu', variant?.startsWith('fou') ? '1472' : '1480', 'up']);
-  await ns.ip(['-6', 'addr', 'add', e.address, 'dev', 'tun0', 'nodad']);
-  return c;
-}
 
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -323,6 +100,8 @@ interface Sample {
   rttLoadP99Ms: number;
   /** Inner UDP, 1200-byte datagrams sent with UDP_SEGMENT (as QUIC stacks do): Mbit/s received. */
   udpBulkMbps: number;
+  /** Inner UDP, 1200-byte datagrams one per send (iperf3 -u -l 1200 -b 0): Mbit/s received. */
+  udp1200Mbps: number;
 }
 
 async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
@@ -373,6 +152,13 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
     const udpCpu = procs.length ? ((cpu() - cpu0) * 1e6) / Math.max(1, udpPackets) : null;
     const heaps = procs.map((p, i) => (gcLog.has(p) ? heapPerPacket(gcLog.get(p)!, gcFrom[i], udpPackets, elapsed) : null)).filter((h) => h !== null);
     const heap = heaps.length ? heaps.reduce((s, h) => (s === null || h!.bytesPerPacket === null ? null : s + h!.bytesPerPacket), 0 as number | null) : null;
+    // 1200-byte datagrams from a sender without GSO (one datagram per send, as DNS, games, VoIP
+    // and many QUIC stacks send): Mbit/s of datagrams reaching the receiving host's UDP layer
+    const big0 = await udpDatagramsIn(b);
+    const tBig = process.hrtime.bigint();
+    await iperf(['-u', '-b', '0', '-l', '1200']);
+    const bigS = Math.min(Number(process.hrtime.bigint() - tBig) / 1e9, SECONDS);
+    const udp1200Mbps = (((await udpDatagramsIn(b)) - big0) * 1200 * 8) / bigS / 1e6;
     server.kill('SIGKILL');
 
     // inner UDP bulk: 1200-byte datagrams, 32 a send with UDP_SEGMENT, counted by the receiver
@@ -396,6 +182,7 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
       rttLoadP50Ms: pctOf(loaded, 0.5),
       rttLoadP99Ms: pctOf(loaded, 0.99),
       udpBulkMbps: bulk.receivedMbitPerSecond,
+      udp1200Mbps,
       tcp1Gbps: tcp1.end.sum_received.bits_per_second / 1e9,
       tcp4Gbps: tcp4.end.sum_received.bits_per_second / 1e9,
       udpPps: udpPackets / elapsed,
@@ -428,7 +215,7 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 await removeStaleNamespaces('bench');
-const chosen = FORWARDERS.filter((f) => !flags.only || flags.only.split(',').includes(f.name));
+const chosen = forwarders(NODE).filter((f) => !flags.only || flags.only.split(',').includes(f.name));
 const samples = new Map<string, Sample[]>(chosen.map((f) => [f.name, []]));
 // Interleave forwarders run by run, so drift in the machine's load touches all of them alike.
 for (let run = 0; run < RUNS; run++) {
@@ -484,6 +271,7 @@ const results = chosen.map((f) => {
     rttLoadP50Ms: stat(s.map((x) => x.rttLoadP50Ms)),
     rttLoadP99Ms: stat(s.map((x) => x.rttLoadP99Ms)),
     udpBulkMbps: stat(s.map((x) => x.udpBulkMbps)),
+    udp1200Mbps: stat(s.map((x) => x.udp1200Mbps)),
   };
 });
 const base = results.find((r) => r.forwarder === 'naive-node');
@@ -502,6 +290,7 @@ const report = {
     cpu: 'user+system time of both forwarder processes per UDP packet delivered',
     syscalls: 'perf stat raw_syscalls:sys_enter on both forwarders during the first UDP run, per packet delivered; and during the first one-stream TCP run, per KiB of payload delivered',
     heap: 'our engine only: V8 heap allocated per packet, from --trace-gc between scavenges during the UDP run (young generation capped at 1 MiB; 0 = not one scavenge, – = one)',
+    udp1200: 'inner UDP: iperf3 -u -b 0 -l 1200, one datagram per send, Mbit/s of datagrams reaching the receiving host\'s UDP layer',
     udpBulk: 'inner UDP: 1200-byte datagrams, 32 per send with UDP_SEGMENT (Python sender, as QUIC stacks send), Mbit/s of datagrams the UDP_GRO receiver got',
     rttUnderLoad: 'ping every 10 ms while one iperf3 TCP stream runs through the same path',
     crossings: 'our engine: calls into the addon and its readiness callbacks (the addon counts them; status nativeCrossings) of both ends during the UDP 64 B run, per packet delivered',
@@ -518,6 +307,8 @@ const report = {
     rttP50RatioToCBatched: ratio(r.rttP50Ms, cref?.rttP50Ms),
     rttP50RatioToCOffload: ratio(r.rttP50Ms, coff?.rttP50Ms),
     udpBulkRatioToCOffload: r.udpBulkMbps && coff?.udpBulkMbps ? r.udpBulkMbps.median / coff.udpBulkMbps.median : null,
+    udp1200RatioToCOffload: r.udp1200Mbps && coff?.udp1200Mbps ? r.udp1200Mbps.median / coff.udp1200Mbps.median : null,
+    udp1200RatioToCFouOffload: r.udp1200Mbps && cfou?.udp1200Mbps ? r.udp1200Mbps.median / cfou.udp1200Mbps.median : null,
   })),
 };
 
@@ -536,16 +327,16 @@ const md = [
       `| ${r.forwarder} | ${f(r.tcp1Gbps)} | ${x(r.tcp1RatioToBaseline)} | ${x(r.tcp1RatioToCBatched)} | ${f(r.tcp4Gbps)} | ${(r.udpPps.median / 1000).toFixed(1)} (${(r.udpPps.min / 1000).toFixed(1)}–${(r.udpPps.max / 1000).toFixed(1)}) | ${x(r.udpRatioToBaseline)} | ${x(r.udpRatioToCBatched)} | ${r.udpCpuUsPerPacket ? r.udpCpuUsPerPacket.median.toFixed(1) : '–'} | ${r.syscallsPerPacket ? r.syscallsPerPacket.median.toFixed(2) : '–'} | ${r.heapBytesPerPacket ? r.heapBytesPerPacket.median.toFixed(1) : '–'} | ${r.rttP50Ms.median.toFixed(3)} / ${r.rttP99Ms.median.toFixed(3)} |`,
   ),
   '',
-  '| forwarder | TCP 1 × c-offload | TCP 1 × c-fou-offload | UDP 64 B × c-offload | UDP 1200 B GSO Mbit/s | × c-offload | RTT p50 × c-batched | RTT p50 × c-offload | RTT under 1 TCP stream p50 / p99 ms | syscalls / KiB TCP | N-API crossings / pkt |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  '| forwarder | TCP 1 × c-offload | TCP 1 × c-fou-offload | UDP 64 B × c-offload | UDP 1200 B one per send Mbit/s | × c-offload | × c-fou-offload | UDP 1200 B GSO Mbit/s | × c-offload | RTT p50 × c-batched | RTT p50 × c-offload | RTT under 1 TCP stream p50 / p99 ms | syscalls / KiB TCP | N-API crossings / pkt |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ...report.results.map(
     (r) =>
-      `| ${r.forwarder} | ${x(r.tcp1RatioToCOffload)} | ${x(r.tcp1RatioToCFouOffload)} | ${x(r.udpRatioToCOffload)} | ${f(r.udpBulkMbps, 0)} | ${x(r.udpBulkRatioToCOffload)} | ${x(r.rttP50RatioToCBatched)} | ${x(r.rttP50RatioToCOffload)} | ${r.rttLoadP50Ms && r.rttLoadP99Ms ? `${r.rttLoadP50Ms.median.toFixed(2)} / ${r.rttLoadP99Ms.median.toFixed(2)}` : '–'} | ${r.syscallsPerTcpKiB ? r.syscallsPerTcpKiB.median.toFixed(3) : '–'} | ${r.crossingsPerPacket ? r.crossingsPerPacket.median.toFixed(4) : '–'} |`,
+      `| ${r.forwarder} | ${x(r.tcp1RatioToCOffload)} | ${x(r.tcp1RatioToCFouOffload)} | ${x(r.udpRatioToCOffload)} | ${f(r.udp1200Mbps, 0)} | ${x(r.udp1200RatioToCOffload)} | ${x(r.udp1200RatioToCFouOffload)} | ${f(r.udpBulkMbps, 0)} | ${x(r.udpBulkRatioToCOffload)} | ${x(r.rttP50RatioToCBatched)} | ${x(r.rttP50RatioToCOffload)} | ${r.rttLoadP50Ms && r.rttLoadP99Ms ? `${r.rttLoadP50Ms.median.toFixed(2)} / ${r.rttLoadP99Ms.median.toFixed(2)}` : '–'} | ${r.syscallsPerTcpKiB ? r.syscallsPerTcpKiB.median.toFixed(3) : '–'} | ${r.crossingsPerPacket ? r.crossingsPerPacket.median.toFixed(4) : '–'} |`,
   ),
   '',
   ...chosen.map((fw) => `- **${fw.name}**: ${fw.description}`),
   `- CPU: ${report.method.cpu}. Syscalls: ${report.method.syscalls}. Heap: ${report.method.heap}.`,
-  `- UDP 1200 B GSO: ${report.method.udpBulk}. RTT under load: ${report.method.rttUnderLoad}. N-API crossings: ${report.method.crossings}.`,
+  `- UDP 1200 B one per send: ${report.method.udp1200}. UDP 1200 B GSO: ${report.method.udpBulk}. RTT under load: ${report.method.rttUnderLoad}. N-API crossings: ${report.method.crossings}.`,
   '',
   '![throughput chart](macro-latest.svg)',
   '',
