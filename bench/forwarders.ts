@@ -126,6 +126,16 @@ export function forwarders(node: string, tree = here('..')): Forwarder[] {
     },
   },
   {
+    name: 'node-stripped',
+    kind: 'tunnel',
+    description: 'probe: the least a Node forwarder runs per wake-up (the addon\'s uv_poll, TUN read/write, recvmmsg/sendmmsg; no policy, offload or io_uring): what any Node process pays above C',
+    async start(ns, e) {
+      const c = ns.spawn(node, ['--import', TSX, here('baselines/stripped-forwarder.ts'), '--dev', 'tun0', '--local', e.local, '--remote', e.remote, '--address', e.address]);
+      await waitFor(c, 'stdout', /^ready$/, 'stripped forwarder');
+      return c;
+    },
+  },
+  {
     name: 'c-per-packet',
     kind: 'tunnel',
     description: 'reference: minimal C, one packet per syscall',

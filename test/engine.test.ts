@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { Encapsulator } from '../src/index.js';
 import { TunnelEngine } from '../src/engine-api.js';
 import { FakeTransport, FakeTun } from '../src/testing.js';
+import type { PacketBatch } from '../src/engine-api.js';
 import { settle } from './helpers/drain.js';
 import { ip4, ipv4Packet, ipv6Packet } from './helpers/packets.js';
 import { BROKER, LOCAL, REMOTE } from './helpers/tunnels.js';
@@ -28,7 +29,35 @@ function setup(opts: Partial<typeof BROKER> = {}, batchSize = 4) {
   return { tun, sock, tunnel, engine };
 }
 
+/** A TUN whose host answers inside our write, as Linux's stack answers an echo: the answer waits to be read, and no readiness is announced for it. */
+class AnsweringTun extends FakeTun {
+  constructor(private readonly answer: Buffer) {
+    super();
+  }
+  override write(b: PacketBatch, n: number): number {
+    const done = super.write(b, n);
+    this.inbound.push(this.answer);
+    return done;
+  }
+}
+
 describe('engine', () => {
+  it('a receive that wrote into the TUN reads the TUN before sleeping: the host\'s answer leaves in the same wake-up', async () => {
+    const answer = ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:1::1', payloadLen: 24 });
+    const tun = new AnsweringTun(answer);
+    const sock = new FakeTransport();
+    const engine = new TunnelEngine(new Encapsulator(BROKER), tun, sock);
+    engine.start();
+    await tun.drained();
+    sock.inject(ipv4Packet({ src: REMOTE, dst: LOCAL, payload: ipv6Packet({ src: '2001:db8:1::1', dst: '2001:db8:1::2' }) }));
+    await sock.drained();
+    expect(tun.written).toHaveLength(1);
+    // the TUN announced nothing: only the engine's own read after its write can have sent this
+    expect(sock.sent).toHaveLength(1);
+    expect(sock.sent[0].bytes.subarray(20)).toEqual(answer);
+    engine.stop();
+  });
+
   it('TX: IPv6 from the TUN leaves as protocol 41 to the remote, in batches larger than one call', async () => {
     const { tun, sock, engine } = setup();
     const pkts = Array.from({ length: 11 }, (_, i) => ipv6Packet({ src: '2001:db8:1::2', dst: '2001:db8:9::1', payloadLen: 20 + i }));

@@ -18,6 +18,7 @@ import { LoopObserver } from './observer.js';
 import { PEER_TABLE_SIZE, PeerTable } from './peers.js';
 import type { TunnelPolicy } from './policy.js';
 import type { Tracer } from './trace.js';
+import { tierUpEarly } from './tiering.js';
 
 export { SLOT_HEADROOM, SLOT_SIZE };
 
@@ -37,6 +38,12 @@ export interface EngineOptions {
   onFatal?: (error: Error) => void;
   /** 6to4 and 6rd: how many remote IPv4s the peer table remembers (default 256; 0: no table). */
   peerTableSize?: number;
+  /**
+   * Lower V8's tier-up thresholds for the whole process when the engine starts (default true), so
+   * the loop is optimised within its first hundred packets rather than its first thousand
+   * (tiering.ts). False leaves the embedding process's V8 flags alone.
+   */
+  tierUpEarly?: boolean;
 }
 
 /**
@@ -122,6 +129,8 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
     this.errorQueueFirst = true;
   };
   private errorQueueFirst = true;
+  /** This receive wrote into the TUN: read the TUN before going back to sleep. */
+  private wroteTun = false;
   /**
    * Error-queue batches this wake-up may still read: as many as its receive batches, so a flood of
    * (forged) ICMPv4 errors cannot hold the loop (F4). The rest keep the socket's POLLERR up and
@@ -156,6 +165,7 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.options.tierUpEarly !== false) tierUpEarly();
     this.tun.watch(() => this.guard(this.pumpTx));
     this.transport.watch(this.rxWake);
   }
@@ -376,6 +386,7 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
       if (d.tunCount > 0) {
         this.flushTun(d);
         this.lastRxAt = Date.now();
+        this.wroteTun = true;
       }
       if (d.out > 0) this.sendAnswers(d);
       if (n < this.batch) break;
@@ -383,6 +394,13 @@ export class TunnelEngine<P extends TunnelPolicy = Encapsulator> {
     if (this.running && !this.rxAgain && this.transport.holding()) {
       this.rxAgain = true;
       setImmediate(this.rerunRx);
+    }
+    // What we just wrote into the TUN is often answered at once: the host's stack replies to an
+    // echo or ACKs a segment inside our write. Reading now sends the answer without a trip
+    // through the poller (the wake-up, the callback, one more turn of Node's loop).
+    if (this.wroteTun) {
+      this.wroteTun = false;
+      this.pumpTx();
     }
   }
 
