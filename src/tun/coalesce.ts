@@ -48,6 +48,11 @@ export interface Coalescer {
   sameConnection(buf: Buffer, pkt: number): boolean;
   /** Appends the packet's payload if it may join the run; false (and nothing written) if not. */
   tryAppend(buf: Buffer, pkt: number, len: number): boolean;
+  /**
+   * tryAppend for a packet the caller has just found `eligible` (its checksum verified): the same
+   * but for summing it a second time.
+   */
+  tryAppendEligible(buf: Buffer, pkt: number, len: number): boolean;
   /** Writes the run's virtio_net_hdr and lengths; returns [offset, length] of the frame, header included. */
   finish(): [number, number];
   /** Packets in the run. */
@@ -138,7 +143,11 @@ abstract class FlowCoalescer implements Coalescer {
   }
 
   tryAppend(buf: Buffer, pkt: number, len: number): boolean {
-    if (this.closed || this.count >= this.maxSegments || !this.accepts(buf, pkt, len)) return false;
+    return this.accepts(buf, pkt, len) && this.tryAppendEligible(buf, pkt, len);
+  }
+
+  tryAppendEligible(buf: Buffer, pkt: number, len: number): boolean {
+    if (this.closed || this.count >= this.maxSegments) return false;
     const o = this.out;
     const b = this.base;
     const payload = len - this.hdrLen;

@@ -295,7 +295,7 @@ export class OffloadTun implements TunDevice {
       if (kind !== 0) {
         const run = this.runFor(arena, off, RunState.Open);
         if (run !== null) {
-          if (run.coalescer.tryAppend(arena, off, len)) {
+          if (run.coalescer.tryAppendEligible(arena, off, len)) {
             run.members[run.count++] = i;
             continue;
           }
