@@ -154,6 +154,7 @@ Napi::Value IoUringFallback(const Napi::CallbackInfo& info);
 Napi::Value OpenTun(const Napi::CallbackInfo& info);
 Napi::Value TunRead(const Napi::CallbackInfo& info);
 Napi::Value TunWrite(const Napi::CallbackInfo& info);
+Napi::Value TunWritev(const Napi::CallbackInfo& info);
 // sockets.cc
 Napi::Value OpenRawSocket(const Napi::CallbackInfo& info);
 Napi::Value OpenUdpSocket(const Napi::CallbackInfo& info);

@@ -29,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Fn(env, exports, "openTun", OpenTun);    // (name, nonBlocking = true, offloadFlags = 0) -> { fd, name }
   Fn(env, exports, "tunRead", TunRead);    // (fd, arena, slotSize, headroom, max, lens, ring = true) -> n
   Fn(env, exports, "tunWrite", TunWrite);  // (fd, arena, offs, lens, n, errs, ring = true) -> n written
+  Fn(env, exports, "tunWritev", TunWritev);  // (fd, arena, offs, lens, n, errs, ring, pieces) -> frames written
   // TUNSETOFFLOAD flags for openTun's offloadFlags
   Int(env, exports, "TUN_F_CSUM", kTunFCsum);
   Int(env, exports, "TUN_F_TSO4", kTunFTso4);

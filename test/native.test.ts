@@ -120,6 +120,29 @@ describe('native addon (no root)', () => {
     });
   }
 
+  for (const ring of [false, true]) {
+    it(`tunWritev writes each frame gathered from its pieces, in order (${ring ? 'io_uring' : 'writev'}); pieces that do not add up are refused`, () => {
+      const { r, w } = fifo(`wv-${ring}`);
+      const arena = Buffer.alloc(4 * SLOT);
+      // five pieces scattered over the arena: frame 0 is pieces 0-1, frame 1 pieces 2-4
+      const offs = Int32Array.from([3 * SLOT, 10, SLOT + 7, 2 * SLOT, 100]);
+      const lens = Int32Array.from([50, 20, 300, 1, 70]);
+      offs.forEach((o, i) => arena.fill(i + 1, o, o + lens[i]));
+      const errs = new Int32Array(5).fill(-1);
+      expect(native.tunWritev!(w, arena, offs, lens, 5, errs, ring, Int32Array.from([2, 3, 0]))).toBe(2);
+      expect([...errs.subarray(0, 2)]).toEqual([0, 0]);
+      const inArena = Buffer.alloc(SLOT);
+      const got = new Int32Array(1);
+      expect(native.tunRead(r, inArena, SLOT, 0, 1, got, false)).toBe(1);
+      expect(inArena.subarray(0, got[0])).toEqual(Buffer.concat([...lens].map((n, i) => Buffer.alloc(n, i + 1))));
+      expect(() => native.tunWritev!(w, arena, offs, lens, 5, errs, ring, Int32Array.from([2, 2, 0]))).toThrow(/do not add up/);
+      expect(() => native.tunWritev!(w, arena, offs, lens, 5, errs, ring, Int32Array.from([2, 4]))).toThrow(/do not add up/);
+      expect(native.tunRead(r, inArena, SLOT, 0, 1, got, false)).toBe(0); // nothing written by the refused calls
+      closeSync(r);
+      closeSync(w);
+    });
+  }
+
   it('a write the fd refuses is reported per packet, with its errno, and counted out of the total', () => {
     const { r, w } = fifo('epipe');
     closeSync(r); // no reader: every write fails with EPIPE (Node ignores SIGPIPE)

@@ -126,21 +126,33 @@ describe('OffloadTun writes: GRO keyed by flow', () => {
   });
 
   it('gives each packet the result of the frame it went into', () => {
-    const fake = new FakeTun();
-    const dev = new OffloadTun(fake);
-    // a device that refuses the first frame of each write call
-    const write = fake.write.bind(fake);
-    fake.write = (b, n) => {
+    const lone = ipv6Packet({ src: '2001:db8:1::7', dst: '2001:db8:9::1' });
+    // a device that refuses the first frame of each call, written one by one or gathered
+    const copying = new FakeTun({ gather: false });
+    const write = copying.write.bind(copying);
+    copying.write = (b, n) => {
       const k = write(b, n);
       b.errs[0] = 5;
-      fake.written.splice(fake.written.length - n, 1);
+      copying.written.splice(copying.written.length - n, 1);
       return k - 1;
     };
-    const lone = ipv6Packet({ src: '2001:db8:1::7', dst: '2001:db8:9::1' });
-    const { errs, written } = writeAll(dev, fake, [lone, seg(1, 0), seg(1, 1)]);
-    // lone packets are one write, merged frames another: both first frames fail
-    expect(errs).toEqual([5, 5, 5]);
-    expect(written).toBe(0);
+    // lone packets are one write, merged frames (copied together) another: both first frames fail
+    const one = writeAll(new OffloadTun(copying), copying, [lone, seg(1, 0), seg(1, 1)]);
+    expect(one.errs).toEqual([5, 5, 5]);
+    expect(one.written).toBe(0);
+
+    const gathering = new FakeTun();
+    const frames = gathering.writeFrames!;
+    gathering.writeFrames = (b, entries, pieces) => {
+      const k = frames(b, entries, pieces);
+      b.errs[0] = 5;
+      gathering.written.splice(gathering.written.length - k, 1);
+      return k - 1;
+    };
+    // one call, lone packets first: only the lone packet's frame fails
+    const two = writeAll(new OffloadTun(gathering), gathering, [lone, seg(1, 0), seg(1, 1)]);
+    expect(two.errs).toEqual([5, 0, 0]);
+    expect(two.written).toBe(2);
   });
 });
 

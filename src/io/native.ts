@@ -28,6 +28,12 @@ export interface NativeAddon {
   tunRead(fd: number, arena: Buffer, slotSize: number, headroom: number, max: number, lens: Int32Array, ring?: boolean): number;
   tunWrite(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, ring?: boolean): number;
   /**
+   * Frames gathered from pieces of `arena`: entries [0, n) of offs/lens laid end to end, frame f
+   * the next pieces[f] of them (pieces stop at a 0), one writev each; errs[f] per frame; returns
+   * frames written. Absent from an addon built before it (OffloadTun then copies merged frames).
+   */
+  tunWritev?(fd: number, arena: Buffer, offs: Int32Array, lens: Int32Array, n: number, errs: Int32Array, ring: boolean, pieces: Int32Array): number;
+  /**
    * Fixes how sendBatch sends on this socket, once, when it opens: to which UDP `port` (0 on a raw
    * socket); packets without DF through `dfClearFd`, or with `toggleDf` by switching this socket's
    * own option around them; `checksumGsoOnly`: the socket sends zero checksums, but the GSO

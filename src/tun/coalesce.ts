@@ -42,6 +42,14 @@ function pseudoHeaderSum(buf: Buffer, pkt: number, l4Len: number, proto: number)
 export interface Coalescer {
   /** Starts a run by copying the packet to out[base] (base ≥ VNET_HDR_LEN); the run never writes at or past out[limit]. */
   start(out: Buffer, base: number, buf: Buffer, pkt: number, len: number, limit?: number): void;
+  /**
+   * Starts a run on the packet where it lies (VNET_HDR_LEN free before it), for a gather write:
+   * later packets' payloads are not copied behind it, the caller lists them (from `headerLength`
+   * on) after the first packet's frame, and finish() edits the first packet's headers in place.
+   */
+  startInPlace(buf: Buffer, pkt: number, len: number): void;
+  /** Bytes of headers at the front of every packet of the run (IPv6 and TCP or UDP). */
+  readonly headerLength: number;
   /** Whether the packet at buf[pkt] is of this run's flow: addresses, ports and flow label. */
   sameFlow(buf: Buffer, pkt: number): boolean;
   /** Whether the packet at buf[pkt] is of this run's connection: addresses and ports, whatever the label. */
@@ -78,6 +86,8 @@ abstract class FlowCoalescer implements Coalescer {
   private segSize = 0;
   private count = 0;
   protected closed = false;
+  /** The run is built where its first packet lies; later payloads are the caller's to gather. */
+  private inPlace = false;
 
   /**
    * @param proto PROTO_TCP or PROTO_UDP
@@ -108,13 +118,28 @@ abstract class FlowCoalescer implements Coalescer {
   start(out: Buffer, base: number, buf: Buffer, pkt: number, len: number, limit = out.length): void {
     if (base + len > limit || limit > out.length) throw new RangeError(`a ${len}-byte ${this.unit} does not fit its GRO room`);
     moveBytes(buf, pkt, pkt + len, out, base);
+    this.inPlace = false;
+    this.begun(out, base, len, limit);
+  }
+
+  startInPlace(buf: Buffer, pkt: number, len: number): void {
+    if (pkt < VNET_HDR_LEN) throw new RangeError(`no room for a virtio_net_hdr before a ${this.unit} at ${pkt}`);
+    this.inPlace = true;
+    this.begun(buf, pkt, len, Number.MAX_SAFE_INTEGER);
+  }
+
+  get headerLength(): number {
+    return this.hdrLen;
+  }
+
+  private begun(out: Buffer, base: number, len: number, limit: number): void {
     this.out = out;
     this.base = base;
     this.limit = limit;
     this.len = len;
     this.count = 1;
     this.closed = false;
-    this.hdrLen = this.begin(buf, pkt, len);
+    this.hdrLen = this.begin(out, base, len);
     this.segSize = len - this.hdrLen;
   }
 
@@ -160,7 +185,7 @@ abstract class FlowCoalescer implements Coalescer {
     const t = pkt + IPV6_HDR;
     const ot = b + IPV6_HDR;
     if (!this.joins(buf, t, ot)) return false;
-    moveBytes(buf, pkt + this.hdrLen, pkt + len, o, b + this.len);
+    if (!this.inPlace) moveBytes(buf, pkt + this.hdrLen, pkt + len, o, b + this.len);
     this.len += payload;
     this.count++;
     this.joined(buf, t, ot, payload);

@@ -12,6 +12,13 @@ export interface TunDevice {
   /** Writes the batch's first `n` IPv6 packets (offs, lens); errs[i] gets 0 or an errno. Returns how many were written. */
   write(batch: PacketBatch, n: number): number;
   /**
+   * Where the device can: writes frames gathered from pieces of the batch's arena, its first
+   * `entries` offs/lens laid end to end, frame f the next pieces[f] of them (pieces stop at a 0);
+   * errs[f] gets 0 or an errno per frame. Returns how many frames were written. OffloadTun
+   * writes a merged frame this way, straight from the received segments.
+   */
+  writeFrames?(batch: PacketBatch, entries: number, pieces: Int32Array): number;
+  /**
    * True while packets already taken from the kernel wait here for the next read() (an offloading
    * device cutting a super-packet): the fd will not say so, so the loop reads again before it sleeps.
    */

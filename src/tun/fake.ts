@@ -10,6 +10,29 @@ export class FakeTun extends Watchable implements TunDevice {
   /** Packets we wrote toward the kernel side. */
   readonly written: Buffer[] = [];
 
+  /**
+   * `gather: false` makes a device without writeFrames, as a TUN over an addon that predates
+   * it: an OffloadTun over it copies merged frames together instead.
+   */
+  constructor(options: { gather?: boolean } = {}) {
+    super();
+    if (options.gather !== false) {
+      this.writeFrames = (b, entries, pieces) => {
+        let e = 0;
+        let f = 0;
+        while (e < entries && pieces[f] > 0) {
+          const parts: Buffer[] = [];
+          for (const end = e + pieces[f]; e < end; e++) parts.push(b.arena.subarray(b.offs[e], b.offs[e] + b.lens[e]));
+          this.written.push(Buffer.concat(parts));
+          b.errs[f++] = 0;
+        }
+        return f;
+      };
+    }
+  }
+
+  writeFrames?: (b: PacketBatch, entries: number, pieces: Int32Array) => number;
+
   inject(...pkts: Buffer[]): void {
     this.inbound.push(...pkts);
     this.kick();

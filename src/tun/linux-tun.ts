@@ -42,7 +42,13 @@ export class LinuxTun extends FdEndpoint implements TunDevice {
     private readonly ringWanted: boolean,
   ) {
     super(fd);
+    const native = loadNative();
+    const writev = native.tunWritev;
+    if (writev) this.writeFrames = (b, entries, pieces) => writev(this.fd, b.arena, b.offs, b.lens, entries, b.errs, this.ringWanted, pieces);
   }
+
+  /** Frames gathered from pieces (TunDevice.writeFrames); absent where the addon predates it. */
+  readonly writeFrames?: (b: PacketBatch, entries: number, pieces: Int32Array) => number;
 
   /** Frames carry a virtio_net_hdr: wrap the device in OffloadTun. */
   get offload(): boolean {

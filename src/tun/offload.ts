@@ -72,7 +72,17 @@ export class OffloadTun implements TunDevice {
   private readonly qOffs = new Int32Array(2 * MAX_BATCH);
   private readonly qLens = new Int32Array(2 * MAX_BATCH);
   private readonly qErrs = new Int32Array(2 * MAX_BATCH);
-  private readonly qIsScratch = new Uint8Array(2 * MAX_BATCH);
+  /** 1: the frame of a run (in scratch, or gathered from the run's packets); 0: a lone packet in place. */
+  private readonly qIsRun = new Uint8Array(2 * MAX_BATCH);
+  /** The run (its slot) a run's frame was finished from, to list its pieces in a gather write. */
+  private readonly qRun = new Int32Array(2 * MAX_BATCH);
+  /** Gather write: frame f is the next pieces[f] entries of the list (ends at a 0). */
+  private readonly pieces = new Int32Array(MAX_BATCH + 1);
+  /**
+   * The device writes frames gathered from pieces (TunDevice.writeFrames): a run is merged where
+   * its packets were received, its frame written from there, and nothing is copied into scratch.
+   */
+  private readonly gather: boolean;
   private qCount = 0;
   /** Input packets whose frames are queued, and the frame of each input packet. */
   private readonly pendingInputs = new Int32Array(MAX_BATCH);
@@ -105,6 +115,7 @@ export class OffloadTun implements TunDevice {
   ) {
     this.name = device.name;
     this.udp = options.udp ?? false;
+    this.gather = typeof device.writeFrames === 'function';
     this.scratchOut = new PacketBatch(SCRATCH_FRAMES, SCRATCH_SLOT, 0, this.scratch);
   }
 
@@ -350,7 +361,8 @@ export class OffloadTun implements TunDevice {
       run = this.runs[0];
     }
     run.coalescer = kind === PROTO_UDP ? run.udp : run.tcp;
-    run.coalescer.start(this.scratch, run.slot * SCRATCH_SLOT + VNET_HDR_LEN, buf, off, len, (run.slot + 1) * SCRATCH_SLOT);
+    if (this.gather) run.coalescer.startInPlace(buf, off, len);
+    else run.coalescer.start(this.scratch, run.slot * SCRATCH_SLOT + VNET_HDR_LEN, buf, off, len, (run.slot + 1) * SCRATCH_SLOT);
     run.state = RunState.Open;
     run.startedAt = this.runClock++;
     run.count = 0;
@@ -365,25 +377,30 @@ export class OffloadTun implements TunDevice {
     const [off, len] = run.coalescer.finish();
     run.state = RunState.Finished;
     const q = this.queue(off, len, true);
+    this.qRun[q] = run.slot;
     for (let j = 0; j < run.count; j++) {
       this.frameOf[run.members[j]] = q;
       this.pendingInputs[this.pendingCount++] = run.members[j];
     }
   }
 
-  private queue(off: number, len: number, inScratch: boolean): number {
+  private queue(off: number, len: number, isRun: boolean): number {
     const q = this.qCount++;
     this.qOffs[q] = off;
     this.qLens[q] = len;
-    this.qIsScratch[q] = inScratch ? 1 : 0;
+    this.qIsRun[q] = isRun ? 1 : 0;
     return q;
   }
 
   /** Writes the queued frames, lone packets first, then merged ones (one device write each), and settles errs. */
   private flush(errs: Int32Array): void {
     if (this.qCount === 0) return;
-    this.writeFrames(this.inPlace!, 0);
-    this.writeFrames(this.scratchOut, 1);
+    if (this.gather) {
+      this.writeGathered();
+    } else {
+      this.writeQueued(this.inPlace!, 0);
+      this.writeQueued(this.scratchOut, 1);
+    }
     for (let j = 0; j < this.pendingCount; j++) {
       const p = this.pendingInputs[j];
       const e = this.qErrs[this.frameOf[p]];
@@ -395,10 +412,48 @@ export class OffloadTun implements TunDevice {
     for (const r of this.runs) if (r.state === RunState.Finished) r.state = RunState.Free;
   }
 
-  private writeFrames(out: PacketBatch, scratch: number): void {
+  /**
+   * One device call for every queued frame, lone packets first, then each run's frame as its first
+   * packet (headers edited, virtio_net_hdr in front) followed by the payloads of the rest, where
+   * they were received.
+   */
+  private writeGathered(): void {
+    const out = this.inPlace!;
+    const from = this.writeFrom!;
+    const { offs, lens } = from;
+    const pieces = this.pieces;
+    let e = 0;
+    let f = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let q = 0; q < this.qCount; q++) {
+        if (this.qIsRun[q] !== pass) continue;
+        out.offs[e] = this.qOffs[q];
+        if (pass === 0) {
+          out.lens[e++] = this.qLens[q];
+          pieces[f] = 1;
+        } else {
+          const run = this.runs[this.qRun[q]];
+          const hdr = run.coalescer.headerLength;
+          out.lens[e++] = VNET_HDR_LEN + lens[run.members[0]];
+          for (let j = 1; j < run.count; j++) {
+            const m = run.members[j];
+            out.offs[e] = offs[m] + hdr;
+            out.lens[e++] = lens[m] - hdr;
+          }
+          pieces[f] = run.count;
+        }
+        this.subIndex[f++] = q;
+      }
+    }
+    pieces[f] = 0;
+    this.device.writeFrames!(out, e, pieces);
+    for (let j = 0; j < f; j++) this.qErrs[this.subIndex[j]] = out.errs[j];
+  }
+
+  private writeQueued(out: PacketBatch, isRun: number): void {
     let k = 0;
     for (let q = 0; q < this.qCount; q++) {
-      if (this.qIsScratch[q] !== scratch) continue;
+      if (this.qIsRun[q] !== isRun) continue;
       out.offs[k] = this.qOffs[q];
       out.lens[k] = this.qLens[q];
       this.subIndex[k++] = q;
