@@ -6,12 +6,13 @@
  * the batched C forwarder of the same transport (c-batched for protocol 41, c-fou for FOU).
  *
  *   sudo node --import tsx bench/latency.ts [--runs 3] [--idle 60] [--busy 400] [--warm 300]
- *        [--only tun6in4,c-batched] [--engine-flags "--x --y"] [--tree DIR] [--out DIR] [--json]
+ *        [--only tun6in4,c-batched] [--engine-flags "--x --y"] [--tree DIR] [--base DIR] [--out DIR] [--json]
  *
  * `--warm N` sends N pings 10 ms apart first, so the engines' hot paths are compiled before
  * anything is measured (V8 reaches TurboFan after ~200 packets; a 60-probe idle run alone would
  * measure the interpreter). `--engine-flags` go to every tun6in4 forwarder; `--tree` runs the
- * engines from another checkout (a before/after pair: run this twice).
+ * engines from another checkout; `--base DIR` adds `base:tun6in4` and `base:tun6in4-fou`, the
+ * engines of the checkout at DIR, interleaved with the rest (a before/after pair in one run).
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { cpus, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
-import { A, B, forwarders, startEngine, type Forwarder } from './forwarders.js';
+import { A, B, engineRuns, forwarders, startEngine, type Forwarder } from './forwarders.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -30,6 +31,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string', default: 'tun6in4,c-batched,tun6in4-fou,c-fou,naive-node' },
     'engine-flags': { type: 'string', default: '' },
     tree: { type: 'string' },
+    base: { type: 'string' },
     out: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -38,6 +40,7 @@ const RUNS = Number(flags.runs);
 const IDLE = Number(flags.idle);
 const BUSY = Number(flags.busy);
 const WARM = Number(flags.warm);
+engineRuns.measureHeap = false;
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const tree = flags.tree ?? here('..');
 const extra = flags['engine-flags'].split(' ').filter(Boolean);
@@ -47,7 +50,10 @@ const all = forwarders(process.execPath, tree).map((f): Forwarder =>
     ? { ...f, start: (ns, e) => startEngine(process.execPath, tree, ns, e, [...(f.name.includes('fou') ? ['--encap', 'fou', '--encap-dport', '5555'] : []), ...extra]) }
     : f,
 );
-const chosen = flags.only.split(',').map((n) => {
+if (flags.base) {
+  for (const f of forwarders(process.execPath, flags.base)) if (f.name === 'tun6in4' || f.name === 'tun6in4-fou') all.push({ ...f, name: `base:${f.name}` });
+}
+const chosen = [...flags.only.split(','), ...(flags.base ? ['base:tun6in4', 'base:tun6in4-fou'] : [])].map((n) => {
   const f = all.find((x) => x.name === n);
   if (!f) throw new Error(`--only: no forwarder "${n}"; known: ${all.map((x) => x.name).join(', ')}`);
   return f;
@@ -116,11 +122,11 @@ const span = (n: string, k: keyof Sample) => {
 const yardstick = (n: string) => (n.includes('fou') ? 'c-fou' : 'c-batched');
 const ratio = (n: string, k: keyof Sample) => (samples.has(yardstick(n)) ? col(n, k) / col(yardstick(n), k) : null);
 const x = (v: number | null) => (v === null ? '–' : `${v.toFixed(2)}×`);
-const environment = { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version, date: new Date().toISOString(), tree, engineFlags: extra.join(' ') };
+const environment = { cpu: cpus()[0]?.model, cores: cpus().length, kernel: release(), node: process.version, date: new Date().toISOString(), tree, base: flags.base ?? null, engineFlags: extra.join(' ') };
 const md = [
   `# Latency (${environment.date})`,
   '',
-  `${environment.cpu}, ${environment.cores} cores, Linux ${environment.kernel}, Node ${environment.node}. ${RUNS} run(s) interleaved; per run ${WARM} warm-up pings 10 ms apart, ${IDLE} pings 250 ms apart (idle), ${BUSY} pings 5 ms apart (busy). Medians over runs (min–max), ratios to the batched C forwarder of the same transport.${extra.length ? ` Engine flags: ${extra.join(' ')}.` : ''}`,
+  `${environment.cpu}, ${environment.cores} cores, Linux ${environment.kernel}, Node ${environment.node}. ${RUNS} run(s) interleaved; per run ${WARM} warm-up pings 10 ms apart, ${IDLE} pings 250 ms apart (idle), ${BUSY} pings 5 ms apart (busy). Medians over runs (min–max), ratios to the batched C forwarder of the same transport.${flags.base ? ` base: = the engines of ${flags.base}.` : ''}${extra.length ? ` Engine flags: ${extra.join(' ')}.` : ''}`,
   '',
   '| forwarder | idle p50 ms | × C | idle p90 ms | busy p50 ms | busy p99 ms | × C |',
   '|---|---:|---:|---:|---:|---:|---:|',
