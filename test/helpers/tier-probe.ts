@@ -20,5 +20,6 @@ const a = new Int32Array(8).fill(3);
 let s = 0;
 for (let i = 0; i < calls; i++) s += work(a, i);
 const status = new Function('f', 'return %GetOptimizationStatus(f)') as (f: unknown) => number;
-// bit 4: optimised (by Maglev or TurboFan), in every V8 since 9
-console.log(JSON.stringify({ flags, optimized: (status(work) & 16) !== 0, s }));
+// optimised: bit 4 (kOptimized), 5 (kMaglevved) or 6 (kTurboFanned); V8 12+ sets only the
+// last two for a function Maglev or TurboFan compiled
+console.log(JSON.stringify({ flags, optimized: (status(work) & 0x70) !== 0, status: status(work), s }));
