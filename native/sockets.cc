@@ -208,6 +208,9 @@ ssize_t SendOne(int fd, struct msghdr* h) {
 
 namespace {
 
+// The outer TTL the engine sends with unless told otherwise (TTL_DEFAULT in src/encap/options.ts).
+constexpr int kPlainTtl = 64;
+
 // What a socket's sends go with, fixed when it opens (setSendOptions), so a send names only the
 // socket, the batch and its runs.
 struct SendOptions {
@@ -218,6 +221,8 @@ struct SendOptions {
   bool csumGsoOnly; // the socket sends zero checksums: turn them on for GSO messages only
   napi_ref stats;   // an Int32Array: stats[0] += GSO messages refused as a whole and resent packet by packet
   napi_env env;
+  int plainTtl;     // the TTL and TOS the socket (and its DF-clear one) sends with when a message
+  int plainTos;     //   names none: such messages go without ancillary data (-1: always name them)
 };
 // By fd, grown as fds grow. A plain array: std::vector's libstdc++ symbols would raise the prebuilds' floor.
 SendOptions* send_options = nullptr;
@@ -278,6 +283,15 @@ Napi::Value SetSendOptions(const Napi::CallbackInfo& info) {
   so.csumGsoOnly = o.Get("checksumGsoOnly").ToBoolean().Value();
   so.env = env;
   if (statsData) napi_create_reference(env, stats, 1, &so.stats);
+  // The TTL and TOS most packets leave with, set on the socket itself so that a message with
+  // these needs no IP_TTL/IP_TOS ancillary data, which the kernel would parse per message. Set,
+  // not read: a socket that never set IP_TTL follows the sysctl, which may change under it.
+  int ttl = kPlainTtl, tos = 0;
+  bool pinned = setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) == 0 && setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos) == 0;
+  if (pinned && so.dfClearFd >= 0)
+    pinned = setsockopt(so.dfClearFd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) == 0 && setsockopt(so.dfClearFd, IPPROTO_IP, IP_TOS, &tos, sizeof tos) == 0;
+  so.plainTtl = pinned ? ttl : -1;
+  so.plainTos = pinned ? tos : -1;
   return env.Undefined();
 }
 
@@ -325,6 +339,8 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   const bool csumToggle = so->csumGsoOnly;
   SendState& s = send_state;
   const bool toggle = so->toggleDf;
+  const int plainTtl = so->plainTtl;
+  const int plainTos = so->plainTos;
   int nm = 0;
   for (int i = 0; i < a.n;) {
     int k = !withRuns ? 1 : (static_cast<size_t>(nm) < runsLen ? runs[nm] : 0);
@@ -370,15 +386,19 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     struct cmsghdr* c = nullptr;
     int ttl = (fields[f] >> kOuterTtlShift) & 0xff;
     int tos = (fields[f] >> kOuterTosShift) & 0xff;
-    AddCmsg(h, &c, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
-    AddCmsg(h, &c, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
-    size_t used = 2 * CMSG_SPACE(sizeof(int));
+    size_t used = 0;
+    if (ttl != plainTtl || tos != plainTos) {
+      AddCmsg(h, &c, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+      AddCmsg(h, &c, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+      used = 2 * CMSG_SPACE(sizeof(int));
+    }
     if (s.count[m] > 1) {
       uint16_t seg = static_cast<uint16_t>(a.lens[f]);
       AddCmsg(h, &c, SOL_UDP, UDP_SEGMENT, &seg, sizeof seg);
       used += CMSG_SPACE(sizeof seg);
     }
     h->msg_controllen = used;
+    if (used == 0) h->msg_control = nullptr;
   }
   int m = 0, sent = 0, retried = -1;
   int socketPmtu = IP_PMTUDISC_WANT;  // what a toggled socket stands at between calls
@@ -424,7 +444,9 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
       // would have fragmented each packet sent alone; older kernels say EINVAL): send them so.
       CountGsoFallback(so);
       struct msghdr* h = &s.msgs[m].msg_hdr;
-      h->msg_controllen = 2 * CMSG_SPACE(sizeof(int));  // TTL and TOS, without UDP_SEGMENT
+      // TTL and TOS where the message names them, without UDP_SEGMENT (always the last)
+      h->msg_controllen -= CMSG_SPACE(sizeof(uint16_t));
+      if (h->msg_controllen == 0) h->msg_control = nullptr;
       h->msg_iovlen = 1;
       if (toggle) setPmtu(fd, PmtuFor(s.pmtus[m] != IP_PMTUDISC_DONT, 1));
       bool full = false;

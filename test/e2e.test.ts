@@ -63,9 +63,13 @@ describe.runIf(canRun)('6in4 engine against the kernel', () => {
 
   it('R05/R10/R13: outer TTL, TOS and DF on the wire are what --ttl, --tos and --pmtu ask for', async () => {
     const wan = lab.host('wan');
+    // the broker's default TTL is set on its socket, not left to the namespace's sysctl (the
+    // addon sends it without per-packet ancillary data)
+    await lab.host('broker').exec('sysctl', ['-qw', 'net.ipv4.ip_default_ttl=99']);
     const done = await startCapture(wan, 'to-client', 'ip proto 41 and ip[6:2] & 0x1fff = 0', 4, 10_000);
     await ping6(lab.host('client'), '2001:db8:1::1', { count: 2 });
     const cap = await done.result;
+    await lab.host('broker').exec('sysctl', ['-qw', 'net.ipv4.ip_default_ttl=64']);
     expect(cap.linkType).toBe('ETHERNET');
     const fromClient = cap.packets.filter((f) => f.readUInt32BE(ETH + 12) === 0xc0000201);
     const fromBroker = cap.packets.filter((f) => f.readUInt32BE(ETH + 12) === 0xc6336401);
