@@ -12,6 +12,7 @@ import './deprecated.js';
 // The loop: batches from a TunDevice through the Encapsulator to an OuterTransport, and back.
 export { TunnelEngine, type EngineOptions, type RxInterceptor } from './engine/engine.js';
 export type { TunnelPolicy } from './engine/policy.js';
+export { tierUpEarly } from './engine/tiering.js';
 // What the loop, the devices, the transports and the addon pass a batch of packets in.
 export { PacketBatch, BatchColumn } from './io/batch.js';
 export { SLOT_HEADROOM, SLOT_SIZE, MAX_BATCH } from './io/slots.js';
