@@ -7,7 +7,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Namespace } from '../src/lab/netns.js';
+import type { Namespace, NamespaceSet } from '../src/lab/netns.js';
 import { queryControl } from '../src/daemon/control.js';
 
 const TSX = import.meta.resolve('tsx');
@@ -255,3 +255,20 @@ export async function startC(ns: Namespace, e: End, batch: number, variant?: Var
   return c;
 }
 
+/**
+ * Two namespaces joined by a veth (192.0.2.1 and .2) with one forwarder at each end; the
+ * forwarders' processes (none for the kernel) are pushed to `procs` as they start, so a caller's
+ * `finally` can stop them even when the second fails to start.
+ */
+export async function startPair(set: NamespaceSet, fw: Forwarder, procs: ChildProcess[]): Promise<{ a: Namespace; b: Namespace }> {
+  const a = await set.add('a');
+  const b = await set.add('b');
+  await set.link(a, 'eth0', b, 'eth0');
+  await a.ip(['addr', 'add', `${A.local}/24`, 'dev', 'eth0']);
+  await b.ip(['addr', 'add', `${B.local}/24`, 'dev', 'eth0']);
+  for (const [ns, e] of [[a, A], [b, B]] as const) {
+    const p = await fw.start(ns, e);
+    if (p) procs.push(p);
+  }
+  return { a, b };
+}

@@ -20,7 +20,7 @@ import { cpus, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { NamespaceSet, removeStaleNamespaces, type Namespace } from '../src/lab/netns.js';
-import { A, B, engineRuns, forwarders, startEngine, type Forwarder } from './forwarders.js';
+import { engineRuns, forwarders, startEngine, startPair, type Forwarder } from './forwarders.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -80,15 +80,7 @@ async function measure(fw: Forwarder): Promise<Sample> {
   const set = new NamespaceSet('lat');
   const procs: ChildProcess[] = [];
   try {
-    const a = await set.add('a');
-    const b = await set.add('b');
-    await set.link(a, 'eth0', b, 'eth0');
-    await a.ip(['addr', 'add', `${A.local}/24`, 'dev', 'eth0']);
-    await b.ip(['addr', 'add', `${B.local}/24`, 'dev', 'eth0']);
-    for (const [ns, e] of [[a, A], [b, B]] as const) {
-      const p = await fw.start(ns, e);
-      if (p) procs.push(p);
-    }
+    const { a } = await startPair(set, fw, procs);
     if (WARM) await pings(a, WARM, 0.01);
     const idle = await pings(a, IDLE, 0.25);
     const busy = await pings(a, BUSY, 0.005);

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { NamespaceSet, removeStaleNamespaces, runCapture, type Namespace } from '../src/lab/netns.js';
 import { udpBulk } from '../src/lab/probes.js';
-import { A, B, crossings, forwarders, gcLog, type Forwarder } from './forwarders.js';
+import { crossings, forwarders, gcLog, startPair, type Forwarder } from './forwarders.js';
 import { renderChart } from './chart.js';
 
 const { values: flags } = parseArgs({
@@ -108,15 +108,7 @@ async function measure(fw: Forwarder, withSyscalls: boolean): Promise<Sample> {
   const set = new NamespaceSet('bench');
   const procs: ChildProcess[] = [];
   try {
-    const a = await set.add('a');
-    const b = await set.add('b');
-    await set.link(a, 'eth0', b, 'eth0');
-    await a.ip(['addr', 'add', `${A.local}/24`, 'dev', 'eth0']);
-    await b.ip(['addr', 'add', `${B.local}/24`, 'dev', 'eth0']);
-    for (const [ns, e] of [[a, A], [b, B]] as const) {
-      const p = await fw.start(ns, e);
-      if (p) procs.push(p);
-    }
+    const { a, b } = await startPair(set, fw, procs);
     const server = b.spawn('iperf3', ['-s', '-B', '2001:db8:1::1']);
     await new Promise((r) => setTimeout(r, 500));
     const iperf = (args: string[]) => a.exec('iperf3', ['-6', '-c', '2001:db8:1::1', '-t', String(SECONDS), '-J', ...args], { timeoutMs: (SECONDS + 30) * 1000 });
